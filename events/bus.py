@@ -1,0 +1,354 @@
+"""The bus: one JetStream stream (``LAB``) holding every event, plus commands.
+
+Contract:
+- ``publish`` stores an event once: its id is the ``Nats-Msg-Id``, so a retried
+  publish inside the duplicate window is not stored twice. It returns the
+  stream sequence. With ``expected_last_subject_seq`` the write succeeds only
+  if the subject's last stored message has that sequence (0: subject empty);
+  otherwise :class:`ConcurrencyConflict` is raised.
+- ``publish_batch`` pipelines publishes (``publish_async``) for bursts.
+- ``replay`` delivers, in order, events matching a filter from a sequence or
+  time, and returns once caught up (or keeps following).
+- ``consume`` runs a durable consumer with explicit acks: a handler that keeps
+  failing, or bytes that do not decode, end up as a ``bus.rejected`` event
+  with the reason instead of blocking the consumer or vanishing.
+- The connection reconnects forever after a NATS restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js import api as js_api
+from nats.js.errors import APIError, NotFoundError
+
+from events.catalogue.bus import EventRejected
+from events.codec import InvalidEvent, decode, encode
+from events.envelope import Event, new_event
+from events.settings import STREAM_NAME, BusSettings
+from events.subjects import ALL_EVENTS, event_subject, run_of
+
+log = logging.getLogger(__name__)
+
+WRONG_LAST_SEQUENCE = 10071
+_REDELIVERY_DELAY_S = 0.5
+
+
+class ConcurrencyConflict(Exception):
+    """The subject moved on since it was read: reload and retry, or give up."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """An event as read from the stream, with where it sits."""
+
+    event: Event
+    seq: int
+    subject: str
+    num_delivered: int = 1
+
+
+Handler = Callable[[Delivered], Awaitable[None]]
+InvalidHandler = Callable[[InvalidEvent, int, str], Awaitable[None]]
+
+
+def stream_config(settings: BusSettings) -> js_api.StreamConfig:
+    return js_api.StreamConfig(
+        name=STREAM_NAME,
+        subjects=[ALL_EVENTS],
+        storage=js_api.StorageType.FILE,
+        retention=js_api.RetentionPolicy.LIMITS,
+        max_age=settings.stream_max_age_s,
+        max_bytes=settings.stream_max_bytes,
+        duplicate_window=settings.stream_duplicate_window_s,
+        allow_direct=True,
+    )
+
+
+class Replay:
+    """A running ordered replay. ``caught_up`` is set once the history is delivered."""
+
+    def __init__(self) -> None:
+        self.caught_up = asyncio.Event()
+        self.delivered = 0
+        self.last_seq = 0
+        self._sub: Any = None
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            sub, self._sub = self._sub, None
+            try:
+                await sub.unsubscribe()
+            except Exception as exc:  # connection already closed: nothing to undo
+                log.debug("replay unsubscribe: %s", exc)
+
+
+class Bus:
+    """An open connection to the lab's NATS, speaking in events."""
+
+    def __init__(self, nc: Client, settings: BusSettings, source: str) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(timeout=10.0)
+        self.settings = settings
+        self.source = source
+
+    # -- connection -------------------------------------------------------
+
+    @classmethod
+    async def connect(
+        cls,
+        settings: BusSettings | None = None,
+        *,
+        source: str,
+        ensure_stream: bool = True,
+        connect_timeout_s: float = 10.0,
+    ) -> Bus:
+        settings = settings or BusSettings()
+
+        async def on_disconnect() -> None:
+            log.warning("nats disconnected source=%s", source)
+
+        async def on_reconnect() -> None:
+            log.info("nats reconnected source=%s", source)
+
+        async def on_error(exc: Exception) -> None:
+            log.debug("nats error source=%s error=%s", source, exc)
+
+        nc = await nats.connect(
+            settings.nats_url,
+            name=source,
+            connect_timeout=connect_timeout_s,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            allow_reconnect=True,
+            disconnected_cb=on_disconnect,
+            reconnected_cb=on_reconnect,
+            error_cb=on_error,
+        )
+        bus = cls(nc, settings, source)
+        if ensure_stream:
+            await bus.ensure_stream()
+        return bus
+
+    async def ensure_stream(self) -> None:
+        config = stream_config(self.settings)
+        try:
+            await self.js.stream_info(STREAM_NAME)
+        except NotFoundError:
+            try:
+                await self.js.add_stream(config)
+            except APIError as exc:  # created concurrently by another service
+                if exc.err_code != 10058:
+                    raise
+            return
+        await self.js.update_stream(config)
+
+    async def close(self) -> None:
+        if self.nc.is_closed:
+            return
+        try:
+            await self.nc.drain()
+        except Exception as exc:  # draining a broken connection: close instead
+            log.debug("drain failed: %s", exc)
+            await self.nc.close()
+
+    # -- writing ----------------------------------------------------------
+
+    def event(self, data: Any, *, run: str, **kwargs: Any) -> Event:
+        """A new event from this bus's source."""
+        return new_event(data, run=run, source=self.source, **kwargs)
+
+    async def publish(self, event: Event, *, expected_last_subject_seq: int | None = None) -> int:
+        headers = {"Nats-Msg-Id": event.id}
+        if expected_last_subject_seq is not None:
+            headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_subject_seq)
+        try:
+            ack = await self.js.publish(
+                event_subject(event), encode(event), stream=STREAM_NAME, headers=headers
+            )
+        except APIError as exc:
+            if exc.err_code == WRONG_LAST_SEQUENCE:
+                raise ConcurrencyConflict(exc.description or "wrong last sequence") from exc
+            raise
+        return ack.seq
+
+    async def publish_batch(self, events: Sequence[Event]) -> list[int]:
+        """Publish many events pipelined; returns their sequences in order."""
+        futures = [
+            await self.js.publish_async(
+                event_subject(e), encode(e), stream=STREAM_NAME, headers={"Nats-Msg-Id": e.id}
+            )
+            for e in events
+        ]
+        acks = await asyncio.gather(*futures)
+        return [ack.seq for ack in acks]
+
+    # -- reading ----------------------------------------------------------
+
+    async def last_seq(self) -> int:
+        info = await self.js.stream_info(STREAM_NAME)
+        return info.state.last_seq
+
+    async def read_subject(self, subject: str) -> list[Delivered]:
+        """Every stored message on one exact subject, in order (a ticket's history)."""
+        out: list[Delivered] = []
+        seq = 1
+        while True:
+            try:
+                raw = await self.js.get_msg(STREAM_NAME, seq=seq, subject=subject, next=True)
+            except NotFoundError:
+                return out
+            decoded = decode(raw.data or b"")
+            if isinstance(decoded, Event):
+                out.append(Delivered(decoded, raw.seq or 0, subject))
+            else:
+                log.warning("skipping invalid event subject=%s seq=%s reason=%s",
+                            subject, raw.seq, decoded.reason)
+            seq = (raw.seq or 0) + 1
+
+    async def replay(
+        self,
+        filter_subject: str,
+        handler: Handler,
+        *,
+        from_seq: int | None = None,
+        from_time: datetime | None = None,
+        follow: bool = False,
+        on_invalid: InvalidHandler | None = None,
+    ) -> Replay:
+        """Deliver matching events in stream order through an ordered consumer.
+
+        Without ``follow`` this returns after the last stored match has been
+        handled. With ``follow`` it returns at once; ``caught_up`` tells when the
+        history has been delivered, and delivery continues until ``stop()``.
+        """
+        replay = Replay()
+        config = js_api.ConsumerConfig(
+            filter_subject=filter_subject,
+            deliver_policy=js_api.DeliverPolicy.ALL,
+            inactive_threshold=60.0,
+        )
+        if from_seq is not None and from_seq > 1:
+            config.deliver_policy = js_api.DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = from_seq
+        elif from_time is not None:
+            config.deliver_policy = js_api.DeliverPolicy.BY_START_TIME
+            config.opt_start_time = from_time
+
+        async def on_msg(msg: Msg) -> None:
+            meta = msg.metadata
+            seq = meta.sequence.stream
+            decoded = decode(msg.data)
+            if isinstance(decoded, Event):
+                await handler(Delivered(decoded, seq, msg.subject))
+            elif on_invalid is not None:
+                await on_invalid(decoded, seq, msg.subject)
+            else:
+                log.warning("replay skipped invalid event seq=%s reason=%s", seq, decoded.reason)
+            replay.delivered += 1
+            replay.last_seq = seq
+            if meta.num_pending == 0:
+                replay.caught_up.set()
+
+        sub = await self.js.subscribe(
+            filter_subject,
+            stream=STREAM_NAME,
+            cb=on_msg,
+            ordered_consumer=True,
+            config=config,
+            idle_heartbeat=2.0,
+            pending_msgs_limit=1_000_000,
+            pending_bytes_limit=1024**3,
+        )
+        replay._sub = sub
+        info = await sub.consumer_info()
+        if info.num_pending == 0 and info.delivered.consumer_seq == 0:
+            replay.caught_up.set()
+        if not follow:
+            await replay.caught_up.wait()
+            await replay.stop()
+        return replay
+
+    async def consume(
+        self,
+        durable: str,
+        filter_subject: str,
+        handler: Handler,
+        *,
+        deliver_new_only: bool = False,
+    ) -> Any:
+        """Run a durable, explicitly acknowledged consumer; returns its subscription.
+
+        The handler is called once per message, in order. If it raises, the
+        message is redelivered (up to ``max_deliver`` times), then recorded as
+        ``bus.rejected`` and dropped from the consumer.
+        """
+        max_deliver = self.settings.max_deliver
+        config = js_api.ConsumerConfig(
+            durable_name=durable,
+            filter_subject=filter_subject,
+            ack_policy=js_api.AckPolicy.EXPLICIT,
+            ack_wait=self.settings.ack_wait_s,
+            max_deliver=max_deliver,
+            deliver_policy=(
+                js_api.DeliverPolicy.NEW if deliver_new_only else js_api.DeliverPolicy.ALL
+            ),
+            max_ack_pending=1000,
+        )
+
+        async def on_msg(msg: Msg) -> None:
+            meta = msg.metadata
+            seq = meta.sequence.stream
+            decoded = decode(msg.data)
+            if isinstance(decoded, InvalidEvent):
+                await self._reject(durable, msg.subject, seq, decoded.reason, decoded.preview)
+                await msg.term()
+                return
+            try:
+                await handler(Delivered(decoded, seq, msg.subject, meta.num_delivered))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("handler failed consumer=%s seq=%s attempt=%s",
+                              durable, seq, meta.num_delivered)
+                if meta.num_delivered >= max_deliver:
+                    if decoded.type != EventRejected.TYPE:
+                        await self._reject(durable, msg.subject, seq,
+                                           f"handler failed {max_deliver} times: {exc!r}",
+                                           msg.data[:200].decode("utf-8", "replace"))
+                    await msg.term()
+                else:
+                    await msg.nak(delay=_REDELIVERY_DELAY_S)
+                return
+            await msg.ack()
+
+        return await self.js.subscribe(
+            filter_subject,
+            durable=durable,
+            stream=STREAM_NAME,
+            cb=on_msg,
+            manual_ack=True,
+            config=config,
+        )
+
+    async def _reject(self, consumer: str, subject: str, seq: int, reason: str, raw: str) -> None:
+        log.warning("rejected consumer=%s subject=%s seq=%s reason=%s",
+                    consumer, subject, seq, reason)
+        run = run_of(subject) or "unknown"
+        event = self.event(
+            EventRejected(consumer=consumer, subject=subject, seq=seq, reason=reason, raw=raw),
+            run=run,
+        )
+        try:
+            await self.publish(event)
+        except Exception:  # the rejection record is best effort; the log line remains
+            log.exception("could not record rejection seq=%s", seq)

@@ -1,0 +1,86 @@
+"""The event catalogue: one module per domain, one pydantic model per event type.
+
+Types are never renamed silently: a new meaning gets a new type, an
+incompatible schema change bumps the payload's ``VERSION``.
+"""
+
+from events.catalogue.agent import (
+    AgentLlmRequest,
+    AgentLlmResponse,
+    AgentSessionFinished,
+    AgentSessionStarted,
+    AgentThought,
+    AgentToolCall,
+    AgentToolResult,
+)
+from events.catalogue.bus import EventRejected
+from events.catalogue.chaos import (
+    FaultEffective,
+    FaultFailed,
+    FaultInjected,
+    FaultRequested,
+    FaultReverted,
+)
+from events.catalogue.director import ChapterFinished, ChapterStarted, ScenarioRestarted
+from events.catalogue.inv import InvariantCleared, InvariantViolated
+from events.catalogue.obs import BackendView, CounterView, NodeView, ObsSnapshot
+from events.catalogue.run import RunFinished, RunStarted
+from events.catalogue.svc import ServiceHeartbeat, ServiceStarted, ServiceStopping
+from events.catalogue.ticket import (
+    TicketActionExecuted,
+    TicketActionRequested,
+    TicketClaimed,
+    TicketDiagnosed,
+    TicketEscalated,
+    TicketOpened,
+    TicketPayload,
+    TicketRecurred,
+    TicketReopened,
+    TicketResolved,
+    TicketVerified,
+)
+from events.catalogue.workload import KeyStats, NodeStats, WorkloadStats
+
+__all__ = [
+    "AgentLlmRequest",
+    "AgentLlmResponse",
+    "AgentSessionFinished",
+    "AgentSessionStarted",
+    "AgentThought",
+    "AgentToolCall",
+    "AgentToolResult",
+    "BackendView",
+    "ChapterFinished",
+    "ChapterStarted",
+    "CounterView",
+    "EventRejected",
+    "FaultEffective",
+    "FaultFailed",
+    "FaultInjected",
+    "FaultRequested",
+    "FaultReverted",
+    "InvariantCleared",
+    "InvariantViolated",
+    "KeyStats",
+    "NodeStats",
+    "NodeView",
+    "ObsSnapshot",
+    "RunFinished",
+    "RunStarted",
+    "ScenarioRestarted",
+    "ServiceHeartbeat",
+    "ServiceStarted",
+    "ServiceStopping",
+    "TicketActionExecuted",
+    "TicketActionRequested",
+    "TicketClaimed",
+    "TicketDiagnosed",
+    "TicketEscalated",
+    "TicketOpened",
+    "TicketPayload",
+    "TicketRecurred",
+    "TicketReopened",
+    "TicketResolved",
+    "TicketVerified",
+    "WorkloadStats",
+]

@@ -1,0 +1,28 @@
+"""``director.*``: the narrated chapters of a scenario."""
+
+from events.envelope import Payload
+
+
+class ChapterStarted(Payload):
+    TYPE = "director.chapter_started"
+    scenario: str
+    index: int
+    total: int
+    chapter: str
+    title: str
+    narration: str
+    advance: str = ""
+    timeout_s: float | None = None
+
+
+class ChapterFinished(Payload):
+    TYPE = "director.chapter_finished"
+    scenario: str
+    index: int
+    chapter: str
+    reason: str
+
+
+class ScenarioRestarted(Payload):
+    TYPE = "director.scenario_restarted"
+    scenario: str

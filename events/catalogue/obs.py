@@ -1,0 +1,54 @@
+"""``obs.snapshot``: what the monitor saw of the subject at one instant.
+
+The shape is subject-neutral: nodes with a status, the shared backend's health,
+and keyed counters against their limits. ``ok=False`` means the observation
+itself failed (``error`` says why): an invariant must treat that as blindness,
+never as health.
+"""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from events.envelope import Payload, utcnow
+
+
+class NodeView(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    node: str
+    url: str = ""
+    status: Literal["up", "down"]
+    last_seen: datetime | None = None
+    pid: int | None = None
+    detail: str = ""
+
+
+class BackendView(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    ok: bool
+    latency_ms: float | None = None
+    error: str | None = None
+    info: dict[str, Any] = {}
+
+
+class CounterView(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    key: str
+    count: int
+    limit: int
+    window_s: float
+    future_entries: int = 0
+
+
+class ObsSnapshot(Payload):
+    TYPE = "obs.snapshot"
+    subject: str
+    ok: bool
+    error: str | None = None
+    observed_at: datetime = Field(default_factory=utcnow)
+    duration_ms: float = 0.0
+    nodes: list[NodeView] = []
+    backend: BackendView | None = None
+    counters: list[CounterView] = []

