@@ -1,0 +1,164 @@
+"""The ``Ticket`` aggregate: the ticket lifecycle, enforced.
+
+An ``eventsourcing`` aggregate whose events carry the catalogue's pydantic
+payloads (``events.catalogue.ticket``). Commands check the transition against
+the current state and raise :class:`IllegalTransition` when it is not allowed;
+a legal command triggers one event, which mutates the state through the same
+fold the ticket log uses (``state.apply_event``).
+
+Lifecycle::
+
+    open --claim--> claimed --diagnose--> diagnosed --act--> remediating --verify--> verified
+      |                  \\___________________ (any active state) ____________________/ |
+      |                                   escalate -> escalated          resolve(agent) -> resolved
+      +--resolve(self-healed)--> resolved
+    resolved | escalated --reopen--> open
+
+An active ticket whose lease has expired may be claimed again by another agent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+from events import (
+    TicketActionExecuted,
+    TicketActionRequested,
+    TicketClaimed,
+    TicketDiagnosed,
+    TicketEscalated,
+    TicketOpened,
+    TicketPayload,
+    TicketRecurred,
+    TicketReopened,
+    TicketResolved,
+    TicketVerified,
+)
+from events.envelope import utcnow
+from projections.tickets.state import ACTIVE, TERMINAL, TicketState, TicketStatus, apply_event
+
+_NAMESPACE = uuid.UUID("6f1c9c4e-1d1a-4a43-9a55-0c2b7f0e8a11")
+
+
+class IllegalTransition(Exception):
+    """The command is not allowed in the ticket's current state."""
+
+
+def aggregate_id(ticket_id: str) -> uuid.UUID:
+    """The aggregate's UUID, derived from the (subject-safe) ticket id."""
+    return uuid.uuid5(_NAMESPACE, ticket_id)
+
+
+class Ticket(Aggregate):
+    """One ticket. ``state`` is its current :class:`TicketState`."""
+
+    class Opened(Aggregate.Created):
+        payload: TicketOpened
+
+    class Recorded(Aggregate.Event):
+        """Any event after opening; ``payload`` says which."""
+
+        payload: TicketPayload
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.state = apply_event(aggregate.state, self.payload, self.timestamp,
+                                          aggregate.state.run)
+
+    def __init__(self, payload: TicketOpened) -> None:
+        self.state = apply_event(None, payload, utcnow())
+
+    # -- creation -----------------------------------------------------------
+
+    @classmethod
+    def open(cls, payload: TicketOpened, *, run: str = "", at: datetime | None = None) -> Ticket:
+        ticket = cls._create(cls.Opened, id=aggregate_id(payload.ticket_id), payload=payload,
+                             timestamp=at)
+        ticket.state = apply_event(None, payload, ticket.created_on, run)
+        return ticket
+
+    # -- reading ------------------------------------------------------------
+
+    @property
+    def ticket_id(self) -> str:
+        return self.state.ticket_id
+
+    @property
+    def status(self) -> TicketStatus:
+        return self.state.status
+
+    # -- commands -------------------------------------------------------------
+
+    def recur(self, evidence: dict[str, Any]) -> None:
+        self._require_not(TERMINAL, "recur")
+        self._record(TicketRecurred(ticket_id=self.ticket_id, evidence=evidence))
+
+    def claim(self, agent: str, policy: str, lease_until: datetime, now: datetime | None = None) -> None:
+        now = now or utcnow()
+        if not self.state.claimable(now):
+            holder = f" held by {self.state.claimed_by}" if self.state.claimed_by else ""
+            raise IllegalTransition(f"{self.ticket_id} is {self.status}{holder}: cannot claim")
+        self._record(TicketClaimed(ticket_id=self.ticket_id, agent=agent, policy=policy,
+                                   lease_until=lease_until))
+
+    def diagnose(self, agent: str, hypothesis: str, evidence: dict[str, Any]) -> None:
+        self._require_holder(agent, "diagnose")
+        self._record(TicketDiagnosed(ticket_id=self.ticket_id, hypothesis=hypothesis,
+                                     evidence=evidence))
+
+    def request_action(self, agent: str, action_id: str, tool: str, args: dict[str, Any]) -> None:
+        self._require_holder(agent, "request an action on")
+        self._record(TicketActionRequested(ticket_id=self.ticket_id, action_id=action_id,
+                                           tool=tool, args=args))
+
+    def record_action(self, agent: str, action_id: str, tool: str, args: dict[str, Any],
+                      ok: bool, result: Any) -> None:
+        self._require_holder(agent, "record an action on")
+        self._record(TicketActionExecuted(ticket_id=self.ticket_id, action_id=action_id,
+                                          tool=tool, args=args, ok=ok, result=result))
+
+    def verify(self, agent: str, evidence: dict[str, Any]) -> None:
+        self._require_holder(agent, "verify")
+        self._record(TicketVerified(ticket_id=self.ticket_id, evidence=evidence))
+
+    def resolve_by_agent(self, agent: str, note: str = "") -> None:
+        self._require_holder(agent, "resolve")
+        if self.status != TicketStatus.VERIFIED:
+            raise IllegalTransition(f"{self.ticket_id} is {self.status}: verify before resolving")
+        self._record(TicketResolved(ticket_id=self.ticket_id, by="agent", agent=agent, note=note))
+
+    def resolve_self_healed(self, note: str = "") -> None:
+        if self.status != TicketStatus.OPEN:
+            raise IllegalTransition(
+                f"{self.ticket_id} is {self.status}: only an unclaimed ticket self-heals")
+        self._record(TicketResolved(ticket_id=self.ticket_id, by="self-healed", note=note))
+
+    def escalate(self, reason: str, agent: str | None = None) -> None:
+        self._require_not(TERMINAL, "escalate")
+        if agent is not None and self.status in ACTIVE and self.state.claimed_by != agent:
+            raise IllegalTransition(f"{self.ticket_id} is held by {self.state.claimed_by}, not {agent}")
+        self._record(TicketEscalated(ticket_id=self.ticket_id, reason=reason, agent=agent))
+
+    def reopen(self, reason: str) -> None:
+        if self.status not in TERMINAL:
+            raise IllegalTransition(f"{self.ticket_id} is {self.status}: only a closed ticket reopens")
+        self._record(TicketReopened(ticket_id=self.ticket_id, reason=reason))
+
+    # -- internals ------------------------------------------------------------
+
+    def _record(self, payload: TicketPayload, at: datetime | None = None) -> None:
+        self.trigger_event(self.Recorded, payload=payload, timestamp=at)
+
+    def _require_not(self, statuses: frozenset[TicketStatus], verb: str) -> None:
+        if self.status in statuses:
+            raise IllegalTransition(f"{self.ticket_id} is {self.status}: cannot {verb}")
+
+    def _require_holder(self, agent: str, verb: str) -> None:
+        if self.status not in ACTIVE:
+            raise IllegalTransition(f"{self.ticket_id} is {self.status}: cannot {verb}")
+        if self.state.claimed_by != agent:
+            raise IllegalTransition(
+                f"{self.ticket_id} is held by {self.state.claimed_by}: {agent} cannot {verb}")

@@ -1,0 +1,77 @@
+"""JetStream as the tickets' event store.
+
+``save`` publishes a ticket's pending events on ``lab.<run>.ticket.<id>`` with
+``Nats-Expected-Last-Subject-Sequence`` = the sequence it was loaded at, so two
+writers racing on one ticket cannot both win: the loser gets
+:class:`~events.bus.ConcurrencyConflict`. ``load`` reads the subject and
+rebuilds the aggregate. ``update`` is load → command → save, retried on a
+conflict with fresh state (the command may then raise IllegalTransition,
+which is the right answer to a lost race).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from events import Event
+from events.bus import Bus, ConcurrencyConflict
+from events.subjects import ticket_subject
+from projections.tickets.aggregate import Ticket
+from projections.tickets.mapper import replay_ticket, to_envelope
+
+log = logging.getLogger(__name__)
+
+
+class TicketNotFound(LookupError):
+    pass
+
+
+@dataclass
+class Loaded:
+    """A ticket and the subject sequence it was read at."""
+
+    ticket: Ticket
+    last_seq: int
+
+
+class TicketStore:
+    def __init__(self, bus: Bus, run: str) -> None:
+        self.bus = bus
+        self.run = run
+        self._seqs: dict[str, int] = {}
+
+    async def load(self, ticket_id: str) -> Ticket:
+        history = await self.bus.read_subject(ticket_subject(self.run, ticket_id))
+        ticket = replay_ticket([d.event for d in history], self.run)
+        if ticket is None:
+            raise TicketNotFound(ticket_id)
+        self._seqs[ticket_id] = history[-1].seq
+        return ticket
+
+    async def save(self, ticket: Ticket, *, causation: str | None = None) -> list[Event]:
+        """Publish pending events; returns them as stored. Raises ConcurrencyConflict."""
+        expected = self._seqs.get(ticket.ticket_id, 0)
+        stored: list[Event] = []
+        for domain_event in ticket.collect_events():
+            event = to_envelope(domain_event, run=self.run, source=self.bus.source,
+                                causation=causation)
+            expected = await self.bus.publish(event, expected_last_subject_seq=expected)
+            stored.append(event)
+        self._seqs[ticket.ticket_id] = expected
+        return stored
+
+    async def update(self, ticket_id: str, command: Callable[[Ticket], None], *,
+                     causation: str | None = None, attempts: int = 3) -> list[Event]:
+        """Load, apply ``command``, save; on a conflict retry with fresh state."""
+        for attempt in range(1, attempts + 1):
+            ticket = await self.load(ticket_id)
+            command(ticket)
+            try:
+                return await self.save(ticket, causation=causation)
+            except ConcurrencyConflict:
+                log.info("ticket conflict ticket=%s attempt=%s", ticket_id, attempt)
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
