@@ -1,0 +1,43 @@
+"""Commands: NATS request/reply on ``cmd.<service>.<verb>`` with JSON bodies.
+
+Services answer through ``nats.micro`` endpoints; an error reply carries the
+``Nats-Service-Error`` / ``Nats-Service-Error-Code`` headers, which
+:func:`request` turns into :class:`CommandError`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nats.aio.client import Client
+from nats.errors import NoRespondersError, TimeoutError
+
+from events.subjects import command
+
+
+class CommandError(Exception):
+    """The service refused or failed the command (``code`` as HTTP-like status)."""
+
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
+async def request(nc: Client, service: str, verb: str, body: dict[str, Any] | None = None,
+                  timeout: float = 10.0) -> dict[str, Any]:
+    try:
+        reply = await nc.request(command(service, verb), json.dumps(body or {}).encode(), timeout=timeout)
+    except NoRespondersError as exc:
+        raise CommandError("503", f"the {service} service is not running") from exc
+    except TimeoutError as exc:
+        raise CommandError("504", f"the {service} service did not answer within {timeout}s") from exc
+    headers = reply.headers or {}
+    if "Nats-Service-Error-Code" in headers:
+        raise CommandError(headers["Nats-Service-Error-Code"], headers.get("Nats-Service-Error", "error"))
+    try:
+        result: dict[str, Any] = json.loads(reply.data or b"{}")
+    except ValueError as exc:
+        raise CommandError("502", f"the {service} service sent a reply that is not JSON") from exc
+    return result

@@ -1,0 +1,253 @@
+"""The cluster view: what the subject looks like right now, folded from the log.
+
+:class:`ClusterView` is a pure, in-memory fold (``apply(event)``, no I/O) of
+
+- the latest ``obs.snapshot``: nodes with status and last-seen, the shared
+  backend's health, keyed counters against their limits. A failed observation
+  (``ok=False``) never reads as healthy: the view keeps the last good picture
+  but reports itself ``blind`` with the error until a good snapshot arrives;
+- the latest ``workload.stats``: what the clients experienced per key and per
+  node in the last interval;
+- ``svc.*``: which services are alive (started or heart-beating, not stopping).
+
+:meth:`ClusterView.keys` merges counters and workload into one row per key,
+over-limit keys first (most over first), then the busiest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from events import (
+    BackendView,
+    CounterView,
+    Event,
+    KeyStats,
+    NodeStats,
+    NodeView,
+    ObsSnapshot,
+    ServiceHeartbeat,
+    ServiceStarted,
+    ServiceStopping,
+    WorkloadStats,
+)
+
+DEFAULT_SERVICE_STALE_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    """One node: the monitor's view (status, last seen) plus client-side stats if any."""
+
+    node: str
+    status: Literal["up", "down", "unknown"]
+    last_seen: datetime | None
+    url: str = ""
+    detail: str = ""
+    sent: int | None = None
+    errors: int | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+
+    def last_seen_s(self, now: datetime) -> float | None:
+        """Seconds since the node was last seen alive, or None if never."""
+        if self.last_seen is None:
+            return None
+        return max(0.0, (now - self.last_seen).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """One rate-limited key: its counter against its limit, and recent client traffic.
+
+    ``count`` is the server-side window count from the latest snapshot (None if
+    the key was not observed); ``sent``/``allowed``/``blocked``/``errors`` come
+    from the latest workload interval (None if the loadgen did not report it).
+    """
+
+    key: str
+    limit: int
+    count: int | None = None
+    window_s: float | None = None
+    future_entries: int = 0
+    sent: int | None = None
+    allowed: int | None = None
+    blocked: int | None = None
+    errors: int | None = None
+
+    @property
+    def over_limit(self) -> bool:
+        return self.count is not None and self.count > self.limit
+
+    @property
+    def ratio(self) -> float:
+        """count / limit (0 when unknown)."""
+        if self.count is None or self.limit <= 0:
+            return 0.0
+        return self.count / self.limit
+
+    def sort_key(self) -> tuple[int, float, int, str]:
+        busy = self.count if self.count is not None else (self.allowed or 0)
+        return (0 if self.over_limit else 1, -self.ratio if self.over_limit else 0.0, -busy, self.key)
+
+
+@dataclass(slots=True)
+class ServiceRow:
+    """One service instance as seen from ``svc.*`` events."""
+
+    service: str
+    instance: str
+    version: str = ""
+    pid: int | None = None
+    started_at: datetime | None = None
+    last_seen: datetime | None = None
+    stopping: bool = False
+    reason: str = ""
+
+    def alive(self, now: datetime, stale_after_s: float = DEFAULT_SERVICE_STALE_S) -> bool:
+        """Not stopping, and heard from within ``stale_after_s`` of ``now``."""
+        if self.stopping or self.last_seen is None:
+            return False
+        return (now - self.last_seen).total_seconds() <= stale_after_s
+
+
+class ClusterView:
+    """Pure fold of snapshots, workload stats and service lifecycle. Never raises on an Event."""
+
+    def __init__(self) -> None:
+        self.snapshot: ObsSnapshot | None = None
+        self.snapshot_at: datetime | None = None
+        self.good_snapshot: ObsSnapshot | None = None
+        self.workload: WorkloadStats | None = None
+        self.workload_at: datetime | None = None
+        self.services: dict[tuple[str, str], ServiceRow] = {}
+        self.snapshots: int = 0
+        self._handlers: dict[str, Callable[[Any, datetime], None]] = {
+            ObsSnapshot.TYPE: self._snapshot,
+            WorkloadStats.TYPE: self._workload,
+            ServiceStarted.TYPE: self._svc_started,
+            ServiceHeartbeat.TYPE: self._svc_heartbeat,
+            ServiceStopping.TYPE: self._svc_stopping,
+        }
+
+    def apply(self, event: Event) -> bool:
+        """Fold one event; True if it changed the view."""
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            return False
+        handler(event.data, event.time)
+        return True
+
+    # -- folding ------------------------------------------------------------
+
+    def _snapshot(self, p: ObsSnapshot, at: datetime) -> None:
+        self.snapshot = p
+        self.snapshot_at = at
+        self.snapshots += 1
+        if p.ok:
+            self.good_snapshot = p
+
+    def _workload(self, p: WorkloadStats, at: datetime) -> None:
+        self.workload = p
+        self.workload_at = at
+
+    def _svc(self, service: str, instance: str) -> ServiceRow:
+        row = self.services.get((service, instance))
+        if row is None:
+            row = self.services[(service, instance)] = ServiceRow(service, instance)
+        return row
+
+    def _svc_started(self, p: ServiceStarted, at: datetime) -> None:
+        row = self._svc(p.service, p.instance)
+        row.version, row.pid, row.started_at, row.last_seen = p.version, p.pid, at, at
+        row.stopping, row.reason = False, ""
+
+    def _svc_heartbeat(self, p: ServiceHeartbeat, at: datetime) -> None:
+        row = self._svc(p.service, p.instance)
+        row.version, row.pid, row.last_seen = p.version, p.pid, at
+        row.stopping = False
+
+    def _svc_stopping(self, p: ServiceStopping, at: datetime) -> None:
+        row = self._svc(p.service, p.instance)
+        row.stopping, row.reason, row.last_seen = True, p.reason, at
+
+    # -- reading ------------------------------------------------------------
+
+    @property
+    def blind(self) -> bool:
+        """The latest observation failed: what is shown is stale, not healthy."""
+        return self.snapshot is not None and not self.snapshot.ok
+
+    @property
+    def blind_error(self) -> str | None:
+        return (self.snapshot.error or "observation failed") if self.blind and self.snapshot else None
+
+    @property
+    def backend(self) -> BackendView | None:
+        """The backend as last seen by a successful observation."""
+        return self.good_snapshot.backend if self.good_snapshot is not None else None
+
+    def nodes(self) -> list[NodeRow]:
+        """Every node of the last good snapshot in its order, with the latest client stats.
+
+        While the observer is blind, nodes keep their last-seen times but their
+        status reads ``unknown``.
+        """
+        stats: dict[str, NodeStats] = {n.node: n for n in self.workload.nodes} if self.workload else {}
+        seen: list[NodeView] = list(self.good_snapshot.nodes) if self.good_snapshot else []
+        blind = self.blind
+        rows = [self._node_row(n, stats.get(n.node), blind) for n in seen]
+        known = {n.node for n in seen}
+        rows.extend(_stats_only_node(s) for name, s in stats.items() if name not in known)
+        return rows
+
+    @staticmethod
+    def _node_row(n: NodeView, s: NodeStats | None, blind: bool) -> NodeRow:
+        return NodeRow(
+            node=n.node, status="unknown" if blind else n.status, last_seen=n.last_seen, url=n.url,
+            detail=n.detail, sent=s.sent if s else None, errors=s.errors if s else None,
+            p50_ms=s.p50_ms if s else None, p99_ms=s.p99_ms if s else None,
+        )
+
+    def nodes_down(self) -> list[str]:
+        return [n.node for n in self.nodes() if n.status == "down"]
+
+    def keys(self, limit: int | None = None) -> list[KeyRow]:
+        """Per-key rows, over-limit first (most over first), then busiest; at most ``limit``."""
+        counters: dict[str, CounterView] = (
+            {c.key: c for c in self.good_snapshot.counters} if self.good_snapshot else {}
+        )
+        stats: dict[str, KeyStats] = {k.key: k for k in self.workload.keys} if self.workload else {}
+        rows = [_key_row(name, counters.get(name), stats.get(name))
+                for name in dict.fromkeys([*counters, *stats])]
+        rows.sort(key=KeyRow.sort_key)
+        return rows if limit is None else rows[:limit]
+
+    def over_limit_keys(self) -> list[KeyRow]:
+        return [k for k in self.keys() if k.over_limit]
+
+    def services_alive(self, now: datetime, stale_after_s: float = DEFAULT_SERVICE_STALE_S) -> list[str]:
+        """Names of services with at least one live instance, sorted."""
+        return sorted({r.service for r in self.services.values() if r.alive(now, stale_after_s)})
+
+    def service_rows(self) -> list[ServiceRow]:
+        return sorted(self.services.values(), key=lambda r: (r.service, r.instance))
+
+
+def _stats_only_node(s: NodeStats) -> NodeRow:
+    return NodeRow(node=s.node, status="unknown", last_seen=None, sent=s.sent, errors=s.errors,
+                   p50_ms=s.p50_ms, p99_ms=s.p99_ms)
+
+
+def _key_row(name: str, c: CounterView | None, s: KeyStats | None) -> KeyRow:
+    limit = c.limit if c is not None else (s.limit if s is not None else 0)
+    return KeyRow(
+        key=name, limit=limit,
+        count=c.count if c else None, window_s=c.window_s if c else None,
+        future_entries=c.future_entries if c else 0,
+        sent=s.sent if s else None, allowed=s.allowed if s else None,
+        blocked=s.blocked if s else None, errors=s.errors if s else None,
+    )

@@ -1,0 +1,225 @@
+"""The lab view: everything the console shows, folded in memory from one run's events.
+
+:class:`LabView` composes
+
+- :class:`~projections.timeline.RunTimeline` (run, chapters, faults, violations, summary),
+- :class:`~projections.cluster.ClusterView` (nodes, backend, keys, services),
+- the tickets, folded with the ticket log's own fold
+  (:func:`projections.tickets.state.apply_event`), so the console and the
+  projector can never disagree on a ticket's state,
+- an agent timeline: per ticket, the ordered ``ticket.*`` and ``agent.*`` steps
+  as short human lines (:class:`Step`).
+
+Contract: one entry point, :meth:`LabView.apply`, pure and in memory; it never
+raises on a well-formed :class:`~events.Event` (a ticket event whose history
+is missing, as in a replay that starts mid-run, is counted in ``orphans`` and
+skipped). ``version`` increases by one for every event that was folded, so a UI
+redraws only when it moved. Folding is O(1) per event apart from ticket state
+copies, far above the console's 1,000 events/s target (see
+``bench/console_render.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from events import (
+    AgentLlmResponse,
+    AgentSessionFinished,
+    AgentSessionStarted,
+    AgentThought,
+    AgentToolCall,
+    AgentToolResult,
+    Event,
+    EventRejected,
+    TicketActionExecuted,
+    TicketActionRequested,
+    TicketClaimed,
+    TicketDiagnosed,
+    TicketEscalated,
+    TicketOpened,
+    TicketPayload,
+    TicketRecurred,
+    TicketReopened,
+    TicketResolved,
+    TicketVerified,
+)
+from projections.cluster import ClusterView
+from projections.tickets.state import ACTIVE, TicketState, TicketStatus, apply_event
+from projections.timeline import RunTimeline
+
+log = logging.getLogger(__name__)
+
+MAX_STEPS_PER_TICKET = 500
+ABRIDGE_CHARS = 80
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One line of a ticket's agent timeline.
+
+    ``kind`` is the event name (``claimed``, ``thought``, ``tool_call``, ...);
+    ``ok`` is False for failed tool results or actions and escalations, True
+    for successes, None when not applicable.
+    """
+
+    at: datetime
+    kind: str
+    text: str
+    ok: bool | None = None
+    source: str = ""
+
+
+def abridge(value: Any, limit: int = ABRIDGE_CHARS) -> str:
+    """A one-line, at most ``limit`` characters rendering of any JSON-ish value."""
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def format_call(tool: str, args: dict[str, Any], limit: int = ABRIDGE_CHARS) -> str:
+    """``tool(a=1, b='x')``, abridged."""
+    inner = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={abridge(v, 30)}"
+                      for k, v in args.items())
+    return abridge(f"{tool}({inner})", limit)
+
+
+class LabView:
+    """Pure in-memory read model of one run for the console (and anything else that wants it)."""
+
+    def __init__(self, run: str | None = None, *, max_steps_per_ticket: int = MAX_STEPS_PER_TICKET) -> None:
+        self.run: str | None = run
+        self.timeline = RunTimeline(run)
+        self.cluster = ClusterView()
+        self.tickets: dict[str, TicketState] = {}
+        self.steps: dict[str, deque[Step]] = {}
+        self.version: int = 0
+        self.events: int = 0
+        self.orphans: int = 0
+        self.rejected: int = 0
+        self.last_time: datetime | None = None
+        self.last_ticket_id: str | None = None
+        self._max_steps = max_steps_per_ticket
+        self._steppers: dict[str, Callable[[Any], tuple[str, str, bool | None] | None]] = {
+            TicketOpened.TYPE: lambda p: ("opened", f"opened: {p.invariant} {p.entity} - {p.summary}", None),
+            TicketRecurred.TYPE: lambda p: ("recurred", "violation recurred", None),
+            TicketClaimed.TYPE: lambda p: ("claimed", f"claimed by {p.agent} ({p.policy})", None),
+            TicketDiagnosed.TYPE: lambda p: ("diagnosed", f"diagnosed: {p.hypothesis}", None),
+            TicketActionRequested.TYPE: lambda p: (
+                "action_requested", f"action requested: {format_call(p.tool, p.args)}", None),
+            TicketActionExecuted.TYPE: lambda p: (
+                "action_executed",
+                f"action executed: {format_call(p.tool, p.args)} -> "
+                f"{'ok' if p.ok else 'FAILED'} {abridge(p.result, 40) if p.result is not None else ''}"
+                .rstrip(),
+                p.ok),
+            TicketVerified.TYPE: lambda p: (
+                "verified", f"verified{': ' + abridge(p.evidence, 60) if p.evidence else ''}", True),
+            TicketResolved.TYPE: lambda p: (
+                "resolved", f"resolved by {p.by}{' (' + p.agent + ')' if p.agent else ''}"
+                            f"{': ' + p.note if p.note else ''}", True),
+            TicketEscalated.TYPE: lambda p: ("escalated", f"escalated: {p.reason}", False),
+            TicketReopened.TYPE: lambda p: ("reopened", f"reopened: {p.reason}", None),
+            AgentSessionStarted.TYPE: lambda p: (
+                "session_started", f"session started: {p.agent} ({p.policy})", None),
+            AgentThought.TYPE: lambda p: ("thought", f"thought: {abridge(p.text, 200)}", None),
+            AgentToolCall.TYPE: lambda p: (
+                "tool_call", f"tool call: {format_call(p.tool, p.args)}", None),
+            AgentToolResult.TYPE: lambda p: (
+                "tool_result",
+                f"tool result: {p.tool} ok {abridge(p.result)}" if p.ok
+                else f"tool result: {p.tool} FAILED {abridge(p.error or p.result)}",
+                p.ok),
+            AgentLlmResponse.TYPE: lambda p: (
+                "llm_response",
+                f"llm {p.model}: {p.stop_reason or '-'}, "
+                f"{p.usage.get('input_tokens', 0)}/{p.usage.get('output_tokens', 0)} tokens, "
+                f"{p.latency_ms:.0f} ms", None),
+            AgentSessionFinished.TYPE: lambda p: (
+                "session_finished", f"session finished: {p.outcome} after {p.steps} steps", None),
+        }
+
+    def apply(self, event: Event) -> bool:
+        """Fold one event. Returns True (and bumps ``version``) if it belonged to this run."""
+        if self.run is None:
+            self.run = event.run
+        elif event.run != self.run:
+            return False
+        self.timeline.apply(event)
+        self.cluster.apply(event)
+        data = event.data
+        if isinstance(data, TicketPayload):
+            self._ticket(event, data)
+        elif event.type == EventRejected.TYPE:
+            self.rejected += 1
+        stepper = self._steppers.get(event.type)
+        if stepper is not None:
+            self._step(event, stepper)
+        self.events += 1
+        self.version += 1
+        if self.last_time is None or event.time > self.last_time:
+            self.last_time = event.time
+        return True
+
+    def _ticket(self, event: Event, p: TicketPayload) -> None:
+        try:
+            self.tickets[p.ticket_id] = apply_event(self.tickets.get(p.ticket_id), p, event.time, event.run)
+        except ValueError as exc:
+            self.orphans += 1
+            log.debug("skipping ticket event without history: %s", exc)
+            return
+        self.last_ticket_id = p.ticket_id
+
+    def _step(self, event: Event, stepper: Callable[[Any], tuple[str, str, bool | None] | None]) -> None:
+        ticket_id: str = event.data.ticket_id  # type: ignore[attr-defined]
+        made = stepper(event.data)
+        if made is None:
+            return
+        kind, text, ok = made
+        steps = self.steps.get(ticket_id)
+        if steps is None:
+            steps = self.steps[ticket_id] = deque(maxlen=self._max_steps)
+        steps.append(Step(at=event.time, kind=kind, text=text, ok=ok, source=event.source))
+
+    # -- reading ------------------------------------------------------------
+
+    def ticket_steps(self, ticket_id: str) -> list[Step]:
+        """The agent timeline of one ticket, oldest first (empty if none)."""
+        return list(self.steps.get(ticket_id, ()))
+
+    def tickets_newest_first(self) -> list[TicketState]:
+        return sorted(self.tickets.values(), key=lambda t: t.opened_at, reverse=True)
+
+    def current_ticket(self) -> TicketState | None:
+        """The ticket the audience should watch.
+
+        The most recently updated ticket an agent is working on; else the most
+        recently opened open ticket; else the ticket touched last.
+        """
+        if not self.tickets:
+            return None
+        working = [t for t in self.tickets.values() if t.status in ACTIVE]
+        if working:
+            return max(working, key=lambda t: t.updated_at)
+        waiting = [t for t in self.tickets.values() if t.status == TicketStatus.OPEN]
+        if waiting:
+            return max(waiting, key=lambda t: t.opened_at)
+        if self.last_ticket_id is not None and self.last_ticket_id in self.tickets:
+            return self.tickets[self.last_ticket_id]
+        return max(self.tickets.values(), key=lambda t: t.updated_at)
+
+    def now(self) -> datetime | None:
+        """The log's notion of now: the latest event time (what replay mode shows)."""
+        return self.last_time

@@ -1,0 +1,418 @@
+"""The run timeline: one run's story folded from its events, and its scored summary.
+
+:class:`RunTimeline` is a pure, in-memory fold (``apply(event)``, no I/O) over the
+events of one run. It knows when the run started and finished, which director
+chapter is showing, every fault's life, which invariants are violated right
+now, and enough of the ticket lifecycle to score the run.
+
+:meth:`RunTimeline.summary` returns the :class:`RunSummary` that
+``oplab demo --headless`` prints as its final JSON line. Every figure in it is
+computed from envelope ``time`` values in the log, never from a wall clock, so
+re-folding a stored run gives the same summary. The rules (also on the
+fields of :class:`RunSummary`):
+
+- ``fault``: the kind of the first injected fault (``chaos.fault_injected``, by
+  time). If no fault was ever injected, the kind first requested (or the one
+  ``run.started`` named) and ``outcome == "no_fault"``.
+- ``ticket``: the first ticket opened at or after that injection.
+- ``ttd_s`` = ``ticket.opened.time - chaos.fault_injected.time``.
+- ``ttm_s`` = time of the first ``inv.cleared`` for the ticket's
+  (invariant, entity) at or after the ticket was opened, minus
+  ``ticket.opened.time``; ``None`` while the violation has not cleared.
+- ``outcome``: ``"resolved"`` / ``"escalated"`` / ``"open"`` from the ticket's
+  last status (a reopened ticket is open again); ``"undetected"`` when a fault
+  was injected but no ticket followed.
+- ``resolved_by``: ``ticket.resolved.by`` - except that a fault reverted with
+  reason ``"ttl"`` at or before the moment the violation cleared (or, with no
+  clear on record, before the ticket was resolved) makes it ``"self-healed"``:
+  the TTL revert fixed it, not the agent.
+
+Durations are rounded to milliseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from events import (
+    ChapterFinished,
+    ChapterStarted,
+    Event,
+    FaultEffective,
+    FaultFailed,
+    FaultInjected,
+    FaultRequested,
+    FaultReverted,
+    InvariantCleared,
+    InvariantViolated,
+    RunFinished,
+    RunStarted,
+    ScenarioRestarted,
+    TicketEscalated,
+    TicketOpened,
+    TicketReopened,
+    TicketResolved,
+)
+
+log = logging.getLogger(__name__)
+
+FaultStatus = Literal["requested", "injected", "effective", "reverted", "failed"]
+Outcome = Literal["resolved", "escalated", "open", "undetected", "no_fault"]
+
+ACTIVE_FAULT_STATUSES: frozenset[str] = frozenset({"injected", "effective"})
+
+
+@dataclass(slots=True)
+class Chapter:
+    """A director chapter as announced by ``director.chapter_started``."""
+
+    scenario: str
+    index: int
+    total: int
+    chapter: str
+    title: str
+    narration: str
+    advance: str
+    timeout_s: float | None
+    started_at: datetime
+    finished_at: datetime | None = None
+    finish_reason: str | None = None
+
+    def deadline(self) -> datetime | None:
+        """When the chapter times out (auto mode), or None if it has no timeout."""
+        if self.timeout_s is None:
+            return None
+        return self.started_at + timedelta(seconds=self.timeout_s)
+
+    def remaining_s(self, now: datetime) -> float | None:
+        """Seconds left before the chapter's timeout (never negative), or None."""
+        deadline = self.deadline()
+        if deadline is None or self.finished_at is not None:
+            return None
+        return max(0.0, (deadline - now).total_seconds())
+
+
+@dataclass(slots=True)
+class Fault:
+    """One fault's life as told by ``chaos.*`` events.
+
+    ``status`` follows requested -> injected -> effective -> reverted, or
+    ``failed`` when injection failed. A failed *verify* leaves the fault
+    injected; a failed *revert* leaves it in place (still active) with
+    ``error`` set.
+    """
+
+    fault_id: str
+    kind: str
+    target: str | None
+    status: FaultStatus
+    ttl_s: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    requested_at: datetime | None = None
+    injected_at: datetime | None = None
+    effective_at: datetime | None = None
+    expires_at: datetime | None = None
+    reverted_at: datetime | None = None
+    revert_reason: str | None = None
+    error: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """In place on the subject right now (injected or effective, not reverted)."""
+        return self.status in ACTIVE_FAULT_STATUSES
+
+    def ttl_remaining_s(self, now: datetime) -> float | None:
+        """Seconds until chaos reverts it on its own (never negative), or None if unknown."""
+        if self.expires_at is None:
+            return None
+        return max(0.0, (self.expires_at - now).total_seconds())
+
+
+@dataclass(slots=True)
+class Violation:
+    """An invariant broken for one entity, from ``inv.violated`` until ``inv.cleared``."""
+
+    invariant: str
+    entity: str
+    first_seen: datetime
+    at: datetime
+    summary: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _TicketRecord:
+    """What scoring needs of a ticket: when it opened, what for, how it ended."""
+
+    ticket_id: str
+    invariant: str
+    entity: str
+    opened_at: datetime
+    status: str = "open"
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    agent: str | None = None
+
+
+class RunSummary(BaseModel):
+    """The scored result of one run (see the module docstring for every rule).
+
+    The first seven fields are the headless demo's contract; the rest add
+    context. ``agent_resolved`` is what decides the demo's exit status.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    run: str
+    fault: str | None
+    ticket: str | None
+    outcome: Outcome
+    resolved_by: str | None
+    ttd_s: float | None
+    ttm_s: float | None
+    scenario: str | None = None
+    fault_id: str | None = None
+    target: str | None = None
+    invariant: str | None = None
+    entity: str | None = None
+    agent: str | None = None
+    fault_reverted: str | None = None
+
+    @property
+    def agent_resolved(self) -> bool:
+        """True only if the ticket was resolved and the agent, not a TTL revert, fixed it."""
+        return self.outcome == "resolved" and self.resolved_by == "agent"
+
+
+def _seconds(later: datetime, earlier: datetime) -> float:
+    return round((later - earlier).total_seconds(), 3)
+
+
+class RunTimeline:
+    """Pure fold of one run's events. Call :meth:`apply` in log order; read attributes.
+
+    Events of other runs are ignored when ``run`` is given (the first event
+    fixes it otherwise). Unknown event types are ignored. ``apply`` never
+    raises on a well-formed :class:`~events.Event`.
+    """
+
+    def __init__(self, run: str | None = None) -> None:
+        self.run: str | None = run
+        self.scenario: str | None = None
+        self.subject: str | None = None
+        self.requested_fault: str | None = None
+        self.started_at: datetime | None = None
+        self.finished_at: datetime | None = None
+        self.run_outcome: str | None = None
+        self.first_time: datetime | None = None
+        self.last_time: datetime | None = None
+        self.chapter: Chapter | None = None
+        self.chapters_started: int = 0
+        self.faults: dict[str, Fault] = {}
+        self.violations: dict[tuple[str, str], Violation] = {}
+        self._clears: list[tuple[str, str, datetime]] = []
+        self._tickets: dict[str, _TicketRecord] = {}
+        self._handlers: dict[str, Callable[[Any, datetime], None]] = {
+            RunStarted.TYPE: self._run_started,
+            RunFinished.TYPE: self._run_finished,
+            ChapterStarted.TYPE: self._chapter_started,
+            ChapterFinished.TYPE: self._chapter_finished,
+            ScenarioRestarted.TYPE: self._scenario_restarted,
+            FaultRequested.TYPE: self._fault_requested,
+            FaultInjected.TYPE: self._fault_injected,
+            FaultEffective.TYPE: self._fault_effective,
+            FaultReverted.TYPE: self._fault_reverted,
+            FaultFailed.TYPE: self._fault_failed,
+            InvariantViolated.TYPE: self._violated,
+            InvariantCleared.TYPE: self._cleared,
+            TicketOpened.TYPE: self._ticket_opened,
+            TicketResolved.TYPE: self._ticket_resolved,
+            TicketEscalated.TYPE: self._ticket_escalated,
+            TicketReopened.TYPE: self._ticket_reopened,
+        }
+
+    # -- folding ------------------------------------------------------------
+
+    def apply(self, event: Event) -> bool:
+        """Fold one event. Returns True if it belonged to this run (and was looked at)."""
+        if self.run is None:
+            self.run = event.run
+        elif event.run != self.run:
+            return False
+        at = event.time
+        if self.first_time is None:
+            self.first_time = at
+        if self.last_time is None or at > self.last_time:
+            self.last_time = at
+        handler = self._handlers.get(event.type)
+        if handler is not None:
+            handler(event.data, at)
+        return True
+
+    def _run_started(self, p: RunStarted, at: datetime) -> None:
+        self.scenario = p.scenario
+        self.subject = p.subject
+        self.requested_fault = p.fault
+        self.started_at = at
+
+    def _run_finished(self, p: RunFinished, at: datetime) -> None:
+        self.finished_at = at
+        self.run_outcome = p.outcome
+
+    def _chapter_started(self, p: ChapterStarted, at: datetime) -> None:
+        self.scenario = self.scenario or p.scenario
+        self.chapters_started += 1
+        self.chapter = Chapter(
+            scenario=p.scenario, index=p.index, total=p.total, chapter=p.chapter, title=p.title,
+            narration=p.narration, advance=p.advance, timeout_s=p.timeout_s, started_at=at,
+        )
+
+    def _chapter_finished(self, p: ChapterFinished, at: datetime) -> None:
+        ch = self.chapter
+        if ch is not None and ch.index == p.index and ch.chapter == p.chapter:
+            ch.finished_at = at
+            ch.finish_reason = p.reason
+
+    def _scenario_restarted(self, p: ScenarioRestarted, at: datetime) -> None:
+        self.chapter = None
+
+    def _fault(self, fault_id: str) -> Fault:
+        fault = self.faults.get(fault_id)
+        if fault is None:  # the log may start after the request (a partial replay)
+            fault = Fault(fault_id=fault_id, kind="?", target=None, status="requested")
+            self.faults[fault_id] = fault
+        return fault
+
+    def _fault_requested(self, p: FaultRequested, at: datetime) -> None:
+        self.faults[p.fault_id] = Fault(
+            fault_id=p.fault_id, kind=p.kind, target=p.target, status="requested",
+            ttl_s=p.ttl_s, params=dict(p.params), requested_at=at,
+        )
+
+    def _fault_injected(self, p: FaultInjected, at: datetime) -> None:
+        fault = self._fault(p.fault_id)
+        fault.kind = p.kind
+        fault.target = p.target
+        fault.params = dict(p.params)
+        fault.status = "injected"
+        fault.injected_at = at
+        fault.expires_at = p.expires_at
+
+    def _fault_effective(self, p: FaultEffective, at: datetime) -> None:
+        fault = self._fault(p.fault_id)
+        if fault.status in ("requested", "injected"):
+            fault.status = "effective"
+        fault.effective_at = at
+
+    def _fault_reverted(self, p: FaultReverted, at: datetime) -> None:
+        fault = self._fault(p.fault_id)
+        fault.status = "reverted"
+        fault.reverted_at = at
+        fault.revert_reason = p.reason
+        fault.error = None
+
+    def _fault_failed(self, p: FaultFailed, at: datetime) -> None:
+        fault = self._fault(p.fault_id)
+        fault.error = f"{p.stage}: {p.reason}"
+        if p.stage == "inject":
+            fault.status = "failed"
+
+    def _violated(self, p: InvariantViolated, at: datetime) -> None:
+        self.violations[(p.invariant, p.entity)] = Violation(
+            invariant=p.invariant, entity=p.entity, first_seen=p.first_seen, at=at,
+            summary=p.summary, evidence=dict(p.evidence),
+        )
+
+    def _cleared(self, p: InvariantCleared, at: datetime) -> None:
+        self.violations.pop((p.invariant, p.entity), None)
+        self._clears.append((p.invariant, p.entity, at))
+
+    def _ticket_opened(self, p: TicketOpened, at: datetime) -> None:
+        self._tickets[p.ticket_id] = _TicketRecord(p.ticket_id, p.invariant, p.entity, at)
+
+    def _ticket_resolved(self, p: TicketResolved, at: datetime) -> None:
+        rec = self._tickets.get(p.ticket_id)
+        if rec is not None:
+            rec.status = "resolved"
+            rec.resolved_at = at
+            rec.resolved_by = p.by
+            rec.agent = p.agent
+
+    def _ticket_escalated(self, p: TicketEscalated, at: datetime) -> None:
+        rec = self._tickets.get(p.ticket_id)
+        if rec is not None:
+            rec.status = "escalated"
+            rec.agent = p.agent
+
+    def _ticket_reopened(self, p: TicketReopened, at: datetime) -> None:
+        rec = self._tickets.get(p.ticket_id)
+        if rec is not None:
+            rec.status = "open"
+            rec.resolved_at = rec.resolved_by = rec.agent = None
+
+    # -- reading ------------------------------------------------------------
+
+    @property
+    def active_faults(self) -> list[Fault]:
+        """Faults in place right now, oldest injection first."""
+        return [f for f in self.faults.values() if f.active]
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None
+
+    def elapsed_s(self, now: datetime) -> float:
+        """Seconds since the run started (or its first event), up to ``now`` or its end."""
+        start = self.started_at or self.first_time
+        if start is None:
+            return 0.0
+        end = self.finished_at or now
+        return max(0.0, (end - start).total_seconds())
+
+    def first_injected_fault(self) -> Fault | None:
+        injected = [f for f in self.faults.values() if f.injected_at is not None]
+        return min(injected, key=lambda f: f.injected_at) if injected else None  # type: ignore[arg-type,return-value]
+
+    def summary(self) -> RunSummary:
+        """Score the run from what has been folded so far (rules in the module docstring)."""
+        run = self.run or ""
+        fault = self.first_injected_fault()
+        if fault is None or fault.injected_at is None:
+            requested = next(iter(self.faults.values()), None)
+            kind = requested.kind if requested is not None else self.requested_fault
+            return RunSummary(run=run, fault=kind, ticket=None, outcome="no_fault", resolved_by=None,
+                              ttd_s=None, ttm_s=None, scenario=self.scenario)
+        injected_at = fault.injected_at
+        base: dict[str, Any] = {
+            "run": run, "fault": fault.kind, "scenario": self.scenario, "fault_id": fault.fault_id,
+            "target": fault.target, "fault_reverted": fault.revert_reason,
+        }
+        after = [t for t in self._tickets.values() if t.opened_at >= injected_at]
+        if not after:
+            return RunSummary(**base, ticket=None, outcome="undetected", resolved_by=None,
+                              ttd_s=None, ttm_s=None)
+        ticket = min(after, key=lambda t: t.opened_at)
+        cleared_at = min(
+            (at for inv, ent, at in self._clears
+             if inv == ticket.invariant and ent == ticket.entity and at >= ticket.opened_at),
+            default=None,
+        )
+        outcome: Outcome = ticket.status if ticket.status in ("resolved", "escalated") else "open"  # type: ignore[assignment]
+        resolved_by = ticket.resolved_by if outcome == "resolved" else None
+        if resolved_by is not None:
+            mitigated_at = cleared_at or ticket.resolved_at
+            if (fault.revert_reason == "ttl" and fault.reverted_at is not None
+                    and mitigated_at is not None and fault.reverted_at <= mitigated_at):
+                resolved_by = "self-healed"
+        return RunSummary(
+            **base, ticket=ticket.ticket_id, outcome=outcome, resolved_by=resolved_by,
+            ttd_s=_seconds(ticket.opened_at, injected_at),
+            ttm_s=_seconds(cleared_at, ticket.opened_at) if cleared_at is not None else None,
+            invariant=ticket.invariant, entity=ticket.entity, agent=ticket.agent,
+        )

@@ -1,0 +1,4 @@
+from services.agent.service import AgentService
+from services.runtime import run_service
+
+run_service(AgentService)

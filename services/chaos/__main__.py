@@ -1,0 +1,4 @@
+from services.chaos.service import ChaosService
+from services.runtime import run_service
+
+run_service(ChaosService)

@@ -1,0 +1,4 @@
+from services.director.service import DirectorService
+from services.runtime import run_service
+
+run_service(DirectorService)

@@ -1,0 +1,126 @@
+"""Scenarios are data: a YAML file validated by these models.
+
+A scenario is a list of chapters. Entering a chapter runs its ``on_enter``
+actions (after an optional ``countdown_s``); the chapter ends when its
+``advance`` condition holds:
+
+- ``when``: an event predicate — an event ``type`` and optional equality tests
+  on payload fields (``where``); ``after_fault: true`` means only events after
+  this run's fault was injected count.
+- ``timeout_s``: in auto mode, advance anyway after this long.
+- ``key``: in interactive mode the presenter's key press advances.
+
+Narration may use ``{fault}``, ``{fault_title}`` and ``{summary}`` placeholders.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from events import Event
+
+
+class ScenarioError(ValueError):
+    """The scenario file is missing or invalid; the message says where."""
+
+
+class Inject(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["inject"]
+    kind: str = "{fault}"
+    target: str | None = None
+    ttl_s: float = Field(default=120.0, gt=0)
+
+
+class RevertAll(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["revert_all"]
+
+
+class Finish(BaseModel):
+    """Record ``run.finished`` with the run's summary."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["finish"]
+
+
+Action = Inject | RevertAll | Finish
+
+
+class EventPredicate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str | list[str]
+    where: dict[str, Any] = {}
+    after_fault: bool = False
+
+    def types(self) -> list[str]:
+        return [self.type] if isinstance(self.type, str) else self.type
+
+    def matches(self, event: Event) -> bool:
+        if event.type not in self.types():
+            return False
+        data = event.data.model_dump()
+        return all(data.get(k) == v for k, v in self.where.items())
+
+
+class Advance(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    when: EventPredicate | None = None
+    timeout_s: float | None = Field(default=None, gt=0)
+    key: bool = True
+
+
+class Chapter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    title: str
+    narration: str
+    countdown_s: float = Field(default=0.0, ge=0)
+    on_enter: list[Action] = []
+    advance: Advance = Advance()
+
+    def hint(self, mode: str) -> str:
+        parts = []
+        if self.advance.when is not None:
+            parts.append("waits for " + " or ".join(self.advance.when.types()))
+        if mode == "auto" and self.advance.timeout_s:
+            parts.append(f"at most {self.advance.timeout_s:.0f}s")
+        if mode == "interactive" and self.advance.key:
+            parts.append("space: next")
+        return "; ".join(parts)
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    subject: str
+    description: str = ""
+    faults: dict[str, str] = Field(default_factory=dict, description="fault kind -> title")
+    default_fault: str
+    requires_services: list[str] = Field(default_factory=list,
+                                         description="wait for these services' svc.started first")
+    chapters: list[Chapter] = Field(min_length=1)
+
+
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SCENARIO_DIR / f"{name_or_path}.yaml"
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        known = ", ".join(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+        raise ScenarioError(f"no scenario {name_or_path!r} (built in: {known})") from exc
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return Scenario.model_validate(doc)
+    except ValidationError as exc:
+        raise ScenarioError(f"{path}: {exc}") from exc

@@ -1,0 +1,1 @@
+"""The load generator: realistic client traffic on the subject, reported as ``workload.stats``."""

@@ -1,0 +1,45 @@
+"""The loadgen service: runs the subject's workload and records what clients saw.
+
+The traffic itself is the subject's (``Adapter.workload()``); this service only
+schedules it and puts each interval's stats on the bus. Stats it cannot
+publish (NATS briefly away) are logged and dropped: they describe the past.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from events import WorkloadStats
+from services.runtime import ServiceProcess
+from subjects.base import Adapter
+from subjects.registry import load_adapter
+
+log = logging.getLogger(__name__)
+
+
+class LoadgenSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPLAB_LOADGEN_", extra="ignore")
+    interval_s: float = 1.0
+
+
+class LoadgenService(ServiceProcess):
+    name = "loadgen"
+
+    def __init__(self, bus, settings, adapter: Adapter | None = None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(bus, settings)
+        self.config = LoadgenSettings()
+        self.adapter = adapter or load_adapter()
+
+    async def main(self) -> None:
+        try:
+            await self.adapter.workload().run(self.stopping, self._record, self.config.interval_s)
+        finally:
+            await self.adapter.close()
+
+    async def _record(self, stats: WorkloadStats) -> None:
+        try:
+            await self.emit(stats)
+        except Exception as exc:
+            log.warning("workload stats not recorded: %s", exc)

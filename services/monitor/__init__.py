@@ -1,0 +1,1 @@
+"""The monitor: observes the subject, judges invariants, opens and self-heals tickets."""

@@ -1,0 +1,4 @@
+from services.monitor.service import MonitorService
+from services.runtime import run_service
+
+run_service(MonitorService)

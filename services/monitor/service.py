@@ -1,0 +1,162 @@
+"""The monitor service.
+
+Every ``interval_s`` it observes the subject, records an ``obs.snapshot``,
+judges the invariants and records ``inv.violated`` / ``inv.cleared``
+transitions. A new violation opens a ticket (or records a recurrence on the
+ticket still open for it); a violation that clears while its ticket is still
+unclaimed resolves that ticket as self-healed. Claimed tickets are the
+agent's: the monitor never resolves them.
+
+On start it replays its run's log: the recent snapshots and workload stats
+(so grace periods continue), the active violations and the tickets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from events import (
+    InvariantCleared,
+    InvariantViolated,
+    ObsSnapshot,
+    TicketOpened,
+    TicketPayload,
+    WorkloadStats,
+    new_ticket_id,
+)
+from events.bus import Delivered, Replay
+from events.subjects import run_events
+from projections.tickets import TERMINAL, IllegalTransition, Ticket, TicketState, TicketStatus, TicketStore
+from projections.tickets.state import apply_event
+from services.monitor.judge import Active, Judge
+from services.runtime import ServiceProcess
+from subjects.base import Adapter, Violation
+from subjects.registry import load_adapter
+
+log = logging.getLogger(__name__)
+
+
+class MonitorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPLAB_MONITOR_", extra="ignore")
+    interval_s: float = 0.5
+    history_s: float = 30.0
+
+
+class MonitorService(ServiceProcess):
+    name = "monitor"
+
+    def __init__(self, bus, settings, adapter: Adapter | None = None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(bus, settings)
+        self.config = MonitorSettings()
+        self.adapter = adapter or load_adapter()
+        self.judge = Judge(self.adapter.invariants(), self.config.history_s)
+        self.store = TicketStore(bus, self.run)
+        self.tickets: dict[str, TicketState] = {}
+        self._feed: Replay | None = None
+        self._restored = False
+
+    # -- following the log ------------------------------------------------------
+
+    async def _on_event(self, d: Delivered) -> None:
+        event, data = d.event, d.event.data
+        if isinstance(data, TicketPayload):
+            self.tickets[data.ticket_id] = apply_event(self.tickets.get(data.ticket_id), data,
+                                                       event.time, self.run)
+        elif isinstance(data, WorkloadStats):
+            self.judge.add_workload(event.time, data)
+        elif not self._restored:
+            self._restore(data)
+
+    def _restore(self, data: object) -> None:
+        """Rebuild judgement state from history (only before the first live tick)."""
+        if isinstance(data, ObsSnapshot):
+            self.judge.add_snapshot(data)
+        elif isinstance(data, InvariantViolated):
+            violation = Violation(data.invariant, data.entity, data.summary, data.evidence)
+            self.judge.restore_active((data.invariant, data.entity), violation, data.first_seen)
+        elif isinstance(data, InvariantCleared):
+            self.judge.restore_cleared((data.invariant, data.entity))
+
+    def open_ticket_for(self, invariant: str, entity: str) -> TicketState | None:
+        for state in self.tickets.values():
+            if state.invariant == invariant and state.entity == entity and state.status not in TERMINAL:
+                return state
+        return None
+
+    # -- the loop ---------------------------------------------------------------
+
+    async def main(self) -> None:
+        self._feed = await self.bus.replay(run_events(self.run), self._on_event, follow=True)
+        await self._feed.caught_up.wait()
+        self._restored = True
+        log.info("monitor restored snapshots=%s active=%s tickets=%s", len(self.judge.snapshots),
+                 len(self.judge.active), len(self.tickets))
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        try:
+            while not self.stopping.is_set():
+                await self.tick()
+                next_tick += self.config.interval_s
+                delay = max(0.0, next_tick - loop.time())
+                if delay == 0.0:
+                    next_tick = loop.time()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+        finally:
+            await self._feed.stop()
+            await self.adapter.close()
+
+    async def tick(self) -> None:
+        snapshot = await self.adapter.observe()
+        snap_event = self.event(snapshot)
+        await self.bus.publish(snap_event)
+        self.judge.add_snapshot(snapshot)
+        changes = self.judge.evaluate(snapshot.observed_at)
+        for active in changes.started:
+            await self._violated(active, snap_event.id)
+        for active, at in changes.cleared:
+            await self._cleared(active, at, snap_event.id)
+
+    async def _violated(self, active: Active, causation: str) -> None:
+        v = active.violation
+        event = self.event(InvariantViolated(invariant=v.invariant, entity=v.entity, evidence=v.evidence,
+                                             first_seen=active.first_seen, summary=v.summary),
+                           correlation=f"{v.invariant}:{v.entity}", causation=causation)
+        await self.bus.publish(event)
+        log.info("violated invariant=%s entity=%s", v.invariant, v.entity)
+        existing = self.open_ticket_for(v.invariant, v.entity)
+        if existing is not None:
+            with contextlib.suppress(IllegalTransition):
+                await self.store.update(existing.ticket_id, lambda t: t.recur(v.evidence),
+                                        causation=event.id)
+            return
+        ticket = Ticket.open(TicketOpened(
+            ticket_id=new_ticket_id(), invariant=v.invariant, entity=v.entity,
+            subject=self.adapter.name, summary=v.summary, evidence=v.evidence,
+            first_seen=active.first_seen), run=self.run)
+        await self.store.save(ticket, causation=event.id)
+        self.tickets[ticket.ticket_id] = ticket.state
+        log.info("ticket opened ticket=%s invariant=%s entity=%s", ticket.ticket_id, v.invariant,
+                 v.entity)
+
+    async def _cleared(self, active: Active, at, causation: str) -> None:  # type: ignore[no-untyped-def]
+        v = active.violation
+        duration = max(0.0, (at - active.first_seen).total_seconds())
+        event = self.event(InvariantCleared(invariant=v.invariant, entity=v.entity,
+                                            first_seen=active.first_seen, violated_for_s=round(duration, 3)),
+                           correlation=f"{v.invariant}:{v.entity}", causation=causation)
+        await self.bus.publish(event)
+        log.info("cleared invariant=%s entity=%s after=%.2fs", v.invariant, v.entity, duration)
+        ticket = self.open_ticket_for(v.invariant, v.entity)
+        if ticket is not None and ticket.status == TicketStatus.OPEN:
+            note = f"violation cleared after {duration:.1f}s before any agent claimed it"
+            try:
+                await self.store.update(ticket.ticket_id, lambda t: t.resolve_self_healed(note),
+                                        causation=event.id)
+            except IllegalTransition:
+                log.info("ticket %s was claimed meanwhile; the agent verifies it", ticket.ticket_id)
+

@@ -1,0 +1,127 @@
+"""Rate limiter settings (env prefix ``OPLAB_RL_``; ``REDIS_URL`` is honoured too).
+
+The declared *policy* (key -> requests per window) is lab configuration: the
+nodes seed the shared limits hash from it, the monitor reports a counter for
+every policy key, and the agent's tools refuse keys outside it. Override it
+with ``OPLAB_RL_POLICY='{"user:alice": 40, ...}'``.
+
+``nodes`` names the lab's nodes and where they serve HTTP, as
+``node-1=http://127.0.0.1:8101,node-2=...``. The node processes run under a
+supervisord reachable at ``supervisor_url`` (XML-RPC), one program per node,
+program name == node id.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_POLICY: dict[str, int] = {
+    "user:alice": 40,
+    "user:bob": 25,
+    "api:search": 60,
+    "api:checkout": 15,
+    "tenant:acme": 50,
+}
+
+DEFAULT_NODES = "node-1=http://127.0.0.1:8101,node-2=http://127.0.0.1:8102,node-3=http://127.0.0.1:8103"
+
+_NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_KEY = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+
+
+def parse_nodes(spec: str) -> dict[str, str]:
+    """Parse ``"id=url,id=url"`` into an ordered mapping; raise ValueError on a malformed entry."""
+    out: dict[str, str] = {}
+    for raw in spec.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        node, sep, url = item.partition("=")
+        node, url = node.strip(), url.strip().rstrip("/")
+        if not sep or not _NODE_ID.match(node) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"bad node entry {item!r}: expected id=http://host:port")
+        if node in out:
+            raise ValueError(f"node {node!r} listed twice")
+        out[node] = url
+    return out
+
+
+class RateLimiterSettings(BaseSettings):
+    """Everything the nodes, the adapter and the workload need to agree on."""
+
+    model_config = SettingsConfigDict(env_prefix="OPLAB_RL_", extra="ignore", populate_by_name=True)
+
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("redis_url", "OPLAB_RL_REDIS_URL", "REDIS_URL"),
+    )
+    nodes: str = Field(default=DEFAULT_NODES, description="id=url pairs, comma separated")
+    supervisor_url: str = Field(
+        default="http://127.0.0.1:9001/RPC2",
+        description="XML-RPC URL (http:// or unix://) of the supervisord running the nodes",
+    )
+    key_prefix: str = Field(default="rl", description="Prefix of every Redis key the limiter uses")
+    window_s: float = Field(default=1.0, gt=0)
+    heartbeat_s: float = Field(default=0.25, gt=0)
+    down_after_s: float = Field(default=1.0, gt=0, description="Heartbeat age after which a node is down")
+    policy: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_POLICY))
+    redis_timeout_s: float = Field(default=0.5, gt=0, description="Socket timeout of Redis calls")
+    probe_timeout_s: float = Field(default=0.3, gt=0, description="Timeout of one node /health probe")
+    observe_timeout_s: float = Field(default=1.0, gt=0, description="Bound on one whole observe()")
+    supervisor_timeout_s: float = Field(default=5.0, gt=0)
+    restart_deadline_s: float = Field(default=10.0, gt=0, description="How long restart_node waits")
+
+    @field_validator("nodes")
+    @classmethod
+    def _check_nodes(cls, value: str) -> str:
+        parse_nodes(value)
+        return value
+
+    @field_validator("policy")
+    @classmethod
+    def _check_policy(cls, value: dict[str, int]) -> dict[str, int]:
+        for key, limit in value.items():
+            if not _KEY.match(key):
+                raise ValueError(f"bad policy key {key!r}: letters, digits and _.:@- only")
+            if limit < 0:
+                raise ValueError(f"limit of {key!r} must be >= 0, got {limit}")
+        return value
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not _KEY.match(value):
+            raise ValueError(f"bad key prefix {value!r}")
+        return value
+
+    @property
+    def node_urls(self) -> dict[str, str]:
+        """The lab's nodes, in declaration order: node id -> base URL."""
+        return parse_nodes(self.nodes)
+
+    @property
+    def window_us(self) -> int:
+        return int(round(self.window_s * 1_000_000))
+
+    # Redis key layout, in one place.
+    @property
+    def limits_key(self) -> str:
+        """Hash: policy key -> effective limit (seeded from the policy when absent)."""
+        return f"{self.key_prefix}:limits"
+
+    @property
+    def nodes_key(self) -> str:
+        """Hash: node id -> JSON {url, pid, started_at_us} written by each node's heartbeat."""
+        return f"{self.key_prefix}:nodes"
+
+    @property
+    def seen_key(self) -> str:
+        """Hash: node id -> last heartbeat as Redis server time in microseconds."""
+        return f"{self.key_prefix}:seen"
+
+    def window_key(self, key: str) -> str:
+        """ZSET holding the sliding-window log of one policy key (score = microseconds)."""
+        return f"{self.key_prefix}:w:{key}"
