@@ -51,7 +51,8 @@ def valkey_binary() -> Path:
 
 
 def nats_command(store_dir: Path, port: int | None, ports_file_dir: Path | None = None) -> list[str]:
-    cmd = [str(nats_server_binary()), "-a", "127.0.0.1", "-js", "-sd", str(store_dir)]
+    """nats-server with JetStream storing under ``store_dir/js``."""
+    cmd = [str(nats_server_binary()), "-a", "127.0.0.1", "-js", "-sd", str(store_dir / "js")]
     cmd += ["-p", str(port if port is not None else -1)]
     if ports_file_dir is not None:
         cmd += ["--ports_file_dir", str(ports_file_dir)]
@@ -107,7 +108,7 @@ def start_nats(store_dir: Path, port: int | None = None, log_file: Path | None =
     ports_dir.mkdir(exist_ok=True)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
-        nats_command(store_dir / "js", port, ports_dir), stdout=out, stderr=subprocess.STDOUT
+        nats_command(store_dir, port, ports_dir), stdout=out, stderr=subprocess.STDOUT
     )
     if port is None:
         port = _read_nats_port(ports_dir, proc)

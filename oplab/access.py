@@ -1,0 +1,33 @@
+"""Reaching the lab's NATS from the CLI, whether or not a stack is running.
+
+Order: the running stack's NATS; else ``NATS_URL``; else a temporary embedded
+nats-server on the stack's own store (``<home>/nats``), so past runs can be
+listed and replayed after ``oplab down``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from oplab.infra import start_nats
+from oplab.settings import LabSettings
+from oplab.stack import Stack
+
+
+@contextmanager
+def lab_nats_url(settings: LabSettings) -> Iterator[str]:
+    stack = Stack(settings)
+    info = stack.info()
+    if info is not None and stack.supervisor() is not None:
+        yield info.nats_url
+        return
+    if settings.nats_url:
+        yield settings.nats_url
+        return
+    store = stack.home / "nats"
+    server = start_nats(store)
+    try:
+        yield server.url
+    finally:
+        server.stop()

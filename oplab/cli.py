@@ -1,0 +1,350 @@
+"""``oplab``: run the lab, look at it, poke it.
+
+Human-readable output by default; ``--json`` where a program may read it.
+Exit status: 0 success, 1 the thing asked for did not happen, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from oplab.settings import LabSettings
+from oplab.stack import Stack, StackError
+
+app = typer.Typer(help="Operator Lab: break a real system, watch an operator agent fix it.",
+                  no_args_is_help=True, add_completion=False)
+tickets_app = typer.Typer(help="The ticket log (a projection of the event log).", no_args_is_help=True)
+chaos_app = typer.Typer(help="Faults: list, inject, revert (talks to the chaos service).", no_args_is_help=True)
+app.add_typer(tickets_app, name="tickets")
+app.add_typer(chaos_app, name="chaos")
+
+FAULTS = ("node_kill", "counter_drift")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def _stack() -> Stack:
+    return Stack(LabSettings())
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _emit(doc: Any, as_json: bool, human: str) -> None:
+    typer.echo(json.dumps(doc, default=str) if as_json else human)
+
+
+def _progress(message: str) -> None:
+    typer.secho(f"  {message}", fg=typer.colors.BRIGHT_BLACK, err=True)
+
+
+def _check_fault(fault: str) -> str:
+    if fault not in FAULTS:
+        _fail(f"unknown fault {fault!r}; choose one of: {', '.join(FAULTS)}", 2)
+    return fault
+
+
+# -- the stack ---------------------------------------------------------------------
+
+
+@app.command()
+def up(fault: Annotated[str, typer.Option(help="Fault the director injects")] = "node_kill",
+       mode: Annotated[str, typer.Option(help="Director mode: auto | interactive")] = "auto",
+       as_json: JsonOpt = False) -> None:
+    """Start infrastructure and every service under supervisord (a new run)."""
+    _check_fault(fault)
+    if mode not in ("auto", "interactive"):
+        _fail("mode must be auto or interactive", 2)
+    try:
+        info = _stack().up(fault=fault, mode=mode, progress=_progress)
+    except StackError as exc:
+        _fail(str(exc))
+    _emit({"run": info.run, "nats_url": info.nats_url, "redis_url": info.redis_url}, as_json,
+          f"run {info.run} is up: NATS {info.nats_url}, Redis {info.redis_url}; `oplab status`, `oplab down`")
+
+
+@app.command()
+def down() -> None:
+    """Stop every service (cleanly, SIGTERM) and the embedded infrastructure."""
+    stopped = _stack().down(progress=_progress)
+    typer.echo("stopped" if stopped else "nothing was running")
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Processes of the running stack."""
+    stack = _stack()
+    try:
+        info, sup = stack.require()
+    except StackError as exc:
+        _fail(str(exc))
+    procs = [{"name": p["name"], "group": p["group"], "state": p["statename"], "pid": p["pid"],
+              "description": p["description"]} for p in sup.processes()]
+    if as_json:
+        typer.echo(json.dumps({"run": info.run, "processes": procs}))
+        return
+    typer.echo(f"run {info.run}  fault {info.fault}  mode {info.mode}")
+    for p in procs:
+        typer.echo(f"  {p['name']:<12} {p['state']:<10} {p['description']}")
+
+
+@app.command()
+def restart(service: str) -> None:
+    """Restart one service (or node) of the running stack."""
+    try:
+        _stack().restart(service)
+    except StackError as exc:
+        _fail(str(exc))
+    typer.echo(f"restarted {service}")
+
+
+@app.command()
+def logs(service: str,
+         follow: Annotated[bool, typer.Option("-f", "--follow")] = False,
+         lines: Annotated[int, typer.Option("-n", "--lines")] = 40) -> None:
+    """Show a service's log (under .oplab/logs/)."""
+    try:
+        path = _stack().log_file(service)
+    except StackError as exc:
+        _fail(str(exc))
+    _tail(path, lines, follow)
+
+
+def _tail(path: Path, lines: int, follow: bool) -> None:
+    with path.open() as fh:
+        for line in fh.readlines()[-lines:]:
+            typer.echo(line.rstrip("\n"))
+        while follow:
+            line = fh.readline()
+            if line:
+                typer.echo(line.rstrip("\n"))
+            else:
+                time.sleep(0.2)  # following a growing file
+
+
+@app.command()
+def demo(fault: Annotated[str, typer.Option(help="node_kill | counter_drift")] = "node_kill",
+         headless: Annotated[bool, typer.Option(help="No console: auto mode, chapters printed, JSON last")] = False,
+         ) -> None:
+    """Bring the stack up for one run, play the scenario, bring it down.
+
+    Headless: exit 0 only if the agent resolved the ticket.
+    """
+    _check_fault(fault)
+    from oplab.demo import run_interactive, watch_headless
+
+    settings = LabSettings()
+    stack = Stack(settings)
+    try:
+        info = stack.up(fault=fault, mode="auto" if headless else "interactive", progress=_progress)
+    except StackError as exc:
+        _fail(str(exc))
+    try:
+        if headless:
+            summary = asyncio.run(watch_headless(info, typer.echo, settings.demo_timeout_s))
+        else:
+            asyncio.run(run_interactive(info))
+    except KeyboardInterrupt:
+        summary = {"run": info.run, "outcome": "interrupted"}
+    finally:
+        stack.down(progress=_progress)
+    if headless:
+        keys = ("run", "fault", "ticket", "outcome", "resolved_by", "ttd_s", "ttm_s")
+        typer.echo(json.dumps({k: summary.get(k) for k in keys}))
+        ok = summary.get("outcome") == "resolved" and summary.get("resolved_by") == "agent"
+        raise typer.Exit(0 if ok else 1)
+
+
+# -- runs and replay ---------------------------------------------------------------
+
+
+@app.command()
+def runs(as_json: JsonOpt = False) -> None:
+    """Runs recorded in the log (works after `oplab down` too)."""
+    from oplab.access import lab_nats_url
+    from oplab.history import list_runs
+
+    with lab_nats_url(LabSettings()) as url:
+        found = asyncio.run(list_runs(url))
+    if as_json:
+        typer.echo(json.dumps(found))
+        return
+    if not found:
+        typer.echo("no runs recorded yet")
+    for r in found:
+        typer.echo(f"{r['run']}  {r['started'][:19]}  {r['scenario']:<12} {r['fault'] or '-':<14} "
+                   f"{r['outcome'] or 'unfinished'}")
+
+
+@app.command()
+def events(run: Annotated[str, typer.Argument(help="Run id (see `oplab runs`)")],
+           type_: Annotated[list[str] | None, typer.Option("--type", help="Event type or domain")] = None,
+           as_json: JsonOpt = False) -> None:
+    """Replay one run's events from the log, in order."""
+    from oplab.access import lab_nats_url
+    from oplab.history import describe, run_history
+
+    with lab_nats_url(LabSettings()) as url:
+        history = asyncio.run(run_history(url, run, set(type_) if type_ else None))
+    if not history:
+        _fail(f"no events for run {run!r}")
+    for seq, event in history:
+        if as_json:
+            typer.echo(event.model_dump_json())
+        else:
+            typer.echo(f"{seq:>7} {event.time:%H:%M:%S.%f}"[:-3] + f" {event.type:<26} {describe(event)}")
+
+
+@app.command()
+def console(run: Annotated[str | None, typer.Option(help="Run id (default: the running stack's)")] = None,
+            replay: Annotated[bool, typer.Option(help="Replay a finished run from the log")] = False) -> None:
+    """Open the console on a live run, or replay a recorded one."""
+    import os
+
+    from oplab.access import lab_nats_url
+    from oplab.demo import open_console
+
+    settings = LabSettings()
+    info = Stack(settings).info()
+    run = run or os.environ.get("OPLAB_RUN") or (info.run if info else None)
+    if not run:
+        _fail("no run given and no stack running: `oplab runs` lists recorded runs", 2)
+    assert run is not None
+    with lab_nats_url(settings) as url:
+        asyncio.run(open_console(url, run, replay=replay))
+
+
+# -- tickets -------------------------------------------------------------------------
+
+
+@tickets_app.command("list")
+def tickets_list(run: Annotated[str | None, typer.Option(help="Only this run (default: all)")] = None,
+                 status_: Annotated[str | None, typer.Option("--status")] = None,
+                 limit: int = 50, as_json: JsonOpt = False) -> None:
+    """Tickets from the ticket log, newest first."""
+    from oplab.tickets import list_tickets
+
+    rows = list_tickets(run=run, status=status_, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in rows]))
+        return
+    if not rows:
+        typer.echo("no tickets")
+        return
+    for r in rows:
+        typer.echo(f"{r.ticket_id}  {r.status:<11} {r.invariant}/{r.entity:<14} "
+                   f"{r.opened_at:%Y-%m-%d %H:%M:%S}  {r.resolved_by or ''}")
+
+
+@tickets_app.command("show")
+def tickets_show(ticket_id: str, as_json: JsonOpt = False) -> None:
+    """One ticket in full."""
+    from oplab.tickets import get_ticket
+
+    row = get_ticket(ticket_id)
+    if row is None:
+        _fail(f"no ticket {ticket_id!r} in the ticket log")
+    assert row is not None
+    if as_json:
+        typer.echo(row.model_dump_json())
+        return
+    for key, value in row.model_dump().items():
+        typer.echo(f"{key:>13}: {value}")
+
+
+# -- chaos -----------------------------------------------------------------------------
+
+
+def _chaos(verb: str, body: dict[str, Any]) -> dict[str, Any]:
+    from events.bus import Bus
+    from events.commands import CommandError, request
+    from events.settings import BusSettings
+
+    info, _ = _stack().require()
+
+    async def call() -> dict[str, Any]:
+        bus = await Bus.connect(BusSettings(nats_url=info.nats_url), source="oplab-cli", ensure_stream=False)
+        try:
+            return await request(bus.nc, "chaos", verb, body)
+        finally:
+            await bus.close()
+
+    try:
+        return asyncio.run(call())
+    except CommandError as exc:
+        _fail(exc.description, 2 if exc.code == "400" else 1)
+    raise AssertionError("unreachable")
+
+
+@chaos_app.command("list")
+def chaos_list(as_json: JsonOpt = False) -> None:
+    """Active faults, fault kinds and targets."""
+    try:
+        doc = _chaos("list", {})
+    except StackError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(doc))
+        return
+    typer.echo("active faults:" if doc["faults"] else "no active faults")
+    for f in doc["faults"]:
+        typer.echo(f"  {f['fault_id']}  {f['kind']:<14} {f['target']:<14} until {f['expires_at']}")
+    typer.echo("kinds: " + ", ".join(k["kind"] for k in doc["kinds"]))
+    typer.echo("targets: " + ", ".join(doc["targets"]))
+
+
+@chaos_app.command("inject")
+def chaos_inject(kind: str, target: Annotated[str | None, typer.Option()] = None,
+                 ttl: Annotated[float | None, typer.Option(help="seconds")] = None,
+                 param: Annotated[list[str] | None, typer.Option(help="k=v, repeatable")] = None,
+                 as_json: JsonOpt = False) -> None:
+    """Inject a fault now."""
+    params: dict[str, Any] = {}
+    for item in param or []:
+        if "=" not in item:
+            _fail(f"--param {item!r}: expected k=v", 2)
+        k, v = item.split("=", 1)
+        params[k] = _scalar(v)
+    body: dict[str, Any] = {"kind": kind, "params": params}
+    if target:
+        body["target"] = target
+    if ttl:
+        body["ttl_s"] = ttl
+    try:
+        doc = _chaos("inject", body)
+    except StackError as exc:
+        _fail(str(exc))
+    f = doc["fault"]
+    _emit(doc, as_json, f"injected {f['fault_id']}: {f['kind']} on {f['target']} until {f['expires_at']}")
+
+
+@chaos_app.command("revert")
+def chaos_revert(fault_id: str, as_json: JsonOpt = False) -> None:
+    """Revert an active fault."""
+    try:
+        doc = _chaos("revert", {"fault_id": fault_id})
+    except StackError as exc:
+        _fail(str(exc))
+    _emit(doc, as_json, "reverted " + ", ".join(doc["reverted"]))
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

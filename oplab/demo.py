@@ -1,0 +1,66 @@
+"""Running the demo: headless (auto mode, chapters printed, one JSON summary line)
+or interactive (the console in the foreground). Both bring the stack up for one
+run and down again on exit, so every demo run starts clean."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from events import ChapterStarted, RunFinished
+from events.bus import Bus, Delivered
+from events.commands import CommandError, request
+from events.settings import BusSettings
+from events.subjects import run_events
+from oplab.stack import StackInfo
+from projections.timeline import RunTimeline
+
+
+async def watch_headless(info: StackInfo, on_line: Callable[[str], None], timeout_s: float) -> dict[str, Any]:
+    """Follow the run until ``run.finished`` (or the timeout); return the summary."""
+    bus = await Bus.connect(BusSettings(nats_url=info.nats_url), source="oplab-demo")
+    timeline = RunTimeline()
+    finished = asyncio.Event()
+    result: dict[str, Any] = {}
+
+    async def handle(d: Delivered) -> None:
+        timeline.apply(d.event)
+        data = d.event.data
+        if isinstance(data, ChapterStarted):
+            on_line(f"[{data.index + 1}/{data.total}] {data.title}")
+        elif isinstance(data, RunFinished):
+            result.update(data.summary)
+            finished.set()
+
+    replay = await bus.replay(run_events(info.run), handle, follow=True)
+    try:
+        await asyncio.wait_for(finished.wait(), timeout_s)
+    except TimeoutError:
+        result.update(timeline.summary().model_dump(mode="json"))
+        result["outcome"] = f"timeout ({result.get('outcome')})"
+    finally:
+        await replay.stop()
+        await bus.close()
+    return result
+
+
+async def run_interactive(info: StackInfo) -> None:
+    """The console in the foreground; space/→ asks the director for the next chapter."""
+    await open_console(info.nats_url, info.run)
+
+
+async def open_console(nats_url: str, run: str, replay: bool = False) -> None:
+    from console.live import run_console
+
+    bus = await Bus.connect(BusSettings(nats_url=nats_url), source="oplab-console")
+
+    async def next_chapter() -> None:
+        with contextlib.suppress(CommandError):
+            await request(bus.nc, "director", "next", timeout=2.0)
+
+    try:
+        await run_console(bus, run, on_next=None if replay else next_chapter, replay=replay)
+    finally:
+        await bus.close()

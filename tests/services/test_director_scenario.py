@@ -1,0 +1,45 @@
+"""Scenarios are data: the built-in one validates; bad files fail with a clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from events import TicketResolved, new_event
+from services.director.scenario import ScenarioError, load_scenario
+
+
+def test_the_ratelimiter_scenario_has_the_story_in_order() -> None:
+    scenario = load_scenario("ratelimiter")
+    assert [c.id for c in scenario.chapters] == [
+        "welcome", "baseline", "inject", "detection", "remediation", "verification", "summary"]
+    assert set(scenario.faults) >= {"node_kill", "counter_drift"}
+    inject = scenario.chapters[2]
+    assert inject.countdown_s > 0 and inject.on_enter[0].action == "inject"
+
+
+def test_predicates_match_type_and_fields() -> None:
+    when = load_scenario("ratelimiter").chapters[5].advance.when
+    assert when is not None
+    resolved = new_event(TicketResolved(ticket_id="tk-1", by="agent"), run="r", source="t")
+    assert when.matches(resolved)
+    assert not when.model_copy(update={"where": {"by": "self-healed"}}).matches(resolved)
+
+
+def test_unknown_scenario_names_the_built_in_ones() -> None:
+    with pytest.raises(ScenarioError, match="ratelimiter"):
+        load_scenario("nope")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: [", "not valid YAML"),
+    ("name: x\nsubject: y\ndefault_fault: z\nchapters: []\n", "chapters"),
+    ("name: x\nsubject: y\ndefault_fault: z\nchapters:\n  - {id: a, title: t, narration: n, "
+     "on_enter: [{action: explode}]}\n", "on_enter"),
+])
+def test_invalid_scenarios_fail_with_where(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError, match=message):
+        load_scenario(str(path))
