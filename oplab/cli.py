@@ -232,7 +232,10 @@ def tickets_list(run: Annotated[str | None, typer.Option(help="Only this run (de
     """Tickets from the ticket log, newest first."""
     from oplab.tickets import list_tickets
 
-    rows = list_tickets(run=run, status=status_, limit=limit)
+    try:
+        rows = list_tickets(run=run, status=status_, limit=limit)
+    except ValueError as exc:
+        _fail(str(exc), 2)
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in rows]))
         return

@@ -10,8 +10,9 @@
   ``127.0.0.1`` / ``5432`` / ``postgres``.
 - ``memory://``: an in-process view (console, tests); it forgets everything on exit.
 
-``OPLAB_TICKETLOG_BATCH_SIZE`` and ``OPLAB_TICKETLOG_FLUSH_INTERVAL_S`` tune the projector's
-batching: a batch is committed when that many events are buffered or that much time passed.
+``OPLAB_TICKETLOG_BATCH_SIZE`` (1000) and ``OPLAB_TICKETLOG_FLUSH_INTERVAL_S`` (0.05) tune the
+projector's batching: a batch is committed when that many events are buffered or that much
+time passed; ``OPLAB_TICKETLOG_MAX_BATCH`` (10000) caps the events of one transaction.
 """
 
 from __future__ import annotations

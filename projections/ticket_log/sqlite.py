@@ -15,6 +15,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRecorder
 
 from projections.ticket_log.rows import COLUMNS, TABLE, TicketKey, from_row, to_row
@@ -67,6 +68,16 @@ class SQLiteTicketLogView(SQLiteTrackingRecorder, TicketLogView):
             f"CREATE INDEX IF NOT EXISTS {TABLE}_status ON {TABLE} (status, opened_at)",
         ]
         return statements
+
+    def create_table(self) -> None:
+        """Create the tables if missing. Two processes opening a new file at once may race
+        on the tracking table's migration record: the loser retries on the created table."""
+        try:
+            super().create_table()
+        except (IntegrityError, OperationalError):
+            self.tracking_table_exists = False
+            self.tracking_migration_previous = self.tracking_migration_current = None
+            super().create_table()
 
     def max_tracking_id(self, application_name: str = APPLICATION_NAME) -> int | None:
         return super().max_tracking_id(application_name)

@@ -79,6 +79,10 @@ class TicketLogView(TrackingRecorder, abc.ABC):
         """Create the tables if missing (idempotent)."""
 
     @abc.abstractmethod
+    def max_tracking_id(self, application_name: str = APPLICATION_NAME) -> int | None:
+        """The highest stream sequence folded (``None``: nothing yet). Resume from it ``+ 1``."""
+
+    @abc.abstractmethod
     def commit_batch(self, plan: BatchPlan) -> BatchChanges | None:
         """In one transaction: read the tracked position, ask ``plan`` for the changes
         (it may load rows through the loader), write the rows and the tracking record.

@@ -1,0 +1,126 @@
+"""The ticket log projection: stream deliveries -> ticket rows, exactly once.
+
+``TicketLogProjection.process_batch`` folds a batch of deliveries into its view in
+one transaction. Inside that transaction it reads the tracked sequence, drops
+every delivery at or below it (and duplicates within the batch), loads the rows
+of the tickets the rest touch, folds them with
+:func:`projections.tickets.state.apply_event` (the same fold the aggregate uses)
+and writes the changed rows together with ``Tracking("LAB", <highest seq>)``.
+
+Consequences:
+- exactly once: a re-delivered or re-fed sequence is skipped, whoever fed it;
+- resumable: the view's ``max_tracking_id()`` is where to resume (``+ 1``);
+- deterministic: rows depend only on the events and their sequences, so a
+  rebuild from sequence 1 into a fresh view yields identical rows, whatever the
+  batch boundaries were;
+- non-ticket events only advance the tracking position (one small write per batch);
+- a ticket event that cannot be folded (e.g. before its ``ticket.opened``, which
+  may have aged out of the stream) is logged and skipped, never retried forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
+from eventsourcing.projection import Projection
+
+from events import Event, TicketPayload
+from events.bus import Delivered
+from events.subjects import event_subject
+from projections.ticket_log.rows import TicketKey
+from projections.ticket_log.view import APPLICATION_NAME, BatchChanges, Loader, TicketLogView
+from projections.tickets.state import TicketState, apply_event
+
+log = logging.getLogger(__name__)
+
+TICKET_TOPICS: tuple[str, ...] = (
+    "ticket.opened", "ticket.recurred", "ticket.claimed", "ticket.diagnosed",
+    "ticket.action_requested", "ticket.action_executed", "ticket.verified",
+    "ticket.resolved", "ticket.escalated", "ticket.reopened",
+)
+
+
+class TicketLogProjection(Projection[TicketLogView]):
+    """Folds ticket events from the ``LAB`` stream into a :class:`TicketLogView`."""
+
+    name = "ticket_log"
+    topics = TICKET_TOPICS
+
+    def __init__(self, view: TicketLogView, *, attempts: int = 5) -> None:
+        super().__init__(view)
+        self.attempts = attempts
+
+    def process_batch(self, batch: Sequence[Delivered]) -> BatchChanges | None:
+        """Fold ``batch`` in one transaction; returns what changed, or None if nothing was new.
+
+        Retries (on fresh state) when another writer advanced the view meanwhile or
+        the store was briefly locked; other errors propagate and nothing is written.
+        """
+        if not batch:
+            return None
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return self.view.commit_batch(lambda last, load: plan_batch(batch, last, load))
+            except (IntegrityError, OperationalError) as exc:
+                if attempt == self.attempts:
+                    raise
+                log.warning("ticket log batch retried attempt=%s error=%s", attempt, exc)
+        return None  # pragma: no cover - the loop returns or raises
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        """eventsourcing's per-event entry point: ``domain_event`` is an :class:`Event`
+        (or a :class:`Delivered`), ``tracking`` its position in the ``LAB`` stream."""
+        if tracking.application_name != APPLICATION_NAME:
+            raise ValueError(f"tracking for {tracking.application_name!r}, expected {APPLICATION_NAME!r}")
+        if isinstance(domain_event, Delivered):
+            delivered = domain_event
+        elif isinstance(domain_event, Event):
+            delivered = Delivered(domain_event, tracking.notification_id, event_subject(domain_event))
+        else:
+            raise TypeError(f"cannot project {type(domain_event).__name__}")
+        if delivered.seq != tracking.notification_id:
+            raise ValueError(f"delivery seq {delivered.seq} != tracking {tracking.notification_id}")
+        self.process_batch([delivered])
+
+
+def plan_batch(batch: Sequence[Delivered], last: int | None, load: Loader) -> BatchChanges | None:
+    """The pure part of a batch: given the tracked position and a row loader, the changes."""
+    floor = last or 0
+    fresh: dict[int, Delivered] = {}
+    for d in batch:
+        if d.seq > floor:
+            fresh.setdefault(d.seq, d)
+    if not fresh:
+        return None
+    ordered = [fresh[s] for s in sorted(fresh)]
+    keys: dict[TicketKey, None] = {}
+    for d in ordered:
+        if isinstance(d.event.data, TicketPayload):
+            keys[(d.event.run, d.event.data.ticket_id)] = None
+    states: dict[TicketKey, TicketState] = load(keys) if keys else {}
+    changed: dict[TicketKey, int] = {}
+    skipped = 0
+    for d in ordered:
+        payload = d.event.data
+        if not isinstance(payload, TicketPayload):
+            continue
+        key = (d.event.run, payload.ticket_id)
+        try:
+            states[key] = apply_event(states.get(key), payload, d.event.time, d.event.run)
+        except ValueError as exc:
+            skipped += 1
+            log.warning("ticket event not folded seq=%s type=%s ticket=%s reason=%s",
+                        d.seq, d.event.type, payload.ticket_id, exc)
+            continue
+        changed[key] = d.seq
+    return BatchChanges(
+        tracking=Tracking(APPLICATION_NAME, ordered[-1].seq),
+        rows=[(states[k], seq) for k, seq in changed.items()],
+        events=len(ordered),
+        skipped=skipped,
+        first_seq=ordered[0].seq,
+        keys=frozenset(changed),
+    )
