@@ -316,8 +316,8 @@ class LimiterStore:
 
     async def entries(self, key: str) -> list[tuple[str, int]]:
         """Every (member, score µs) in a key's window, oldest first (for inspection and tests)."""
-        raw = await self.redis.zrange(self.settings.window_key(key), 0, -1, withscores=True)
-        return [(m, int(s)) for m, s in raw]
+        raw: list[Any] = await self.redis.zrange(self.settings.window_key(key), 0, -1, withscores=True)
+        return [(str(m), int(s)) for m, s in raw]
 
     # -- heartbeats -----------------------------------------------------------
 

@@ -56,7 +56,7 @@ class RateLimiterSettings(BaseSettings):
 
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
-        validation_alias=AliasChoices("redis_url", "OPLAB_RL_REDIS_URL", "REDIS_URL"),
+        validation_alias=AliasChoices("OPLAB_RL_REDIS_URL", "REDIS_URL"),
     )
     nodes: str = Field(default=DEFAULT_NODES, description="id=url pairs, comma separated")
     supervisor_url: str = Field(
@@ -104,7 +104,7 @@ class RateLimiterSettings(BaseSettings):
 
     @property
     def window_us(self) -> int:
-        return int(round(self.window_s * 1_000_000))
+        return round(self.window_s * 1_000_000)
 
     # Redis key layout, in one place.
     @property

@@ -1,0 +1,14 @@
+"""The rate limiter subject: N stateless HTTP nodes sharing one Redis.
+
+- ``node``: the node service (``python -m subjects.ratelimiter.node``).
+- ``limiter`` + ``window.lua``: the sliding-window log and every operation on the shared state.
+- ``adapter``: :class:`RateLimiterAdapter` (observe, invariants, tools, faults, playbooks).
+- ``workload``: :class:`RateLimiterWorkload`, realistic client traffic.
+- ``settings``: :class:`RateLimiterSettings` (env prefix ``OPLAB_RL_``).
+"""
+
+from subjects.ratelimiter.adapter import RateLimiterAdapter
+from subjects.ratelimiter.settings import RateLimiterSettings
+from subjects.ratelimiter.workload import RateLimiterWorkload
+
+__all__ = ["RateLimiterAdapter", "RateLimiterSettings", "RateLimiterWorkload"]

@@ -1,0 +1,200 @@
+"""Realistic client traffic on the rate limiter, doubling as a black-box prober.
+
+Each policy key gets a steady arrival rate relative to its limit: by default
+the keys cycle through 80%, 65%, 90%, 130% and 75% of their limit per window,
+so most traffic is admitted and the 130% key is routinely blocked, as a real
+API's noisiest client would be. Arrivals are evenly spaced with ±20% jitter.
+
+Requests go round-robin over the nodes; a connection error or timeout counts
+as an error against that node and the request fails over to the next node
+(each node tried at most once). A key's request counts as an error only when
+every node failed. Concurrency is bounded by a semaphore over one aiohttp
+session (keep-alive; a stale pooled connection is just another failover).
+Each interval the caller receives a :class:`~events.WorkloadStats` with per-key
+sent/allowed/blocked/errors and per-node sent/allowed/blocked/errors/p50/p99.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import random
+from dataclasses import dataclass, field
+from itertools import count
+
+import aiohttp
+
+from events import KeyStats, NodeStats, WorkloadStats
+from subjects.base import StatsSink, Workload
+from subjects.ratelimiter.settings import RateLimiterSettings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FACTORS = (0.8, 0.65, 0.9, 1.3, 0.75)
+
+
+@dataclass
+class _KeyCounts:
+    limit: int
+    sent: int = 0
+    allowed: int = 0
+    blocked: int = 0
+    errors: int = 0
+
+
+@dataclass
+class _NodeCounts:
+    sent: int = 0
+    allowed: int = 0
+    blocked: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return round(ordered[index], 3)
+
+
+class RateLimiterWorkload(Workload):
+    """Steady traffic over the policy keys, spread over the nodes with failover."""
+
+    def __init__(
+        self,
+        settings: RateLimiterSettings,
+        factors: dict[str, float] | None = None,
+        concurrency: int = 16,
+        request_timeout_s: float = 1.0,
+        seed: int | None = None,
+    ) -> None:
+        """``factors``: key -> arrival rate as a fraction of its limit per window (default: see module)."""
+        self.settings = settings
+        policy = settings.policy
+        self.factors = factors if factors is not None else {
+            key: DEFAULT_FACTORS[i % len(DEFAULT_FACTORS)] for i, key in enumerate(policy)
+        }
+        unknown = set(self.factors) - set(policy)
+        if unknown:
+            raise ValueError(f"workload keys outside the policy: {sorted(unknown)}")
+        self.nodes = settings.node_urls
+        if not self.nodes:
+            raise ValueError("no nodes configured")
+        self.concurrency = concurrency
+        self.request_timeout_s = request_timeout_s
+        self._rng = random.Random(seed)
+        self._rr = count()
+        self._keys: dict[str, _KeyCounts] = {}
+        self._node_counts: dict[str, _NodeCounts] = {}
+        self._reset_counts()
+
+    def rates(self) -> dict[str, float]:
+        """Requests per second per key."""
+        return {k: f * self.settings.policy[k] / self.settings.window_s for k, f in self.factors.items() if f > 0}
+
+    def _reset_counts(self) -> None:
+        previous = self._keys
+        self._keys = {k: _KeyCounts(previous[k].limit if k in previous else self.settings.policy[k])
+                      for k in self.factors}
+        self._node_counts = {n: _NodeCounts() for n in self.nodes}
+
+    def _snapshot(self, interval_s: float) -> WorkloadStats:
+        stats = WorkloadStats(
+            interval_s=round(interval_s, 3),
+            keys=[KeyStats(key=k, limit=c.limit, sent=c.sent, allowed=c.allowed, blocked=c.blocked,
+                           errors=c.errors) for k, c in self._keys.items()],
+            nodes=[NodeStats(node=n, sent=c.sent, allowed=c.allowed, blocked=c.blocked, errors=c.errors,
+                             p50_ms=_percentile(c.latencies_ms, 0.5), p99_ms=_percentile(c.latencies_ms, 0.99))
+                   for n, c in self._node_counts.items()],
+        )
+        self._reset_counts()
+        return stats
+
+    async def _send(self, session: aiohttp.ClientSession, key: str) -> None:
+        """One logical request with failover. Counted when its outcome is known, so that every
+        interval's stats add up (sent == allowed + blocked + errors, per key and per node)."""
+        node_ids = list(self.nodes)
+        first = next(self._rr) % len(node_ids)
+        loop = asyncio.get_running_loop()
+        for attempt in range(len(node_ids)):
+            node = node_ids[(first + attempt) % len(node_ids)]
+            start = loop.time()
+            try:
+                async with session.post(f"{self.nodes[node]}/check", json={"key": key}) as resp:
+                    body = await resp.json(content_type=None)
+                    status = resp.status
+            except (aiohttp.ClientError, TimeoutError, ValueError, OSError):
+                self._node_error(node)
+                continue
+            if status not in (200, 429) or not isinstance(body, dict):
+                self._node_error(node)  # the node answered but could not decide (e.g. 503: redis down)
+                continue
+            per_node, counts = self._node_counts[node], self._keys[key]
+            per_node.sent += 1
+            counts.sent += 1
+            per_node.latencies_ms.append((loop.time() - start) * 1000)
+            if isinstance(body.get("limit"), int):
+                counts.limit = body["limit"]
+            if body.get("allowed"):
+                per_node.allowed += 1
+                counts.allowed += 1
+            else:
+                per_node.blocked += 1
+                counts.blocked += 1
+            return
+        self._keys[key].sent += 1
+        self._keys[key].errors += 1
+
+    def _node_error(self, node: str) -> None:
+        self._node_counts[node].sent += 1
+        self._node_counts[node].errors += 1
+
+    async def run(self, stop: asyncio.Event, on_stats: StatsSink, interval_s: float = 1.0) -> None:
+        """Send traffic until ``stop`` is set; ``on_stats`` once per interval (and once at the end)."""
+        loop = asyncio.get_running_loop()
+        rates = self.rates()
+        gaps = {k: 1.0 / r for k, r in rates.items()}
+        start = loop.time()
+        # (next send time, key): stagger the first sends so keys do not all fire together
+        schedule = [(start + self._rng.uniform(0, gap), key) for key, gap in gaps.items()]
+        heapq.heapify(schedule)
+        semaphore = asyncio.Semaphore(self.concurrency)
+        in_flight: set[asyncio.Task[None]] = set()
+        interval_start = start
+        next_report = start + interval_s
+        self._reset_counts()
+
+        async def one(key: str) -> None:
+            try:
+                await self._send(session, key)
+            finally:
+                semaphore.release()
+
+        timeout = aiohttp.ClientTimeout(total=self.request_timeout_s)
+        connector = aiohttp.TCPConnector(limit=self.concurrency)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            while not stop.is_set():
+                now = loop.time()
+                if now >= next_report:
+                    await on_stats(self._snapshot(now - interval_start))
+                    interval_start, next_report = now, max(next_report + interval_s, now)
+                    continue
+                if schedule and schedule[0][0] <= now:
+                    at, key = heapq.heappop(schedule)
+                    gap = gaps[key]
+                    heapq.heappush(schedule, (max(at + gap * self._rng.uniform(0.8, 1.2), now - gap), key))
+                    await semaphore.acquire()
+                    task = asyncio.create_task(one(key))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                    continue
+                wake = min(next_report, schedule[0][0] if schedule else next_report)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=max(0.0, wake - now))
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+        await on_stats(self._snapshot(loop.time() - interval_start))

@@ -1,0 +1,240 @@
+"""Fixtures for the rate limiter: real nodes under a real supervisord, on the session's valkey.
+
+``running_cluster`` starts a supervisord (inet_http_server on 127.0.0.1:<free
+port>) running three node programs (program name == node id,
+``autorestart=false``, ``startsecs=0``) with its own Redis key prefix, so
+clusters never see each other's state. Starting one costs ~3 s (supervisord
+spawns on its first 1 s tick), so tests share them: ``cluster`` per package,
+``slow_cluster`` in test_node.py. The nodes inherit supervisord's environment
+(``REDIS_URL``, ``OPLAB_RL_*``). Everything listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import xmlrpc.client
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from events import ObsSnapshot, WorkloadStats
+from oplab.infra import RunningServer, free_port
+from subjects.base import Invariant, Violation
+from subjects.ratelimiter import RateLimiterAdapter, RateLimiterSettings
+
+T = TypeVar("T")
+
+REPO = Path(__file__).resolve().parents[3]
+BIN = Path(sys.executable).parent
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 10.0, interval: float = 0.05,
+                     what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy (returned); fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: Any = None
+    while True:
+        last = await check()
+        if last:
+            return last  # type: ignore[no-any-return]
+        if loop.time() >= deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class Watcher:
+    """A miniature monitor: observes the adapter, keeps the history, evaluates one invariant."""
+
+    adapter: RateLimiterAdapter
+    history: list[ObsSnapshot] = field(default_factory=list)
+    workload: list[WorkloadStats] = field(default_factory=list)
+
+    async def observe(self) -> ObsSnapshot:
+        snap = await self.adapter.observe()
+        self.history.append(snap)
+        return snap
+
+    async def until_violated(self, invariant: Invariant, entity: str, timeout: float = 10.0) -> Violation:
+        async def check() -> Violation | None:
+            await self.observe()
+            return next((v for v in invariant.evaluate(self.history, self.workload) if v.entity == entity),
+                        None)
+
+        return await eventually(check, timeout, interval=0.1, what=f"{invariant.name} on {entity}")
+
+    async def until_cleared(self, invariant: Invariant, entity: str, timeout: float = 10.0) -> ObsSnapshot:
+        async def check() -> ObsSnapshot | None:
+            snap = await self.observe()
+            violated = any(v.entity == entity for v in invariant.evaluate(self.history, self.workload))
+            return None if violated or not snap.ok else snap
+
+        return await eventually(check, timeout, interval=0.1, what=f"{invariant.name} cleared on {entity}")
+
+
+@dataclass
+class Cluster:
+    settings: RateLimiterSettings
+    adapter: RateLimiterAdapter
+    supervisord: subprocess.Popen[bytes]
+    logs: Path
+
+    def log(self, name: str) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text() if path.exists() else ""
+
+
+def node_settings(redis_url: str, nodes: dict[str, str], supervisor_url: str = "http://127.0.0.1:1/RPC2",
+                  **overrides: Any) -> RateLimiterSettings:
+    return RateLimiterSettings(
+        redis_url=redis_url,
+        nodes=",".join(f"{n}={u}" for n, u in nodes.items()),
+        supervisor_url=supervisor_url,
+        key_prefix=overrides.pop("key_prefix", f"t{secrets.token_hex(4)}"),
+        **overrides,
+    )
+
+
+def settings_env(settings: RateLimiterSettings) -> dict[str, str]:
+    """The environment that makes a node process read exactly ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPLAB_RL_")}
+    env.update(
+        REDIS_URL=settings.redis_url,
+        OPLAB_RL_NODES=settings.nodes,
+        OPLAB_RL_SUPERVISOR_URL=settings.supervisor_url,
+        OPLAB_RL_KEY_PREFIX=settings.key_prefix,
+        OPLAB_RL_WINDOW_S=str(settings.window_s),
+        OPLAB_RL_HEARTBEAT_S=str(settings.heartbeat_s),
+        OPLAB_RL_DOWN_AFTER_S=str(settings.down_after_s),
+        OPLAB_RL_POLICY=json.dumps(settings.policy),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def supervisord_conf(tmp: Path, port: int, nodes: dict[str, str]) -> str:
+    lines = [
+        "[supervisord]",
+        f"logfile={tmp / 'supervisord.log'}",
+        f"pidfile={tmp / 'supervisord.pid'}",
+        f"childlogdir={tmp}",
+        "nodaemon=true",
+        "",
+        "[inet_http_server]",
+        f"port=127.0.0.1:{port}",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl=http://127.0.0.1:{port}",
+    ]
+    for node, url in nodes.items():
+        node_port = url.rsplit(":", 1)[1]
+        lines += [
+            "",
+            f"[program:{node}]",
+            f"command={sys.executable} -m subjects.ratelimiter.node --id {node} --host 127.0.0.1 "
+            f"--port {node_port}",
+            f"directory={REPO}",
+            "autostart=true",
+            "autorestart=false",
+            "startsecs=0",
+            "stopsignal=TERM",
+            "stopwaitsecs=5",
+            "redirect_stderr=true",
+            f"stdout_logfile={tmp / (node + '.log')}",
+            "stdout_logfile_maxbytes=0",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def spawn_supervisord(tmp: Path, port: int, settings: RateLimiterSettings) -> subprocess.Popen[bytes]:
+    """Write the config and start ``supervisord -n`` (the nodes inherit its environment)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    conf = tmp / "supervisord.conf"
+    conf.write_text(supervisord_conf(tmp, port, settings.node_urls))
+    return subprocess.Popen([str(BIN / "supervisord"), "-c", str(conf), "-n"], env=settings_env(settings),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@asynccontextmanager
+async def running_cluster(tmp: Path, redis_url: str, n: int = 3, **overrides: Any) -> AsyncIterator[Cluster]:
+    """supervisord + ``n`` nodes, ready (every node healthy with a fresh heartbeat) on entry."""
+    sup_port = free_port()
+    nodes = {f"node-{i}": f"http://127.0.0.1:{free_port()}" for i in range(1, n + 1)}
+    settings = node_settings(redis_url, nodes, f"http://127.0.0.1:{sup_port}/RPC2", **overrides)
+    proc = await asyncio.to_thread(spawn_supervisord, tmp, sup_port, settings)
+    adapter = RateLimiterAdapter(settings)
+    cluster = Cluster(settings, adapter, proc, tmp)
+    try:
+        async def ready(node: str) -> None:
+            await eventually(lambda: _healthy(adapter, node), timeout=20.0, what=f"{node} healthy")
+
+        await asyncio.gather(*(ready(node) for node in nodes))
+        yield cluster
+    finally:
+        await adapter.close()
+        await _stop_programs(settings.supervisor_url)
+        proc.terminate()
+        try:
+            await asyncio.to_thread(proc.wait, 15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await asyncio.to_thread(proc.wait, 5)
+
+
+async def _stop_programs(url: str) -> None:
+    """SIGTERM every node at once (supervisord alone stops them one per ~1 s tick), wait until they exit."""
+    def call(method: str, *args: Any) -> Any:
+        with xmlrpc.client.ServerProxy(url) as proxy:
+            return getattr(proxy.supervisor, method)(*args)
+
+    try:
+        await asyncio.to_thread(call, "signalAllProcesses", "TERM")
+
+        async def all_stopped() -> bool:
+            infos = await asyncio.to_thread(call, "getAllProcessInfo")
+            return all(i["statename"] not in ("RUNNING", "STARTING", "STOPPING") for i in infos)
+
+        await eventually(all_stopped, timeout=10.0, what="nodes stopped")
+    except (OSError, xmlrpc.client.Error, AssertionError):
+        pass  # supervisord gone or slow: terminating it below stops what is left
+
+
+async def _healthy(adapter: RateLimiterAdapter, node: str) -> bool:
+    if not (await adapter.probe(node)).ok:
+        return False
+    record = await adapter.heartbeat(node)
+    return record is not None and record.fresh
+
+
+@pytest.fixture(scope="package")
+async def cluster(valkey_server: RunningServer, tmp_path_factory: pytest.TempPathFactory
+                  ) -> AsyncIterator[Cluster]:
+    """A 3-node cluster (1 s window, default policy) shared by this package's tests, which must each
+    leave it healthy and fault-free (faults reverted in ``finally``)."""
+    async with running_cluster(tmp_path_factory.mktemp("cluster"), valkey_server.url) as c:
+        yield c
+
+
+@pytest.fixture
+def watcher(cluster: Cluster) -> Watcher:
+    return Watcher(cluster.adapter)
+
+
+@pytest.fixture
+async def store_settings(valkey_server: RunningServer) -> RateLimiterSettings:
+    """Settings with a fresh key prefix on the session valkey (no nodes running)."""
+    return node_settings(valkey_server.url, {"node-1": "http://127.0.0.1:1"}, window_s=2.0,
+                         policy={"k:small": 3, "k:big": 100})

@@ -1,0 +1,164 @@
+"""The node service over HTTP: enforcement across nodes, management API, health, metrics, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from oplab.infra import RunningServer, free_port
+from subjects.ratelimiter import RateLimiterAdapter
+from subjects.ratelimiter.limiter import LimiterStore
+from tests.subjects.ratelimiter.conftest import REPO, Cluster, eventually, node_settings, running_cluster, settings_env
+
+
+@pytest.fixture(scope="module")
+async def slow_cluster(valkey_server: RunningServer, tmp_path_factory: pytest.TempPathFactory
+                       ) -> AsyncIterator[Cluster]:
+    """A 5 s window, so a sequence of requests surely falls in one window even on a loaded machine."""
+    async with running_cluster(tmp_path_factory.mktemp("nodes"), valkey_server.url, window_s=5.0) as c:
+        yield c
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        yield session
+
+
+async def call(http: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> tuple[int, Any]:
+    async with http.request(method, url, json=body) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+def url(cluster: Cluster, node: str, path: str) -> str:
+    return cluster.settings.node_urls[node] + path
+
+
+async def test_limits_are_enforced_exactly_across_nodes(slow_cluster: Cluster,
+                                                        http: aiohttp.ClientSession) -> None:
+    c = slow_cluster
+    status, body = await call(http, "PUT", url(c, "node-1", "/admin/limits/api:checkout"), {"limit": 4})
+    assert status == 200 and body["limit"] == 4 and body["previous"] == 15
+    store = c.adapter.store
+    before = await store.now_us()
+    replies = []
+    for i in range(7):
+        node = ("node-1", "node-2")[i % 2]
+        replies.append(await call(http, "POST", url(c, node, "/check"), {"key": "api:checkout"}))
+    after = await store.now_us()
+    assert [s for s, _ in replies] == [200, 200, 200, 200, 429, 429, 429]
+    assert [b["allowed"] for _, b in replies] == [True] * 4 + [False] * 3
+    assert [b["count"] for _, b in replies] == [1, 2, 3, 4, 4, 4, 4]
+    assert [b["node"] for _, b in replies] == ["node-1", "node-2"] * 3 + ["node-1"]
+    assert {b["limit"] for _, b in replies} == {4}
+    entries = await store.entries("api:checkout")
+    assert len(entries) == 4 and len({m for m, _ in entries}) == 4
+    assert {m.split(":")[0] for m, _ in entries} == {"node-1", "node-2"}
+    assert all(before <= score <= after for _, score in entries), "entries are scored by Redis TIME"
+
+
+async def test_setting_a_limit_through_the_api_changes_enforcement(slow_cluster: Cluster,
+                                                                   http: aiohttp.ClientSession) -> None:
+    c = slow_cluster
+    assert (await call(http, "PUT", url(c, "node-3", "/admin/limits/user:bob"), {"limit": 2}))[0] == 200
+    statuses = [(await call(http, "POST", url(c, "node-2", "/check"), {"key": "user:bob"}))[0] for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert (await call(http, "PUT", url(c, "node-1", "/admin/limits/user:bob"), {"limit": 4}))[0] == 200
+    statuses = [(await call(http, "POST", url(c, "node-3", "/check"), {"key": "user:bob"}))[0] for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert (await c.adapter.store.limits())["user:bob"] == 4
+
+
+async def test_management_api(slow_cluster: Cluster, http: aiohttp.ClientSession) -> None:
+    c = slow_cluster
+    status, body = await call(http, "GET", url(c, "node-2", "/admin/nodes"))
+    assert status == 200
+    assert [(n["node"], n["status"]) for n in body["nodes"]] == [(f"node-{i}", "up") for i in (1, 2, 3)]
+    assert all(n["last_seen"] and n["pid"] and n["url"] == c.settings.node_urls[n["node"]] for n in body["nodes"])
+
+    for _ in range(3):
+        await call(http, "POST", url(c, "node-1", "/check"), {"key": "user:alice"})
+    status, body = await call(http, "GET", url(c, "node-3", "/admin/counters"))
+    counters = {x["key"]: x for x in body["counters"]}
+    assert status == 200 and set(counters) == set(c.settings.policy)
+    assert counters["user:alice"] == {"key": "user:alice", "count": 3, "limit": 40, "future_entries": 0}
+
+    status, body = await call(http, "POST", url(c, "node-1", "/admin/counters/user:alice/reset"))
+    assert (status, body["removed"]) == (200, 3)
+    _, body = await call(http, "GET", url(c, "node-1", "/admin/counters"))
+    assert {x["key"]: x["count"] for x in body["counters"]}["user:alice"] == 0
+
+
+async def test_bad_requests_are_refused_with_json(slow_cluster: Cluster, http: aiohttp.ClientSession) -> None:
+    c = slow_cluster
+    assert (await call(http, "POST", url(c, "node-1", "/check"), {"key": "nope"}))[0] == 404
+    assert (await call(http, "POST", url(c, "node-1", "/check"), {"cost": 1}))[0] == 400
+    assert (await call(http, "POST", url(c, "node-1", "/check"), {"key": "user:alice", "cost": 0}))[0] == 400
+    assert (await call(http, "POST", url(c, "node-1", "/admin/counters/nope/reset")))[0] == 404
+    assert (await call(http, "PUT", url(c, "node-1", "/admin/limits/nope"), {"limit": 3}))[0] == 404
+    status, body = await call(http, "PUT", url(c, "node-1", "/admin/limits/user:alice"), {"limit": -1})
+    assert status == 400 and "limit" in body["error"]
+    assert (await c.adapter.store.limits())["user:alice"] == 40
+
+
+async def test_health_and_metrics(slow_cluster: Cluster, http: aiohttp.ClientSession) -> None:
+    c = slow_cluster
+    status, body = await call(http, "GET", url(c, "node-2", "/health"))
+    assert status == 200 and body["status"] == "ok" and body["node"] == "node-2" and body["redis_ms"] >= 0
+    await call(http, "POST", url(c, "node-2", "/check"), {"key": "tenant:acme"})
+    async with http.get(url(c, "node-2", "/metrics")) as resp:
+        text = await resp.text()
+    assert resp.status == 200
+    assert 'ratelimiter_checks_total{node="node-2",outcome="allowed"}' in text
+    assert 'ratelimiter_check_seconds_count{node="node-2"}' in text
+    assert 'ratelimiter_redis_up{node="node-2"} 1.0' in text
+
+
+async def test_health_is_503_when_redis_is_unreachable_and_sigterm_exits_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    settings = node_settings(f"redis://127.0.0.1:{free_port()}/0", {"node-9": f"http://127.0.0.1:{port}"})
+    log_path = tmp_path / "node.log"
+
+    def spawn() -> subprocess.Popen[bytes]:
+        with log_path.open("wb") as log:
+            return subprocess.Popen([sys.executable, "-m", "subjects.ratelimiter.node", "--id", "node-9"],
+                                    cwd=REPO, env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT)
+
+    proc = await asyncio.to_thread(spawn)
+    adapter = RateLimiterAdapter(settings)
+    try:
+        probe = await eventually(lambda: _answered(adapter), timeout=15.0, what="node-9 answering /health")
+        assert probe.status == 503 and "redis" in probe.detail
+        async with aiohttp.ClientSession() as http:
+            status, body = await call(http, "POST", f"http://127.0.0.1:{port}/check", {"key": "user:alice"})
+        assert status == 503 and "redis unavailable" in body["error"]
+    finally:
+        await adapter.close()
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 10)
+    assert code == 0
+    assert "node stopped node=node-9" in await asyncio.to_thread(log_path.read_text)
+
+
+async def _answered(adapter: RateLimiterAdapter) -> Any:
+    probe = await adapter.probe("node-9")
+    return probe if probe.status is not None else None
+
+
+async def test_a_restarted_node_reports_a_new_start(slow_cluster: Cluster) -> None:
+    store: LimiterStore = slow_cluster.adapter.store
+    _, before = await store.nodes()
+    await slow_cluster.adapter.control.stop("node-3")
+    await slow_cluster.adapter.control.start("node-3")
+    await slow_cluster.adapter.wait_healthy("node-3", 15.0)
+    _, after = await store.nodes()
+    assert after["node-3"].pid != before["node-3"].pid
+    assert (after["node-3"].started_at_us or 0) > (before["node-3"].started_at_us or 0)
