@@ -114,7 +114,11 @@ class Bus:
     ) -> Bus:
         settings = settings or BusSettings()
 
+        holder: list[Client] = []
+
         async def on_disconnect() -> None:
+            if holder and (holder[0].is_draining or holder[0].is_closed):
+                return  # our own close, not an outage
             log.warning("nats disconnected source=%s", source)
 
         async def on_reconnect() -> None:
@@ -134,6 +138,7 @@ class Bus:
             reconnected_cb=on_reconnect,
             error_cb=on_error,
         )
+        holder.append(nc)
         bus = cls(nc, settings, source)
         if ensure_stream:
             await bus.ensure_stream()

@@ -46,6 +46,20 @@ def _progress(message: str) -> None:
     typer.secho(f"  {message}", fg=typer.colors.BRIGHT_BLACK, err=True)
 
 
+def _log_to_file(path: Path) -> None:
+    """While the console owns the terminal, logs go to a file (never onto the screen)."""
+    import logging
+
+    from services.runtime.logging import KeyValueFormatter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(KeyValueFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
 def _check_fault(fault: str) -> str:
     if fault not in FAULTS:
         _fail(f"unknown fault {fault!r}; choose one of: {', '.join(FAULTS)}", 2)
@@ -151,6 +165,7 @@ def demo(fault: Annotated[str, typer.Option(help="node_kill | counter_drift")] =
         if headless:
             summary = asyncio.run(watch_headless(info, typer.echo, settings.demo_timeout_s))
         else:
+            _log_to_file(stack.home / "logs" / "console.log")
             asyncio.run(run_interactive(info))
     except KeyboardInterrupt:
         summary = {"run": info.run, "outcome": "interrupted"}
@@ -218,6 +233,7 @@ def console(run: Annotated[str | None, typer.Option(help="Run id (default: the r
     if not run:
         _fail("no run given and no stack running: `oplab runs` lists recorded runs", 2)
     assert run is not None
+    _log_to_file(settings.home.resolve() / "logs" / "console.log")
     with lab_nats_url(settings) as url:
         asyncio.run(open_console(url, run, replay=replay))
 
@@ -347,6 +363,12 @@ def _scalar(text: str) -> Any:
 
 
 def main() -> None:
+    import logging
+
+    from services.runtime.logging import configure_logging
+
+    configure_logging("kv", "WARNING")
+    logging.getLogger("events.bus").setLevel(logging.ERROR)  # reconnect chatter is not for CLI users
     try:
         app()
     except KeyboardInterrupt:

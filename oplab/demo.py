@@ -5,13 +5,12 @@ run and down again on exit, so every demo run starts clean."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from events import ChapterStarted, RunFinished
 from events.bus import Bus, Delivered
-from events.commands import CommandError, request
+from events.commands import request
 from events.settings import BusSettings
 from events.subjects import run_events
 from oplab.stack import StackInfo
@@ -57,8 +56,8 @@ async def open_console(nats_url: str, run: str, replay: bool = False) -> None:
     bus = await Bus.connect(BusSettings(nats_url=nats_url), source="oplab-console")
 
     async def next_chapter() -> None:
-        with contextlib.suppress(CommandError):
-            await request(bus.nc, "director", "next", timeout=2.0)
+        # a refusal propagates: the console shows it in its footer
+        await request(bus.nc, "director", "next", timeout=2.0)
 
     try:
         await run_console(bus, run, on_next=None if replay else next_chapter, replay=replay)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -112,6 +112,7 @@ class LabView:
         self.last_time: datetime | None = None
         self.last_ticket_id: str | None = None
         self._max_steps = max_steps_per_ticket
+        self._cache: dict[str, tuple[int, Any]] = {}
         self._steppers: dict[str, Callable[[Any], tuple[str, str, bool | None] | None]] = {
             TicketOpened.TYPE: lambda p: ("opened", f"opened: {p.invariant} {p.entity} - {p.summary}", None),
             TicketRecurred.TYPE: lambda p: ("recurred", "violation recurred", None),
@@ -195,19 +196,30 @@ class LabView:
 
     # -- reading ------------------------------------------------------------
 
-    def ticket_steps(self, ticket_id: str) -> list[Step]:
-        """The agent timeline of one ticket, oldest first (empty if none)."""
-        return list(self.steps.get(ticket_id, ()))
+    def ticket_steps(self, ticket_id: str) -> Sequence[Step]:
+        """The agent timeline of one ticket, oldest first (empty if none); do not mutate it."""
+        return self.steps.get(ticket_id, ())
 
     def tickets_newest_first(self) -> list[TicketState]:
-        return sorted(self.tickets.values(), key=lambda t: t.opened_at, reverse=True)
+        """Every ticket, most recently opened first (cached until the next event)."""
+        cached = self._cache.get("newest")
+        if cached is None or cached[0] != self.version:
+            cached = self._cache["newest"] = (
+                self.version, sorted(self.tickets.values(), key=lambda t: t.opened_at, reverse=True))
+        return list(cached[1])
 
     def current_ticket(self) -> TicketState | None:
-        """The ticket the audience should watch.
+        """The ticket the audience should watch (cached until the next event).
 
         The most recently updated ticket an agent is working on; else the most
         recently opened open ticket; else the ticket touched last.
         """
+        cached = self._cache.get("current")
+        if cached is None or cached[0] != self.version:
+            cached = self._cache["current"] = (self.version, self._current_ticket())
+        return cached[1]
+
+    def _current_ticket(self) -> TicketState | None:
         if not self.tickets:
             return None
         working = [t for t in self.tickets.values() if t.status in ACTIVE]

@@ -70,7 +70,7 @@ ACTIVE_FAULT_STATUSES: frozenset[str] = frozenset({"injected", "effective"})
 
 @dataclass(slots=True)
 class Chapter:
-    """A director chapter as announced by ``director.chapter_started``."""
+    """A director chapter as announced by ``director.chapter_started`` (``index`` 0-based)."""
 
     scenario: str
     index: int
@@ -83,6 +83,11 @@ class Chapter:
     started_at: datetime
     finished_at: datetime | None = None
     finish_reason: str | None = None
+
+    @property
+    def number(self) -> int:
+        """1-based position for display (``index`` is 0-based, as the director sends it)."""
+        return self.index + 1
 
     def deadline(self) -> datetime | None:
         """When the chapter times out (auto mode), or None if it has no timeout."""

@@ -6,7 +6,7 @@ from events.envelope import Payload
 class ChapterStarted(Payload):
     TYPE = "director.chapter_started"
     scenario: str
-    index: int
+    index: int  # 0-based position in the scenario; shown to people as index + 1 of total
     total: int
     chapter: str
     title: str

@@ -1,0 +1,71 @@
+"""Detection and mitigation latency of the real stack, per fault.
+
+Runs the headless demo N times per fault (embedded servers unless NATS_URL /
+REDIS_URL are set) and prints p50 / max of time-to-detect (fault injected →
+ticket opened) and time-to-mitigate (ticket opened → invariant cleared), with
+the ratio to the targets in DESIGN.md (TTD ≤ 1.5 s, TTM ≤ 3 s at p50).
+
+    .venv/bin/python bench/demo_latency.py [--runs 5] [--fault node_kill --fault counter_drift]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from oplab.demo import watch_headless
+from oplab.settings import LabSettings
+from oplab.stack import Stack
+
+TARGETS = {"ttd_s": 1.5, "ttm_s": 3.0}
+
+
+def one_run(fault: str, home: Path) -> dict:  # type: ignore[type-arg]
+    stack = Stack(LabSettings(home=home))
+    info = stack.up(fault=fault, mode="auto")
+    try:
+        return asyncio.run(watch_headless(info, lambda _line: None, 180.0))
+    finally:
+        stack.down()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--fault", action="append", dest="faults")
+    args = parser.parse_args()
+    faults = args.faults or ["node_kill", "counter_drift"]
+    worst_ratio = 0.0
+    with tempfile.TemporaryDirectory(prefix="oplab-bench-") as tmp:
+        for fault in faults:
+            results = []
+            for i in range(args.runs):
+                summary = one_run(fault, Path(tmp) / f"{fault}-{i}")
+                results.append(summary)
+                print(f"{fault} run {i + 1}/{args.runs}: outcome={summary.get('outcome')} "
+                      f"by={summary.get('resolved_by')} ttd={summary.get('ttd_s')} ttm={summary.get('ttm_s')}",
+                      flush=True)
+            resolved = [r for r in results if r.get("outcome") == "resolved" and r.get("resolved_by") == "agent"]
+            print(f"\n{fault}: {len(resolved)}/{len(results)} resolved by the agent")
+            for metric, target in TARGETS.items():
+                values = [r[metric] for r in resolved if r.get(metric) is not None]
+                if not values:
+                    print(f"  {metric}: no data")
+                    continue
+                p50, worst = statistics.median(values), max(values)
+                ratio = p50 / target
+                worst_ratio = max(worst_ratio, ratio)
+                verdict = "meets" if ratio <= 1 else "MISSES"
+                print(f"  {metric}: p50 {p50:.3f}s  max {worst:.3f}s  target p50 <= {target}s  "
+                      f"ratio {ratio:.2f} ({verdict})")
+            print()
+    print(f"worst p50/target ratio: {worst_ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""The console application: an urwid MainLoop on the asyncio loop it shares with nats-py.
+
+Contract of :class:`ConsoleApp`:
+
+- :meth:`run` (a coroutine) starts the screen on the *running* asyncio loop
+  (``urwid.AsyncioEventLoop(loop=...)``), returns when the user quits (``q``)
+  or :meth:`quit` is called, and always restores the terminal.
+- :meth:`invalidate` is what the feed calls after folding events: it schedules
+  at most one redraw (``redraw_delay_s`` later, 50 ms by default) however many
+  events arrive meanwhile, and that redraw calls ``draw_screen()`` itself,
+  since updates that do not come from input are not painted by urwid. A burst
+  of thousands of events thus costs one render per 50 ms, and an event is on
+  screen at most ~50 ms + one render after it was folded.
+- While live, a tick every ``tick_s`` redraws countdowns, ages and TTLs.
+- ``space`` / ``right`` call ``on_next`` (the CLI wires it to a
+  ``cmd.director.next`` request); its failure is shown in the footer, never
+  raised. ``q`` / ``Q`` quit.
+
+The app never logs to the terminal it draws on; the caller should send logging
+to a file while the console runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import urwid
+
+from console.widgets import PALETTE, LabScreen
+from projections.lab_view import LabView
+
+log = logging.getLogger(__name__)
+
+NextChapter = Callable[[], Awaitable[Any]]
+
+NEXT_KEYS = frozenset({" ", "right"})
+QUIT_KEYS = frozenset({"q", "Q"})
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class ConsoleApp:
+    """Owns the urwid MainLoop showing one :class:`LabView`."""
+
+    def __init__(
+        self,
+        view: LabView,
+        on_next: NextChapter | None = None,
+        *,
+        live: bool = True,
+        screen: urwid.BaseScreen | None = None,
+        clock: Callable[[], datetime] | None = None,
+        redraw_delay_s: float = 0.05,
+        tick_s: float = 1.0,
+    ) -> None:
+        """``clock`` defaults to the wall clock when live and to the log's latest time in replay."""
+        self.view = view
+        self.on_next = on_next
+        self.live = live
+        self.screen = screen
+        self.clock = clock or (wall_clock if live else self._log_clock)
+        self.redraw_delay_s = redraw_delay_s
+        self.tick_s = tick_s
+        self.widget = LabScreen(view, self.clock, live=live, can_advance=on_next is not None)
+        self.main_loop: urwid.MainLoop | None = None
+        self.redraws = 0
+        self.next_requests = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: asyncio.TimerHandle | None = None
+        self._tick: asyncio.TimerHandle | None = None
+        self._quit: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _log_clock(self) -> datetime:
+        return self.view.now() or wall_clock()
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def run(self) -> None:
+        """Show the console until the user quits; the terminal is restored on any exit."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._quit = asyncio.Event()
+        kwargs: dict[str, Any] = {}
+        if self.screen is not None:
+            kwargs["screen"] = self.screen
+        self.main_loop = urwid.MainLoop(
+            self.widget, PALETTE, event_loop=urwid.AsyncioEventLoop(loop=loop),
+            unhandled_input=self.handle_key, handle_mouse=False, **kwargs,
+        )
+        previous_handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._exception_handler(previous_handler))
+        started = False
+        try:
+            self.main_loop.start()
+            started = True
+            if self.live and self.tick_s > 0:
+                self._tick = loop.call_later(self.tick_s, self._on_tick)
+            await self._quit.wait()
+        finally:
+            self._cancel_timers()
+            for task in list(self._tasks):
+                task.cancel()
+            try:
+                if started:
+                    self.main_loop.stop()
+            finally:
+                loop.set_exception_handler(previous_handler)
+                self.main_loop = None
+
+    def quit(self) -> None:
+        """Make :meth:`run` return (safe to call at any time, also before it runs)."""
+        if self._quit is not None:
+            self._quit.set()
+
+    @property
+    def running(self) -> bool:
+        return self.main_loop is not None
+
+    @property
+    def redraw_pending(self) -> bool:
+        """A coalesced redraw is scheduled (never more than one)."""
+        return self._pending is not None
+
+    def _exception_handler(self, previous: Any) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
+        """ExitMainLoop from an urwid callback quits; anything else goes to the previous handler."""
+
+        def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            if isinstance(context.get("exception"), urwid.ExitMainLoop):
+                self.quit()
+            elif previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        return handle
+
+    # -- redraws ------------------------------------------------------------
+
+    def invalidate(self) -> None:
+        """The view changed: redraw soon. At most one redraw is ever pending."""
+        if self._pending is not None or self._loop is None or self.main_loop is None:
+            return
+        self._pending = self._loop.call_later(self.redraw_delay_s, self._redraw)
+
+    def _redraw(self) -> None:
+        if self._pending is not None:  # a direct call (tick) supersedes the scheduled one
+            self._pending.cancel()
+            self._pending = None
+        if self.main_loop is None:
+            return
+        self.widget.refresh()
+        try:
+            self.main_loop.draw_screen()
+        except Exception:  # a broken frame must not kill the feed; the next redraw may succeed
+            log.exception("console redraw failed")
+        self.redraws += 1
+
+    def _on_tick(self) -> None:
+        if self._loop is None or self.main_loop is None:
+            return
+        if self.tick_s > 0:
+            self._tick = self._loop.call_later(self.tick_s, self._on_tick)
+        self._redraw()
+
+    def _cancel_timers(self) -> None:
+        for handle in (self._pending, self._tick):
+            if handle is not None:
+                handle.cancel()
+        self._pending = self._tick = None
+
+    # -- input --------------------------------------------------------------
+
+    def handle_key(self, key: Any) -> bool:
+        """Keys no widget used: next chapter, quit. Returns True if handled."""
+        if key in QUIT_KEYS:
+            self.quit()
+            return True
+        if key in NEXT_KEYS:
+            self.request_next()
+            return True
+        if key == "window resize":
+            self.invalidate()
+            return True
+        return False
+
+    def request_next(self) -> None:
+        """Ask for the next chapter (no-op without ``on_next``); the outcome shows in the footer."""
+        if self.on_next is None:
+            self.set_status("replay: chapters follow the log" if not self.live else "no director attached")
+            return
+        self.next_requests += 1
+        self.set_status("next chapter requested…")
+        loop = self._loop or asyncio.get_running_loop()
+        task = loop.create_task(self._next())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _next(self) -> None:
+        assert self.on_next is not None
+        try:
+            await self.on_next()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("next chapter request failed: %r", exc)
+            self.set_status(f"next failed: {exc.__class__.__name__} {exc}".strip())
+            return
+        self.set_status("")
+
+    def set_status(self, text: str) -> None:
+        """Show ``text`` in the footer (empty clears it)."""
+        self.widget.status = text
+        self.invalidate()

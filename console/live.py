@@ -1,0 +1,198 @@
+"""Live and replay modes: fold a run's events from the bus into a LabView, and show it.
+
+- :class:`LiveFeed` is the terminal-free part: it subscribes with
+  ``bus.replay(events.subjects.run_events(run), handler, follow=True)``, folds
+  every event into its :class:`~projections.lab_view.LabView` and calls
+  ``on_change`` after each. ``caught_up`` is set once the stored history has
+  been folded; :meth:`LiveFeed.wait_until` waits (with a deadline) for a
+  condition on the view, which is how tests synchronise.
+- :func:`run_console` wires a feed to a :class:`~console.app.ConsoleApp` and
+  runs until the user quits. The screen is up before the history is read, so a
+  long log or an empty one (no run events yet) both start cleanly.
+
+Replay mode folds the stored log instead of following it: at once by default,
+or paced by the original event times divided by ``replay_speed`` (gaps longer
+than ``MAX_REPLAY_GAP_S`` are shortened). Its clock is the log's time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import urwid
+
+from console.app import ConsoleApp, NextChapter
+from events import Event
+from events.bus import Bus, Delivered, Replay
+from events.subjects import run_events
+from projections.lab_view import LabView
+
+log = logging.getLogger(__name__)
+
+MAX_REPLAY_GAP_S = 2.0
+
+Predicate = Callable[[LabView], bool]
+
+
+class LiveFeed:
+    """Folds one run's events from the bus into a LabView."""
+
+    def __init__(self, bus: Bus, run: str, view: LabView | None = None,
+                 on_change: Callable[[], None] | None = None) -> None:
+        self.bus = bus
+        self.run = run
+        self.view = view if view is not None else LabView(run)
+        self.on_change = on_change
+        self.caught_up = asyncio.Event()
+        self.done = asyncio.Event()
+        self.errors = 0
+        self._replay: Replay | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._waiters: list[tuple[Predicate, asyncio.Future[None]]] = []
+
+    # -- folding ------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        """Fold one event, wake satisfied waiters, tell the UI. Never raises: a fold bug
+        is logged and counted in ``errors``, and the feed goes on."""
+        try:
+            folded = self.view.apply(event)
+        except Exception:
+            self.errors += 1
+            log.exception("console fold failed type=%s id=%s", event.type, event.id)
+            return
+        if not folded:
+            return
+        if self._waiters:
+            self._check_waiters()
+        if self.on_change is not None:
+            self.on_change()
+
+    async def _handle(self, delivered: Delivered) -> None:
+        self.apply(delivered.event)
+
+    def _check_waiters(self) -> None:
+        keep: list[tuple[Predicate, asyncio.Future[None]]] = []
+        for predicate, fut in self._waiters:
+            if fut.done():
+                continue
+            try:
+                ok = predicate(self.view)
+            except Exception as exc:  # a broken predicate fails its waiter, not the feed
+                fut.set_exception(exc)
+                continue
+            if ok:
+                fut.set_result(None)
+            else:
+                keep.append((predicate, fut))
+        self._waiters = keep
+
+    async def wait_until(self, predicate: Predicate, timeout_s: float) -> None:
+        """Return once ``predicate(view)`` holds; raise TimeoutError after ``timeout_s``."""
+        if predicate(self.view):
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((predicate, fut))
+        try:
+            await asyncio.wait_for(fut, timeout_s)
+        finally:
+            self._waiters = [(p, f) for p, f in self._waiters if f is not fut]
+
+    # -- subscription -------------------------------------------------------
+
+    async def start(self, *, follow: bool = True) -> None:
+        """Subscribe. With ``follow`` this returns at once and folds new events as they come;
+        without, it returns after the stored history has been folded."""
+        self._replay = await self.bus.replay(run_events(self.run), self._handle, follow=follow)
+        if follow:
+            self._watch = asyncio.get_running_loop().create_task(self._mark_caught_up(self._replay))
+        else:
+            self._caught_up()
+
+    async def _mark_caught_up(self, replay: Replay) -> None:
+        await replay.caught_up.wait()
+        self._caught_up()
+
+    def _caught_up(self) -> None:
+        self.caught_up.set()
+        log.info("console caught up run=%s events=%s", self.run, self.view.events)
+        if self.on_change is not None:
+            self.on_change()
+
+    async def play(self, speed: float) -> None:
+        """Replay the stored log paced at ``speed`` x the original rate (no follow)."""
+        history: list[Event] = []
+
+        async def collect(d: Delivered) -> None:
+            history.append(d.event)
+
+        await self.bus.replay(run_events(self.run), collect, follow=False)
+        previous = None
+        for event in history:
+            if previous is not None and speed > 0:
+                gap = (event.time - previous).total_seconds() / speed
+                if gap > 0:
+                    await asyncio.sleep(min(gap, MAX_REPLAY_GAP_S))  # pacing, not synchronisation
+            self.apply(event)
+            previous = event.time
+        self._caught_up()
+
+    async def stop(self) -> None:
+        """Unsubscribe and fail pending waiters; the view keeps what was folded."""
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        if self._replay is not None:
+            replay, self._replay = self._replay, None
+            await replay.stop()
+        for _, fut in self._waiters:
+            fut.cancel()
+        self._waiters = []
+        self.done.set()
+
+
+async def run_console(
+    bus: Bus,
+    run: str,
+    on_next: NextChapter | None = None,
+    replay: bool = False,
+    *,
+    replay_speed: float | None = None,
+    screen: urwid.BaseScreen | None = None,
+    app_kwargs: dict[str, Any] | None = None,
+) -> LabView:
+    """Show run ``run`` until the user quits; returns the folded view.
+
+    Live (default): follows ``lab.<run>.>`` from the start of the log, so
+    history and new events alike are folded, and space/right call
+    ``on_next``. Replay: folds the stored log only (``replay_speed`` paces it),
+    and the clock is the log's latest event time.
+    """
+    view = LabView(run)
+    app = ConsoleApp(view, None if replay else on_next, live=not replay, screen=screen, **(app_kwargs or {}))
+    feed = LiveFeed(bus, run, view, on_change=app.invalidate)
+
+    async def feed_task() -> None:
+        if replay and replay_speed:
+            await feed.play(replay_speed)
+        else:
+            await feed.start(follow=not replay)
+
+    task = asyncio.get_running_loop().create_task(feed_task())
+
+    def feed_done(t: asyncio.Task[None]) -> None:
+        if not t.cancelled() and t.exception() is not None:
+            log.error("console feed failed: %r", t.exception())
+            app.set_status(f"feed failed: {t.exception()!r}")
+
+    task.add_done_callback(feed_done)
+    try:
+        await app.run()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await feed.stop()
+    return view

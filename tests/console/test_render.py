@@ -1,0 +1,283 @@
+"""Console panels rendered headless (urwid canvases / urwid.testing) for a scripted run."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import pytest
+import urwid
+from urwid.testing import check_box_sizing
+
+from console.app import ConsoleApp
+from console.widgets import (
+    LabScreen,
+    build_screen,
+    chaos_lines,
+    fmt_clock,
+    fmt_duration,
+    narration_lines,
+    narration_title,
+    render_text,
+)
+from events import AgentThought
+from projections.lab_view import LabView
+from tests.console.screens import WatchedScreen
+from tests.console.script import Story, node_kill_story
+
+RUN = "r20261124t235800-0a0b"
+SIZES = [(80, 24), (200, 60)]
+
+
+def fold(events: list, run: str = RUN) -> LabView:
+    view = LabView(run)
+    for event in events:
+        view.apply(event)
+    return view
+
+
+def mid_story() -> tuple[Story, LabView, datetime]:
+    """The node_kill story up to the agent's restart action (rl-2 down, ticket remediating)."""
+    story = node_kill_story(RUN)
+    upto = next(i for i, e in enumerate(story.events) if e.type == "ticket.action_executed")
+    return story, fold(story.events[: upto + 1]), story.t(12.5)
+
+
+def plain(lines: list[str]) -> str:
+    return "\n".join(lines)
+
+
+def assert_fits(lines: list[str], size: tuple[int, int]) -> None:
+    cols, rows = size
+    assert len(lines) == rows
+    assert all(len(line) <= cols for line in lines), [line for line in lines if len(line) > cols]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_mid_story_screen_shows_the_whole_situation(size: tuple[int, int]) -> None:
+    _, view, now = mid_story()
+    lines = render_text(view, size, now)
+    assert_fits(lines, size)
+    text = plain(lines)
+    assert RUN in lines[0] and "chapter 3/7" in lines[0] and "00:12" in lines[0]
+    assert "─ 3/7 · Fault injection ─" in text or "┌ 3/7 · Fault injection ─" in text
+    assert "Chaos kills one rate limiter node." in text
+    assert "next in 22s" in text  # chapter started at 5 s with a 30 s timeout
+    assert "rl-2     DOWN seen 13s ago" in text
+    assert "rl-1     UP" in text
+    assert "redis    OK   0.6 ms" in text
+    assert "TTL 1m57s" in text and "node_kill rl-2" in text  # expires at 130 s
+    assert "tk-1 remediating" in text
+    assert "Agent · tk-1 · agent-1 · remediating" in text
+    assert "claimed by agent-1 (rules)" in text or size == (80, 24)  # 80x24 shows the newest steps
+    assert "diagnosed: rl-2 process died" in text
+    assert "action executed: restart_node(node='rl-2') -> ok" in text
+    assert "space/→" in lines[-1] and "q  quit" in lines[-1]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_end_of_story_screen(size: tuple[int, int]) -> None:
+    story = node_kill_story(RUN)
+    view = fold(story.events)
+    text = plain(render_text(view, size, story.t(15)))
+    assert "tk-1 resolved" in text
+    assert "resolved by agent (agent-1)" in text
+    assert "no active faults" in text
+    assert "last: node_kill rl-2" in text and "reverted (explicit)" in text
+    assert "DOWN" not in text
+
+
+@pytest.mark.parametrize("size", [*SIZES, (100, 30), (120, 40), (60, 15), (40, 10), (39, 10), (10, 3)])
+def test_an_empty_view_renders_at_any_size(size: tuple[int, int]) -> None:
+    view = LabView(RUN)
+    lines = render_text(view, size, datetime.now().astimezone())
+    assert_fits(lines, size)
+    text = plain(lines)
+    if size[0] >= 80:
+        assert f"Waiting for events of run {RUN}" in text
+        assert "no tickets" in text and "no observation yet" in text
+    elif size[0] >= 40 and size[1] >= 10:
+        assert "Waiting for events" in text and "quit" in lines[-1]
+    else:
+        assert text.startswith("terminal")
+
+
+@pytest.mark.parametrize("size", [*SIZES, (100, 30), (150, 45)])
+def test_the_full_story_fits_at_other_sizes(size: tuple[int, int]) -> None:
+    story = node_kill_story(RUN)
+    lines = render_text(fold(story.events), size, story.t(15))
+    assert_fits(lines, size)
+
+
+def test_lab_screen_box_sizing_holds_for_degenerate_sizes() -> None:
+    _, view, now = mid_story()
+    check_box_sizing(LabScreen(view, lambda: now), cols=80, rows=24)
+    check_box_sizing(LabScreen(view, lambda: now), cols=200, rows=60)
+    check_box_sizing(LabScreen(LabView(RUN), lambda: now), cols=80, rows=24)
+
+
+def test_over_limit_keys_come_first_and_are_flagged() -> None:
+    s = Story(RUN)
+    s.snapshot(1, counters={"user:calm": (10, 100), "user:drift": (250, 100)})
+    text = plain(render_text(fold(s.events), (80, 24), s.t(2)))
+    workload = [line.split("│")[-1] for line in text.splitlines()]
+    drift = next(i for i, line in enumerate(text.splitlines()) if "user:drift" in line)
+    calm = next(i for i, line in enumerate(text.splitlines()) if "user:calm" in line)
+    assert drift < calm
+    assert "250/100 OVER" in text
+    assert workload
+
+
+def test_observer_blind_is_shown_not_healthy() -> None:
+    s = Story(RUN)
+    s.snapshot(1)
+    s.snapshot(2, ok=False)
+    text = plain(render_text(fold(s.events), (80, 24), s.t(3)))
+    assert "OBSERVER BLIND: connection refused" in text
+    assert "redis    ?    stale: observer blind" in plain(render_text(fold(s.events), (200, 60), s.t(3)))
+    assert "UP" not in text.split("Workload")[0].split("Cluster")[1]
+
+
+def test_a_long_agent_timeline_shows_its_newest_steps() -> None:
+    s = Story(RUN)
+    s.opened(0)
+    for i in range(40):
+        s.ticket(1 + i, AgentThought(ticket_id="tk-1", text=f"step number {i}"))
+    text = plain(render_text(fold(s.events), (80, 24), s.t(50)))
+    assert "step number 39" in text
+    assert "step number 0\n" not in text
+    assert "earlier" in text
+
+
+def test_long_narration_is_cut_but_title_and_hint_stay() -> None:
+    s = Story(RUN)
+    s.chapter(1, 1, "Healthy baseline", narration="word " * 200, advance="press space", timeout_s=60)
+    view = fold(s.events)
+    lines = narration_lines(view, s.t(11), width=78, max_lines=3)
+    assert len(lines) == 3
+    assert narration_title(view) == "2/7 · Healthy baseline"
+    assert lines[1].endswith("…")
+    assert lines[2] == [("hint", "▶ press space"), ("warn", "  next in 50s")]
+    text = plain(render_text(view, (80, 24), s.t(11)))
+    assert "─ 2/7 · Healthy baseline ─" in text
+    assert "▶ press space  next in 50s" in text
+
+
+def test_narration_is_reflowed_into_paragraphs() -> None:
+    s = Story(RUN)
+    s.chapter(1, 0, "Welcome", narration="Three nodes share\none Redis.\n\nToday: a fault.\n", advance="")
+    assert narration_lines(fold(s.events), s.t(2), width=80, max_lines=5) == [
+        "Three nodes share one Redis.", "", "Today: a fault."]
+
+
+def test_replay_footer_has_no_next_chapter_key() -> None:
+    story = node_kill_story(RUN)
+    lines = render_text(fold(story.events), (80, 24), story.t(15), live=False, can_advance=False,
+                        status="hello")
+    assert "replay" in lines[-1] and "space" not in lines[-1] and "hello" in lines[-1]
+
+
+def test_formatting_helpers() -> None:
+    assert [fmt_duration(x) for x in (None, -1, 0.44, 12.9, 65, 3 * 3600 + 120)] == [
+        "-", "0.0s", "0.4s", "12s", "1m05s", "3h02m"]
+    assert fmt_clock(75) == "01:15" and fmt_clock(3725) == "1:02:05"
+
+
+def test_chaos_panel_marks_a_fault_not_yet_effective() -> None:
+    s = Story(RUN)
+    s.fault(1, ttl_s=90)
+    lines = chaos_lines(fold(s.events), s.t(31))
+    assert "".join(part if isinstance(part, str) else part[1] for part in lines[0]) == (
+        "node_kill rl-2 TTL 1m00s (pending)")
+    two = chaos_lines(fold(s.events), s.t(31), width=20)
+    assert ["".join(p if isinstance(p, str) else p[1] for p in line) for line in two] == [
+        "node_kill rl-2", "  TTL 1m00s (pending)"]
+
+
+def test_build_screen_is_a_box_widget_of_the_requested_size() -> None:
+    _, view, now = mid_story()
+    for size in SIZES:
+        canvas = build_screen(view, size, now).render(size)
+        assert (canvas.cols(), canvas.rows()) == size
+
+
+# -- the app, on a headless screen ---------------------------------------------------------------
+
+
+async def test_app_keys_redraws_and_quit() -> None:
+    _, _, now = mid_story()
+    nexts: list[int] = []
+    pressed = asyncio.Event()
+
+    async def on_next() -> None:
+        nexts.append(1)
+        pressed.set()
+
+    screen = WatchedScreen((80, 24))
+    app = ConsoleApp(LabView(RUN), on_next, screen=screen, clock=lambda: now, tick_s=0)
+    task = asyncio.create_task(app.run())
+    await screen.wait_until_started()
+    assert "Waiting for events" in screen.text
+    for event in node_kill_story(RUN).events[:24]:
+        app.view.apply(event)
+        app.invalidate()
+    await screen.wait_for_text("tk-1 remediating")
+    assert app.redraws == 1  # 24 invalidations coalesced into one redraw
+    screen.press(" ")
+    await asyncio.wait_for(pressed.wait(), 5)
+    screen.press("right")
+    await screen.wait_for_text("q  quit")
+    screen.press("q")
+    await asyncio.wait_for(task, 5)
+    assert len(nexts) >= 1
+    assert app.next_requests == 2
+    assert app.main_loop is None
+
+
+async def test_a_tick_supersedes_the_pending_redraw() -> None:
+    screen = WatchedScreen((80, 24))
+    app = ConsoleApp(LabView(RUN), None, screen=screen, tick_s=0, redraw_delay_s=60)
+    task = asyncio.create_task(app.run())
+    await screen.wait_until_started()
+    app.invalidate()
+    app.invalidate()
+    assert app.redraw_pending
+    app._on_tick()  # what the 1 s tick does: draw now, and drop the scheduled redraw
+    assert not app.redraw_pending
+    assert app.redraws == 1
+    app.invalidate()
+    assert app.redraw_pending
+    app.quit()
+    await asyncio.wait_for(task, 5)
+    assert not app.redraw_pending
+
+
+async def test_app_shows_a_failed_next_request_in_the_footer() -> None:
+    async def on_next() -> None:
+        raise TimeoutError("no director")
+
+    screen = WatchedScreen((80, 24))
+    app = ConsoleApp(LabView(RUN), on_next, screen=screen, tick_s=0)
+    task = asyncio.create_task(app.run())
+    await screen.wait_until_started()
+    screen.press(" ")
+    await screen.wait_for_text("next failed: TimeoutError no director")
+    app.quit()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_app_ticks_countdowns_while_live() -> None:
+    story, view, _ = mid_story()
+    times = iter([story.t(12.0 + 0.5 * i) for i in range(1000)])
+    screen = WatchedScreen((80, 24))
+    app = ConsoleApp(view, None, screen=screen, clock=lambda: next(times), tick_s=0.01)
+    task = asyncio.create_task(app.run())
+    await screen.wait_for_text("next in 22s")
+    await screen.wait_for_text("next in 21s")
+    assert "space" not in screen.last_text[-1]
+    app.quit()
+    await asyncio.wait_for(task, 5)
+
+
+def test_urwid_is_the_expected_major_version() -> None:
+    assert int(urwid.__version__.split(".")[0]) >= 3
