@@ -13,6 +13,7 @@ Redis. The NATS store under ``<home>/nats`` keeps every run for replay.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -26,7 +27,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from events import new_run_id
+from events import ServiceStarted, new_run_id
+from events.bus import Bus, Delivered
+from events.settings import BusSettings
+from events.subjects import run_type
 from oplab.infra import free_port, nats_command, valkey_command
 from oplab.settings import LabSettings
 from oplab.supervisor import SERVICES, Program, Supervisor, render_config, supervisord_binary
@@ -182,6 +186,11 @@ class Stack:
                 sup.start_group(service)
             else:
                 sup.start(service)
+        progress("waiting for every service to report ready")
+        missing = asyncio.run(_wait_services_ready(info, set(SERVICES), timeout))
+        if missing:
+            raise StackError(f"not ready within {timeout:.0f}s: {', '.join(sorted(missing))}; "
+                             f"see {self.home / 'logs'}")
 
     def down(self, progress: Progress = lambda _: None) -> bool:
         """Stop everything; True if something was running."""
@@ -217,6 +226,29 @@ class Stack:
             known = sorted(p.stem for p in (self.home / "logs").glob("*.log"))
             raise StackError(f"no log for {service!r}; logs: {', '.join(known) or 'none yet'}")
         return path
+
+
+async def _wait_services_ready(info: StackInfo, services: set[str], timeout: float) -> set[str]:
+    """Wait for each service's ``svc.started`` (recorded once it accepts work); return the missing."""
+    bus = await Bus.connect(BusSettings(nats_url=info.nats_url), source="oplab-up")
+    seen: set[str] = set()
+    all_ready = asyncio.Event()
+
+    async def handle(d: Delivered) -> None:
+        if isinstance(d.event.data, ServiceStarted):
+            seen.add(d.event.data.service)
+            if services <= seen:
+                all_ready.set()
+
+    replay = await bus.replay(run_type(info.run, ServiceStarted), handle, follow=True)
+    try:
+        await asyncio.wait_for(all_ready.wait(), timeout)
+    except TimeoutError:
+        pass
+    finally:
+        await replay.stop()
+        await bus.close()
+    return services - seen
 
 
 def _port(url: str) -> int:

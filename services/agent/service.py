@@ -74,6 +74,7 @@ class AgentService(ServiceProcess):
     async def main(self) -> None:
         self._feed = await self.bus.replay(run_events(self.run), self._on_event, follow=True)
         await self._feed.caught_up.wait()
+        self.ready.set()
         try:
             while not self.stopping.is_set():
                 ticket = self.next_claimable()

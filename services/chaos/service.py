@@ -77,6 +77,7 @@ class ChaosService(ServiceProcess):
         for verb, handler in (("inject", self._cmd_inject), ("revert", self._cmd_revert),
                               ("list", self._cmd_list)):
             await self._micro.add_endpoint(name=verb, subject=command("chaos", verb), handler=handler)
+        self.ready.set()
         await self.stopping.wait()
 
     async def stop(self) -> None:

@@ -111,6 +111,7 @@ class DirectorService(ServiceProcess):
         await self._micro.add_endpoint(name="next", subject=command("director", "next"), handler=self._cmd_next)
         await self._micro.add_endpoint(name="status", subject=command("director", "status"),
                                        handler=self._cmd_status)
+        self.ready.set()
         try:
             if not self.run_finished:
                 await self._play()

@@ -33,6 +33,7 @@ class LoadgenService(ServiceProcess):
         self.adapter = adapter or load_adapter()
 
     async def main(self) -> None:
+        self.ready.set()
         try:
             await self.adapter.workload().run(self.stopping, self._record, self.config.interval_s)
         finally:

@@ -93,6 +93,7 @@ class MonitorService(ServiceProcess):
         self._feed = await self.bus.replay(run_events(self.run), self._on_event, follow=True)
         await self._feed.caught_up.wait()
         self._restored = True
+        self.ready.set()
         log.info("monitor restored snapshots=%s active=%s tickets=%s", len(self.judge.snapshots),
                  len(self.judge.active), len(self.tickets))
         loop = asyncio.get_running_loop()

@@ -72,6 +72,7 @@ class ProjectorService(ServiceProcess):
             )
             log.info("projecting the ticket log into %s tracked_seq=%s",
                      where.describe(), await asyncio.to_thread(view.tracked))
+            self.ready.set()
             await follow(self.bus, self.feeder, self.stopping)
             log.info("ticket log stopped committed_seq=%s events=%s batches=%s",
                      self.feeder.committed_seq, self.feeder.events, self.feeder.batches)

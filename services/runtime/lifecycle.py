@@ -1,7 +1,8 @@
 """The life of a service process.
 
-``run_service`` connects the bus, records ``svc.started``, runs the service's
-``main`` beside a heartbeat, and on SIGTERM/SIGINT asks the service to stop
+``run_service`` connects the bus, runs the service's ``main`` and records
+``svc.started`` once the service says it is ready for work (``ready.set()``:
+endpoints registered, state restored from the log), beside a heartbeat, and on SIGTERM/SIGINT asks the service to stop
 (``ServiceProcess.stop`` gives it the chance to finish or abandon its current
 unit of work explicitly), records ``svc.stopping``, drains NATS and returns 0.
 """
@@ -45,6 +46,7 @@ class ServiceProcess(abc.ABC):
         self.settings = settings
         self.run = settings.run
         self.stopping = asyncio.Event()
+        self.ready = asyncio.Event()
 
     @abc.abstractmethod
     async def main(self) -> None:
@@ -86,12 +88,16 @@ async def serve(factory: type[ServiceProcess], settings: ServiceSettings | None 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_requested.set)
     started = time.monotonic()
-    await service.emit(ServiceStarted(service=factory.name, instance=settings.instance,
-                                      version=_version(), pid=os.getpid()))
-    log.info("started service=%s run=%s instance=%s", factory.name, service.run, settings.instance)
     main = asyncio.create_task(service.main(), name=f"{factory.name}-main")
-    beat = asyncio.create_task(_heartbeat(service, started), name=f"{factory.name}-heartbeat")
     waiter = asyncio.create_task(stop_requested.wait())
+    ready = asyncio.create_task(service.ready.wait())
+    await asyncio.wait({main, waiter, ready}, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if service.ready.is_set():
+        await service.emit(ServiceStarted(service=factory.name, instance=settings.instance,
+                                          version=_version(), pid=os.getpid()))
+        log.info("started service=%s run=%s instance=%s", factory.name, service.run, settings.instance)
+    beat = asyncio.create_task(_heartbeat(service, started), name=f"{factory.name}-heartbeat")
     done, _ = await asyncio.wait({main, waiter}, return_when=asyncio.FIRST_COMPLETED)
     status = 0
     if main in done and main.exception() is not None:
