@@ -6,11 +6,11 @@ class registered for its ``type``, or an :class:`InvalidEvent` saying why not.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from events.envelope import Event, payload_type
 
@@ -35,8 +35,8 @@ def encode(event: Event) -> bytes:
 
 def decode(raw: bytes) -> Event | InvalidEvent:
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        doc = from_json(raw)
+    except ValueError as exc:
         return InvalidEvent(f"not JSON: {exc}", raw)
     if not isinstance(doc, dict):
         return InvalidEvent("not a JSON object", raw)
