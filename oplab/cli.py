@@ -25,7 +25,6 @@ chaos_app = typer.Typer(help="Faults: list, inject, revert (talks to the chaos s
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(chaos_app, name="chaos")
 
-FAULTS = ("node_kill", "counter_drift")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
@@ -61,8 +60,11 @@ def _log_to_file(path: Path) -> None:
 
 
 def _check_fault(fault: str) -> str:
-    if fault not in FAULTS:
-        _fail(f"unknown fault {fault!r}; choose one of: {', '.join(FAULTS)}", 2)
+    from services.director.scenario import load_scenario
+
+    faults = load_scenario(LabSettings().scenario).faults
+    if fault not in faults:
+        _fail(f"unknown fault {fault!r}; choose one of: {', '.join(faults)}", 2)
     return fault
 
 
@@ -145,12 +147,13 @@ def _tail(path: Path, lines: int, follow: bool) -> None:
 
 
 @app.command()
-def demo(fault: Annotated[str, typer.Option(help="node_kill | counter_drift")] = "node_kill",
+def demo(fault: Annotated[str, typer.Option(help="Fault to play (see the README's fault table)")] = "node_kill",
          headless: Annotated[bool, typer.Option(help="No console: auto mode, chapters printed, JSON last")] = False,
          ) -> None:
     """Bring the stack up for one run, play the scenario, bring it down.
 
-    Headless: exit 0 only if the agent resolved the ticket.
+    Headless: exit 0 only if the agent resolved the ticket (for the control
+    fault hot_key_burst: only if nobody took a mutating action).
     """
     _check_fault(fault)
     from oplab.demo import run_interactive, watch_headless
@@ -173,9 +176,18 @@ def demo(fault: Annotated[str, typer.Option(help="node_kill | counter_drift")] =
         stack.down(progress=_progress)
     if headless:
         keys = ("run", "fault", "ticket", "outcome", "resolved_by", "ttd_s", "ttm_s")
-        typer.echo(json.dumps({k: summary.get(k) for k in keys}))
-        ok = summary.get("outcome") == "resolved" and summary.get("resolved_by") == "agent"
-        raise typer.Exit(0 if ok else 1)
+        line = {k: summary.get(k) for k in keys}
+        if summary.get("control"):
+            line["actions"] = summary.get("actions_after_fault")
+        typer.echo(json.dumps(line))
+        raise typer.Exit(0 if demo_succeeded(summary) else 1)
+
+
+def demo_succeeded(summary: dict[str, Any]) -> bool:
+    """An incident run succeeds when the agent resolved it; a control run when nobody acted."""
+    if summary.get("control"):
+        return summary.get("outcome") == "no_action" and not summary.get("open_tickets")
+    return summary.get("outcome") == "resolved" and summary.get("resolved_by") == "agent"
 
 
 # -- runs and replay ---------------------------------------------------------------

@@ -54,6 +54,7 @@ from events import (
     RunFinished,
     RunStarted,
     ScenarioRestarted,
+    TicketActionExecuted,
     TicketEscalated,
     TicketOpened,
     TicketReopened,
@@ -163,6 +164,7 @@ class _TicketRecord:
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     agent: str | None = None
+    actions: int = 0
 
 
 class RunSummary(BaseModel):
@@ -188,6 +190,9 @@ class RunSummary(BaseModel):
     entity: str | None = None
     agent: str | None = None
     fault_reverted: str | None = None
+    tickets_after_fault: int = 0
+    actions_after_fault: int = 0
+    open_tickets: int = 0
 
     @property
     def agent_resolved(self) -> bool:
@@ -238,6 +243,7 @@ class RunTimeline:
             InvariantCleared.TYPE: self._cleared,
             TicketOpened.TYPE: self._ticket_opened,
             TicketResolved.TYPE: self._ticket_resolved,
+            TicketActionExecuted.TYPE: self._ticket_action,
             TicketEscalated.TYPE: self._ticket_escalated,
             TicketReopened.TYPE: self._ticket_reopened,
         }
@@ -341,6 +347,11 @@ class RunTimeline:
     def _ticket_opened(self, p: TicketOpened, at: datetime) -> None:
         self._tickets[p.ticket_id] = _TicketRecord(p.ticket_id, p.invariant, p.entity, at)
 
+    def _ticket_action(self, p: TicketActionExecuted, at: datetime) -> None:
+        rec = self._tickets.get(p.ticket_id)
+        if rec is not None:
+            rec.actions += 1
+
     def _ticket_resolved(self, p: TicketResolved, at: datetime) -> None:
         rec = self._tickets.get(p.ticket_id)
         if rec is not None:
@@ -394,11 +405,13 @@ class RunTimeline:
             return RunSummary(run=run, fault=kind, ticket=None, outcome="no_fault", resolved_by=None,
                               ttd_s=None, ttm_s=None, scenario=self.scenario)
         injected_at = fault.injected_at
+        after = [t for t in self._tickets.values() if t.opened_at >= injected_at]
         base: dict[str, Any] = {
             "run": run, "fault": fault.kind, "scenario": self.scenario, "fault_id": fault.fault_id,
             "target": fault.target, "fault_reverted": fault.revert_reason,
+            "tickets_after_fault": len(after), "actions_after_fault": sum(t.actions for t in after),
+            "open_tickets": sum(1 for t in self._tickets.values() if t.status not in ("resolved", "escalated")),
         }
-        after = [t for t in self._tickets.values() if t.opened_at >= injected_at]
         if not after:
             return RunSummary(**base, ticket=None, outcome="undetected", resolved_by=None,
                               ttd_s=None, ttm_s=None)

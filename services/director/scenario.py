@@ -74,11 +74,21 @@ class Advance(BaseModel):
     key: bool = True
 
 
+class FaultSpec(BaseModel):
+    """A fault the scenario can play. A *control* fault breaks nothing (e.g. a
+    legitimate burst): the right outcome is that no operator acts."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str
+    control: bool = False
+
+
 class Chapter(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
     title: str
     narration: str
+    plays_for: Literal["all", "incident", "control"] = "all"
     countdown_s: float = Field(default=0.0, ge=0)
     on_enter: list[Action] = []
     advance: Advance = Advance()
@@ -99,11 +109,17 @@ class Scenario(BaseModel):
     name: str
     subject: str
     description: str = ""
-    faults: dict[str, str] = Field(default_factory=dict, description="fault kind -> title")
+    faults: dict[str, FaultSpec] = Field(default_factory=dict)
     default_fault: str
     requires_services: list[str] = Field(default_factory=list,
                                          description="wait for these services' svc.started first")
     chapters: list[Chapter] = Field(min_length=1)
+
+    def chapters_for(self, fault: str) -> list[Chapter]:
+        """The chapters played for ``fault``: incident chapters, or control ones."""
+        spec = self.faults.get(fault)
+        kind = "control" if spec is not None and spec.control else "incident"
+        return [c for c in self.chapters if c.plays_for in ("all", kind)]
 
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"

@@ -52,6 +52,7 @@ class DirectorService(ServiceProcess):
         if self.fault not in self.scenario.faults:
             raise SystemExit(f"director: fault {self.fault!r} is not in scenario {self.scenario.name} "
                              f"(choose from {', '.join(self.scenario.faults)})")
+        self.chapters = self.scenario.chapters_for(self.fault)
         self.mode = self.config.director_mode
         self.timeline = RunTimeline()
         self.services_up: set[str] = set()
@@ -98,7 +99,7 @@ class DirectorService(ServiceProcess):
 
     async def _cmd_status(self, req: Request) -> None:
         await req.respond(json.dumps({"scenario": self.scenario.name, "mode": self.mode, "fault": self.fault,
-                                      "chapter": self.last_chapter, "total": len(self.scenario.chapters),
+                                      "chapter": self.last_chapter, "total": len(self.chapters),
                                       "finished": self.run_finished}).encode())
 
     # -- playing ----------------------------------------------------------------
@@ -128,7 +129,7 @@ class DirectorService(ServiceProcess):
                                        fault=self.fault, config={"mode": self.mode}))
         if not resuming:
             await self._wait_ready()
-        for index in range(start, len(self.scenario.chapters)):
+        for index in range(start, len(self.chapters)):
             if self.stopping.is_set():
                 return
             await self._play_chapter(index, enter=not (resuming and index == start))
@@ -141,14 +142,14 @@ class DirectorService(ServiceProcess):
             log.warning("starting without services: %s", ", ".join(sorted(missing)))
 
     async def _play_chapter(self, index: int, *, enter: bool) -> None:
-        chapter = self.scenario.chapters[index]
+        chapter = self.chapters[index]
         self._chapter, self._condition, self._key = chapter, asyncio.Event(), asyncio.Event()
         started = self.event(ChapterStarted(
-            scenario=self.scenario.name, index=index, total=len(self.scenario.chapters), chapter=chapter.id,
+            scenario=self.scenario.name, index=index, total=len(self.chapters), chapter=chapter.id,
             title=chapter.title, narration=self._narrate(chapter.narration), advance=chapter.hint(self.mode),
             timeout_s=chapter.advance.timeout_s if self.mode == "auto" else None))
         self._chapter_seq = await self.bus.publish(started)
-        log.info("chapter %s/%s %s", index + 1, len(self.scenario.chapters), chapter.id)
+        log.info("chapter %s/%s %s", index + 1, len(self.chapters), chapter.id)
         if enter:
             if chapter.countdown_s and await self._interrupted(chapter.countdown_s):
                 return
@@ -176,12 +177,21 @@ class DirectorService(ServiceProcess):
             task.cancel()
         return waiters[next(iter(done))] if done else "timeout"
 
+    @property
+    def control(self) -> bool:
+        return self.scenario.faults[self.fault].control
+
     def _narrate(self, text: str) -> str:
         summary = self.timeline.summary()
-        line = (f"Fault {summary.fault}: ticket {summary.ticket or '-'} {summary.outcome}"
-                f"{' by ' + summary.resolved_by if summary.resolved_by else ''}; "
-                f"time to detect {_secs(summary.ttd_s)}, time to mitigate {_secs(summary.ttm_s)}.")
-        return text.strip().format(fault=self.fault, fault_title=self.scenario.faults.get(self.fault, self.fault),
+        if self.control:
+            verdict = "correct: nobody acted" if summary.actions_after_fault == 0 else "a FALSE POSITIVE"
+            line = (f"Control run ({self.fault}): {summary.tickets_after_fault} ticket(s), "
+                    f"{summary.actions_after_fault} mutating action(s) - {verdict}.")
+        else:
+            line = (f"Fault {summary.fault}: ticket {summary.ticket or '-'} {summary.outcome}"
+                    f"{' by ' + summary.resolved_by if summary.resolved_by else ''}; "
+                    f"time to detect {_secs(summary.ttd_s)}, time to mitigate {_secs(summary.ttm_s)}.")
+        return text.strip().format(fault=self.fault, fault_title=self.scenario.faults[self.fault].title,
                                    summary=line)
 
     async def _act(self, action: Inject | RevertAll | Finish) -> None:
@@ -194,7 +204,11 @@ class DirectorService(ServiceProcess):
             await self._chaos("revert", {"all": True})
         elif isinstance(action, Finish):
             summary = self.timeline.summary()
-            await self.emit(RunFinished(outcome=summary.outcome, summary=summary.model_dump(mode="json")))
+            outcome = summary.outcome
+            if self.control:
+                outcome = "no_action" if summary.actions_after_fault == 0 else "false_positive"
+            await self.emit(RunFinished(outcome=outcome, summary={
+                **summary.model_dump(mode="json"), "outcome": outcome, "control": self.control}))
 
     async def _chaos(self, verb: str, body: dict[str, Any]) -> None:
         """Send a chaos command, waiting (bounded) for the chaos service to come up."""

@@ -56,8 +56,17 @@ def test_happy_path_summary_is_exact() -> None:
         run=RUN, fault="node_kill", ticket="tk-1", outcome="resolved", resolved_by="agent",
         ttd_s=1.2, ttm_s=2.5, scenario="ratelimiter-demo", fault_id="f-1", target="rl-2",
         invariant="node_down", entity="rl-2", agent="agent-1", fault_reverted="explicit",
+        tickets_after_fault=1, actions_after_fault=summary.actions_after_fault, open_tickets=0,
     )
     assert summary.agent_resolved
+
+
+def test_actions_and_open_tickets_after_the_fault_are_counted() -> None:
+    story = node_kill_story(RUN)
+    executed = [e for e in story.events if e.type == "ticket.action_executed"]
+    summary = fold(story).summary()
+    assert summary.actions_after_fault == len(executed) >= 1
+    assert summary.open_tickets == 0
 
 
 def test_summary_json_line_leads_with_the_demo_contract() -> None:

@@ -12,7 +12,7 @@ from services.director.scenario import ScenarioError, load_scenario
 
 def test_the_ratelimiter_scenario_has_the_story_in_order() -> None:
     scenario = load_scenario("ratelimiter")
-    assert [c.id for c in scenario.chapters] == [
+    assert [c.id for c in scenario.chapters_for("node_kill")] == [
         "welcome", "baseline", "inject", "detection", "remediation", "verification", "summary"]
     assert set(scenario.faults) >= {"node_kill", "counter_drift"}
     inject = scenario.chapters[2]
@@ -43,3 +43,10 @@ def test_invalid_scenarios_fail_with_where(tmp_path: Path, text: str, message: s
     path.write_text(text)
     with pytest.raises(ScenarioError, match=message):
         load_scenario(str(path))
+
+
+def test_a_control_fault_plays_the_watch_chapter_instead_of_the_incident() -> None:
+    scenario = load_scenario("ratelimiter")
+    assert scenario.faults["hot_key_burst"].control
+    ids = [c.id for c in scenario.chapters_for("hot_key_burst")]
+    assert ids == ["welcome", "baseline", "inject", "watch", "summary"]
