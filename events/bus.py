@@ -80,6 +80,7 @@ class Replay:
     def __init__(self) -> None:
         self.caught_up = asyncio.Event()
         self.delivered = 0
+        self.errors = 0
         self.last_seq = 0
         self._sub: Any = None
 
@@ -125,7 +126,7 @@ class Bus:
             log.info("nats reconnected source=%s", source)
 
         async def on_error(exc: Exception) -> None:
-            log.debug("nats error source=%s error=%s", source, exc)
+            log.warning("nats error source=%s error=%r", source, exc)
 
         nc = await nats.connect(
             settings.nats_url,
@@ -144,10 +145,12 @@ class Bus:
             await bus.ensure_stream()
         return bus
 
-    async def ensure_stream(self) -> None:
+    async def ensure_stream(self, *, update: bool = False) -> None:
+        """Create the stream if missing. Only with ``update`` are an existing stream's
+        limits changed (the launcher does that); other clients never clobber them."""
         config = stream_config(self.settings)
         try:
-            await self.js.stream_info(STREAM_NAME)
+            info = await self.js.stream_info(STREAM_NAME)
         except NotFoundError:
             try:
                 await self.js.add_stream(config)
@@ -155,7 +158,11 @@ class Bus:
                 if exc.err_code != 10058:
                     raise
             return
-        await self.js.update_stream(config)
+        if update:
+            await self.js.update_stream(config)
+        elif info.config.subjects != config.subjects:
+            log.warning("stream %s has subjects %s, expected %s", STREAM_NAME, info.config.subjects,
+                        config.subjects)
 
     async def close(self) -> None:
         if self.nc.is_closed:
@@ -172,19 +179,39 @@ class Bus:
         """A new event from this bus's source."""
         return new_event(data, run=run, source=self.source, **kwargs)
 
-    async def publish(self, event: Event, *, expected_last_subject_seq: int | None = None) -> int:
+    async def publish(self, event: Event, *, expected_last_subject_seq: int | None = None,
+                      retry_for_s: float = 15.0) -> int:
+        """Store ``event``; returns its stream sequence.
+
+        While NATS is unreachable the publish is retried (same ``Nats-Msg-Id``,
+        so it is stored at most once) for up to ``retry_for_s``. A retry of a
+        write that did land but whose ack was lost comes back as a duplicate
+        ack — or, with an expected sequence, as a conflict the caller resolves
+        by reloading, as for any lost race.
+        """
         headers = {"Nats-Msg-Id": event.id}
         if expected_last_subject_seq is not None:
             headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_subject_seq)
-        try:
-            ack = await self.js.publish(
-                event_subject(event), encode(event), stream=STREAM_NAME, headers=headers
-            )
-        except APIError as exc:
-            if exc.err_code == WRONG_LAST_SEQUENCE:
-                raise ConcurrencyConflict(exc.description or "wrong last sequence") from exc
-            raise
-        return ack.seq
+        subject, payload = event_subject(event), encode(event)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + retry_for_s
+        while True:
+            try:
+                ack = await self.js.publish(subject, payload, stream=STREAM_NAME, headers=headers)
+                return ack.seq
+            except APIError as exc:
+                if exc.err_code == WRONG_LAST_SEQUENCE:
+                    raise ConcurrencyConflict(exc.description or "wrong last sequence") from exc
+                if exc.code != 503 or loop.time() > deadline:
+                    raise
+                failure: Exception = exc
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError,
+                    nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError) as exc:
+                if self.nc.is_closed or loop.time() > deadline:
+                    raise
+                failure = exc
+            log.warning("publish retry type=%s error=%r", event.type, failure)
+            await asyncio.sleep(0.25)  # NATS is away: back off before the next attempt
 
     async def publish_batch(self, events: Sequence[Event]) -> list[int]:
         """Publish many events pipelined; returns their sequences in order."""
@@ -253,12 +280,16 @@ class Bus:
             meta = msg.metadata
             seq = meta.sequence.stream
             decoded = decode(msg.data)
-            if isinstance(decoded, Event):
-                await handler(Delivered(decoded, seq, msg.subject))
-            elif on_invalid is not None:
-                await on_invalid(decoded, seq, msg.subject)
-            else:
-                log.warning("replay skipped invalid event seq=%s reason=%s", seq, decoded.reason)
+            try:
+                if isinstance(decoded, Event):
+                    await handler(Delivered(decoded, seq, msg.subject))
+                elif on_invalid is not None:
+                    await on_invalid(decoded, seq, msg.subject)
+                else:
+                    log.warning("replay skipped invalid event seq=%s reason=%s", seq, decoded.reason)
+            except Exception:  # one bad event must not stall the feed or hide the rest
+                replay.errors += 1
+                log.exception("replay handler failed seq=%s subject=%s", seq, msg.subject)
             replay.delivered += 1
             replay.last_seq = seq
             if meta.num_pending == 0:
@@ -344,6 +375,14 @@ class Bus:
             manual_ack=True,
             config=config,
         )
+
+    def rejecter(self, consumer: str) -> InvalidHandler:
+        """An ``on_invalid`` handler that records garbage as ``bus.rejected`` for ``consumer``."""
+
+        async def reject(invalid: InvalidEvent, seq: int, subject: str) -> None:
+            await self._reject(consumer, subject, seq, invalid.reason, invalid.preview)
+
+        return reject
 
     async def _reject(self, consumer: str, subject: str, seq: int, reason: str, raw: str) -> None:
         log.warning("rejected consumer=%s subject=%s seq=%s reason=%s",

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from oplab.settings import LabSettings
-from oplab.stack import Stack, StackError
+from oplab.stack import Stack, StackError, redacted
 
 app = typer.Typer(help="Operator Lab: break a real system, watch an operator agent fix it.",
                   no_args_is_help=True, add_completion=False)
@@ -73,7 +73,9 @@ def _check_fault(fault: str) -> str:
 
 @app.command()
 def up(fault: Annotated[str, typer.Option(help="Fault the director injects")] = "node_kill",
-       mode: Annotated[str, typer.Option(help="Director mode: auto | interactive")] = "auto",
+       mode: Annotated[str, typer.Option(
+           help="Director: interactive (waits for `oplab console` keys) | auto (plays the scenario now)")
+       ] = "interactive",
        as_json: JsonOpt = False) -> None:
     """Start infrastructure and every service under supervisord (a new run)."""
     _check_fault(fault)
@@ -83,8 +85,9 @@ def up(fault: Annotated[str, typer.Option(help="Fault the director injects")] = 
         info = _stack().up(fault=fault, mode=mode, progress=_progress)
     except StackError as exc:
         _fail(str(exc))
-    _emit({"run": info.run, "nats_url": info.nats_url, "redis_url": info.redis_url}, as_json,
-          f"run {info.run} is up: NATS {info.nats_url}, Redis {info.redis_url}; `oplab status`, `oplab down`")
+    nats, redis = redacted(info.nats_url), redacted(info.redis_url)
+    _emit({"run": info.run, "nats_url": nats, "redis_url": redis}, as_json,
+          f"run {info.run} is up: NATS {nats}, Redis {redis}; `oplab status`, `oplab down`")
 
 
 @app.command()
@@ -156,7 +159,7 @@ def demo(fault: Annotated[str, typer.Option(help="Fault to play (see the README'
     fault hot_key_burst: only if nobody took a mutating action).
     """
     _check_fault(fault)
-    from oplab.demo import run_interactive, watch_headless
+    from oplab.demo import finished_summary, run_interactive, watch_headless
 
     settings = LabSettings()
     stack = Stack(settings)
@@ -170,10 +173,15 @@ def demo(fault: Annotated[str, typer.Option(help="Fault to play (see the README'
         else:
             _log_to_file(stack.home / "logs" / "console.log")
             asyncio.run(run_interactive(info))
+            summary = asyncio.run(finished_summary(info))
     except KeyboardInterrupt:
         summary = {"run": info.run, "outcome": "interrupted"}
     finally:
         stack.down(progress=_progress)
+    if not headless:
+        outcome = summary.get("outcome") or "unfinished"
+        typer.echo(f"run {info.run}: {outcome}. Replay it with `oplab console --run {info.run} --replay`, "
+                   f"read it with `oplab events {info.run}`.")
     if headless:
         keys = ("run", "fault", "ticket", "outcome", "resolved_by", "ttd_s", "ttm_s")
         line = {k: summary.get(k) for k in keys}
@@ -221,8 +229,13 @@ def events(run: Annotated[str, typer.Argument(help="Run id (see `oplab runs`)")]
 
     with lab_nats_url(LabSettings()) as url:
         history = asyncio.run(run_history(url, run, set(type_) if type_ else None))
+        if not history and type_:
+            everything = asyncio.run(run_history(url, run))
+            if everything:
+                known = sorted({e.type for _, e in everything})
+                _fail(f"run {run} has no events of type {', '.join(type_)}; it has: {', '.join(known)}", 2)
     if not history:
-        _fail(f"no events for run {run!r}")
+        _fail(f"no events for run {run!r} (`oplab runs` lists the recorded runs)")
     for seq, event in history:
         if as_json:
             typer.echo(event.model_dump_json())
@@ -270,9 +283,11 @@ def tickets_list(run: Annotated[str | None, typer.Option(help="Only this run (de
     if not rows:
         typer.echo("no tickets")
         return
+    width = max(len(f"{r.invariant}/{r.entity}") for r in rows)
     for r in rows:
-        typer.echo(f"{r.ticket_id}  {r.status:<11} {r.invariant}/{r.entity:<14} "
-                   f"{r.opened_at:%Y-%m-%d %H:%M:%S}  {r.resolved_by or ''}")
+        what = f"{r.invariant}/{r.entity}"
+        typer.echo(f"{r.ticket_id}  {r.status:<11} {what:<{width}}  {r.opened_at:%Y-%m-%d %H:%M:%S}  "
+                   f"{r.resolved_by or r.outcome_note or ''}")
 
 
 @tickets_app.command("show")
@@ -287,8 +302,14 @@ def tickets_show(ticket_id: str, as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(row.model_dump_json())
         return
-    for key, value in row.model_dump().items():
-        typer.echo(f"{key:>13}: {value}")
+    doc = row.model_dump(mode="json", exclude={"actions"})
+    for key, value in doc.items():
+        if value is not None:
+            typer.echo(f"{key:>13}: {value}")
+    for i, action in enumerate(row.actions, start=1):
+        args = ", ".join(f"{k}={v!r}" for k, v in action.args.items())
+        result = {True: "ok", False: "failed", None: action.status}[action.ok]
+        typer.echo(f"{'action ' + str(i):>13}: {action.tool}({args}) -> {result}")
 
 
 # -- chaos -----------------------------------------------------------------------------

@@ -45,6 +45,14 @@ async def watch_headless(info: StackInfo, on_line: Callable[[str], None], timeou
     return result
 
 
+async def finished_summary(info: StackInfo) -> dict[str, Any]:
+    """The run's ``run.finished`` summary, or ``{}`` if it has not finished."""
+    from oplab.history import run_history
+
+    finished = await run_history(info.nats_url, info.run, {RunFinished.TYPE})
+    return dict(finished[-1][1].data.summary) if finished else {}
+
+
 async def run_interactive(info: StackInfo) -> None:
     """The console in the foreground; space/→ asks the director for the next chapter."""
     await open_console(info.nats_url, info.run)

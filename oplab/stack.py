@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from events import ServiceStarted, new_run_id
 from events.bus import Bus, Delivered
@@ -57,6 +59,7 @@ class StackInfo:
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))
+        path.chmod(0o600)  # holds the supervisor's credentials
 
     @classmethod
     def load(cls, path: Path) -> StackInfo | None:
@@ -119,7 +122,8 @@ class Stack:
         info = self._plan(fault, mode)
         programs = self._programs(info)
         conf = self.home / "supervisord.conf"
-        conf.write_text(render_config(self.home, _port(info.supervisor_url), programs))
+        conf.write_text(render_config(self.home, info.supervisor_url, programs))
+        conf.chmod(0o600)
         info.save(self.home / "stack.json")
         progress(f"run {info.run}: starting supervisord")
         subprocess.run([supervisord_binary(), "-c", str(conf)], check=True, env=self._child_env(info))
@@ -138,7 +142,8 @@ class Stack:
         redis_url = self.settings.redis_url or f"redis://127.0.0.1:{free_port()}/0"
         nodes = {f"node-{i}": f"http://127.0.0.1:{free_port()}" for i in range(1, self.settings.nodes + 1)}
         return StackInfo(run=new_run_id(), nats_url=nats_url, redis_url=redis_url,
-                         supervisor_url=f"http://127.0.0.1:{free_port()}", nodes=nodes, fault=fault,
+                         supervisor_url=f"http://lab:{secrets.token_urlsafe(16)}@127.0.0.1:{free_port()}",
+                         nodes=nodes, fault=fault,
                          mode=mode, embedded_nats=self.settings.nats_url is None,
                          embedded_redis=self.settings.redis_url is None, started_at=time.time())
 
@@ -172,8 +177,8 @@ class Stack:
         if info.embedded_redis:
             progress(f"starting valkey on {info.redis_url}")
             sup.start("valkey")
-        _wait(lambda: _listening(info.nats_url), timeout, f"NATS at {info.nats_url} is not reachable")
-        _wait(lambda: _listening(info.redis_url), timeout, f"Redis at {info.redis_url} is not reachable")
+        _wait(lambda: _listening(info.nats_url), timeout, f"NATS at {redacted(info.nats_url)} is not reachable")
+        _wait(lambda: _listening(info.redis_url), timeout, f"Redis at {redacted(info.redis_url)} is not reachable")
         for node, url in info.nodes.items():
             progress(f"starting {node} on {url}")
             sup.start(node)
@@ -207,6 +212,7 @@ class Stack:
         return True
 
     def restart(self, service: str) -> None:
+        """Stop (SIGTERM) and start one program; for a service, wait until it reports ready."""
         info, sup = self.require()
         names = {p["group"] for p in sup.processes()}
         if service not in names:
@@ -214,11 +220,17 @@ class Stack:
         for proc in sup.processes():
             if proc["group"] == service and proc["statename"] in ("RUNNING", "STARTING"):
                 sup.stop(f"{proc['group']}:{proc['name']}")
+        started_after = time.time()
         if service == "agent" and self.settings.agents > 1:
             sup.start_group(service)
         else:
             sup.start(service)
-        del info
+        if service in SERVICES:
+            timeout = self.settings.start_timeout_s
+            missing = asyncio.run(_wait_services_ready(info, {service}, timeout, since=started_after))
+            if missing:
+                raise StackError(f"{service} did not report ready within {timeout:.0f}s; "
+                                 f"see {self.home / 'logs' / (service + '.log')}")
 
     def log_file(self, service: str) -> Path:
         path = self.home / "logs" / f"{service}.log"
@@ -228,14 +240,17 @@ class Stack:
         return path
 
 
-async def _wait_services_ready(info: StackInfo, services: set[str], timeout: float) -> set[str]:
-    """Wait for each service's ``svc.started`` (recorded once it accepts work); return the missing."""
+async def _wait_services_ready(info: StackInfo, services: set[str], timeout: float,
+                               since: float | None = None) -> set[str]:
+    """Wait for each service's ``svc.started`` (recorded once it accepts work) at or after
+    ``since`` (epoch seconds); return the services still missing at the deadline."""
     bus = await Bus.connect(BusSettings(nats_url=info.nats_url), source="oplab-up")
+    await bus.ensure_stream(update=True)  # the launcher owns the stream's limits
     seen: set[str] = set()
     all_ready = asyncio.Event()
 
     async def handle(d: Delivered) -> None:
-        if isinstance(d.event.data, ServiceStarted):
+        if isinstance(d.event.data, ServiceStarted) and (since is None or d.event.time.timestamp() >= since):
             seen.add(d.event.data.service)
             if services <= seen:
                 all_ready.set()
@@ -252,11 +267,23 @@ async def _wait_services_ready(info: StackInfo, services: set[str], timeout: flo
 
 
 def _port(url: str) -> int:
-    return int(url.rsplit(":", 1)[1].split("/")[0])
+    port = urlparse(url).port
+    if port is None:
+        raise StackError(f"no port in {redacted(url)}")
+    return port
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for printing."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    netloc = f"{parsed.username}:***@{parsed.hostname}" + (f":{parsed.port}" if parsed.port else "")
+    return parsed._replace(netloc=netloc).geturl()
 
 
 def _listening(url: str) -> bool:
-    host = url.split("://", 1)[1].split("/")[0].rsplit(":", 1)[0] or "127.0.0.1"
+    host = urlparse(url).hostname or "127.0.0.1"
     try:
         with socket.create_connection((host, _port(url)), 0.25):
             return True

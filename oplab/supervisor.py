@@ -15,6 +15,7 @@ import xmlrpc.client
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 SERVICES = ("projector", "monitor", "chaos", "agent", "loadgen", "director")
 
@@ -61,7 +62,9 @@ def _escape(value: str) -> str:
     return value.replace("%", "%%").replace('"', '\\"')
 
 
-def render_config(home: Path, port: int, programs: list[Program]) -> str:
+def render_config(home: Path, url: str, programs: list[Program]) -> str:
+    """supervisord.conf for ``url`` (``http://user:password@127.0.0.1:port``)."""
+    parsed = urlparse(url)
     logs = home / "logs"
     head = f"""[supervisord]
 logfile={logs / "supervisord.log"}
@@ -72,13 +75,17 @@ nodaemon=false
 silent=true
 
 [inet_http_server]
-port=127.0.0.1:{port}
+port=127.0.0.1:{parsed.port}
+username={parsed.username}
+password={parsed.password}
 
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 
 [supervisorctl]
-serverurl=http://127.0.0.1:{port}
+serverurl=http://127.0.0.1:{parsed.port}
+username={parsed.username}
+password={parsed.password}
 
 """
     return head + "\n".join(p.render(logs) for p in programs)

@@ -90,8 +90,9 @@ class KeyRow:
         return self.count / self.limit
 
     def sort_key(self) -> tuple[int, float, int, str]:
+        """Over-limit first (most over first), then nearest its limit, then busiest."""
         busy = self.count if self.count is not None else (self.allowed or 0)
-        return (0 if self.over_limit else 1, -self.ratio if self.over_limit else 0.0, -busy, self.key)
+        return (0 if self.over_limit else 1, -self.ratio, -busy, self.key)
 
 
 @dataclass(slots=True)
@@ -216,7 +217,7 @@ class ClusterView:
         return [n.node for n in self.nodes() if n.status == "down"]
 
     def keys(self, limit: int | None = None) -> list[KeyRow]:
-        """Per-key rows, over-limit first (most over first), then busiest; at most ``limit``."""
+        """Per-key rows, over-limit first (most over first), then nearest their limit; at most ``limit``."""
         counters: dict[str, CounterView] = (
             {c.key: c for c in self.good_snapshot.counters} if self.good_snapshot else {}
         )

@@ -22,10 +22,10 @@ fields of :class:`RunSummary`):
 - ``outcome``: ``"resolved"`` / ``"escalated"`` / ``"open"`` from the ticket's
   last status (a reopened ticket is open again); ``"undetected"`` when a fault
   was injected but no ticket followed.
-- ``resolved_by``: ``ticket.resolved.by`` - except that a fault reverted with
-  reason ``"ttl"`` at or before the moment the violation cleared (or, with no
-  clear on record, before the ticket was resolved) makes it ``"self-healed"``:
-  the TTL revert fixed it, not the agent.
+- ``resolved_by``: ``ticket.resolved.by`` - except that a fault reverted (for
+  any reason: TTL, chaos shutdown or restart, by hand) at or before the moment
+  the violation cleared (or, with no clear on record, before the ticket was
+  resolved) makes it ``"self-healed"``: the undo fixed it, not the agent.
 
 Durations are rounded to milliseconds.
 """
@@ -196,7 +196,7 @@ class RunSummary(BaseModel):
 
     @property
     def agent_resolved(self) -> bool:
-        """True only if the ticket was resolved and the agent, not a TTL revert, fixed it."""
+        """True only if the ticket was resolved and the agent, not a fault's revert, fixed it."""
         return self.outcome == "resolved" and self.resolved_by == "agent"
 
 
@@ -425,8 +425,10 @@ class RunTimeline:
         resolved_by = ticket.resolved_by if outcome == "resolved" else None
         if resolved_by is not None:
             mitigated_at = cleared_at or ticket.resolved_at
-            if (fault.revert_reason == "ttl" and fault.reverted_at is not None
-                    and mitigated_at is not None and fault.reverted_at <= mitigated_at):
+            # credit the agent only if the fault was still in place when the violation cleared:
+            # a revert first (TTL, chaos shutdown/restart, by hand) means the undo fixed it
+            if (fault.reverted_at is not None and mitigated_at is not None
+                    and fault.reverted_at <= mitigated_at):
                 resolved_by = "self-healed"
         return RunSummary(
             **base, ticket=ticket.ticket_id, outcome=outcome, resolved_by=resolved_by,

@@ -130,11 +130,18 @@ class Ticket(Aggregate):
             raise IllegalTransition(f"{self.ticket_id} is {self.status}: verify before resolving")
         self._record(TicketResolved(ticket_id=self.ticket_id, by="agent", agent=agent, note=note))
 
-    def resolve_self_healed(self, note: str = "") -> None:
-        if self.status != TicketStatus.OPEN:
+    def resolve_self_healed(self, note: str = "", agent: str | None = None) -> None:
+        """The violation cleared with nobody's help: an unclaimed ticket, or one whose
+        holder (``agent``) finds it already cleared before taking any action."""
+        if self.status == TicketStatus.OPEN:
+            pass
+        elif agent is not None and self.status in ACTIVE and self.state.claimed_by == agent:
+            if any(a.status == "executed" for a in self.state.actions):
+                raise IllegalTransition(f"{self.ticket_id}: {agent} acted on it; verify instead")
+        else:
             raise IllegalTransition(
                 f"{self.ticket_id} is {self.status}: only an unclaimed ticket self-heals")
-        self._record(TicketResolved(ticket_id=self.ticket_id, by="self-healed", note=note))
+        self._record(TicketResolved(ticket_id=self.ticket_id, by="self-healed", agent=agent, note=note))
 
     def escalate(self, reason: str, agent: str | None = None) -> None:
         self._require_not(TERMINAL, "escalate")

@@ -68,20 +68,26 @@ class Session:
         call_id = f"c{self.steps}-{secrets.token_hex(3)}"
         tool = self.adapter.tool(name)
         mutating = bool(tool and tool.mutating)
-        await self._emit(AgentToolCall(ticket_id=self.ticket_id, call_id=call_id, tool=name, args=args,
-                                       mutating=mutating))
+        call_seq = await self._emit(AgentToolCall(ticket_id=self.ticket_id, call_id=call_id, tool=name,
+                                                  args=args, mutating=mutating))
         if self.steps > self.max_steps:
             result = ToolResult(False, error=f"step budget of {self.max_steps} exhausted")
         elif tool is None:
             result = ToolResult(False, error=f"unknown tool {name!r}")
         else:
+            if mutating:  # intent is in the log before the act
+                await self.store.update(self.ticket_id,
+                                        lambda t: t.request_action(self.agent, call_id, name, args))
             result = await self._execute(tool, args)
-        seq = await self._emit(AgentToolResult(ticket_id=self.ticket_id, call_id=call_id, tool=name,
-                                               ok=result.ok, result=_abridge(result.value), error=result.error))
-        if mutating:
+        await self._emit(AgentToolResult(ticket_id=self.ticket_id, call_id=call_id, tool=name,
+                                               ok=result.ok, result=abridge(result.value), error=result.error))
+        if mutating and tool is not None and self.steps <= self.max_steps:
+            outcome = abridge(result.value) if result.ok else result.error
             await self.store.update(self.ticket_id, lambda t: t.record_action(
-                self.agent, call_id, name, args, result.ok, _abridge(result.value) if result.ok else result.error))
-            self.last_action_seq = seq
+                self.agent, call_id, name, args, result.ok, outcome))
+            # a remedy that waits for its own effect (a restarted node answering) may be
+            # outlived by the monitor's clear: the clear must follow the call, not the result
+            self.last_action_seq = call_seq
         return result
 
     async def _execute(self, tool: Any, args: dict[str, Any]) -> ToolResult:
@@ -104,7 +110,8 @@ class Session:
         return await self.violations.wait_cleared(key, self.last_action_seq, timeout)
 
 
-def _abridge(value: Any) -> Any:
+def abridge(value: Any) -> Any:
+    """``value`` unchanged if short, else its text cut to a budget with a note saying so."""
     text = repr(value) if not isinstance(value, str) else value
     if len(text) <= _RESULT_LIMIT:
         return value

@@ -33,6 +33,10 @@ class ViolationTracker:
         async with self._changed:
             self._changed.notify_all()
 
+    def is_active(self, key: Key) -> bool:
+        """Violated, and not cleared since (as far as the log has been read)."""
+        return self.violated_at.get(key, 0) > self.cleared_at.get(key, 0)
+
     def cleared_since(self, key: Key, seq: int) -> bool:
         return self.cleared_at.get(key, 0) > max(seq, self.violated_at.get(key, 0))
 

@@ -7,8 +7,16 @@ ticket still open for it); a violation that clears while its ticket is still
 unclaimed resolves that ticket as self-healed. Claimed tickets are the
 agent's: the monitor never resolves them.
 
-On start it replays its run's log: the recent snapshots and workload stats
-(so grace periods continue), the active violations and the tickets.
+Crash safety: after judging, every tick *reconciles* tickets with the active
+violations — an active violation episode with no ticket gets one, and an
+unclaimed ticket whose violation is no longer active is self-healed — so a
+crash between recording a transition and acting on it is repaired by the next
+tick of the next instance. A failing tick (NATS briefly away) is logged and the
+loop carries on.
+
+On start it replays its run's log: all ``inv.*`` and ``ticket.*`` events, and
+only the last ``history_s`` of snapshots and workload stats (all that grace
+periods need), so a restart stays fast however long the run has been going.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime, timedelta
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,8 +37,9 @@ from events import (
     WorkloadStats,
     new_ticket_id,
 )
-from events.bus import Delivered, Replay
-from events.subjects import run_events
+from events.bus import ConcurrencyConflict, Delivered
+from events.envelope import utcnow
+from events.subjects import run_domain, run_type
 from projections.tickets import TERMINAL, IllegalTransition, Ticket, TicketState, TicketStatus, TicketStore
 from projections.tickets.state import apply_event
 from services.monitor.judge import Active, Judge
@@ -56,30 +66,32 @@ class MonitorService(ServiceProcess):
         self.judge = Judge(self.adapter.invariants(), self.config.history_s)
         self.store = TicketStore(bus, self.run)
         self.tickets: dict[str, TicketState] = {}
-        self._feed: Replay | None = None
         self._restored = False
 
     # -- following the log ------------------------------------------------------
 
-    async def _on_event(self, d: Delivered) -> None:
-        event, data = d.event, d.event.data
+    async def _on_ticket(self, d: Delivered) -> None:
+        data = d.event.data
         if isinstance(data, TicketPayload):
-            self.tickets[data.ticket_id] = apply_event(self.tickets.get(data.ticket_id), data,
-                                                       event.time, self.run)
-        elif isinstance(data, WorkloadStats):
-            self.judge.add_workload(event.time, data)
-        elif not self._restored:
-            self._restore(data)
+            self.tickets[data.ticket_id] = apply_event(self.tickets.get(data.ticket_id), data, d.event.time,
+                                                       self.run)
 
-    def _restore(self, data: object) -> None:
-        """Rebuild judgement state from history (only before the first live tick)."""
-        if isinstance(data, ObsSnapshot):
-            self.judge.add_snapshot(data)
-        elif isinstance(data, InvariantViolated):
+    async def _on_violation(self, d: Delivered) -> None:
+        data = d.event.data
+        if self._restored:
+            return  # live inv.* events are our own: the judge already knows
+        if isinstance(data, InvariantViolated):
             violation = Violation(data.invariant, data.entity, data.summary, data.evidence)
             self.judge.restore_active((data.invariant, data.entity), violation, data.first_seen)
         elif isinstance(data, InvariantCleared):
             self.judge.restore_cleared((data.invariant, data.entity))
+
+    async def _on_observation(self, d: Delivered) -> None:
+        data = d.event.data
+        if isinstance(data, WorkloadStats):
+            self.judge.add_workload(d.event.time, data)
+        elif isinstance(data, ObsSnapshot) and not self._restored:
+            self.judge.add_snapshot(data)
 
     def open_ticket_for(self, invariant: str, entity: str) -> TicketState | None:
         for state in self.tickets.values():
@@ -90,8 +102,11 @@ class MonitorService(ServiceProcess):
     # -- the loop ---------------------------------------------------------------
 
     async def main(self) -> None:
-        self._feed = await self.bus.replay(run_events(self.run), self._on_event, follow=True)
-        await self._feed.caught_up.wait()
+        since = utcnow() - timedelta(seconds=self.config.history_s)
+        await self.follow(run_domain(self.run, "ticket"), self._on_ticket)
+        await self.follow(run_domain(self.run, "inv"), self._on_violation)
+        await self.follow(run_type(self.run, ObsSnapshot), self._on_observation, from_time=since)
+        await self.follow(run_type(self.run, WorkloadStats), self._on_observation, from_time=since)
         self._restored = True
         self.ready.set()
         log.info("monitor restored snapshots=%s active=%s tickets=%s", len(self.judge.snapshots),
@@ -100,7 +115,12 @@ class MonitorService(ServiceProcess):
         next_tick = loop.time()
         try:
             while not self.stopping.is_set():
-                await self.tick()
+                try:
+                    await self.tick()
+                except (ConcurrencyConflict, IllegalTransition) as exc:
+                    log.info("tick raced another writer: %s", exc)
+                except Exception:
+                    log.exception("tick failed; carrying on")
                 next_tick += self.config.interval_s
                 delay = max(0.0, next_tick - loop.time())
                 if delay == 0.0:
@@ -108,7 +128,6 @@ class MonitorService(ServiceProcess):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), delay)
         finally:
-            await self._feed.stop()
             await self.adapter.close()
 
     async def tick(self) -> None:
@@ -121,6 +140,23 @@ class MonitorService(ServiceProcess):
             await self._violated(active, snap_event.id)
         for active, at in changes.cleared:
             await self._cleared(active, at, snap_event.id)
+        await self.reconcile(snap_event.id)
+
+    async def reconcile(self, causation: str) -> None:
+        """Make tickets agree with the active violations (repairs a crash mid-transition)."""
+        for (invariant, entity), active in list(self.judge.active.items()):
+            if self.open_ticket_for(invariant, entity) is None and not self._episode_ticketed(active):
+                log.warning("active violation without a ticket invariant=%s entity=%s: opening one",
+                            invariant, entity)
+                await self._open(active, causation)
+        for ticket in list(self.tickets.values()):
+            if ticket.status == TicketStatus.OPEN and (ticket.invariant, ticket.entity) not in self.judge.active:
+                await self._self_heal(ticket, "violation no longer active", causation)
+
+    def _episode_ticketed(self, active: Active) -> bool:
+        v = active.violation
+        return any(t.invariant == v.invariant and t.entity == v.entity and t.first_seen == active.first_seen
+                   for t in self.tickets.values())
 
     async def _violated(self, active: Active, causation: str) -> None:
         v = active.violation
@@ -132,32 +168,39 @@ class MonitorService(ServiceProcess):
         existing = self.open_ticket_for(v.invariant, v.entity)
         if existing is not None:
             with contextlib.suppress(IllegalTransition):
-                await self.store.update(existing.ticket_id, lambda t: t.recur(v.evidence),
-                                        causation=event.id)
+                await self.store.update(existing.ticket_id, lambda t: t.recur(v.evidence), causation=event.id)
             return
+        await self._open(active, event.id)
+
+    async def _open(self, active: Active, causation: str) -> None:
+        v = active.violation
         ticket = Ticket.open(TicketOpened(
             ticket_id=new_ticket_id(), invariant=v.invariant, entity=v.entity,
             subject=self.adapter.name, summary=v.summary, evidence=v.evidence,
             first_seen=active.first_seen), run=self.run)
-        await self.store.save(ticket, causation=event.id)
+        await self.store.save(ticket, causation=causation)
         self.tickets[ticket.ticket_id] = ticket.state
-        log.info("ticket opened ticket=%s invariant=%s entity=%s", ticket.ticket_id, v.invariant,
-                 v.entity)
+        log.info("ticket opened ticket=%s invariant=%s entity=%s", ticket.ticket_id, v.invariant, v.entity)
 
-    async def _cleared(self, active: Active, at, causation: str) -> None:  # type: ignore[no-untyped-def]
+    async def _cleared(self, active: Active, at: datetime, causation: str) -> None:
         v = active.violation
         duration = max(0.0, (at - active.first_seen).total_seconds())
-        event = self.event(InvariantCleared(invariant=v.invariant, entity=v.entity,
-                                            first_seen=active.first_seen, violated_for_s=round(duration, 3)),
+        event = self.event(InvariantCleared(invariant=v.invariant, entity=v.entity, first_seen=active.first_seen,
+                                            violated_for_s=round(duration, 3)),
                            correlation=f"{v.invariant}:{v.entity}", causation=causation)
         await self.bus.publish(event)
         log.info("cleared invariant=%s entity=%s after=%.2fs", v.invariant, v.entity, duration)
         ticket = self.open_ticket_for(v.invariant, v.entity)
         if ticket is not None and ticket.status == TicketStatus.OPEN:
-            note = f"violation cleared after {duration:.1f}s before any agent claimed it"
-            try:
-                await self.store.update(ticket.ticket_id, lambda t: t.resolve_self_healed(note),
-                                        causation=event.id)
-            except IllegalTransition:
-                log.info("ticket %s was claimed meanwhile; the agent verifies it", ticket.ticket_id)
+            await self._self_heal(ticket, f"violation cleared after {duration:.1f}s before any agent claimed it",
+                                  event.id)
 
+    async def _self_heal(self, ticket: TicketState, note: str, causation: str) -> None:
+        try:
+            events = await self.store.update(ticket.ticket_id, lambda t: t.resolve_self_healed(note),
+                                             causation=causation)
+        except IllegalTransition:
+            log.info("ticket %s was claimed meanwhile; the agent verifies it", ticket.ticket_id)
+            return
+        for e in events:  # our view must not wait for the feed, or the next tick repeats this
+            self.tickets[ticket.ticket_id] = apply_event(self.tickets[ticket.ticket_id], e.data, e.time, self.run)

@@ -16,10 +16,11 @@ import logging
 import os
 import signal
 import time
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 
 from events import ServiceHeartbeat, ServiceStarted, ServiceStopping
-from events.bus import Bus
+from events.bus import Bus, Handler, Replay
 from events.settings import BusSettings
 from services.runtime.logging import configure_logging
 from services.runtime.settings import ServiceSettings
@@ -47,6 +48,7 @@ class ServiceProcess(abc.ABC):
         self.run = settings.run
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
+        self._feeds: list[Replay] = []
 
     @abc.abstractmethod
     async def main(self) -> None:
@@ -55,6 +57,24 @@ class ServiceProcess(abc.ABC):
     async def stop(self) -> None:
         """Called once on SIGTERM before the bus drains. Override to abandon work explicitly."""
         self.stopping.set()
+
+    async def follow(self, filter_subject: str, handler: Handler, *, from_time: datetime | None = None) -> Replay:
+        """Follow ``filter_subject`` from the log (history, then live) and return once caught up.
+
+        Garbage on the subject is recorded as ``bus.rejected`` (consumer = this
+        service) and skipped; a handler error is logged and the feed carries on.
+        The replay is stopped automatically when the service stops.
+        """
+        replay = await self.bus.replay(filter_subject, handler, follow=True, from_time=from_time,
+                                       on_invalid=self.bus.rejecter(self.name))
+        self._feeds.append(replay)
+        await replay.caught_up.wait()
+        return replay
+
+    async def stop_feeds(self) -> None:
+        for feed in self._feeds:
+            await feed.stop()
+        self._feeds.clear()
 
     def event(self, data, **kwargs):  # type: ignore[no-untyped-def]
         return self.bus.event(data, run=self.run, **kwargs)
@@ -104,9 +124,14 @@ async def serve(factory: type[ServiceProcess], settings: ServiceSettings | None 
         log.error("service main failed", exc_info=main.exception())
         status = 1
     reason = "signal" if waiter in done else ("crash" if status else "finished")
-    await service.stop()
+    try:
+        await service.stop()
+    except Exception:  # still record stopping and drain: the log must say we left
+        log.exception("service stop failed")
+        status = 1
     with contextlib.suppress(Exception):
         await asyncio.wait_for(main, 10.0)
+    await service.stop_feeds()
     beat.cancel()
     waiter.cancel()
     try:

@@ -17,7 +17,8 @@ from oplab.infra import RunningServer
 pytestmark = pytest.mark.e2e
 
 OPLAB = str(Path(sys.executable).parent / "oplab")
-TICKET_STORY = ["ticket.opened", "ticket.claimed", "ticket.diagnosed", "ticket.action_executed",
+TICKET_STORY = ["ticket.opened", "ticket.claimed", "ticket.diagnosed", "ticket.action_requested",
+                "ticket.action_executed",
                 "ticket.verified", "ticket.resolved"]
 
 

@@ -54,7 +54,7 @@ def test_backend_failure_is_reported() -> None:
     assert fold(s).backend.ok is False  # type: ignore[union-attr]
 
 
-def test_keys_over_limit_first_most_over_first_then_busiest() -> None:
+def test_keys_over_limit_first_most_over_first_then_nearest_their_limit() -> None:
     s = Story(RUN)
     s.snapshot(1, counters={
         "calm": (10, 100), "busy": (90, 100), "over-a": (120, 100), "over-b": (80, 40), "mid": (50, 100),
@@ -62,12 +62,12 @@ def test_keys_over_limit_first_most_over_first_then_busiest() -> None:
     s.workload(1.5, {"busy": (100, 95, 0), "over-b": (40, 90, 50), "loadgen-only": (30, 20, 0)})
     view = fold(s)
     keys = view.keys()
-    assert [k.key for k in keys] == ["over-b", "over-a", "busy", "mid", "loadgen-only", "calm"]
+    assert [k.key for k in keys] == ["over-b", "over-a", "busy", "mid", "calm", "loadgen-only"]
     assert [k.over_limit for k in keys] == [True, True, False, False, False, False]
     over_b = keys[0]
     assert (over_b.count, over_b.limit, over_b.sent, over_b.blocked) == (80, 40, 90, 50)
     assert over_b.ratio == 2.0
-    only = keys[4]
+    only = keys[5]
     assert (only.count, only.limit, only.allowed) == (None, 30, 20)
     assert [k.key for k in view.keys(limit=2)] == ["over-b", "over-a"]
     assert [k.key for k in view.over_limit_keys()] == ["over-b", "over-a"]
