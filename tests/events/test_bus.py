@@ -119,3 +119,47 @@ async def test_garbage_and_failing_handlers_become_rejected_events(bus: Bus, run
     assert any("handler failed" in r for r in reasons)
     assert any("not JSON" in r or "missing" in r for r in reasons)
     assert handled.count("run.started") == bus.settings.max_deliver
+
+
+async def test_replay_from_a_time_skips_what_came_before(bus: Bus, run_id: str) -> None:
+    await bus.publish_batch([heartbeat(bus, run_id, n) for n in range(3)])
+    later = [heartbeat(bus, run_id, n) for n in range(3, 6)]
+    cut = later[0].time
+    await bus.publish_batch(later)
+    got = await collect(bus, run_events(run_id), from_time=cut)
+    assert [d.event.data.pid for d in got] == [3, 4, 5]
+
+
+async def test_a_failing_replay_handler_neither_stalls_nor_hides_the_rest(bus: Bus, run_id: str) -> None:
+    await bus.publish_batch([heartbeat(bus, run_id, n) for n in range(5)])
+    seen: list[int] = []
+
+    async def handle(d: Delivered) -> None:
+        if d.event.data.pid == 4:
+            raise RuntimeError("bad last event")
+        seen.append(d.event.data.pid)
+
+    replay = await asyncio.wait_for(bus.replay(run_events(run_id), handle), 10)
+    assert seen == [0, 1, 2, 3]
+    assert replay.errors == 1 and replay.delivered == 5
+
+
+async def test_garbage_in_a_followed_run_is_recorded_by_the_rejecter(bus: Bus, run_id: str) -> None:
+    rejected: list[Delivered] = []
+    got = asyncio.Event()
+
+    async def on_rejected(d: Delivered) -> None:
+        rejected.append(d)
+        got.set()
+
+    async def ignore(d: Delivered) -> None:
+        return None
+
+    watch = await bus.replay(run_type(run_id, EventRejected), on_rejected, follow=True)
+    feed = await bus.replay(f"lab.{run_id}.svc.>", ignore, follow=True, on_invalid=bus.rejecter("svc-x"))
+    await bus.js.publish(f"lab.{run_id}.svc.heartbeat", b"garbage")
+    await asyncio.wait_for(got.wait(), 10)
+    await feed.stop()
+    await watch.stop()
+    assert rejected[0].event.data.consumer == "svc-x"
+    assert "not JSON" in rejected[0].event.data.reason

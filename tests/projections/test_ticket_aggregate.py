@@ -110,9 +110,17 @@ async def test_two_agents_racing_for_one_ticket_exactly_one_wins(bus: Bus, run_i
     assert [d.event.type for d in history] == ["ticket.opened", "ticket.claimed"]
 
 
-async def test_update_retries_on_fresh_state_and_then_judges_legality(bus: Bus, run_id: str) -> None:
+async def test_concurrent_updates_retry_on_fresh_state(bus: Bus, run_id: str) -> None:
     await TicketStore(bus, run_id).save(Ticket.open(opened("tk-u"), run=run_id))
+    stores = [TicketStore(bus, run_id) for _ in range(3)]  # 3 attempts: every contender gets in
+    await asyncio.gather(*(s.update("tk-u", lambda t: t.recur({"n": 1})) for s in stores))
+    history = await bus.read_subject(ticket_subject(run_id, "tk-u"))
+    assert [d.event.type for d in history] == ["ticket.opened"] + ["ticket.recurred"] * 3
+
+
+async def test_update_judges_legality_on_fresh_state(bus: Bus, run_id: str) -> None:
+    await TicketStore(bus, run_id).save(Ticket.open(opened("tk-l"), run=run_id))
     first, second = TicketStore(bus, run_id), TicketStore(bus, run_id)
-    await first.update("tk-u", lambda t: t.claim("a1", "rules", lease()))
+    await first.update("tk-l", lambda t: t.claim("a1", "rules", lease()))
     with pytest.raises(IllegalTransition):
-        await second.update("tk-u", lambda t: t.claim("a2", "rules", lease()))
+        await second.update("tk-l", lambda t: t.claim("a2", "rules", lease()))
