@@ -2,19 +2,52 @@
 
 Commands (NATS micro service ``chaos``; JSON in, JSON out):
 - ``cmd.chaos.inject`` ``{"kind", "target"?, "ttl_s"?, "params"?}`` → ``{"fault": {...}}``
-- ``cmd.chaos.revert`` ``{"fault_id"}`` (or ``{"all": true}``) → ``{"reverted": [ids]}``
+- ``cmd.chaos.revert`` ``{"fault_id"}`` (or ``{"all": true}``) → ``{"reverted": [ids], "failed": [...]}``
 - ``cmd.chaos.list`` → ``{"faults": [...], "kinds": [...], "targets": [...]}``
 
 Every fault has a TTL and an undo. Refusals (unknown kind or target, bad
-parameters, a second fault on a busy target) are errors with a clear
-description and inject nothing. On start, faults the log says are still
-active (left by a crashed predecessor) are reverted (reason ``restart``); on
-SIGTERM, active faults are reverted (reason ``shutdown``).
+parameters, a second fault on a busy target, an unknown fault id to revert)
+are 400 errors with a clear description and inject nothing.
+
+A fault's life in the log: ``fault_requested``, then ``fault_injected``
+(with its undo data) or ``fault_failed(stage="inject")``; then
+``fault_effective`` or ``fault_failed(stage="verify")``; finally
+``fault_reverted`` (reason ``ttl``, ``explicit``, ``restart`` or
+``shutdown``). Every request ends in a terminal record: an injection refused
+after the fact (the target it resolved to already has a fault) is undone and
+recorded as ``fault_failed(stage="inject")``.
+
+Reverts never give up silently. A failed revert is recorded once as
+``fault_failed(stage="revert")``; the fault stays active and, on the TTL and
+restart paths, the revert is retried with backoff (0.5 s doubling up to
+``OPLAB_CHAOS_REVERT_RETRY_MAX_S``, 5 s) until it works or the service stops.
+On SIGTERM active faults are reverted (reason ``shutdown``); one whose revert
+fails stays active in the log and is reverted at the next start.
+
+Crash safety. At start the service folds this run's ``chaos.*`` log:
+- faults still active (injected, never reverted) are reverted (``restart``);
+- requests with no outcome at all were cut off mid-injection. Each gets
+  ``fault_failed(stage="inject", reason="chaos stopped mid-injection; undo
+  unknown")`` so the log is honest. If the request named an explicit target
+  and the fault can derive its undo from the target alone - it offers
+  ``undo_for_target(target, params) -> dict | None`` (for ``node_kill``:
+  make sure the node runs) - that undo is applied too, and the reason says so.
+
+Residual window: the injection's effect and its ``fault_injected`` record are
+not atomic. If publishing ``fault_injected`` fails, the injection is undone
+at once in-process and recorded as ``fault_failed(stage="inject")`` (if that
+undo fails too, the fault is held in memory and its revert retried). But if
+the process dies (SIGKILL, OOM, power) after the subject was changed and
+before ``fault_injected`` is stored, the undo data is lost: the next start
+records the failure and repairs only what ``undo_for_target`` can derive.
+Anything else stays broken until an operator (the monitor will see it) fixes
+it. The window is one publish round trip.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from datetime import timedelta
@@ -26,22 +59,35 @@ from nats.micro.service import Service
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from events import FaultEffective, FaultFailed, FaultInjected, FaultRequested, FaultReverted, new_fault_id
+from events import (
+    Event,
+    FaultEffective,
+    FaultFailed,
+    FaultInjected,
+    FaultRequested,
+    FaultReverted,
+    Payload,
+    new_fault_id,
+)
 from events.bus import Delivered
 from events.envelope import utcnow
 from events.subjects import command, run_domain
 from services.chaos.ledger import ActiveFault, Ledger
 from services.runtime import ServiceProcess
-from subjects.base import Adapter, AdapterError, Injection, RefusedError
+from subjects.base import Adapter, AdapterError, Fault, Injection, RefusedError
 from subjects.registry import load_adapter
 
 log = logging.getLogger(__name__)
+
+MID_INJECTION = "chaos stopped mid-injection; undo unknown"
 
 
 class ChaosSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPLAB_CHAOS_", extra="ignore")
     max_ttl_s: float = 3600.0
     effective_timeout_s: float = 5.0
+    revert_retry_first_s: float = Field(default=0.5, gt=0)
+    revert_retry_max_s: float = Field(default=5.0, gt=0)
 
 
 class InjectRequest(BaseModel):
@@ -66,42 +112,71 @@ class ChaosService(ServiceProcess):
         self.config = ChaosSettings()
         self.adapter = adapter or load_adapter()
         self.ledger = Ledger()
-        self._timers: dict[str, asyncio.Task[None]] = {}
+        self._timers: dict[str, asyncio.Task[None]] = {}  # per fault: TTL expiry, then revert retries
+        self._confirms: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self._micro: Service | None = None
 
     async def main(self) -> None:
-        await self._revert_leftovers()
+        await self._recover()
         self._micro = await add_service(self.bus.nc, name="chaos", version="0.1.0",
                                         description="Inject, list and revert faults")
         for verb, handler in (("inject", self._cmd_inject), ("revert", self._cmd_revert),
                               ("list", self._cmd_list)):
             await self._micro.add_endpoint(name=verb, subject=command("chaos", verb), handler=handler)
+        await self.bus.nc.flush()  # ready means the server routes commands to us
         self.ready.set()
         await self.stopping.wait()
 
     async def stop(self) -> None:
+        self.stopping.set()  # retry loops end; nothing new starts
         if self._micro is not None:
             await self._micro.stop()
         async with self._lock:
             for fault in list(self.ledger.active.values()):
                 await self._revert(fault, "shutdown")
-        for timer in self._timers.values():
-            timer.cancel()
+        for task in [*self._timers.values(), *self._confirms]:
+            task.cancel()
         await self.adapter.close()
         await super().stop()
 
     # -- recovery ---------------------------------------------------------------
 
-    async def _revert_leftovers(self) -> None:
+    async def _recover(self) -> None:
+        """Settle what a previous instance left: cut-off injections, then active faults."""
+
         async def fold(d: Delivered) -> None:
             self.ledger.apply(d.event.data)
 
-        await self.bus.replay(run_domain(self.run, "chaos"), fold)
-        for fault in list(self.ledger.active.values()):
-            log.warning("reverting fault left active by a previous instance fault=%s kind=%s",
-                        fault.fault_id, fault.kind)
-            await self._revert(fault, "restart")
+        await self.bus.replay(run_domain(self.run, "chaos"), fold, on_invalid=self.bus.rejecter(self.name))
+        async with self._lock:
+            for requested in list(self.ledger.pending.values()):
+                await self._settle_cut_off(requested)
+            for fault in list(self.ledger.active.values()):
+                log.warning("reverting fault left active by a previous instance fault=%s kind=%s",
+                            fault.fault_id, fault.kind)
+                if not await self._revert(fault, "restart"):
+                    self._timers[fault.fault_id] = asyncio.create_task(self._retry_revert(fault, "restart"))
+
+    async def _settle_cut_off(self, requested: FaultRequested) -> None:
+        """Record a request a crash cut off mid-injection; undo it where the target alone allows."""
+        reason = MID_INJECTION
+        fault = self.adapter.fault(requested.kind)
+        derive = getattr(fault, "undo_for_target", None)
+        if requested.target and fault is not None and callable(derive):
+            if (other := self.ledger.on_target(requested.target)) is not None:
+                reason += f"; target {requested.target} has active fault {other.fault_id}, reverted next"
+            else:
+                try:
+                    undo = derive(requested.target, fault.params_model.model_validate(requested.params))
+                    if undo is not None:
+                        reason += f"; reverted from its target: {await fault.revert(undo)}"
+                except (AdapterError, ValidationError) as exc:
+                    reason += f"; reverting from its target failed: {_describe(exc)}"
+        log.warning("fault %s (%s) was cut off mid-injection: %s", requested.fault_id, requested.kind, reason)
+        await self._record(FaultFailed(fault_id=requested.fault_id, stage="inject", reason=reason),
+                           correlation=requested.fault_id)
+        self.ledger.pending.pop(requested.fault_id, None)
 
     # -- commands ---------------------------------------------------------------
 
@@ -144,6 +219,8 @@ class ChaosService(ServiceProcess):
         if ttl > self.config.max_ttl_s:
             raise RefusedError(f"ttl_s {ttl} exceeds the maximum {self.config.max_ttl_s}")
         async with self._lock:
+            if self.stopping.is_set():
+                raise AdapterError("the chaos service is stopping")
             if request.target is not None and (busy := self.ledger.on_target(request.target)):
                 raise RefusedError(f"target {request.target} already has fault {busy.fault_id} "
                                    f"({busy.kind}); revert it first")
@@ -151,39 +228,78 @@ class ChaosService(ServiceProcess):
             requested = self.event(FaultRequested(fault_id=fault_id, kind=fault.kind, target=request.target,
                                                   params=params.model_dump(), ttl_s=ttl),
                                    correlation=fault_id)
-            await self.bus.publish(requested)
+            await self.bus.publish(requested)  # fails before anything is touched, or is on record
             try:
                 injection = await fault.inject(request.target, params)
-            except AdapterError as exc:
-                await self.emit(FaultFailed(fault_id=fault_id, stage="inject", reason=str(exc)),
-                                correlation=fault_id, causation=requested.id)
-                raise
-            if (busy := self.ledger.on_target(injection.target)) is not None:
-                await fault.revert(injection.undo)
-                raise RefusedError(f"target {injection.target} already has fault {busy.fault_id}")
+            except Exception as exc:  # refused, failed, or a bug: in every case the request gets its outcome
+                why = str(exc) if isinstance(exc, AdapterError) else f"unexpected error: {exc!r}"
+                await self._record(FaultFailed(fault_id=fault_id, stage="inject", reason=why),
+                                   correlation=fault_id, causation=requested.id)
+                if isinstance(exc, AdapterError):
+                    raise
+                raise AdapterError(f"{fault.kind}: {why}") from exc
+            expires_at = utcnow() + timedelta(seconds=ttl)
             injected = FaultInjected(fault_id=fault_id, kind=fault.kind, target=injection.target,
-                                     params=params.model_dump(), undo=injection.undo,
-                                     expires_at=utcnow() + timedelta(seconds=ttl))
-            await self.emit(injected, correlation=fault_id, causation=requested.id)
+                                     params=params.model_dump(), undo=injection.undo, expires_at=expires_at)
+            if (busy := self.ledger.on_target(injection.target)) is not None:
+                await self._abandon(requested, fault, injected,
+                                    f"target {injection.target} already has fault {busy.fault_id}")
+                raise RefusedError(f"target {injection.target} already has fault {busy.fault_id} "
+                                   f"({busy.kind}); the injection was abandoned")
+            try:
+                await self.emit(injected, correlation=fault_id, causation=requested.id)
+            except Exception as exc:  # the log would not know how to undo it: undo it now
+                await self._abandon(requested, fault, injected, f"could not record the injection: {exc!r}")
+                raise AdapterError(f"{fault.kind} on {injection.target}: could not record the injection, "
+                                   "so it was undone") from exc
             self.ledger.apply(injected)
-        active = self.ledger.active[fault_id]
-        self._timers[fault_id] = asyncio.create_task(self._expire(active, ttl))
-        asyncio.create_task(self._confirm(active, injection, params))  # noqa: RUF006 - tracked by ledger
+            active = self.ledger.active[fault_id]
+            self._timers[fault_id] = asyncio.create_task(self._expire(active, ttl), name=f"ttl-{fault_id}")
+        confirm = asyncio.create_task(self._confirm(active, injection, params), name=f"confirm-{fault_id}")
+        self._confirms.add(confirm)
+        confirm.add_done_callback(self._confirms.discard)
         log.info("injected fault=%s kind=%s target=%s ttl=%s", fault_id, fault.kind, injection.target, ttl)
         return {"fault": active.as_dict()}
 
+    async def _abandon(self, requested: Event, fault: Fault, injected: FaultInjected, why: str) -> None:
+        """Undo an injection that must not stand and record it as failed; must hold ``_lock``.
+
+        If the undo fails too, the fault is really in effect: it is held as
+        active in memory (listed, reverted at shutdown) and its revert retried.
+        """
+        fault_id = injected.fault_id
+        try:
+            detail = await fault.revert(injected.undo)
+        except Exception as exc:
+            reason = f"{why}; undoing it failed ({_describe(exc)}), retrying"
+            active = ActiveFault(fault_id, injected.kind, injected.target, dict(injected.params),
+                                 dict(injected.undo), injected.expires_at)
+            self.ledger.track(active)
+            self._timers[fault_id] = asyncio.create_task(self._retry_revert(active, "explicit"))
+        else:
+            reason = f"{why}; undone ({detail})"
+        log.warning("abandoned injection fault=%s: %s", fault_id, reason)
+        await self._record(FaultFailed(fault_id=fault_id, stage="inject", reason=reason),
+                           correlation=fault_id, causation=requested.id)
+
     async def revert(self, body: dict[str, Any]) -> dict[str, Any]:
         request = RevertRequest.model_validate(body)
+        if not request.all and not request.fault_id:
+            raise RefusedError('bad request: give "fault_id" or "all": true')
         async with self._lock:
             if request.all:
                 targets = list(self.ledger.active.values())
             elif request.fault_id in self.ledger.active:
                 targets = [self.ledger.active[request.fault_id]]
             else:
-                raise RefusedError(f"no active fault {request.fault_id!r}")
-            for fault in targets:
-                await self._revert(fault, "explicit")
-        return {"reverted": [f.fault_id for f in targets]}
+                active = ", ".join(self.ledger.active) or "none"
+                raise RefusedError(f"no active fault {request.fault_id!r} (active: {active})")
+            outcomes = [(f, await self._revert(f, "explicit")) for f in targets]
+        failed = [f.fault_id for f, ok in outcomes if not ok]
+        if failed and not request.all:
+            raise AdapterError(f"revert of {failed[0]} failed (recorded as chaos.fault_failed); "
+                               "the fault is still active")
+        return {"reverted": [f.fault_id for f, ok in outcomes if ok], "failed": failed}
 
     # -- lifecycle of one fault -------------------------------------------------
 
@@ -201,41 +317,69 @@ class ChaosService(ServiceProcess):
                 error = "no evidence yet"
             if evidence is not None:
                 active.effective = True
-                await self.emit(FaultEffective(fault_id=active.fault_id, evidence=evidence),
-                                correlation=active.fault_id)
+                await self._record(FaultEffective(fault_id=active.fault_id, evidence=evidence),
+                                   correlation=active.fault_id)
                 return
             if loop.time() > deadline:
                 reason = f"not effective within {self.config.effective_timeout_s}s: {error}"
-                await self.emit(FaultFailed(fault_id=active.fault_id, stage="verify", reason=reason),
-                                correlation=active.fault_id)
+                await self._record(FaultFailed(fault_id=active.fault_id, stage="verify", reason=reason),
+                                   correlation=active.fault_id)
                 return
             await asyncio.sleep(0.1)  # polling the real system for the fault's effect
 
     async def _expire(self, active: ActiveFault, ttl: float) -> None:
         await asyncio.sleep(ttl)  # the TTL itself: a timer, not a synchronisation
         async with self._lock:
-            if active.fault_id in self.ledger.active:
-                await self._revert(active, "ttl")
+            if active.fault_id not in self.ledger.active or await self._revert(active, "ttl"):
+                return
+        await self._retry_revert(active, "ttl")
 
-    async def _revert(self, active: ActiveFault, reason: str) -> None:
-        """Revert and record; must hold ``_lock``. A failed revert is recorded and kept active."""
+    async def _retry_revert(self, active: ActiveFault, reason: str) -> None:
+        """Retry a failed revert with backoff until it works, the fault is gone, or the service stops."""
+        delay = self.config.revert_retry_first_s
+        while not await self._interrupted(delay):
+            async with self._lock:
+                if active.fault_id not in self.ledger.active:
+                    return
+                if await self._revert(active, reason, record_failure=False):
+                    return
+            delay = min(delay * 2, self.config.revert_retry_max_s)
+
+    async def _revert(self, active: ActiveFault, reason: str, *, record_failure: bool = True) -> bool:
+        """Revert and record; must hold ``_lock``. A failed revert keeps the fault active; returns success."""
         fault = self.adapter.fault(active.kind)
         try:
             if fault is None:
                 raise AdapterError(f"this chaos service cannot revert kind {active.kind!r}")
             detail = await fault.revert(active.undo)
-        except AdapterError as exc:
-            log.error("revert failed fault=%s: %s", active.fault_id, exc)
-            await self.emit(FaultFailed(fault_id=active.fault_id, stage="revert", reason=str(exc)),
-                            correlation=active.fault_id)
-            return
+        except Exception as exc:  # an adapter failure or a bug: the fault stays active either way
+            log.error("revert failed fault=%s reason=%s: %s", active.fault_id, reason, _describe(exc))
+            if record_failure:
+                await self._record(FaultFailed(fault_id=active.fault_id, stage="revert", reason=_describe(exc)),
+                                   correlation=active.fault_id)
+            return False
         reverted = FaultReverted(fault_id=active.fault_id, reason=reason, detail=detail)  # type: ignore[arg-type]
-        await self.emit(reverted, correlation=active.fault_id)
+        await self._record(reverted, correlation=active.fault_id)
         self.ledger.apply(reverted)
         timer = self._timers.pop(active.fault_id, None)
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()
         log.info("reverted fault=%s reason=%s", active.fault_id, reason)
+        return True
+
+    # -- helpers ----------------------------------------------------------------
+
+    async def _record(self, data: Payload, **kwargs: Any) -> None:
+        """Publish a fact; if NATS refuses, log it loudly and carry on (the action already happened)."""
+        try:
+            await self.emit(data, **kwargs)
+        except Exception:
+            log.exception("could not record %s %s", data.TYPE, kwargs.get("correlation", ""))
+
+    async def _interrupted(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)  # a backoff pause, not a sync
+        return self.stopping.is_set()
 
 
 def _describe(exc: Exception) -> str:
@@ -243,5 +387,4 @@ def _describe(exc: Exception) -> str:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "request"
         return f"bad request: {where}: {first.get('msg')}"
-    return str(exc)
-
+    return str(exc) or repr(exc)

@@ -1,14 +1,26 @@
 """Scenarios are data: a YAML file validated by these models.
 
 A scenario is a list of chapters. Entering a chapter runs its ``on_enter``
-actions (after an optional ``countdown_s``); the chapter ends when its
-``advance`` condition holds:
+actions (after an optional ``countdown_s``); how the chapter ends depends on
+the director's mode:
 
-- ``when``: an event predicate — an event ``type`` and optional equality tests
-  on payload fields (``where``); ``after_fault: true`` means only events after
-  this run's fault was injected count.
-- ``timeout_s``: in auto mode, advance anyway after this long.
-- ``key``: in interactive mode the presenter's key press advances.
+- interactive (a presenter on stage): only the presenter's key press
+  (``cmd.director.next``) advances. Conditions and timeouts never do: the
+  presenter sets the pace, and the console shows the chapter and its hint.
+- auto (headless, CI, benchmarks): the chapter advances when its ``advance``
+  condition holds or its timeout expires, whichever comes first; a key press
+  also advances when ``key`` is true (the default).
+
+The ``advance`` fields:
+
+- ``when``: an event predicate - an event ``type`` (or several) and optional
+  equality tests on payload fields (``where``). With ``after_fault: true`` any
+  matching event stored after this run's first ``chaos.fault_injected``
+  counts, even one from before the chapter began (a fast agent may resolve
+  the ticket while an earlier chapter is still showing); otherwise any
+  matching event stored after the previous chapter finished counts.
+- ``timeout_s``: auto mode only - advance anyway after this long.
+- ``key``: auto mode only - whether a key press may skip ahead.
 
 Narration may use ``{fault}``, ``{fault_title}`` and ``{summary}`` placeholders.
 """
@@ -94,13 +106,16 @@ class Chapter(BaseModel):
     advance: Advance = Advance()
 
     def hint(self, mode: str) -> str:
+        """What ends this chapter, in words, for the console (``director.chapter_started.advance``)."""
+        if mode == "interactive":
+            return "space: next"
         parts = []
         if self.advance.when is not None:
             parts.append("waits for " + " or ".join(self.advance.when.types()))
-        if mode == "auto" and self.advance.timeout_s:
-            parts.append(f"at most {self.advance.timeout_s:.0f}s")
-        if mode == "interactive" and self.advance.key:
-            parts.append("space: next")
+        if self.advance.timeout_s:
+            parts.append(f"at most {self.advance.timeout_s:g}s")
+        if self.advance.key:
+            parts.append("space: skip")
         return "; ".join(parts)
 
 

@@ -1,12 +1,36 @@
 """The director service: plays a scenario's chapters over the live log.
 
-Modes (``OPLAB_DIRECTOR_MODE``): ``auto`` advances on each chapter's event
-condition or timeout; ``interactive`` advances on the presenter's key
-(``cmd.director.next``) or the event condition — never on a timer.
+Modes (``OPLAB_DIRECTOR_MODE``):
 
-Commands: ``cmd.director.next``, ``cmd.director.status``. A restarted director
-resumes at the chapter the log says it was in, without re-running that
-chapter's entry actions.
+- ``interactive``: a chapter advances only on the presenter's key
+  (``cmd.director.next``), never on a condition or a timer. The chapter's
+  hint says so (``space: next``); ``cmd.director.status`` tells whether its
+  condition has been met meanwhile.
+- ``auto``: a chapter advances on its event condition or its timeout,
+  whichever comes first; a key press also advances (unless ``key: false``).
+
+Conditions are never missed. Every run event whose type some chapter waits
+for is kept in a bounded history (``HISTORY`` events, newest last). On
+entering a chapter its predicate is first evaluated against that history -
+events after the run's first fault injection for ``after_fault`` predicates,
+events after the previous chapter's ``chapter_finished`` otherwise - and then
+against each live event. The feed (``ServiceProcess.follow``) and the
+chapter switch run on one event loop, and the switch happens without an
+``await`` between choosing the chapter and scanning the history, so no event
+falls in between.
+
+Commands: ``cmd.director.next``, ``cmd.director.status``.
+
+Restarts: the log is the director's memory. A restarted director folds the
+run and
+- idles if ``run.finished`` is recorded (the scenario is over);
+- otherwise resumes at the chapter the log says it was in, announcing it
+  again (``chapter_started``) without re-running its entry actions - or, if
+  that chapter had finished, enters the next one.
+When the last chapter ends, ``run.finished`` is recorded if no ``finish``
+action did so. Known limit: a director that dies during a chapter's entry
+actions does not redo them on resume (their effect cannot be told from the
+log in general); in auto mode the chapter's timeout still moves the story on.
 """
 
 from __future__ import annotations
@@ -15,15 +39,24 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from collections import deque
+from typing import Any, Literal
 
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import Service
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from events import ChapterFinished, ChapterStarted, RunFinished, RunStarted, ServiceStarted
-from events.bus import Delivered, Replay
+from events import (
+    ChapterFinished,
+    ChapterStarted,
+    Event,
+    FaultInjected,
+    RunFinished,
+    RunStarted,
+    ServiceStarted,
+)
+from events.bus import Delivered
 from events.commands import CommandError, request
 from events.subjects import command, run_events
 from projections.timeline import RunTimeline
@@ -32,10 +65,12 @@ from services.runtime import ServiceProcess
 
 log = logging.getLogger(__name__)
 
+HISTORY = 5000  # recent run events of the types chapters wait for
+
 
 class DirectorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPLAB_", extra="ignore")
-    director_mode: str = "auto"
+    director_mode: Literal["auto", "interactive"] = "auto"
     scenario: str = "ratelimiter"
     fault: str | None = None
     director_ready_timeout_s: float = 30.0
@@ -58,106 +93,157 @@ class DirectorService(ServiceProcess):
         self.services_up: set[str] = set()
         self.run_started = False
         self.run_finished = False
-        self.last_chapter: int | None = None
-        self.fault_seq = 0
+        self.last_started: int | None = None  # index of the last chapter_started in the log
+        self.last_finished: int | None = None  # index of the last chapter_finished in the log
+        self.last_finished_seq = 0  # ... and its stream sequence
+        self.fault_seq = 0  # sequence of the run's first chaos.fault_injected
+        self.seen_seq = 0  # last sequence folded
+        self._watched = {t for c in self.chapters if c.advance.when is not None for t in c.advance.when.types()}
+        self._history: deque[tuple[int, Event]] = deque(maxlen=HISTORY)
         self._chapter: Chapter | None = None
-        self._chapter_seq = 0
+        self._since = 0  # events after this sequence count for the current chapter
         self._condition = asyncio.Event()
         self._key = asyncio.Event()
-        self._ready = asyncio.Event()
-        self._feed: Replay | None = None
+        self._services_ready = asyncio.Event()
         self._micro: Service | None = None
 
     # -- the log ----------------------------------------------------------------
 
     async def _on_event(self, d: Delivered) -> None:
         event, data = d.event, d.event.data
-        self.timeline.apply(event)
+        self.seen_seq = d.seq
         if isinstance(data, ServiceStarted):
             self.services_up.add(data.service)
             if set(self.scenario.requires_services) <= self.services_up:
-                self._ready.set()
+                self._services_ready.set()
         elif isinstance(data, RunStarted):
             self.run_started = True
         elif isinstance(data, RunFinished):
             self.run_finished = True
         elif isinstance(data, ChapterStarted) and data.scenario == self.scenario.name:
-            self.last_chapter = data.index
-        elif event.type == "chaos.fault_injected" and not self.fault_seq:
+            self.last_started = data.index
+        elif isinstance(data, ChapterFinished) and data.scenario == self.scenario.name:
+            self.last_finished, self.last_finished_seq = data.index, d.seq
+        elif isinstance(data, FaultInjected) and not self.fault_seq:
             self.fault_seq = d.seq
-        chapter = self._chapter
-        if chapter is not None and chapter.advance.when is not None and d.seq > self._chapter_seq:
-            when = chapter.advance.when
-            if when.matches(event) and (not when.after_fault or (self.fault_seq and d.seq > self.fault_seq)):
+        if event.type in self._watched:
+            self._history.append((d.seq, event))
+            chapter = self._chapter
+            if chapter is not None and self._counts(chapter, d.seq, event):
                 self._condition.set()
+        self.timeline.apply(event)
+
+    def _counts(self, chapter: Chapter, seq: int, event: Event) -> bool:
+        """Does the event at ``seq`` meet ``chapter``'s advance condition?"""
+        when = chapter.advance.when
+        if when is None or not when.matches(event):
+            return False
+        if when.after_fault:
+            return bool(self.fault_seq) and seq > self.fault_seq
+        return seq > self._since
+
+    def _enter(self, chapter: Chapter, since: int) -> None:
+        """Make ``chapter`` current and judge its condition on the history so far.
+
+        Synchronous on purpose: no event can be folded between the switch and
+        the scan, and every later event is judged live by ``_on_event``.
+        """
+        self._chapter, self._since = chapter, since
+        self._condition, self._key = asyncio.Event(), asyncio.Event()
+        if any(self._counts(chapter, seq, event) for seq, event in self._history):
+            self._condition.set()
 
     # -- commands ---------------------------------------------------------------
 
     async def _cmd_next(self, req: Request) -> None:
         self._key.set()
-        await req.respond(json.dumps({"ok": True, "chapter": self.last_chapter}).encode())
+        await req.respond(json.dumps({"ok": True, "chapter": self.last_started}).encode())
 
     async def _cmd_status(self, req: Request) -> None:
-        await req.respond(json.dumps({"scenario": self.scenario.name, "mode": self.mode, "fault": self.fault,
-                                      "chapter": self.last_chapter, "total": len(self.chapters),
-                                      "finished": self.run_finished}).encode())
+        await req.respond(json.dumps({
+            "scenario": self.scenario.name, "mode": self.mode, "fault": self.fault,
+            "chapter": self.last_started, "total": len(self.chapters), "finished": self.run_finished,
+            "condition_met": self._condition.is_set(), "seen_seq": self.seen_seq}).encode())
 
     # -- playing ----------------------------------------------------------------
 
     async def main(self) -> None:
-        self._feed = await self.bus.replay(run_events(self.run), self._on_event, follow=True)
-        await self._feed.caught_up.wait()
+        await self.follow(run_events(self.run), self._on_event)
         self._micro = await add_service(self.bus.nc, name="director", version="0.1.0",
                                         description="Scenario chapters: next, status")
         await self._micro.add_endpoint(name="next", subject=command("director", "next"), handler=self._cmd_next)
         await self._micro.add_endpoint(name="status", subject=command("director", "status"),
                                        handler=self._cmd_status)
+        await self.bus.nc.flush()  # ready means the server routes commands to us
         self.ready.set()
         try:
-            if not self.run_finished:
+            if self.run_finished:
+                log.info("run %s is finished: nothing to play", self.run)
+            else:
                 await self._play()
             await self.stopping.wait()
         finally:
             await self._micro.stop()
-            await self._feed.stop()
+
+    def _resume_point(self) -> tuple[int, bool]:
+        """(first chapter to play, whether to run its entry actions), from the log."""
+        if self.last_started is None:
+            return 0, True
+        if self.last_finished == self.last_started:
+            return self.last_started + 1, True
+        return self.last_started, False
 
     async def _play(self) -> None:
-        start = 0 if self.last_chapter is None else self.last_chapter
-        resuming = self.last_chapter is not None
+        start, enter_first = self._resume_point()
         if not self.run_started:
             await self.emit(RunStarted(scenario=self.scenario.name, subject=self.scenario.subject,
                                        fault=self.fault, config={"mode": self.mode}))
-        if not resuming:
+        if self.last_started is None:
             await self._wait_ready()
+        else:
+            log.info("resuming at chapter %s/%s", start + 1, len(self.chapters))
+        since = self.last_finished_seq
         for index in range(start, len(self.chapters)):
             if self.stopping.is_set():
                 return
-            await self._play_chapter(index, enter=not (resuming and index == start))
+            finished_seq = await self._play_chapter(index, since, enter=enter_first or index != start)
+            if finished_seq is None:
+                return
+            since = finished_seq
+        if not self.run_finished and not self.stopping.is_set():
+            await self._finish_run()
 
     async def _wait_ready(self) -> None:
+        if set(self.scenario.requires_services) <= self.services_up:
+            return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), self.config.director_ready_timeout_s)
+            await asyncio.wait_for(self._services_ready.wait(), self.config.director_ready_timeout_s)
         missing = set(self.scenario.requires_services) - self.services_up
         if missing:
             log.warning("starting without services: %s", ", ".join(sorted(missing)))
 
-    async def _play_chapter(self, index: int, *, enter: bool) -> None:
+    async def _play_chapter(self, index: int, since: int, *, enter: bool) -> int | None:
+        """Play one chapter; returns the sequence of its ``chapter_finished``, None if stopped."""
         chapter = self.chapters[index]
-        self._chapter, self._condition, self._key = chapter, asyncio.Event(), asyncio.Event()
+        self._enter(chapter, since)
         started = self.event(ChapterStarted(
             scenario=self.scenario.name, index=index, total=len(self.chapters), chapter=chapter.id,
             title=chapter.title, narration=self._narrate(chapter.narration), advance=chapter.hint(self.mode),
             timeout_s=chapter.advance.timeout_s if self.mode == "auto" else None))
-        self._chapter_seq = await self.bus.publish(started)
-        log.info("chapter %s/%s %s", index + 1, len(self.chapters), chapter.id)
+        await self.bus.publish(started)
+        log.info("chapter %s/%s %s%s", index + 1, len(self.chapters), chapter.id, "" if enter else " (resumed)")
         if enter:
             if chapter.countdown_s and await self._interrupted(chapter.countdown_s):
-                return
+                return None
             for action in chapter.on_enter:
                 await self._act(action)
         reason = await self._wait_advance(chapter)
-        await self.emit(ChapterFinished(scenario=self.scenario.name, index=index, chapter=chapter.id,
-                                        reason=reason), causation=started.id)
+        if reason == "stopping":
+            return None
+        self._chapter = None
+        return await self.bus.publish(self.event(
+            ChapterFinished(scenario=self.scenario.name, index=index, chapter=chapter.id, reason=reason),
+            causation=started.id))
 
     async def _interrupted(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):
@@ -165,34 +251,43 @@ class DirectorService(ServiceProcess):
         return self.stopping.is_set()
 
     async def _wait_advance(self, chapter: Chapter) -> str:
+        """Why the chapter ends: ``key``, ``condition``, ``timeout`` or ``stopping``."""
         waiters: dict[asyncio.Task[Any], str] = {
             asyncio.create_task(self.stopping.wait()): "stopping",
-            asyncio.create_task(self._condition.wait()): "condition",
         }
+        timeout = None
         if self.mode == "interactive" or chapter.advance.key:
             waiters[asyncio.create_task(self._key.wait())] = "key"
-        timeout = chapter.advance.timeout_s if self.mode == "auto" else None
-        done, pending = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        return waiters[next(iter(done))] if done else "timeout"
+        if self.mode == "auto":
+            waiters[asyncio.create_task(self._condition.wait())] = "condition"
+            timeout = chapter.advance.timeout_s
+        try:
+            done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waiters:
+                task.cancel()
+        if not done:
+            return "timeout"
+        reasons = {waiters[t] for t in done}
+        return next(r for r in ("stopping", "condition", "key") if r in reasons)
 
     @property
     def control(self) -> bool:
         return self.scenario.faults[self.fault].control
 
     def _narrate(self, text: str) -> str:
+        return text.strip().format(fault=self.fault, fault_title=self.scenario.faults[self.fault].title,
+                                   summary=self._summary_line())
+
+    def _summary_line(self) -> str:
         summary = self.timeline.summary()
         if self.control:
             verdict = "correct: nobody acted" if summary.actions_after_fault == 0 else "a FALSE POSITIVE"
-            line = (f"Control run ({self.fault}): {summary.tickets_after_fault} ticket(s), "
+            return (f"Control run ({self.fault}): {summary.tickets_after_fault} ticket(s), "
                     f"{summary.actions_after_fault} mutating action(s) - {verdict}.")
-        else:
-            line = (f"Fault {summary.fault}: ticket {summary.ticket or '-'} {summary.outcome}"
-                    f"{' by ' + summary.resolved_by if summary.resolved_by else ''}; "
-                    f"time to detect {_secs(summary.ttd_s)}, time to mitigate {_secs(summary.ttm_s)}.")
-        return text.strip().format(fault=self.fault, fault_title=self.scenario.faults[self.fault].title,
-                                   summary=line)
+        return (f"Fault {summary.fault}: ticket {summary.ticket or '-'} {summary.outcome}"
+                f"{' by ' + summary.resolved_by if summary.resolved_by else ''}; "
+                f"time to detect {_secs(summary.ttd_s)}, time to mitigate {_secs(summary.ttm_s)}.")
 
     async def _act(self, action: Inject | RevertAll | Finish) -> None:
         if isinstance(action, Inject):
@@ -203,12 +298,16 @@ class DirectorService(ServiceProcess):
         elif isinstance(action, RevertAll):
             await self._chaos("revert", {"all": True})
         elif isinstance(action, Finish):
-            summary = self.timeline.summary()
-            outcome = summary.outcome
-            if self.control:
-                outcome = "no_action" if summary.actions_after_fault == 0 else "false_positive"
-            await self.emit(RunFinished(outcome=outcome, summary={
-                **summary.model_dump(mode="json"), "outcome": outcome, "control": self.control}))
+            await self._finish_run()
+
+    async def _finish_run(self) -> None:
+        summary = self.timeline.summary()
+        outcome = summary.outcome
+        if self.control:
+            outcome = "no_action" if summary.actions_after_fault == 0 else "false_positive"
+        await self.emit(RunFinished(outcome=outcome, summary={
+            **summary.model_dump(mode="json"), "outcome": outcome, "control": self.control}))
+        self.run_finished = True  # the feed will say so too; a second finish must not follow meanwhile
 
     async def _chaos(self, verb: str, body: dict[str, Any]) -> None:
         """Send a chaos command, waiting (bounded) for the chaos service to come up."""
@@ -223,7 +322,8 @@ class DirectorService(ServiceProcess):
                 if exc.code != "503" or loop.time() > deadline or self.stopping.is_set():
                     log.error("chaos %s refused: %s", verb, exc.description)
                     return
-            await asyncio.sleep(0.2)  # retrying until the chaos service answers
+            if await self._interrupted(0.2):  # the chaos service is not up yet: retry shortly
+                return
 
 
 def _secs(value: float | None) -> str:

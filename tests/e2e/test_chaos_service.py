@@ -69,3 +69,36 @@ async def test_a_crashed_chaos_service_reverts_its_faults_at_next_start(quiet_st
         assert {n.node for n in cluster.data.nodes} == {"node-1", "node-2", "node-3"}
     finally:
         await replay.stop()  # type: ignore[attr-defined]
+
+
+async def test_faults_end_by_ttl_or_by_explicit_revert(quiet_stack, bus: Bus) -> None:  # type: ignore[no-untyped-def]
+    _, info = quiet_stack
+    log, replay = await follow_run(bus, info.run)
+
+    def of(fault_id: str, type_name: str):  # type: ignore[no-untyped-def]
+        return lambda e: e.type == type_name and e.data.fault_id == fault_id
+
+    try:
+        for body, message in (({"fault_id": "f-nope"}, "no active fault 'f-nope'"), ({}, "fault_id")):
+            with pytest.raises(CommandError) as refused:
+                await request(bus.nc, "chaos", "revert", body)
+            assert refused.value.code == "400" and message in refused.value.description
+
+        short = (await request(bus.nc, "chaos", "inject", {"kind": "counter_drift", "ttl_s": 1.5}))["fault"]
+        kept = (await request(bus.nc, "chaos", "inject",
+                              {"kind": "node_kill", "target": "node-1", "ttl_s": 600}))["fault"]
+        reply = await request(bus.nc, "chaos", "revert", {"fault_id": kept["fault_id"]})
+        assert reply == {"reverted": [kept["fault_id"]], "failed": []}
+        explicit = await log.wait_for(of(kept["fault_id"], "chaos.fault_reverted"), 10, "explicit revert")
+        assert explicit.data.reason == "explicit" and "node-1" in explicit.data.detail
+
+        injected = await log.wait_for(of(short["fault_id"], "chaos.fault_injected"), 10, "drift injected")
+        expired = await log.wait_for(of(short["fault_id"], "chaos.fault_reverted"), 15, "ttl revert")
+        assert expired.data.reason == "ttl"
+        assert expired.time >= injected.data.expires_at
+        assert (await request(bus.nc, "chaos", "list"))["faults"] == []
+        with pytest.raises(CommandError, match="no active fault") as again:
+            await request(bus.nc, "chaos", "revert", {"fault_id": kept["fault_id"]})
+        assert again.value.code == "400"
+    finally:
+        await replay.stop()  # type: ignore[attr-defined]

@@ -50,3 +50,9 @@ def test_a_control_fault_plays_the_watch_chapter_instead_of_the_incident() -> No
     assert scenario.faults["hot_key_burst"].control
     ids = [c.id for c in scenario.chapters_for("hot_key_burst")]
     assert ids == ["welcome", "baseline", "inject", "watch", "summary"]
+
+
+def test_hints_say_what_ends_a_chapter_in_each_mode() -> None:
+    detection = load_scenario("ratelimiter").chapters[3]
+    assert detection.hint("interactive") == "space: next"  # the presenter's key only
+    assert detection.hint("auto") == "waits for ticket.opened; at most 20s; space: skip"

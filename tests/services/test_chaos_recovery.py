@@ -1,0 +1,229 @@
+"""The chaos service in-process on the real bus, against a small in-memory subject.
+
+The subject (``Switchboard``) is a real implementation of the adapter
+interface whose faults can be told to fail, so the paths a real system only
+takes on a bad day - a revert that fails, a crash mid-injection, a record
+that cannot be written - are exercised deterministically. Nothing of ours is
+mocked: the service, the bus and NATS are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from events import Event, FaultRequested, ObsSnapshot, ServiceStopping, new_event, new_fault_id
+from events.bus import Bus
+from events.commands import CommandError, request
+from events.settings import BusSettings
+from services.chaos.service import MID_INJECTION, ChaosService
+from services.runtime import ServiceSettings
+from subjects.base import Adapter, AdapterError, Fault, Injection, Invariant, Playbook, Tool, Workload
+from tests.e2e.conftest import RunLog, follow_run
+
+
+class SwitchParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unrecordable: bool = False  # undo data the log cannot store: the fault_injected publish fails
+
+
+class Switchboard:
+    """The system under test: each target holds the set of faults breaking it."""
+
+    def __init__(self) -> None:
+        self.breaks: dict[str, set[str]] = {"t1": set(), "t2": set()}
+        self.revert_failures = 0  # the next N reverts fail
+
+    def broken(self, target: str) -> bool:
+        return bool(self.breaks[target])
+
+
+class Flip(Fault):
+    kind = "flip"
+    description = "break a target; undo from the token, or (with undo_for_target) from the target alone"
+    params_model = SwitchParams
+
+    def __init__(self, board: Switchboard) -> None:
+        self.board = board
+
+    async def inject(self, target: str | None, params: BaseModel) -> Injection:
+        target = target or "t1"
+        token = secrets.token_hex(4)
+        self.board.breaks[target].add(token)
+        undo: dict[str, Any] = {"target": target, "token": token}
+        if isinstance(params, SwitchParams) and params.unrecordable:
+            undo["handle"] = object()
+        return Injection(target=target, undo=undo)
+
+    async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
+        return {"broken": injection.target} if self.board.broken(injection.target) else None
+
+    async def revert(self, undo: dict[str, Any]) -> str:
+        if self.board.revert_failures > 0:
+            self.board.revert_failures -= 1
+            raise AdapterError("switchboard unreachable")
+        breaks = self.board.breaks[undo["target"]]
+        if "token" in undo:
+            breaks.discard(undo["token"])
+        else:
+            breaks.clear()
+        return f"{undo['target']} restored"
+
+    def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
+        return {"target": target}
+
+
+class Opaque(Flip):
+    kind = "opaque"
+    description = "like flip, but its undo needs the injection's result"
+    undo_for_target = None  # type: ignore[assignment]
+
+
+class SwitchboardAdapter(Adapter):
+    name = "switchboard"
+    description = "an in-memory subject for chaos tests"
+
+    def __init__(self, board: Switchboard) -> None:
+        self._faults = [Flip(board), Opaque(board)]
+
+    async def observe(self) -> ObsSnapshot:
+        return ObsSnapshot(subject=self.name, ok=True)
+
+    def invariants(self) -> list[Invariant]:
+        return []
+
+    def tools(self) -> list[Tool]:
+        return []
+
+    def faults(self) -> list[Fault]:
+        return list(self._faults)
+
+    def playbooks(self) -> list[Playbook]:
+        return []
+
+    def workload(self) -> Workload:
+        raise NotImplementedError
+
+    def targets(self) -> list[str]:
+        return ["t1", "t2"]
+
+
+class Chaos:
+    """A running chaos service: its own connection, like the real process."""
+
+    def __init__(self, service: ChaosService, task: asyncio.Task[None]) -> None:
+        self.service, self.task = service, task
+
+    async def stop(self) -> None:
+        await self.service.stop()
+        await asyncio.wait_for(self.task, 10)
+        await self.service.stop_feeds()
+        await self.service.bus.close()
+
+
+Lab = tuple[Switchboard, Callable[[], Awaitable[Chaos]], RunLog]
+
+
+@pytest.fixture
+async def lab(bus_settings: BusSettings, bus: Bus, run_id: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Lab]:
+    monkeypatch.setenv("OPLAB_CHAOS_REVERT_RETRY_FIRST_S", "0.05")
+    monkeypatch.setenv("OPLAB_CHAOS_REVERT_RETRY_MAX_S", "0.2")
+    board = Switchboard()
+    running: list[Chaos] = []
+
+    async def start() -> Chaos:
+        chaos_bus = await Bus.connect(bus_settings, source="chaos/test")
+        service = ChaosService(chaos_bus, ServiceSettings(run=run_id, instance="test"),
+                               adapter=SwitchboardAdapter(board))
+        task = asyncio.create_task(service.main())
+        ready = asyncio.create_task(service.ready.wait())
+        await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if task.done():
+            task.result()  # raises what went wrong
+        assert service.ready.is_set(), "chaos service not ready within 10s"
+        running.append(Chaos(service, task))
+        return running[-1]
+
+    log, replay = await follow_run(bus, run_id)
+    yield board, start, log
+    await replay.stop()  # type: ignore[attr-defined]
+    for chaos in running:
+        if not chaos.task.done():
+            await chaos.stop()
+
+
+def of_fault(fault_id: str, type_name: str) -> Callable[[Event], bool]:
+    return lambda e: e.type == type_name and e.data.fault_id == fault_id
+
+
+async def test_a_failed_ttl_revert_is_retried_until_it_works(lab, bus: Bus) -> None:  # type: ignore[no-untyped-def]
+    board, start, log = lab
+    chaos = await start()
+    board.revert_failures = 3
+    reply = await request(bus.nc, "chaos", "inject", {"kind": "flip", "target": "t1", "ttl_s": 0.2})
+    fault_id = reply["fault"]["fault_id"]
+    reverted = await log.wait_for(of_fault(fault_id, "chaos.fault_reverted"), 10, "revert after retries")
+    assert reverted.data.reason == "ttl"
+    assert not board.broken("t1") and board.revert_failures == 0
+    failures = [e for e in log.of_type("chaos.fault_failed") if e.data.fault_id == fault_id]
+    assert [(e.data.stage, e.data.reason) for e in failures] == [("revert", "switchboard unreachable")]
+    assert (await request(bus.nc, "chaos", "list"))["faults"] == []
+    assert not chaos.service._timers and not chaos.service._confirms  # nothing left running for it
+    await chaos.stop()
+
+
+async def test_requests_cut_off_mid_injection_are_settled_at_start(lab, bus: Bus, run_id: str) -> None:  # type: ignore[no-untyped-def]
+    board, start, log = lab
+    # a crashed predecessor recorded these requests and broke the targets, then died before fault_injected
+    flip_id, opaque_id = new_fault_id(), new_fault_id()
+    for fault_id, kind, target in ((flip_id, "flip", "t1"), (opaque_id, "opaque", "t2")):
+        await bus.publish(new_event(FaultRequested(fault_id=fault_id, kind=kind, target=target, ttl_s=60),
+                                    run=run_id, source="chaos/crashed", correlation=fault_id))
+        board.breaks[target].add("lost-token")
+    chaos = await start()
+    flip = await log.wait_for(of_fault(flip_id, "chaos.fault_failed"), 10, "flip settled")
+    opaque = await log.wait_for(of_fault(opaque_id, "chaos.fault_failed"), 10, "opaque settled")
+    assert flip.data.stage == opaque.data.stage == "inject"
+    assert flip.data.reason == f"{MID_INJECTION}; reverted from its target: t1 restored"
+    assert opaque.data.reason == MID_INJECTION
+    assert not board.broken("t1")  # its undo could be derived from the target
+    assert board.broken("t2")  # its undo could not: recorded, left alone
+    await chaos.stop()
+    # a second start finds nothing left to settle
+    again = await start()
+    await again.stop()
+    marker = await bus.publish(new_event(ServiceStopping(service="marker", instance="tests"), run=run_id,
+                                         source="tests"))
+    await log.wait_for(lambda e: e.type == "svc.stopping" and e.data.service == "marker", 10, "marker")
+    assert marker and len(log.of_type("chaos.fault_failed")) == 2
+
+
+async def test_an_injection_that_cannot_stand_is_undone_and_recorded(lab, bus: Bus) -> None:  # type: ignore[no-untyped-def]
+    board, start, log = lab
+    chaos = await start()
+    first = (await request(bus.nc, "chaos", "inject", {"kind": "flip", "target": "t1", "ttl_s": 60}))["fault"]
+    # no target given: the fault picks t1, which is busy - refused after the fact, and undone
+    with pytest.raises(CommandError) as busy:
+        await request(bus.nc, "chaos", "inject", {"kind": "flip", "ttl_s": 60})
+    assert busy.value.code == "400" and "abandoned" in busy.value.description
+    # the fault_injected record cannot be written: undone at once
+    with pytest.raises(CommandError) as unrecorded:
+        await request(bus.nc, "chaos", "inject", {"kind": "flip", "target": "t2", "params": {"unrecordable": True}})
+    assert unrecorded.value.code == "500" and "undone" in unrecorded.value.description
+    assert board.breaks["t1"] and len(board.breaks["t1"]) == 1 and not board.broken("t2")
+
+    requested = [e.data.fault_id for e in log.of_type("chaos.fault_requested")]
+    assert len(requested) == 3
+    for fault_id in requested[1:]:
+        failed = await log.wait_for(of_fault(fault_id, "chaos.fault_failed"), 10, "abandoned injection recorded")
+        assert failed.data.stage == "inject" and "undone (" in failed.data.reason
+    assert [e.data.fault_id for e in log.of_type("chaos.fault_injected")] == [first["fault_id"]]
+    await chaos.stop()
+    reverted = await log.wait_for(of_fault(first["fault_id"], "chaos.fault_reverted"), 10, "shutdown revert")
+    assert reverted.data.reason == "shutdown" and not board.broken("t1")

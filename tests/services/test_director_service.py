@@ -1,0 +1,218 @@
+"""The real director process (``python -m services.director``) on the real bus.
+
+Each test writes a small scenario (no injections, no required services),
+starts the director as a child process and asserts from the run's log. The
+scenario's ``revert_all`` entry action is answered by a stand-in chaos
+responder, so a test can tell whether a chapter's entry actions ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from events import Event, FaultInjected, TicketOpened, TicketResolved, new_event, new_fault_id, new_ticket_id
+from events.bus import Bus
+from events.commands import request
+from events.envelope import utcnow
+from events.subjects import command
+from oplab.infra import RunningServer
+from tests.e2e.conftest import RunLog, follow_run
+
+REPO = Path(__file__).resolve().parents[2]
+
+SCENARIO = """
+name: director-test
+subject: ratelimiter
+default_fault: f
+faults:
+  f: {title: a test fault}
+chapters:
+  - id: opening
+    title: Opening
+    narration: Waiting for a ticket.
+    advance: {when: {type: ticket.opened}, timeout_s: 30}
+  - id: fixed
+    title: Fixed
+    narration: Waiting for the agent's fix.
+    on_enter: [{action: revert_all}]
+    advance: {when: {type: ticket.resolved, where: {by: agent}, after_fault: true}, timeout_s: 30}
+  - id: pause
+    title: Pause
+    narration: A short pause.
+    advance: {timeout_s: 0.3}
+  - id: end
+    title: End
+    narration: "{summary}"
+    on_enter: [{action: finish}]
+    advance: {timeout_s: 0.1}
+"""
+
+
+class Director:
+    """One director child process."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, instance: str) -> None:
+        self.proc = proc
+        self.instance = instance
+        self.source = f"director/{instance}"
+
+    async def terminate(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.proc.wait(), 15)
+
+    def owns(self, event: Event) -> bool:
+        return event.source == self.source
+
+
+@pytest.fixture
+async def director(nats_server: RunningServer, run_id: str, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(SCENARIO)
+    started: list[Director] = []
+
+    async def start(mode: str, instance: str) -> Director:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPLAB_")}
+        env.update(NATS_URL=nats_server.url, OPLAB_RUN=run_id, OPLAB_SCENARIO=str(scenario),
+                   OPLAB_DIRECTOR_MODE=mode, OPLAB_FAULT="f", OPLAB_INSTANCE=instance,
+                   OPLAB_HOME=str(tmp_path / "oplab"), PYTHONUNBUFFERED="1")
+        with (tmp_path / f"director-{instance}.log").open("wb") as out:
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.director", cwd=REPO,
+                                                        env=env, stdout=out, stderr=out)
+        started.append(Director(proc, instance))
+        return started[-1]
+
+    yield start
+    for d in started:
+        if d.proc.returncode is None:
+            d.proc.kill()
+            await d.proc.wait()
+
+
+@pytest.fixture
+async def chaos_stand_in(bus: Bus) -> AsyncIterator[list[dict[str, Any]]]:
+    """Answers ``cmd.chaos.revert`` like the chaos service would; records every request."""
+    calls: list[dict[str, Any]] = []
+
+    async def answer(msg) -> None:  # type: ignore[no-untyped-def]
+        calls.append(json.loads(msg.data))
+        await msg.respond(json.dumps({"reverted": [], "failed": []}).encode())
+
+    sub = await bus.nc.subscribe(command("chaos", "revert"), cb=answer)
+    yield calls
+    await sub.unsubscribe()
+
+
+@pytest.fixture
+async def run_log(bus: Bus, run_id: str) -> AsyncIterator[RunLog]:
+    log, replay = await follow_run(bus, run_id)
+    yield log
+    await replay.stop()  # type: ignore[attr-defined]
+
+
+async def publish(bus: Bus, run: str, data: Any) -> int:
+    return await bus.publish(new_event(data, run=run, source="tests"))
+
+
+def chapter(kind: str, index: int, director: Director | None = None) -> Callable[[Event], bool]:
+    def match(e: Event) -> bool:
+        return (e.type == f"director.chapter_{kind}" and e.data.index == index
+                and (director is None or director.owns(e)))
+
+    return match
+
+
+def ticket_opened() -> TicketOpened:
+    return TicketOpened(ticket_id=new_ticket_id(), invariant="node_down", entity="node-1", subject="ratelimiter",
+                        summary="node-1 is down", first_seen=utcnow())
+
+
+async def test_auto_mode_advances_on_conditions_met_early_and_on_timeouts(
+        director, chaos_stand_in, run_log: RunLog, bus: Bus, run_id: str) -> None:  # type: ignore[no-untyped-def]
+    d = await director("auto", "auto-1")
+    first = await run_log.wait_for(chapter("started", 0), 20, "chapter 1")
+    assert first.data.timeout_s == 30 and "waits for ticket.opened" in first.data.advance
+    # chapter 2's condition is met while chapter 1 is still showing: it must not be missed
+    await publish(bus, run_id, FaultInjected(fault_id=new_fault_id(), kind="node_kill", target="node-1",
+                                             expires_at=utcnow() + timedelta(minutes=1)))
+    await publish(bus, run_id, TicketResolved(ticket_id="tk-x", by="self-healed"))
+    await publish(bus, run_id, TicketResolved(ticket_id="tk-x", by="agent"))
+    await publish(bus, run_id, ticket_opened())
+
+    await run_log.wait_for(chapter("finished", 3), 20, "last chapter finished")
+    finished = [(e.data.chapter, e.data.reason) for e in run_log.of_type("director.chapter_finished")]
+    assert finished == [("opening", "condition"), ("fixed", "condition"), ("pause", "timeout"),
+                        ("end", "timeout")]
+    assert len(run_log.of_type("run.finished")) == 1
+    assert len(run_log.of_type("run.started")) == 1
+    assert chaos_stand_in == [{"all": True}]
+
+    assert await d.terminate() == 0
+    stopping = await run_log.wait_for(lambda e: e.type == "svc.stopping" and d.owns(e), 10, "svc.stopping")
+    assert stopping.data.reason == "signal"
+
+
+async def test_interactive_mode_waits_for_the_key_and_a_restart_resumes_in_place(
+        director, chaos_stand_in, run_log: RunLog, bus: Bus, run_id: str) -> None:  # type: ignore[no-untyped-def]
+    a = await director("interactive", "a")
+    first = await run_log.wait_for(chapter("started", 0, a), 20, "chapter 1")
+    assert first.data.advance == "space: next" and first.data.timeout_s is None
+
+    # the condition is met, the director sees it ... and still waits for the presenter
+    seen = await publish(bus, run_id, ticket_opened())
+    status = await poll_status(bus, lambda s: s["seen_seq"] >= seen)
+    assert status["condition_met"] and status["chapter"] == 0 and not status["finished"]
+    await request(bus.nc, "director", "next")
+    assert (await run_log.wait_for(chapter("finished", 0), 10, "chapter 1 finished")).data.reason == "key"
+
+    # chapter 2 runs its entry action, then the director is stopped mid-chapter
+    await run_log.wait_for(chapter("started", 1, a), 10, "chapter 2")
+    await poll_status(bus, lambda s: s["chapter"] == 1 and chaos_stand_in)
+    assert await a.terminate() == 0
+    assert (await run_log.wait_for(lambda e: e.type == "svc.stopping" and a.owns(e), 10, "a stopping")
+            ).data.reason == "signal"
+
+    # a new director resumes chapter 2 without re-running its entry (the stand-in sees no 2nd revert)
+    b = await director("interactive", "b")
+    await run_log.wait_for(chapter("started", 1, b), 20, "chapter 2 resumed")
+    await request(bus.nc, "director", "next")
+    assert (await run_log.wait_for(chapter("finished", 1, b), 10, "chapter 2 finished")).data.reason == "key"
+    assert chaos_stand_in == [{"all": True}]
+    for index in (2, 3):
+        await run_log.wait_for(chapter("started", index, b), 10, f"chapter {index + 1}")
+        await request(bus.nc, "director", "next")
+        assert (await run_log.wait_for(chapter("finished", index, b), 10, "finished")).data.reason == "key"
+    assert len(run_log.of_type("run.finished")) == 1
+    assert [e.data.index for e in run_log.of_type("director.chapter_started")] == [0, 1, 1, 2, 3]
+    assert len(run_log.of_type("run.started")) == 1
+    assert await b.terminate() == 0
+
+    # with run.finished in the log, a third director stays idle
+    c = await director("interactive", "c")
+    await run_log.wait_for(lambda e: e.type == "svc.started" and c.owns(e), 20, "c started")
+    assert (await poll_status(bus, lambda s: s["finished"]))["chapter"] == 3
+    assert await c.terminate() == 0
+    await run_log.wait_for(lambda e: e.type == "svc.stopping" and c.owns(e), 10, "c stopping")
+    assert not [e for _, e in run_log.events if c.owns(e) and e.domain in ("director", "run")]
+
+
+async def poll_status(bus: Bus, predicate: Callable[[dict[str, Any]], Any], timeout: float = 10.0) -> dict[str, Any]:
+    """Ask ``cmd.director.status`` until ``predicate`` holds (deadline ``timeout``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        status = await request(bus.nc, "director", "status", timeout=2.0)
+        if predicate(status):
+            return status
+        if loop.time() > deadline:
+            raise AssertionError(f"director status never matched; last {status}")
+        await asyncio.sleep(0.05)  # polling a status command, bounded by the deadline
