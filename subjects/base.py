@@ -120,6 +120,11 @@ class Fault(abc.ABC):
     async def revert(self, undo: dict[str, Any]) -> str:
         """Undo it (idempotent: reverting twice is harmless). Returns what was done."""
 
+    def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
+        """Undo data derivable from the target alone, for an injection whose result was
+        never recorded (the chaos service died mid-injection); None if it cannot be derived."""
+        return None
+
 
 # -- rules policy knowledge ------------------------------------------------
 
