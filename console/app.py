@@ -15,6 +15,11 @@ Contract of :class:`ConsoleApp`:
 - ``space`` / ``right`` call ``on_next`` (the CLI wires it to a
   ``cmd.director.next`` request); its failure is shown in the footer, never
   raised. ``q`` / ``Q`` quit.
+- Manual approval: actions waiting for a human are listed at the bottom of the
+  agent panel, one highlighted; ``tab`` moves the highlight, ``a`` approves it
+  and ``r`` rejects it (reason: "rejected at the console"), through
+  ``on_decide(ticket_id, action_id, approve, reason)`` (the CLI wires it to the
+  ticket store); the outcome shows in the footer.
 
 The app never logs to the terminal it draws on; the caller should send logging
 to a file while the console runs.
@@ -36,6 +41,9 @@ from projections.lab_view import LabView
 log = logging.getLogger(__name__)
 
 NextChapter = Callable[[], Awaitable[Any]]
+Decide = Callable[[str, str, bool, str], Awaitable[Any]]
+
+REJECT_REASON = "rejected at the console"
 
 NEXT_KEYS = frozenset({" ", "right"})
 QUIT_KEYS = frozenset({"q", "Q"})
@@ -53,6 +61,7 @@ class ConsoleApp:
         view: LabView,
         on_next: NextChapter | None = None,
         *,
+        on_decide: Decide | None = None,
         live: bool = True,
         screen: urwid.BaseScreen | None = None,
         clock: Callable[[], datetime] | None = None,
@@ -67,7 +76,9 @@ class ConsoleApp:
         self.clock = clock or (wall_clock if live else self._log_clock)
         self.redraw_delay_s = redraw_delay_s
         self.tick_s = tick_s
+        self.on_decide = on_decide
         self.widget = LabScreen(view, self.clock, live=live, can_advance=on_next is not None)
+        self.widget.can_decide = on_decide is not None and live
         self.main_loop: urwid.MainLoop | None = None
         self.redraws = 0
         self.next_requests = 0
@@ -185,6 +196,12 @@ class ConsoleApp:
         if key in NEXT_KEYS:
             self.request_next()
             return True
+        if key in ("a", "r") and self.widget.can_decide:
+            self.decide(approve=key == "a")
+            return True
+        if key == "tab" and self.widget.can_decide:
+            self.select_next_approval()
+            return True
         if key == "window resize":
             self.invalidate()
             return True
@@ -213,6 +230,56 @@ class ConsoleApp:
             self.set_status(f"next failed: {exc.__class__.__name__} {exc}".strip())
             return
         self.set_status("")
+
+    # -- approvals ----------------------------------------------------------
+
+    def highlighted_approval(self) -> tuple[str, str] | None:
+        """(ticket id, action id) of the highlighted pending action; the first one if none is."""
+        pending = self.view.pending_approvals()
+        if not pending:
+            self.widget.selected = None
+            return None
+        for ticket, action in pending:
+            if action.action_id == self.widget.selected:
+                return ticket.ticket_id, action.action_id
+        ticket, action = pending[0]
+        self.widget.selected = action.action_id
+        return ticket.ticket_id, action.action_id
+
+    def select_next_approval(self) -> None:
+        pending = [a.action_id for _, a in self.view.pending_approvals()]
+        if not pending:
+            self.set_status("no action is waiting for approval")
+            return
+        current = self.widget.selected
+        index = (pending.index(current) + 1) % len(pending) if current in pending else 0
+        self.widget.selected = pending[index]
+        self.invalidate()
+
+    def decide(self, *, approve: bool) -> None:
+        """Approve or reject the highlighted pending action (the outcome shows in the footer)."""
+        target = self.highlighted_approval()
+        if target is None or self.on_decide is None:
+            self.set_status("no action is waiting for approval")
+            return
+        ticket_id, action_id = target
+        self.set_status(f"{'approving' if approve else 'rejecting'} {action_id}…")
+        loop = self._loop or asyncio.get_running_loop()
+        task = loop.create_task(self._decide(ticket_id, action_id, approve))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _decide(self, ticket_id: str, action_id: str, approve: bool) -> None:
+        assert self.on_decide is not None
+        try:
+            await self.on_decide(ticket_id, action_id, approve, "" if approve else REJECT_REASON)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("decision on %s failed: %r", action_id, exc)
+            self.set_status(f"{action_id}: {exc}".strip())
+            return
+        self.set_status(f"{'approved' if approve else 'rejected'} {action_id}")
 
     def set_status(self, text: str) -> None:
         """Show ``text`` in the footer (empty clears it)."""

@@ -24,11 +24,12 @@ from typing import Any
 
 import urwid
 
-from console.app import ConsoleApp, NextChapter
+from console.app import ConsoleApp, Decide, NextChapter
 from events import Event
 from events.bus import Bus, Delivered, Replay
 from events.subjects import run_events
 from projections.lab_view import LabView
+from projections.tickets.approvals import ActionRef, decide
 
 log = logging.getLogger(__name__)
 
@@ -154,12 +155,25 @@ class LiveFeed:
         self.done.set()
 
 
+def store_decider(bus: Bus, run: str, by: str | None = None) -> Decide:
+    """Decisions from the console's keys, saved on the ticket through the TicketStore."""
+    import getpass
+
+    who = by or f"console:{getpass.getuser()}"
+
+    async def decide_action(ticket_id: str, action_id: str, approve: bool, reason: str) -> None:
+        await decide(bus, ActionRef(run, ticket_id, action_id, ""), approve=approve, by=who, reason=reason)
+
+    return decide_action
+
+
 async def run_console(
     bus: Bus,
     run: str,
     on_next: NextChapter | None = None,
     replay: bool = False,
     *,
+    on_decide: Decide | None = None,
     replay_speed: float | None = None,
     screen: urwid.BaseScreen | None = None,
     app_kwargs: dict[str, Any] | None = None,
@@ -169,10 +183,14 @@ async def run_console(
     Live (default): follows ``lab.<run>.>`` from the start of the log, so
     history and new events alike are folded, and space/right call
     ``on_next``. Replay: folds the stored log only (``replay_speed`` paces it),
-    and the clock is the log's latest event time.
+    and the clock is the log's latest event time. ``on_decide`` (live only)
+    approves or rejects a pending action (see :class:`~console.app.ConsoleApp`).
     """
     view = LabView(run)
-    app = ConsoleApp(view, None if replay else on_next, live=not replay, screen=screen, **(app_kwargs or {}))
+    if on_decide is None and not replay:
+        on_decide = store_decider(bus, run)
+    app = ConsoleApp(view, None if replay else on_next, on_decide=None if replay else on_decide, live=not replay,
+                     screen=screen, **(app_kwargs or {}))
     feed = LiveFeed(bus, run, view, on_change=app.invalidate)
 
     async def feed_task() -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import urwid
 
-from projections.lab_view import LabView, Step
+from projections.lab_view import LabView, Step, fmt_tokens
 from projections.tickets.state import TicketState, TicketStatus
 from projections.timeline import Chapter
 
@@ -294,33 +294,82 @@ def _ticket_line(t: TicketState, now: datetime) -> Markup:
 
 
 def agent_title(view: LabView) -> str:
-    """Title of the agent timeline: the current ticket and who holds it."""
+    """Title of the agent timeline: the current ticket, who holds it, model tokens and cost so far."""
     t = view.current_ticket()
     if t is None:
         return "Agent"
     who = f" · {t.claimed_by}" if t.claimed_by else ""
-    return f"Agent · {t.ticket_id}{who} · {t.status}"
+    usage = view.ticket_usage(t.ticket_id)
+    spent = f" · {fmt_tokens(usage.tokens)} tok · ${usage.cost_usd:.4f}" if usage is not None else ""
+    return f"Agent · {t.ticket_id}{who} · {t.status}{spent}"
 
 
-def agent_lines(view: LabView, room: int | None = None) -> list[Markup]:
-    """The current ticket's steps, oldest first, one line each (the newest ``room`` if given)."""
+THOUGHT_ROWS = 3
+
+
+def agent_lines(view: LabView, room: int | None = None, width: int | None = None,
+                selected: str | None = None) -> list[Markup]:
+    """The current ticket's conversation, oldest first (the newest ``room`` lines if given), then the
+    actions waiting for approval on any ticket (``selected`` action id highlighted).
+
+    The model's reasoning text takes up to three rows (wrapped to ``width``); every other step one row.
+    """
+    pending = approval_lines(view, selected)
     t = view.current_ticket()
     if t is None:
-        return [("dim", "no agent activity yet")]
+        return [("dim", "no agent activity yet"), *pending]
     steps = view.ticket_steps(t.ticket_id)
     if not steps:
-        return [("dim", f"{t.ticket_id}: waiting for an agent to claim it")]
-    return _fit_items(steps, room, _step_line, tail=True)
+        return [("dim", f"{t.ticket_id}: waiting for an agent to claim it"), *pending]
+    body_room = None if room is None else max(1, room - len(pending))
+    lines: list[Markup] = []
+    shown = 0
+    for step in reversed(steps):  # format only what can show: the newest steps
+        rows = _step_lines(step, width)
+        if body_room is not None and len(lines) + len(rows) > body_room:
+            break
+        lines[:0] = rows
+        shown += 1
+    if body_room is not None and shown < len(steps):
+        keep = body_room - 1
+        dropped = 1 if keep < len(lines) else 0
+        lines = [_cut_note(len(steps) - shown + dropped, True), *(lines[len(lines) - keep:] if keep > 0 else [])]
+    return [*lines, *pending]
 
 
-def _step_line(s: Step) -> Markup:
+def approval_lines(view: LabView, selected: str | None = None) -> list[Markup]:
+    """Actions waiting for a human: ``a`` approves the highlighted one, ``r`` rejects it, tab moves."""
+    out: list[Markup] = []
+    for ticket, action in view.pending_approvals():
+        args = ", ".join(f"{k}={v!r}" for k, v in action.args.items())
+        mark = "▶ " if action.action_id == selected else "  "
+        attr = "key" if action.action_id == selected else "warn"
+        out.append((attr, f"{mark}APPROVE? {ticket.ticket_id} {action.tool}({args}) [{action.action_id}]"))
+    return out
+
+
+def _step_lines(s: Step, width: int | None) -> list[Markup]:
     attr = "good" if s.ok is True else ("bad" if s.ok is False else None)
     if s.kind in ("claimed", "diagnosed", "opened"):
         attr = attr or "title"
-    elif s.kind in ("thought", "llm_response", "session_started", "session_finished"):
+    elif s.kind == "approval_requested":
+        attr = "warn"
+    elif s.kind in ("llm_response", "session_started", "session_finished"):
         attr = attr or "dim"
     stamp = s.at.strftime("%H:%M:%S")
-    return [("dim", f"{stamp} "), (attr, s.text) if attr else s.text]
+    if s.kind == "thought" and width is not None and width > 20:
+        rows = textwrap.wrap(s.text, max(10, width - 9)) or [""]
+        if len(rows) > THOUGHT_ROWS:
+            rows = rows[:THOUGHT_ROWS]
+            rows[-1] = rows[-1][: max(0, width - 10)] + "…"
+        return [[("dim", f"{stamp} "), ("hint", rows[0])], *[[("dim", " " * 9), ("hint", r)] for r in rows[1:]]]
+    if s.kind == "thought":
+        attr = "hint"
+    return [[("dim", f"{stamp} "), (attr, s.text) if attr else s.text]]
+
+
+def _step_line(s: Step) -> Markup:
+    return _step_lines(s, None)[0]
 
 
 def services_lines(view: LabView, now: datetime) -> list[Markup]:
@@ -337,10 +386,13 @@ def services_lines(view: LabView, now: datetime) -> list[Markup]:
 
 
 def footer_parts(view: LabView, *, live: bool, can_advance: bool, status: str,
-                 cols: int = 200) -> tuple[Markup, str]:
+                 cols: int = 200, can_decide: bool = False) -> tuple[Markup, str]:
     """(left markup, right text) of the footer: keys and status | mode and event count."""
     narrow = cols < 80
     keys: list[Markup] = []
+    if can_decide and view.pending_approvals():
+        keys += [("key", " a "), ("footer", " approve  "), ("key", " r "), ("footer", " reject  "),
+                 ("key", " tab "), ("footer", " next  ")]
     if can_advance:
         keys += [("key", " space/→ "), ("footer", " next  " if narrow else " next chapter  ")]
     keys += [("key", " q "), ("footer", " quit ")]
@@ -520,14 +572,15 @@ class ScreenLayout:
                       (main_h, urwid.Columns([(left_w, left), right]))])
 
     def update(self, view: LabView, now: datetime, *, live: bool = True, can_advance: bool = True,
-               status: str = "") -> None:
+               status: str = "", can_decide: bool = False, selected: str | None = None) -> None:
         """Show ``view`` as of ``now``; only changed lines are re-set."""
         cols, rows = self.size
         if self.kind == "tiny":
             self._tiny.set_text(f"terminal too small ({cols}x{rows}); need at least 80x24")
             return
         self.header.show(header_parts(view, now, cols))
-        self.footer.show(footer_parts(view, live=live, can_advance=can_advance, status=status, cols=cols))
+        self.footer.show(footer_parts(view, live=live, can_advance=can_advance, status=status, cols=cols,
+                                      can_decide=can_decide))
         slots = self.slots
         narration = slots["narration"]
         narration.show(narration_title(view), narration_lines(view, now, self.narration_width, narration.room))
@@ -536,7 +589,9 @@ class ScreenLayout:
                                workload_lines(view, limit=max(1, slots["workload"].room)))
         slots["chaos"].show("Chaos", chaos_lines(view, now, self.chaos_width))
         slots["tickets"].show("Tickets", ticket_lines(view, now, slots["tickets"].room))
-        slots["agent"].show(agent_title(view), agent_lines(view, slots["agent"].room))
+        agent = slots["agent"]
+        agent_width = cols - 2 if self.kind == "compact" else cols - max(50, min(80, cols * 2 // 5)) - 2
+        agent.show(agent_title(view), agent_lines(view, agent.room, agent_width, selected))
         if "services" in slots:
             slots["services"].show("Services", services_lines(view, now))
 
@@ -580,6 +635,8 @@ class LabScreen(urwid.Widget):
         self.live = live
         self.can_advance = can_advance
         self.status = ""
+        self.can_decide = False
+        self.selected: str | None = None  # the highlighted pending approval (action id)
         self.updates = 0
         self._layouts: dict[tuple[int, int], ScreenLayout] = {}
         self._keys: dict[tuple[int, int], tuple[Any, ...]] = {}
@@ -595,9 +652,10 @@ class LabScreen(urwid.Widget):
                 self._layouts.clear()
                 self._keys.clear()
             layout = self._layouts[size] = ScreenLayout(size)
-        key = (self.view.version, int(now.timestamp()), self.status)
+        key = (self.view.version, int(now.timestamp()), self.status, self.selected)
         if self._keys.get(size) != key:
-            layout.update(self.view, now, live=self.live, can_advance=self.can_advance, status=self.status)
+            layout.update(self.view, now, live=self.live, can_advance=self.can_advance, status=self.status,
+                          can_decide=self.can_decide, selected=self.selected)
             self._keys[size] = key
             self.updates += 1
         return layout.widget.render(size, focus=focus)

@@ -8,7 +8,11 @@
   (:func:`projections.tickets.state.apply_event`), so the console and the
   projector can never disagree on a ticket's state,
 - an agent timeline: per ticket, the ordered ``ticket.*`` and ``agent.*`` steps
-  as short human lines (:class:`Step`).
+  as short human lines (:class:`Step`): the conversation as it happens — the
+  model's reasoning text, tool calls with their arguments, abridged results,
+  approvals asked for and given, divergences of a replay —
+- per ticket, the model usage so far (:class:`Usage`: turns, tokens, cost),
+- the actions waiting for a human's approval (:meth:`LabView.pending_approvals`).
 
 Contract: one entry point, :meth:`LabView.apply`, pure and in memory; it never
 raises on a well-formed :class:`~events.Event` (a ticket event whose history
@@ -31,6 +35,7 @@ from typing import Any
 
 from events import (
     AgentLlmResponse,
+    AgentReplayDiverged,
     AgentSessionFinished,
     AgentSessionStarted,
     AgentThought,
@@ -38,7 +43,9 @@ from events import (
     AgentToolResult,
     Event,
     EventRejected,
+    TicketActionApproved,
     TicketActionExecuted,
+    TicketActionRejected,
     TicketActionRequested,
     TicketClaimed,
     TicketDiagnosed,
@@ -51,7 +58,7 @@ from events import (
     TicketVerified,
 )
 from projections.cluster import ClusterView
-from projections.tickets.state import ACTIVE, TicketState, TicketStatus, apply_event
+from projections.tickets.state import ACTIVE, Action, TicketState, TicketStatus, apply_event
 from projections.timeline import RunTimeline
 
 log = logging.getLogger(__name__)
@@ -76,6 +83,20 @@ class Step:
     source: str = ""
 
 
+@dataclass(slots=True)
+class Usage:
+    """A ticket's model usage so far (Claude / replay sessions)."""
+
+    model: str = ""
+    turns: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
+def fmt_tokens(n: int) -> str:
+    return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
+
+
 def abridge(value: Any, limit: int = ABRIDGE_CHARS) -> str:
     """A one-line, at most ``limit`` characters rendering of any JSON-ish value."""
     if isinstance(value, str):
@@ -87,6 +108,10 @@ def abridge(value: Any, limit: int = ABRIDGE_CHARS) -> str:
             text = repr(value)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def _turn(turn: int) -> str:
+    return f" turn {turn}" if turn else ""
 
 
 def format_call(tool: str, args: dict[str, Any], limit: int = ABRIDGE_CHARS) -> str:
@@ -105,6 +130,7 @@ class LabView:
         self.cluster = ClusterView()
         self.tickets: dict[str, TicketState] = {}
         self.steps: dict[str, deque[Step]] = {}
+        self.usage: dict[str, Usage] = {}
         self.version: int = 0
         self.events: int = 0
         self.orphans: int = 0
@@ -119,7 +145,15 @@ class LabView:
             TicketClaimed.TYPE: lambda p: ("claimed", f"claimed by {p.agent} ({p.policy})", None),
             TicketDiagnosed.TYPE: lambda p: ("diagnosed", f"diagnosed: {p.hypothesis}", None),
             TicketActionRequested.TYPE: lambda p: (
-                "action_requested", f"action requested: {format_call(p.tool, p.args)}", None),
+                ("approval_requested", f"APPROVAL NEEDED: {format_call(p.tool, p.args)} [{p.action_id}]", None)
+                if p.awaiting_approval else
+                ("action_requested", f"action requested: {format_call(p.tool, p.args)}", None)),
+            TicketActionApproved.TYPE: lambda p: (
+                "action_approved", f"approved by {p.by}: [{p.action_id}]", True),
+            TicketActionRejected.TYPE: lambda p: (
+                "action_rejected", f"rejected by {p.by}: [{p.action_id}] {abridge(p.reason, 120)}", False),
+            AgentReplayDiverged.TYPE: lambda p: (
+                "replay_diverged", f"replay diverged (turn {p.turn}): {abridge(p.what, 120)}", False),
             TicketActionExecuted.TYPE: lambda p: (
                 "action_executed",
                 f"action executed: {format_call(p.tool, p.args)} -> "
@@ -135,7 +169,7 @@ class LabView:
             TicketReopened.TYPE: lambda p: ("reopened", f"reopened: {p.reason}", None),
             AgentSessionStarted.TYPE: lambda p: (
                 "session_started", f"session started: {p.agent} ({p.policy})", None),
-            AgentThought.TYPE: lambda p: ("thought", f"thought: {abridge(p.text, 200)}", None),
+            AgentThought.TYPE: lambda p: ("thought", abridge(p.text, 600), None),
             AgentToolCall.TYPE: lambda p: (
                 "tool_call", f"tool call: {format_call(p.tool, p.args)}", None),
             AgentToolResult.TYPE: lambda p: (
@@ -144,10 +178,11 @@ class LabView:
                 else f"tool result: {p.tool} FAILED {abridge(p.error or p.result)}",
                 p.ok),
             AgentLlmResponse.TYPE: lambda p: (
-                "llm_response",
-                f"llm {p.model}: {p.stop_reason or '-'}, "
-                f"{p.usage.get('input_tokens', 0)}/{p.usage.get('output_tokens', 0)} tokens, "
-                f"{p.latency_ms:.0f} ms", None),
+                ("llm_response", f"llm {p.model}{_turn(p.turn)}: {abridge(p.error, 160)}", False) if p.error else
+                ("llm_response",
+                 f"llm {p.model}{_turn(p.turn)}: {p.stop_reason or '-'}, "
+                 f"{p.usage.get('input_tokens', 0)}/{p.usage.get('output_tokens', 0)} tokens, "
+                 f"{p.latency_ms:.0f} ms" + (f", ${p.cost_usd:.4f}" if p.cost_usd is not None else ""), None)),
             AgentSessionFinished.TYPE: lambda p: (
                 "session_finished", f"session finished: {p.outcome} after {p.steps} steps", None),
         }
@@ -165,6 +200,14 @@ class LabView:
             self._ticket(event, data)
         elif event.type == EventRejected.TYPE:
             self.rejected += 1
+        elif isinstance(data, AgentLlmResponse):
+            usage = self.usage.setdefault(data.ticket_id, Usage())
+            usage.model = data.model or usage.model
+            usage.turns = max(usage.turns, data.turn)
+            if data.session_tokens is not None:
+                usage.tokens = data.session_tokens
+            if data.session_cost_usd is not None:
+                usage.cost_usd = data.session_cost_usd
         stepper = self._steppers.get(event.type)
         if stepper is not None:
             self._step(event, stepper)
@@ -199,6 +242,16 @@ class LabView:
     def ticket_steps(self, ticket_id: str) -> Sequence[Step]:
         """The agent timeline of one ticket, oldest first (empty if none); do not mutate it."""
         return self.steps.get(ticket_id, ())
+
+    def pending_approvals(self) -> list[tuple[TicketState, Action]]:
+        """Actions waiting for a human, oldest ticket first (only on tickets still being worked)."""
+        out: list[tuple[TicketState, Action]] = []
+        for t in sorted(self.tickets.values(), key=lambda t: t.opened_at):
+            out.extend((t, a) for a in t.pending_approvals())
+        return out
+
+    def ticket_usage(self, ticket_id: str) -> Usage | None:
+        return self.usage.get(ticket_id)
 
     def tickets_newest_first(self) -> list[TicketState]:
         """Every ticket, most recently opened first (cached until the next event)."""

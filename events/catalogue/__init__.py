@@ -7,6 +7,7 @@ incompatible schema change bumps the payload's ``VERSION``.
 from events.catalogue.agent import (
     AgentLlmRequest,
     AgentLlmResponse,
+    AgentReplayDiverged,
     AgentSessionFinished,
     AgentSessionStarted,
     AgentThought,
@@ -27,7 +28,9 @@ from events.catalogue.obs import BackendView, CounterView, NodeView, ObsSnapshot
 from events.catalogue.run import RunFinished, RunStarted
 from events.catalogue.svc import ServiceHeartbeat, ServiceStarted, ServiceStopping
 from events.catalogue.ticket import (
+    TicketActionApproved,
     TicketActionExecuted,
+    TicketActionRejected,
     TicketActionRequested,
     TicketClaimed,
     TicketDiagnosed,
@@ -44,6 +47,7 @@ from events.catalogue.workload import KeyStats, NodeStats, WorkloadStats
 __all__ = [
     "AgentLlmRequest",
     "AgentLlmResponse",
+    "AgentReplayDiverged",
     "AgentSessionFinished",
     "AgentSessionStarted",
     "AgentThought",
@@ -71,7 +75,9 @@ __all__ = [
     "ServiceHeartbeat",
     "ServiceStarted",
     "ServiceStopping",
+    "TicketActionApproved",
     "TicketActionExecuted",
+    "TicketActionRejected",
     "TicketActionRequested",
     "TicketClaimed",
     "TicketDiagnosed",

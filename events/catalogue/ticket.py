@@ -49,6 +49,24 @@ class TicketActionRequested(TicketPayload):
     action_id: str
     tool: str
     args: dict[str, Any] = {}
+    awaiting_approval: bool = False
+
+
+class TicketActionApproved(TicketPayload):
+    """A human approved a requested action (manual approval mode)."""
+
+    TYPE = "ticket.action_approved"
+    action_id: str
+    by: str
+
+
+class TicketActionRejected(TicketPayload):
+    """A human rejected a requested action; the reason goes back to the agent."""
+
+    TYPE = "ticket.action_rejected"
+    action_id: str
+    by: str
+    reason: str
 
 
 class TicketActionExecuted(TicketPayload):

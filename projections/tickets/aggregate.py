@@ -15,6 +15,11 @@ Lifecycle::
     resolved | escalated --reopen--> open
 
 An active ticket whose lease has expired may be claimed again by another agent.
+
+Actions: ``request_action`` records the intent (with ``awaiting_approval`` in
+manual approval mode); a pending action is approved or rejected by anyone (a
+human, through the CLI or the console) while the ticket is active, then
+``record_action`` records what the holder's execution did.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from events import (
+    TicketActionApproved,
     TicketActionExecuted,
+    TicketActionRejected,
     TicketActionRequested,
     TicketClaimed,
     TicketDiagnosed,
@@ -109,14 +116,33 @@ class Ticket(Aggregate):
         self._record(TicketDiagnosed(ticket_id=self.ticket_id, hypothesis=hypothesis,
                                      evidence=evidence))
 
-    def request_action(self, agent: str, action_id: str, tool: str, args: dict[str, Any]) -> None:
+    def request_action(self, agent: str, action_id: str, tool: str, args: dict[str, Any], *,
+                       awaiting_approval: bool = False) -> None:
         self._require_holder(agent, "request an action on")
+        if self.state.action(action_id) is not None:
+            raise IllegalTransition(f"{self.ticket_id}: action {action_id} was already requested")
         self._record(TicketActionRequested(ticket_id=self.ticket_id, action_id=action_id,
-                                           tool=tool, args=args))
+                                           tool=tool, args=args, awaiting_approval=awaiting_approval))
+
+    def approve_action(self, action_id: str, by: str) -> None:
+        """A human lets a pending action run (manual approval). Anyone may decide, not only the holder."""
+        self._require_pending(action_id, "approve")
+        self._record(TicketActionApproved(ticket_id=self.ticket_id, action_id=action_id, by=by))
+
+    def reject_action(self, action_id: str, by: str, reason: str) -> None:
+        """A human refuses a pending action; the agent gets ``reason`` back."""
+        if not reason.strip():
+            raise IllegalTransition("a rejection needs a reason")
+        self._require_pending(action_id, "reject")
+        self._record(TicketActionRejected(ticket_id=self.ticket_id, action_id=action_id, by=by,
+                                          reason=reason))
 
     def record_action(self, agent: str, action_id: str, tool: str, args: dict[str, Any],
                       ok: bool, result: Any) -> None:
         self._require_holder(agent, "record an action on")
+        action = self.state.action(action_id)
+        if action is not None and action.status in ("awaiting_approval", "rejected"):
+            raise IllegalTransition(f"action {action_id} is {action.status}: it may not run")
         self._record(TicketActionExecuted(ticket_id=self.ticket_id, action_id=action_id,
                                           tool=tool, args=args, ok=ok, result=result))
 
@@ -162,6 +188,16 @@ class Ticket(Aggregate):
     def _require_not(self, statuses: frozenset[TicketStatus], verb: str) -> None:
         if self.status in statuses:
             raise IllegalTransition(f"{self.ticket_id} is {self.status}: cannot {verb}")
+
+    def _require_pending(self, action_id: str, verb: str) -> None:
+        if self.status not in ACTIVE:
+            raise IllegalTransition(f"{self.ticket_id} is {self.status}: cannot {verb} its actions")
+        action = self.state.action(action_id)
+        if action is None:
+            raise IllegalTransition(f"{self.ticket_id} has no action {action_id}")
+        if not action.pending_approval:
+            raise IllegalTransition(f"action {action_id} is {action.status}, not awaiting approval: "
+                                    f"cannot {verb} it")
 
     def _require_holder(self, agent: str, verb: str) -> None:
         if self.status not in ACTIVE:

@@ -14,7 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from events import (
+    TicketActionApproved,
     TicketActionExecuted,
+    TicketActionRejected,
     TicketActionRequested,
     TicketClaimed,
     TicketDiagnosed,
@@ -44,12 +46,22 @@ TERMINAL = frozenset({TicketStatus.RESOLVED, TicketStatus.ESCALATED})
 
 
 class Action(BaseModel):
+    """One action on a ticket. ``status``: ``requested`` (auto approval: about to run),
+    ``awaiting_approval`` (manual approval: waiting for a human), ``approved``,
+    ``rejected`` (final; ``reason`` says why) or ``executed`` (``ok`` says how it went)."""
+
     model_config = ConfigDict(frozen=True)
     action_id: str
     tool: str
     args: dict[str, Any] = {}
     status: str = "requested"
     ok: bool | None = None
+    decided_by: str | None = None
+    reason: str | None = None
+
+    @property
+    def pending_approval(self) -> bool:
+        return self.status == "awaiting_approval"
 
 
 class TicketState(BaseModel):
@@ -77,12 +89,26 @@ class TicketState(BaseModel):
     outcome_note: str | None = None
     events: int = 1
 
+    def action(self, action_id: str) -> Action | None:
+        return next((a for a in self.actions if a.action_id == action_id), None)
+
+    def pending_approvals(self) -> list[Action]:
+        """Actions waiting for a human's decision (only while the ticket is being worked)."""
+        if self.status not in ACTIVE:
+            return []
+        return [a for a in self.actions if a.pending_approval]
+
     def claimable(self, now: datetime) -> bool:
         """Open, or held by an agent whose lease has run out."""
         if self.status == TicketStatus.OPEN:
             return True
         return (self.status in ACTIVE and self.lease_until is not None
                 and self.lease_until < now)
+
+
+def _replace_action(state: TicketState, action_id: str, **changes: Any) -> tuple[Action, ...]:
+    """The actions with ``action_id``'s updated in place (unchanged if there is no such action)."""
+    return tuple(a.model_copy(update=changes) if a.action_id == action_id else a for a in state.actions)
 
 
 def opened_state(payload: TicketOpened, at: datetime, run: str = "") -> TicketState:
@@ -114,11 +140,18 @@ def _changes(state: TicketState, p: TicketPayload) -> dict[str, Any]:
         case TicketDiagnosed():
             return {"status": TicketStatus.DIAGNOSED, "hypothesis": p.hypothesis}
         case TicketActionRequested():
-            action = Action(action_id=p.action_id, tool=p.tool, args=p.args)
+            action = Action(action_id=p.action_id, tool=p.tool, args=p.args,
+                            status="awaiting_approval" if p.awaiting_approval else "requested")
             return {"status": TicketStatus.REMEDIATING, "actions": (*state.actions, action)}
+        case TicketActionApproved():
+            return {"actions": _replace_action(state, p.action_id, status="approved", decided_by=p.by)}
+        case TicketActionRejected():
+            return {"actions": _replace_action(state, p.action_id, status="rejected", decided_by=p.by,
+                                               reason=p.reason)}
         case TicketActionExecuted():
+            previous = state.action(p.action_id)
             done = Action(action_id=p.action_id, tool=p.tool, args=p.args,
-                          status="executed", ok=p.ok)
+                          status="executed", ok=p.ok, decided_by=previous.decided_by if previous else None)
             kept = tuple(a for a in state.actions if a.action_id != p.action_id)
             return {"status": TicketStatus.REMEDIATING, "actions": (*kept, done)}
         case TicketVerified():

@@ -13,6 +13,19 @@ already cleared before the agent acted), or escalated with the reason — policy
 gave up, verification failed, the session deadline (shorter than the lease)
 passed, an unexpected error, or SIGTERM ("agent stopped mid-session").
 Escalated is final, so nothing overwrites it afterwards.
+
+Leases: a claim holds the ticket until ``lease_until``; the session deadline
+is shorter than the lease. An agent that dies mid-session (SIGKILL, a crash,
+a lost machine) cannot escalate, so its ticket stays claimed until the lease
+runs out; the service wakes at the earliest lease expiry it knows of, and any
+instance then reclaims the ticket (optimistic concurrency: one wins).
+
+Policies (``OPLAB_AGENT_POLICY``): ``rules``, ``claude`` (Messages API),
+``replay`` (a recorded Claude session, no network). Approval
+(``OPLAB_APPROVAL``): ``auto``, or ``manual`` — mutating calls wait for a
+human's ``ticket.action_approved`` / ``ticket.action_rejected``, which this
+service folds from the same feed. Everything recorded, and every log line of
+the process, is redacted (see ``services.agent.redact``).
 """
 
 from __future__ import annotations
@@ -20,17 +33,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from datetime import timedelta
 from typing import Any
 
-from events import AgentSessionFinished, AgentSessionStarted, TicketOpened, TicketPayload
+from events import AgentSessionFinished, AgentSessionStarted, ObsSnapshot, TicketOpened, TicketPayload
 from events.bus import ConcurrencyConflict, Delivered
 from events.envelope import utcnow
 from events.subjects import run_events
 from projections.tickets import IllegalTransition, TicketState, TicketStore
 from projections.tickets.state import apply_event
+from services.agent.approvals import Approvals
 from services.agent.policies import Policy, make_policy
-from services.agent.session import Session
+from services.agent.redact import Redactor, install_log_redaction
+from services.agent.session import Session, abridge
 from services.agent.settings import AgentSettings
 from services.agent.violations import ViolationTracker
 from services.runtime import ServiceProcess
@@ -46,19 +62,25 @@ class AgentService(ServiceProcess):
     name = "agent"
 
     def __init__(self, bus, settings, adapter: Adapter | None = None,  # type: ignore[no-untyped-def]
-                 policy: Policy | None = None) -> None:
+                 policy: Policy | None = None, config: AgentSettings | None = None) -> None:
         super().__init__(bus, settings)
-        self.config = AgentSettings()
+        self.config = config or AgentSettings()
+        self.redactor = Redactor(self.config.secrets())
+        install_log_redaction(self.redactor)
         self.adapter = adapter or load_adapter()
-        self.policy = policy or make_policy(self.config.policy)
+        self.snapshots: deque[ObsSnapshot] = deque(maxlen=2)
+        self.policy = policy or make_policy(self.config.policy, self.config, self.snapshots)
         self.agent_id = f"agent/{settings.instance}"
         self.store = TicketStore(bus, self.run)
         self.tickets: dict[str, TicketState] = {}
         self.evidence: dict[str, dict[str, Any]] = {}
         self.violations = ViolationTracker()
+        self.approvals = Approvals()
         self._work = asyncio.Event()
         self._session: asyncio.Task[None] | None = None
         self._current: str | None = None
+        self._live: Session | None = None
+        self.sessions = 0
 
     # -- the log ----------------------------------------------------------------
 
@@ -69,7 +91,10 @@ class AgentService(ServiceProcess):
                                                        self.run)
             if isinstance(data, TicketOpened):
                 self.evidence[data.ticket_id] = dict(data.evidence)
+            await self.approvals.apply(data)
             self._work.set()
+        elif isinstance(data, ObsSnapshot):
+            self.snapshots.append(data)
         else:
             await self.violations.apply(data, d.seq)
 
@@ -77,6 +102,15 @@ class AgentService(ServiceProcess):
         now = utcnow()
         candidates = [t for t in self.tickets.values() if t.claimable(now)]
         return min(candidates, key=lambda t: t.opened_at, default=None)
+
+    def next_lease_expiry_s(self, cap: float = 1.0) -> float:
+        """Seconds until the earliest lease of an active ticket runs out (at most ``cap``)."""
+        now = utcnow()
+        leases = [t.lease_until for t in self.tickets.values()
+                  if t.lease_until is not None and t.claimed_by is not None and not t.claimable(now)]
+        if not leases:
+            return cap
+        return max(0.01, min(cap, (min(leases) - now).total_seconds() + 0.01))
 
     # -- the loop -----------------------------------------------------------------
 
@@ -89,8 +123,8 @@ class AgentService(ServiceProcess):
             if ticket is None:
                 self._work.clear()
                 with contextlib.suppress(TimeoutError):
-                    # wake on ticket events, and every second for lease expiry
-                    await asyncio.wait_for(self._work.wait(), 1.0)
+                    # wake on ticket events, and when the earliest lease runs out (another agent may have died)
+                    await asyncio.wait_for(self._work.wait(), self.next_lease_expiry_s())
                 continue
             self._current = ticket.ticket_id
             try:
@@ -98,7 +132,7 @@ class AgentService(ServiceProcess):
                     self._session = asyncio.create_task(self._run_session(ticket.ticket_id))
                     await asyncio.wait({self._session})
             finally:
-                self._current, self._session = None, None
+                self._current, self._session, self._live = None, None, None
 
     async def _claim(self, ticket: TicketState) -> bool:
         lease = utcnow() + timedelta(seconds=self.config.lease_s)
@@ -109,13 +143,15 @@ class AgentService(ServiceProcess):
             fresh = await self.store.load(ticket.ticket_id)  # our view may lag the log
             self.tickets[ticket.ticket_id] = fresh.state
             return False
-        log.info("claimed ticket=%s", ticket.ticket_id)
+        reclaimed = f" (reclaimed from {ticket.claimed_by}, whose lease ran out)" if ticket.claimed_by else ""
+        log.info("claimed ticket=%s%s", ticket.ticket_id, reclaimed)
         return True
 
     # -- one session ---------------------------------------------------------------
 
     async def _run_session(self, ticket_id: str) -> None:
         steps = 0
+        self.sessions += 1
         try:
             async with asyncio.timeout(self.config.session_deadline_s):
                 steps = await self._work_ticket(ticket_id)
@@ -131,44 +167,71 @@ class AgentService(ServiceProcess):
     async def _work_ticket(self, ticket_id: str) -> int:
         ticket = (await self.store.load(ticket_id)).state
         key = (ticket.invariant, ticket.entity)
-        session = Session(bus=self.bus, run=self.run, agent=self.agent_id, adapter=self.adapter,
-                          store=self.store, ticket=ticket, evidence=self.evidence.get(ticket_id, {}),
-                          violations=self.violations, max_steps=self.config.max_steps)
+        session = self._live = Session(
+            bus=self.bus, run=self.run, agent=self.agent_id, adapter=self.adapter, store=self.store, ticket=ticket,
+            evidence=self.evidence.get(ticket_id, {}), violations=self.violations, max_steps=self.config.max_steps,
+            approval=self.config.approval, approvals=self.approvals, redactor=self.redactor)
+        replay_of = None
+        if self.policy.name == "replay":
+            replay_of = {"run": self.config.replay_run, "ticket": self.config.replay_ticket}
         await self._emit_session(AgentSessionStarted(ticket_id=ticket_id, agent=self.agent_id,
-                                                     policy=self.policy.name), ticket_id)
+                                                     policy=self.policy.name, model=self.policy.model,
+                                                     approval=self.config.approval, replay_of=replay_of), ticket_id)
         if key in self.violations.violated_at and not self.violations.is_active(key):
             note = f"{ticket.invariant} on {ticket.entity} cleared before the agent acted"
             await self.store.update(ticket_id, lambda t: t.resolve_self_healed(note, agent=self.agent_id))
-            await self._finished(ticket_id, "self-healed", 0)
+            await self._finished(ticket_id, "self-healed", 0, note)
             return 0
         outcome = await self.policy.work(session)
         if not outcome.remediated:
             await self._escalate(ticket_id, outcome.reason, session.steps)
             return session.steps
-        await session.think(f"remedy applied; waiting up to {self.config.verify_timeout_s:.0f}s "
+        what = "remedy applied" if session.remedies else "the policy reports no action was needed"
+        await session.think(f"{what}; waiting up to {self.config.verify_timeout_s:.0f}s "
                             f"for {ticket.invariant} on {ticket.entity} to clear")
         if not await session.verify(self.config.verify_timeout_s):
+            after = "after the remedy" if session.remedies else "and the agent changed nothing"
             await self._escalate(ticket_id, f"verification failed: {ticket.invariant} on {ticket.entity} still "
-                                            f"violated {self.config.verify_timeout_s:.0f}s after the remedy",
+                                            f"violated {self.config.verify_timeout_s:.0f}s {after}",
                                  session.steps)
             return session.steps
+        if not session.remedies:  # cleared, but not by anything the agent did
+            note = f"{ticket.invariant} on {ticket.entity} cleared without an action by the agent"
+            await self.store.update(ticket_id, lambda t: t.resolve_self_healed(note, agent=self.agent_id))
+            await self._finished(ticket_id, "self-healed", session.steps, note)
+            return session.steps
         evidence = {"cleared_after_seq": session.last_action_seq}
+        note = "violation cleared"
+        if outcome.reason and self.policy.name != "rules":
+            note = f"violation cleared; agent's summary: {abridge(self.redactor.text(outcome.reason), 400)}"
         await self.store.update(ticket_id, lambda t: t.verify(self.agent_id, evidence))
-        await self.store.update(ticket_id, lambda t: t.resolve_by_agent(self.agent_id, "violation cleared"))
-        await self._finished(ticket_id, "resolved", session.steps)
+        await self.store.update(ticket_id, lambda t: t.resolve_by_agent(self.agent_id, note))
+        await self._finished(ticket_id, "resolved", session.steps, note)
         return session.steps
 
     async def _escalate(self, ticket_id: str, reason: str, steps: int) -> None:
+        reason = self.redactor.text(reason)
         try:
             await self.store.update(ticket_id, lambda t: t.escalate(reason, agent=self.agent_id))
         except IllegalTransition as exc:
             log.warning("could not escalate ticket=%s: %s", ticket_id, exc)
-        await self._finished(ticket_id, "escalated", steps)
+        await self._finished(ticket_id, "escalated", steps, reason)
         log.info("escalated ticket=%s reason=%s", ticket_id, reason)
 
-    async def _finished(self, ticket_id: str, outcome: str, steps: int) -> None:
-        await self._emit_session(AgentSessionFinished(ticket_id=ticket_id, outcome=outcome, steps=steps),
-                                 ticket_id)
+    async def _finished(self, ticket_id: str, outcome: str, steps: int, reason: str = "") -> None:
+        session = self._live if self._live is not None and self._live.ticket_id == ticket_id else None
+        stats: dict[str, Any] = {}
+        if session is not None:
+            steps = max(steps, session.steps)
+            try:
+                await self.policy.finished(session, outcome, reason)
+            except Exception:  # a reporting hook must not keep the session open
+                log.exception("policy.finished failed ticket=%s", ticket_id)
+            stats = session.stats
+        await self._emit_session(AgentSessionFinished(
+            ticket_id=ticket_id, outcome=outcome, steps=steps, reason=reason or None, turns=stats.get("turns"),
+            tokens=stats.get("tokens"), cost_usd=stats.get("cost_usd"), divergences=stats.get("divergences")),
+            ticket_id)
         log.info("session finished ticket=%s outcome=%s steps=%s", ticket_id, outcome, steps)
 
     async def _emit_session(self, data: Any, ticket_id: str) -> None:

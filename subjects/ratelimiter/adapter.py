@@ -6,11 +6,19 @@ aiohttp session; it is bounded by ``observe_timeout_s`` and never raises. A
 node is ``up`` only if its heartbeat is fresh (by Redis time) *and* its
 ``/health`` answers 200: a killed node is seen at once by the probe, a hung
 one by its stale heartbeat, and either way it stays in the list as ``down``.
+Each observation also writes a probe key (bounded by ``write_probe_timeout_s``):
+the backend reads ``ok`` only if Redis answers *and* accepts writes, so a
+write-paused or out-of-memory Redis shows as failing with the reason, while the
+reads that observation needs (all read-only, the counters script flagged
+``no-writes``) still work.
 
 Tools and faults act through :class:`~subjects.ratelimiter.limiter.LimiterStore`
-(typed operations on the shared state, the same code the nodes run) and
+(typed operations on the shared state, the same code the nodes run),
+:class:`~subjects.ratelimiter.backend.RedisBackend` (a few fixed server
+operations: INFO, write probe, pause, memory limit) and
 :class:`~subjects.ratelimiter.control.NodeControl` (supervisord). The lab's
-targets are the configured node ids and the declared policy keys.
+targets are the configured node ids, the declared policy keys and ``redis``
+(the lab's Redis server, for the server-level faults).
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ from subjects.ratelimiter import faults as _faults
 from subjects.ratelimiter import invariants as _invariants
 from subjects.ratelimiter import playbooks as _playbooks
 from subjects.ratelimiter import tools as _tools
-from subjects.ratelimiter.control import RUNNING_STATES, NodeControl
+from subjects.ratelimiter.backend import REDIS_TARGET, RedisBackend
+from subjects.ratelimiter.control import RUNNING_STATES, NodeControl, NodeUnreachable
 from subjects.ratelimiter.limiter import LimiterStore, NodeRecord, us_to_datetime
 from subjects.ratelimiter.settings import RateLimiterSettings
 from subjects.ratelimiter.workload import RateLimiterWorkload
@@ -80,6 +89,7 @@ class RateLimiterAdapter(Adapter):
     def __init__(self, settings: RateLimiterSettings | None = None) -> None:
         self.settings = settings if settings is not None else RateLimiterSettings()
         self.store = LimiterStore(self.settings)
+        self.backend = RedisBackend(self.settings, self.store.redis)
         self.control = NodeControl(self.settings.supervisor_url, self.settings.supervisor_timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self._invariants = _invariants.invariants()
@@ -105,10 +115,12 @@ class RateLimiterAdapter(Adapter):
         return RateLimiterWorkload(self.settings)
 
     def targets(self) -> list[str]:
-        """Node ids, then policy keys: the only things faults and tools may touch."""
-        return [*self.settings.node_urls, *self.settings.policy]
+        """Node ids, policy keys, then ``redis``: the only things faults and tools may touch."""
+        return [*self.settings.node_urls, *self.settings.policy, REDIS_TARGET]
 
     async def close(self) -> None:
+        for fault in self._faults:
+            await fault.close()  # e.g. a running hot_key_burst
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
@@ -129,41 +141,47 @@ class RateLimiterAdapter(Adapter):
             return ObsSnapshot(subject=self.name, ok=False, error=error, observed_at=observed_at,
                                duration_ms=round((time.perf_counter() - start) * 1000, 3),
                                backend=BackendView(name="redis", ok=False, error=error,
-                                                   info={"address": self._redis_address()}))
+                                                   info={"address": self.redis_address()}))
 
     async def _observe(self, observed_at: datetime, start: float) -> ObsSnapshot:
         probes_task = asyncio.ensure_future(self._probe_all())
+        write_task = asyncio.ensure_future(self.backend.write_probe())
         try:
             ping_ms, info, (now_us, counters), (_, records) = await asyncio.gather(
-                self.store.ping_ms(), self.store.info(), self.store.counters(), self.store.nodes()
+                self.store.ping_ms(), self.backend.info(), self.store.counters(), self.store.nodes()
             )
         except (RedisError, OSError) as exc:
-            probes = await probes_task
-            error = f"redis unreachable at {self._redis_address()}: {_describe(exc)}"
+            probes, _ = await asyncio.gather(probes_task, write_task)
+            error = f"redis unreachable at {self.redis_address()}: {_describe(exc)}"
             return ObsSnapshot(
                 subject=self.name, ok=False, error=error, observed_at=observed_at,
                 duration_ms=round((time.perf_counter() - start) * 1000, 3),
                 backend=BackendView(name="redis", ok=False, error=_describe(exc),
-                                    info={"address": self._redis_address()}),
+                                    info={"address": self.redis_address(), "reads": "failed"}),
                 nodes=[self._view(node, None, probes[node]) for node in self._node_ids(None)],
             )
         except BaseException:
             probes_task.cancel()
+            write_task.cancel()
             raise
-        probes = await probes_task
+        probes, write = await asyncio.gather(probes_task, write_task)
         nodes = [self._view(node, records.get(node), probes[node]) for node in self._node_ids(records)]
         window_s = self.settings.window_s
+        policy = self.settings.policy
         return ObsSnapshot(
             subject=self.name,
             ok=True,
             observed_at=observed_at,
             duration_ms=round((time.perf_counter() - start) * 1000, 3),
             nodes=nodes,
-            backend=BackendView(name="redis", ok=True, latency_ms=round(ping_ms, 3),
-                                info={"address": self._redis_address(), **info,
-                                      "server_time": us_to_datetime(now_us).isoformat()}),
+            backend=BackendView(name="redis", ok=write.ok, latency_ms=round(ping_ms, 3), error=write.error,
+                                writable=write.ok, write_error=write.error,
+                                info={"address": self.redis_address(), **info, "reads": "ok",
+                                      "server_time": us_to_datetime(now_us).isoformat(),
+                                      "write_probe": write.kind, "write_ms": write.latency_ms}),
             counters=[CounterView(key=c.key, count=c.count, limit=c.limit, window_s=window_s,
-                                  future_entries=c.future_entries) for c in counters],
+                                  future_entries=c.future_entries, declared_limit=policy.get(c.key))
+                      for c in counters],
         )
 
     def _node_ids(self, records: dict[str, NodeRecord] | None) -> list[str]:
@@ -191,6 +209,10 @@ class RateLimiterAdapter(Adapter):
                 else "/health ok"
         else:
             detail = "; ".join(problems)
+        maintenance = record.as_dict()["maintenance"] if record is not None and record.in_maintenance else None
+        if maintenance and status == "down":
+            detail += f" (planned restart: {maintenance})"
+        age = record.age_s if record is not None else None
         return NodeView(
             node=node,
             url=self._url(node, record),
@@ -198,9 +220,12 @@ class RateLimiterAdapter(Adapter):
             last_seen=us_to_datetime(record.last_seen_us) if record and record.last_seen_us else None,
             pid=record.pid if record else None,
             detail=detail,
+            health_ok=probe.ok if probe is not None else None,
+            heartbeat_age_s=round(age, 3) if age is not None else None,
+            maintenance=maintenance,
         )
 
-    def _redis_address(self) -> str:
+    def redis_address(self) -> str:
         parsed = urlparse(self.settings.redis_url)
         return f"{parsed.hostname or '?'}:{parsed.port or 6379}"
 
@@ -219,6 +244,42 @@ class RateLimiterAdapter(Adapter):
             known = ", ".join(self.settings.policy) or "none"
             raise RefusedError(f"unknown key {key!r}: not in the policy (keys: {known})")
         return key
+
+    def require_redis(self, target: str | None) -> str:
+        """``redis`` (also for None), else RefusedError: server faults target the lab's Redis only."""
+        if target not in (None, REDIS_TARGET):
+            raise RefusedError(f"unknown target {target!r}: this fault targets the lab's Redis, named "
+                               f"{REDIS_TARGET!r}")
+        return REDIS_TARGET
+
+    async def node_call(self, node: str, method: str, path: str, body: Any = None,
+                        timeout_s: float | None = None) -> tuple[int, Any]:
+        """One HTTP call to a lab node's API: (status, JSON body). AdapterError if it cannot be made."""
+        url = self._url(self.require_node(node))
+        timeout = aiohttp.ClientTimeout(total=timeout_s or max(1.0, self.settings.probe_timeout_s))
+        try:
+            async with self.session().request(method, f"{url}{path}", json=body, timeout=timeout) as resp:
+                return resp.status, await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError, OSError) as exc:
+            raise NodeUnreachable(f"node {node} ({method} {path}): {_describe(exc)}") from exc
+
+    async def node_text(self, node: str, path: str) -> str:
+        """``GET path`` on a lab node as text (e.g. ``/metrics``). AdapterError if it cannot be made."""
+        url = self._url(self.require_node(node))
+        timeout = aiohttp.ClientTimeout(total=max(1.0, self.settings.probe_timeout_s))
+        try:
+            async with self.session().get(f"{url}{path}", timeout=timeout) as resp:
+                if resp.status != 200:
+                    raise NodeUnreachable(f"node {node} (GET {path}): HTTP {resp.status}")
+                return await resp.text()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise NodeUnreachable(f"node {node} (GET {path}): {_describe(exc)}") from exc
+
+    async def restart(self, node: str, deadline_s: float) -> str:
+        """Stop the node's process (SIGTERM) and start it again, even if it reads healthy; wait until healthy."""
+        stopped = await self.control.stop(node)
+        started = await self.ensure_running(node, deadline_s)
+        return f"{stopped}; {started}"
 
     def session(self) -> aiohttp.ClientSession:
         """The adapter's HTTP session (created on first use, in the running loop).

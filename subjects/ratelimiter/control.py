@@ -25,6 +25,10 @@ from subjects.base import AdapterError
 RUNNING_STATES = frozenset({"STARTING", "RUNNING"})
 
 
+class NodeUnreachable(AdapterError):
+    """A node's HTTP API could not be reached (refused, timed out, reset)."""
+
+
 class _UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)

@@ -1,31 +1,54 @@
-"""The rate limiter's invariants: pure, total functions of snapshot history.
+"""The rate limiter's invariants: pure, total functions of snapshot and workload history.
 
-Grace periods are judged from the snapshots' ``observed_at`` timestamps, never
-from process memory, so a restarted monitor that reloads its history from the
-log decides exactly as before. The monitor observes every ~0.5 s and the
-detection target is 1.5 s after a fault, so a violation needs the condition in
-at least two consecutive (usable) snapshots spanning at least the grace period:
-with a 0.5 s cadence two snapshots suffice, while a faster observer needs more
-of them to cover the same time, so one unlucky snapshot never opens a ticket.
+Grace periods are judged from the timestamps in that history (snapshots'
+``observed_at``, workload intervals' ``interval_s``/``ended_at``), never from
+process memory, so a restarted monitor that reloads its history from the log
+decides exactly as before.
+
+Snapshot invariants (``node_down``, ``over_limit``, ``counter_drift``,
+``limit_policy_drift``, ``redis_unavailable``): the monitor observes every
+~0.5 s and the detection target is 1.5 s after a fault, so a violation needs
+the condition in at least two consecutive (usable) snapshots spanning at least
+the grace period: with a 0.5 s cadence two snapshots suffice, while a faster
+observer needs more of them to cover the same time, so one unlucky snapshot
+never opens a ticket.
+
+Workload invariants (``ghost_allowing``, ``error_rate``, ``high_latency``)
+judge what the load generator's clients experienced, interval by interval
+(~1 s each): the condition must hold in at least two consecutive intervals
+covering at least ``grace_s`` of traffic. Stats that stopped coming (their
+newest ``ended_at`` more than :data:`STALE_S` before the newest snapshot) are
+no evidence either way, so a stopped load generator never keeps a violation
+open.
 
 Snapshots with ``ok=False`` are blind: they neither confirm nor refute a
-condition about nodes or counters, so ``node_down``/``over_limit`` skip them
-(a condition seen before and after a blind spell has persisted through it, and
-blindness never reads as recovery). Blindness itself is ``observer_blind``.
+condition about nodes or counters, so those invariants skip them (a condition
+seen before and after a blind spell has persisted through it, and blindness
+never reads as recovery). Blindness itself is ``observer_blind``.
+
+One fault, one ticket: symptoms whose cause has its own invariant are
+*inhibited* (as alert inhibition rules do). While Redis is unavailable
+(``redis_unavailable``'s condition), failing and slow checks are not also
+``error_rate``/``high_latency``, and a node whose only problem is a stale
+heartbeat while Redis refused writes (heartbeats are writes) is not
+``node_down``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from events import CounterView, NodeView, ObsSnapshot, WorkloadStats
+from events import BackendView, CounterView, KeyStats, NodeView, ObsSnapshot, WorkloadStats
 from subjects.base import Invariant, Violation
 
 T = TypeVar("T")
 
 MIN_SNAPSHOTS = 2
+MIN_INTERVALS = 2
+STALE_S = 3.0
+"""Workload stats whose newest interval ended this long before the newest snapshot are ignored."""
 
 
 def _ordered(history: Sequence[ObsSnapshot]) -> list[ObsSnapshot]:
@@ -33,15 +56,15 @@ def _ordered(history: Sequence[ObsSnapshot]) -> list[ObsSnapshot]:
 
 
 def _persisting(
-    usable: list[ObsSnapshot], pick: Callable[[ObsSnapshot], T | None]
-) -> list[tuple[ObsSnapshot, T]]:
-    """The trailing run of ``usable`` snapshots in which ``pick`` finds the condition (newest last)."""
-    run: list[tuple[ObsSnapshot, T]] = []
-    for snap in reversed(usable):
-        found = pick(snap)
+    usable: Sequence[Any], pick: Callable[[Any], T | None]
+) -> list[tuple[Any, T]]:
+    """The trailing run of ``usable`` items in which ``pick`` finds the condition (newest last)."""
+    run: list[tuple[Any, T]] = []
+    for item in reversed(usable):
+        found = pick(item)
         if found is None:
             break
-        run.append((snap, found))
+        run.append((item, found))
     run.reverse()
     return run
 
@@ -58,6 +81,34 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+# -- the backend's state, as observed ------------------------------------------------
+
+
+def store_unavailable(snap: ObsSnapshot) -> str | None:
+    """Why Redis does not serve the limiter in ``snap`` (reads failed, or a write timed out), else None.
+
+    A refused write (out of memory, read-only) is an *answer*, not unavailability:
+    it shows as failing checks (``error_rate``) instead.
+    """
+    backend = snap.backend
+    if backend is None:
+        return None
+    if backend.info.get("reads") == "failed":
+        return f"reads fail: {backend.error or snap.error or 'no answer'}"
+    if backend.info.get("write_probe") == "timeout":
+        return backend.write_error or "a write timed out"
+    return None
+
+
+def store_refusing_writes(snap: ObsSnapshot) -> bool:
+    """Redis did not accept the observer's write (any reason) or could not be read at all."""
+    backend = snap.backend
+    return backend is not None and (backend.info.get("reads") == "failed" or backend.writable is False)
+
+
+# -- snapshot invariants ----------------------------------------------------------------
+
+
 class NodeDown(Invariant):
     """Every lab node is up (fresh heartbeat and a healthy ``/health``).
 
@@ -67,6 +118,14 @@ class NodeDown(Invariant):
     (detection ≤ ~1 s after a kill), yet a single bad probe never fires it.
     A restarting node is down for ~0.5 s, so routine restarts can still be seen;
     that is the honest reading. Entity: the node id.
+
+    Not judged in a snapshot (skipped, like a blind one: an earlier violation
+    persists through it, none starts in it): a node under an announced planned
+    restart (``restart_node`` announces it for at most its deadline, so an
+    operator's own restart opens no ticket, while a node already down stays
+    violated until it is seen up); and a node whose ``/health`` answers but whose
+    heartbeat is stale if Redis refused writes at any point since that heartbeat
+    (a heartbeat is a write; ``redis_unavailable`` covers it).
     """
 
     name = "node_down"
@@ -76,16 +135,32 @@ class NodeDown(Invariant):
     def evaluate(
         self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
     ) -> list[Violation]:
-        usable = [s for s in _ordered(history) if s.ok]
+        ordered = _ordered(history)
+        usable = [s for s in ordered if s.ok]
         if not usable:
             return []
+        refusing = [s.observed_at for s in ordered if store_refusing_writes(s)]
         out = []
         for node in usable[-1].nodes:
-            def down(snap: ObsSnapshot, node_id: str = node.node) -> NodeView | None:
-                view = next((n for n in snap.nodes if n.node == node_id), None)
+            def view_of(snap: ObsSnapshot, node_id: str = node.node) -> NodeView | None:
+                return next((n for n in snap.nodes if n.node == node_id), None)
+
+            def excused(snap: ObsSnapshot) -> bool:
+                view = view_of(snap)
+                if view is None or view.status != "down":
+                    return False
+                if view.maintenance:
+                    return True
+                if view.health_ok is not True or view.last_seen is None:
+                    return False
+                since = view.last_seen - timedelta(seconds=1.0)  # slack: Redis clock vs observer clock
+                return any(since <= t <= snap.observed_at for t in refusing)
+
+            def down(snap: ObsSnapshot) -> NodeView | None:
+                view = view_of(snap)
                 return view if view is not None and view.status == "down" else None
 
-            run = _persisting(usable, down)
+            run = _persisting([s for s in usable if not excused(s)], down)
             held = _held(run, self.grace_s)
             if held is None:
                 continue
@@ -117,16 +192,22 @@ def _latest_node_errors(workload: Sequence[WorkloadStats], node: str) -> int | N
     return None
 
 
+def _counter(snap: ObsSnapshot, key: str) -> CounterView | None:
+    return next((c for c in snap.counters if c.key == key), None)
+
+
 class OverLimit(Invariant):
-    """No key's window holds more than its limit (beyond a tolerance).
+    """No key's window holds more requests than its limit (beyond a tolerance).
 
     The limiter admits a request only while ``count + cost <= limit``, so a
-    correct window never exceeds its limit. Fires for a key whose count exceeds
-    ``limit * (1 + tolerance)`` (tolerance 0.1, room for a limit lowered at run
-    time and observation skew) in every usable snapshot of a trailing run of at
-    least 2 snapshots spanning at least ``grace_s`` = 0.4 s (same reasoning as
-    ``node_down``). Entity: the policy key. The evidence carries the count of
-    future-dated entries, the signature of a corrupted log.
+    correct window never exceeds its limit. Fires for a key whose present-dated
+    entries (``count - future_entries``: future-dated ones are ``counter_drift``)
+    exceed ``ceiling * (1 + tolerance)`` in every usable snapshot of a trailing
+    run of at least 2 snapshots spanning at least ``grace_s`` = 0.4 s (same
+    reasoning as ``node_down``). ``ceiling`` is the highest limit in force during
+    the last window (a window filled under a higher limit legitimately holds it
+    until its entries age out, one window later, when the limit is lowered);
+    tolerance 0.1 covers observation skew. Entity: the policy key.
     """
 
     name = "over_limit"
@@ -142,13 +223,72 @@ class OverLimit(Invariant):
             return []
         out = []
         for counter in usable[-1].counters:
-            def over(snap: ObsSnapshot, key: str = counter.key) -> CounterView | None:
-                view = next((c for c in snap.counters if c.key == key), None)
-                if view is None or view.count <= view.limit * (1 + self.tolerance):
+            def ceiling(snap: ObsSnapshot, view: CounterView) -> int:
+                start = snap.observed_at - timedelta(seconds=view.window_s)
+                limits = [c.limit for s in usable if start <= s.observed_at <= snap.observed_at
+                          if (c := _counter(s, view.key)) is not None]
+                return max([view.limit, *limits])
+
+            def over(snap: ObsSnapshot, key: str = counter.key) -> tuple[CounterView, int] | None:
+                view = _counter(snap, key)
+                if view is None:
                     return None
-                return view
+                top = ceiling(snap, view)
+                if view.count - view.future_entries <= top * (1 + self.tolerance):
+                    return None
+                return view, top
 
             run = _persisting(usable, over)
+            held = _held(run, self.grace_s)
+            if held is None:
+                continue
+            view, top = run[-1][1]
+            evidence = {
+                "key": view.key,
+                "count": view.count,
+                "limit": view.limit,
+                "ceiling": top,
+                "future_entries": view.future_entries,
+                "window_s": view.window_s,
+                "tolerance": self.tolerance,
+                "since": _iso(run[0][0].observed_at),
+                "over_for_s": round(held, 3),
+                "snapshots": len(run),
+            }
+            summary = f"key {view.key} holds {view.count} requests against a limit of {view.limit}"
+            out.append(Violation(self.name, view.key, summary, evidence))
+        return out
+
+
+class CounterDrift(Invariant):
+    """No key's window holds entries dated in the future.
+
+    The limiter scores entries with Redis time, so a future-dated entry comes
+    from a writer with a clock far ahead (or a bug): it never ages out of the
+    window and counts against the key until removed, blocking real traffic.
+    Any such entry is wrong, so the threshold is 1, held in every usable
+    snapshot of a trailing run of at least 2 snapshots spanning at least
+    ``grace_s`` = 0.4 s (as ``node_down``). Entity: the policy key. The
+    evidence says whether the key also reads over its limit because of them.
+    """
+
+    name = "counter_drift"
+    description = "no key's sliding window holds entries dated in the future (no correct writer makes them)"
+    grace_s = 0.4
+
+    def evaluate(
+        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
+    ) -> list[Violation]:
+        usable = [s for s in _ordered(history) if s.ok]
+        if not usable:
+            return []
+        out = []
+        for counter in usable[-1].counters:
+            def drifted(snap: ObsSnapshot, key: str = counter.key) -> CounterView | None:
+                view = _counter(snap, key)
+                return view if view is not None and view.future_entries > 0 else None
+
+            run = _persisting(usable, drifted)
             held = _held(run, self.grace_s)
             if held is None:
                 continue
@@ -158,16 +298,393 @@ class OverLimit(Invariant):
                 "count": view.count,
                 "limit": view.limit,
                 "future_entries": view.future_entries,
+                "over_limit": view.count > view.limit,
                 "window_s": view.window_s,
-                "tolerance": self.tolerance,
                 "since": _iso(run[0][0].observed_at),
-                "over_for_s": round(held, 3),
+                "drifted_for_s": round(held, 3),
                 "snapshots": len(run),
             }
-            extra = f", {view.future_entries} dated in the future" if view.future_entries else ""
-            summary = f"key {view.key} holds {view.count} requests against a limit of {view.limit}{extra}"
+            summary = (f"key {view.key} holds {view.future_entries} entries dated in the future "
+                       f"({view.count} counted against a limit of {view.limit})")
             out.append(Violation(self.name, view.key, summary, evidence))
         return out
+
+
+class LimitPolicyDrift(Invariant):
+    """Every key's limit in force equals the lab's declared policy.
+
+    The declared policy is configuration; a live limit that differs from it
+    (changed through the management API, by hand or by a bad deploy) lets
+    abuse through or blocks legitimate clients. Any difference counts (limits
+    are exact integers), held in every usable snapshot of a trailing run of at
+    least 2 snapshots spanning at least ``grace_s`` = 0.4 s (as ``node_down``:
+    one odd read never fires it). Keys without a declared limit are not judged.
+    Entity: the policy key.
+    """
+
+    name = "limit_policy_drift"
+    description = "every key's limit in force equals the declared policy"
+    grace_s = 0.4
+
+    def evaluate(
+        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
+    ) -> list[Violation]:
+        usable = [s for s in _ordered(history) if s.ok]
+        if not usable:
+            return []
+        out = []
+        for counter in usable[-1].counters:
+            def drifted(snap: ObsSnapshot, key: str = counter.key) -> CounterView | None:
+                view = _counter(snap, key)
+                if view is None or view.declared_limit is None or view.limit == view.declared_limit:
+                    return None
+                return view
+
+            run = _persisting(usable, drifted)
+            held = _held(run, self.grace_s)
+            if held is None:
+                continue
+            view = run[-1][1]
+            evidence = {
+                "key": view.key,
+                "limit": view.limit,
+                "declared_limit": view.declared_limit,
+                "window_s": view.window_s,
+                "since": _iso(run[0][0].observed_at),
+                "drifted_for_s": round(held, 3),
+                "snapshots": len(run),
+            }
+            summary = f"key {view.key} is limited to {view.limit} but the policy declares {view.declared_limit}"
+            out.append(Violation(self.name, view.key, summary, evidence))
+        return out
+
+
+class RedisUnavailable(Invariant):
+    """Redis serves the limiter: it answers reads and accepts a write in time.
+
+    Fires (entity ``redis``) when, in every snapshot of a trailing run of at
+    least 2 spanning at least ``grace_s`` = 0.4 s, Redis either failed the
+    observer's reads (PING and friends: refused or timed out after the client's
+    0.5 s timeout) or left its write probe unanswered for ``write_probe_timeout_s``
+    (0.25 s; a healthy loopback write takes well under 1 ms, so 250x that is a
+    pause or a hang, not noise). Every check is a write (the window script), so
+    either way no node can decide. A refused write (OOM) is an answer and shows
+    as ``error_rate`` instead. An observation that failed without reaching Redis
+    (no backend reading) breaks the run: that is ``observer_blind``.
+    """
+
+    name = "redis_unavailable"
+    description = "Redis answers reads and accepts writes in time (not hung, paused or down)"
+    grace_s = 0.4
+
+    def evaluate(
+        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
+    ) -> list[Violation]:
+        run = _persisting(_ordered(history), store_unavailable)
+        held = _held(run, self.grace_s)
+        if held is None:
+            return []
+        last = run[-1][0]
+        backend = last.backend
+        info = backend.info if backend is not None else {}
+        evidence = {
+            "reason": run[-1][1],
+            "address": info.get("address"),
+            "reads": info.get("reads"),
+            "write_probe": info.get("write_probe"),
+            "ping_ms": backend.latency_ms if backend is not None else None,
+            "paused_actions": info.get("paused_actions"),
+            "since": _iso(run[0][0].observed_at),
+            "unavailable_for_s": round(held, 3),
+            "snapshots": len(run),
+        }
+        return [Violation(self.name, "redis", f"Redis does not serve the limiter: {run[-1][1]}", evidence)]
+
+
+# -- workload invariants ------------------------------------------------------------------
+
+
+def recent_workload(history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[WorkloadStats]:
+    """The workload stats worth judging: all of them, oldest first, unless they went stale.
+
+    Stale = the newest interval ended more than :data:`STALE_S` before the newest
+    snapshot (the load generator stopped); then there is no evidence: ``[]``.
+    Stats without ``ended_at`` cannot be judged stale and are taken as they come.
+    """
+    stats = list(workload)
+    if not stats:
+        return []
+    if all(s.ended_at is not None for s in stats):
+        stats.sort(key=lambda s: s.ended_at)  # type: ignore[arg-type,return-value]
+    newest = stats[-1].ended_at
+    if newest is not None and history:
+        observed = max(s.observed_at for s in history)
+        if newest < observed - timedelta(seconds=STALE_S):
+            return []
+    return stats
+
+
+def _intervals_held(run: Sequence[tuple[WorkloadStats, Any]], grace_s: float) -> float | None:
+    """Seconds of traffic the condition has held over, if that satisfies the grace rule, else None."""
+    if len(run) < MIN_INTERVALS:
+        return None
+    held = sum(s.interval_s for s, _ in run)
+    return held if held >= grace_s else None
+
+
+def _explained_by_store(history: Sequence[ObsSnapshot]) -> Callable[[WorkloadStats], bool]:
+    """Whether an interval overlapped a time Redis was unavailable (its failures are redis_unavailable's)."""
+    times = [s.observed_at for s in history if store_unavailable(s) is not None]
+    newest = max(history, key=lambda s: s.observed_at) if history else None
+    newest_down = newest is not None and store_unavailable(newest) is not None
+    slack = timedelta(seconds=0.5)  # the observer's cadence: an outage may start between two snapshots
+
+    def explained(stats: WorkloadStats) -> bool:
+        if stats.ended_at is None:
+            return newest_down
+        start = stats.ended_at - timedelta(seconds=stats.interval_s)
+        return any(start - slack <= t <= stats.ended_at + slack for t in times)
+
+    return explained
+
+
+def _since(run: Sequence[tuple[WorkloadStats, Any]]) -> str | None:
+    first = run[0][0]
+    if first.ended_at is None:
+        return None
+    return _iso(first.ended_at - timedelta(seconds=first.interval_s))
+
+
+class ErrorRate(Invariant):
+    """Clients' checks succeed: a check fails only when every node failed it.
+
+    The load generator fails a request over to the next node, so a key's
+    request is an error only when no node could decide it; one dead node
+    causes none. Fires (entity ``checks``) when, in each of a trailing run of at
+    least 2 workload intervals covering at least ``grace_s`` = 1.0 s of traffic,
+    at least ``min_sent`` = 20 requests were sent and at least ``threshold`` =
+    10% of them failed. Why 10%: a healthy cluster fails none (so any
+    sustained failure is real), yet a handful of failures around a node restart
+    (a few requests out of ~180/s) stays far below it. Inhibited for intervals
+    that overlap a Redis outage (``redis_unavailable`` owns those). The
+    evidence names the failing nodes and keys and Redis's last write-probe result.
+    """
+
+    name = "error_rate"
+    description = "clients' rate checks succeed (under 10% failing)"
+    grace_s = 1.0
+    threshold = 0.10
+    min_sent = 20
+
+    def evaluate(
+        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
+    ) -> list[Violation]:
+        stats = recent_workload(history, workload)
+        explained = _explained_by_store(history)
+
+        def failing(s: WorkloadStats) -> tuple[int, int] | None:
+            sent = sum(k.sent for k in s.keys)
+            errors = sum(k.errors for k in s.keys)
+            if explained(s) or sent < self.min_sent or errors < self.threshold * sent:
+                return None
+            return sent, errors
+
+        run = _persisting(stats, failing)
+        held = _intervals_held(run, self.grace_s)
+        if held is None:
+            return []
+        last = run[-1][0]
+        sent, errors = sum(x[0] for _, x in run), sum(x[1] for _, x in run)
+        backend = _latest_backend(history)
+        evidence: dict[str, Any] = {
+            "sent": sent,
+            "errors": errors,
+            "error_ratio": round(errors / sent, 3),
+            "threshold": self.threshold,
+            "keys": {k.key: k.errors for k in last.keys if k.errors},
+            "node_errors": {n.node: n.errors for n in last.nodes if n.errors},
+            "intervals": len(run),
+            "since": _since(run),
+            "failing_for_s": round(held, 3),
+        }
+        if backend is not None:
+            evidence["redis_write_probe"] = backend.info.get("write_probe")
+            evidence["redis_write_error"] = backend.write_error
+        summary = f"{errors} of {sent} rate checks failed over {held:.1f}s ({errors / sent:.0%})"
+        return [Violation(self.name, "checks", summary, evidence)]
+
+
+def _latest_backend(history: Sequence[ObsSnapshot]) -> BackendView | None:
+    snaps = [s for s in _ordered(history) if s.backend is not None]
+    return snaps[-1].backend if snaps else None
+
+
+class HighLatency(Invariant):
+    """Checks are fast: every node's p99 check latency (as clients see it) stays under 200 ms.
+
+    Fires (entity ``checks``) when, in each of a trailing run of at least 2
+    workload intervals covering at least ``grace_s`` = 1.0 s, some node with at
+    least ``min_checks`` = 20 decided checks (so a p99 means something) had a
+    p99 above ``threshold_ms`` = 200 ms. Why 200 ms: the node's target is p99
+    ≤ 10 ms on loopback; 20x that is well above the scheduling jitter of a busy
+    2-core machine running the whole lab, and below the nodes' 0.5 s Redis
+    timeout, so it reports a slow store before checks turn into errors.
+    Failed checks are not timed (``error_rate`` counts them). Inhibited for
+    intervals that overlap a Redis outage (``redis_unavailable`` owns those).
+    """
+
+    name = "high_latency"
+    description = "rate checks are fast (every node's p99 under 200 ms)"
+    grace_s = 1.0
+    threshold_ms = 200.0
+    min_checks = 20
+
+    def evaluate(
+        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
+    ) -> list[Violation]:
+        stats = recent_workload(history, workload)
+        explained = _explained_by_store(history)
+
+        def slow(s: WorkloadStats) -> dict[str, float] | None:
+            if explained(s):
+                return None
+            nodes = {n.node: n.p99_ms for n in s.nodes
+                     if n.allowed + n.blocked >= self.min_checks and n.p99_ms > self.threshold_ms}
+            return nodes or None
+
+        run = _persisting(stats, slow)
+        held = _intervals_held(run, self.grace_s)
+        if held is None:
+            return []
+        nodes = run[-1][1]
+        evidence = {
+            "p99_ms": nodes,
+            "threshold_ms": self.threshold_ms,
+            "intervals": len(run),
+            "since": _since(run),
+            "slow_for_s": round(held, 3),
+        }
+        worst = max(nodes, key=nodes.__getitem__)
+        summary = f"rate checks are slow: p99 {nodes[worst]:.0f} ms on {worst} (threshold {self.threshold_ms:.0f} ms)"
+        return [Violation(self.name, "checks", summary, evidence)]
+
+
+class GhostAllowing(Invariant):
+    """No node admits requests that the shared window would block (no node fails open).
+
+    A node that allows without consulting Redis is invisible to Redis (it
+    writes nothing), so it is judged from what clients got, per workload
+    interval of length ``T``, for each key ``k`` with limit ``L`` per window ``W``
+    (the window from the snapshots), with ``cap = L * T/W * 1.25 + 2``:
+
+    1. clients were allowed more than the limit: ``allowed_k > cap``. A correct
+       cluster admits at most ``L`` per window, so a steady client gets at most
+       ``L*T/W`` (a few more at the interval's edges: the 25% and 2 cover them);
+       a fail-open node among three, with the workload's 2.5x key, lets clients
+       through at ~1.8x;
+    2. and a node answered at least ``min_decided`` = 5 checks on ``k`` and blocked at
+       most 5% of them: under (1) the key is over its limit, so every correct node
+       blocks a large share of it (with a ghost among three at 2.5x: ~40%; all of
+       them ~60% without), while the ghost blocks none.
+
+    Fires for each such node (entity: the node id) when that holds in each of a
+    trailing run of at least 2 intervals covering at least ``grace_s`` = 1.0 s
+    (one interval's noise never fires it; the interval in which the fault began
+    is mixed and usually does not count). An interval in which the node decided
+    fewer than 5 checks on every key clients sent more than ``cap`` of (e.g. it
+    was restarting) is no evidence either way and is skipped, so the violation
+    clears only once the node is seen blocking such a key again (or there is no
+    such key). A legitimate burst on a key is blocked by every node alike and
+    fails (2); a lowered limit fails (1) after one interval. The evidence has the
+    per-node counts for each over-admitted key.
+    """
+
+    name = "ghost_allowing"
+    description = "no node admits requests the shared window would block (clients never get more than the limit)"
+    grace_s = 1.0
+    slack_ratio = 1.25
+    slack_abs = 2
+    min_decided = 5
+    max_blocked_ratio = 0.05
+
+    def evaluate(
+        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
+    ) -> list[Violation]:
+        stats = recent_workload(history, workload)
+        if not stats:
+            return []
+        windows = {c.key: c.window_s for s in _ordered(history) for c in s.counters}
+        verdicts = [self._verdicts(s, windows) for s in stats]
+        nodes = sorted({n for v in verdicts for n, found in v.items() if found is not None})
+        out = []
+        for node in nodes:
+            judged = [(s, v[node]) for s, v in zip(stats, verdicts, strict=True) if node in v]
+            run = _persisting(judged, lambda p: p[1])
+            flat = [(s, found) for (s, _), found in run]
+            held = _intervals_held(flat, self.grace_s)
+            if held is None:
+                continue
+            keys = flat[-1][1]
+            evidence = {
+                "node": node,
+                "keys": keys,
+                "intervals": len(flat),
+                "since": _since(flat),
+                "ghost_for_s": round(held, 3),
+                "rule": f"allowed > limit*T/W*{self.slack_ratio}+{self.slack_abs} and the node blocked "
+                        f"<= {self.max_blocked_ratio:.0%} of >= {self.min_decided} checks on the key",
+            }
+            k = keys[0]
+            own = k["by_node"][node]
+            summary = (f"node {node} blocked {own['blocked']} of {own['allowed'] + own['blocked']} checks on "
+                       f"over-limit key {k['key']} while clients were allowed {k['allowed']} against "
+                       f"{k['allowed_max']} at most")
+            out.append(Violation(self.name, node, summary, evidence))
+        return out
+
+    def _verdicts(self, stats: WorkloadStats, windows: dict[str, float]) -> dict[str, list[dict[str, Any]] | None]:
+        """Per node, in this interval: evidence (a list) if it looks fail-open, None if it is seen blocking
+        as it should (or no key is over-demanded: nothing to see). Nodes absent: no evidence either way."""
+        suspects: dict[str, list[dict[str, Any]]] = {}
+        innocent: set[str] = set()
+        over_demanded = False
+        for key in stats.keys:
+            window = windows.get(key.key)
+            if window is None or window <= 0:
+                continue
+            cap = key.limit * stats.interval_s / window * self.slack_ratio + self.slack_abs
+            if key.sent <= cap:
+                continue
+            over_demanded = True
+            by_node = _by_node(stats, key)
+            for node, c in by_node.items():
+                decided = c["allowed"] + c["blocked"]
+                if decided < self.min_decided:
+                    continue
+                if key.allowed > cap and c["blocked"] <= self.max_blocked_ratio * decided:
+                    suspects.setdefault(node, []).append({
+                        "key": key.key, "limit": key.limit, "window_s": window,
+                        "interval_s": stats.interval_s, "allowed": key.allowed,
+                        "allowed_max": round(cap, 1), "by_node": by_node,
+                    })
+                else:
+                    innocent.add(node)
+        out: dict[str, list[dict[str, Any]] | None] = {}
+        if not over_demanded:
+            return {n.node: None for n in stats.nodes}
+        for node in innocent - set(suspects):
+            out[node] = None
+        out.update(suspects)
+        return out
+
+
+def _by_node(stats: WorkloadStats, key: KeyStats) -> dict[str, dict[str, int]]:
+    out = {}
+    for n in stats.nodes:
+        for k in n.keys:
+            if k.key == key.key:
+                out[n.node] = {"sent": k.sent, "allowed": k.allowed, "blocked": k.blocked, "errors": k.errors}
+    return out
 
 
 class ObserverBlind(Invariant):
@@ -201,4 +718,5 @@ class ObserverBlind(Invariant):
 
 
 def invariants() -> list[Invariant]:
-    return [NodeDown(), OverLimit(), ObserverBlind()]
+    return [NodeDown(), OverLimit(), CounterDrift(), LimitPolicyDrift(), RedisUnavailable(), ErrorRate(),
+            HighLatency(), GhostAllowing(), ObserverBlind()]

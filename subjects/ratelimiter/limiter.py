@@ -15,6 +15,9 @@ caller's clock: nodes with skewed clocks still agree on every window.
 - ``heartbeat`` records ``node -> {url, pid, instance, started_at_us,
   last_seen_us}`` in one hash with Redis time, so a node that stops beating
   reads as down (its entry stays) rather than vanishing.
+- ``set_maintenance`` announces a planned restart of a node (``node ->
+  {until_us, reason}``, Redis time): the operator's restart is not an incident
+  while it lasts, and the announcement expires by itself.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ WINDOW_LUA = resources.files("subjects.ratelimiter").joinpath("window.lua").read
 
 # KEYS[1] limits hash, KEYS[2..n+1] window ZSETs; ARGV[1] window_us, ARGV[2..n+1] policy
 # keys, ARGV[n+2..2n+1] declared limits. Read-only.
-COUNTERS_LUA = """
+COUNTERS_LUA = """#!lua flags=no-writes
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window = tonumber(ARGV[1])
@@ -57,7 +60,9 @@ return out
 """
 
 # KEYS[1] nodes hash; ARGV node, url, pid, instance. Keeps started_at while the instance is the same.
-HEARTBEAT_LUA = """
+# allow-oom: a heartbeat rewrites one fixed-size field, so liveness survives a full Redis
+# (otherwise an out-of-memory store would masquerade as every node being dead).
+HEARTBEAT_LUA = """#!lua flags=allow-oom
 local t = redis.call('TIME')
 local now = t[1] .. string.format('%06d', tonumber(t[2]))
 local started = now
@@ -75,7 +80,8 @@ return {t[1], t[2]}
 """
 
 # KEYS[1] window ZSET; ARGV[1] window_us. Removes future-dated and expired entries.
-PRUNE_LUA = """
+# allow-oom: pruning only frees memory, so it must work when Redis is full.
+PRUNE_LUA = """#!lua flags=allow-oom
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window = tonumber(ARGV[1])
@@ -85,7 +91,7 @@ return {future, expired, redis.call('ZCARD', KEYS[1])}
 """
 
 # KEYS[1] window ZSET; ARGV[1] offset_us ahead of now, ARGV[2] window_us, ARGV[3..] members.
-FUTURE_ENTRIES_LUA = """
+FUTURE_ENTRIES_LUA = """#!lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local base = now + tonumber(ARGV[1])
@@ -163,6 +169,13 @@ class NodeRecord:
     last_seen_us: int | None
     now_us: int
     down_after_s: float
+    maintenance_until_us: int | None = None
+    maintenance_reason: str = ""
+
+    @property
+    def in_maintenance(self) -> bool:
+        """A planned restart is announced for this node and has not expired (by Redis time)."""
+        return self.maintenance_until_us is not None and self.maintenance_until_us > self.now_us
 
     @property
     def age_s(self) -> float | None:
@@ -189,6 +202,9 @@ class NodeRecord:
             "last_seen": us_to_datetime(self.last_seen_us).isoformat() if self.last_seen_us else None,
             "age_s": None if self.age_s is None else round(self.age_s, 3),
             "status": self.status,
+            "maintenance": (f"{self.maintenance_reason or 'planned'} until "
+                            f"{us_to_datetime(self.maintenance_until_us).isoformat()}"
+                            if self.in_maintenance and self.maintenance_until_us else None),
         }
 
 
@@ -219,13 +235,6 @@ class LimiterStore:
         """Redis server time in microseconds."""
         seconds, micros = await self.redis.time()
         return _time_us(seconds, micros)
-
-    async def info(self) -> dict[str, Any]:
-        """A few INFO fields worth showing an operator."""
-        raw = await self.redis.info()
-        wanted = ("redis_version", "valkey_version", "uptime_in_seconds", "connected_clients",
-                  "used_memory_human", "instantaneous_ops_per_sec", "role")
-        return {k: raw[k] for k in wanted if k in raw}
 
     # -- limits ---------------------------------------------------------------
 
@@ -333,7 +342,8 @@ class LimiterStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.time()
             pipe.hgetall(self.settings.nodes_key)
-            (seconds, micros), raw = await pipe.execute()
+            pipe.hgetall(self.settings.maintenance_key)
+            (seconds, micros), raw, planned = await pipe.execute()
         now = _time_us(seconds, micros)
         out: dict[str, NodeRecord] = {}
         for node, doc in sorted(raw.items()):
@@ -341,6 +351,10 @@ class LimiterStore:
                 info = json.loads(doc)
             except ValueError:
                 info = {}
+            try:
+                plan = json.loads(planned[node]) if node in planned else {}
+            except ValueError:
+                plan = {}
             out[node] = NodeRecord(
                 node=node,
                 url=str(info.get("url", "")),
@@ -350,8 +364,19 @@ class LimiterStore:
                 last_seen_us=int(info["last_seen_us"]) if info.get("last_seen_us") else None,
                 now_us=now,
                 down_after_s=self.settings.down_after_s,
+                maintenance_until_us=int(plan["until_us"]) if isinstance(plan.get("until_us"), int) else None,
+                maintenance_reason=str(plan.get("reason", "")),
             )
         return now, out
+
+    async def set_maintenance(self, node: str, seconds: float, reason: str) -> int:
+        """Announce a planned restart of ``node`` for ``seconds`` (Redis time); returns its end in µs."""
+        until = await self.now_us() + round(seconds * 1_000_000)
+        await self.redis.hset(self.settings.maintenance_key, node, json.dumps({"until_us": until, "reason": reason}))
+        return until
+
+    async def clear_maintenance(self, node: str) -> None:
+        await self.redis.hdel(self.settings.maintenance_key, node)
 
     async def clear(self) -> None:
         """Delete every key under the prefix (a clean subject state for a new run)."""

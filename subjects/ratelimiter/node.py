@@ -13,6 +13,11 @@ Redis, so any node answers for any key. HTTP API (JSON everywhere):
 - ``GET /admin/counters``: each policy key's count in the window, limit and
   future-dated entries.
 - ``POST /admin/counters/{key}/reset``, ``PUT /admin/limits/{key}`` ``{"limit": n}``.
+- Fault hooks, for the lab's chaos service only (served while ``fault_hooks``
+  is on): ``GET /admin/faults``; ``PUT``/``DELETE /admin/faults/fail_open``
+  makes this node fail open, i.e. admit every request for a policy key without
+  consulting Redis (the ``ghost_allowing`` fault), or behave again. The state
+  lives in the process's memory only, so a restarted node is repaired.
 
 Heartbeats: every ``heartbeat_s`` the node writes its record (url, pid,
 started_at, last_seen in Redis time) into the nodes hash. The first heartbeat
@@ -39,6 +44,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import count
 from typing import Any
 from urllib.parse import urlparse
@@ -106,6 +112,7 @@ class Node:
         self._seq = count(1)
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._heartbeat_failing = False
+        self.fail_open_since: float | None = None  # wall time the fail-open fault hook was set
 
     # -- app --------------------------------------------------------------------
 
@@ -118,6 +125,10 @@ class Node:
         app.router.add_get("/admin/counters", self.admin_counters)
         app.router.add_post("/admin/counters/{key}/reset", self.admin_reset)
         app.router.add_put("/admin/limits/{key}", self.admin_set_limit)
+        if self.settings.fault_hooks:
+            app.router.add_get("/admin/faults", self.admin_faults)
+            app.router.add_put("/admin/faults/fail_open", self.admin_fail_open)
+            app.router.add_delete("/admin/faults/fail_open", self.admin_fail_open)
         return app
 
     @web.middleware
@@ -162,6 +173,10 @@ class Node:
             raise ValueError("key must be a non-empty string")
         if not isinstance(cost, int) or isinstance(cost, bool) or not 1 <= cost <= 1000:
             raise ValueError("cost must be an integer in 1..1000")
+        if self.fail_open_since is not None and key in self.settings.policy:
+            # the ghost_allowing fault: admit without consulting Redis, and look normal doing it
+            self.metrics.outcome["allowed"].inc()
+            return self._json({"allowed": True, "count": 0, "limit": self.settings.policy[key]})
         member = f"{self.ident.node}:{self.instance}:{next(self._seq)}"
         start = time.perf_counter()
         try:
@@ -226,6 +241,28 @@ class Node:
         previous = await self.store.set_limit(key, limit)
         log.info("limit set key=%s limit=%d previous=%d", key, limit, previous)
         return self._json({"key": key, "limit": limit, "previous": previous})
+
+    # -- fault hooks (chaos only) ----------------------------------------------------
+
+    def _fault_state(self) -> dict[str, Any]:
+        since = self.fail_open_since
+        return {"fail_open": since is not None,
+                "since": None if since is None else datetime.fromtimestamp(since, UTC).isoformat(),
+                "instance": self.instance, "pid": os.getpid()}
+
+    async def admin_faults(self, request: web.Request) -> web.Response:
+        return self._json(self._fault_state())
+
+    async def admin_fail_open(self, request: web.Request) -> web.Response:
+        previous = self.fail_open_since is not None
+        if request.method == "PUT":
+            if not previous:
+                self.fail_open_since = time.time()
+                log.warning("fault hook: failing open node=%s (admitting without Redis)", self.ident.node)
+        elif previous:
+            self.fail_open_since = None
+            log.warning("fault hook: fail-open cleared node=%s", self.ident.node)
+        return self._json({**self._fault_state(), "previous": previous})
 
     # -- heartbeat ----------------------------------------------------------------
 

@@ -5,6 +5,14 @@ nodes seed the shared limits hash from it, the monitor reports a counter for
 every policy key, and the agent's tools refuse keys outside it. Override it
 with ``OPLAB_RL_POLICY='{"user:alice": 40, ...}'``.
 
+The declared Redis memory configuration (``redis_maxmemory``,
+``redis_maxmemory_policy``) is lab configuration too: it is what the
+``set_memory_limit`` tool restores. ``noeviction`` is the right policy for a
+limiter: evicting a window would silently forget admitted requests.
+
+``fault_hooks`` exposes the nodes' ``/admin/faults`` endpoints, through which
+the chaos service makes a node fail open; turn it off outside a lab.
+
 ``nodes`` names the lab's nodes and where they serve HTTP, as
 ``node-1=http://127.0.0.1:8101,node-2=...``. The node processes run under a
 supervisord reachable at ``supervisor_url`` (XML-RPC), one program per node,
@@ -14,6 +22,7 @@ program name == node id.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +82,14 @@ class RateLimiterSettings(BaseSettings):
     observe_timeout_s: float = Field(default=1.0, gt=0, description="Bound on one whole observe()")
     supervisor_timeout_s: float = Field(default=5.0, gt=0)
     restart_deadline_s: float = Field(default=10.0, gt=0, description="How long restart_node waits")
+    write_probe_timeout_s: float = Field(default=0.25, gt=0,
+                                         description="Bound on the observer's write probe (a paused Redis hangs it)")
+    redis_maxmemory: int = Field(default=0, ge=0, description="Declared Redis maxmemory in bytes (0 = no limit)")
+    redis_maxmemory_policy: Literal[
+        "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",
+        "volatile-random", "volatile-ttl",
+    ] = Field(default="noeviction", description="Declared Redis maxmemory-policy")
+    fault_hooks: bool = Field(default=True, description="Serve the nodes' /admin/faults hooks (chaos only)")
 
     @field_validator("nodes")
     @classmethod
@@ -121,6 +138,16 @@ class RateLimiterSettings(BaseSettings):
     def seen_key(self) -> str:
         """Hash: node id -> last heartbeat as Redis server time in microseconds."""
         return f"{self.key_prefix}:seen"
+
+    @property
+    def maintenance_key(self) -> str:
+        """Hash: node id -> JSON {until_us, reason}: a planned restart announced by restart_node."""
+        return f"{self.key_prefix}:maintenance"
+
+    @property
+    def probe_key(self) -> str:
+        """String the observer writes (with a short expiry) to prove Redis accepts writes."""
+        return f"{self.key_prefix}:probe"
 
     def window_key(self, key: str) -> str:
         """ZSET holding the sliding-window log of one policy key (score = microseconds)."""

@@ -1,22 +1,31 @@
 """The agent's typed tools for the rate limiter.
 
-Read-only: ``list_nodes``, ``read_counters``, ``read_policy``. Mutating:
-``reset_counter``, ``prune_counter`` (policy keys only) and ``restart_node``
-(lab nodes only). Each takes a pydantic argument model with ``extra="forbid"``;
-none runs a shell or an arbitrary Redis command. Targets outside the lab raise
+Read-only: ``list_nodes``, ``node_status``, ``read_counters``, ``read_policy``,
+``redis_info``. Mutating: ``reset_counter``, ``prune_counter``, ``set_limit``
+(policy keys only), ``restart_node`` (lab nodes only), ``unpause_redis`` and
+``set_memory_limit`` (the lab's Redis; fixed commands, the latter restores the
+declared configuration and takes no value). Each takes a pydantic argument
+model with ``extra="forbid"``; none runs a shell or an arbitrary Redis command.
+Targets outside the lab and values outside the allowed bounds raise
 :class:`RefusedError` and change nothing; a failure to act raises
-:class:`AdapterError` with the reason.
+:class:`AdapterError` with the reason. Every Redis call is bounded by the
+client's timeouts, so a paused or hung Redis makes a tool fail or report it,
+never hang.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
-from subjects.base import AdapterError, Tool
+from subjects.base import AdapterError, RefusedError, Tool
+from subjects.ratelimiter.backend import describe_redis_error, out_of_memory, paused_actions
 
 if TYPE_CHECKING:
     from subjects.ratelimiter.adapter import RateLimiterAdapter
@@ -30,6 +39,18 @@ class KeyArgs(BaseModel):
 class NodeArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     node: str = Field(description="a node id, e.g. node-2")
+
+
+class RestartArgs(NodeArgs):
+    force: bool = Field(default=False, description=(
+        "restart even if the node reads healthy (for a node that runs but misbehaves, e.g. admits "
+        "requests it should block); default: only start or restart a node that is down or unhealthy"))
+
+
+class SetLimitArgs(KeyArgs):
+    limit: int | None = Field(default=None, ge=0, description=(
+        "the new limit per window; default: the declared policy's limit for the key. Other values must "
+        "lie within a quarter and four times the declared limit"))
 
 
 class _RateLimiterTool(Tool):
@@ -124,21 +145,192 @@ class RestartNode(_RateLimiterTool):
     name = "restart_node"
     description = (
         "Make a node run again through the process supervisor: start it if its process is not running, "
-        "stop and start it if it runs but stays unhealthy, then wait until its /health answers and its "
-        "heartbeat is fresh. Mutating."
+        "stop and start it if it runs but stays unhealthy (with force: stop and start it in any case, which "
+        "clears whatever state its process held), then wait until its /health answers and its heartbeat "
+        "is fresh. The restart is announced as planned maintenance while it lasts. Mutating."
+    )
+    args_model = RestartArgs
+    mutating = True
+
+    async def run(self, args: BaseModel) -> Any:
+        assert isinstance(args, RestartArgs)
+        node = self.adapter.require_node(args.node)
+        previous = await self.adapter.control.state(node)
+        previous_pid = await self.adapter.control.pid(node)
+        deadline = self.adapter.settings.restart_deadline_s
+        # announce the planned restart (bounded, best effort): its own downtime is no incident
+        store = self.adapter.store
+        try:
+            await store.set_maintenance(node, deadline + 2.0, "restart_node")
+            announced = True
+        except (RedisError, OSError):
+            announced = False
+        try:
+            if args.force:
+                action = await self.adapter.restart(node, deadline)
+            else:
+                action = await self.adapter.ensure_running(node, deadline)
+        finally:
+            if announced:
+                with contextlib.suppress(RedisError, OSError):
+                    await store.clear_maintenance(node)
+        return {"node": node, "action": action, "previous_state": previous, "previous_pid": previous_pid,
+                "state": await self.adapter.control.state(node), "pid": await self.adapter.control.pid(node),
+                "announced": announced}
+
+
+class NodeStatus(_RateLimiterTool):
+    name = "node_status"
+    description = (
+        "One node in detail: its /health answer, the supervisor's process state, its last heartbeat, and "
+        "the rate checks it has decided since it started, by outcome (allowed, blocked, error), from its "
+        "own metrics."
     )
     args_model = NodeArgs
-    mutating = True
 
     async def run(self, args: BaseModel) -> Any:
         assert isinstance(args, NodeArgs)
         node = self.adapter.require_node(args.node)
-        previous = await self.adapter.control.state(node)
-        action = await self.adapter.ensure_running(node, self.adapter.settings.restart_deadline_s)
-        return {"node": node, "action": action, "previous_state": previous,
-                "state": await self.adapter.control.state(node), "pid": await self.adapter.control.pid(node)}
+        probe_task = asyncio.ensure_future(self.adapter.probe(node))
+        metrics_task = asyncio.ensure_future(self._metrics(node))
+        try:
+            process: str = await self.adapter.control.state(node)
+            pid = await self.adapter.control.pid(node)
+        except AdapterError as exc:
+            process, pid = f"unknown ({exc})", None
+        record = await self.adapter.heartbeat(node)
+        probe, metrics = await asyncio.gather(probe_task, metrics_task)
+        return {
+            "node": node,
+            "health": {"ok": probe.ok, "status": probe.status, "detail": probe.detail,
+                       "latency_ms": round(probe.latency_ms, 3)},
+            "process": process,
+            "pid": pid,
+            "heartbeat": record.as_dict() if record is not None else None,
+            "checks": metrics,
+        }
+
+    async def _metrics(self, node: str) -> dict[str, Any]:
+        try:
+            text = await self.adapter.node_text(node, "/metrics")
+        except AdapterError as exc:
+            return {"error": str(exc)}
+        outcomes: dict[str, int] = {}
+        for family in text_string_to_metric_families(text):
+            if family.name == "ratelimiter_checks":
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        outcomes[sample.labels.get("outcome", "?")] = int(sample.value)
+        decided = outcomes.get("allowed", 0) + outcomes.get("blocked", 0)
+        return {"since_start": outcomes,
+                "blocked_ratio": round(outcomes.get("blocked", 0) / decided, 3) if decided else None}
+
+
+class RedisInfo(_RateLimiterTool):
+    name = "redis_info"
+    description = (
+        "The lab's Redis as an operator sees it: reachable or not, PING latency, whether a write is accepted "
+        "now (ok, timeout = writes paused or hung, oom = out of memory), CLIENT PAUSE state, memory in use "
+        "against maxmemory and its policy, compared with the lab's declared memory configuration, and a few "
+        "INFO fields. Never hangs: an unreachable Redis is reported, not raised."
+    )
+
+    async def run(self, args: BaseModel) -> Any:
+        settings, backend = self.adapter.settings, self.adapter.backend
+        declared = {"maxmemory": settings.redis_maxmemory, "maxmemory_policy": settings.redis_maxmemory_policy}
+        write_task = asyncio.ensure_future(backend.write_probe())
+        try:
+            ping_ms = await self.adapter.store.ping_ms()
+            info = await backend.info()
+        except (RedisError, OSError) as exc:
+            write = await write_task
+            return {"reachable": False, "error": describe_redis_error(exc), "address": self.adapter.redis_address(),
+                    "write": write.as_dict(), "declared": declared}
+        write = await write_task
+        paused = paused_actions(info)
+        memory = {k: info.get(k) for k in ("used_memory", "used_memory_human", "maxmemory", "maxmemory_human",
+                                          "maxmemory_policy")}
+        return {
+            "reachable": True,
+            "address": self.adapter.redis_address(),
+            "ping_ms": round(ping_ms, 3),
+            "write": write.as_dict(),
+            "paused": paused is not None or write.kind == "timeout",
+            "paused_actions": paused,
+            "paused_timeout_ms": info.get("paused_timeout_milliseconds"),
+            "out_of_memory": out_of_memory(info) or write.kind == "oom",
+            "memory": memory,
+            "declared": declared,
+            "memory_matches_declared": (info.get("maxmemory") == declared["maxmemory"]
+                                        and info.get("maxmemory_policy") == declared["maxmemory_policy"]),
+            "info": {k: info[k] for k in ("redis_version", "valkey_version", "uptime_in_seconds",
+                                          "connected_clients", "blocked_clients", "instantaneous_ops_per_sec",
+                                          "role") if k in info},
+        }
+
+
+class UnpauseRedis(_RateLimiterTool):
+    name = "unpause_redis"
+    description = (
+        "Lift a CLIENT PAUSE on the lab's Redis (CLIENT UNPAUSE), then check that a write is accepted. "
+        "Harmless when nothing is paused. Mutating."
+    )
+    mutating = True
+
+    async def run(self, args: BaseModel) -> Any:
+        backend = self.adapter.backend
+        try:
+            before = paused_actions(await backend.info())
+        except (RedisError, OSError):
+            before = None
+        await _redis("unpause_redis", backend.unpause())
+        write = await backend.write_probe()
+        return {"unpaused": True, "paused_before": before, "writable": write.ok, "write": write.as_dict()}
+
+
+class SetMemoryLimit(_RateLimiterTool):
+    name = "set_memory_limit"
+    description = (
+        "Restore the lab's declared Redis memory configuration (maxmemory and maxmemory-policy, from the lab "
+        "settings; takes no value), then check that a write is accepted. Mutating."
+    )
+    mutating = True
+
+    async def run(self, args: BaseModel) -> Any:
+        settings, backend = self.adapter.settings, self.adapter.backend
+        previous = await _redis("set_memory_limit", backend.memory_config())
+        await _redis("set_memory_limit", backend.set_memory_config(settings.redis_maxmemory,
+                                                                   settings.redis_maxmemory_policy))
+        now = await _redis("set_memory_limit", backend.memory_config())
+        used = await _redis("set_memory_limit", backend.used_memory())
+        write = await backend.write_probe()
+        return {"previous": previous, "now": now, "used_memory": used, "writable": write.ok,
+                "write": write.as_dict()}
+
+
+class SetLimit(_RateLimiterTool):
+    name = "set_limit"
+    description = (
+        "Set the limit in force for one policy key: by default back to the declared policy's value; another "
+        "value must lie within a quarter and four times the declared limit. Mutating."
+    )
+    args_model = SetLimitArgs
+    mutating = True
+
+    async def run(self, args: BaseModel) -> Any:
+        assert isinstance(args, SetLimitArgs)
+        key = self.adapter.require_key(args.key)
+        declared = self.adapter.settings.policy[key]
+        limit = declared if args.limit is None else args.limit
+        low, high = math.ceil(declared / 4), declared * 4
+        if limit != declared and not (max(1, low) <= limit <= high):
+            raise RefusedError(f"limit {limit} for {key} is outside the allowed range {max(1, low)}..{high} "
+                               f"(declared {declared}); pass no limit to restore the declared one")
+        previous = await _redis("set_limit", self.adapter.store.set_limit(key, limit))
+        return {"key": key, "limit": limit, "previous": previous, "declared": declared}
 
 
 def tools(adapter: RateLimiterAdapter) -> list[Tool]:
-    return [ListNodes(adapter), ReadCounters(adapter), ReadPolicy(adapter), ResetCounter(adapter),
-            PruneCounter(adapter), RestartNode(adapter)]
+    return [ListNodes(adapter), NodeStatus(adapter), ReadCounters(adapter), ReadPolicy(adapter),
+            RedisInfo(adapter), ResetCounter(adapter), PruneCounter(adapter), SetLimit(adapter),
+            RestartNode(adapter), UnpauseRedis(adapter), SetMemoryLimit(adapter)]

@@ -1,4 +1,11 @@
+#!lua
 -- Sliding-window log rate check, atomic in Redis, timed by Redis server time.
+--
+-- The shebang (no flags) declares a script that may write: Redis refuses it as a
+-- whole while it is out of memory (maxmemory reached, noeviction) or paused for
+-- writes. Without it a legacy script whose first write is a no-op ZREMRANGEBYSCORE
+-- would slip past the OOM check and grow memory beyond maxmemory; with it the
+-- limiter fails closed (the node answers 503) instead.
 --
 -- KEYS[1]  window ZSET of one key (member = unique request id, score = microseconds)
 -- KEYS[2]  limits hash (policy key -> limit)

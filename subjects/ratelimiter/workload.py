@@ -1,9 +1,17 @@
 """Realistic client traffic on the rate limiter, doubling as a black-box prober.
 
 Each policy key gets a steady arrival rate relative to its limit: by default
-the keys cycle through 80%, 65%, 90%, 130% and 75% of their limit per window,
-so most traffic is admitted and the 130% key is routinely blocked, as a real
-API's noisiest client would be. Arrivals are evenly spaced with ±20% jitter.
+the keys cycle through 80%, 65%, 90%, 250% and 75% of their limit per window,
+so most traffic is admitted and the 250% key is routinely blocked, as a real
+API's abusive client would be. Arrivals are evenly spaced with ±20% jitter.
+
+The over-rate key doubles as a black-box probe of enforcement: every node
+receives a share of it, so every correct node blocks part of that share. A node
+that fails open blocks none of its share while clients get far more than the
+limit through, which is how ``ghost_allowing`` sees and attributes it (with a
+barely-over-rate key the fail-open node's share would be within the limit anyway
+and the fault would be invisible: at 2.5x a correct node blocks ~60%, and with a
+ghost among three nodes clients get ~1.8x the limit).
 
 Requests go round-robin over the nodes; a connection error or timeout counts
 as an error against that node and the request fails over to the next node
@@ -11,7 +19,12 @@ as an error against that node and the request fails over to the next node
 every node failed. Concurrency is bounded by a semaphore over one aiohttp
 session (keep-alive; a stale pooled connection is just another failover).
 Each interval the caller receives a :class:`~events.WorkloadStats` with per-key
-sent/allowed/blocked/errors and per-node sent/allowed/blocked/errors/p50/p99.
+sent/allowed/blocked/errors, per-node sent/allowed/blocked/errors/p50/p99 and,
+per node, the same counts per key (``NodeStats.keys``), stamped with the
+interval's end (``ended_at``). Per-key counts are logical requests (after
+failover); per-node counts are attempts, so for every key the nodes' allowed
+and blocked add up to the key's, and their errors are at least the key's.
+Latency percentiles cover decided checks (200/429); failures are counted, not timed.
 """
 
 from __future__ import annotations
@@ -27,12 +40,14 @@ from itertools import count
 import aiohttp
 
 from events import KeyStats, NodeStats, WorkloadStats
+from events.catalogue.workload import NodeKeyStats
+from events.envelope import utcnow
 from subjects.base import StatsSink, Workload
 from subjects.ratelimiter.settings import RateLimiterSettings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FACTORS = (0.8, 0.65, 0.9, 1.3, 0.75)
+DEFAULT_FACTORS = (0.8, 0.65, 0.9, 2.5, 0.75)
 
 
 @dataclass
@@ -45,12 +60,23 @@ class _KeyCounts:
 
 
 @dataclass
-class _NodeCounts:
+class _Counts:
     sent: int = 0
     allowed: int = 0
     blocked: int = 0
     errors: int = 0
+
+
+@dataclass
+class _NodeCounts(_Counts):
     latencies_ms: list[float] = field(default_factory=list)
+    keys: dict[str, _Counts] = field(default_factory=dict)
+
+    def key(self, key: str) -> _Counts:
+        counts = self.keys.get(key)
+        if counts is None:
+            counts = self.keys[key] = _Counts()
+        return counts
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -108,8 +134,11 @@ class RateLimiterWorkload(Workload):
             keys=[KeyStats(key=k, limit=c.limit, sent=c.sent, allowed=c.allowed, blocked=c.blocked,
                            errors=c.errors) for k, c in self._keys.items()],
             nodes=[NodeStats(node=n, sent=c.sent, allowed=c.allowed, blocked=c.blocked, errors=c.errors,
-                             p50_ms=_percentile(c.latencies_ms, 0.5), p99_ms=_percentile(c.latencies_ms, 0.99))
+                             p50_ms=_percentile(c.latencies_ms, 0.5), p99_ms=_percentile(c.latencies_ms, 0.99),
+                             keys=[NodeKeyStats(key=k, sent=kc.sent, allowed=kc.allowed, blocked=kc.blocked,
+                                                errors=kc.errors) for k, kc in c.keys.items()])
                    for n, c in self._node_counts.items()],
+            ended_at=utcnow(),
         )
         self._reset_counts()
         return stats
@@ -128,30 +157,32 @@ class RateLimiterWorkload(Workload):
                     body = await resp.json(content_type=None)
                     status = resp.status
             except (aiohttp.ClientError, TimeoutError, ValueError, OSError):
-                self._node_error(node)
+                self._node_error(node, key)
                 continue
             if status not in (200, 429) or not isinstance(body, dict):
-                self._node_error(node)  # the node answered but could not decide (e.g. 503: redis down)
+                self._node_error(node, key)  # the node answered but could not decide (e.g. 503: redis down)
                 continue
             per_node, counts = self._node_counts[node], self._keys[key]
+            node_key = per_node.key(key)
             per_node.sent += 1
+            node_key.sent += 1
             counts.sent += 1
             per_node.latencies_ms.append((loop.time() - start) * 1000)
             if isinstance(body.get("limit"), int):
                 counts.limit = body["limit"]
-            if body.get("allowed"):
-                per_node.allowed += 1
-                counts.allowed += 1
-            else:
-                per_node.blocked += 1
-                counts.blocked += 1
+            outcome = "allowed" if body.get("allowed") else "blocked"
+            for c in (per_node, node_key, counts):
+                setattr(c, outcome, getattr(c, outcome) + 1)
             return
         self._keys[key].sent += 1
         self._keys[key].errors += 1
 
-    def _node_error(self, node: str) -> None:
-        self._node_counts[node].sent += 1
-        self._node_counts[node].errors += 1
+    def _node_error(self, node: str, key: str) -> None:
+        per_node = self._node_counts[node]
+        node_key = per_node.key(key)
+        for c in (per_node, node_key):
+            c.sent += 1
+            c.errors += 1
 
     async def run(self, stop: asyncio.Event, on_stats: StatsSink, interval_s: float = 1.0) -> None:
         """Send traffic until ``stop`` is set; ``on_stats`` once per interval (and once at the end)."""

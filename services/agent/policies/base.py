@@ -13,7 +13,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SessionOutcome:
-    """What the policy concluded: remediated (verify it) or escalate with a reason."""
+    """What the policy concluded: remediated (verify it) or escalate with a reason.
+
+    ``reason`` is the escalation reason, or for a remediated outcome the policy's
+    own summary (the model's final answer), kept as the resolution note.
+    """
 
     remediated: bool
     reason: str = ""
@@ -21,6 +25,11 @@ class SessionOutcome:
 
 class Policy(abc.ABC):
     name: str
+    model: str | None = None
 
     @abc.abstractmethod
     async def work(self, session: Session) -> SessionOutcome: ...
+
+    async def finished(self, session: Session, outcome: str, reason: str) -> None:
+        """Called once the session's outcome is final (resolved, self-healed, escalated), before
+        ``agent.session_finished`` is recorded. Default: nothing."""

@@ -12,6 +12,7 @@ spawns on its first 1 s tick), so tests share them: ``cluster`` per package,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -28,7 +29,7 @@ import pytest
 
 from events import ObsSnapshot, WorkloadStats
 from oplab.infra import RunningServer, free_port
-from subjects.base import Invariant, Violation
+from subjects.base import Invariant, Playbook, ToolCall, Violation, Workload
 from subjects.ratelimiter import RateLimiterAdapter, RateLimiterSettings
 
 T = TypeVar("T")
@@ -59,10 +60,14 @@ class Watcher:
     adapter: RateLimiterAdapter
     history: list[ObsSnapshot] = field(default_factory=list)
     workload: list[WorkloadStats] = field(default_factory=list)
+    seen: dict[tuple[str, str], Violation] = field(default_factory=dict)
+    """Every (invariant, entity) any invariant reported after any observation, as a monitor would."""
 
     async def observe(self) -> ObsSnapshot:
         snap = await self.adapter.observe()
         self.history.append(snap)
+        for v in self.violations():
+            self.seen.setdefault((v.invariant, v.entity), v)
         return snap
 
     async def until_violated(self, invariant: Invariant, entity: str, timeout: float = 10.0) -> Violation:
@@ -80,6 +85,75 @@ class Watcher:
             return None if violated or not snap.ok else snap
 
         return await eventually(check, timeout, interval=0.1, what=f"{invariant.name} cleared on {entity}")
+
+    def violations(self) -> list[Violation]:
+        """Every invariant's violations on the history so far."""
+        return [v for inv in self.adapter.invariants() for v in inv.evaluate(self.history, self.workload)]
+
+    @asynccontextmanager
+    async def traffic(self, workload: Workload, interval_s: float = 0.5) -> AsyncIterator[list[WorkloadStats]]:
+        """Run ``workload``; its stats are appended to ``self.workload`` (and to the yielded list)."""
+        stats: list[WorkloadStats] = []
+
+        async def sink(s: WorkloadStats) -> None:
+            stats.append(s)
+            self.workload.append(s)
+
+        stop = asyncio.Event()
+        task = asyncio.create_task(workload.run(stop, sink, interval_s))
+        try:
+            yield stats
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+    @asynccontextmanager
+    async def watching(self, interval_s: float = 0.1) -> AsyncIterator[None]:
+        """Keep observing in the background (as the monitor does while an agent acts)."""
+        stop = asyncio.Event()
+
+        async def loop() -> None:
+            while not stop.is_set():
+                await self.observe()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval_s)
+
+        task = asyncio.create_task(loop())
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+
+    async def intervals(self, stats: list[WorkloadStats], n: int, timeout: float = 10.0) -> None:
+        """Observe until ``n`` more workload intervals have been reported."""
+        target = len(stats) + n
+
+        async def enough() -> bool:
+            await self.observe()
+            return len(stats) >= target
+
+        await eventually(enough, timeout, interval=0.1, what=f"{n} more workload intervals")
+
+
+async def run_playbook(adapter: RateLimiterAdapter, violation: Violation
+                       ) -> tuple[str, list[ToolCall], list[Any]]:
+    """What the rules policy does: diagnose with read-only tools, state a hypothesis, apply the remedy."""
+    playbook: Playbook = next(p for p in adapter.playbooks() if p.invariant == violation.invariant)
+    evidence = {**violation.evidence, "entity": violation.entity}
+    findings: dict[str, Any] = {}
+    for call in playbook.diagnose(evidence):
+        tool = adapter.tool(call.tool)
+        assert tool is not None and not tool.mutating
+        findings[call.tool] = await tool.call(call.args)
+    hypothesis = playbook.hypothesis(evidence, findings)
+    remedy = playbook.remedy(evidence, findings)
+    results = []
+    for call in remedy:
+        tool = adapter.tool(call.tool)
+        assert tool is not None and tool.mutating
+        results.append(await tool.call(call.args))
+    return hypothesis, remedy, results
 
 
 @dataclass

@@ -1,26 +1,61 @@
-"""The invariants as pure functions: grace judged from snapshot timestamps, blind snapshots skipped.
+"""The invariants as pure functions: thresholds, grace judged from timestamps, blind snapshots
+skipped, stale workload ignored, symptoms inhibited by their cause.
 
-(Their firing on real faults, from real snapshots, is in test_remedies.py and test_observe.py.)
+(Their firing on real faults, from real snapshots and workload stats, is in test_remedies.py,
+test_catalogue.py, test_redis_faults.py and test_observe.py.)
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from events import CounterView, NodeStats, NodeView, ObsSnapshot, WorkloadStats
-from subjects.ratelimiter.invariants import NodeDown, ObserverBlind, OverLimit, invariants
+from events import BackendView, CounterView, KeyStats, NodeStats, NodeView, ObsSnapshot, WorkloadStats
+from events.catalogue.workload import NodeKeyStats
+from subjects.ratelimiter.invariants import (
+    CounterDrift,
+    ErrorRate,
+    GhostAllowing,
+    HighLatency,
+    LimitPolicyDrift,
+    NodeDown,
+    ObserverBlind,
+    OverLimit,
+    RedisUnavailable,
+    invariants,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def snap(t: float, *, ok: bool = True, down: tuple[str, ...] = (), count: int = 10) -> ObsSnapshot:
+def at(t: float) -> datetime:
+    return T0 + timedelta(seconds=t)
+
+
+def backend(write: str = "ok", reads: str = "ok") -> BackendView:
+    ok = write == "ok" and reads == "ok"
+    error = None if ok else f"write {write}"
+    return BackendView(name="redis", ok=ok, latency_ms=0.2, error=error, writable=write == "ok" if reads == "ok"
+                       else None, write_error=error, info={"reads": reads, "write_probe": write})
+
+
+def snap(t: float, *, ok: bool = True, down: tuple[str, ...] = (), count: int = 10, limit: int = 20,
+         future: int = 0, declared: int | None = 20, write: str = "ok", stale: tuple[str, ...] = (),
+         last_seen: float | None = None) -> ObsSnapshot:
+    """``down``: nodes whose /health fails; ``stale``: nodes answering /health with a stale heartbeat."""
     if not ok:
-        return ObsSnapshot(subject="ratelimiter", ok=False, error="redis unreachable",
-                           observed_at=T0 + timedelta(seconds=t))
+        return ObsSnapshot(subject="ratelimiter", ok=False, error="redis unreachable", observed_at=at(t),
+                           backend=backend(reads="failed"))
+    nodes = []
+    for n in ("node-1", "node-2"):
+        is_down = n in down or n in stale
+        seen = at(last_seen) if last_seen is not None and n in stale else at(t)
+        nodes.append(NodeView(node=n, status="down" if is_down else "up", detail="x",
+                              health_ok=n not in down, last_seen=seen, heartbeat_age_s=(at(t) - seen).total_seconds()))
     return ObsSnapshot(
-        subject="ratelimiter", ok=True, observed_at=T0 + timedelta(seconds=t),
-        nodes=[NodeView(node=n, status="down" if n in down else "up", detail="x") for n in ("node-1", "node-2")],
-        counters=[CounterView(key="k", count=count, limit=20, window_s=1.0)],
+        subject="ratelimiter", ok=True, observed_at=at(t), nodes=nodes, backend=backend(write),
+        counters=[CounterView(key="k", count=count, limit=limit, window_s=1.0, future_entries=future,
+                              declared_limit=declared)],
     )
 
 
@@ -28,10 +63,16 @@ def entities(inv: object, history: list[ObsSnapshot], workload: list[WorkloadSta
     return [v.entity for v in inv.evaluate(history, workload or [])]  # type: ignore[attr-defined]
 
 
-def test_every_invariant_is_total_on_an_empty_history() -> None:
-    assert [i.name for i in invariants()] == ["node_down", "over_limit", "observer_blind"]
+def test_every_invariant_is_total_on_an_empty_history_and_documents_its_grace() -> None:
+    assert [i.name for i in invariants()] == ["node_down", "over_limit", "counter_drift", "limit_policy_drift",
+                                              "redis_unavailable", "error_rate", "high_latency", "ghost_allowing",
+                                              "observer_blind"]
     assert all(i.evaluate([], []) == [] for i in invariants())
+    assert all(i.evaluate([snap(0, ok=False)], [stats(0.5)]) == [] for i in invariants())
     assert all((i.__doc__ and "grace" in i.__doc__.lower()) or i.name == "observer_blind" for i in invariants())
+
+
+# -- snapshot invariants --------------------------------------------------------------------
 
 
 def test_node_down_needs_two_snapshots_spanning_the_grace() -> None:
@@ -52,12 +93,71 @@ def test_node_down_is_not_cleared_by_blindness_and_ignores_order() -> None:
     assert v.evidence["client_errors_last_interval"] == 7 and v.evidence["node"] == "node-1"
 
 
-def test_over_limit_uses_a_tolerance_and_the_grace() -> None:
+def test_a_stale_heartbeat_while_redis_refuses_writes_is_not_node_down() -> None:
+    inv = NodeDown()
+    paused = [snap(0, write="timeout"), snap(0.5, write="timeout", stale=("node-1",), last_seen=-1.0),
+              snap(1.0, write="timeout", stale=("node-1",), last_seen=-1.0)]
+    assert entities(inv, paused) == []
+    # just after the pause is lifted the heartbeat is still stale: still excused (it predates the refusal)
+    after = [*paused, snap(1.5, stale=("node-1",), last_seen=-1.0), snap(2.0, stale=("node-1",), last_seen=-1.0)]
+    assert entities(inv, after) == []
+    # a stale heartbeat with writes accepted all along is the node's own problem
+    assert entities(inv, [snap(0.5, stale=("node-1",), last_seen=-2.0), snap(1.0, stale=("node-1",),
+                                                                              last_seen=-2.0)]) == ["node-1"]
+    # an announced restart is no incident while it lasts, but a node already down stays violated through it
+    planned = [snap(1.0 + 0.5 * i, down=("node-2",)).model_copy(update={"nodes": [
+        n.model_copy(update={"maintenance": "restart_node until later"}) if n.node == "node-2" else n
+        for n in snap(1.0 + 0.5 * i, down=("node-2",)).nodes]}) for i in range(3)]
+    assert entities(inv, planned) == []
+    assert entities(inv, [snap(0, down=("node-2",)), snap(0.5, down=("node-2",)), *planned]) == ["node-2"]
+    assert entities(inv, [snap(0, down=("node-2",)), snap(0.5, down=("node-2",)), *planned, snap(2.5)]) == []
+    # and a node whose /health fails is down whatever Redis does
+    assert entities(inv, [snap(0.5, write="timeout", down=("node-2",)),
+                          snap(1.0, write="timeout", down=("node-2",))]) == ["node-2"]
+
+
+def test_over_limit_uses_a_tolerance_the_grace_and_the_highest_recent_limit() -> None:
     inv = OverLimit()
     assert entities(inv, [snap(0, count=22), snap(0.5, count=22)]) == []  # 22 <= 20 * 1.1
     assert entities(inv, [snap(0, count=23), snap(0.5, count=23)]) == ["k"]
     assert entities(inv, [snap(0, count=23), snap(0.3, count=23)]) == []
     assert entities(inv, [snap(0, count=80), snap(0.5, count=10)]) == []
+    # future-dated entries are counter_drift's, not over_limit's
+    assert entities(inv, [snap(0, count=80, future=60), snap(0.5, count=80, future=60)]) == []
+    # a limit lowered from 40 to 10: the window filled under 40 may hold it for one window
+    lowered = [snap(0, count=35, limit=40), snap(0.3, count=35, limit=10), snap(0.8, count=30, limit=10)]
+    assert entities(inv, lowered) == []
+    assert entities(inv, [*lowered, snap(1.4, count=30, limit=10), snap(1.9, count=30, limit=10)]) == ["k"]
+
+
+def test_counter_drift_fires_on_any_future_entry_held_through_the_grace() -> None:
+    inv = CounterDrift()
+    assert entities(inv, [snap(0, future=1), snap(0.3, future=1)]) == []
+    [v] = inv.evaluate([snap(0, future=1), snap(0.5, future=2, count=5)], [])
+    assert v.entity == "k" and v.evidence["future_entries"] == 2 and v.evidence["over_limit"] is False
+    assert entities(inv, [snap(0, future=3), snap(0.5, ok=False), snap(1.0, future=3)]) == ["k"]
+    assert entities(inv, [snap(0, future=3), snap(0.5, future=3), snap(1.0)]) == []
+
+
+def test_limit_policy_drift_compares_the_limit_in_force_with_the_declared_one() -> None:
+    inv = LimitPolicyDrift()
+    assert entities(inv, [snap(0, limit=5), snap(0.3, limit=5)]) == []
+    [v] = inv.evaluate([snap(0, limit=5), snap(0.5, limit=5)], [])
+    assert v.entity == "k" and v.evidence["limit"] == 5 and v.evidence["declared_limit"] == 20
+    assert entities(inv, [snap(0, limit=80), snap(0.5, limit=80)]) == ["k"]
+    assert entities(inv, [snap(0, limit=5, declared=None), snap(0.5, limit=5, declared=None)]) == []
+    assert entities(inv, [snap(0, limit=5), snap(0.5, limit=5), snap(1.0)]) == []
+
+
+def test_redis_unavailable_on_failed_reads_or_timed_out_writes_not_on_refusals() -> None:
+    inv = RedisUnavailable()
+    [v] = inv.evaluate([snap(0, write="timeout"), snap(0.5, write="timeout")], [])
+    assert v.entity == "redis" and v.evidence["write_probe"] == "timeout" and v.evidence["reads"] == "ok"
+    assert entities(inv, [snap(0, ok=False), snap(0.5, write="timeout")]) == ["redis"]
+    assert entities(inv, [snap(0, write="timeout"), snap(0.3, write="timeout")]) == []
+    assert entities(inv, [snap(0, write="oom"), snap(0.5, write="oom")]) == []
+    blind = ObsSnapshot(subject="ratelimiter", ok=False, error="observation timed out", observed_at=at(0.5))
+    assert entities(inv, [snap(0, write="timeout"), blind, snap(1.0, write="timeout")]) == []
 
 
 def test_observer_blind_needs_two_consecutive_failures() -> None:
@@ -66,3 +166,128 @@ def test_observer_blind_needs_two_consecutive_failures() -> None:
     assert entities(inv, [snap(0, ok=False), snap(0.5), snap(1, ok=False)]) == []
     [v] = inv.evaluate([snap(0), snap(0.5, ok=False), snap(0.6, ok=False)], [])
     assert v.entity == "observer" and v.evidence["failures"] == 2 and v.evidence["error"] == "redis unreachable"
+
+
+# -- workload invariants --------------------------------------------------------------------
+
+
+def stats(end: float, interval: float = 0.5, *, sent: int = 40, errors: int = 0, p99: float = 2.0,
+          nodes: dict[str, tuple[int, int]] | None = None, limit: int = 20, stamped: bool = True) -> WorkloadStats:
+    """One interval ending at ``end``. ``nodes``: node -> (allowed, blocked) on key ``k``."""
+    nodes = nodes or {"node-1": (sent // 2, 0), "node-2": (sent - sent // 2 - errors, 0)}
+    allowed = sum(a for a, _ in nodes.values())
+    blocked = sum(b for _, b in nodes.values())
+    return WorkloadStats(
+        interval_s=interval,
+        keys=[KeyStats(key="k", limit=limit, sent=allowed + blocked + errors, allowed=allowed, blocked=blocked,
+                       errors=errors)],
+        nodes=[NodeStats(node=n, sent=a + b, allowed=a, blocked=b, p50_ms=1.0, p99_ms=p99,
+                         keys=[NodeKeyStats(key="k", sent=a + b, allowed=a, blocked=b)])
+               for n, (a, b) in nodes.items()],
+        ended_at=at(end) if stamped else None,
+    )
+
+
+def healthy(until: float) -> list[ObsSnapshot]:
+    return [snap(0.5 * i) for i in range(int(until / 0.5) + 1)]
+
+
+def test_error_rate_threshold_minimum_and_grace() -> None:
+    inv = ErrorRate()
+    history = healthy(3)
+    assert entities(inv, history, [stats(2.5, errors=5), stats(3.0, errors=5)]) == ["checks"]  # 12.5%
+    assert entities(inv, history, [stats(2.5, errors=3), stats(3.0, errors=3)]) == []  # 7.5%
+    assert entities(inv, history, [stats(3.0, errors=40, sent=40)]) == []  # one interval
+    assert entities(inv, history, [stats(2.5, sent=10, errors=10), stats(3.0, sent=10, errors=10)]) == []
+    short = [stats(2.8, interval=0.2, errors=40), stats(3.0, interval=0.2, errors=40)]
+    assert entities(inv, history, short) == []  # 0.4 s of traffic < 1.0 s grace
+    [v] = inv.evaluate(history, [stats(2.0), stats(2.5, errors=40), stats(3.0, errors=20)])
+    assert v.evidence["errors"] == 60 and v.evidence["sent"] == 80 and v.evidence["intervals"] == 2
+    assert v.evidence["redis_write_probe"] == "ok"
+
+
+def test_error_rate_ignores_stale_stats_and_defers_to_redis_unavailable() -> None:
+    inv = ErrorRate()
+    failing = [stats(2.5, errors=20), stats(3.0, errors=20)]
+    assert entities(inv, healthy(6.5), failing) == []  # the load generator stopped 3.5 s ago
+    assert entities(inv, healthy(5.5), failing) == ["checks"]
+    outage = [*healthy(2.0), snap(2.5, write="timeout"), snap(3.0, write="timeout")]
+    assert entities(inv, outage, failing) == []
+    # once Redis is back, intervals that overlapped the outage stay explained; new failures count
+    recovered = [*outage, snap(3.5), snap(4.0), snap(4.5), snap(5.0)]
+    assert entities(inv, recovered, failing) == []
+    assert entities(inv, recovered, [*failing, stats(4.0, errors=20), stats(4.5, errors=20)]) == []  # 0.5 s slack
+    assert entities(inv, recovered, [*failing, stats(4.5, errors=20), stats(5.0, errors=20)]) == ["checks"]
+    # unstamped stats: inhibited only while the newest snapshot shows the outage
+    unstamped = [stats(0, errors=20, stamped=False), stats(0, errors=20, stamped=False)]
+    assert entities(inv, outage, unstamped) == []
+    assert entities(inv, recovered, unstamped) == ["checks"]
+
+
+def test_high_latency_threshold_minimum_and_inhibition() -> None:
+    inv = HighLatency()
+    history = healthy(3)
+    [v] = inv.evaluate(history, [stats(2.5, p99=250), stats(3.0, p99=300)])
+    assert v.entity == "checks" and v.evidence["p99_ms"] == {"node-1": 300, "node-2": 300}
+    assert entities(inv, history, [stats(2.5, p99=150), stats(3.0, p99=150)]) == []
+    assert entities(inv, history, [stats(2.5, p99=250, sent=30), stats(3.0, p99=250, sent=30)]) == []  # 15/node
+    outage = [*healthy(2.0), snap(2.5, write="timeout"), snap(3.0, write="timeout")]
+    assert entities(inv, outage, [stats(2.5, p99=250), stats(3.0, p99=300)]) == []
+
+
+def ghost_stats(end: float, ghost: bool = True, interval: float = 0.5) -> WorkloadStats:
+    """Key k (limit 20/s) at 4x: 40 requests per 0.5 s, ~13 per node. A correct cluster admits ~10
+    in total; with node-2 failing open, node-2 admits its share and the others share the 10."""
+    if ghost:
+        return stats(end, interval, nodes={"node-1": (5, 8), "node-2": (13, 0), "node-3": (5, 9)})
+    return stats(end, interval, nodes={"node-1": (3, 10), "node-2": (4, 9), "node-3": (3, 11)})
+
+
+def test_ghost_allowing_names_the_node_that_never_blocks_an_over_limit_key() -> None:
+    inv = GhostAllowing()
+    history = healthy(3)
+    [v] = inv.evaluate(history, [ghost_stats(2.0, ghost=False), ghost_stats(2.5), ghost_stats(3.0)])
+    assert v.entity == "node-2" and v.evidence["node"] == "node-2" and v.evidence["intervals"] == 2
+    [k] = v.evidence["keys"]
+    assert k["key"] == "k" and k["allowed"] == 23 and k["allowed_max"] == 14.5  # 20 * 0.5 * 1.25 + 2
+    assert k["by_node"]["node-2"] == {"sent": 13, "allowed": 13, "blocked": 0, "errors": 0}
+    assert "node-2 blocked 0 of 13" in v.summary
+    assert entities(inv, history, [ghost_stats(2.5, ghost=False), ghost_stats(3.0)]) == []  # one interval
+    assert entities(inv, history, [ghost_stats(2.5), ghost_stats(3.0, ghost=False)]) == []  # repaired
+    # while the node restarts it decides nothing: no evidence either way, the violation stands until it is
+    # seen blocking again
+    restarting = stats(3.5, nodes={"node-1": (5, 14), "node-2": (0, 0), "node-3": (5, 15)})
+    assert entities(inv, healthy(4), [ghost_stats(2.5), ghost_stats(3.0), restarting]) == ["node-2"]
+    assert entities(inv, healthy(4), [ghost_stats(2.5), ghost_stats(3.0), restarting,
+                                      ghost_stats(4.0, ghost=False)]) == []
+
+
+def test_ghost_allowing_stays_quiet_for_legitimate_traffic() -> None:
+    inv = GhostAllowing()
+    history = healthy(3)
+    correct = [ghost_stats(2.5, ghost=False), ghost_stats(3.0, ghost=False)]
+    assert entities(inv, history, correct) == []
+    # under the limit, nobody blocks and nobody gets more than the limit
+    under = [stats(2.5, nodes={"node-1": (4, 0), "node-2": (4, 0)}), stats(3.0, nodes={"node-1": (4, 0),
+                                                                                        "node-2": (4, 0)})]
+    assert entities(inv, history, under) == []
+    # a lowered limit: more than the new limit got through in the interval it changed, but every node blocks
+    lowered = [stats(2.5, limit=4, nodes={"node-1": (5, 6), "node-2": (5, 7)}),
+               stats(3.0, limit=4, nodes={"node-1": (5, 6), "node-2": (5, 7)})]
+    assert entities(inv, history, lowered) == []
+    # without a window (no snapshot of the key) there is no judging; nor on stale stats
+    assert entities(inv, [], [ghost_stats(2.5), ghost_stats(3.0)]) == []
+    assert entities(inv, healthy(7), [ghost_stats(2.5), ghost_stats(3.0)]) == []
+
+
+def test_evidence_is_json_serialisable() -> None:
+    import json
+
+    history: list[Any] = [snap(0, write="timeout", future=2, limit=5), snap(0.5, write="timeout", future=2, limit=5,
+                                                                            down=("node-1",))]
+    history += [snap(1.0, write="timeout", future=2, limit=5, down=("node-1",))]
+    workload = [ghost_stats(0.5), ghost_stats(1.0)]
+    found = [v for inv in invariants() for v in inv.evaluate(history, workload)]
+    assert {v.invariant for v in found} >= {"node_down", "counter_drift", "limit_policy_drift", "redis_unavailable"}
+    for v in found:
+        json.dumps(v.evidence)

@@ -16,6 +16,7 @@ import pytest
 from oplab.infra import RunningServer, free_port
 from subjects.ratelimiter import RateLimiterAdapter
 from subjects.ratelimiter.limiter import LimiterStore
+from subjects.ratelimiter.node import Node, identity
 from tests.subjects.ratelimiter.conftest import REPO, Cluster, eventually, node_settings, running_cluster, settings_env
 
 
@@ -137,9 +138,19 @@ async def test_health_is_503_when_redis_is_unreachable_and_sigterm_exits_cleanly
     try:
         probe = await eventually(lambda: _answered(adapter), timeout=15.0, what="node-9 answering /health")
         assert probe.status == 503 and "redis" in probe.detail
+        base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:
-            status, body = await call(http, "POST", f"http://127.0.0.1:{port}/check", {"key": "user:alice"})
-        assert status == 503 and "redis unavailable" in body["error"]
+            status, body = await call(http, "POST", f"{base}/check", {"key": "user:alice"})
+            assert status == 503 and "redis unavailable" in body["error"]
+            # the ghost_allowing fault hook: failing open, the node admits without consulting Redis at all
+            assert (await call(http, "GET", f"{base}/admin/faults"))[1]["fail_open"] is False
+            status, body = await call(http, "PUT", f"{base}/admin/faults/fail_open")
+            assert status == 200 and body["fail_open"] is True and body["previous"] is False
+            status, body = await call(http, "POST", f"{base}/check", {"key": "user:alice", "cost": 1000})
+            assert status == 200 and body == {"allowed": True, "count": 0, "limit": 40, "node": "node-9"}
+            status, body = await call(http, "DELETE", f"{base}/admin/faults/fail_open")
+            assert status == 200 and body["fail_open"] is False and body["previous"] is True
+            assert (await call(http, "POST", f"{base}/check", {"key": "user:alice"}))[0] == 503
     finally:
         await adapter.close()
         proc.send_signal(signal.SIGTERM)
@@ -162,3 +173,13 @@ async def test_a_restarted_node_reports_a_new_start(slow_cluster: Cluster) -> No
     _, after = await store.nodes()
     assert after["node-3"].pid != before["node-3"].pid
     assert (after["node-3"].started_at_us or 0) > (before["node-3"].started_at_us or 0)
+
+
+def test_fault_hooks_are_served_only_when_enabled() -> None:
+    def routes(**overrides: Any) -> set[str]:
+        settings = node_settings("redis://127.0.0.1:1/0", {"node-1": "http://127.0.0.1:1"}, **overrides)
+        node = Node(settings, identity(settings, "node-1", "127.0.0.1", None, None))
+        return {f"{r.method} {r.resource.canonical}" for r in node.app().router.routes() if r.resource}
+
+    assert {"GET /admin/faults", "PUT /admin/faults/fail_open", "DELETE /admin/faults/fail_open"} <= routes()
+    assert not any("/admin/faults" in r for r in routes(fault_hooks=False))

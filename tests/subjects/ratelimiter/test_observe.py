@@ -6,10 +6,10 @@ from pathlib import Path
 
 from events import ObsSnapshot
 from oplab.infra import free_port, start_valkey
-from subjects.base import Injection, NoArgs
+from subjects.base import Injection, NoArgs, Violation
 from subjects.ratelimiter import RateLimiterAdapter
-from subjects.ratelimiter.invariants import ObserverBlind
-from tests.subjects.ratelimiter.conftest import Cluster, eventually, node_settings
+from subjects.ratelimiter.invariants import ObserverBlind, RedisUnavailable
+from tests.subjects.ratelimiter.conftest import Cluster, eventually, node_settings, run_playbook
 
 
 async def test_a_healthy_cluster_reads_up(cluster: Cluster) -> None:
@@ -19,9 +19,14 @@ async def test_a_healthy_cluster_reads_up(cluster: Cluster) -> None:
     assert [n.node for n in snap.nodes] == ["node-1", "node-2", "node-3"]
     assert all(n.status == "up" and n.last_seen is not None and n.pid for n in snap.nodes), snap.nodes
     assert snap.backend is not None and snap.backend.ok and snap.backend.latency_ms is not None
-    assert "uptime_in_seconds" in snap.backend.info
+    assert snap.backend.writable is True and snap.backend.write_error is None
+    assert snap.backend.info["write_probe"] == "ok" and snap.backend.info["reads"] == "ok"
+    assert "uptime_in_seconds" in snap.backend.info and snap.backend.info["maxmemory_policy"] == "noeviction"
+    assert all(n.health_ok is True and n.heartbeat_age_s is not None and n.heartbeat_age_s <= 1.0
+               for n in snap.nodes)
     assert {c.key for c in snap.counters} == set(cluster.settings.policy)
-    assert all(c.limit == cluster.settings.policy[c.key] and c.future_entries == 0 for c in snap.counters)
+    assert all(c.limit == cluster.settings.policy[c.key] == c.declared_limit and c.future_entries == 0
+               for c in snap.counters)
     assert all(c.window_s == cluster.settings.window_s for c in snap.counters)
     assert snap.duration_ms > 0
 
@@ -70,7 +75,7 @@ async def test_observe_is_blind_not_raising_when_redis_stops(tmp_path: Path) -> 
         snap = await adapter.observe()
         assert not snap.ok
         assert snap.error is not None and "redis" in snap.error
-        assert snap.backend is not None and not snap.backend.ok
+        assert snap.backend is not None and not snap.backend.ok and snap.backend.info["reads"] == "failed"
         assert snap.counters == []
     finally:
         server.stop()
@@ -97,6 +102,20 @@ async def test_observer_blind_fires_from_failing_snapshots() -> None:
         assert [n["status"] for n in listing["nodes"]] == ["down"]
         assert playbook.remedy(violation.evidence, {"list_nodes": listing}) == []
         assert "cannot read" in playbook.hypothesis(violation.evidence, {"list_nodes": listing})
+
+        # the reads failing is redis_unavailable too, and with no Redis to talk to, its playbook escalates
+        history = [first, second]
+
+        async def unavailable_fired() -> list[Violation]:
+            history.append(await adapter.observe())
+            return RedisUnavailable().evaluate(history, [])
+
+        [unavailable] = await eventually(unavailable_fired, timeout=5.0, interval=0.1, what="redis_unavailable")
+        assert unavailable.entity == "redis" and unavailable.evidence["reads"] == "failed"
+        hypothesis, remedy, _ = await run_playbook(adapter, unavailable)
+        assert remedy == [] and "cannot be reached" in hypothesis and "escalate" in hypothesis, hypothesis
+        info = await adapter.tool("redis_info").call({})  # type: ignore[union-attr]
+        assert info["reachable"] is False and info["write"]["kind"] == "unreachable"
     finally:
         await adapter.close()
 

@@ -6,32 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from subjects.base import NoArgs, Playbook, RefusedError, ToolCall, Violation
+from subjects.base import Fault, NoArgs, RefusedError, Tool, ToolCall
 from subjects.ratelimiter import RateLimiterAdapter
-from subjects.ratelimiter.faults import DriftParams
-from subjects.ratelimiter.invariants import NodeDown, OverLimit
-from tests.subjects.ratelimiter.conftest import Cluster, Watcher, eventually
-
-
-async def run_playbook(adapter: RateLimiterAdapter, violation: Violation) -> tuple[str, list[ToolCall], list[Any]]:
-    """What the rules policy does: diagnose with read-only tools, state a hypothesis, apply the remedy."""
-    playbook: Playbook = next(p for p in adapter.playbooks() if p.invariant == violation.invariant)
-    evidence = {**violation.evidence, "entity": violation.entity}
-    findings: dict[str, Any] = {}
-    for call in playbook.diagnose(evidence):
-        tool = adapter.tool(call.tool)
-        assert tool is not None and not tool.mutating
-        findings[call.tool] = await tool.call(call.args)
-    hypothesis = playbook.hypothesis(evidence, findings)
-    remedy = playbook.remedy(evidence, findings)
-    results = []
-    for call in remedy:
-        tool = adapter.tool(call.tool)
-        assert tool is not None and tool.mutating
-        results.append(await tool.call(call.args))
-    return hypothesis, remedy, results
+from subjects.ratelimiter.faults import BurstParams, DriftParams, MisconfigParams, OomParams, PauseParams
+from subjects.ratelimiter.invariants import CounterDrift, NodeDown, OverLimit
+from tests.subjects.ratelimiter.conftest import Cluster, Watcher, eventually, run_playbook
 
 
 async def test_node_kill_fires_node_down_and_restart_node_clears_it(cluster: Cluster, watcher: Watcher) -> None:
@@ -51,20 +32,29 @@ async def test_node_kill_fires_node_down_and_restart_node_clears_it(cluster: Clu
         others = {v.entity for v in NodeDown().evaluate(watcher.history, [])}
         assert others == {node}
 
-        hypothesis, remedy, results = await run_playbook(adapter, violation)
+        fired_at = len(watcher.history)
+        async with watcher.watching():
+            hypothesis, remedy, results = await run_playbook(adapter, violation)
         assert f"node {node} is down" in hypothesis and "not running" in hypothesis, hypothesis
         assert remedy == [ToolCall("restart_node", {"node": node})]
         assert "started" in results[0]["action"] and results[0]["state"] == "RUNNING" and results[0]["pid"]
+        assert results[0]["announced"] is True
 
         await watcher.until_cleared(NodeDown(), node)
+        # the announced restart did not clear the violation: it held until the node was seen up
+        views = [next(n for n in s.nodes if n.node == node) for s in watcher.history]
+        assert any(v.maintenance for v in views[fired_at:])
+        first_up = next(i for i in range(fired_at, len(views)) if watcher.history[i].ok and views[i].status == "up")
+        for i in range(fired_at, first_up):
+            assert node in {v.entity for v in NodeDown().evaluate(watcher.history[:i + 1], [])}
     finally:
         first = await fault.revert(injection.undo)
     assert "already running" in first
     assert "already running" in await fault.revert(injection.undo)
 
 
-async def test_counter_drift_fires_over_limit_and_prune_counter_clears_it(cluster: Cluster,
-                                                                          watcher: Watcher) -> None:
+async def test_counter_drift_fires_counter_drift_and_prune_counter_clears_it(cluster: Cluster,
+                                                                            watcher: Watcher) -> None:
     adapter = cluster.adapter
     key = next(iter(cluster.settings.policy))
     for i in range(5):
@@ -79,16 +69,18 @@ async def test_counter_drift_fires_over_limit_and_prune_counter_clears_it(cluste
         evidence = await fault.effective(injection, params)
         assert evidence is not None and evidence["count"] > limit and evidence["future_entries"] == 3 * limit
 
-        violation = await watcher.until_violated(OverLimit(), key)
+        violation = await watcher.until_violated(CounterDrift(), key)
         assert violation.evidence["future_entries"] == 3 * limit and violation.evidence["limit"] == limit
-        assert violation.evidence["count"] > limit * 1.1
+        assert violation.evidence["count"] > limit * 1.1 and violation.evidence["over_limit"] is True
+        # one fault, one ticket: the legitimate entries are within the limit, so over_limit stays quiet
+        assert OverLimit().evaluate(watcher.history, []) == []
 
         hypothesis, remedy, results = await run_playbook(adapter, violation)
         assert "future" in hypothesis and key in hypothesis, hypothesis
         assert remedy == [ToolCall("prune_counter", {"key": key})]
         assert results[0]["future_removed"] == 3 * limit
 
-        snap = await watcher.until_cleared(OverLimit(), key)
+        snap = await watcher.until_cleared(CounterDrift(), key)
         counter = next(c for c in snap.counters if c.key == key)
         assert counter.future_entries == 0 and counter.count <= limit
         assert await fault.effective(injection, params) is None
@@ -113,53 +105,114 @@ async def test_counter_drift_revert_removes_exactly_its_entries(cluster: Cluster
     await adapter.store.reset("api:search")
 
 
-async def test_targets_outside_the_lab_are_refused_and_nothing_changes(cluster: Cluster) -> None:
+async def _state(adapter: RateLimiterAdapter) -> dict[str, Any]:
+    """Everything a refused request could have changed."""
+    settings = adapter.settings
+    return {
+        "pids": [await adapter.control.pid(n) for n in settings.node_urls],
+        "windows": sorted(await adapter.store.redis.keys(f"{settings.key_prefix}:w:*")),
+        "limits": await adapter.store.limits(),
+        "memory": await adapter.backend.memory_config(),
+        "paused": (await adapter.backend.info()).get("paused_actions"),
+        "fail_open": [(await adapter.node_call(n, "GET", "/admin/faults"))[1]["fail_open"]
+                      for n in settings.node_urls],
+    }
+
+
+async def test_targets_outside_the_lab_and_bad_parameters_are_refused_and_nothing_changes(
+        cluster: Cluster) -> None:
     adapter = cluster.adapter
-    assert adapter.targets() == ["node-1", "node-2", "node-3", *cluster.settings.policy]
-    before_nodes = [await adapter.control.pid(n) for n in cluster.settings.node_urls]
-    before_keys = sorted(await adapter.store.redis.keys(f"{cluster.settings.key_prefix}:w:*"))
+    assert adapter.targets() == ["node-1", "node-2", "node-3", *cluster.settings.policy, "redis"]
+    before = await _state(adapter)
 
-    kill, drift = adapter.fault("node_kill"), adapter.fault("counter_drift")
-    assert kill is not None and drift is not None
-    with pytest.raises(RefusedError, match="unknown node 'node-9'"):
-        await kill.inject("node-9", NoArgs())
+    def fault(kind: str) -> Fault:
+        f = adapter.fault(kind)
+        assert f is not None
+        return f
+
+    refused: list[tuple[Fault, str | None, BaseModel, str]] = [
+        (fault("node_kill"), "node-9", NoArgs(), "unknown node 'node-9'"),
+        (fault("node_kill"), "redis", NoArgs(), "unknown node 'redis'"),
+        (fault("counter_drift"), "user:mallory", DriftParams(), "unknown key 'user:mallory'"),
+        (fault("ghost_allowing"), "node-9", NoArgs(), "unknown node 'node-9'"),
+        (fault("ghost_allowing"), "user:alice", NoArgs(), "unknown node 'user:alice'"),
+        (fault("redis_pause"), "node-1", PauseParams(), "targets the lab's Redis"),
+        (fault("redis_oom"), "127.0.0.1:6379", OomParams(), "targets the lab's Redis"),
+        (fault("limit_misconfig"), "user:mallory", MisconfigParams(), "unknown key 'user:mallory'"),
+        (fault("limit_misconfig"), "user:alice", MisconfigParams(limit=before["limits"]["user:alice"]),
+         "changes nothing"),
+        (fault("hot_key_burst"), "*", BurstParams(), "unknown key '\\*'"),
+    ]
+    for f, target, params, message in refused:
+        with pytest.raises(RefusedError, match=message):
+            await f.inject(target, params)
     with pytest.raises(RefusedError, match="unknown node 'localhost'"):
-        await kill.revert({"node": "localhost"})
-    with pytest.raises(RefusedError, match="unknown key 'user:mallory'"):
-        await drift.inject("user:mallory", DriftParams())
+        await fault("node_kill").revert({"node": "localhost"})
     with pytest.raises(RefusedError, match="unknown key"):
-        await drift.revert({"key": "other", "members": ["x"]})
-    for tool, args in [("reset_counter", {"key": "user:mallory"}), ("prune_counter", {"key": "*"}),
-                       ("restart_node", {"node": "supervisord"})]:
-        t = adapter.tool(tool)
-        assert t is not None
-        with pytest.raises(RefusedError):
-            await t.call(args)
-    with pytest.raises(ValidationError):
-        await adapter.tool("reset_counter").call({"key": "user:alice", "cmd": "FLUSHALL"})  # type: ignore[union-attr]
-    with pytest.raises(ValidationError):
-        await adapter.tool("list_nodes").call({"all": True})  # type: ignore[union-attr]
-    with pytest.raises(ValidationError):
-        DriftParams.model_validate({"factor": 3, "script": "x"})
+        await fault("counter_drift").revert({"key": "other", "members": ["x"]})
+    with pytest.raises(RefusedError, match="unknown node"):
+        await fault("ghost_allowing").revert({"node": "10.0.0.1"})
+    with pytest.raises(RefusedError, match="bad undo data"):
+        await fault("redis_oom").revert({"maxmemory": 1, "maxmemory_policy": "volatile-lru; FLUSHALL"})
+    with pytest.raises(RefusedError, match="bad undo data"):
+        await fault("limit_misconfig").revert({"key": "user:alice", "previous": "40"})
 
-    assert [await adapter.control.pid(n) for n in cluster.settings.node_urls] == before_nodes
-    assert sorted(await adapter.store.redis.keys(f"{cluster.settings.key_prefix}:w:*")) == before_keys
+    for model, raw in [(DriftParams, {"factor": 3, "script": "x"}), (MisconfigParams, {"factor": 2, "limit": 3}),
+                       (MisconfigParams, {"factor": 0}), (MisconfigParams, {"limit": -1}),
+                       (BurstParams, {"factor": 0.5}), (BurstParams, {"duration_s": 10_000}),
+                       (PauseParams, {"pause_s": 0}), (PauseParams, {"mode": "ALL"}), (OomParams, {"fraction": 1.5}),
+                       (NoArgs, {"node": "node-1"})]:
+        with pytest.raises(ValidationError):
+            model.model_validate(raw)
+
+    for tool, args in [("reset_counter", {"key": "user:mallory"}), ("prune_counter", {"key": "*"}),
+                       ("restart_node", {"node": "supervisord"}), ("restart_node", {"node": "x", "force": True}),
+                       ("node_status", {"node": "redis"}), ("set_limit", {"key": "user:mallory"}),
+                       ("set_limit", {"key": "user:alice", "limit": 1000}),
+                       ("set_limit", {"key": "user:alice", "limit": 9})]:
+        with pytest.raises(RefusedError):
+            await _tool(adapter, tool).call(args)
+    for tool, args in [("reset_counter", {"key": "user:alice", "cmd": "FLUSHALL"}), ("list_nodes", {"all": True}),
+                       ("set_limit", {"key": "user:alice", "limit": -1}), ("unpause_redis", {"command": "x"}),
+                       ("set_memory_limit", {"maxmemory": 1}), ("redis_info", {"section": "all"})]:
+        with pytest.raises(ValidationError):
+            await _tool(adapter, tool).call(args)
+
+    assert await _state(adapter) == before
+
+
+def _tool(adapter: RateLimiterAdapter, name: str) -> Tool:
+    tool = adapter.tool(name)
+    assert tool is not None, name
+    return tool
 
 
 async def test_read_only_tools(cluster: Cluster) -> None:
     adapter = cluster.adapter
     assert {t.name: t.mutating for t in adapter.tools()} == {
-        "list_nodes": False, "read_counters": False, "read_policy": False,
-        "reset_counter": True, "prune_counter": True, "restart_node": True,
+        "list_nodes": False, "node_status": False, "read_counters": False, "read_policy": False,
+        "redis_info": False, "reset_counter": True, "prune_counter": True, "set_limit": True,
+        "restart_node": True, "unpause_redis": True, "set_memory_limit": True,
     }
-    nodes = await adapter.tool("list_nodes").call({})  # type: ignore[union-attr]
+    nodes = await _tool(adapter, "list_nodes").call({})
     assert [(n["node"], n["status"], n["process"]) for n in nodes["nodes"]] == [
         (f"node-{i}", "up", "RUNNING") for i in (1, 2, 3)]
-    policy = await adapter.tool("read_policy").call({})  # type: ignore[union-attr]
+    policy = await _tool(adapter, "read_policy").call({})
     assert policy["declared"] == cluster.settings.policy == policy["effective"]
-    counters = await adapter.tool("read_counters").call({})  # type: ignore[union-attr]
+    counters = await _tool(adapter, "read_counters").call({})
     assert [c["key"] for c in counters["counters"]] == list(cluster.settings.policy)
     assert counters["window_s"] == cluster.settings.window_s
+
+    await adapter.store.check("user:bob", 1, "status-probe")
+    status = await _tool(adapter, "node_status").call({"node": "node-2"})
+    assert status["health"]["ok"] and status["process"] == "RUNNING" and status["pid"] > 0
+    assert status["heartbeat"]["status"] == "up" and set(status["checks"]["since_start"]) >= {"allowed", "blocked"}
+
+    info = await _tool(adapter, "redis_info").call({})
+    assert info["reachable"] and info["ping_ms"] > 0 and info["write"]["kind"] == "ok"
+    assert not info["paused"] and not info["out_of_memory"] and info["memory_matches_declared"]
+    assert info["declared"] == {"maxmemory": 0, "maxmemory_policy": "noeviction"}
+    assert info["memory"]["used_memory"] > 0 and "valkey_version" in info["info"]
 
 
 def test_over_limit_without_future_entries_resets_the_counter() -> None:
@@ -169,3 +222,25 @@ def test_over_limit_without_future_entries_resets_the_counter() -> None:
                                                 "future_entries": 0}]}}
     assert playbook.remedy(evidence, findings) == [ToolCall("reset_counter", {"key": "user:bob"})]
     assert "no future-dated entries" in playbook.hypothesis(evidence, findings)
+
+
+async def test_an_undo_derived_from_the_target_alone_repairs_node_and_key_faults(cluster: Cluster) -> None:
+    """What a chaos service that died mid-injection (undo never recorded) can still repair."""
+    adapter = cluster.adapter
+    ghost, misconfig, drift = (adapter.fault(k) for k in ("ghost_allowing", "limit_misconfig", "counter_drift"))
+    assert ghost is not None and misconfig is not None and drift is not None
+    await ghost.inject("node-3", NoArgs())
+    await misconfig.inject("user:bob", MisconfigParams(factor=4))
+    assert (await adapter.store.limits())["user:bob"] == 100
+
+    undo = ghost.undo_for_target("node-3", NoArgs())
+    assert undo == {"node": "node-3"} and await ghost.revert(undo) == "node node-3: fail-open cleared"
+    undo = misconfig.undo_for_target("user:bob", MisconfigParams())
+    assert undo == {"key": "user:bob", "previous": 25}
+    assert (await misconfig.revert(undo)).startswith("limit of user:bob restored to 25 (was 100")
+    assert (await adapter.store.limits())["user:bob"] == 25
+    assert drift.undo_for_target("user:bob", DriftParams()) is None
+    kill, burst = adapter.fault("node_kill"), adapter.fault("hot_key_burst")
+    assert kill is not None and burst is not None
+    assert kill.undo_for_target("node-2", NoArgs()) == {"node": "node-2"}
+    assert "not running" in await burst.revert(burst.undo_for_target("user:bob", BurstParams()) or {})

@@ -45,7 +45,7 @@ async def test_workload_stats_are_plausible(cluster: Cluster, watcher: Watcher) 
     rates = workload.rates()
     over = [k for k, f in workload.factors.items() if f > 1]
     assert over == ["api:checkout"] and all(0.6 <= f <= 0.95 for k, f in workload.factors.items() if k not in over)
-    assert math.isclose(rates["api:checkout"], 1.3 * 15)
+    assert math.isclose(rates["api:checkout"], 2.5 * 15)
 
     async with running(workload, interval_s=1.0) as stats:
         async def blocked_and_observed() -> bool:
@@ -54,6 +54,7 @@ async def test_workload_stats_are_plausible(cluster: Cluster, watcher: Watcher) 
 
         await eventually(blocked_and_observed, timeout=15.0, interval=0.1, what="three intervals, some blocked")
     assert OverLimit().evaluate(watcher.history, stats) == []
+    assert watcher.violations() == []
     assert all(c.count <= c.limit for snap in watcher.history for c in snap.counters)
 
     full = [s for s in stats if s.interval_s >= 0.5]
@@ -68,6 +69,18 @@ async def test_workload_stats_are_plausible(cluster: Cluster, watcher: Watcher) 
         for n in s.nodes:
             assert n.sent > 0 and n.errors == 0 and 0 < n.p50_ms <= n.p99_ms
         assert sum(n.allowed for n in s.nodes) == sum(k.allowed for k in s.keys)
+        assert s.ended_at is not None
+        # per node and key: attempts add up to the node's, and decisions to the key's
+        for n in s.nodes:
+            assert [sum(getattr(k, f) for k in n.keys) for f in ("sent", "allowed", "blocked", "errors")] == [
+                n.sent, n.allowed, n.blocked, n.errors]
+        for k in s.keys:
+            per_node = [nk for n in s.nodes for nk in n.keys if nk.key == k.key]
+            assert sum(nk.allowed for nk in per_node) == k.allowed
+            assert sum(nk.blocked for nk in per_node) == k.blocked
+        # the over-rate key is blocked on every node alike: the black-box probe of enforcement
+        checkout = [nk for n in s.nodes for nk in n.keys if nk.key == "api:checkout"]
+        assert len(checkout) == 3 and all(nk.blocked > 0 for nk in checkout if nk.sent >= 5), checkout
     assert sum(k.blocked for s in stats for k in s.keys if k.key not in over) <= 0.02 * sum(
         k.sent for s in stats for k in s.keys if k.key not in over)
 

@@ -1,0 +1,219 @@
+"""The Claude policy: a tool-use conversation with the Messages API, with budgets.
+
+One session = one conversation. Each turn:
+
+1. budgets are checked first — tool calls (``max_steps``), model turns,
+   tokens (``max_total_tokens``, from the usage the API reports) and cost
+   (``max_cost_usd``, usage x the model's price); an exhausted budget escalates
+   with the reason;
+2. the request is recorded (``agent.llm_request``: the messages added since the
+   previous request, redacted), the model is called (the SDK retries overload
+   and rate limits itself), the response is recorded (``agent.llm_response``:
+   content, stop reason, usage, latency, cost so far) and its text becomes an
+   ``agent.thought``;
+3. each ``tool_use`` goes through the session (validated, recorded, executed
+   or refused; in manual approval mode a mutating call waits for a human); the
+   results go back to the model, cut to ``tool_result_chars`` with a note. The
+   same failing call ``repeat_limit`` times escalates.
+
+The session ends only by: a final answer (no tool call) — the service then
+verifies recovery itself, the model's word is not enough; the model calling
+``escalate``; or a budget, the deadline (enforced by the service), or a model
+error (invalid key, unreachable API, ...) — each escalates with the reason.
+
+The model is pluggable (:class:`~services.agent.llm.ModelClient`): the live
+Messages API, or a recording (the ``replay`` policy).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from events import AgentLlmRequest, AgentLlmResponse, AgentToolCall, AgentToolResult, ObsSnapshot
+from services.agent.llm import AnthropicModel, ModelClient, ModelError, ModelReply, to_param
+from services.agent.policies.base import Policy, SessionOutcome
+from services.agent.prompt import escalate_name, first_message, system_prompt, tool_schemas
+from services.agent.session import Session, ToolResult
+from services.agent.settings import AgentSettings, usage_tokens
+
+log = logging.getLogger(__name__)
+
+CUT_REPLY = "Your previous reply was cut at the output token limit. Continue, more briefly."
+
+
+class ClaudePolicy(Policy):
+    name = "claude"
+
+    def __init__(self, settings: AgentSettings, model_factory: Callable[[Session], ModelClient] | None = None,
+                 snapshots: deque[ObsSnapshot] | None = None) -> None:
+        self.settings = settings
+        self.model = settings.model
+        self._model_factory = model_factory
+        if model_factory is None:
+            import anthropic  # noqa: F401 - a cold import takes seconds: pay it at start, not inside a session
+
+        self.snapshots: deque[ObsSnapshot] = snapshots if snapshots is not None else deque(maxlen=2)
+
+    def make_model(self, session: Session) -> ModelClient:
+        if self._model_factory is not None:
+            return self._model_factory(session)
+        return AnthropicModel(self.settings, session.redact)
+
+    async def work(self, session: Session) -> SessionOutcome:
+        try:
+            model = self.make_model(session)
+        except ModelError as exc:
+            return SessionOutcome(False, exc.reason)
+        try:
+            return await Conversation(self, session, model).run()
+        finally:
+            await model.close()
+
+    # hooks for the replay policy
+    async def after_tool(self, session: Session, turn: int, use: dict[str, Any], result: ToolResult) -> None:
+        """Called after each tool call of the conversation."""
+
+    async def on_reply(self, session: Session, turn: int, reply: ModelReply) -> None:
+        """Called after each model reply is recorded."""
+
+
+class Conversation:
+    def __init__(self, policy: ClaudePolicy, session: Session, model: ModelClient) -> None:
+        self.policy = policy
+        self.settings = policy.settings
+        self.session = session
+        self.model = model
+        adapter = session.adapter
+        self.system = system_prompt(adapter, session.max_steps)
+        self.tools = tool_schemas(adapter)
+        self.escalate_tool = escalate_name(adapter)
+        snapshots = list(policy.snapshots)
+        self.messages: list[dict[str, Any]] = [
+            {"role": "user", "content": first_message(session.ticket, session.evidence, snapshots)}]
+        self.recorded = 0
+        self.turn = 0
+        self.tokens = 0
+        self.cost = 0.0
+
+    def _stats(self) -> None:
+        self.session.stats.update(turns=self.turn, tokens=self.tokens, cost_usd=round(self.cost, 6),
+                                  model=self.model.model)
+
+    def _budget_exhausted(self) -> str | None:
+        s, session = self.settings, self.session
+        if session.steps >= session.max_steps:
+            return f"step budget exhausted: {session.steps} tool calls (max {session.max_steps})"
+        if self.turn >= session.max_steps + 2:
+            return f"turn budget exhausted: {self.turn} model turns without a final answer"
+        if self.tokens >= s.max_total_tokens:
+            return f"token budget exhausted: {self.tokens} tokens used (max {s.max_total_tokens})"
+        if self.cost >= s.max_cost_usd:
+            return f"cost ceiling reached: ${self.cost:.4f} spent (max ${s.max_cost_usd:.2f})"
+        return None
+
+    async def run(self) -> SessionOutcome:
+        session, redact = self.session, self.session.redact
+        while True:
+            exhausted = self._budget_exhausted()
+            if exhausted is not None:
+                self._stats()
+                return SessionOutcome(False, exhausted)
+            self.turn += 1
+            first = self.turn == 1
+            await session.record(AgentLlmRequest(
+                ticket_id=session.ticket_id, model=self.model.model, turn=self.turn, offset=self.recorded,
+                messages=redact.value(self.messages[self.recorded:]), tools=[t["name"] for t in self.tools],
+                system=redact.text(self.system) if first else None,
+                tool_schemas=self.tools if first else [], max_tokens=self.settings.max_output_tokens))
+            self.recorded = len(self.messages)
+            try:
+                reply = await self.model.create(system=self.system, messages=self.messages, tools=self.tools,
+                                                max_tokens=self.settings.max_output_tokens, turn=self.turn)
+            except ModelError as exc:
+                await session.record(AgentLlmResponse(ticket_id=session.ticket_id, model=self.model.model,
+                                                      turn=self.turn, error=redact.text(exc.reason),
+                                                      session_tokens=self.tokens,
+                                                      session_cost_usd=round(self.cost, 6)))
+                self._stats()
+                return SessionOutcome(False, redact.text(exc.reason))
+            cost = self.settings.cost(reply.model or self.model.model, reply.usage)
+            self.tokens += usage_tokens(reply.usage)
+            self.cost += cost
+            self._stats()
+            await session.record(AgentLlmResponse(
+                ticket_id=session.ticket_id, model=reply.model, turn=self.turn, content=redact.value(reply.content),
+                stop_reason=reply.stop_reason, usage=reply.usage, latency_ms=reply.latency_ms,
+                message_id=reply.message_id, cost_usd=round(cost, 6), session_tokens=self.tokens,
+                session_cost_usd=round(self.cost, 6)))
+            await self.policy.on_reply(session, self.turn, reply)
+            text = "\n".join(b.get("text", "") for b in reply.content if b.get("type") == "text").strip()
+            if text:
+                await session.think(text)
+            self.messages.append({"role": "assistant", "content": [to_param(b) for b in reply.content]})
+            uses = [b for b in reply.content if b.get("type") == "tool_use"]
+            if reply.stop_reason == "refusal":
+                return SessionOutcome(False, "the model refused to continue")
+            if uses:
+                outcome = await self._tools(uses)
+                if outcome is not None:
+                    self._stats()
+                    return outcome
+                continue
+            if reply.stop_reason == "max_tokens":
+                self.messages.append({"role": "user", "content": CUT_REPLY})
+                continue
+            if reply.stop_reason == "pause_turn":
+                continue
+            if not text:
+                return SessionOutcome(False, f"the model ended its turn ({reply.stop_reason}) without an answer")
+            return SessionOutcome(True, text)
+
+    async def _tools(self, uses: list[dict[str, Any]]) -> SessionOutcome | None:
+        """Run the turn's tool calls in order; an outcome if the session must end."""
+        session, limit = self.session, self.settings.repeat_limit
+        results: list[dict[str, Any]] = []
+        for use in uses:
+            name, args, use_id = use.get("name", ""), use.get("input", {}), use.get("id")
+            if name == self.escalate_tool:
+                reason = str(args.get("reason") if isinstance(args, dict) else "") or "no reason given"
+                await self._record_escalate(use_id, reason)
+                return SessionOutcome(False, f"the model escalated: {session.redact.text(reason)}")
+            result = await session.call_tool(name, args if isinstance(args, dict) else {"_": args},
+                                             tool_use_id=use_id)
+            await self.policy.after_tool(session, self.turn, use, result)
+            results.append(self._result_block(use_id, result))
+            key = session.call_key(name, args if isinstance(args, dict) else {"_": args})
+            if not result.ok and session.failures[key] >= limit:
+                return SessionOutcome(False, f"the same failing call {session.redact.text(key)} "
+                                             f"{session.failures[key]} times: {result.error}")
+        self.messages.append({"role": "user", "content": results})
+        return None
+
+    async def _record_escalate(self, use_id: str | None, reason: str) -> None:
+        session = self.session
+        call_id = f"esc-{self.turn}"
+        safe = session.redact.text(reason)
+        await session.record(AgentToolCall(ticket_id=session.ticket_id, call_id=call_id, tool=self.escalate_tool,
+                                           args={"reason": safe}, tool_use_id=use_id))
+        await session.record(AgentToolResult(ticket_id=session.ticket_id, call_id=call_id,
+                                             tool=self.escalate_tool, ok=True, result="handed to a human",
+                                             tool_use_id=use_id))
+
+    def _result_block(self, use_id: str | None, result: ToolResult) -> dict[str, Any]:
+        limit = self.settings.tool_result_chars
+        if result.ok:
+            text = result.value if isinstance(result.value, str) else json.dumps(
+                result.value, default=str, ensure_ascii=False, separators=(",", ":"))
+        else:
+            text = f"error: {result.error}"
+        if len(text) > limit:
+            text = (text[:limit] + f"\n[truncated: showing {limit} of {len(text)} characters; "
+                                   "ask for narrower data if you need the rest]")
+        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": use_id, "content": text}
+        if not result.ok:
+            block["is_error"] = True
+        return block

@@ -1,0 +1,191 @@
+"""The Claude policy against a fake Messages API (real HTTP, real ``anthropic`` client) and a real
+rate limiter: each way a session may end, with its asserted outcome."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from events import encode
+from tests.fakes.anthropic_server import (
+    FakeAnthropic,
+    final,
+    message,
+    overloaded,
+    text,
+    tool,
+    tool_results,
+    tool_use,
+)
+from tests.services.agent.conftest import AgentLab, claude_config
+
+NODE_DOWN = ("node_down", "node-2")
+
+
+async def escalation(lab: AgentLab, ticket_id: str, timeout: float = 20.0) -> str:
+    finished = await lab.finished(ticket_id, timeout)
+    assert finished.data.outcome == "escalated", finished.data
+    escalated = lab.of("ticket.escalated", ticket_id)
+    assert len(escalated) == 1
+    return str(escalated[0].data.reason)
+
+
+async def test_a_model_that_claims_success_without_fixing_anything_is_escalated(lab: AgentLab,
+                                                                                 api: FakeAnthropic) -> None:
+    api.script([tool_use("list_nodes", say="Let me look at the nodes."),
+                final("All nodes are healthy now; the problem is fixed.")])
+    await lab.start_agent(claude_config(api, verify_timeout_s=1.0))
+    ticket = await lab.open_ticket(*NODE_DOWN)  # the violation stays active: nothing clears it
+    reason = await escalation(lab, ticket)
+    assert reason.startswith("verification failed: node_down on node-2 still violated")
+    assert "changed nothing" in reason
+    assert not lab.of("ticket.resolved", ticket)
+    thoughts = [e.data.text for e in lab.of("agent.thought", ticket)]
+    assert "Let me look at the nodes." in thoughts
+    assert any("the problem is fixed" in t for t in thoughts)
+
+
+async def test_unknown_tools_and_invalid_arguments_go_back_to_the_model_and_never_run(
+        lab: AgentLab, api: FakeAnthropic) -> None:
+    api.script([
+        message(tool("drop_all_tables", {"really": True}), tool("restart_node", {"node": 7, "bogus": 1})),
+        tool_use("escalate", {"reason": "my tools do not do what I need"}),
+    ])
+    await lab.start_agent(claude_config(api))
+    ticket = await lab.open_ticket(*NODE_DOWN)
+    reason = await escalation(lab, ticket)
+    assert reason == "the model escalated: my tools do not do what I need"
+    results = {e.data.tool: e.data for e in lab.of("agent.tool_result", ticket)}
+    assert results["drop_all_tables"].ok is False
+    assert results["drop_all_tables"].error.startswith("unknown tool 'drop_all_tables'; available tools: list_nodes")
+    assert results["restart_node"].ok is False
+    assert "invalid arguments for restart_node" in results["restart_node"].error
+    assert "node: Input should be a valid string" in results["restart_node"].error
+    assert "bogus: Extra inputs are not permitted" in results["restart_node"].error
+    assert not lab.of("ticket.action_requested", ticket)  # nothing was executed, not even requested
+    # the model saw both errors as tool results of its calls
+    second = next(r["body"] for r in api.requests if len(r["body"]["messages"]) == 3)
+    blocks = tool_results(second)
+    assert [b.get("is_error") for b in blocks] == [True, True]
+    assert "unknown tool" in blocks[0]["content"] and "invalid arguments" in blocks[1]["content"]
+
+
+async def test_the_same_failing_call_three_times_escalates(lab: AgentLab, api: FakeAnthropic) -> None:
+    again = tool_use("node_status", {"node": "node-9"}, say="Checking node-9.")
+    api.script([again, again, again, final("unreachable")])
+    await lab.start_agent(claude_config(api))
+    ticket = await lab.open_ticket(*NODE_DOWN)
+    reason = await escalation(lab, ticket)
+    assert reason.startswith('the same failing call node_status({"node": "node-9"}) 3 times: unknown node')
+    assert len(lab.of("agent.tool_call", ticket)) == 3
+    assert len(lab.of("agent.llm_request", ticket)) == 3
+
+
+async def test_the_step_budget_escalates(lab: AgentLab, api: FakeAnthropic) -> None:
+    api.script([tool_use("list_nodes")] * 10)
+    await lab.start_agent(claude_config(api, max_steps=3))
+    ticket = await lab.open_ticket(*NODE_DOWN)
+    reason = await escalation(lab, ticket)
+    assert reason == "step budget exhausted: 3 tool calls (max 3)"
+    assert len(lab.of("agent.tool_call", ticket)) == 3
+    finished = lab.of("agent.session_finished", ticket)[0].data
+    assert finished.steps == 3 and finished.turns == 3
+
+
+@pytest.mark.parametrize(("limits", "expected"), [
+    ({"max_total_tokens": 2500}, "token budget exhausted: 3000 tokens used (max 2500)"),
+    ({"max_cost_usd": 0.02}, "cost ceiling reached: $0.0210 spent (max $0.02)"),
+])
+async def test_token_and_cost_budgets_escalate(lab: AgentLab, api: FakeAnthropic, limits: dict[str, float],
+                                               expected: str) -> None:
+    usage = {"input_tokens": 1000, "output_tokens": 500}  # $0.0030 + $0.0075 = $0.0105 per turn at $3/$15
+    api.script([tool_use("list_nodes", usage=usage)] * 5)
+    await lab.start_agent(claude_config(api, **limits))
+    ticket = await lab.open_ticket(*NODE_DOWN)
+    reason = await escalation(lab, ticket)
+    assert reason == expected
+    responses = [e.data for e in lab.of("agent.llm_response", ticket)]
+    assert responses[0].usage == usage
+    assert responses[0].cost_usd == pytest.approx(0.0105)
+    assert responses[-1].session_tokens == 1500 * len(responses)
+    finished = lab.of("agent.session_finished", ticket)[0].data
+    assert finished.tokens == 1500 * len(responses)
+    assert finished.cost_usd == pytest.approx(0.0105 * len(responses))
+
+
+async def test_the_session_deadline_escalates(lab: AgentLab, api: FakeAnthropic) -> None:
+    api.script([tool_use("list_nodes"), final("done", delay_s=10.0)])  # the second answer comes too late
+    await lab.start_agent(claude_config(api, session_deadline_s=2.0, lease_s=4.0))
+    ticket = await lab.open_ticket(*NODE_DOWN)
+    reason = await escalation(lab, ticket, timeout=10)
+    assert reason == "session deadline of 2s passed"
+
+
+async def test_overload_is_retried_by_the_sdk_then_the_session_goes_on(lab: AgentLab, api: FakeAnthropic) -> None:
+    api.script([[overloaded(), tool_use("list_nodes")],
+                tool_use("escalate", {"reason": "testing overload only"})])
+    await lab.start_agent(claude_config(api))
+    ticket = await lab.open_ticket(*NODE_DOWN)
+    reason = await escalation(lab, ticket)
+    assert reason == "the model escalated: testing overload only"
+    first_turn = [r for r in api.requests if len(r["body"]["messages"]) == 1]
+    assert len(first_turn) == 2  # the 529, then the SDK's retry
+    assert [e.data.error for e in lab.of("agent.llm_response", ticket)] == [None, None]
+    assert [e.data.tool for e in lab.of("agent.tool_call", ticket)] == ["list_nodes", "escalate"]
+
+
+async def test_overload_that_outlasts_the_retries_escalates(lab: AgentLab, api: FakeAnthropic) -> None:
+    api.script([overloaded()])
+    await lab.start_agent(claude_config(api, max_retries=1))
+    ticket = await lab.open_ticket(*NODE_DOWN)
+    reason = await escalation(lab, ticket)
+    assert reason == "the Claude API kept failing (529) after 1 retries: Overloaded"
+    assert len(api.requests) == 2
+
+
+async def test_an_invalid_key_escalates_at_once(lab: AgentLab, api: FakeAnthropic) -> None:
+    api.script([tool_use("list_nodes")])
+    await lab.start_agent(claude_config(api, api_key="sk-ant-wrong-key-0000000000"))
+    ticket = await lab.open_ticket(*NODE_DOWN)
+    reason = await escalation(lab, ticket)
+    assert reason == "the Claude API rejected the API key (401): invalid x-api-key"
+    assert len(api.requests) == 1  # a 401 is not retried
+    assert api.requests[0]["headers"].get("Authorization", "").startswith("Bearer ") or \
+        api.requests[0]["headers"].get("X-Api-Key")
+    response = lab.of("agent.llm_response", ticket)[0].data
+    assert response.error == reason and response.content == []
+
+
+async def test_an_unreachable_api_escalates_clearly(lab: AgentLab, api: FakeAnthropic) -> None:
+    from oplab.infra import free_port
+
+    await lab.start_agent(claude_config(api, base_url=f"http://127.0.0.1:{free_port()}", max_retries=1))
+    ticket = await lab.open_ticket(*NODE_DOWN)
+    reason = await escalation(lab, ticket)
+    assert reason.startswith("the Claude API at 127.0.0.1:")
+    assert "is unreachable after 1 retries" in reason
+
+
+async def test_no_secret_reaches_the_log(lab: AgentLab, api: FakeAnthropic, caplog: pytest.LogCaptureFixture
+                                         ) -> None:
+    password = "hunter2-Secr3t"
+    leaky = f"http://admin:{password}@10.9.8.7:9001/RPC2"
+    api.script([
+        message(text(f"I will try the management URL {leaky} with key {api.api_key}."),
+                tool("node_status", {"node": leaky})),
+        tool_use("escalate", {"reason": f"cannot reach {leaky} (key {api.api_key})"}),
+    ])
+    with caplog.at_level("INFO"):
+        await lab.start_agent(claude_config(api))
+        ticket = await lab.open_ticket(*NODE_DOWN)
+        reason = await escalation(lab, ticket)
+    assert "admin:***@10.9.8.7" in reason
+    raw = b"\n".join(encode(e) for _, e in lab.log.events)  # the whole run, every domain
+    assert len(lab.log.events) > 8
+    assert api.api_key.encode() not in raw
+    assert password.encode() not in raw
+    assert api.api_key not in caplog.text and password not in caplog.text
+    # the model still got a useful (redacted) error for its call
+    second = next(r["body"] for r in api.requests if len(r["body"]["messages"]) == 3)
+    assert "unknown node 'http://admin:***@10.9.8.7:9001/RPC2'" in json.dumps(tool_results(second))

@@ -1,0 +1,104 @@
+"""A scripted Claude session fixes a real injected fault, and its replay reproduces it offline.
+
+The real monitor watches a real three-node cluster; ``node_kill`` SIGKILLs a node; the monitor
+opens the ticket; the agent (Claude policy, fake Messages API) runs the scripted tool calls
+against the real subject — they really restart the node — and verifies recovery itself from the
+monitor's ``inv.cleared``. Then the fake API is stopped and the replay policy re-runs the recorded
+session on a second run with the same fault: same tool calls, same outcome, no network.
+"""
+
+from __future__ import annotations
+
+from events.bus import Bus
+from events.settings import BusSettings
+from events.subjects import run_events
+from subjects.ratelimiter import RateLimiterAdapter
+from tests.e2e.conftest import RunLog
+from tests.fakes.anthropic_server import FakeAnthropic, final, tool_use
+from tests.services.agent.conftest import AgentLab, claude_config
+from tests.subjects.ratelimiter.conftest import Cluster
+
+SCRIPT = [
+    tool_use("list_nodes", say="A node is reported down; let me look at the nodes first."),
+    tool_use("restart_node", {"node": "node-2"}, say="node-2 is down and its process is not running. Restarting it."),
+    tool_use("node_status", {"node": "node-2"}, say="Checking that node-2 answers again."),
+    final("node-2's process had died, so it was down. I restarted it through the supervisor and checked that "
+          "its /health answers and its heartbeat is fresh."),
+]
+
+
+async def kill(cluster: Cluster, node: str) -> None:
+    adapter = RateLimiterAdapter(cluster.settings)
+    try:
+        fault = adapter.fault("node_kill")
+        assert fault is not None
+        await fault.inject(node, fault.params_model())
+    finally:
+        await adapter.close()
+
+
+async def test_a_scripted_session_fixes_a_real_fault_and_replays_without_the_api(
+        lab: AgentLab, api: FakeAnthropic, bus: Bus, bus_settings: BusSettings, agent_cluster: Cluster) -> None:
+    api.script(SCRIPT)
+    await lab.start_monitor()
+    await lab.start_agent(claude_config(api, verify_timeout_s=10.0))
+    await kill(agent_cluster, "node-2")
+
+    opened = await lab.log.wait_for(lambda e: e.type == "ticket.opened", 15, "ticket opened")
+    ticket = opened.data.ticket_id
+    assert (opened.data.invariant, opened.data.entity) == ("node_down", "node-2")
+    finished = await lab.finished(ticket, 40)
+    assert finished.data.outcome == "resolved", finished.data
+    resolved = lab.of("ticket.resolved", ticket)[0].data
+    assert resolved.by == "agent" and "restarted it through the supervisor" in resolved.note
+    lifecycle = [e.type for e in lab.of("ticket.opened", ticket) + lab.of("ticket.claimed", ticket)
+                 + lab.of("ticket.action_requested", ticket) + lab.of("ticket.action_executed", ticket)
+                 + lab.of("ticket.verified", ticket) + lab.of("ticket.resolved", ticket)]
+    assert lifecycle == ["ticket.opened", "ticket.claimed", "ticket.action_requested", "ticket.action_executed",
+                         "ticket.verified", "ticket.resolved"]
+    executed = lab.of("ticket.action_executed", ticket)[0].data
+    assert (executed.tool, executed.args, executed.ok) == ("restart_node", {"node": "node-2"}, True)
+    # the clear the agent relied on came after its remedy
+    call_seq = next(seq for seq, e in lab.log.events if e.type == "agent.tool_call" and e.data.tool == "restart_node")
+    clear_seq = next(seq for seq, e in lab.log.events if e.type == "inv.cleared" and e.data.entity == "node-2")
+    assert clear_seq > call_seq
+    # the whole conversation is in the log: requests rebuild the messages the API received
+    requests = [e.data for e in lab.of("agent.llm_request", ticket)]
+    assert [r.turn for r in requests] == [1, 2, 3, 4]
+    assert requests[0].system and "distributed system" in requests[0].system
+    assert "node_kill" not in requests[0].system and "node_kill" not in str(requests[0].messages)
+    assert {t["name"] for t in requests[0].tool_schemas} >= {"list_nodes", "restart_node", "escalate"}
+    rebuilt = [m for r in requests for m in r.messages]
+    assert rebuilt == api.requests[-1]["body"]["messages"]
+    responses = [e.data for e in lab.of("agent.llm_response", ticket)]
+    assert [r.stop_reason for r in responses] == ["tool_use", "tool_use", "tool_use", "end_turn"]
+    assert all(r.usage["input_tokens"] > 0 and r.latency_ms > 0 for r in responses)
+    recorded_calls = [(e.data.tool, e.data.args) for e in lab.of("agent.tool_call", ticket)]
+    assert finished.data.turns == 4 and finished.data.tokens == sum(sum(r.usage.values()) for r in responses)
+
+    # -- replay on a fresh run, with the fake API gone ---------------------------------------------------
+    await lab.close()
+    await api.stop()
+    api.requests.clear()
+    replay_run = f"{lab.run}-rp"
+    log = RunLog()
+    feed = await bus.replay(run_events(replay_run), log.handle, follow=True)
+    replay_lab = AgentLab(bus, bus_settings, replay_run, agent_cluster, log)
+    try:
+        await replay_lab.start_monitor()
+        config = claude_config(api, policy="replay", replay_run=lab.run, verify_timeout_s=10.0)
+        await replay_lab.start_agent(config, instance="replayer")
+        await kill(agent_cluster, "node-2")
+        opened2 = await log.wait_for(lambda e: e.type == "ticket.opened", 15, "replay ticket opened")
+        ticket2 = opened2.data.ticket_id
+        finished2 = await replay_lab.finished(ticket2, 40)
+        assert finished2.data.outcome == "resolved", finished2.data
+        assert finished2.data.divergences == 0, [e.data for e in replay_lab.of("agent.replay_diverged")]
+        assert [(e.data.tool, e.data.args) for e in replay_lab.of("agent.tool_call", ticket2)] == recorded_calls
+        started = replay_lab.of("agent.session_started", ticket2)[0].data
+        assert started.policy == "replay" and started.replay_of == {"run": lab.run, "ticket": None}
+        assert replay_lab.of("ticket.resolved", ticket2)[0].data.by == "agent"
+        assert not api.requests  # nothing was asked of any API (and the fake one is not even listening)
+    finally:
+        await replay_lab.close()
+        await feed.stop()
