@@ -54,7 +54,7 @@ async def _main(args: argparse.Namespace) -> None:
     bus = await Bus.connect(settings, source=f"console-{os.getpid()}")
 
     async def next_chapter() -> None:
-        await request(bus.nc, "director", "next", timeout=2.0)
+        await request(bus.nc, "director", "next", timeout=2.0, wait_for_service_s=0.5)
 
     try:
         await run_console(bus, args.run, on_next=None if args.replay else next_chapter,

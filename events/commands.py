@@ -7,6 +7,7 @@ Services answer through ``nats.micro`` endpoints; an error reply carries the
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -26,13 +27,21 @@ class CommandError(Exception):
 
 
 async def request(nc: Client, service: str, verb: str, body: dict[str, Any] | None = None,
-                  timeout: float = 10.0) -> dict[str, Any]:
-    try:
-        reply = await nc.request(command(service, verb), json.dumps(body or {}).encode(), timeout=timeout)
-    except NoRespondersError as exc:
-        raise CommandError("503", f"the {service} service is not running") from exc
-    except TimeoutError as exc:
-        raise CommandError("504", f"the {service} service did not answer within {timeout}s") from exc
+                  timeout: float = 10.0, wait_for_service_s: float = 3.0) -> dict[str, Any]:
+    """Send a command; a service that is briefly away (restarting) is waited for up to
+    ``wait_for_service_s`` before the command fails with 503."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_for_service_s
+    while True:
+        try:
+            reply = await nc.request(command(service, verb), json.dumps(body or {}).encode(), timeout=timeout)
+            break
+        except NoRespondersError as exc:
+            if loop.time() >= deadline:
+                raise CommandError("503", f"the {service} service is not running") from exc
+        except TimeoutError as exc:
+            raise CommandError("504", f"the {service} service did not answer within {timeout}s") from exc
+        await asyncio.sleep(0.1)  # waiting for a restarting service to subscribe again
     headers = reply.headers or {}
     if "Nats-Service-Error-Code" in headers:
         raise CommandError(headers["Nats-Service-Error-Code"], headers.get("Nats-Service-Error", "error"))

@@ -65,7 +65,7 @@ async def open_console(nats_url: str, run: str, replay: bool = False) -> None:
 
     async def next_chapter() -> None:
         # a refusal propagates: the console shows it in its footer
-        await request(bus.nc, "director", "next", timeout=2.0)
+        await request(bus.nc, "director", "next", timeout=2.0, wait_for_service_s=0.5)
 
     try:
         await run_console(bus, run, on_next=None if replay else next_chapter, replay=replay)

@@ -1,4 +1,9 @@
-"""The headless demo, as a user runs it, for each fault; the story asserted from the log."""
+"""`oplab demo --headless --fault F`, as a user runs it, for every fault in the catalogue.
+
+Each incident fault must fire its invariant, be resolved by the rules agent, clear,
+and be reverted — all asserted from the event log. The control fault (a legitimate
+burst) must lead to no mutating action and leave nothing open.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from events.bus import Bus
+from events import Event
+from events.bus import Bus, Delivered
 from events.subjects import run_events
 from oplab.infra import RunningServer
 
@@ -18,49 +24,88 @@ pytestmark = pytest.mark.e2e
 
 OPLAB = str(Path(sys.executable).parent / "oplab")
 TICKET_STORY = ["ticket.opened", "ticket.claimed", "ticket.diagnosed", "ticket.action_requested",
-                "ticket.action_executed",
-                "ticket.verified", "ticket.resolved"]
+                "ticket.action_executed", "ticket.verified", "ticket.resolved"]
+
+# the README's fault table: fault -> (invariant that must fire, the rules agent's remedy)
+CATALOGUE = {
+    "node_kill": ("node_down", "restart_node"),
+    "counter_drift": ("counter_drift", "prune_counter"),
+    "ghost_allowing": ("ghost_allowing", "restart_node"),
+    "redis_pause": ("redis_unavailable", "unpause_redis"),
+    "redis_oom": ("error_rate", "set_memory_limit"),
+    "limit_misconfig": ("limit_policy_drift", "set_limit"),
+}
 
 
 def run_demo(fault: str, env: dict[str, str]) -> tuple[dict, str]:  # type: ignore[type-arg]
     proc = subprocess.run([OPLAB, "demo", "--headless", "--fault", fault], env=env, capture_output=True,
-                          text=True, timeout=240)
+                          text=True, timeout=170)
     lines = proc.stdout.strip().splitlines()
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-3000:]}"
     return json.loads(lines[-1]), proc.stdout
 
 
-@pytest.mark.parametrize("fault", ["node_kill", "counter_drift"])
-async def test_headless_demo_is_resolved_by_the_agent(fault: str, tmp_path: Path, nats_server: RunningServer,
-                                                      valkey_server: RunningServer, bus: Bus) -> None:
-    env = {**os.environ, "OPLAB_HOME": str(tmp_path / "oplab"), "NATS_URL": nats_server.url,
-           "REDIS_URL": valkey_server.url}
-    summary, stdout = run_demo(fault, env)
+async def run_log(bus: Bus, run: str) -> list[Event]:
+    events: list[Event] = []
+
+    async def collect(d: Delivered) -> None:
+        events.append(d.event)
+
+    await bus.replay(run_events(run), collect)
+    return events
+
+
+@pytest.fixture
+def demo_env(tmp_path: Path, nats_server: RunningServer, valkey_server: RunningServer) -> dict[str, str]:
+    return {**os.environ, "OPLAB_HOME": str(tmp_path / "oplab"), "NATS_URL": nats_server.url,
+            "REDIS_URL": valkey_server.url}
+
+
+@pytest.mark.parametrize("fault", list(CATALOGUE))
+async def test_every_incident_fault_is_detected_and_resolved_by_the_agent(
+    fault: str, demo_env: dict[str, str], bus: Bus
+) -> None:
+    invariant, remedy = CATALOGUE[fault]
+    summary, stdout = run_demo(fault, demo_env)
     assert summary["fault"] == fault
     assert summary["outcome"] == "resolved" and summary["resolved_by"] == "agent"
     assert 0 < summary["ttd_s"] < 10 and 0 < summary["ttm_s"] < 20
     for title in ("Welcome", "Breaking it", "Detection", "Remediation", "Verification", "Summary"):
         assert title in stdout
 
-    events = []
-
-    async def collect(d):  # type: ignore[no-untyped-def]
-        events.append(d.event)
-
-    await bus.replay(run_events(summary["run"]), collect)
+    events = await run_log(bus, summary["run"])
     ticket = [e for e in events if e.type.startswith("ticket.") and e.data.ticket_id == summary["ticket"]]
     assert [e.type for e in ticket] == TICKET_STORY
+    opened = ticket[0].data
+    assert opened.invariant == invariant
+    executed = [e.data for e in ticket if e.type == "ticket.action_executed"]
+    assert [a.tool for a in executed] == [remedy] and executed[0].ok
     injected = [e for e in events if e.type == "chaos.fault_injected"]
     assert len(injected) == 1 and injected[0].data.kind == fault
     reverted = [e for e in events if e.type == "chaos.fault_reverted"]
     assert [e.data.fault_id for e in reverted] == [injected[0].data.fault_id]
-    opened = ticket[0].data
-    violated = [e for e in events if e.type == "inv.violated" and e.data.invariant == opened.invariant]
-    cleared = [e for e in events if e.type == "inv.cleared" and e.data.invariant == opened.invariant
+    violated = [e for e in events if e.type == "inv.violated" and e.data.invariant == invariant]
+    cleared = [e for e in events if e.type == "inv.cleared" and e.data.invariant == invariant
                and e.data.entity == opened.entity]
     assert violated and cleared
     assert injected[0].time < violated[0].time < ticket[0].time < cleared[0].time <= ticket[-1].time
     assert [e.type for e in events if e.type.startswith("run.")] == ["run.started", "run.finished"]
+    still_open = {e.data.ticket_id for e in events if e.type == "ticket.opened"} - {
+        e.data.ticket_id for e in events if e.type in ("ticket.resolved", "ticket.escalated")}
+    assert not still_open, f"tickets left open: {still_open}"
+
+
+async def test_a_legitimate_burst_leads_to_no_action_and_nothing_open(demo_env: dict[str, str], bus: Bus) -> None:
+    summary, stdout = run_demo("hot_key_burst", demo_env)
+    assert summary["outcome"] == "no_action" and summary["actions"] == 0
+    assert "Nothing to fix" in stdout and "Detection" not in stdout
+    events = await run_log(bus, summary["run"])
+    assert not [e for e in events if e.type in ("ticket.action_requested", "ticket.action_executed")]
+    burst = [e for e in events if e.type == "chaos.fault_effective"]
+    assert burst, "the burst really happened"
+    opened = {e.data.ticket_id for e in events if e.type == "ticket.opened"}
+    closed = {e.data.ticket_id for e in events if e.type in ("ticket.resolved", "ticket.escalated")}
+    assert opened <= closed
 
 
 async def test_the_demo_runs_on_embedded_servers_alone(tmp_path: Path) -> None:
