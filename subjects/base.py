@@ -108,6 +108,13 @@ class Fault(abc.ABC):
     params_model: ClassVar[type[BaseModel]] = NoArgs
     default_ttl_s: ClassVar[float] = 60.0
 
+    async def resolve_target(self, target: str | None) -> str | None:
+        """The concrete target an injection will hit (``None``: pick one). Called before
+        anything is recorded or changed, so a conflict is refused with nothing injected
+        and a request cut off by a crash names what it was about to break.
+        Raise RefusedError for a target outside the lab. Default: as given."""
+        return target
+
     @abc.abstractmethod
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
         """Break it. ``target`` None means: pick a suitable one. Raise RefusedError if invalid."""

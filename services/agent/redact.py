@@ -33,6 +33,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # passwords in URLs: keep scheme, user and host
     (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@'\"<>]*):([^\s@/'\"<>]+)@"), r"\1:" + MASK + "@"),
     # API keys with a recognisable prefix
+    # user:password@host with no scheme (as some libraries print URLs)
+    (re.compile(r"(?<![/\w:])([A-Za-z0-9_.\-]+):([^\s@/'\"<>:]+)@(?=[A-Za-z0-9_.\-]+[:/])"), r"\1:" + MASK + "@"),
     (re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{8,}"), "sk-ant-" + MASK),
     (re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"), "sk-" + MASK),
     # header values

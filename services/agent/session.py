@@ -74,7 +74,7 @@ class Session:
         self.result_limit = result_limit
         self.steps = 0
         self.last_action_seq = 0
-        self.remedies = 0  # mutating calls that ran
+        self.remedies = 0  # mutating calls that ran and succeeded
         self.failures: Counter[str] = Counter()  # failing calls by (tool, args)
         # what the policy reports back when the session ends (tokens, cost, turns, ...)
         self.stats: dict[str, Any] = {}
@@ -128,10 +128,13 @@ class Session:
             outcome = value if result.ok else error
             await self.store.update(self.ticket_id, lambda t: t.record_action(
                 self.agent, call_id, name, safe_args, result.ok, outcome))
-            self.remedies += 1
-            # a remedy that waits for its own effect (a restarted node answering) may be
-            # outlived by the monitor's clear: the clear must follow the call, not the result
-            self.last_action_seq = call_seq
+            if result.ok:
+                self.remedies += 1
+                if not self.last_action_seq:
+                    # the clear must follow the FIRST successful remedy's call: a remedy that
+                    # waits for its own effect (a restarted node answering) may be outlived
+                    # by the monitor's clear, and a redundant second remedy brings no new one
+                    self.last_action_seq = call_seq
         if not result.ok:
             self.failures[self.call_key(name, args)] += 1
         # the policy gets the whole (redacted) value; the log gets it cut to the budget
@@ -165,7 +168,8 @@ class Session:
         await self.store.update(self.ticket_id, lambda t: t.diagnose(self.agent, hypothesis, evidence))
 
     async def verify(self, timeout: float) -> bool:
-        """True if the ticket's violation cleared after the last remedy, within ``timeout``."""
+        """True if the ticket's violation cleared after the first successful remedy and has not
+        been violated again since, within ``timeout``."""
         key = (self.ticket.invariant, self.ticket.entity)
         return await self.violations.wait_cleared(key, self.last_action_seq, timeout)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -144,6 +145,13 @@ class AgentSettings(BaseSettings):
             value = os.environ.get(name)
             if value:
                 out.append(value)
+        # passwords inside the lab's own endpoints (supervisor, Redis, NATS)
+        for name in ("OPLAB_RL_SUPERVISOR_URL", "REDIS_URL", "OPLAB_REDIS_URL", "NATS_URL", "OPLAB_NATS_URL",
+                     "OPLAB_SUPERVISOR_PASSWORD"):
+            value = os.environ.get(name, "")
+            password = urlparse(value).password if "://" in value else value if name.endswith("PASSWORD") else None
+            if password:
+                out.append(password)
         return out
 
     def describe(self) -> dict[str, Any]:

@@ -221,16 +221,19 @@ class ChaosService(ServiceProcess):
         async with self._lock:
             if self.stopping.is_set():
                 raise AdapterError("the chaos service is stopping")
-            if request.target is not None and (busy := self.ledger.on_target(request.target)):
-                raise RefusedError(f"target {request.target} already has fault {busy.fault_id} "
+            # resolve the target first: a conflict is refused with nothing injected, and a
+            # request cut off by a crash names what it was about to break
+            target = await fault.resolve_target(request.target)
+            if target is not None and (busy := self.ledger.on_target(target)):
+                raise RefusedError(f"target {target} already has fault {busy.fault_id} "
                                    f"({busy.kind}); revert it first")
             fault_id = new_fault_id()
-            requested = self.event(FaultRequested(fault_id=fault_id, kind=fault.kind, target=request.target,
+            requested = self.event(FaultRequested(fault_id=fault_id, kind=fault.kind, target=target,
                                                   params=params.model_dump(), ttl_s=ttl),
                                    correlation=fault_id)
             await self.bus.publish(requested)  # fails before anything is touched, or is on record
             try:
-                injection = await fault.inject(request.target, params)
+                injection = await fault.inject(target, params)
             except Exception as exc:  # refused, failed, or a bug: in every case the request gets its outcome
                 why = str(exc) if isinstance(exc, AdapterError) else f"unexpected error: {exc!r}"
                 await self._record(FaultFailed(fault_id=fault_id, stage="inject", reason=why),

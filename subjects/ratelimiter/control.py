@@ -64,6 +64,8 @@ class NodeControl:
         self.url = supervisor_url
         self.timeout_s = timeout_s
         parsed = urlparse(supervisor_url)
+        # what messages may show: never the credentials in the URL
+        self.address = parsed.path if parsed.scheme == "unix" else f"{parsed.hostname}:{parsed.port}"
         self._unix: str | None
         if parsed.scheme == "unix":
             self._endpoint, self._unix = "http://localhost/RPC2", parsed.path
@@ -88,8 +90,12 @@ class NodeControl:
             return await asyncio.to_thread(self._call_sync, method, *args)
         except xmlrpc.client.Fault as exc:
             raise SupervisorFault(method, args, exc) from exc
-        except (OSError, xmlrpc.client.ProtocolError, http.client.HTTPException) as exc:
-            raise AdapterError(f"supervisord at {self.url} unreachable ({method}): {exc}") from exc
+        except xmlrpc.client.ProtocolError as exc:  # its text carries the URL, credentials included
+            raise AdapterError(f"supervisord at {self.address} refused {method}: "
+                               f"HTTP {exc.errcode} {exc.errmsg}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise AdapterError(f"supervisord at {self.address} unreachable ({method}): "
+                               f"{type(exc).__name__}: {exc}") from None
 
     async def info(self, node: str) -> dict[str, Any]:
         """supervisord's process info for ``node`` (statename, pid, ...)."""

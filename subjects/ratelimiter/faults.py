@@ -65,10 +65,23 @@ if TYPE_CHECKING:
 
 
 class RateLimiterFault(Fault):
-    """A rate limiter fault: holds the adapter it acts through."""
+    """A rate limiter fault: holds the adapter it acts through.
+
+    ``target_kind`` says what it breaks: a ``node`` (default: the first healthy
+    one), a policy ``key`` (default: the first) or ``redis``.
+    """
+
+    target_kind: str = "node"
 
     def __init__(self, adapter: RateLimiterAdapter) -> None:
         self.adapter = adapter
+
+    async def resolve_target(self, target: str | None) -> str:
+        if self.target_kind == "node":
+            return self.adapter.require_node(target if target is not None else await pick_healthy_node(self.adapter))
+        if self.target_kind == "key":
+            return self.adapter.require_key(target if target is not None else next(iter(self.adapter.settings.policy)))
+        return str(self.adapter.require_redis(target))
 
     async def close(self) -> None:
         """Stop whatever the fault runs in this process (default: nothing)."""
@@ -146,6 +159,7 @@ class DriftParams(BaseModel):
 
 class CounterDrift(RateLimiterFault):
     kind = "counter_drift"
+    target_kind = "key"
     description = "write bogus future-dated entries into a live key's window so it reads over its limit"
     params_model = DriftParams
     default_ttl_s = 60.0
@@ -240,6 +254,7 @@ class PauseParams(BaseModel):
 
 class RedisPause(RateLimiterFault):
     kind = "redis_pause"
+    target_kind = "redis"
     description = "pause Redis for writes (CLIENT PAUSE WRITE): every rate check, being a write, stalls"
     params_model = PauseParams
     default_ttl_s = 60.0
@@ -282,6 +297,7 @@ _POLICIES = frozenset(get_args(RateLimiterSettings.model_fields["redis_maxmemory
 
 class RedisOom(RateLimiterFault):
     kind = "redis_oom"
+    target_kind = "redis"
     description = "lower Redis maxmemory below the memory in use, with noeviction: writes (every check) fail"
     params_model = OomParams
     default_ttl_s = 60.0
@@ -334,6 +350,7 @@ class MisconfigParams(BaseModel):
 
 class LimitMisconfig(RateLimiterFault):
     kind = "limit_misconfig"
+    target_kind = "key"
     description = "change a key's limit to a wrong value through a node's management API"
     params_model = MisconfigParams
     default_ttl_s = 60.0
@@ -404,6 +421,7 @@ class HotKeyBurst(RateLimiterFault):
     """
 
     kind = "hot_key_burst"
+    target_kind = "key"
     description = "a legitimate traffic burst far over one key's limit (nothing is broken: the control case)"
     params_model = BurstParams
     default_ttl_s = 60.0

