@@ -180,8 +180,9 @@ def demo(fault: Annotated[str, typer.Option(help="Fault to play (see the README'
         stack.down(progress=_progress)
     if not headless:
         outcome = summary.get("outcome") or "unfinished"
-        typer.echo(f"run {info.run}: {outcome}. Replay it with `oplab console --run {info.run} --replay`, "
-                   f"read it with `oplab events {info.run}`.")
+        typer.echo(f"run {info.run}: {outcome}.\n"
+                   f"  replay it:  oplab console --run {info.run} --replay\n"
+                   f"  read it:    oplab events {info.run}")
     if headless:
         keys = ("run", "fault", "ticket", "outcome", "resolved_by", "ttd_s", "ttm_s")
         line = {k: summary.get(k) for k in keys}

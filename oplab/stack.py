@@ -105,6 +105,7 @@ class Stack:
             "OPLAB_RL_NODES": ",".join(f"{k}={v}" for k, v in info.nodes.items()),
             "OPLAB_RL_SUPERVISOR_URL": info.supervisor_url + "/RPC2",
             "OPLAB_RL_KEY_PREFIX": f"rl:{info.run}",
+            "OPLAB_RL_FAULT_HOOKS": "1",  # the lab's own nodes accept the chaos service's hooks
             "OPLAB_FAULT": info.fault,
             "OPLAB_DIRECTOR_MODE": info.mode,
             "OPLAB_SCENARIO": self.settings.scenario,
@@ -203,7 +204,7 @@ class Stack:
         sup = Supervisor(info.supervisor_url) if info else None
         if sup is None or not sup.alive():
             return False
-        progress("stopping services (SIGTERM) and infrastructure")
+        progress("stopping services (SIGTERM, each finishes its work) and infrastructure: a few seconds")
         pid = _read_pid(self.home / "supervisord.pid")
         with contextlib.suppress(OSError):
             sup.shutdown()

@@ -89,7 +89,8 @@ class RateLimiterSettings(BaseSettings):
         "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",
         "volatile-random", "volatile-ttl",
     ] = Field(default="noeviction", description="Declared Redis maxmemory-policy")
-    fault_hooks: bool = Field(default=True, description="Serve the nodes' /admin/faults hooks (chaos only)")
+    fault_hooks: bool = Field(default=False, description="Serve the nodes' /admin/faults hooks (chaos only); "
+                              "off unless the lab's launcher turns it on")
 
     @field_validator("nodes")
     @classmethod

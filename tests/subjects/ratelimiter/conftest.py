@@ -175,6 +175,7 @@ def node_settings(redis_url: str, nodes: dict[str, str], supervisor_url: str = "
         nodes=",".join(f"{n}={u}" for n, u in nodes.items()),
         supervisor_url=supervisor_url,
         key_prefix=overrides.pop("key_prefix", f"t{secrets.token_hex(4)}"),
+        fault_hooks=overrides.pop("fault_hooks", True),  # the test cluster plays the lab's nodes
         **overrides,
     )
 
@@ -191,6 +192,7 @@ def settings_env(settings: RateLimiterSettings) -> dict[str, str]:
         OPLAB_RL_HEARTBEAT_S=str(settings.heartbeat_s),
         OPLAB_RL_DOWN_AFTER_S=str(settings.down_after_s),
         OPLAB_RL_POLICY=json.dumps(settings.policy),
+        OPLAB_RL_FAULT_HOOKS="1" if settings.fault_hooks else "0",
         PYTHONUNBUFFERED="1",
     )
     return env

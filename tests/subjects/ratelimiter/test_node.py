@@ -17,6 +17,7 @@ from oplab.infra import RunningServer, free_port
 from subjects.ratelimiter import RateLimiterAdapter
 from subjects.ratelimiter.limiter import LimiterStore
 from subjects.ratelimiter.node import Node, identity
+from subjects.ratelimiter.settings import RateLimiterSettings
 from tests.subjects.ratelimiter.conftest import REPO, Cluster, eventually, node_settings, running_cluster, settings_env
 
 
@@ -181,5 +182,7 @@ def test_fault_hooks_are_served_only_when_enabled() -> None:
         node = Node(settings, identity(settings, "node-1", "127.0.0.1", None, None))
         return {f"{r.method} {r.resource.canonical}" for r in node.app().router.routes() if r.resource}
 
-    assert {"GET /admin/faults", "PUT /admin/faults/fail_open", "DELETE /admin/faults/fail_open"} <= routes()
+    hooks = {"GET /admin/faults", "PUT /admin/faults/fail_open", "DELETE /admin/faults/fail_open"}
+    assert hooks <= routes(fault_hooks=True)
     assert not any("/admin/faults" in r for r in routes(fault_hooks=False))
+    assert RateLimiterSettings(nodes="node-1=http://127.0.0.1:1").fault_hooks is False, "off unless the lab asks"
