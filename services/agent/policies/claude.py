@@ -40,6 +40,8 @@ from services.agent.prompt import escalate_name, first_message, system_prompt, t
 from services.agent.session import Session, ToolResult
 from services.agent.settings import AgentSettings, usage_tokens
 
+_MIN_OUTPUT_TOKENS = 64  # below this a reply cannot hold a useful tool call
+
 log = logging.getLogger(__name__)
 
 CUT_REPLY = "Your previous reply was cut at the output token limit. Continue, more briefly."
@@ -115,10 +117,30 @@ class Conversation:
             return f"cost ceiling reached: ${self.cost:.4f} spent (max ${s.max_cost_usd:.2f})"
         return None
 
+    def _output_allowance(self) -> tuple[int, str | None]:
+        """``max_tokens`` for the next request such that even its worst case (this input,
+        estimated conservatively at 3 characters a token, plus every allowed output token)
+        stays inside the token and cost budgets; or a reason why no request fits."""
+        s = self.settings
+        size = len(json.dumps(self.messages)) + len(self.system) + len(json.dumps(self.tools))
+        input_estimate = size // 3 + 1
+        allowance = min(s.max_output_tokens, s.max_total_tokens - self.tokens - input_estimate)
+        price = s.price(self.model.model)  # dollars per million tokens
+        if price.output > 0:
+            spend_left = s.max_cost_usd - self.cost - input_estimate * price.input / 1e6
+            allowance = min(allowance, int(spend_left * 1e6 / price.output))
+        if allowance < _MIN_OUTPUT_TOKENS:
+            return 0, (f"budget would be exceeded: the next request needs ~{input_estimate} input tokens; "
+                       f"{self.tokens} of {s.max_total_tokens} tokens and ${self.cost:.4f} of "
+                       f"${s.max_cost_usd:.2f} used")
+        return allowance, None
+
     async def run(self) -> SessionOutcome:
         session, redact = self.session, self.session.redact
         while True:
             exhausted = self._budget_exhausted()
+            allowance, too_big = self._output_allowance() if exhausted is None else (0, None)
+            exhausted = exhausted or too_big
             if exhausted is not None:
                 self._stats()
                 return SessionOutcome(False, exhausted)
@@ -128,11 +150,11 @@ class Conversation:
                 ticket_id=session.ticket_id, model=self.model.model, turn=self.turn, offset=self.recorded,
                 messages=redact.value(self.messages[self.recorded:]), tools=[t["name"] for t in self.tools],
                 system=redact.text(self.system) if first else None,
-                tool_schemas=self.tools if first else [], max_tokens=self.settings.max_output_tokens))
+                tool_schemas=self.tools if first else [], max_tokens=allowance))
             self.recorded = len(self.messages)
             try:
                 reply = await self.model.create(system=self.system, messages=self.messages, tools=self.tools,
-                                                max_tokens=self.settings.max_output_tokens, turn=self.turn)
+                                                max_tokens=allowance, turn=self.turn)
             except ModelError as exc:
                 await session.record(AgentLlmResponse(ticket_id=session.ticket_id, model=self.model.model,
                                                       turn=self.turn, error=redact.text(exc.reason),
