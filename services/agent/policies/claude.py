@@ -100,6 +100,8 @@ class Conversation:
         self.turn = 0
         self.tokens = 0
         self.cost = 0.0
+        self.last_text = ""
+        self.diagnosed = False
 
     def _stats(self) -> None:
         self.session.stats.update(turns=self.turn, tokens=self.tokens, cost_usd=round(self.cost, 6),
@@ -143,6 +145,8 @@ class Conversation:
             exhausted = exhausted or too_big
             if exhausted is not None:
                 self._stats()
+                if session.remedies:  # a remedy ran: let the agent verify it rather than give up unheard
+                    return SessionOutcome(True, f"{exhausted}; verifying the remedy already applied")
                 return SessionOutcome(False, exhausted)
             self.turn += 1
             first = self.turn == 1
@@ -175,6 +179,7 @@ class Conversation:
             text = "\n".join(b.get("text", "") for b in reply.content if b.get("type") == "text").strip()
             if text:
                 await session.think(text)
+                self.last_text = text
             self.messages.append({"role": "assistant", "content": [to_param(b) for b in reply.content]})
             uses = [b for b in reply.content if b.get("type") == "tool_use"]
             if reply.stop_reason == "refusal":
@@ -204,6 +209,12 @@ class Conversation:
                 reason = str(args.get("reason") if isinstance(args, dict) else "") or "no reason given"
                 await self._record_escalate(use_id, reason)
                 return SessionOutcome(False, f"the model escalated: {session.redact.text(reason)}")
+            tool = session.adapter.tool(name)
+            if tool is not None and tool.mutating and not self.diagnosed:
+                # the model's reasoning before its first remedy is the ticket's diagnosis
+                hypothesis = self.last_text or f"the model chose to {name}"
+                await session.diagnose(hypothesis[:2000], {"turn": self.turn, "remedy": name})
+                self.diagnosed = True
             result = await session.call_tool(name, args if isinstance(args, dict) else {"_": args},
                                              tool_use_id=use_id)
             await self.policy.after_tool(session, self.turn, use, result)
