@@ -48,7 +48,9 @@ TERMINAL = frozenset({TicketStatus.RESOLVED, TicketStatus.ESCALATED})
 class Action(BaseModel):
     """One action on a ticket. ``status``: ``requested`` (auto approval: about to run),
     ``awaiting_approval`` (manual approval: waiting for a human), ``approved``,
-    ``rejected`` (final; ``reason`` says why) or ``executed`` (``ok`` says how it went)."""
+    ``rejected`` (final; ``reason`` says why), ``superseded`` (it was awaiting approval when
+    another agent reclaimed the ticket: final, nothing will run it) or ``executed`` (``ok``
+    says how it went)."""
 
     model_config = ConfigDict(frozen=True)
     action_id: str
@@ -135,8 +137,12 @@ def _changes(state: TicketState, p: TicketPayload) -> dict[str, Any]:
         case TicketRecurred():
             return {"recurrences": state.recurrences + 1}
         case TicketClaimed():
+            # a new claim supersedes whatever the previous holder was still waiting on:
+            # its session is gone, so approving that request would run nothing
+            actions = tuple(a.model_copy(update={"status": "superseded", "reason": f"reclaimed by {p.agent}"})
+                            if a.pending_approval else a for a in state.actions)
             return {"status": TicketStatus.CLAIMED, "claimed_by": p.agent,
-                    "policy": p.policy, "lease_until": p.lease_until}
+                    "policy": p.policy, "lease_until": p.lease_until, "actions": actions}
         case TicketDiagnosed():
             return {"status": TicketStatus.DIAGNOSED, "hypothesis": p.hypothesis}
         case TicketActionRequested():

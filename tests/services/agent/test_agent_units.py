@@ -162,3 +162,22 @@ def test_the_console_shows_the_conversation_usage_and_pending_approvals() -> Non
     assert "node-2 is down and its process exited" in screen
     assert "APPROVAL NEEDED: restart_node(node='node-2') [c2-abcd]" in screen
     assert "APPROVE? tk-1 restart_node(node='node-2') [c2-abcd]" in screen
+
+
+def test_a_reclaim_supersedes_the_previous_holders_pending_approvals() -> None:
+    from datetime import timedelta
+
+    from events import TicketOpened
+    from events.envelope import utcnow
+    from projections.tickets import IllegalTransition, Ticket
+
+    t = Ticket.open(TicketOpened(ticket_id="tk-r", invariant="node_down", entity="node-1", subject="s",
+                                 summary="down", first_seen=utcnow()))
+    t.claim("a1", "claude", utcnow() - timedelta(seconds=1))  # a1's lease has already run out
+    t.request_action("a1", "c1", "restart_node", {"node": "node-1"}, awaiting_approval=True)
+    assert [a.action_id for a in t.state.pending_approvals()] == ["c1"]
+    t.claim("a2", "claude", utcnow() + timedelta(seconds=30))
+    assert t.state.pending_approvals() == []
+    assert t.state.action("c1").status == "superseded"  # type: ignore[union-attr]
+    with pytest.raises(IllegalTransition):
+        t.approve_action("c1", by="human")
