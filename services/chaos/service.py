@@ -362,8 +362,9 @@ class ChaosService(ServiceProcess):
                                    correlation=active.fault_id)
             return False
         reverted = FaultReverted(fault_id=active.fault_id, reason=reason, detail=detail)  # type: ignore[arg-type]
-        await self._record(reverted, correlation=active.fault_id)
+        # the ledger first: whoever sees the record and asks `list` must not find the fault still there
         self.ledger.apply(reverted)
+        await self._record(reverted, correlation=active.fault_id)
         timer = self._timers.pop(active.fault_id, None)
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()
