@@ -36,7 +36,7 @@ heartbeat while Redis refused writes (heartbeats are writes) is not
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -75,6 +75,24 @@ def _held(run: Sequence[tuple[ObsSnapshot, Any]], grace_s: float) -> float | Non
         return None
     held = (run[-1][0].observed_at - run[0][0].observed_at).total_seconds()
     return held if held >= grace_s else None
+
+
+def _persistent_per_key(
+    usable: Sequence[ObsSnapshot], condition: Callable[[ObsSnapshot, CounterView], T | None], grace_s: float
+) -> Iterator[tuple[list[tuple[ObsSnapshot, T]], float]]:
+    """For each key of the newest usable snapshot whose ``condition`` has held through a
+    trailing run that satisfies the grace rule: (that run, seconds held)."""
+    if not usable:
+        return
+    for counter in usable[-1].counters:
+        def pick(snap: ObsSnapshot, key: str = counter.key) -> T | None:
+            view = _counter(snap, key)
+            return None if view is None else condition(snap, view)
+
+        run = _persisting(usable, pick)
+        held = _held(run, grace_s)
+        if held is not None:
+            yield run, held
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -219,29 +237,19 @@ class OverLimit(Invariant):
         self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
     ) -> list[Violation]:
         usable = [s for s in _ordered(history) if s.ok]
-        if not usable:
-            return []
+
+        def ceiling(snap: ObsSnapshot, view: CounterView) -> int:
+            start = snap.observed_at - timedelta(seconds=view.window_s)
+            limits = [c.limit for s in usable if start <= s.observed_at <= snap.observed_at
+                      if (c := _counter(s, view.key)) is not None]
+            return max([view.limit, *limits])
+
+        def over(snap: ObsSnapshot, view: CounterView) -> tuple[CounterView, int] | None:
+            top = ceiling(snap, view)
+            return None if view.count - view.future_entries <= top * (1 + self.tolerance) else (view, top)
+
         out = []
-        for counter in usable[-1].counters:
-            def ceiling(snap: ObsSnapshot, view: CounterView) -> int:
-                start = snap.observed_at - timedelta(seconds=view.window_s)
-                limits = [c.limit for s in usable if start <= s.observed_at <= snap.observed_at
-                          if (c := _counter(s, view.key)) is not None]
-                return max([view.limit, *limits])
-
-            def over(snap: ObsSnapshot, key: str = counter.key) -> tuple[CounterView, int] | None:
-                view = _counter(snap, key)
-                if view is None:
-                    return None
-                top = ceiling(snap, view)
-                if view.count - view.future_entries <= top * (1 + self.tolerance):
-                    return None
-                return view, top
-
-            run = _persisting(usable, over)
-            held = _held(run, self.grace_s)
-            if held is None:
-                continue
+        for run, held in _persistent_per_key(usable, over, self.grace_s):
             view, top = run[-1][1]
             evidence = {
                 "key": view.key,
@@ -279,19 +287,11 @@ class CounterDrift(Invariant):
     def evaluate(
         self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
     ) -> list[Violation]:
-        usable = [s for s in _ordered(history) if s.ok]
-        if not usable:
-            return []
-        out = []
-        for counter in usable[-1].counters:
-            def drifted(snap: ObsSnapshot, key: str = counter.key) -> CounterView | None:
-                view = _counter(snap, key)
-                return view if view is not None and view.future_entries > 0 else None
+        def drifted(snap: ObsSnapshot, view: CounterView) -> CounterView | None:
+            return view if view.future_entries > 0 else None
 
-            run = _persisting(usable, drifted)
-            held = _held(run, self.grace_s)
-            if held is None:
-                continue
+        out = []
+        for run, held in _persistent_per_key([s for s in _ordered(history) if s.ok], drifted, self.grace_s):
             view = run[-1][1]
             evidence = {
                 "key": view.key,
@@ -329,21 +329,11 @@ class LimitPolicyDrift(Invariant):
     def evaluate(
         self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
     ) -> list[Violation]:
-        usable = [s for s in _ordered(history) if s.ok]
-        if not usable:
-            return []
-        out = []
-        for counter in usable[-1].counters:
-            def drifted(snap: ObsSnapshot, key: str = counter.key) -> CounterView | None:
-                view = _counter(snap, key)
-                if view is None or view.declared_limit is None or view.limit == view.declared_limit:
-                    return None
-                return view
+        def drifted(snap: ObsSnapshot, view: CounterView) -> CounterView | None:
+            return None if view.declared_limit is None or view.limit == view.declared_limit else view
 
-            run = _persisting(usable, drifted)
-            held = _held(run, self.grace_s)
-            if held is None:
-                continue
+        out = []
+        for run, held in _persistent_per_key([s for s in _ordered(history) if s.ok], drifted, self.grace_s):
             view = run[-1][1]
             evidence = {
                 "key": view.key,
