@@ -17,9 +17,16 @@ Contract of :class:`ConsoleApp`:
   raised. ``q`` / ``Q`` quit.
 - Manual approval: actions waiting for a human are listed at the bottom of the
   agent panel, one highlighted; ``tab`` moves the highlight, ``a`` approves it
-  and ``r`` rejects it (reason: "rejected at the console"), through
-  ``on_decide(ticket_id, action_id, approve, reason)`` (the CLI wires it to the
-  ticket store); the outcome shows in the footer.
+  and ``r`` asks why it is rejected: a prompt (:class:`~console.widgets.RejectPrompt`)
+  opens over the screen and takes every key while open (typing ``q`` or ``a``
+  there neither quits nor approves). ``enter`` rejects with the typed reason
+  (an empty one falls back to "rejected at the console"), ``esc`` closes the
+  prompt and rejects nothing. The action is the one highlighted when ``r`` was
+  pressed. Decisions go through ``on_decide(ticket_id, action_id, approve,
+  reason)`` (the CLI wires it to the ticket store, which refuses a decision on
+  an action no longer pending); the outcome shows in the footer. Without a
+  running screen (only :meth:`handle_key` driven, nothing to type into) ``r``
+  rejects at once with the default reason.
 
 The app never logs to the terminal it draws on; the caller should send logging
 to a file while the console runs.
@@ -35,7 +42,7 @@ from typing import Any
 
 import urwid
 
-from console.widgets import PALETTE, LabScreen
+from console.widgets import PALETTE, PROMPT_COLS, LabScreen, RejectPrompt, action_call, prompt_overlay
 from projections.lab_view import LabView
 
 log = logging.getLogger(__name__)
@@ -80,6 +87,7 @@ class ConsoleApp:
         self.widget = LabScreen(view, self.clock, live=live, can_advance=on_next is not None)
         self.widget.can_decide = on_decide is not None and live
         self.main_loop: urwid.MainLoop | None = None
+        self.prompt: RejectPrompt | None = None  # the open reject prompt, if any
         self.redraws = 0
         self.next_requests = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -116,6 +124,7 @@ class ConsoleApp:
             await self._quit.wait()
         finally:
             self._cancel_timers()
+            self._close_prompt()
             for task in list(self._tasks):
                 task.cancel()
             try:
@@ -129,6 +138,11 @@ class ConsoleApp:
         """Make :meth:`run` return (safe to call at any time, also before it runs)."""
         if self._quit is not None:
             self._quit.set()
+
+    @property
+    def quit_requested(self) -> bool:
+        """``q`` was pressed or :meth:`quit` called (while running)."""
+        return self._quit is not None and self._quit.is_set()
 
     @property
     def running(self) -> bool:
@@ -189,15 +203,26 @@ class ConsoleApp:
     # -- input --------------------------------------------------------------
 
     def handle_key(self, key: Any) -> bool:
-        """Keys no widget used: next chapter, quit. Returns True if handled."""
+        """Keys no widget used: next chapter, quit, approvals. Returns True if handled.
+
+        While the reject prompt is open every key is the prompt's (a key sent
+        here directly is passed to it).
+        """
+        if self.prompt is not None:
+            if isinstance(key, str):
+                self.prompt.keypress((self._prompt_cols(),), key)
+            return True
         if key in QUIT_KEYS:
             self.quit()
             return True
         if key in NEXT_KEYS:
             self.request_next()
             return True
-        if key in ("a", "r") and self.widget.can_decide:
-            self.decide(approve=key == "a")
+        if key == "a" and self.widget.can_decide:
+            self.decide(approve=True)
+            return True
+        if key == "r" and self.widget.can_decide:
+            self.ask_reject_reason()
             return True
         if key == "tab" and self.widget.can_decide:
             self.select_next_approval()
@@ -256,23 +281,66 @@ class ConsoleApp:
         self.widget.selected = pending[index]
         self.invalidate()
 
-    def decide(self, *, approve: bool) -> None:
-        """Approve or reject the highlighted pending action (the outcome shows in the footer)."""
+    def decide(self, *, approve: bool, reason: str = REJECT_REASON) -> None:
+        """Approve or reject (with ``reason``) the highlighted pending action; the outcome shows in the footer."""
+        target = self.highlighted_approval()
+        if target is None or self.on_decide is None:
+            self.set_status("no action is waiting for approval")
+            return
+        self._send_decision(*target, approve=approve, reason="" if approve else reason)
+
+    def ask_reject_reason(self) -> None:
+        """Open the reject prompt for the highlighted pending action (see the module docstring)."""
         target = self.highlighted_approval()
         if target is None or self.on_decide is None:
             self.set_status("no action is waiting for approval")
             return
         ticket_id, action_id = target
+        ticket = self.view.tickets.get(ticket_id)
+        action = ticket.action(action_id) if ticket is not None else None
+        what = f"{ticket_id} {action_call(action) if action is not None else action_id}"
+
+        def submit(reason: str) -> None:
+            self._close_prompt()
+            self._send_decision(ticket_id, action_id, approve=False, reason=reason or REJECT_REASON)
+
+        def cancel() -> None:
+            self._close_prompt()
+            self.set_status(f"{action_id}: not rejected")
+
+        self.prompt = RejectPrompt(action_id, what, default_reason=REJECT_REASON, on_submit=submit,
+                                   on_cancel=cancel)
+        if self.main_loop is not None:  # without a screen, keys reach the prompt through handle_key
+            self.main_loop.widget = prompt_overlay(self.prompt, self.widget)
+        self.widget.prompting = True
+        self.set_status("")
+        self.widget.refresh()
+
+    def _close_prompt(self) -> None:
+        if self.prompt is None:
+            return
+        self.prompt = None
+        self.widget.prompting = False
+        if self.main_loop is not None:
+            self.main_loop.widget = self.widget
+        self.widget.refresh()
+
+    def _prompt_cols(self) -> int:
+        """Width of the prompt's box for a key sent through :meth:`handle_key` (the screen may be narrower)."""
+        size = self.main_loop.screen_size if self.main_loop is not None else None
+        return min(PROMPT_COLS, size[0]) if size else PROMPT_COLS
+
+    def _send_decision(self, ticket_id: str, action_id: str, *, approve: bool, reason: str) -> None:
         self.set_status(f"{'approving' if approve else 'rejecting'} {action_id}…")
         loop = self._loop or asyncio.get_running_loop()
-        task = loop.create_task(self._decide(ticket_id, action_id, approve))
+        task = loop.create_task(self._decide(ticket_id, action_id, approve, reason))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _decide(self, ticket_id: str, action_id: str, approve: bool) -> None:
+    async def _decide(self, ticket_id: str, action_id: str, approve: bool, reason: str) -> None:
         assert self.on_decide is not None
         try:
-            await self.on_decide(ticket_id, action_id, approve, "" if approve else REJECT_REASON)
+            await self.on_decide(ticket_id, action_id, approve, reason)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

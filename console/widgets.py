@@ -17,6 +17,10 @@ Two layers:
 :class:`LabScreen` is the widget the app shows: one layout per size, updated
 when the view's ``version``, the displayed second or the status line changed,
 and only lines whose text changed are re-set (so cached canvases are reused).
+
+:class:`RejectPrompt` is the small box where the human types why a pending
+action is rejected; :func:`prompt_overlay` lays it over the screen. It takes
+every key while it is open: ``enter`` submits, ``esc`` cancels, the rest edit.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any
 import urwid
 
 from projections.lab_view import LabView, Step, fmt_tokens
-from projections.tickets.state import TicketState, TicketStatus
+from projections.tickets.state import Action, TicketState, TicketStatus
 from projections.timeline import Chapter
 
 Markup = Any  # urwid text markup: str | tuple[attr, Markup] | list[Markup]
@@ -54,6 +58,8 @@ PALETTE: list[tuple[str, ...]] = [
     ("bad", "light red,bold", ""),
     ("warn", "yellow", ""),
     ("dim", "dark gray", ""),
+    ("prompt", "white", "dark blue"),
+    ("prompt_edit", "black", "light gray"),
 ]
 
 
@@ -341,11 +347,16 @@ def approval_lines(view: LabView, selected: str | None = None) -> list[Markup]:
     """Actions waiting for a human: ``a`` approves the highlighted one, ``r`` rejects it, tab moves."""
     out: list[Markup] = []
     for ticket, action in view.pending_approvals():
-        args = ", ".join(f"{k}={v!r}" for k, v in action.args.items())
         mark = "▶ " if action.action_id == selected else "  "
         attr = "key" if action.action_id == selected else "warn"
-        out.append((attr, f"{mark}APPROVE? {ticket.ticket_id} {action.tool}({args}) [{action.action_id}]"))
+        out.append((attr, f"{mark}APPROVE? {ticket.ticket_id} {action_call(action)} [{action.action_id}]"))
     return out
+
+
+def action_call(action: Action) -> str:
+    """A requested action as a call: ``restart_node(node='rl-2')``."""
+    args = ", ".join(f"{k}={v!r}" for k, v in action.args.items())
+    return f"{action.tool}({args})"
 
 
 def _step_lines(s: Step, width: int | None) -> list[Markup]:
@@ -386,23 +397,46 @@ def services_lines(view: LabView, now: datetime) -> list[Markup]:
 
 
 def footer_parts(view: LabView, *, live: bool, can_advance: bool, status: str,
-                 cols: int = 200, can_decide: bool = False) -> tuple[Markup, str]:
-    """(left markup, right text) of the footer: keys and status | mode and event count."""
-    narrow = cols < 80
-    keys: list[Markup] = []
-    if can_decide and view.pending_approvals():
-        keys += [("key", " a "), ("footer", " approve  "), ("key", " r "), ("footer", " reject  "),
-                 ("key", " tab "), ("footer", " next  ")]
-    if can_advance:
-        keys += [("key", " space/→ "), ("footer", " next  " if narrow else " next chapter  ")]
-    keys += [("key", " q "), ("footer", " quit ")]
-    if status:
-        keys.append(("footer", f" │ {status}"))
+                 cols: int = 200, can_decide: bool = False, prompting: bool = False) -> tuple[Markup, str]:
+    """(left markup, right text) of the footer: keys and status | mode and event count.
+
+    While the reject prompt is open (``prompting``) the keys are the prompt's: enter, esc. The
+    approval keys take room: with them, below 100 columns the footer is laid out as narrow. When
+    the keys and the status do not fit in ``cols``, the least needed key hints are left out
+    (next chapter, then tab, then r, then a; quit and the prompt's keys always stay).
+    """
+    deciding = not prompting and can_decide and bool(view.pending_approvals())
+    narrow = cols < (100 if deciding else 80)
+    groups: list[tuple[int, list[Markup]]] = []  # (priority: 0 is always shown, key hint), in display order
+    if prompting:
+        groups += [(0, [("key", " enter "), ("footer", " reject  ")]), (0, [("key", " esc "), ("footer", " cancel ")])]
+    elif deciding:
+        groups += [(1, [("key", " a "), ("footer", " approve  ")]), (2, [("key", " r "), ("footer", " reject…  ")]),
+                   (3, [("key", " tab "), ("footer", " next  ")])]
+    if can_advance and not prompting:
+        groups.append((4, [("key", " space/→ "), ("footer", " next  " if narrow else " next chapter  ")]))
+    if not prompting:
+        groups.append((0, [("key", " q "), ("footer", " quit ")]))
     mode = "live" if live else "replay"
     if status or narrow:  # make room for the keys and a transient message
-        return keys, f"{mode} "
-    extra = f" · {view.rejected} rejected" if view.rejected else ""
-    return keys, f"{mode} · {view.events} events{extra} "
+        right = f"{mode} "
+    else:
+        extra = f" · {view.rejected} rejected" if view.rejected else ""
+        right = f"{mode} · {view.events} events{extra} "
+    tail: list[Markup] = [("footer", f" │ {status}")] if status else []
+    room = cols - len(right) - _markup_width(tail)
+    shown: set[int] = set()
+    for i in sorted(range(len(groups)), key=lambda i: groups[i][0]):
+        width = _markup_width(groups[i][1])
+        if groups[i][0] == 0 or width <= room:
+            shown.add(i)
+            room -= width
+    keys = [part for i, (_, parts) in enumerate(groups) if i in shown for part in parts]
+    return keys + tail, right
+
+
+def _markup_width(parts: Sequence[tuple[str, str]]) -> int:
+    return sum(len(text) for _, text in parts)
 
 
 # -- layout -------------------------------------------------------------------------------------
@@ -572,7 +606,8 @@ class ScreenLayout:
                       (main_h, urwid.Columns([(left_w, left), right]))])
 
     def update(self, view: LabView, now: datetime, *, live: bool = True, can_advance: bool = True,
-               status: str = "", can_decide: bool = False, selected: str | None = None) -> None:
+               status: str = "", can_decide: bool = False, selected: str | None = None,
+               prompting: bool = False) -> None:
         """Show ``view`` as of ``now``; only changed lines are re-set."""
         cols, rows = self.size
         if self.kind == "tiny":
@@ -580,7 +615,7 @@ class ScreenLayout:
             return
         self.header.show(header_parts(view, now, cols))
         self.footer.show(footer_parts(view, live=live, can_advance=can_advance, status=status, cols=cols,
-                                      can_decide=can_decide))
+                                      can_decide=can_decide, prompting=prompting))
         slots = self.slots
         narration = slots["narration"]
         narration.show(narration_title(view), narration_lines(view, now, self.narration_width, narration.room))
@@ -637,6 +672,7 @@ class LabScreen(urwid.Widget):
         self.status = ""
         self.can_decide = False
         self.selected: str | None = None  # the highlighted pending approval (action id)
+        self.prompting = False  # the reject prompt is open: the footer shows its keys
         self.updates = 0
         self._layouts: dict[tuple[int, int], ScreenLayout] = {}
         self._keys: dict[tuple[int, int], tuple[Any, ...]] = {}
@@ -652,10 +688,61 @@ class LabScreen(urwid.Widget):
                 self._layouts.clear()
                 self._keys.clear()
             layout = self._layouts[size] = ScreenLayout(size)
-        key = (self.view.version, int(now.timestamp()), self.status, self.selected)
+        key = (self.view.version, int(now.timestamp()), self.status, self.selected, self.prompting)
         if self._keys.get(size) != key:
             layout.update(self.view, now, live=self.live, can_advance=self.can_advance, status=self.status,
-                          can_decide=self.can_decide, selected=self.selected)
+                          can_decide=self.can_decide, selected=self.selected, prompting=self.prompting)
             self._keys[size] = key
             self.updates += 1
         return layout.widget.render(size, focus=focus)
+
+
+# -- the reject prompt --------------------------------------------------------------------------
+
+REASON_MAX_CHARS = 500
+
+
+class RejectPrompt(urwid.WidgetWrap[urwid.AttrMap]):
+    """A box asking why ``action`` (shown as ``what``) is rejected; it takes every key while open.
+
+    ``enter`` calls ``on_submit`` with the typed reason (stripped; may be empty,
+    the caller picks the default), ``esc`` calls ``on_cancel``. Any other key
+    edits the reason, and is never passed on: typing ``q`` or ``a`` here neither
+    quits nor approves.
+    """
+
+    def __init__(self, action_id: str, what: str, *, default_reason: str,
+                 on_submit: Callable[[str], None], on_cancel: Callable[[], None]) -> None:
+        self.action_id = action_id
+        self.on_submit = on_submit
+        self.on_cancel = on_cancel
+        self.edit = urwid.Edit("reason: ", max_length=REASON_MAX_CHARS)
+        body = urwid.Pile([
+            urwid.Text(what, wrap="ellipsis"),
+            urwid.AttrMap(self.edit, "prompt_edit"),
+            urwid.Text(("dim", f"enter rejects · esc cancels · empty: {default_reason!r}"), wrap="ellipsis"),
+        ], focus_item=1)
+        box = urwid.LineBox(body, title=f"Reject {action_id}", title_align="left")
+        super().__init__(urwid.AttrMap(box, "prompt"))
+
+    @property
+    def reason(self) -> str:
+        return self.edit.edit_text.strip()
+
+    def keypress(self, size: tuple[int], key: str) -> str | None:  # type: ignore[override]
+        if key == "enter":
+            self.on_submit(self.reason)
+        elif key == "esc":
+            self.on_cancel()
+        else:
+            super().keypress(size, key)  # unused keys are swallowed, never handled elsewhere
+        return None
+
+
+PROMPT_COLS = 72
+
+
+def prompt_overlay(prompt: RejectPrompt, below: urwid.Widget) -> urwid.Overlay:
+    """``prompt`` centred over ``below``: ``PROMPT_COLS`` wide (narrower on a narrower screen), as tall as it needs."""
+    return urwid.Overlay(prompt, below, align="center", width=PROMPT_COLS, valign="middle", height="pack",
+                         min_width=20)

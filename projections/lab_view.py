@@ -50,6 +50,7 @@ from events import (
     TicketClaimed,
     TicketDiagnosed,
     TicketEscalated,
+    TicketLeaseRenewed,
     TicketOpened,
     TicketPayload,
     TicketRecurred,
@@ -143,6 +144,7 @@ class LabView:
             TicketOpened.TYPE: lambda p: ("opened", f"opened: {p.invariant} {p.entity} - {p.summary}", None),
             TicketRecurred.TYPE: lambda p: ("recurred", "violation recurred", None),
             TicketClaimed.TYPE: lambda p: ("claimed", f"claimed by {p.agent} ({p.policy})", None),
+            TicketLeaseRenewed.TYPE: lambda p: None,  # keeps the claim: nothing to show
             TicketDiagnosed.TYPE: lambda p: ("diagnosed", f"diagnosed: {p.hypothesis}", None),
             TicketActionRequested.TYPE: lambda p: (
                 ("approval_requested", f"APPROVAL NEEDED: {format_call(p.tool, p.args)} [{p.action_id}]", None)

@@ -38,6 +38,14 @@ class TicketClaimed(TicketPayload):
     lease_until: datetime
 
 
+class TicketLeaseRenewed(TicketPayload):
+    """The holder extends its lease, e.g. while a human takes time to approve an action."""
+
+    TYPE = "ticket.lease_renewed"
+    agent: str
+    lease_until: datetime
+
+
 class TicketDiagnosed(TicketPayload):
     TYPE = "ticket.diagnosed"
     hypothesis: str

@@ -36,11 +36,8 @@ from projections.tickets.state import TicketState, apply_event
 
 log = logging.getLogger(__name__)
 
-TICKET_TOPICS: tuple[str, ...] = (
-    "ticket.opened", "ticket.recurred", "ticket.claimed", "ticket.diagnosed",
-    "ticket.action_requested", "ticket.action_executed", "ticket.verified",
-    "ticket.resolved", "ticket.escalated", "ticket.reopened",
-)
+# every ticket event the catalogue defines: the view folds them all
+TICKET_TOPICS: tuple[str, ...] = tuple(sorted(cls.TYPE for cls in TicketPayload.__subclasses__()))
 
 
 class TicketLogProjection(Projection[TicketLogView]):

@@ -38,6 +38,7 @@ from events import (
     TicketClaimed,
     TicketDiagnosed,
     TicketEscalated,
+    TicketLeaseRenewed,
     TicketOpened,
     TicketPayload,
     TicketRecurred,
@@ -110,6 +111,13 @@ class Ticket(Aggregate):
             raise IllegalTransition(f"{self.ticket_id} is {self.status}{holder}: cannot claim")
         self._record(TicketClaimed(ticket_id=self.ticket_id, agent=agent, policy=policy,
                                    lease_until=lease_until))
+
+    def renew_lease(self, agent: str, lease_until: datetime) -> None:
+        """The holder keeps its claim for longer (it is alive, e.g. waiting on a human)."""
+        self._require_holder(agent, "renew the lease of")
+        if self.state.lease_until is not None and lease_until <= self.state.lease_until:
+            raise IllegalTransition(f"{self.ticket_id}: a renewed lease must end later than the current one")
+        self._record(TicketLeaseRenewed(ticket_id=self.ticket_id, agent=agent, lease_until=lease_until))
 
     def diagnose(self, agent: str, hypothesis: str, evidence: dict[str, Any]) -> None:
         self._require_holder(agent, "diagnose")

@@ -21,6 +21,7 @@ from events import (
     TicketClaimed,
     TicketDiagnosed,
     TicketEscalated,
+    TicketLeaseRenewed,
     TicketOpened,
     TicketPayload,
     TicketRecurred,
@@ -143,6 +144,8 @@ def _changes(state: TicketState, p: TicketPayload) -> dict[str, Any]:
                             if a.pending_approval else a for a in state.actions)
             return {"status": TicketStatus.CLAIMED, "claimed_by": p.agent,
                     "policy": p.policy, "lease_until": p.lease_until, "actions": actions}
+        case TicketLeaseRenewed():
+            return {"lease_until": p.lease_until}
         case TicketDiagnosed():
             return {"status": TicketStatus.DIAGNOSED, "hypothesis": p.hypothesis}
         case TicketActionRequested():

@@ -13,14 +13,15 @@ replaced whole):
 
 It is applied at every recording point (tool calls and results, ticket actions,
 model requests and responses, thoughts, escalation reasons) and, through
-:class:`RedactingFilter`, to the agent process's log records.
+a log-record factory (:func:`install_log_redaction`), to every log record the
+agent process makes, whichever handler writes it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 MASK = "***"
@@ -76,33 +77,42 @@ class Redactor:
     __call__ = value
 
 
-class RedactingFilter(logging.Filter):
-    """A logging filter that redacts a record's message (and its exception text)."""
+def redact_record(record: logging.LogRecord, redactors: Iterable[Redactor]) -> None:
+    """Redact ``record``'s message and traceback in place (the traceback is folded into the message)."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string: leave it to the handler's error reporting
+        return
+    if record.exc_info and record.exc_info[1] is not None:
+        message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+        record.exc_info, record.exc_text = None, None
+    redacted = message
+    for redactor in redactors:
+        redacted = redactor.text(redacted)
+    if redacted != message or record.args:
+        record.msg, record.args = redacted, None
 
-    def __init__(self, redactor: Redactor) -> None:
-        super().__init__()
-        self.redactor = redactor
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string: leave it to the handler
-            return True
-        redacted = self.redactor.text(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        if record.exc_info and record.exc_info[1] is not None:
-            text = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = self.redactor.text(text)
-            record.exc_info = None
-            record.msg = f"{record.msg}\n{record.exc_text}"
-            record.exc_text = None
-        return True
+class _RedactingRecordFactory:
+    """Wraps the process's log-record factory: every record is redacted when it is made, so
+    every handler sees it redacted, including handlers added later (an SDK's own, say)."""
+
+    def __init__(self, previous: Callable[..., logging.LogRecord]) -> None:
+        self.previous = previous
+        self.redactors: list[Redactor] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.previous(*args, **kwargs)
+        redact_record(record, self.redactors)
+        return record
 
 
 def install_log_redaction(redactor: Redactor) -> None:
-    """Redact every record that reaches the root logger's handlers (this process)."""
-    root = logging.getLogger()
-    for handler in root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter(redactor))
+    """Redact, with ``redactor``, every log record this process makes from now on (any logger, any
+    handler). Several agents in one process each add theirs; installing twice is harmless."""
+    factory = logging.getLogRecordFactory()
+    if not isinstance(factory, _RedactingRecordFactory):
+        factory = _RedactingRecordFactory(factory)
+        logging.setLogRecordFactory(factory)
+    if redactor not in factory.redactors:
+        factory.redactors.append(redactor)

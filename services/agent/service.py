@@ -10,12 +10,16 @@ win.
 Every way a session can end leaves the ticket closed: resolved (verified by the
 monitor's ``inv.cleared`` after the remedy), self-healed (the violation had
 already cleared before the agent acted), or escalated with the reason — policy
-gave up, verification failed, the session deadline (shorter than the lease)
-passed, an unexpected error, or SIGTERM ("agent stopped mid-session").
-Escalated is final, so nothing overwrites it afterwards.
+gave up, verification failed (after the policy's retries: Claude is told and
+may try again, ``verify_retries``), the session deadline (shorter than the
+lease) passed, an unexpected error, or SIGTERM ("agent stopped mid-session").
+A tool call running at that moment is waited for (within the lease) so its
+outcome is recorded before the escalation, which names it. Escalated is final,
+so nothing overwrites it afterwards.
 
 Leases: a claim holds the ticket until ``lease_until``; the session deadline
-is shorter than the lease. An agent that dies mid-session (SIGKILL, a crash,
+is shorter than the lease. While a human decides on an action (manual
+approval) the deadline is paused and the lease renewed. An agent that dies mid-session (SIGKILL, a crash,
 a lost machine) cannot escalate, so its ticket stays claimed until the lease
 runs out; the service wakes at the earliest lease expiry it knows of, and any
 instance then reclaims the ticket (optimistic concurrency: one wins).
@@ -80,6 +84,7 @@ class AgentService(ServiceProcess):
         self._session: asyncio.Task[None] | None = None
         self._current: str | None = None
         self._live: Session | None = None
+        self._deadline: asyncio.Timeout | None = None
         self.sessions = 0
 
     # -- the log ----------------------------------------------------------------
@@ -152,17 +157,34 @@ class AgentService(ServiceProcess):
     async def _run_session(self, ticket_id: str) -> None:
         steps = 0
         self.sessions += 1
+        deadline = asyncio.timeout(self.config.session_deadline_s)
         try:
-            async with asyncio.timeout(self.config.session_deadline_s):
+            async with deadline:
+                self._deadline = deadline
                 steps = await self._work_ticket(ticket_id)
         except TimeoutError:
-            await self._escalate(ticket_id, f"session deadline of {self.config.session_deadline_s:.0f}s passed",
-                                 steps)
+            if not deadline.expired():  # raised by something inside the session, not the deadline
+                log.exception("session failed ticket=%s", ticket_id)
+                await self._escalate(ticket_id, "agent error: a timeout inside the session", steps)
+                return
+            reason = f"session deadline of {self.config.session_deadline_s:.0f}s passed"
+            await self._escalate(ticket_id, await self._with_in_flight(reason, self._live), steps)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("session failed ticket=%s", ticket_id)
             await self._escalate(ticket_id, f"agent error: {exc!r}", steps)
+        finally:
+            self._deadline = None
+
+    async def _with_in_flight(self, reason: str, session: Session | None) -> str:
+        """``reason``, plus what became of a tool call that was running when the session was cut short
+        (waited for within what is left of the lease, so its outcome is in the log first)."""
+        if session is None:
+            return reason
+        margin = max(1.0, self.config.lease_s - self.config.session_deadline_s - 1.0)
+        note = await session.settle(margin)
+        return f"{reason}; {note}" if note else reason
 
     async def _work_ticket(self, ticket_id: str) -> int:
         ticket = (await self.store.load(ticket_id)).state
@@ -170,7 +192,8 @@ class AgentService(ServiceProcess):
         session = self._live = Session(
             bus=self.bus, run=self.run, agent=self.agent_id, adapter=self.adapter, store=self.store, ticket=ticket,
             evidence=self.evidence.get(ticket_id, {}), violations=self.violations, max_steps=self.config.max_steps,
-            approval=self.config.approval, approvals=self.approvals, redactor=self.redactor)
+            approval=self.config.approval, approvals=self.approvals, redactor=self.redactor,
+            lease_s=self.config.lease_s, approval_timeout_s=self.config.approval_timeout_s, deadline=self._deadline)
         replay_of = None
         if self.policy.name == "replay":
             replay_of = {"run": self.config.replay_run, "ticket": self.config.replay_ticket}
@@ -183,18 +206,26 @@ class AgentService(ServiceProcess):
             await self._finished(ticket_id, "self-healed", 0, note)
             return 0
         outcome = await self.policy.work(session)
-        if not outcome.remediated:
-            await self._escalate(ticket_id, outcome.reason, session.steps)
-            return session.steps
-        what = "remedy applied" if session.remedies else "the policy reports no action was needed"
-        await session.think(f"{what}; waiting up to {self.config.verify_timeout_s:.0f}s "
-                            f"for {ticket.invariant} on {ticket.entity} to clear")
-        if not await session.verify(self.config.verify_timeout_s):
+        attempt = 0
+        while True:
+            if not outcome.remediated:
+                await self._escalate(ticket_id, outcome.reason, session.steps)
+                return session.steps
+            what = "remedy applied" if session.remedies else "the policy reports no action was needed"
+            await session.think(f"{what}; waiting up to {self.config.verify_timeout_s:.0f}s "
+                                f"for {ticket.invariant} on {ticket.entity} to clear")
+            if await session.verify(self.config.verify_timeout_s):
+                break
             after = "after the remedy" if session.remedies else "and the agent changed nothing"
-            await self._escalate(ticket_id, f"verification failed: {ticket.invariant} on {ticket.entity} still "
-                                            f"violated {self.config.verify_timeout_s:.0f}s {after}",
-                                 session.steps)
-            return session.steps
+            failure = (f"verification failed: {ticket.invariant} on {ticket.entity} still violated "
+                       f"{self.config.verify_timeout_s:.0f}s {after}")
+            attempt += 1
+            retry = (await self.policy.verification_failed(session, failure)
+                     if attempt <= self.config.verify_retries else None)
+            if retry is None:
+                await self._escalate(ticket_id, failure, session.steps)
+                return session.steps
+            outcome = retry
         if not session.remedies:  # cleared, but not by anything the agent did
             note = f"{ticket.invariant} on {ticket.entity} cleared without an action by the agent"
             await self.store.update(ticket_id, lambda t: t.resolve_self_healed(note, agent=self.agent_id))
@@ -209,17 +240,20 @@ class AgentService(ServiceProcess):
         await self._finished(ticket_id, "resolved", session.steps, note)
         return session.steps
 
-    async def _escalate(self, ticket_id: str, reason: str, steps: int) -> None:
+    async def _escalate(self, ticket_id: str, reason: str, steps: int, session: Session | None = None) -> None:
         reason = self.redactor.text(reason)
         try:
             await self.store.update(ticket_id, lambda t: t.escalate(reason, agent=self.agent_id))
         except IllegalTransition as exc:
             log.warning("could not escalate ticket=%s: %s", ticket_id, exc)
-        await self._finished(ticket_id, "escalated", steps, reason)
+        await self._finished(ticket_id, "escalated", steps, reason, session)
         log.info("escalated ticket=%s reason=%s", ticket_id, reason)
 
-    async def _finished(self, ticket_id: str, outcome: str, steps: int, reason: str = "") -> None:
-        session = self._live if self._live is not None and self._live.ticket_id == ticket_id else None
+    async def _finished(self, ticket_id: str, outcome: str, steps: int, reason: str = "",
+                        session: Session | None = None) -> None:
+        session = session or self._live
+        if session is not None and session.ticket_id != ticket_id:
+            session = None
         stats: dict[str, Any] = {}
         if session is not None:
             steps = max(steps, session.steps)
@@ -241,13 +275,14 @@ class AgentService(ServiceProcess):
         """Abandon in-flight work explicitly: a claimed ticket is escalated, for good."""
         self.stopping.set()
         self._work.set()
-        session, ticket_id = self._session, self._current
+        session, ticket_id, live = self._session, self._current, self._live
         if session is not None and not session.done():
             session.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await session
         if ticket_id is not None:
+            reason = await self._with_in_flight(STOPPED_REASON, live)
             state = (await self.store.load(ticket_id)).state
             if state.claimed_by == self.agent_id and state.status not in ("resolved", "escalated"):
-                await self._escalate(ticket_id, STOPPED_REASON, 0)
+                await self._escalate(ticket_id, reason, 0, live)
         await self.adapter.close()

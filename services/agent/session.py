@@ -10,7 +10,14 @@ recorded and answered as errors, never executed.
 Approval: in ``manual`` mode a mutating call is recorded as
 ``ticket.action_requested`` with ``awaiting_approval`` and runs only once a
 human approved it; a rejection comes back as a failed result carrying the
-human's reason. Read-only tools never wait.
+human's reason. Read-only tools never wait. While it waits, the session
+deadline is paused (people are slower than budgets) and the ticket's lease is
+renewed, so no other agent takes the ticket over; a request nobody decides on
+within ``approval_timeout_s`` is rejected by the agent itself.
+
+Once a tool has started acting, its result and the ticket's record of it are
+written even if the session is cut short (deadline, SIGTERM): the call runs
+shielded, and :meth:`Session.settle` waits for it before the ticket is escalated.
 
 Everything recorded goes through the session's :class:`~services.agent.redact.Redactor`,
 and results are cut to a budget (with a note saying so).
@@ -23,19 +30,24 @@ remedy.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import secrets
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from events import AgentThought, AgentToolCall, AgentToolResult
 from events.bus import Bus
-from projections.tickets import TicketState, TicketStore
-from services.agent.approvals import Approvals
+from events.envelope import utcnow
+from projections.tickets import IllegalTransition, TicketState, TicketStore
+from services.agent.approvals import Approvals, Decision
 from services.agent.redact import Redactor
 from services.agent.violations import ViolationTracker
 from subjects.base import Adapter, AdapterError, Tool
@@ -43,6 +55,19 @@ from subjects.base import Adapter, AdapterError, Tool
 log = logging.getLogger(__name__)
 
 _RESULT_LIMIT = 4000
+
+
+@dataclass
+class _Call:
+    """One tool call as the session records it (``args`` as the model sent them, ``safe_args`` redacted)."""
+
+    name: str
+    args: dict[str, Any]
+    safe_args: dict[str, Any]
+    call_id: str
+    tool_use_id: str | None
+    mutating: bool
+    seq: int = 0  # log position of its agent.tool_call
 
 
 @dataclass(frozen=True)
@@ -58,7 +83,8 @@ class Session:
     def __init__(self, *, bus: Bus, run: str, agent: str, adapter: Adapter, store: TicketStore,
                  ticket: TicketState, evidence: dict[str, Any], violations: ViolationTracker,
                  max_steps: int, approval: str = "auto", approvals: Approvals | None = None,
-                 redactor: Redactor | None = None, result_limit: int = _RESULT_LIMIT) -> None:
+                 redactor: Redactor | None = None, result_limit: int = _RESULT_LIMIT, lease_s: float = 30.0,
+                 approval_timeout_s: float = 600.0, deadline: asyncio.Timeout | None = None) -> None:
         self.bus = bus
         self.run = run
         self.agent = agent
@@ -72,6 +98,11 @@ class Session:
         self.approvals = approvals or Approvals()
         self.redact = redactor or Redactor()
         self.result_limit = result_limit
+        self.lease_s = lease_s
+        self.approval_timeout_s = approval_timeout_s
+        self.deadline = deadline  # the service's session deadline (paused while humans decide)
+        self.in_flight: asyncio.Future[ToolResult] | None = None  # a tool call that has started acting
+        self.in_flight_call = ""
         self.steps = 0
         self.last_action_seq = 0
         self.remedies = 0  # mutating calls that ran and succeeded
@@ -103,56 +134,145 @@ class Session:
     async def call_tool(self, name: str, args: dict[str, Any], *, tool_use_id: str | None = None) -> ToolResult:
         """Check, run and record one tool call. Never raises for tool-level problems."""
         self.steps += 1
-        call_id = f"c{self.steps}-{secrets.token_hex(4)}"
         tool = self.adapter.tool(name)
-        mutating = bool(tool and tool.mutating)
-        safe_args = self.redact.value(args)
-        call_seq = await self._emit(AgentToolCall(ticket_id=self.ticket_id, call_id=call_id, tool=name,
-                                                  args=safe_args, mutating=mutating, tool_use_id=tool_use_id))
+        call = _Call(name=name, args=args, safe_args=self.redact.value(args), call_id=f"c{self.steps}-"
+                     f"{secrets.token_hex(4)}", tool_use_id=tool_use_id, mutating=bool(tool and tool.mutating))
+        call.seq = await self._emit(AgentToolCall(ticket_id=self.ticket_id, call_id=call.call_id, tool=name,
+                                                  args=call.safe_args, mutating=call.mutating,
+                                                  tool_use_id=tool_use_id))
         parsed: Any = None
         if self.steps > self.max_steps:
-            result = ToolResult(False, error=f"step budget of {self.max_steps} tool calls exhausted")
+            refusal: ToolResult | None = ToolResult(False, error=f"step budget of {self.max_steps} tool calls "
+                                                                 "exhausted")
         elif tool is None:
-            result = ToolResult(False, error=f"unknown tool {name!r}; available tools: "
-                                             f"{', '.join(self.tool_names())}")
+            refusal = ToolResult(False, error=f"unknown tool {name!r}; available tools: "
+                                              f"{', '.join(self.tool_names())}")
         else:
             parsed, error = _validate(tool, args)
-            result = ToolResult(False, error=error) if error else await self._run(tool, call_id, safe_args, parsed)
+            refusal = ToolResult(False, error=error) if error else None
+        if refusal is None and tool is not None and tool.mutating:
+            refusal = await self._request(tool, call)
+        if refusal is not None:
+            return await self._finish(call, refusal)
+        assert tool is not None  # an unknown tool was refused above
+        # From here the tool acts on the system. Its result and the ticket's record of it must
+        # land even if the session is cut short (deadline, SIGTERM) mid-call — otherwise the log
+        # would show an act with no outcome — so the work runs shielded and ``settle`` can
+        # wait for it after a cancellation.
+        self.in_flight = asyncio.ensure_future(self._execute_and_finish(tool, parsed, call))
+        self.in_flight_call = self.call_key(name, call.safe_args)
+        return await asyncio.shield(self.in_flight)
+
+    async def settle(self, timeout: float) -> str | None:
+        """After a cancellation: wait (at most ``timeout``) for a tool call that was running,
+        so its outcome is recorded. A note on that call for the escalation reason, or None if
+        no call was running."""
+        task = self.in_flight
+        if task is None or task.done():
+            return None
+        what = self.in_flight_call
+        try:
+            result = await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            return f"{what} was still running {timeout:.0f}s later; its outcome is not recorded"
+        except Exception as exc:
+            return f"{what} failed while finishing: {exc!r}"
+        outcome = "succeeded" if result.ok else f"failed: {abridge(result.error or '', 200)}"
+        return f"{what} was running at that moment; it has since {outcome}"
+
+    async def _execute_and_finish(self, tool: Tool, parsed: Any, call: _Call) -> ToolResult:
+        try:
+            return await self._finish(call, await self._execute(tool, parsed))
+        finally:
+            self.in_flight = None
+
+    async def _finish(self, call: _Call, result: ToolResult) -> ToolResult:
+        """Record ``result`` (redacted; cut to the budget in the log) and what it did to the ticket."""
         full = self.redact.value(result.value)
         value = abridge(full, self.result_limit)
         truncated = value is not full
         error = self.redact.text(result.error) if result.error else None
-        await self._emit(AgentToolResult(ticket_id=self.ticket_id, call_id=call_id, tool=name, ok=result.ok,
-                                         result=value, error=error, tool_use_id=tool_use_id, truncated=truncated))
-        if mutating and result.executed:
+        await self._emit(AgentToolResult(ticket_id=self.ticket_id, call_id=call.call_id, tool=call.name,
+                                         ok=result.ok, result=value, error=error, tool_use_id=call.tool_use_id,
+                                         truncated=truncated))
+        if call.mutating and result.executed:
             outcome = value if result.ok else error
             await self.store.update(self.ticket_id, lambda t: t.record_action(
-                self.agent, call_id, name, safe_args, result.ok, outcome))
+                self.agent, call.call_id, call.name, call.safe_args, result.ok, outcome))
             if result.ok:
                 self.remedies += 1
                 if not self.last_action_seq:
                     # the clear must follow the FIRST successful remedy's call: a remedy that
                     # waits for its own effect (a restarted node answering) may be outlived
                     # by the monitor's clear, and a redundant second remedy brings no new one
-                    self.last_action_seq = call_seq
+                    self.last_action_seq = call.seq
         if not result.ok:
-            self.failures[self.call_key(name, args)] += 1
+            self.failures[self.call_key(call.name, call.args)] += 1
         # the policy gets the whole (redacted) value; the log gets it cut to the budget
         return ToolResult(result.ok, full, error, result.executed, result.rejected)
 
-    async def _run(self, tool: Tool, call_id: str, safe_args: dict[str, Any], parsed: Any) -> ToolResult:
-        if tool.mutating:  # intent is in the log before the act
-            manual = self.approval == "manual"
-            await self.store.update(self.ticket_id, lambda t: t.request_action(
-                self.agent, call_id, tool.name, safe_args, awaiting_approval=manual))
-            if manual:
-                await self.think(f"waiting for a human to approve {tool.name} (action {call_id}): "
-                                 f"`oplab approve {call_id}` or `oplab reject {call_id} --reason ...`")
-                decision = await self.approvals.wait(call_id)
-                if not decision.approved:
-                    return ToolResult(False, error=f"rejected by {decision.by}: {decision.reason} "
-                                                   "(the action was not executed)", rejected=True)
-        return await self._execute(tool, parsed)
+    async def _request(self, tool: Tool, call: _Call) -> ToolResult | None:
+        """Record the intent before the act; in manual mode wait for a human. A refusal if rejected."""
+        manual = self.approval == "manual"
+        await self.store.update(self.ticket_id, lambda t: t.request_action(
+            self.agent, call.call_id, tool.name, call.safe_args, awaiting_approval=manual))
+        if not manual:
+            return None
+        await self.think(f"waiting for a human to approve {tool.name} (action {call.call_id}): "
+                         f"`oplab approve {call.call_id}` or `oplab reject {call.call_id} --reason ...`")
+        decision = await self._await_decision(call.call_id)
+        if decision.approved:
+            return None
+        return ToolResult(False, error=f"rejected by {decision.by}: {decision.reason} "
+                                       "(the action was not executed)", rejected=True)
+
+    async def _await_decision(self, action_id: str) -> Decision:
+        """A human's decision on ``action_id``. Time spent waiting for people does not count
+        against the session deadline; the lease is renewed meanwhile so no other agent takes
+        the ticket over; after ``approval_timeout_s`` with no decision the request is rejected."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.approval_timeout_s
+        renew_every = self.lease_s / 3
+        with self._deadline_paused():
+            try:
+                while (left := give_up - loop.time()) > 0:
+                    try:
+                        return await asyncio.wait_for(self.approvals.wait(action_id), min(renew_every, left))
+                    except TimeoutError:
+                        await self.renew_lease()
+                return await self._reject_unanswered(action_id)
+            finally:
+                # the rest of the session (at most the deadline, which is shorter than the
+                # lease) must fit inside the lease
+                await self.renew_lease()
+
+    async def _reject_unanswered(self, action_id: str) -> Decision:
+        reason = f"no decision within {self.approval_timeout_s:.0f}s"
+        try:
+            await self.store.update(self.ticket_id, lambda t: t.reject_action(action_id, self.agent, reason))
+        except IllegalTransition:  # a human decided at the last moment: theirs counts
+            return await asyncio.wait_for(self.approvals.wait(action_id), self.lease_s / 3)
+        return Decision(False, self.agent, reason)
+
+    @contextlib.contextmanager
+    def _deadline_paused(self) -> Iterator[None]:
+        deadline = self.deadline
+        when = deadline.when() if deadline is not None else None
+        if deadline is None or when is None:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        left = when - loop.time()
+        deadline.reschedule(None)
+        try:
+            yield
+        finally:
+            if not deadline.expired():
+                deadline.reschedule(loop.time() + max(left, 0.0))
+
+    async def renew_lease(self) -> None:
+        until = utcnow() + timedelta(seconds=self.lease_s)
+        await self.store.update(self.ticket_id, lambda t: t.renew_lease(self.agent, until))
 
     async def _execute(self, tool: Tool, parsed: Any) -> ToolResult:
         try:

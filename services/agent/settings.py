@@ -85,8 +85,12 @@ class AgentSettings(BaseSettings):
     approval: Literal["auto", "manual"] = Field(
         default="auto", validation_alias=AliasChoices("OPLAB_APPROVAL", "OPLAB_AGENT_APPROVAL", "approval"))
     lease_s: float = Field(default=30.0, gt=0)
+    approval_timeout_s: float = Field(
+        default=600.0, gt=0, description="manual approval: a request nobody decides on in this time is rejected")
     session_deadline_s: float = Field(default=25.0, gt=0, description="wall clock per ticket")
     verify_timeout_s: float = Field(default=15.0, gt=0)
+    verify_retries: int = Field(
+        default=1, ge=0, description="times a failed verification goes back to the model (claude) before escalating")
     max_steps: int = Field(default=12, ge=1, description="tool calls per session")
 
     # -- Claude -------------------------------------------------------------------

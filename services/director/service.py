@@ -40,6 +40,7 @@ import contextlib
 import json
 import logging
 from collections import deque
+from datetime import datetime
 from typing import Any, Literal
 
 from nats.micro import add_service
@@ -55,9 +56,15 @@ from events import (
     RunFinished,
     RunStarted,
     ServiceStarted,
+    TicketClaimed,
+    TicketEscalated,
+    TicketLeaseRenewed,
+    TicketReopened,
+    TicketResolved,
 )
 from events.bus import Delivered
 from events.commands import CommandError, request
+from events.envelope import utcnow
 from events.subjects import command, run_events
 from projections.timeline import RunTimeline
 from services.director.scenario import Chapter, Finish, Inject, RevertAll, Scenario, load_scenario
@@ -98,6 +105,7 @@ class DirectorService(ServiceProcess):
         self.last_finished_seq = 0  # ... and its stream sequence
         self.fault_seq = 0  # sequence of the run's first chaos.fault_injected
         self.seen_seq = 0  # last sequence folded
+        self.leases: dict[str, datetime] = {}  # ticket -> lease_until, while an agent works it
         self._watched = {t for c in self.chapters if c.advance.when is not None for t in c.advance.when.types()}
         self._history: deque[tuple[int, Event]] = deque(maxlen=HISTORY)
         self._chapter: Chapter | None = None
@@ -126,6 +134,10 @@ class DirectorService(ServiceProcess):
             self.last_finished, self.last_finished_seq = data.index, d.seq
         elif isinstance(data, FaultInjected) and not self.fault_seq:
             self.fault_seq = d.seq
+        elif isinstance(data, TicketClaimed | TicketLeaseRenewed):
+            self.leases[data.ticket_id] = data.lease_until
+        elif isinstance(data, TicketResolved | TicketEscalated | TicketReopened):
+            self.leases.pop(data.ticket_id, None)
         if event.type in self._watched:
             self._history.append((d.seq, event))
             chapter = self._chapter
@@ -263,6 +275,10 @@ class DirectorService(ServiceProcess):
             timeout = chapter.advance.timeout_s
         try:
             done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            # An agent at work holds the story: a model may need minutes, a human longer to
+            # approve. Its lease bounds the wait (renewed only while it is alive and working).
+            while not done and (busy_s := self._agent_busy_s()) > 0:
+                done, _ = await asyncio.wait(waiters, timeout=busy_s, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in waiters:
                 task.cancel()
@@ -270,6 +286,11 @@ class DirectorService(ServiceProcess):
             return "timeout"
         reasons = {waiters[t] for t in done}
         return next(r for r in ("stopping", "condition", "key") if r in reasons)
+
+    def _agent_busy_s(self) -> float:
+        """Seconds until the last live lease on a ticket runs out (0: no agent is working)."""
+        now = utcnow()
+        return max([(until - now).total_seconds() for until in self.leases.values()] + [0.0])
 
     @property
     def control(self) -> bool:

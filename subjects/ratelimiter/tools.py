@@ -43,8 +43,8 @@ class NodeArgs(BaseModel):
 
 class RestartArgs(NodeArgs):
     force: bool = Field(default=False, description=(
-        "restart even if the node reads healthy (for a node that runs but misbehaves, e.g. admits "
-        "requests it should block); default: only start or restart a node that is down or unhealthy"))
+        "stop and start the node even if it reads healthy; default: only start or restart a node that "
+        "is down or unhealthy"))
 
 
 class SetLimitArgs(KeyArgs):
@@ -94,7 +94,7 @@ class ReadCounters(_RateLimiterTool):
     name = "read_counters"
     description = (
         "Read every policy key's sliding window: requests counted in the window, the limit, and how many "
-        "entries are dated in the future (no correct writer produces those)."
+        "entries are dated in the future."
     )
 
     async def run(self, args: BaseModel) -> Any:

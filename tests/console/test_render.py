@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 import pytest
 import urwid
@@ -16,11 +17,12 @@ from console.widgets import (
     chaos_lines,
     fmt_clock,
     fmt_duration,
+    footer_parts,
     narration_lines,
     narration_title,
     render_text,
 )
-from events import AgentThought
+from events import AgentThought, TicketActionRequested, TicketClaimed
 from projections.lab_view import LabView
 from tests.console.screens import WatchedScreen
 from tests.console.script import Story, node_kill_story
@@ -175,6 +177,30 @@ def test_replay_footer_has_no_next_chapter_key() -> None:
     lines = render_text(fold(story.events), (80, 24), story.t(15), live=False, can_advance=False,
                         status="hello")
     assert "replay" in lines[-1] and "space" not in lines[-1] and "hello" in lines[-1]
+
+
+def footer_text(view: LabView, cols: int, **kwargs: Any) -> str:
+    keys, _ = footer_parts(view, live=True, can_advance=True, cols=cols, can_decide=True, **kwargs)
+    return "".join(text for _, text in keys)
+
+
+def test_footer_with_approval_keys_keeps_quit_and_the_status_at_80_columns() -> None:
+    s = Story(RUN)
+    s.opened(1)
+    s.ticket(2, TicketClaimed(ticket_id="tk-1", agent="agent-1", policy="claude", lease_until=s.t(60)))
+    s.ticket(3, TicketActionRequested(ticket_id="tk-1", action_id="a9", tool="restart_node", args={"node": "rl-2"},
+                                      awaiting_approval=True))
+    view = fold(s.events)
+    idle = footer_text(view, 80, status="")
+    assert all(hint in idle for hint in ("approve", "reject…", "tab", "space/→", "q  quit"))
+    assert len(idle) + len("live ") <= 80
+    busy = footer_text(view, 80, status="rejected a9")  # the least needed hint makes room for the status
+    assert busy == " a  approve   r  reject…   tab  next   q  quit  │ rejected a9"
+    failed = footer_text(view, 80, status="a9: ticket tk-1 is escalated: cannot reject its actions")
+    assert failed == " q  quit  │ a9: ticket tk-1 is escalated: cannot reject its actions"
+    wide = footer_text(view, 200, status="rejected a9")
+    assert all(hint in wide for hint in ("approve", "reject…", "tab", "space/→  next chapter", "q  quit"))
+    assert footer_text(view, 80, status="", prompting=True) == " enter  reject   esc  cancel "
 
 
 def test_formatting_helpers() -> None:

@@ -67,6 +67,22 @@ def test_an_expired_lease_may_be_claimed_by_another_agent() -> None:
     assert t.state.claimed_by == "a2"
 
 
+def test_only_the_holder_renews_its_lease_and_only_to_a_later_time() -> None:
+    t = Ticket.open(opened())
+    first = utcnow() + timedelta(seconds=5)
+    t.claim("a1", "rules", first)
+    t.renew_lease("a1", first + timedelta(seconds=30))
+    assert t.state.lease_until == first + timedelta(seconds=30)
+    assert not t.state.claimable(first + timedelta(seconds=10))  # the old lease would have run out here
+    with pytest.raises(IllegalTransition):
+        t.renew_lease("a2", first + timedelta(seconds=60))
+    with pytest.raises(IllegalTransition):
+        t.renew_lease("a1", first)
+    t.escalate("gave up", agent="a1")
+    with pytest.raises(IllegalTransition):
+        t.renew_lease("a1", first + timedelta(seconds=90))
+
+
 def test_escalated_is_final_until_reopened() -> None:
     t = Ticket.open(opened())
     t.claim("a1", "rules", lease())

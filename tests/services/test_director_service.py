@@ -20,7 +20,17 @@ from typing import Any
 
 import pytest
 
-from events import Event, FaultInjected, TicketOpened, TicketResolved, new_event, new_fault_id, new_ticket_id
+from events import (
+    Event,
+    FaultInjected,
+    TicketClaimed,
+    TicketLeaseRenewed,
+    TicketOpened,
+    TicketResolved,
+    new_event,
+    new_fault_id,
+    new_ticket_id,
+)
 from events.bus import Bus
 from events.commands import request
 from events.envelope import utcnow
@@ -77,10 +87,10 @@ class Director:
 @pytest.fixture
 async def director(nats_server: RunningServer, run_id: str, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     scenario = tmp_path / "scenario.yaml"
-    scenario.write_text(SCENARIO)
     started: list[Director] = []
 
-    async def start(mode: str, instance: str) -> Director:
+    async def start(mode: str, instance: str, text: str = SCENARIO) -> Director:
+        scenario.write_text(text)
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPLAB_")}
         env.update(NATS_URL=nats_server.url, OPLAB_RUN=run_id, OPLAB_SCENARIO=str(scenario),
                    OPLAB_DIRECTOR_MODE=mode, OPLAB_FAULT="f", OPLAB_INSTANCE=instance,
@@ -159,6 +169,43 @@ async def test_auto_mode_advances_on_conditions_met_early_and_on_timeouts(
     assert await d.terminate() == 0
     stopping = await run_log.wait_for(lambda e: e.type == "svc.stopping" and d.owns(e), 10, "svc.stopping")
     assert stopping.data.reason == "signal"
+
+
+AGENT_AT_WORK = """
+name: director-agent-test
+subject: ratelimiter
+default_fault: f
+faults:
+  f: {title: a test fault}
+chapters:
+  - id: remediation
+    title: Remediation
+    narration: Waiting for the agent.
+    advance: {when: {type: ticket.resolved}, timeout_s: 0.5}
+  - id: verification
+    title: Verification
+    narration: Waiting again.
+    advance: {when: {type: ticket.escalated}, timeout_s: 0.5}
+"""
+
+
+async def test_an_agent_holding_a_lease_holds_the_story_past_the_chapter_timeout(
+        director, run_log: RunLog, bus: Bus, run_id: str) -> None:  # type: ignore[no-untyped-def]
+    ticket = ticket_opened()
+    await publish(bus, run_id, ticket)
+    await publish(bus, run_id, TicketClaimed(ticket_id=ticket.ticket_id, agent="agent/a1", policy="claude",
+                                             lease_until=utcnow() + timedelta(seconds=1)))
+    await director("auto", "agent-test", AGENT_AT_WORK)
+    await run_log.wait_for(chapter("started", 0), 20, "chapter 1")
+    # the agent renews its lease (say, a human is deciding on an action) and then goes quiet
+    renewed = TicketLeaseRenewed(ticket_id=ticket.ticket_id, agent="agent/a1",
+                                 lease_until=utcnow() + timedelta(seconds=2))
+    await publish(bus, run_id, renewed)
+    first = await run_log.wait_for(chapter("finished", 0), 20, "chapter 1 finished")
+    assert first.data.reason == "timeout" and first.time >= renewed.lease_until  # not after 0.5s
+    # the lease has run out: the next chapter ends on its own timeout
+    second = await run_log.wait_for(chapter("finished", 1), 20, "chapter 2 finished")
+    assert second.data.reason == "timeout"
 
 
 async def test_interactive_mode_waits_for_the_key_and_a_restart_resumes_in_place(

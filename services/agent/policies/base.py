@@ -30,6 +30,12 @@ class Policy(abc.ABC):
     @abc.abstractmethod
     async def work(self, session: Session) -> SessionOutcome: ...
 
+    async def verification_failed(self, session: Session, failure: str) -> SessionOutcome | None:
+        """The lab could not verify recovery after this policy's outcome (``failure`` says how).
+        Return a new outcome to keep working on the ticket (it is verified again), or None to
+        escalate. Default: None."""
+        return None
+
     async def finished(self, session: Session, outcome: str, reason: str) -> None:
         """Called once the session's outcome is final (resolved, self-healed, escalated), before
         ``agent.session_finished`` is recorded. Default: nothing."""

@@ -17,7 +17,8 @@ One session = one conversation. Each turn:
    same failing call ``repeat_limit`` times escalates.
 
 The session ends only by: a final answer (no tool call) — the service then
-verifies recovery itself, the model's word is not enough; the model calling
+verifies recovery itself, the model's word is not enough (a failed check goes
+back to the model, up to ``verify_retries`` times, then escalates); the model calling
 ``escalate``; or a budget, the deadline (enforced by the service), or a model
 error (invalid key, unreachable API, ...) — each escalates with the reason.
 
@@ -36,7 +37,15 @@ from typing import Any
 from events import AgentLlmRequest, AgentLlmResponse, AgentToolCall, AgentToolResult, ObsSnapshot
 from services.agent.llm import AnthropicModel, ModelClient, ModelError, ModelReply, to_param
 from services.agent.policies.base import Policy, SessionOutcome
-from services.agent.prompt import escalate_name, first_message, system_prompt, tool_schemas
+from services.agent.prompt import (
+    SNAPSHOT_CHARS,
+    compact,
+    escalate_name,
+    first_message,
+    snapshot_summary,
+    system_prompt,
+    tool_schemas,
+)
 from services.agent.session import Session, ToolResult
 from services.agent.settings import AgentSettings, usage_tokens
 
@@ -59,6 +68,7 @@ class ClaudePolicy(Policy):
             import anthropic  # noqa: F401 - a cold import takes seconds: pay it at start, not inside a session
 
         self.snapshots: deque[ObsSnapshot] = snapshots if snapshots is not None else deque(maxlen=2)
+        self._conversations: dict[str, Conversation] = {}  # by ticket id, until the session is finished
 
     def make_model(self, session: Session) -> ModelClient:
         if self._model_factory is not None:
@@ -70,10 +80,26 @@ class ClaudePolicy(Policy):
             model = self.make_model(session)
         except ModelError as exc:
             return SessionOutcome(False, exc.reason)
-        try:
-            return await Conversation(self, session, model).run()
-        finally:
-            await model.close()
+        # the conversation lives until ``finished``: a failed verification continues it
+        conversation = self._conversations[session.ticket_id] = Conversation(self, session, model)
+        return await conversation.run()
+
+    async def verification_failed(self, session: Session, failure: str) -> SessionOutcome | None:
+        """Tell the model its work did not verify, with the latest observation, and let it go on."""
+        conversation = self._conversations.get(session.ticket_id)
+        if conversation is None or conversation.allowance()[1] is not None:
+            return None  # no budget left for another attempt
+        latest = [snapshot_summary(s) for s in list(self.snapshots)[-1:]]
+        conversation.tell(
+            f"The lab's independent check failed: {failure}. The ticket is still open. Look again with "
+            "read-only tools, then remediate or escalate."
+            + (f"\nLatest observation: {compact(latest, SNAPSHOT_CHARS)}" if latest else ""))
+        return await conversation.run()
+
+    async def finished(self, session: Session, outcome: str, reason: str) -> None:
+        conversation = self._conversations.pop(session.ticket_id, None)
+        if conversation is not None:
+            await conversation.model.close()
 
     # hooks for the replay policy
     async def after_tool(self, session: Session, turn: int, use: dict[str, Any], result: ToolResult) -> None:
@@ -102,6 +128,16 @@ class Conversation:
         self.cost = 0.0
         self.last_text = ""
         self.diagnosed = False
+
+    def tell(self, text: str) -> None:
+        """Add a user message (the lab speaking) before the next turn."""
+        last = self.messages[-1]
+        if last["role"] == "user":  # the API wants alternating roles: join the pending user turn
+            content = last["content"]
+            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+            last["content"] = [*blocks, {"type": "text", "text": text}]
+        else:
+            self.messages.append({"role": "user", "content": text})
 
     def _stats(self) -> None:
         self.session.stats.update(turns=self.turn, tokens=self.tokens, cost_usd=round(self.cost, 6),
@@ -137,12 +173,15 @@ class Conversation:
                        f"${s.max_cost_usd:.2f} used")
         return allowance, None
 
+    def allowance(self) -> tuple[int, str | None]:
+        """``max_tokens`` for the next turn, or why no further turn fits the budgets."""
+        exhausted = self._budget_exhausted()
+        return self._output_allowance() if exhausted is None else (0, exhausted)
+
     async def run(self) -> SessionOutcome:
         session, redact = self.session, self.session.redact
         while True:
-            exhausted = self._budget_exhausted()
-            allowance, too_big = self._output_allowance() if exhausted is None else (0, None)
-            exhausted = exhausted or too_big
+            allowance, exhausted = self.allowance()
             if exhausted is not None:
                 self._stats()
                 if session.remedies:  # a remedy ran: let the agent verify it rather than give up unheard

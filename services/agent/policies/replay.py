@@ -197,6 +197,7 @@ class ReplayPolicy(ClaudePolicy):
                                  {"ok": result.ok, "result": result.value, "error": result.error})
 
     async def finished(self, session: Session, outcome: str, reason: str) -> None:
+        await super().finished(session, outcome, reason)
         recording = self._recording.pop(session.ticket_id, None)
         if recording is None:
             return

@@ -111,10 +111,12 @@ class AgentLab:
     def store(self) -> TicketStore:
         return TicketStore(self.bus, self.run)
 
-    async def start_agent(self, config: AgentSettings, instance: str = "a1", policy: Any = None) -> RunningAgent:
+    async def start_agent(self, config: AgentSettings, instance: str = "a1", policy: Any = None,
+                          adapter: RateLimiterAdapter | None = None) -> RunningAgent:
         bus = await Bus.connect(self.bus_settings, source=f"agent/{instance}")
         service = AgentService(bus, ServiceSettings(run=self.run, instance=instance),
-                               adapter=RateLimiterAdapter(self.cluster.settings), policy=policy, config=config)
+                               adapter=adapter or RateLimiterAdapter(self.cluster.settings), policy=policy,
+                               config=config)
         task = asyncio.create_task(service.main())
         await asyncio.wait_for(service.ready.wait(), 15)
         agent = RunningAgent(service, bus, task, instance)
@@ -164,8 +166,12 @@ class AgentLab:
         return ticket_id
 
     async def clear(self, invariant: str, entity: str) -> None:
-        await self.bus.publish(self.bus.event(InvariantCleared(invariant=invariant, entity=entity),
-                                              run=self.run))
+        violated = next((e for e in reversed(self.log.of_type("inv.violated"))
+                         if (e.data.invariant, e.data.entity) == (invariant, entity)), None)
+        first_seen = violated.data.first_seen if violated is not None else utcnow()
+        cleared = InvariantCleared(invariant=invariant, entity=entity, first_seen=first_seen,
+                                   violated_for_s=(utcnow() - first_seen).total_seconds())
+        await self.bus.publish(self.bus.event(cleared, run=self.run))
 
     async def finished(self, ticket_id: str, timeout: float = 20.0) -> Any:
         return await self.log.wait_for(lambda e: e.type == "agent.session_finished"

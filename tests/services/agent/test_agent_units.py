@@ -3,6 +3,7 @@ the replay comparison, and the console's view of a conversation and of pending a
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,7 +23,7 @@ from projections.lab_view import LabView
 from projections.tickets import IllegalTransition, Ticket
 from services.agent.policies.replay import differs, shape
 from services.agent.prompt import system_prompt, tool_schema
-from services.agent.redact import MASK, Redactor
+from services.agent.redact import MASK, Redactor, install_log_redaction
 from services.agent.settings import AgentSettings
 from subjects.ratelimiter import RateLimiterAdapter
 
@@ -48,6 +49,35 @@ def test_redaction_masks_keys_passwords_in_urls_and_secret_fields() -> None:
     assert out["usage"] == {"input_tokens": 12, "output_tokens": 3}
     assert out["api_key"] == MASK
     assert r.text("nothing secret here: node-2 is down") == "nothing secret here: node-2 is down"
+
+
+def test_log_redaction_covers_handlers_added_later_and_tracebacks() -> None:
+    previous = logging.getLogRecordFactory()
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    logger = logging.getLogger("tests.redaction")
+    try:
+        install_log_redaction(Redactor(["sk-ant-the-real-key-42"]))
+        install_log_redaction(Redactor(["second-agent-secret"]))  # a second agent in the same process
+        handler = Keep()  # added after the agents started, as an SDK's own handler would be
+        logger.addHandler(handler)
+        logger.warning("calling with key %s and %s", "sk-ant-the-real-key-42", "second-agent-secret")
+        try:
+            raise RuntimeError("connect to redis://u:hunter22@h:6379 failed")
+        except RuntimeError:
+            logger.exception("tool crashed")
+    finally:
+        logging.setLogRecordFactory(previous)
+        logger.removeHandler(handler)
+    text = "\n".join(records)
+    assert len(records) == 2
+    for secret in ("sk-ant-the-real-key-42", "second-agent-secret", "hunter22"):
+        assert secret not in text, secret
+    assert "RuntimeError" in records[1] and "redis://u:***@h:6379" in records[1]
 
 
 def test_policy_defaults_to_claude_only_with_a_key(monkeypatch: pytest.MonkeyPatch) -> None:

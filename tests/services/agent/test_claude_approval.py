@@ -19,7 +19,7 @@ from console.live import store_decider
 from events.bus import Bus
 from events.settings import BusSettings
 from projections.lab_view import LabView
-from tests.fakes.anthropic_server import FakeAnthropic, message, tool, tool_results, tool_use
+from tests.fakes.anthropic_server import FakeAnthropic, final, message, tool, tool_results, tool_use
 from tests.services.agent.conftest import AgentLab, claude_config
 
 OPLAB = Path(sys.executable).parent / "oplab"
@@ -69,9 +69,11 @@ async def test_manual_approval_waits_approve_executes_reject_reaches_the_model(
         view.apply(event)
     assert [a.action_id for _, a in view.pending_approvals()] == [second.data.action_id]
     app = ConsoleApp(view, on_decide=store_decider(bus, lab.run))
-    assert app.handle_key("r")
+    for key in ["r", *"node-1 serves prod traffic", "enter"]:  # r asks for a reason; enter sends it
+        assert app.handle_key(key)
     rejected = await lab.log.wait_for(lambda e: e.type == "ticket.action_rejected", 15, "rejection")
-    assert rejected.data.action_id == second.data.action_id and rejected.data.reason == "rejected at the console"
+    assert rejected.data.action_id == second.data.action_id
+    assert rejected.data.reason == "node-1 serves prod traffic"
 
     finished = await lab.finished(ticket, 20)
     assert finished.data.outcome == "escalated"
@@ -81,7 +83,7 @@ async def test_manual_approval_waits_approve_executes_reject_reaches_the_model(
     third_turn = next(r["body"] for r in api.requests if len(r["body"]["messages"]) == 5)
     [result] = tool_results(third_turn)
     assert result["is_error"] is True
-    assert result["content"] == (f"error: rejected by console:{getpass.getuser()}: rejected at the console "
+    assert result["content"] == (f"error: rejected by console:{getpass.getuser()}: node-1 serves prod traffic "
                                  "(the action was not executed)")
     # a decided action cannot be decided again
     code, _, err = await oplab(bus_settings, tmp_path / "home", "reject", first, "--reason", "too late")
@@ -101,4 +103,38 @@ async def test_the_rules_policy_honours_manual_approval(lab: AgentLab, bus: Bus)
     reason = lab.of("ticket.escalated", ticket)[0].data.reason
     assert reason == ("remedy failed: restart_node: rejected by tester: not during the demo "
                       "(the action was not executed)")
+    assert not lab.of("ticket.action_executed", ticket)
+
+
+async def test_waiting_for_a_human_pauses_the_deadline_and_keeps_the_lease(lab: AgentLab, api: FakeAnthropic) -> None:
+    api.script([tool_use("restart_node", {"node": "node-3"}), final("Restarted node-3.")])
+    agent = await lab.start_agent(claude_config(api, approval="manual", session_deadline_s=3.0, lease_s=4.5))
+    ticket = await lab.open_ticket("node_down", "node-3")
+    requested = await lab.log.wait_for(lambda e: e.type == "ticket.action_requested", 15, "the request")
+    claimed = lab.of("ticket.claimed", ticket)[0].data
+    # the human takes longer than the whole session deadline; the agent keeps its claim meanwhile
+    await lab.log.wait_for(lambda e: len(lab.of("ticket.lease_renewed", ticket)) >= 3, 15, "three lease renewals")
+    renewals = lab.of("ticket.lease_renewed", ticket)[-1]
+    assert renewals.data.agent == agent.agent_id and renewals.data.lease_until > claimed.lease_until
+    assert not lab.of("ticket.escalated", ticket)
+    await lab.store.update(ticket, lambda t: t.approve_action(requested.data.action_id, "test-operator"))
+    executed = await lab.log.wait_for(lambda e: e.type == "ticket.action_executed", 15, "the approved restart")
+    assert executed.data.ok
+    await lab.clear("node_down", "node-3")
+    finished = await lab.finished(ticket)
+    assert finished.data.outcome == "resolved", finished.data
+
+
+async def test_a_request_nobody_decides_on_is_rejected_and_the_model_is_told(lab: AgentLab,
+                                                                             api: FakeAnthropic) -> None:
+    api.script([tool_use("restart_node", {"node": "node-3"}),
+                tool_use("escalate", {"reason": "nobody approved the restart"})])
+    agent = await lab.start_agent(claude_config(api, approval="manual", approval_timeout_s=1.0))
+    ticket = await lab.open_ticket("node_down", "node-3")
+    rejected = await lab.log.wait_for(lambda e: e.type == "ticket.action_rejected", 15, "the agent's rejection")
+    assert rejected.data.by == agent.agent_id and rejected.data.reason == "no decision within 1s"
+    finished = await lab.finished(ticket)
+    assert finished.data.outcome == "escalated"
+    told = tool_results(api.requests[1]["body"])
+    assert len(told) == 1 and told[0].get("is_error") and "no decision within 1s" in str(told[0]["content"])
     assert not lab.of("ticket.action_executed", ticket)

@@ -3,11 +3,15 @@ rate limiter: each way a session may end, with its asserted outcome."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
+from pydantic import BaseModel
 
 from events import encode
+from subjects.base import Tool
+from subjects.ratelimiter import RateLimiterAdapter
 from tests.fakes.anthropic_server import (
     FakeAnthropic,
     final,
@@ -44,6 +48,66 @@ async def test_a_model_that_claims_success_without_fixing_anything_is_escalated(
     thoughts = [e.data.text for e in lab.of("agent.thought", ticket)]
     assert "Let me look at the nodes." in thoughts
     assert any("the problem is fixed" in t for t in thoughts)
+    # the failed check went back to the model once (verify_retries=1) before the escalation
+    told = [r for r in api.requests if "independent check failed" in json.dumps(r["body"]["messages"][-1])]
+    assert len(told) == 1
+
+
+async def test_a_failed_verification_goes_back_to_the_model_which_can_still_fix_it(
+        lab: AgentLab, api: FakeAnthropic) -> None:
+    api.script([final("Everything looks healthy; nothing to do."),
+                tool_use("restart_node", {"node": "node-2"}, say="The check says otherwise: restarting node-2."),
+                final("Restarted node-2.")])
+    await lab.start_agent(claude_config(api, verify_timeout_s=1.5))
+    ticket = await lab.open_ticket(*NODE_DOWN)
+    executed = await lab.log.wait_for(lambda e: e.type == "ticket.action_executed", 15, "the second attempt's remedy")
+    assert executed.data.tool == "restart_node" and executed.data.ok
+    await lab.clear(*NODE_DOWN)  # what the monitor reports once the node answers again
+    finished = await lab.finished(ticket)
+    assert finished.data.outcome == "resolved", finished.data
+    second = api.requests[1]["body"]["messages"]
+    assert second[-1]["role"] == "user" and "verification failed: node_down on node-2" in json.dumps(second[-1])
+    assert not lab.of("ticket.escalated", ticket)
+
+
+class SlowRemedyArgs(BaseModel):
+    pass
+
+
+class SlowRemedy(Tool):
+    """A remedy that takes longer than the session has left: it outlives the deadline."""
+
+    name = "slow_remedy"
+    description = "Apply a remedy that takes a few seconds."
+    args_model = SlowRemedyArgs
+    mutating = True
+    seconds = 4.0
+
+    async def run(self, args: BaseModel) -> str:
+        await asyncio.sleep(self.seconds)  # the tool's own duration, not test synchronisation
+        return "remedy applied"
+
+
+class WithSlowRemedy(RateLimiterAdapter):
+    def tools(self) -> list[Tool]:
+        return [*super().tools(), SlowRemedy()]
+
+
+async def test_a_remedy_running_when_the_deadline_passes_is_recorded_before_the_escalation(
+        lab: AgentLab, api: FakeAnthropic) -> None:
+    api.script([tool_use("slow_remedy", {})])
+    await lab.start_agent(claude_config(api, session_deadline_s=2.0, lease_s=10.0),
+                          adapter=WithSlowRemedy(lab.cluster.settings))
+    ticket = await lab.open_ticket(*NODE_DOWN)
+    reason = await escalation(lab, ticket, timeout=15)
+    assert reason.startswith("session deadline of 2s passed; slow_remedy({}) was running at that moment; "
+                             "it has since succeeded"), reason
+    executed = lab.of("ticket.action_executed", ticket)
+    assert len(executed) == 1 and executed[0].data.ok and executed[0].data.result == "remedy applied"
+    positions = {e.type: i for i, (_, e) in enumerate(lab.log.events) if getattr(e.data, "ticket_id", "") == ticket}
+    assert positions["ticket.action_executed"] < positions["ticket.escalated"]
+    results = lab.of("agent.tool_result", ticket)
+    assert [r.data.tool for r in results] == ["slow_remedy"] and results[0].data.ok
 
 
 async def test_unknown_tools_and_invalid_arguments_go_back_to_the_model_and_never_run(
@@ -72,8 +136,9 @@ async def test_unknown_tools_and_invalid_arguments_go_back_to_the_model_and_neve
 
 
 async def test_the_same_failing_call_three_times_escalates(lab: AgentLab, api: FakeAnthropic) -> None:
-    again = tool_use("node_status", {"node": "node-9"}, say="Checking node-9.")
-    api.script([again, again, again, final("unreachable")])
+    # a fresh reply per turn: the API gives every call its own tool_use id, even for the same call
+    again = [tool_use("node_status", {"node": "node-9"}, say="Checking node-9.") for _ in range(3)]
+    api.script([*again, final("unreachable")])
     await lab.start_agent(claude_config(api))
     ticket = await lab.open_ticket(*NODE_DOWN)
     reason = await escalation(lab, ticket)
@@ -83,7 +148,7 @@ async def test_the_same_failing_call_three_times_escalates(lab: AgentLab, api: F
 
 
 async def test_the_step_budget_escalates(lab: AgentLab, api: FakeAnthropic) -> None:
-    api.script([tool_use("list_nodes")] * 10)
+    api.script([tool_use("list_nodes") for _ in range(10)])
     await lab.start_agent(claude_config(api, max_steps=3))
     ticket = await lab.open_ticket(*NODE_DOWN)
     reason = await escalation(lab, ticket)
@@ -98,7 +163,7 @@ async def test_token_and_cost_budgets_escalate_before_they_are_exceeded(
     lab: AgentLab, api: FakeAnthropic, limits: dict[str, float]
 ) -> None:
     usage = {"input_tokens": 1000, "output_tokens": 500}  # $0.0030 + $0.0075 = $0.0105 per turn at $3/$15
-    api.script([tool_use("list_nodes", usage=usage)] * 5)
+    api.script([tool_use("list_nodes", usage=usage) for _ in range(5)])
     await lab.start_agent(claude_config(api, **limits))
     ticket = await lab.open_ticket(*NODE_DOWN)
     reason = await escalation(lab, ticket)
