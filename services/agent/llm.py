@@ -107,6 +107,9 @@ class AnthropicModel:
             kind = "overloaded" if exc.status_code == 529 else "server_error"
             raise ModelError(kind, f"the Claude API kept failing ({exc.status_code}) after {retries} retries: "
                                    f"{self._detail(exc)}") from exc
+        except a.NotFoundError as exc:
+            raise ModelError("bad_request", f"the Claude API does not know model {self.model!r} (404): "
+                                            f"{self._detail(exc)}; set OPLAB_AGENT_MODEL") from exc
         except a.BadRequestError as exc:
             raise ModelError("bad_request", f"the Claude API refused the request (400): {self._detail(exc)}") from exc
         except a.APIStatusError as exc:

@@ -15,7 +15,16 @@ ticket id in their first user message, so several agents can talk to one
 server at once; ``script_for(ticket_id, turns)`` gives one ticket its own
 script, ``default`` serves the others.
 
-Every request is kept (``requests``: headers and parsed body) for assertions.
+The server is strict: a request the real API would refuse (see
+:mod:`tests.fakes.messages_rules`, each rule with its documented source) gets the API's
+``400 invalid_request_error`` and is also kept in ``rejected``, so a test can assert that the
+client never sent one. A scripted reply the real API could never give (a ``tool_use`` id already
+in the conversation: the same ``tool_use(...)`` object scripted for two turns) is a bug in the
+test's script: it is answered ``500 api_error`` "fake script error: ..." and kept in
+``script_errors``. ``FakeAnthropic(strict=False)`` only checks the required fields.
+
+Every request is kept (``requests``: headers and parsed body; a refused one also carries
+``rejected``, the API's message) for assertions.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from typing import Any
 from aiohttp import web
 
 from oplab.infra import free_port
+from tests.fakes.messages_rules import check_request, reply_problem
 
 _TICKET = re.compile(r"\b(tk-[0-9a-f]+)\b")
 
@@ -84,9 +94,12 @@ Turn = Reply | Callable[[dict[str, Any]], Reply] | list[Any]
 
 
 class FakeAnthropic:
-    def __init__(self, api_key: str = "sk-ant-fake-" + "k3y" * 8) -> None:
+    def __init__(self, api_key: str = "sk-ant-fake-" + "k3y" * 8, strict: bool = True) -> None:
         self.api_key = api_key
+        self.strict = strict
         self.requests: list[dict[str, Any]] = []
+        self.rejected: list[dict[str, Any]] = []  # the requests refused with a 400 (records of ``requests``)
+        self.script_errors: list[str] = []
         self.default: list[Turn] = []
         self.scripts: dict[str, list[Turn]] = {}
         self._attempts: dict[tuple[str, int], int] = {}
@@ -107,6 +120,8 @@ class FakeAnthropic:
 
     def reset(self) -> None:
         self.requests.clear()
+        self.rejected.clear()
+        self.script_errors.clear()
         self.default, self.scripts = [], {}
         self._attempts.clear()
 
@@ -132,17 +147,31 @@ class FakeAnthropic:
             body = json.loads(raw)
         except ValueError:
             return _json(error(400, "invalid_request_error", "body is not JSON"))
-        record = {"headers": dict(request.headers), "body": body, "raw": raw.decode("utf-8", "replace")}
+        record: dict[str, Any] = {"headers": dict(request.headers), "body": body,
+                                  "raw": raw.decode("utf-8", "replace")}
+        sent = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        authenticated = sent == self.api_key  # the API checks the key before the request
+        problem = None
+        if authenticated:
+            problem = check_request(body, record["headers"]) if self.strict else next(
+                (f"{k}: Field required" for k in ("model", "max_tokens", "messages") if k not in body), None)
+        if problem is not None:
+            record["rejected"] = problem
+            self.rejected.append(record)
         self.requests.append(record)
         async with self.changed:
             self.changed.notify_all()
-        sent = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
-        if sent != self.api_key:
+        if not authenticated:
             return _json(error(401, "authentication_error", "invalid x-api-key"))
-        for required in ("model", "max_tokens", "messages"):
-            if required not in body:
-                return _json(error(400, "invalid_request_error", f"{required}: Field required"))
+        if problem is not None:
+            return _json(error(400, "invalid_request_error", problem))
         reply = self._reply(body)
+        if reply.status == 200 and self.strict:
+            script_problem = reply_problem(body, reply.body)
+            if script_problem is not None:
+                record["script_error"] = script_problem
+                self.script_errors.append(script_problem)
+                return _json(error(500, "api_error", f"fake script error: {script_problem}"))
         if reply.hang is not None:
             await reply.hang.wait()
         if reply.delay_s:

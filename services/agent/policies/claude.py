@@ -54,6 +54,7 @@ _MIN_OUTPUT_TOKENS = 64  # below this a reply cannot hold a useful tool call
 log = logging.getLogger(__name__)
 
 CUT_REPLY = "Your previous reply was cut at the output token limit. Continue, more briefly."
+PAUSED_REPLY = "Continue."
 
 
 class ClaudePolicy(Policy):
@@ -219,7 +220,11 @@ class Conversation:
             if text:
                 await session.think(text)
                 self.last_text = text
-            self.messages.append({"role": "assistant", "content": [to_param(b) for b in reply.content]})
+            # the API refuses empty or blank text blocks and empty turns in the history it is sent
+            sendable = [to_param(b) for b in reply.content
+                        if not (b.get("type") == "text" and not str(b.get("text", "")).strip())]
+            if sendable:
+                self.messages.append({"role": "assistant", "content": sendable})
             uses = [b for b in reply.content if b.get("type") == "tool_use"]
             if reply.stop_reason == "refusal":
                 return SessionOutcome(False, "the model refused to continue")
@@ -229,10 +234,10 @@ class Conversation:
                     self._stats()
                     return outcome
                 continue
-            if reply.stop_reason == "max_tokens":
-                self.messages.append({"role": "user", "content": CUT_REPLY})
-                continue
-            if reply.stop_reason == "pause_turn":
+            if reply.stop_reason in ("max_tokens", "pause_turn"):
+                # continue with a user turn: ending on an assistant turn would be a prefill,
+                # which recent models refuse
+                self.tell(CUT_REPLY if reply.stop_reason == "max_tokens" else PAUSED_REPLY)
                 continue
             if not text:
                 return SessionOutcome(False, f"the model ended its turn ({reply.stop_reason}) without an answer")

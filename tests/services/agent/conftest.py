@@ -54,7 +54,10 @@ async def api(fake_api: FakeAnthropic) -> AsyncIterator[FakeAnthropic]:
     if fake_api._runner is None:
         await fake_api.start()
     yield fake_api
+    # every request the client sent must be one the real API accepts (the fake enforces its rules)
+    refused = [r.get("rejected") for r in fake_api.rejected]
     fake_api.reset()
+    assert refused == [], f"the client sent requests the Messages API refuses: {refused}"
 
 
 @pytest.fixture(scope="package")

@@ -14,6 +14,7 @@ from subjects.base import Tool
 from subjects.ratelimiter import RateLimiterAdapter
 from tests.fakes.anthropic_server import (
     FakeAnthropic,
+    error,
     final,
     message,
     overloaded,
@@ -225,6 +226,16 @@ async def test_an_invalid_key_escalates_at_once(lab: AgentLab, api: FakeAnthropi
     assert response.error == reason and response.content == []
 
 
+async def test_an_unknown_model_escalates_naming_the_setting(lab: AgentLab, api: FakeAnthropic) -> None:
+    api.script([error(404, "not_found_error", "model: claude-nope-9")])
+    await lab.start_agent(claude_config(api, model="claude-nope-9"))
+    ticket = await lab.open_ticket(*NODE_DOWN)
+    reason = await escalation(lab, ticket)
+    assert reason == ("the Claude API does not know model 'claude-nope-9' (404): model: claude-nope-9; "
+                      "set OPLAB_AGENT_MODEL")
+    assert len(api.requests) == 1  # a 404 is not retried
+
+
 async def test_an_unreachable_api_escalates_clearly(lab: AgentLab, api: FakeAnthropic) -> None:
     from oplab.infra import free_port
 
@@ -257,3 +268,20 @@ async def test_no_secret_reaches_the_log(lab: AgentLab, api: FakeAnthropic, capl
     # the model still got a useful (redacted) error for its call
     second = next(r["body"] for r in api.requests if len(r["body"]["messages"]) == 3)
     assert "unknown node 'http://admin:***@10.9.8.7:9001/RPC2'" in json.dumps(tool_results(second))
+
+
+async def test_cut_and_blank_replies_never_make_the_next_request_invalid(lab: AgentLab, api: FakeAnthropic) -> None:
+    # the fake numbers turns by assistant messages in the history; an empty cut reply leaves none,
+    # so the retry after it is the same turn's second attempt
+    api.script([[message(stop_reason="max_tokens"),  # cut before it said anything
+                 message(text("  "), tool("list_nodes"))],  # a blank text block beside a tool call
+                tool_use("escalate", {"reason": "enough"})])
+    await lab.start_agent(claude_config(api))
+    ticket = await lab.open_ticket(*NODE_DOWN)
+    assert await escalation(lab, ticket) == "the model escalated: enough"
+    assert len(api.requests) == 3 and api.rejected == []  # the real API's rules hold for every request
+    second = api.requests[1]["body"]["messages"]
+    assert [m["role"] for m in second] == ["user"] and "cut at the output token limit" in json.dumps(second[-1])
+    third = api.requests[2]["body"]["messages"]
+    assert third[1]["content"] == [{"type": "tool_use", "id": third[1]["content"][0]["id"], "name": "list_nodes",
+                                    "input": {}}]
