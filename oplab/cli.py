@@ -152,6 +152,8 @@ def _tail(path: Path, lines: int, follow: bool) -> None:
 @app.command()
 def demo(fault: Annotated[str, typer.Option(help="Fault to play (see the README's fault table)")] = "node_kill",
          headless: Annotated[bool, typer.Option(help="No console: auto mode, chapters printed, JSON last")] = False,
+         as_json: Annotated[bool, typer.Option("--json", help="Headless, and stdout holds only the JSON "
+                                                              "summary (chapters go to stderr)")] = False,
          ) -> None:
     """Bring the stack up for one run, play the scenario, bring it down.
 
@@ -159,6 +161,7 @@ def demo(fault: Annotated[str, typer.Option(help="Fault to play (see the README'
     fault hot_key_burst: only if nobody took a mutating action).
     """
     _check_fault(fault)
+    headless = headless or as_json
     from oplab.demo import finished_summary, run_interactive, watch_headless
 
     settings = LabSettings()
@@ -169,7 +172,10 @@ def demo(fault: Annotated[str, typer.Option(help="Fault to play (see the README'
         _fail(str(exc))
     try:
         if headless:
-            summary = asyncio.run(watch_headless(info, typer.echo, settings.demo_timeout_s))
+            def chapter(line: str) -> None:
+                typer.echo(line, err=as_json)
+
+            summary = asyncio.run(watch_headless(info, chapter, settings.demo_timeout_s))
         else:
             _log_to_file(stack.home / "logs" / "console.log")
             asyncio.run(run_interactive(info))

@@ -89,9 +89,11 @@ async def test_oplab_demo_headless_with_the_claude_policy_is_resolved_by_the_age
                 "OPLAB_DEMO_TIMEOUT_S": "120",  # the CLI gives up (exit 1) before this test's own deadline
                 "OPLAB_AGENT_POLICY": "claude", "ANTHROPIC_API_KEY": api.api_key, "ANTHROPIC_BASE_URL": api.url})
     try:
-        code, out, err = await oplab("demo", "--headless", "--fault", "node_kill", env=env, timeout=160)
+        code, out, err = await oplab("demo", "--fault", "node_kill", "--json", env=env, timeout=160)
         assert code == 0, f"exit {code}\nstdout:\n{out}\nstderr:\n{err[-3000:]}\nrefused: {api.rejected}"
-        summary = json.loads(out.strip().splitlines()[-1])
+        assert len(out.strip().splitlines()) == 1, out  # --json: the summary alone on stdout
+        assert "Remediation" in err  # the chapters went to stderr
+        summary = json.loads(out)
         assert summary["fault"] == "node_kill"
         assert summary["outcome"] == "resolved" and summary["resolved_by"] == "agent", summary
         assert summary["ttd_s"] > 0 and summary["ttm_s"] > 0, summary
