@@ -25,8 +25,8 @@ Contract of :class:`ConsoleApp`:
   pressed. Decisions go through ``on_decide(ticket_id, action_id, approve,
   reason)`` (the CLI wires it to the ticket store, which refuses a decision on
   an action no longer pending); the outcome shows in the footer. Without a
-  running screen (only :meth:`handle_key` driven, nothing to type into) ``r``
-  rejects at once with the default reason.
+  running screen (only :meth:`handle_key` driven) the prompt takes its keys
+  from :meth:`handle_key` all the same.
 
 The app never logs to the terminal it draws on; the caller should send logging
 to a file while the console runs.

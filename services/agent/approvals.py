@@ -2,8 +2,8 @@
 
 In manual approval mode a session records ``ticket.action_requested`` with
 ``awaiting_approval`` and waits here for the human's ``ticket.action_approved``
-or ``ticket.action_rejected``. The wait has no deadline of its own: the
-session's deadline bounds it (and escalates the ticket if nobody decides).
+or ``ticket.action_rejected``. The session bounds the wait (``approval_timeout_s``,
+after which the agent rejects the request itself).
 """
 
 from __future__ import annotations

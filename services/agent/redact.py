@@ -77,7 +77,7 @@ class Redactor:
     __call__ = value
 
 
-def redact_record(record: logging.LogRecord, redactors: Iterable[Redactor]) -> None:
+def redact_record(record: logging.LogRecord, redactor: Redactor) -> None:
     """Redact ``record``'s message and traceback in place (the traceback is folded into the message)."""
     try:
         message = record.getMessage()
@@ -86,33 +86,36 @@ def redact_record(record: logging.LogRecord, redactors: Iterable[Redactor]) -> N
     if record.exc_info and record.exc_info[1] is not None:
         message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
         record.exc_info, record.exc_text = None, None
-    redacted = message
-    for redactor in redactors:
-        redacted = redactor.text(redacted)
+    redacted = redactor.text(message)
     if redacted != message or record.args:
         record.msg, record.args = redacted, None
 
 
 class _RedactingRecordFactory:
     """Wraps the process's log-record factory: every record is redacted when it is made, so
-    every handler sees it redacted, including handlers added later (an SDK's own, say)."""
+    every handler sees it redacted, including handlers added later (an SDK's own, say).
+    ``extra`` fields and ``stack_info`` are not redacted: they are added after the record is made."""
 
     def __init__(self, previous: Callable[..., logging.LogRecord]) -> None:
         self.previous = previous
-        self.redactors: list[Redactor] = []
+        self.redactor = Redactor()
+
+    def add(self, secrets: Iterable[str]) -> None:
+        self.redactor = Redactor([*self.redactor.secrets, *secrets])
 
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record = self.previous(*args, **kwargs)
-        redact_record(record, self.redactors)
+        redact_record(record, self.redactor)
         return record
 
 
 def install_log_redaction(redactor: Redactor) -> None:
-    """Redact, with ``redactor``, every log record this process makes from now on (any logger, any
-    handler). Several agents in one process each add theirs; installing twice is harmless."""
+    """Redact every log record this process makes from now on (any logger, any handler), with
+    ``redactor``'s secrets and patterns. Several agents in one process share one factory that
+    knows all their secrets; installing again is harmless."""
     factory = logging.getLogRecordFactory()
     if not isinstance(factory, _RedactingRecordFactory):
         factory = _RedactingRecordFactory(factory)
         logging.setLogRecordFactory(factory)
-    if redactor not in factory.redactors:
-        factory.redactors.append(redactor)
+    if not set(redactor.secrets) <= set(factory.redactor.secrets):
+        factory.add(redactor.secrets)

@@ -17,12 +17,15 @@ A tool call running at that moment is waited for (within the lease) so its
 outcome is recorded before the escalation, which names it. Escalated is final,
 so nothing overwrites it afterwards.
 
-Leases: a claim holds the ticket until ``lease_until``; the session deadline
-is shorter than the lease. While a human decides on an action (manual
-approval) the deadline is paused and the lease renewed. An agent that dies mid-session (SIGKILL, a crash,
-a lost machine) cannot escalate, so its ticket stays claimed until the lease
-runs out; the service wakes at the earliest lease expiry it knows of, and any
-instance then reclaims the ticket (optimistic concurrency: one wins).
+Leases: a claim holds the ticket until ``lease_until``, and the agent renews
+it (``ticket.lease_renewed``) every third of a lease while the session runs,
+so a live agent keeps its ticket however long the model or a human takes (the
+session deadline is paused while a human decides on an action). An agent that
+dies mid-session (SIGKILL, a crash, a lost machine) cannot escalate, so its
+ticket stays claimed until the lease runs out; the service wakes at the
+earliest lease expiry it knows of, and any instance then reclaims the ticket
+(optimistic concurrency: one wins). An agent that finds its claim taken over
+(it stalled past its lease) stops its session and reports it ``abandoned``.
 
 Policies (``OPLAB_AGENT_POLICY``): ``rules``, ``claude`` (Messages API),
 ``replay`` (a recorded Claude session, no network). Approval
@@ -85,6 +88,7 @@ class AgentService(ServiceProcess):
         self._current: str | None = None
         self._live: Session | None = None
         self._deadline: asyncio.Timeout | None = None
+        self._lost_claim: str | None = None  # why the current session was stopped by _keep_lease
         self.sessions = 0
 
     # -- the log ----------------------------------------------------------------
@@ -134,10 +138,39 @@ class AgentService(ServiceProcess):
             self._current = ticket.ticket_id
             try:
                 if await self._claim(ticket) and not self.stopping.is_set():
-                    self._session = asyncio.create_task(self._run_session(ticket.ticket_id))
-                    await asyncio.wait({self._session})
+                    self._lost_claim = None
+                    session = self._session = asyncio.create_task(self._run_session(ticket.ticket_id))
+                    keeper = asyncio.create_task(self._keep_lease(ticket.ticket_id, session))
+                    try:
+                        await asyncio.wait({session})
+                    finally:
+                        keeper.cancel()
+                    if session.cancelled() and self._lost_claim is not None and not self.stopping.is_set():
+                        await self._finished(ticket.ticket_id, "abandoned", 0, self._lost_claim, self._live)
             finally:
                 self._current, self._session, self._live = None, None, None
+
+    async def _keep_lease(self, ticket_id: str, session: asyncio.Task[None]) -> None:
+        """Renew the lease on ``ticket_id`` every third of a lease while its session runs, so only
+        a dead agent's ticket is ever reclaimed, however long the model or a human takes. If the
+        claim was lost all the same (this process stalled past its lease and another agent took
+        the ticket over), the session is stopped: the ticket is no longer this agent's."""
+        while not session.done():
+            await asyncio.sleep(self.config.lease_s / 3)  # the renewal period
+            until = utcnow() + timedelta(seconds=self.config.lease_s)
+            try:
+                await self.store.update(ticket_id, lambda t, until=until: t.renew_lease(self.agent_id, until))
+            except IllegalTransition:
+                state = (await self.store.load(ticket_id)).state
+                if state.claimed_by == self.agent_id:
+                    return  # the session has just closed the ticket
+                self._lost_claim = (f"lost the claim to {state.claimed_by}: this agent stalled past its lease "
+                                    "and the ticket was reclaimed")
+                log.warning("ticket=%s %s", ticket_id, self._lost_claim)
+                session.cancel()
+                return
+            except Exception:  # the bus is briefly unavailable: the lease has two more periods to go
+                log.warning("lease renewal failed ticket=%s", ticket_id, exc_info=True)
 
     async def _claim(self, ticket: TicketState) -> bool:
         lease = utcnow() + timedelta(seconds=self.config.lease_s)
@@ -179,11 +212,10 @@ class AgentService(ServiceProcess):
 
     async def _with_in_flight(self, reason: str, session: Session | None) -> str:
         """``reason``, plus what became of a tool call that was running when the session was cut short
-        (waited for within what is left of the lease, so its outcome is in the log first)."""
+        (waited for up to ``in_flight_grace_s``, so its outcome is in the log first)."""
         if session is None:
             return reason
-        margin = max(1.0, self.config.lease_s - self.config.session_deadline_s - 1.0)
-        note = await session.settle(margin)
+        note = await session.settle(self.config.in_flight_grace_s)
         return f"{reason}; {note}" if note else reason
 
     async def _work_ticket(self, ticket_id: str) -> int:
@@ -193,7 +225,7 @@ class AgentService(ServiceProcess):
             bus=self.bus, run=self.run, agent=self.agent_id, adapter=self.adapter, store=self.store, ticket=ticket,
             evidence=self.evidence.get(ticket_id, {}), violations=self.violations, max_steps=self.config.max_steps,
             approval=self.config.approval, approvals=self.approvals, redactor=self.redactor,
-            lease_s=self.config.lease_s, approval_timeout_s=self.config.approval_timeout_s, deadline=self._deadline)
+            approval_timeout_s=self.config.approval_timeout_s, deadline=self._deadline)
         replay_of = None
         if self.policy.name == "replay":
             replay_of = {"run": self.config.replay_run, "ticket": self.config.replay_ticket}
@@ -246,7 +278,8 @@ class AgentService(ServiceProcess):
             await self.store.update(ticket_id, lambda t: t.escalate(reason, agent=self.agent_id))
         except IllegalTransition as exc:
             log.warning("could not escalate ticket=%s: %s", ticket_id, exc)
-        await self._finished(ticket_id, "escalated", steps, reason, session)
+        finally:  # even if the bus failed: the policy releases what it holds, the session is reported
+            await self._finished(ticket_id, "escalated", steps, reason, session)
         log.info("escalated ticket=%s reason=%s", ticket_id, reason)
 
     async def _finished(self, ticket_id: str, outcome: str, steps: int, reason: str = "",

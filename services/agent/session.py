@@ -11,9 +11,9 @@ Approval: in ``manual`` mode a mutating call is recorded as
 ``ticket.action_requested`` with ``awaiting_approval`` and runs only once a
 human approved it; a rejection comes back as a failed result carrying the
 human's reason. Read-only tools never wait. While it waits, the session
-deadline is paused (people are slower than budgets) and the ticket's lease is
-renewed, so no other agent takes the ticket over; a request nobody decides on
-within ``approval_timeout_s`` is rejected by the agent itself.
+deadline is paused (people are slower than budgets; the service keeps the
+lease alive throughout the session); a request nobody decides on within
+``approval_timeout_s`` is rejected by the agent itself.
 
 Once a tool has started acting, its result and the ticket's record of it are
 written even if the session is cut short (deadline, SIGTERM): the call runs
@@ -24,8 +24,8 @@ and results are cut to a budget (with a note saying so).
 
 Ticket changes go through the aggregate with optimistic concurrency. The
 session, not the policy, decides success: ``verify`` waits for the monitor's
-``inv.cleared`` for the ticket's violation, later in the log than the last
-remedy.
+``inv.cleared`` for the ticket's violation, later in the log than the first
+successful remedy.
 """
 
 from __future__ import annotations
@@ -38,14 +38,12 @@ import secrets
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from events import AgentThought, AgentToolCall, AgentToolResult
 from events.bus import Bus
-from events.envelope import utcnow
 from projections.tickets import IllegalTransition, TicketState, TicketStore
 from services.agent.approvals import Approvals, Decision
 from services.agent.redact import Redactor
@@ -55,6 +53,7 @@ from subjects.base import Adapter, AdapterError, Tool
 log = logging.getLogger(__name__)
 
 _RESULT_LIMIT = 4000
+_LATE_DECISION_S = 5.0  # a decision already in the log reaches our fold within this
 
 
 @dataclass
@@ -83,7 +82,7 @@ class Session:
     def __init__(self, *, bus: Bus, run: str, agent: str, adapter: Adapter, store: TicketStore,
                  ticket: TicketState, evidence: dict[str, Any], violations: ViolationTracker,
                  max_steps: int, approval: str = "auto", approvals: Approvals | None = None,
-                 redactor: Redactor | None = None, result_limit: int = _RESULT_LIMIT, lease_s: float = 30.0,
+                 redactor: Redactor | None = None, result_limit: int = _RESULT_LIMIT,
                  approval_timeout_s: float = 600.0, deadline: asyncio.Timeout | None = None) -> None:
         self.bus = bus
         self.run = run
@@ -98,11 +97,12 @@ class Session:
         self.approvals = approvals or Approvals()
         self.redact = redactor or Redactor()
         self.result_limit = result_limit
-        self.lease_s = lease_s
         self.approval_timeout_s = approval_timeout_s
         self.deadline = deadline  # the service's session deadline (paused while humans decide)
         self.in_flight: asyncio.Future[ToolResult] | None = None  # a tool call that has started acting
         self.in_flight_call = ""
+        self._settle_by: float | None = None  # loop time until which ``settle`` waits for it
+        self._settled: str | None = None  # what ``settle`` found
         self.steps = 0
         self.last_action_seq = 0
         self.remedies = 0  # mutating calls that ran and succeeded
@@ -160,25 +160,38 @@ class Session:
         # would show an act with no outcome — so the work runs shielded and ``settle`` can
         # wait for it after a cancellation.
         self.in_flight = asyncio.ensure_future(self._execute_and_finish(tool, parsed, call))
+        self.in_flight.add_done_callback(_report_lost_outcome)
         self.in_flight_call = self.call_key(name, call.safe_args)
         return await asyncio.shield(self.in_flight)
 
-    async def settle(self, timeout: float) -> str | None:
-        """After a cancellation: wait (at most ``timeout``) for a tool call that was running,
-        so its outcome is recorded. A note on that call for the escalation reason, or None if
-        no call was running."""
+    async def settle(self, grace: float) -> str | None:
+        """After a cancellation: wait (at most ``grace`` seconds from the first call, however
+        often it is called) for a tool call that was running, so its outcome is recorded; a
+        call still running then is cancelled. A note on that call for the escalation reason,
+        or None if no call was running."""
         task = self.in_flight
-        if task is None or task.done():
-            return None
+        if task is None:
+            return self._settled
+        loop = asyncio.get_running_loop()
+        if self._settle_by is None:
+            self._settle_by = loop.time() + grace
         what = self.in_flight_call
         try:
-            result = await asyncio.wait_for(asyncio.shield(task), timeout)
+            async with asyncio.timeout_at(self._settle_by):
+                result = await asyncio.shield(task)
         except TimeoutError:
-            return f"{what} was still running {timeout:.0f}s later; its outcome is not recorded"
+            task.cancel()
+            self._settled = f"{what} was still running {grace:g}s later and was cancelled; its outcome is unknown"
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise  # we are being cancelled, not the call
+            self._settled = f"{what} was cancelled; its outcome is unknown"
         except Exception as exc:
-            return f"{what} failed while finishing: {exc!r}"
-        outcome = "succeeded" if result.ok else f"failed: {abridge(result.error or '', 200)}"
-        return f"{what} was running at that moment; it has since {outcome}"
+            self._settled = f"{what} failed while finishing: {exc!r}"
+        else:
+            outcome = "succeeded" if result.ok else f"failed: {abridge(result.error or '', 200)}"
+            self._settled = f"{what} was running at that moment; it has since {outcome}"
+        return self._settled
 
     async def _execute_and_finish(self, tool: Tool, parsed: Any, call: _Call) -> ToolResult:
         try:
@@ -228,30 +241,22 @@ class Session:
 
     async def _await_decision(self, action_id: str) -> Decision:
         """A human's decision on ``action_id``. Time spent waiting for people does not count
-        against the session deadline; the lease is renewed meanwhile so no other agent takes
-        the ticket over; after ``approval_timeout_s`` with no decision the request is rejected."""
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.approval_timeout_s
-        renew_every = self.lease_s / 3
+        against the session deadline (the service keeps the lease alive meanwhile); after
+        ``approval_timeout_s`` with no decision the request is rejected."""
         with self._deadline_paused():
             try:
-                while (left := give_up - loop.time()) > 0:
-                    try:
-                        return await asyncio.wait_for(self.approvals.wait(action_id), min(renew_every, left))
-                    except TimeoutError:
-                        await self.renew_lease()
+                async with asyncio.timeout(self.approval_timeout_s):
+                    return await self.approvals.wait(action_id)
+            except TimeoutError:
                 return await self._reject_unanswered(action_id)
-            finally:
-                # the rest of the session (at most the deadline, which is shorter than the
-                # lease) must fit inside the lease
-                await self.renew_lease()
 
     async def _reject_unanswered(self, action_id: str) -> Decision:
         reason = f"no decision within {self.approval_timeout_s:.0f}s"
         try:
             await self.store.update(self.ticket_id, lambda t: t.reject_action(action_id, self.agent, reason))
         except IllegalTransition:  # a human decided at the last moment: theirs counts
-            return await asyncio.wait_for(self.approvals.wait(action_id), self.lease_s / 3)
+            async with asyncio.timeout(_LATE_DECISION_S):
+                return await self.approvals.wait(action_id)
         return Decision(False, self.agent, reason)
 
     @contextlib.contextmanager
@@ -269,10 +274,6 @@ class Session:
         finally:
             if not deadline.expired():
                 deadline.reschedule(loop.time() + max(left, 0.0))
-
-    async def renew_lease(self) -> None:
-        until = utcnow() + timedelta(seconds=self.lease_s)
-        await self.store.update(self.ticket_id, lambda t: t.renew_lease(self.agent, until))
 
     async def _execute(self, tool: Tool, parsed: Any) -> ToolResult:
         try:
@@ -292,6 +293,12 @@ class Session:
         been violated again since, within ``timeout``."""
         key = (self.ticket.invariant, self.ticket.entity)
         return await self.violations.wait_cleared(key, self.last_action_seq, timeout)
+
+
+def _report_lost_outcome(task: asyncio.Future[ToolResult]) -> None:
+    """A tool call whose recording failed after its session ended: nobody awaits it any more."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a tool call's outcome could not be recorded: %r", task.exception())
 
 
 def _validate(tool: Tool, args: Any) -> tuple[Any, str | None]:

@@ -89,6 +89,9 @@ class AgentSettings(BaseSettings):
         default=600.0, gt=0, description="manual approval: a request nobody decides on in this time is rejected")
     session_deadline_s: float = Field(default=25.0, gt=0, description="wall clock per ticket")
     verify_timeout_s: float = Field(default=15.0, gt=0)
+    in_flight_grace_s: float = Field(
+        default=8.0, gt=0, description="a session cut short (deadline, SIGTERM) waits this long for a running "
+                                       "tool to finish and be recorded (stays inside the stop grace period)")
     verify_retries: int = Field(
         default=1, ge=0, description="times a failed verification goes back to the model (claude) before escalating")
     max_steps: int = Field(default=12, ge=1, description="tool calls per session")

@@ -8,6 +8,10 @@ Modes (``OPLAB_DIRECTOR_MODE``):
   condition has been met meanwhile.
 - ``auto``: a chapter advances on its event condition or its timeout,
   whichever comes first; a key press also advances (unless ``key: false``).
+  The timeout waits while an agent holds a live lease on a ticket (a model
+  may take minutes, a human longer to approve): the story does not move on -
+  and revert the fault - under an agent at work. A lost agent's lease runs
+  out, so this wait is bounded.
 
 Conditions are never missed. Every run event whose type some chapter waits
 for is kept in a bounded history (``HISTORY`` events, newest last). On
@@ -106,6 +110,8 @@ class DirectorService(ServiceProcess):
         self.fault_seq = 0  # sequence of the run's first chaos.fault_injected
         self.seen_seq = 0  # last sequence folded
         self.leases: dict[str, datetime] = {}  # ticket -> lease_until, while an agent works it
+        self._leases_changed = asyncio.Event()
+        self.held_by_agent = False  # the chapter's timeout has passed; an agent's lease holds it
         self._watched = {t for c in self.chapters if c.advance.when is not None for t in c.advance.when.types()}
         self._history: deque[tuple[int, Event]] = deque(maxlen=HISTORY)
         self._chapter: Chapter | None = None
@@ -136,8 +142,10 @@ class DirectorService(ServiceProcess):
             self.fault_seq = d.seq
         elif isinstance(data, TicketClaimed | TicketLeaseRenewed):
             self.leases[data.ticket_id] = data.lease_until
+            self._leases_changed.set()
         elif isinstance(data, TicketResolved | TicketEscalated | TicketReopened):
             self.leases.pop(data.ticket_id, None)
+            self._leases_changed.set()
         if event.type in self._watched:
             self._history.append((d.seq, event))
             chapter = self._chapter
@@ -175,7 +183,8 @@ class DirectorService(ServiceProcess):
         await req.respond(json.dumps({
             "scenario": self.scenario.name, "mode": self.mode, "fault": self.fault,
             "chapter": self.last_started, "total": len(self.chapters), "finished": self.run_finished,
-            "condition_met": self._condition.is_set(), "seen_seq": self.seen_seq}).encode())
+            "condition_met": self._condition.is_set(), "held_by_agent": self.held_by_agent,
+            "seen_seq": self.seen_seq}).encode())
 
     # -- playing ----------------------------------------------------------------
 
@@ -278,8 +287,17 @@ class DirectorService(ServiceProcess):
             # An agent at work holds the story: a model may need minutes, a human longer to
             # approve. Its lease bounds the wait (renewed only while it is alive and working).
             while not done and (busy_s := self._agent_busy_s()) > 0:
-                done, _ = await asyncio.wait(waiters, timeout=busy_s, return_when=asyncio.FIRST_COMPLETED)
+                self.held_by_agent = True
+                self._leases_changed.clear()
+                changed = asyncio.create_task(self._leases_changed.wait())
+                try:
+                    done, _ = await asyncio.wait({*waiters, changed}, timeout=busy_s,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    changed.cancel()
+                done = done - {changed}  # a lease ended or moved: look again
         finally:
+            self.held_by_agent = False
             for task in waiters:
                 task.cancel()
         if not done:

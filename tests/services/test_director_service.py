@@ -24,6 +24,7 @@ from events import (
     Event,
     FaultInjected,
     TicketClaimed,
+    TicketEscalated,
     TicketLeaseRenewed,
     TicketOpened,
     TicketResolved,
@@ -185,7 +186,11 @@ chapters:
   - id: verification
     title: Verification
     narration: Waiting again.
-    advance: {when: {type: ticket.escalated}, timeout_s: 0.5}
+    advance: {when: {type: ticket.verified}, timeout_s: 0.5}
+  - id: another
+    title: Another ticket
+    narration: An agent gives up early.
+    advance: {when: {type: ticket.verified}, timeout_s: 0.5}
 """
 
 
@@ -206,6 +211,17 @@ async def test_an_agent_holding_a_lease_holds_the_story_past_the_chapter_timeout
     # the lease has run out: the next chapter ends on its own timeout
     second = await run_log.wait_for(chapter("finished", 1), 20, "chapter 2 finished")
     assert second.data.reason == "timeout"
+    # a long lease that ends early (the agent escalates): the story moves on then, not at the lease's end
+    await run_log.wait_for(chapter("started", 2), 20, "chapter 3")
+    other = ticket_opened()
+    await publish(bus, run_id, other)
+    long_lease = TicketClaimed(ticket_id=other.ticket_id, agent="agent/a1", policy="claude",
+                               lease_until=utcnow() + timedelta(seconds=60))
+    claimed = await publish(bus, run_id, long_lease)
+    await poll_status(bus, lambda st: st["seen_seq"] >= claimed and st["held_by_agent"])  # past its 0.5s
+    await publish(bus, run_id, TicketEscalated(ticket_id=other.ticket_id, reason="gave up"))
+    third = await run_log.wait_for(chapter("finished", 2), 20, "chapter 3 finished")
+    assert third.data.reason == "timeout" and third.time < long_lease.lease_until
 
 
 async def test_interactive_mode_waits_for_the_key_and_a_restart_resumes_in_place(

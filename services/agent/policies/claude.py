@@ -82,6 +82,9 @@ class ClaudePolicy(Policy):
         except ModelError as exc:
             return SessionOutcome(False, exc.reason)
         # the conversation lives until ``finished``: a failed verification continues it
+        stale = self._conversations.pop(session.ticket_id, None)
+        if stale is not None:  # a previous session on this ticket that was never reported finished
+            await stale.model.close()
         conversation = self._conversations[session.ticket_id] = Conversation(self, session, model)
         return await conversation.run()
 

@@ -181,6 +181,15 @@ class ReplayPolicy(ClaudePolicy):
             self._recording.pop(session.ticket_id, None)
             raise
 
+    async def verification_failed(self, session: Session, failure: str) -> SessionOutcome | None:
+        """Go on only if the recording goes on: a recording that ended at its final answer
+        escalated at this point, and replaying must too (not run out of turns)."""
+        recording = self._recording.get(session.ticket_id)
+        conversation = self._conversations.get(session.ticket_id)
+        if recording is None or conversation is None or conversation.turn >= len(recording.responses):
+            return None
+        return await super().verification_failed(session, failure)
+
     async def after_tool(self, session: Session, turn: int, use: dict[str, Any], result: ToolResult) -> None:
         recording = self._recording.get(session.ticket_id)
         if recording is None:

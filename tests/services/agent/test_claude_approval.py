@@ -12,6 +12,7 @@ import getpass
 import json
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from console.app import ConsoleApp
@@ -107,16 +108,21 @@ async def test_the_rules_policy_honours_manual_approval(lab: AgentLab, bus: Bus)
 
 
 async def test_waiting_for_a_human_pauses_the_deadline_and_keeps_the_lease(lab: AgentLab, api: FakeAnthropic) -> None:
-    api.script([tool_use("restart_node", {"node": "node-3"}), final("Restarted node-3.")])
-    agent = await lab.start_agent(claude_config(api, approval="manual", session_deadline_s=3.0, lease_s=4.5))
+    # the model is slow (most of a lease) before it asks: the lease must not lapse during the wait
+    api.script([tool_use("restart_node", {"node": "node-3"}, delay_s=2.5), final("Restarted node-3.")])
+    config = claude_config(api, approval="manual", session_deadline_s=3.0, lease_s=3.5)
+    await lab.start_agent(config, instance="a1")
+    await lab.start_agent(config, instance="a2")  # ready to reclaim a ticket whose lease runs out
     ticket = await lab.open_ticket("node_down", "node-3")
     requested = await lab.log.wait_for(lambda e: e.type == "ticket.action_requested", 15, "the request")
     claimed = lab.of("ticket.claimed", ticket)[0].data
-    # the human takes longer than the whole session deadline; the agent keeps its claim meanwhile
-    await lab.log.wait_for(lambda e: len(lab.of("ticket.lease_renewed", ticket)) >= 3, 15, "three lease renewals")
-    renewals = lab.of("ticket.lease_renewed", ticket)[-1]
-    assert renewals.data.agent == agent.agent_id and renewals.data.lease_until > claimed.lease_until
-    assert not lab.of("ticket.escalated", ticket)
+    # the human takes longer than the whole session deadline and the original lease; the
+    # claimer keeps the ticket meanwhile
+    await lab.log.wait_for(lambda e: len(lab.of("ticket.lease_renewed", ticket)) >= 4, 15, "four lease renewals")
+    renewed = lab.of("ticket.lease_renewed", ticket)
+    assert {r.data.agent for r in renewed} == {claimed.agent}
+    assert renewed[-1].data.lease_until > claimed.lease_until + timedelta(seconds=2)
+    assert len(lab.of("ticket.claimed", ticket)) == 1 and not lab.of("ticket.escalated", ticket)
     await lab.store.update(ticket, lambda t: t.approve_action(requested.data.action_id, "test-operator"))
     executed = await lab.log.wait_for(lambda e: e.type == "ticket.action_executed", 15, "the approved restart")
     assert executed.data.ok

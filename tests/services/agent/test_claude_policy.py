@@ -285,3 +285,19 @@ async def test_cut_and_blank_replies_never_make_the_next_request_invalid(lab: Ag
     third = api.requests[2]["body"]["messages"]
     assert third[1]["content"] == [{"type": "tool_use", "id": third[1]["content"][0]["id"], "name": "list_nodes",
                                     "input": {}}]
+
+
+async def test_a_remedy_outlasting_the_grace_is_cancelled_and_nothing_is_recorded_after_the_escalation(
+        lab: AgentLab, api: FakeAnthropic) -> None:
+    api.script([tool_use("slow_remedy", {})])
+    agent = await lab.start_agent(claude_config(api, session_deadline_s=1.5, lease_s=10.0, in_flight_grace_s=0.5),
+                                  adapter=WithSlowRemedy(lab.cluster.settings))
+    ticket = await lab.open_ticket(*NODE_DOWN)
+    reason = await escalation(lab, ticket, timeout=15)
+    assert reason == ("session deadline of 2s passed; slow_remedy({}) was still running 0.5s later and was "
+                      "cancelled; its outcome is unknown"), reason
+    # the agent is free for the next ticket, and the cancelled call left no record behind
+    second = await lab.open_ticket("node_down", "node-3")
+    await escalation(lab, second, timeout=15)
+    assert not lab.of("ticket.action_executed", ticket) and not lab.of("agent.tool_result", ticket)
+    assert agent.service.sessions == 2

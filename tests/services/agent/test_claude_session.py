@@ -105,3 +105,33 @@ async def test_a_scripted_session_fixes_a_real_fault_and_replays_without_the_api
     finally:
         await replay_lab.close()
         await feed.stop()
+
+
+async def test_replaying_a_session_that_failed_verification_fails_it_the_same_way(
+        lab: AgentLab, api: FakeAnthropic, bus: Bus, bus_settings: BusSettings, agent_cluster: Cluster) -> None:
+    api.script([tool_use("list_nodes"), final("All good now.")])
+    # recorded without a second attempt: the recording ends at the model's (wrong) final answer
+    await lab.start_agent(claude_config(api, verify_timeout_s=1.0, verify_retries=0))
+    ticket = await lab.open_ticket("node_down", "node-2")
+    finished = await lab.finished(ticket)
+    assert finished.data.outcome == "escalated"
+    reason = lab.of("ticket.escalated", ticket)[0].data.reason
+    assert reason.startswith("verification failed")
+    await lab.close()
+
+    replay_run = f"{lab.run}-rp"
+    log = RunLog()
+    feed = await bus.replay(run_events(replay_run), log.handle, follow=True)
+    replay_lab = AgentLab(bus, bus_settings, replay_run, agent_cluster, log)
+    try:
+        # replayed with the default verify_retries=1: the recording has no further turn, so no retry
+        config = claude_config(api, policy="replay", replay_run=lab.run, verify_timeout_s=1.0)
+        await replay_lab.start_agent(config, instance="replayer")
+        ticket2 = await replay_lab.open_ticket("node_down", "node-2")
+        finished2 = await replay_lab.finished(ticket2)
+        assert finished2.data.outcome == "escalated" and finished2.data.divergences == 0, finished2.data
+        assert replay_lab.of("ticket.escalated", ticket2)[0].data.reason == reason
+        assert not replay_lab.of("agent.replay_diverged")
+    finally:
+        await replay_lab.close()
+        await feed.stop()
