@@ -53,6 +53,7 @@ from subjects.base import Adapter, AdapterError, Tool
 log = logging.getLogger(__name__)
 
 _RESULT_LIMIT = 4000
+_CANCEL_S = 1.0  # a cancelled tool call unwinds within this
 _LATE_DECISION_S = 5.0  # a decision already in the log reaches our fold within this
 
 
@@ -181,6 +182,7 @@ class Session:
                 result = await asyncio.shield(task)
         except TimeoutError:
             task.cancel()
+            await asyncio.wait({task}, timeout=_CANCEL_S)  # let it unwind before the adapter closes
             self._settled = f"{what} was still running {grace:g}s later and was cancelled; its outcome is unknown"
         except asyncio.CancelledError:
             if not task.cancelled():
