@@ -249,7 +249,7 @@ class Bus:
 
     async def replay(
         self,
-        filter_subject: str,
+        filter_subject: str | Sequence[str],
         handler: Handler,
         *,
         from_seq: int | None = None,
@@ -259,16 +259,23 @@ class Bus:
     ) -> Replay:
         """Deliver matching events in stream order through an ordered consumer.
 
-        Without ``follow`` this returns after the last stored match has been
+        ``filter_subject`` is one subject filter or several (one consumer, one
+        stream order across all of them). Without ``follow`` this returns after the last stored match has been
         handled. With ``follow`` it returns at once; ``caught_up`` tells when the
         history has been delivered, and delivery continues until ``stop()``.
         """
         replay = Replay()
+        subjects = [filter_subject] if isinstance(filter_subject, str) else list(filter_subject)
+        if not subjects:
+            raise ValueError("replay needs at least one subject filter")
         config = js_api.ConsumerConfig(
-            filter_subject=filter_subject,
             deliver_policy=js_api.DeliverPolicy.ALL,
             inactive_threshold=60.0,
         )
+        if len(subjects) > 1:
+            config.filter_subjects = subjects
+        else:
+            config.filter_subject = subjects[0]
         if from_seq is not None and from_seq > 1:
             config.deliver_policy = js_api.DeliverPolicy.BY_START_SEQUENCE
             config.opt_start_seq = from_seq
@@ -296,7 +303,7 @@ class Bus:
                 replay.caught_up.set()
 
         sub = await self.js.subscribe(
-            filter_subject,
+            subjects[0],
             stream=STREAM_NAME,
             cb=on_msg,
             ordered_consumer=True,

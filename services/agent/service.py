@@ -47,7 +47,7 @@ from typing import Any
 from events import AgentSessionFinished, AgentSessionStarted, ObsSnapshot, TicketOpened, TicketPayload
 from events.bus import ConcurrencyConflict, Delivered
 from events.envelope import utcnow
-from events.subjects import run_events
+from events.subjects import run_domain, run_type
 from projections.tickets import IllegalTransition, TicketState, TicketStore
 from projections.tickets.state import apply_event
 from services.agent.approvals import Approvals
@@ -63,6 +63,7 @@ from subjects.registry import load_adapter
 log = logging.getLogger(__name__)
 
 STOPPED_REASON = "agent stopped mid-session (SIGTERM)"
+_OBSERVATIONS_S = 10.0  # how far back a starting agent reads observations
 
 
 class AgentService(ServiceProcess):
@@ -124,8 +125,12 @@ class AgentService(ServiceProcess):
     # -- the loop -----------------------------------------------------------------
 
     async def main(self) -> None:
-        # one ordered feed: a ticket is never seen before the violation that opened it
-        await self.follow(run_events(self.run), self._on_event)
+        # one ordered feed of tickets and violations: a ticket is never seen before the violation
+        # that opened it. Only these are replayed whole on a restart; observations (context for
+        # the model, the latest two are kept) only from a few seconds back.
+        await self.follow([run_domain(self.run, "ticket"), run_domain(self.run, "inv")], self._on_event)
+        await self.follow(run_type(self.run, ObsSnapshot), self._on_event,
+                          from_time=utcnow() - timedelta(seconds=_OBSERVATIONS_S))
         self.ready.set()
         while not self.stopping.is_set():
             ticket = self.next_claimable()

@@ -69,7 +69,7 @@ from events import (
 from events.bus import Delivered
 from events.commands import CommandError, request
 from events.envelope import utcnow
-from events.subjects import command, run_events
+from events.subjects import command, run_domain
 from projections.timeline import RunTimeline
 from services.director.scenario import Chapter, Finish, Inject, RevertAll, Scenario, load_scenario
 from services.runtime import ServiceProcess
@@ -77,6 +77,9 @@ from services.runtime import ServiceProcess
 log = logging.getLogger(__name__)
 
 HISTORY = 5000  # recent run events of the types chapters wait for
+# the domains the director folds (plus those its chapters wait for): services, the run, its own
+# chapters, faults, violations and tickets
+_STORY_DOMAINS = frozenset({"svc", "run", "director", "chaos", "inv", "ticket"})
 
 
 class DirectorSettings(BaseSettings):
@@ -189,7 +192,9 @@ class DirectorService(ServiceProcess):
     # -- playing ----------------------------------------------------------------
 
     async def main(self) -> None:
-        await self.follow(run_events(self.run), self._on_event)
+        # what the story needs: never the observations or the agents' steps, the bulk of a long run
+        domains = sorted(_STORY_DOMAINS | {t.split(".", 1)[0] for t in self._watched})
+        await self.follow([run_domain(self.run, d) for d in domains], self._on_event)
         self._micro = await add_service(self.bus.nc, name="director", version="0.1.0",
                                         description="Scenario chapters: next, status")
         await self._micro.add_endpoint(name="next", subject=command("director", "next"), handler=self._cmd_next)

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 
@@ -58,8 +59,10 @@ class ServiceProcess(abc.ABC):
         """Called once on SIGTERM before the bus drains. Override to abandon work explicitly."""
         self.stopping.set()
 
-    async def follow(self, filter_subject: str, handler: Handler, *, from_time: datetime | None = None) -> Replay:
-        """Follow ``filter_subject`` from the log (history, then live) and return once caught up.
+    async def follow(self, filter_subject: str | Sequence[str], handler: Handler, *,
+                     from_time: datetime | None = None) -> Replay:
+        """Follow ``filter_subject`` (one filter, or several in one stream order) from the log
+        (history, then live) and return once caught up.
 
         Garbage on the subject is recorded as ``bus.rejected`` (consumer = this
         service) and skipped; a handler error is logged and the feed carries on.

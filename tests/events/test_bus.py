@@ -17,7 +17,7 @@ def heartbeat(bus: Bus, run: str, n: int):
                      run=run)
 
 
-async def collect(bus: Bus, subject: str, **kw) -> list[Delivered]:
+async def collect(bus: Bus, subject: str | list[str], **kw) -> list[Delivered]:
     got: list[Delivered] = []
 
     async def handle(d: Delivered) -> None:
@@ -42,6 +42,21 @@ async def test_replay_is_ordered_and_filtered_by_run(bus: Bus, run_id: str) -> N
     await bus.publish(heartbeat(bus, other, 99))
     got = await collect(bus, run_events(run_id))
     assert [d.event.id for d in got] == [e.id for e in events]
+    assert [d.seq for d in got] == sorted(d.seq for d in got)
+
+
+async def test_replay_of_several_subjects_keeps_one_stream_order(bus: Bus, run_id: str) -> None:
+    now = utcnow()
+    opened = [TicketOpened(ticket_id=f"tk-{n}", invariant="node_down", entity="node-1", subject="ratelimiter",
+                           summary="down", first_seen=now) for n in range(3)]
+    mixed = []
+    for n, ticket in enumerate(opened):  # tickets and heartbeats interleaved, plus a run event
+        mixed += [bus.event(ticket, run=run_id), heartbeat(bus, run_id, n)]
+    mixed.append(bus.event(RunStarted(scenario="s", subject="ratelimiter", fault="f"), run=run_id))
+    await bus.publish_batch(mixed)
+    got = await collect(bus, [run_type(run_id, TicketOpened), run_type(run_id, RunStarted)])
+    assert [d.event.type for d in got] == ["ticket.opened"] * 3 + ["run.started"]
+    assert [d.event.id for d in got] == [e.id for e in mixed if e.type != "svc.heartbeat"]
     assert [d.seq for d in got] == sorted(d.seq for d in got)
 
 
