@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.anthropic_server import FakeAnthropic, Reply, ticket_of, tool_use
-from tests.services.agent.conftest import AgentLab
+from events.envelope import utcnow
+from tests.fakes.anthropic_server import FakeAnthropic, Reply, message, text, ticket_of, tool_use
+from tests.services.agent.conftest import AgentLab, claude_config
 
 LEASE_S = 5.0
 
@@ -74,3 +76,25 @@ async def test_replicas_share_tickets_and_a_dead_agents_ticket_is_reclaimed_afte
         text = path.read_text()
         assert "claimed ticket=" in text or instance == victim, text[-2000:]
         assert api.api_key not in text, instance
+
+
+async def test_an_agent_that_finds_its_claim_taken_over_stops_its_session(lab: AgentLab, api: FakeAnthropic) -> None:
+    stall = asyncio.Event()  # the model "takes forever": the session is mid-turn when the claim is lost
+    api.script([message(text("Thinking..."), hang=stall)])
+    agent = await lab.start_agent(claude_config(api, lease_s=3.0, session_deadline_s=2.5))
+    try:
+        ticket = await lab.open_ticket("node_down", "node-2")
+        await lab.log.wait_for(lambda e: e.type == "agent.llm_request", 10, "the session's first request")
+        # what another agent does once this one's lease has run out (as if this process had stalled)
+        claimed = lab.of("ticket.claimed", ticket)[0].data
+        await lab.store.update(ticket, lambda t: t.claim("agent/other", "rules", utcnow() + timedelta(minutes=5),
+                                                         now=claimed.lease_until + timedelta(seconds=1)))
+        finished = await lab.finished(ticket, 10)
+        assert finished.data.outcome == "abandoned", finished.data
+        assert finished.data.reason.startswith("lost the claim to agent/other")
+        assert not lab.of("ticket.escalated", ticket)  # the ticket is the other agent's to close
+        state = (await lab.store.load(ticket)).state
+        assert state.claimed_by == "agent/other" and state.status == "claimed"
+        assert agent.service.sessions == 1
+    finally:
+        stall.set()
