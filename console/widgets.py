@@ -35,7 +35,7 @@ from typing import Any
 import urwid
 
 from projections.lab_view import LabView, Step, fmt_tokens
-from projections.tickets.state import Action, TicketState, TicketStatus
+from projections.tickets.state import ACTIVE, Action, TicketState, TicketStatus
 from projections.timeline import Chapter
 
 Markup = Any  # urwid text markup: str | tuple[attr, Markup] | list[Markup]
@@ -142,7 +142,8 @@ def narration_lines(view: LabView, now: datetime, width: int, max_lines: int) ->
         text = ("Waiting for the director to start the scenario…" if view.events
                 else f"Waiting for events of run {view.run or '?'}…")
         return [("dim", text)]
-    hint = _advance_hint(ch, now)
+    agent_at_work = any(t.status in ACTIVE for t in view.tickets.values())
+    hint = _advance_hint(ch, now, agent_at_work)
     body_room = max(0, max_lines - (1 if hint else 0))
     body: list[str] = []
     for para in re.split(r"\n\s*\n", ch.narration.strip()):
@@ -160,7 +161,7 @@ def narration_lines(view: LabView, now: datetime, width: int, max_lines: int) ->
     return lines[:max_lines]
 
 
-def _advance_hint(ch: Chapter, now: datetime) -> Markup | None:
+def _advance_hint(ch: Chapter, now: datetime, agent_at_work: bool = False) -> Markup | None:
     bits: list[Markup] = []
     if ch.finished_at is not None:
         bits.append(("dim", f"chapter finished ({ch.finish_reason})"))
@@ -169,7 +170,9 @@ def _advance_hint(ch: Chapter, now: datetime) -> Markup | None:
             bits.append(("hint", f"▶ {ch.advance}"))
         remaining = ch.remaining_s(now)
         if remaining is not None:
-            bits.append(("warn", f"{'  ' if bits else ''}next in {fmt_duration(remaining)}"))
+            # past its timeout a chapter waits while an agent holds a ticket (the director's rule)
+            wait = "waiting for the agent" if remaining <= 0 and agent_at_work else f"next in {fmt_duration(remaining)}"
+            bits.append(("warn", f"{'  ' if bits else ''}{wait}"))
     return bits or None
 
 

@@ -22,7 +22,7 @@ from console.widgets import (
     narration_title,
     render_text,
 )
-from events import AgentThought, TicketActionRequested, TicketClaimed
+from events import AgentThought, TicketActionRequested, TicketClaimed, TicketEscalated
 from projections.lab_view import LabView
 from tests.console.screens import WatchedScreen
 from tests.console.script import Story, node_kill_story
@@ -163,6 +163,19 @@ def test_long_narration_is_cut_but_title_and_hint_stay() -> None:
     text = plain(render_text(view, (80, 24), s.t(11)))
     assert "─ 2/7 · Healthy baseline ─" in text
     assert "▶ press space  next in 50s" in text
+
+
+def test_past_its_timeout_a_chapter_says_it_waits_for_the_agent_at_work() -> None:
+    s = Story(RUN)
+    s.chapter(1, 4, "Remediation", narration="The agent works.", advance="waits for ticket.resolved", timeout_s=5)
+    s.opened(2)
+    s.ticket(3, TicketClaimed(ticket_id="tk-1", agent="agent-1", policy="claude", lease_until=s.t(200)))
+    view = fold(s.events)
+    assert narration_lines(view, s.t(4), width=78, max_lines=3)[-1][-1] == ("warn", "  next in 2.0s")
+    assert narration_lines(view, s.t(60), width=78, max_lines=3)[-1][-1] == ("warn", "  waiting for the agent")
+    s.ticket(61, TicketEscalated(ticket_id="tk-1", reason="gave up", agent="agent-1"))
+    view = fold(s.events)
+    assert narration_lines(view, s.t(62), width=78, max_lines=3)[-1][-1] == ("warn", "  next in 0.0s")
 
 
 def test_narration_is_reflowed_into_paragraphs() -> None:
