@@ -259,19 +259,9 @@ class RawConnection(asyncio.Protocol):
 
 
 def node_env(settings: RateLimiterSettings) -> dict[str, str]:
-    """The environment that makes a node process read exactly ``settings``."""
+    """This process's environment with ``settings`` in place of any ``OPLAB_RL_*`` (quiet logs)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPLAB_RL_")}
-    env.update(
-        REDIS_URL=settings.redis_url,
-        OPLAB_RL_NODES=settings.nodes,
-        OPLAB_RL_KEY_PREFIX=settings.key_prefix,
-        OPLAB_RL_WINDOW_S=str(settings.window_s),
-        OPLAB_RL_POLICY=json.dumps(settings.policy),
-        OPLAB_RL_FAULT_HOOKS="0",
-        OPLAB_LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    return {**env, **settings.as_env(), "OPLAB_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
 
 
 def start_node(port: int, env: dict[str, str], log_path: Path, profile: str | None) -> subprocess.Popen[bytes]:
@@ -308,7 +298,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
     if args.limit is not None:
         policy = dict.fromkeys(policy, args.limit)
     settings = RateLimiterSettings(redis_url=server.url, nodes=f"node-1={url}",
-                                   key_prefix=f"bench{secrets.token_hex(3)}", policy=policy)
+                                   key_prefix=f"bench{secrets.token_hex(3)}", policy=policy, fault_hooks=False)
     keys = list(policy)
     env = node_env(settings)
     env.update(item.split("=", 1) for item in args.node_env)

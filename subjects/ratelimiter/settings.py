@@ -21,6 +21,7 @@ program name == node id.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Literal
 
@@ -123,6 +124,20 @@ class RateLimiterSettings(BaseSettings):
     @property
     def window_us(self) -> int:
         return round(self.window_s * 1_000_000)
+
+    def as_env(self) -> dict[str, str]:
+        """The environment variables that make another process (a node) read these settings."""
+        return {
+            "REDIS_URL": self.redis_url,
+            "OPLAB_RL_NODES": self.nodes,
+            "OPLAB_RL_SUPERVISOR_URL": self.supervisor_url,
+            "OPLAB_RL_KEY_PREFIX": self.key_prefix,
+            "OPLAB_RL_WINDOW_S": str(self.window_s),
+            "OPLAB_RL_HEARTBEAT_S": str(self.heartbeat_s),
+            "OPLAB_RL_DOWN_AFTER_S": str(self.down_after_s),
+            "OPLAB_RL_POLICY": json.dumps(self.policy),
+            "OPLAB_RL_FAULT_HOOKS": "1" if self.fault_hooks else "0",
+        }
 
     # Redis key layout, in one place.
     @property

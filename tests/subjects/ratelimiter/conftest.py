@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import subprocess
@@ -181,21 +180,9 @@ def node_settings(redis_url: str, nodes: dict[str, str], supervisor_url: str = "
 
 
 def settings_env(settings: RateLimiterSettings) -> dict[str, str]:
-    """The environment that makes a node process read exactly ``settings``."""
+    """This process's environment with ``settings`` in place of any ``OPLAB_RL_*``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPLAB_RL_")}
-    env.update(
-        REDIS_URL=settings.redis_url,
-        OPLAB_RL_NODES=settings.nodes,
-        OPLAB_RL_SUPERVISOR_URL=settings.supervisor_url,
-        OPLAB_RL_KEY_PREFIX=settings.key_prefix,
-        OPLAB_RL_WINDOW_S=str(settings.window_s),
-        OPLAB_RL_HEARTBEAT_S=str(settings.heartbeat_s),
-        OPLAB_RL_DOWN_AFTER_S=str(settings.down_after_s),
-        OPLAB_RL_POLICY=json.dumps(settings.policy),
-        OPLAB_RL_FAULT_HOOKS="1" if settings.fault_hooks else "0",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    return {**env, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
 
 
 def supervisord_conf(tmp: Path, port: int, nodes: dict[str, str]) -> str:
