@@ -44,14 +44,13 @@ from events import (
     AgentThought,
     AgentToolCall,
     AgentToolResult,
-    BackendView,
     ChapterStarted,
-    CounterView,
+    ComponentView,
     Event,
-    KeyStats,
     NodeStats,
     NodeView,
     ObsSnapshot,
+    OperationStats,
     RunStarted,
     ServiceHeartbeat,
     TicketClaimed,
@@ -62,6 +61,7 @@ from events import (
     new_event,
 )
 from projections.lab_view import LabView
+from subjects.ratelimiter.details import CounterView, SnapshotDetails, StoreHealth, WorkloadDetails
 
 RUN = "r20261124t235800-bench"
 NODES = ("rl-1", "rl-2", "rl-3")
@@ -89,13 +89,16 @@ def synthetic_run(n: int, t0: datetime, step_s: float = 0.001) -> list[Event]:
                 subject="ratelimiter", ok=True, observed_at=at,
                 nodes=[NodeView(node=nd, status="down" if (nd == "rl-2" and ticket % 2) else "up", last_seen=at)
                        for nd in NODES],
-                backend=BackendView(name="redis", ok=True, latency_ms=0.5),
-                counters=[CounterView(key=k, count=(i + j * 7) % 140, limit=100, window_s=1.0)
-                          for j, k in enumerate(KEYS)]), "monitor")
+                components=[ComponentView(name="redis", status="up", latency_ms=0.5)],
+                details=SnapshotDetails(
+                    backend=StoreHealth(ok=True, latency_ms=0.5),
+                    counters=[CounterView(key=k, count=(i + j * 7) % 140, limit=100, window_s=1.0)
+                              for j, k in enumerate(KEYS)]).model_dump(mode="json")), "monitor")
         elif kind == 2:
             add(i, WorkloadStats(interval_s=1.0,
-                                 keys=[KeyStats(key=k, limit=100, sent=90, allowed=80, blocked=10) for k in KEYS],
-                                 nodes=[NodeStats(node=nd, sent=300, p99_ms=3.0) for nd in NODES]), "loadgen")
+                                 operations=[OperationStats(name=k, sent=90, ok=80, rejected=10) for k in KEYS],
+                                 nodes=[NodeStats(node=nd, sent=300, p99_ms=3.0) for nd in NODES],
+                                 details=WorkloadDetails(limits=dict.fromkeys(KEYS, 100)).model_dump()), "loadgen")
         elif kind in (3, 4):
             add(i, ServiceHeartbeat(service=("monitor", "agent", "chaos")[i % 3], instance="x", version="1",
                                     pid=1, uptime_s=i * step_s))

@@ -5,9 +5,9 @@ REDIS_URL are set) and prints p50 / max of time-to-detect (fault injected →
 ticket opened) and time-to-mitigate (ticket opened → invariant cleared), with
 the ratio to the targets in DESIGN.md (TTD ≤ 1.5 s, TTM ≤ 3 s at p50).
 
-    .venv/bin/python bench/demo_latency.py [--runs 5] [--fault node_kill --fault ...]
+    .venv/bin/python bench/demo_latency.py [--runs 5] [--subject S] [--fault F --fault ...]
 
-Every incident fault of the scenario by default (the control fault has nothing to detect).
+Every incident fault of the subject's scenario by default (a control fault has nothing to detect).
 DESIGN.md sets targets for node_kill and counter_drift; the others are printed against the
 same targets for comparison.
 """
@@ -25,13 +25,14 @@ from oplab.demo import watch_headless
 from oplab.settings import LabSettings
 from oplab.stack import Stack
 from services.director.scenario import load_scenario
+from subjects.registry import load_subject
 
 TARGETS = {"ttd_s": 1.5, "ttm_s": 3.0}
 
 
-def one_run(fault: str, home: Path) -> dict:  # type: ignore[type-arg]
+def one_run(subject: str, fault: str, home: Path) -> dict:  # type: ignore[type-arg]
     stack = Stack(LabSettings(home=home))
-    info = stack.up(fault=fault, mode="auto")
+    info = stack.up(fault=fault, mode="auto", subject=subject)
     try:
         return asyncio.run(watch_headless(info, lambda _line: None, 180.0))
     finally:
@@ -42,15 +43,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--fault", action="append", dest="faults")
+    parser.add_argument("--subject", default=None, help="default: OPLAB_SUBJECT, else the default subject")
     args = parser.parse_args()
-    scenario = load_scenario("ratelimiter")
+    subject = load_subject(args.subject)
+    scenario = load_scenario(None, subject)
     faults = args.faults or [kind for kind, spec in scenario.faults.items() if not spec.control]
     worst_ratio = 0.0
     with tempfile.TemporaryDirectory(prefix="oplab-bench-") as tmp:
         for fault in faults:
             results = []
             for i in range(args.runs):
-                summary = one_run(fault, Path(tmp) / f"{fault}-{i}")
+                summary = one_run(subject.name, fault, Path(tmp) / f"{fault}-{i}")
                 results.append(summary)
                 print(f"{fault} run {i + 1}/{args.runs}: outcome={summary.get('outcome')} "
                       f"by={summary.get('resolved_by')} ttd={summary.get('ttd_s')} ttm={summary.get('ttm_s')}",

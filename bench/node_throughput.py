@@ -67,9 +67,10 @@ from yarl import URL
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from oplab.infra import free_port, start_valkey  # noqa: E402
+from oplab.infra import free_port, start_server  # noqa: E402
 from subjects.ratelimiter.limiter import LimiterStore  # noqa: E402
 from subjects.ratelimiter.settings import RateLimiterSettings  # noqa: E402
+from subjects.ratelimiter.valkey import valkey_command  # noqa: E402
 
 TARGET_RATE = 2_000
 TARGET_P99_MS = 10.0
@@ -291,7 +292,9 @@ async def wait_healthy(session: aiohttp.ClientSession, url: str, proc: subproces
 
 
 async def bench(args: argparse.Namespace, workdir: Path) -> None:
-    server = start_valkey(workdir / "valkey")
+    (workdir / "valkey").mkdir(parents=True, exist_ok=True)
+    server = start_server(lambda p: valkey_command(workdir / "valkey", p), lambda p: f"redis://127.0.0.1:{p}/0",
+                          "valkey-server")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     policy = dict(RateLimiterSettings().policy)

@@ -34,9 +34,11 @@ from typing import Any
 
 import urwid
 
+from console.subject_rows import picture, row_markup, rows_for
 from projections.lab_view import LabView, Step, fmt_tokens
 from projections.tickets.state import ACTIVE, Action, TicketState, TicketStatus
 from projections.timeline import Chapter
+from subjects.contract import NeutralRows, fmt_duration
 
 Markup = Any  # urwid text markup: str | tuple[attr, Markup] | list[Markup]
 
@@ -64,22 +66,6 @@ PALETTE: list[tuple[str, ...]] = [
 
 
 # -- formatting ---------------------------------------------------------------------------------
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """Compact duration: ``0.4s``, ``12s``, ``1m05s``, ``2h03m``; ``-`` for None."""
-    if seconds is None:
-        return "-"
-    if seconds < 0:
-        seconds = 0.0
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{(whole % 3600) // 60:02d}m"
 
 
 def fmt_clock(seconds: float) -> str:
@@ -176,54 +162,21 @@ def _advance_hint(ch: Chapter, now: datetime, agent_at_work: bool = False) -> Ma
     return bits or None
 
 
-def cluster_lines(view: LabView, now: datetime) -> list[Markup]:
-    """Nodes (up/down, last seen, client p99) and the backend's health."""
+def cluster_lines(view: LabView, now: datetime, rows: NeutralRows | None = None) -> list[Markup]:
+    """The subject's cluster rows (nodes, components); a blind observer is said first."""
     cl = view.cluster
     lines: list[Markup] = []
     if cl.blind:
         lines.append(("bad", f"OBSERVER BLIND: {cl.blind_error}"))
-    nodes = cl.nodes()
-    if cl.snapshot is None and not nodes:
-        return [("dim", "no observation yet")]
-    for n in nodes:
-        if n.status == "up":
-            state: Markup = ("good", "UP  ")
-        elif n.status == "down":
-            state = ("bad", "DOWN")
-        else:
-            state = ("warn", "?   ")
-        seen = _since(now, n.last_seen)
-        extra = f"  p99 {n.p99_ms:.0f}ms" if n.p99_ms is not None and n.status == "up" else ""
-        if n.errors:
-            extra += f"  err {n.errors}"
-        lines.append([f"{n.node:<8.8} ", state, f" seen {fmt_duration(seen)} ago{extra}"])
-    backend = cl.backend
-    if backend is None:
-        lines.append(("dim", "backend: not observed"))
-    elif cl.blind:
-        lines.append([f"{backend.name:<8.8} ", ("warn", "?   "), " stale: observer blind"])
-    elif backend.ok:
-        latency = f" {backend.latency_ms:.1f} ms" if backend.latency_ms is not None else ""
-        lines.append([f"{backend.name:<8.8} ", ("good", "OK  "), latency])
-    else:
-        lines.append([f"{backend.name:<8.8} ", ("bad", "FAIL"), f" {backend.error or ''}"])
-    return lines
+    rows = rows or rows_for(view)
+    return lines + [row_markup(r) for r in rows.cluster(picture(view, now))]
 
 
-def workload_lines(view: LabView, limit: int | None = None) -> list[Markup]:
-    """Busiest keys as count/limit, over-limit first."""
-    keys = view.cluster.keys(limit)
-    if not keys:
-        return [("dim", "no workload stats yet")]
-    lines: list[Markup] = []
-    for k in keys:
-        ratio = f"{'-' if k.count is None else k.count}/{k.limit}"
-        traffic = f" tx {k.sent} blk {k.blocked}" if k.sent is not None else ""
-        if k.over_limit:
-            lines.append([f"{k.key:<12.12} ", ("bad", f"{ratio:>7} OVER"), traffic])
-        else:
-            lines.append([f"{k.key:<12.12} ", f"{ratio:>7}     ", traffic])
-    return lines
+def workload_lines(view: LabView, now: datetime, limit: int | None = None,
+                   rows: NeutralRows | None = None) -> list[Markup]:
+    """The subject's workload rows (e.g. the busiest keys against their limits), at most ``limit``."""
+    rows = rows or rows_for(view)
+    return [row_markup(r) for r in rows.workload(picture(view, now), limit)]
 
 
 def chaos_lines(view: LabView, now: datetime, width: int | None = None) -> list[Markup]:
@@ -622,9 +575,10 @@ class ScreenLayout:
         slots = self.slots
         narration = slots["narration"]
         narration.show(narration_title(view), narration_lines(view, now, self.narration_width, narration.room))
-        slots["cluster"].show("Cluster", cluster_lines(view, now))
-        slots["workload"].show("Workload · busiest keys" if self.kind == "wide" else "Workload",
-                               workload_lines(view, limit=max(1, slots["workload"].room)))
+        rows = rows_for(view)
+        slots["cluster"].show(rows.cluster_title, cluster_lines(view, now, rows))
+        slots["workload"].show(rows.workload_title if self.kind == "wide" else "Workload",
+                               workload_lines(view, now, limit=max(1, slots["workload"].room), rows=rows))
         slots["chaos"].show("Chaos", chaos_lines(view, now, self.chaos_width))
         slots["tickets"].show("Tickets", ticket_lines(view, now, slots["tickets"].room))
         agent = slots["agent"]

@@ -58,6 +58,7 @@ class Delivered:
 
 
 Handler = Callable[[Delivered], Awaitable[None]]
+StoredHandler = Callable[[int, str, bytes], Awaitable[None]]
 InvalidHandler = Callable[[InvalidEvent, int, str], Awaitable[None]]
 
 
@@ -263,7 +264,32 @@ class Bus:
         stream order across all of them). Without ``follow`` this returns after the last stored match has been
         handled. With ``follow`` it returns at once; ``caught_up`` tells when the
         history has been delivered, and delivery continues until ``stop()``.
+        Events stored with an older schema version arrive upcast (see :mod:`events.upcasting`).
         """
+
+        async def on_stored(seq: int, subject: str, data: bytes) -> None:
+            decoded = decode(data)
+            if isinstance(decoded, Event):
+                await handler(Delivered(decoded, seq, subject))
+            elif on_invalid is not None:
+                await on_invalid(decoded, seq, subject)
+            else:
+                log.warning("replay skipped invalid event seq=%s reason=%s", seq, decoded.reason)
+
+        return await self.replay_stored(filter_subject, on_stored, from_seq=from_seq, from_time=from_time,
+                                        follow=follow)
+
+    async def replay_stored(
+        self,
+        filter_subject: str | Sequence[str],
+        handler: StoredHandler,
+        *,
+        from_seq: int | None = None,
+        from_time: datetime | None = None,
+        follow: bool = False,
+    ) -> Replay:
+        """As :meth:`replay`, but hand over each message as stored: (sequence, subject, bytes),
+        undecoded (an export must keep old versions and garbage exactly as they are)."""
         replay = Replay()
         subjects = [filter_subject] if isinstance(filter_subject, str) else list(filter_subject)
         if not subjects:
@@ -286,14 +312,8 @@ class Bus:
         async def on_msg(msg: Msg) -> None:
             meta = msg.metadata
             seq = meta.sequence.stream
-            decoded = decode(msg.data)
             try:
-                if isinstance(decoded, Event):
-                    await handler(Delivered(decoded, seq, msg.subject))
-                elif on_invalid is not None:
-                    await on_invalid(decoded, seq, msg.subject)
-                else:
-                    log.warning("replay skipped invalid event seq=%s reason=%s", seq, decoded.reason)
+                await handler(seq, msg.subject, msg.data)
             except Exception:  # one bad event must not stall the feed or hide the rest
                 replay.errors += 1
                 log.exception("replay handler failed seq=%s subject=%s", seq, msg.subject)
@@ -320,6 +340,12 @@ class Bus:
             await replay.caught_up.wait()
             await replay.stop()
         return replay
+
+    async def publish_stored(self, subject: str, data: bytes, msg_id: str) -> int:
+        """Store ``data`` as it is on ``subject`` (an import of an exported run); once per ``msg_id``
+        within the duplicate window, like every publish. Returns its stream sequence."""
+        ack = await self.js.publish(subject, data, stream=STREAM_NAME, headers={"Nats-Msg-Id": msg_id})
+        return ack.seq
 
     async def consume(
         self,

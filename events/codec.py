@@ -2,6 +2,9 @@
 
 ``decode`` returns either a valid :class:`Event` whose ``data`` is the payload
 class registered for its ``type``, or an :class:`InvalidEvent` saying why not.
+An event stored with an older schema version is upcast on the way in (see
+:mod:`events.upcasting`) and comes out as the current version (``v`` says so);
+a newer version than this build knows is invalid, with the reason.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pydantic import ValidationError
 from pydantic_core import from_json
 
 from events.envelope import Event, payload_type
+from events.upcasting import UpcastError, upcast
 
 _RAW_PREVIEW = 200
 
@@ -51,15 +55,25 @@ def _from_document(doc: dict[str, Any], raw: bytes) -> Event | InvalidEvent:
     if cls is None:
         return InvalidEvent(f"unknown event type {type_name!r}", raw)
     version = doc.get("v", 1)
-    if version != cls.VERSION:
-        return InvalidEvent(
-            f"{type_name} schema version {version!r}, this build reads {cls.VERSION}", raw
-        )
+    if not isinstance(version, int) or isinstance(version, bool):
+        return InvalidEvent(f"{type_name} schema version {version!r} is not an integer", raw)
+    payload = doc.get("data", {})
+    if not isinstance(payload, dict):
+        return InvalidEvent(f"invalid {type_name}: data is not a JSON object", raw)
     try:
-        data = cls.model_validate(doc.get("data", {}))
-        return Event.model_validate({**doc, "data": data})
+        payload = upcast(cls, version, payload)
+        data = cls.model_validate(payload)
+        return Event.model_validate({**doc, "v": cls.VERSION, "data": data})
+    except UpcastError as exc:
+        return InvalidEvent(str(exc), raw)
     except ValidationError as exc:
-        return InvalidEvent(f"invalid {type_name}: {_short(exc)}", raw)
+        return InvalidEvent(f"invalid {type_name}{_from(version, cls.VERSION)}: {_short(exc)}", raw)
+    except Exception as exc:  # an upcaster choking on a hostile v1 document: still total
+        return InvalidEvent(f"invalid {type_name} v{version}: cannot upcast ({type(exc).__name__}: {exc})", raw)
+
+
+def _from(version: int, current: int) -> str:
+    return f" (upcast from v{version})" if version != current else ""
 
 
 def _short(exc: ValidationError) -> str:

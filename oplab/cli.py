@@ -11,12 +11,13 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from oplab.settings import LabSettings
 from oplab.stack import Stack, StackError, redacted
+from subjects.registry import DEFAULT_SUBJECT
 
 app = typer.Typer(help="Operator Lab: break a real system, watch an operator agent fix it.",
                   no_args_is_help=True, add_completion=False)
@@ -32,7 +33,7 @@ def _stack() -> Stack:
     return Stack(LabSettings())
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
@@ -59,35 +60,64 @@ def _log_to_file(path: Path) -> None:
     root.setLevel(logging.INFO)
 
 
-def _check_fault(fault: str) -> str:
-    from services.director.scenario import load_scenario
+def _subject(name: str | None) -> Any:
+    """The subject called ``name`` (default: ``OPLAB_SUBJECT``, else the default subject); exit 2 if unknown."""
+    from subjects.registry import UnknownSubject, load_subject
 
-    faults = load_scenario(LabSettings().scenario).faults
-    if fault not in faults:
-        _fail(f"unknown fault {fault!r}; choose one of: {', '.join(faults)}", 2)
-    return fault
+    try:
+        return load_subject(name or LabSettings().subject)
+    except UnknownSubject as exc:
+        _fail(str(exc), 2)
+
+
+def _check_fault(fault: str | None, subject_name: str | None) -> tuple[str, str]:
+    """(subject, fault): ``fault`` checked against the subject's catalogue and its scenario
+    (default: the scenario's default fault). Exit 2 with the choices if it is not there."""
+    from services.director.scenario import ScenarioError, load_scenario
+
+    subject = _subject(subject_name)
+    try:
+        scenario = load_scenario(LabSettings().scenario, subject)
+    except ScenarioError as exc:
+        _fail(str(exc), 2)
+    fault = fault or scenario.default_fault
+    kinds = subject.catalogue().fault_kinds()
+    if fault not in kinds:
+        _fail(f"unknown fault {fault!r} for subject {subject.name}; choose one of: {', '.join(kinds)}", 2)
+    if fault not in scenario.faults:
+        _fail(f"scenario {scenario.name} does not play fault {fault!r}; it plays: {', '.join(scenario.faults)}", 2)
+    return subject.name, fault
 
 
 # -- the stack ---------------------------------------------------------------------
 
 
+SubjectOpt = Annotated[str | None, typer.Option(
+    "--subject", help=f"System under test (`oplab subjects`; default: OPLAB_SUBJECT, else {DEFAULT_SUBJECT})")]
+FaultOpt = Annotated[str | None, typer.Option(help="Fault the director injects (default: the scenario's)")]
+
+
 @app.command()
-def up(fault: Annotated[str, typer.Option(help="Fault the director injects")] = "node_kill",
+def up(fault: FaultOpt = None,
        mode: Annotated[str, typer.Option(
            help="Director: interactive (waits for `oplab console` keys) | auto (plays the scenario now)")
        ] = "interactive",
+       subject: SubjectOpt = None,
        as_json: JsonOpt = False) -> None:
-    """Start infrastructure and every service under supervisord (a new run)."""
-    _check_fault(fault)
+    """Start infrastructure and every service under supervisord (a new run of one subject)."""
+    subject_name, fault = _check_fault(fault, subject)
     if mode not in ("auto", "interactive"):
         _fail("mode must be auto or interactive", 2)
     try:
-        info = _stack().up(fault=fault, mode=mode, progress=_progress)
+        info = _stack().up(fault=fault, mode=mode, subject=subject_name, progress=_progress)
     except StackError as exc:
         _fail(str(exc))
-    nats, redis = redacted(info.nats_url), redacted(info.redis_url)
-    _emit({"run": info.run, "nats_url": nats, "redis_url": redis}, as_json,
-          f"run {info.run} is up: NATS {nats}, Redis {redis}; `oplab status`, `oplab down`")
+    nats = redacted(info.nats_url)
+    endpoints = {name: redacted(url) for name, url in info.endpoints.items()}
+    where = ", ".join(f"{name} {url}" for name, url in endpoints.items())
+    _emit({"run": info.run, "subject": info.subject, "fault": info.fault, "nats_url": nats, "endpoints": endpoints},
+          as_json, f"run {info.run} ({info.subject}) is up: NATS {nats}" + (f"; {where}" if where else "")
+          + "; `oplab status`, `oplab down`")
 
 
 @app.command()
@@ -108,9 +138,9 @@ def status(as_json: JsonOpt = False) -> None:
     procs = [{"name": p["name"], "group": p["group"], "state": p["statename"], "pid": p["pid"],
               "description": p["description"]} for p in sup.processes()]
     if as_json:
-        typer.echo(json.dumps({"run": info.run, "processes": procs}))
+        typer.echo(json.dumps({"run": info.run, "subject": info.subject, "processes": procs}))
         return
-    typer.echo(f"run {info.run}  fault {info.fault}  mode {info.mode}")
+    typer.echo(f"run {info.run}  subject {info.subject}  fault {info.fault}  mode {info.mode}")
     for p in procs:
         typer.echo(f"  {p['name']:<12} {p['state']:<10} {p['description']}")
 
@@ -150,24 +180,27 @@ def _tail(path: Path, lines: int, follow: bool) -> None:
 
 
 @app.command()
-def demo(fault: Annotated[str, typer.Option(help="Fault to play (see the README's fault table)")] = "node_kill",
+def demo(fault: Annotated[str | None, typer.Option(
+             help="Fault to play (see `oplab subjects`; default: the scenario's)")] = None,
          headless: Annotated[bool, typer.Option(help="No console: auto mode, chapters printed, JSON last")] = False,
          as_json: Annotated[bool, typer.Option("--json", help="Headless, and stdout holds only the JSON "
                                                               "summary (chapters go to stderr)")] = False,
+         subject: SubjectOpt = None,
          ) -> None:
     """Bring the stack up for one run, play the scenario, bring it down.
 
     Headless: exit 0 only if the agent resolved the ticket (for the control
     fault hot_key_burst: only if nobody took a mutating action).
     """
-    _check_fault(fault)
+    subject_name, fault = _check_fault(fault, subject)
     headless = headless or as_json
     from oplab.demo import finished_summary, run_interactive, watch_headless
 
     settings = LabSettings()
     stack = Stack(settings)
     try:
-        info = stack.up(fault=fault, mode="auto" if headless else "interactive", progress=_progress)
+        info = stack.up(fault=fault, mode="auto" if headless else "interactive", subject=subject_name,
+                        progress=_progress)
     except StackError as exc:
         _fail(str(exc))
     try:
@@ -191,7 +224,7 @@ def demo(fault: Annotated[str, typer.Option(help="Fault to play (see the README'
                    f"  read it:    oplab events {info.run}")
     if headless:
         keys = ("run", "fault", "ticket", "outcome", "resolved_by", "ttd_s", "ttm_s")
-        line = {k: summary.get(k) for k in keys}
+        line = {"subject": info.subject, **{k: summary.get(k) for k in keys}}
         if summary.get("control"):
             line["actions"] = summary.get("actions_after_fault")
         typer.echo(json.dumps(line))
@@ -203,6 +236,39 @@ def demo_succeeded(summary: dict[str, Any]) -> bool:
     if summary.get("control"):
         return summary.get("outcome") == "no_action" and not summary.get("open_tickets")
     return summary.get("outcome") == "resolved" and summary.get("resolved_by") == "agent"
+
+
+# -- subjects ------------------------------------------------------------------------
+
+
+@app.command()
+def subjects(as_json: JsonOpt = False) -> None:
+    """The systems under test this lab knows (installed subject packages), with their faults,
+    invariants and tools."""
+    from oplab.catalogue import describe_subjects
+
+    docs, broken = describe_subjects()
+    for b in broken:
+        typer.secho(f"error: subject {b['name']!r} (package {b['package']}) cannot be loaded: {b['error']}",
+                    fg=typer.colors.RED, err=True)
+    if as_json:
+        typer.echo(json.dumps([*docs, *broken]))
+        return
+    for doc in docs:
+        typer.secho(doc["name"], bold=True, nl=False)
+        typer.echo(f"  {doc['description']}")
+        typer.echo(f"  scenarios: {', '.join(doc['scenarios']) or 'none'}")
+        typer.echo("  faults:")
+        for f in doc["faults"]:
+            typer.echo(f"    {f['kind']:<20} ttl {f['default_ttl_s']:>4g}s  {f['description']}")
+        typer.echo("  invariants:")
+        for i in doc["invariants"]:
+            typer.echo(f"    {i['name']:<20} {i['description']}")
+        typer.echo("  tools:")
+        for t in doc["tools"]:
+            typer.echo(f"    {t['name']:<20} {'mutating ' if t['mutating'] else 'read-only'}  {t['description']}")
+    if not docs:
+        typer.echo("no subjects installed")
 
 
 # -- runs and replay ---------------------------------------------------------------
@@ -248,6 +314,48 @@ def events(run: Annotated[str, typer.Argument(help="Run id (see `oplab runs`)")]
             typer.echo(event.model_dump_json())
         else:
             typer.echo(f"{seq:>7} {event.time:%H:%M:%S.%f}"[:-3] + f" {event.type:<26} {describe(event)}")
+
+
+@app.command()
+def export(run: Annotated[str, typer.Argument(help="Run id (see `oplab runs`)")],
+           output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout)")] = None,
+           ) -> None:
+    """Write one run's events, as stored, to a JSON-lines file (`oplab import` reads it back)."""
+    from oplab.access import lab_nats_url
+    from oplab.archive import export_run
+
+    with lab_nats_url(LabSettings()) as url:
+        if output is None:
+            count = asyncio.run(export_run(url, run, sys.stdout))
+        else:
+            with output.open("w") as fh:
+                count = asyncio.run(export_run(url, run, fh))
+    if count == 0:
+        if output is not None:
+            output.unlink(missing_ok=True)
+        _fail(f"no events for run {run!r} (`oplab runs` lists the recorded runs)")
+    if output is not None:
+        typer.echo(f"exported {count} events of run {run} to {output}", err=True)
+
+
+@app.command("import")
+def import_(path: Annotated[Path, typer.Argument(help="A file written by `oplab export`")],
+            as_json: JsonOpt = False) -> None:
+    """Store an exported run in this lab's log (all or nothing; a run already there is refused)."""
+    from oplab.access import lab_nats_url
+    from oplab.archive import ArchiveError, RunAlreadyInLog, import_run, read_archive
+
+    try:
+        archive = read_archive(path)
+        with lab_nats_url(LabSettings()) as url:
+            count = asyncio.run(import_run(url, archive))
+    except RunAlreadyInLog as exc:
+        _fail(str(exc))
+    except ArchiveError as exc:
+        _fail(str(exc), 2)
+    _emit({"run": archive.run, "events": count}, as_json,
+          f"imported run {archive.run}: {count} events (`oplab events {archive.run}`, "
+          f"`oplab console --run {archive.run} --replay`)")
 
 
 @app.command()

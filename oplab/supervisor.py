@@ -1,10 +1,10 @@
 """supervisord: the configuration the stack runs under, and a small XML-RPC client.
 
-Programs: ``nats`` and ``valkey`` (embedded infra, when no external URL is
-given), ``node-1..N`` (rate limiter nodes; never auto-restarted, so a killed
-node stays down until someone restarts it), and the services. supervisord
-listens for XML-RPC on 127.0.0.1 only; the rate limiter's node control uses
-the same endpoint to restart nodes.
+Programs: ``nats`` (embedded, when no ``NATS_URL`` is given), the subject's
+processes (from its provisioner; by default never auto-restarted, so a killed
+process stays down until someone restarts it), and the services. supervisord
+listens for XML-RPC on 127.0.0.1 only, with a password; a subject that controls
+its own processes (restarting a node, say) is given the same endpoint.
 """
 
 from __future__ import annotations

@@ -19,19 +19,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from events import (
-    BackendView,
-    CounterView,
+    ComponentView,
     Event,
-    KeyStats,
     NodeStats,
     NodeView,
     ObsSnapshot,
     ServiceHeartbeat,
     ServiceStarted,
     ServiceStopping,
+    Status,
     WorkloadStats,
 )
 
@@ -43,9 +42,10 @@ class NodeRow:
     """One node: the monitor's view (status, last seen) plus client-side stats if any."""
 
     node: str
-    status: Literal["up", "down", "unknown"]
+    status: Status
     last_seen: datetime | None
-    url: str = ""
+    state: str = ""
+    address: str = ""
     detail: str = ""
     sent: int | None = None
     errors: int | None = None
@@ -57,42 +57,6 @@ class NodeRow:
         if self.last_seen is None:
             return None
         return max(0.0, (now - self.last_seen).total_seconds())
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRow:
-    """One rate-limited key: its counter against its limit, and recent client traffic.
-
-    ``count`` is the server-side window count from the latest snapshot (None if
-    the key was not observed); ``sent``/``allowed``/``blocked``/``errors`` come
-    from the latest workload interval (None if the loadgen did not report it).
-    """
-
-    key: str
-    limit: int
-    count: int | None = None
-    window_s: float | None = None
-    future_entries: int = 0
-    sent: int | None = None
-    allowed: int | None = None
-    blocked: int | None = None
-    errors: int | None = None
-
-    @property
-    def over_limit(self) -> bool:
-        return self.count is not None and self.count > self.limit
-
-    @property
-    def ratio(self) -> float:
-        """count / limit (0 when unknown)."""
-        if self.count is None or self.limit <= 0:
-            return 0.0
-        return self.count / self.limit
-
-    def sort_key(self) -> tuple[int, float, int, str]:
-        """Over-limit first (most over first), then nearest its limit, then busiest."""
-        busy = self.count if self.count is not None else (self.allowed or 0)
-        return (0 if self.over_limit else 1, -self.ratio, -busy, self.key)
 
 
 @dataclass(slots=True)
@@ -186,10 +150,9 @@ class ClusterView:
     def blind_error(self) -> str | None:
         return (self.snapshot.error or "observation failed") if self.blind and self.snapshot else None
 
-    @property
-    def backend(self) -> BackendView | None:
-        """The backend as last seen by a successful observation."""
-        return self.good_snapshot.backend if self.good_snapshot is not None else None
+    def components(self) -> list[ComponentView]:
+        """The components as last seen by a successful observation."""
+        return list(self.good_snapshot.components) if self.good_snapshot is not None else []
 
     def nodes(self) -> list[NodeRow]:
         """Every node of the last good snapshot in its order, with the latest client stats.
@@ -208,27 +171,13 @@ class ClusterView:
     @staticmethod
     def _node_row(n: NodeView, s: NodeStats | None, blind: bool) -> NodeRow:
         return NodeRow(
-            node=n.node, status="unknown" if blind else n.status, last_seen=n.last_seen, url=n.url,
-            detail=n.detail, sent=s.sent if s else None, errors=s.errors if s else None,
+            node=n.node, status="unknown" if blind else n.status, last_seen=n.last_seen, state=n.state,
+            address=n.address, detail=n.detail, sent=s.sent if s else None, errors=s.errors if s else None,
             p50_ms=s.p50_ms if s else None, p99_ms=s.p99_ms if s else None,
         )
 
     def nodes_down(self) -> list[str]:
         return [n.node for n in self.nodes() if n.status == "down"]
-
-    def keys(self, limit: int | None = None) -> list[KeyRow]:
-        """Per-key rows, over-limit first (most over first), then nearest their limit; at most ``limit``."""
-        counters: dict[str, CounterView] = (
-            {c.key: c for c in self.good_snapshot.counters} if self.good_snapshot else {}
-        )
-        stats: dict[str, KeyStats] = {k.key: k for k in self.workload.keys} if self.workload else {}
-        rows = [_key_row(name, counters.get(name), stats.get(name))
-                for name in dict.fromkeys([*counters, *stats])]
-        rows.sort(key=KeyRow.sort_key)
-        return rows if limit is None else rows[:limit]
-
-    def over_limit_keys(self) -> list[KeyRow]:
-        return [k for k in self.keys() if k.over_limit]
 
     def services_alive(self, now: datetime, stale_after_s: float = DEFAULT_SERVICE_STALE_S) -> list[str]:
         """Names of services with at least one live instance, sorted."""
@@ -241,14 +190,3 @@ class ClusterView:
 def _stats_only_node(s: NodeStats) -> NodeRow:
     return NodeRow(node=s.node, status="unknown", last_seen=None, sent=s.sent, errors=s.errors,
                    p50_ms=s.p50_ms, p99_ms=s.p99_ms)
-
-
-def _key_row(name: str, c: CounterView | None, s: KeyStats | None) -> KeyRow:
-    limit = c.limit if c is not None else (s.limit if s is not None else 0)
-    return KeyRow(
-        key=name, limit=limit,
-        count=c.count if c else None, window_s=c.window_s if c else None,
-        future_entries=c.future_entries if c else 0,
-        sent=s.sent if s else None, allowed=s.allowed if s else None,
-        blocked=s.blocked if s else None, errors=s.errors if s else None,
-    )

@@ -16,7 +16,8 @@ import redis.asyncio as aioredis
 from events import new_run_id
 from events.bus import Bus
 from events.settings import BusSettings
-from oplab.infra import RunningServer, start_nats, start_valkey
+from oplab.infra import RunningServer, start_nats
+from tests.servers import start_valkey
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,11 @@ def test_compose_runs_every_service_with_its_endpoints_from_the_environment() ->
         command = services[name]["command"]
         assert command[:2] == ["python", "-m"] and importlib.util.find_spec(command[2]) is not None
         env = services[name]["environment"]
-        for key in ("NATS_URL", "REDIS_URL", "OPLAB_RUN", "OPLAB_RL_NODES", "OPLAB_RL_SUPERVISOR_URL"):
+        for key in ("NATS_URL", "OPLAB_RUN", "OPLAB_SUBJECT"):
+            assert env.get(key), f"{name} lacks {key}"
+        assert env["OPLAB_SUBJECT"].endswith("ratelimiter}"), "the default compose run is the rate limiter's"
+        # the rate limiter's own endpoints, as its provisioner gives them to a local run
+        for key in ("OPLAB_RL_REDIS_URL", "OPLAB_RL_NODES", "OPLAB_RL_SUPERVISOR_URL", "OPLAB_RL_KEY_PREFIX"):
             assert env.get(key), f"{name} lacks {key}"
     assert "-js" in services["nats"]["command"] and services["nats"]["volumes"]
     assert services["console"]["profiles"] == ["console"]
@@ -46,3 +50,14 @@ def test_published_ports_bind_to_loopback_only() -> None:
     for name, service in compose()["services"].items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_compose_gives_the_services_what_the_subjects_provisioner_gives_a_local_run(tmp_path: Path) -> None:
+    from subjects.contract import Site
+    from subjects.registry import load_subject
+
+    site = Site(run="r-test", home=tmp_path, python="python", supervisor_url="http://lab:pw@127.0.0.1:9",
+                free_port=iter(range(20000, 20100)).__next__)
+    local = load_subject("ratelimiter").provisioner().plan(site)
+    env = compose()["services"]["monitor"]["environment"]
+    assert set(local.env) <= set(env), f"compose lacks {set(local.env) - set(env)}"

@@ -1,7 +1,9 @@
 """The event catalogue: one module per domain, one pydantic model per event type.
 
 Types are never renamed silently: a new meaning gets a new type, an
-incompatible schema change bumps the payload's ``VERSION``.
+incompatible schema change bumps the payload's ``VERSION`` and adds an
+``upcast_v{n}_v{n+1}`` static method (see :mod:`events.upcasting`), so runs
+recorded with the old schema stay readable.
 """
 
 from events.catalogue.agent import (
@@ -24,7 +26,7 @@ from events.catalogue.chaos import (
 )
 from events.catalogue.director import ChapterFinished, ChapterStarted, ScenarioRestarted
 from events.catalogue.inv import InvariantCleared, InvariantViolated
-from events.catalogue.obs import BackendView, CounterView, NodeView, ObsSnapshot
+from events.catalogue.obs import ComponentView, NodeView, ObsSnapshot, Status
 from events.catalogue.run import RunFinished, RunStarted
 from events.catalogue.svc import ServiceHeartbeat, ServiceStarted, ServiceStopping
 from events.catalogue.ticket import (
@@ -43,7 +45,7 @@ from events.catalogue.ticket import (
     TicketResolved,
     TicketVerified,
 )
-from events.catalogue.workload import KeyStats, NodeStats, WorkloadStats
+from events.catalogue.workload import Counts, NodeStats, OperationStats, WorkloadStats
 
 __all__ = [
     "AgentLlmRequest",
@@ -54,10 +56,10 @@ __all__ = [
     "AgentThought",
     "AgentToolCall",
     "AgentToolResult",
-    "BackendView",
     "ChapterFinished",
     "ChapterStarted",
-    "CounterView",
+    "ComponentView",
+    "Counts",
     "EventRejected",
     "FaultEffective",
     "FaultFailed",
@@ -66,16 +68,17 @@ __all__ = [
     "FaultReverted",
     "InvariantCleared",
     "InvariantViolated",
-    "KeyStats",
     "NodeStats",
     "NodeView",
     "ObsSnapshot",
+    "OperationStats",
     "RunFinished",
     "RunStarted",
     "ScenarioRestarted",
     "ServiceHeartbeat",
     "ServiceStarted",
     "ServiceStopping",
+    "Status",
     "TicketActionApproved",
     "TicketActionExecuted",
     "TicketActionRejected",

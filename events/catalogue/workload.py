@@ -1,52 +1,91 @@
-"""``workload.stats``: what the load generator's clients experienced in one interval."""
+"""``workload.stats``: what the load generator's clients experienced in one interval.
+
+The core is subject-neutral counts: per node and per operation (an operation
+type, or the key it was about), each ``sent`` = ``ok`` + ``rejected`` +
+``errors``. ``ok`` is a request the subject served, ``rejected`` one it refused
+by design (a rate limiter's 429, a write conflict), ``errors`` one it failed
+(no answer, a 5xx). Latency percentiles cover answered requests (ok or
+rejected); ``None`` when there were none. ``details`` is a JSON object owned by
+the subject (typed and validated in its package), e.g. the limits a rate
+limiter reported.
+
+Version 2. Version 1 spoke the rate limiter's words (keys with a limit,
+allowed/blocked); :meth:`WorkloadStats.upcast_v1_v2` maps them (keys →
+operations, allowed → ok, blocked → rejected, the keys' limits →
+``details.limits``).
+"""
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from events.envelope import Payload
 
 
-class KeyStats(BaseModel):
+class Counts(BaseModel):
     model_config = ConfigDict(frozen=True)
-    key: str
-    limit: int
     sent: int = 0
-    allowed: int = 0
-    blocked: int = 0
+    ok: int = 0
+    rejected: int = 0
     errors: int = 0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+
+    @property
+    def answered(self) -> int:
+        """Requests the subject decided (served or refused by design)."""
+        return self.ok + self.rejected
 
 
-class NodeKeyStats(BaseModel):
-    """One key's requests answered (or failed) by one node in the interval."""
+class OperationStats(Counts):
+    """One operation (or key) over the interval."""
 
-    model_config = ConfigDict(frozen=True)
-    key: str
-    sent: int = 0
-    allowed: int = 0
-    blocked: int = 0
-    errors: int = 0
+    name: str
 
 
-class NodeStats(BaseModel):
-    """One node's requests in the interval; ``keys`` breaks them down per key
-    (what attributes a misbehaving node), empty when the producer does not."""
+class NodeStats(Counts):
+    """One node's requests in the interval; ``operations`` breaks them down (what attributes
+    a misbehaving node), empty when the producer does not."""
 
-    model_config = ConfigDict(frozen=True)
     node: str
-    sent: int = 0
-    allowed: int = 0
-    blocked: int = 0
-    errors: int = 0
-    p50_ms: float = 0.0
-    p99_ms: float = 0.0
-    keys: list[NodeKeyStats] = []
+    operations: list[OperationStats] = []
+
+    def operation(self, name: str) -> OperationStats | None:
+        return next((o for o in self.operations if o.name == name), None)
 
 
 class WorkloadStats(Payload):
     TYPE = "workload.stats"
+    VERSION = 2
     interval_s: float
-    keys: list[KeyStats] = []
+    operations: list[OperationStats] = []
     nodes: list[NodeStats] = []
     ended_at: datetime | None = None
     """When the interval ended (the producer's clock); lets a judge ignore stale stats."""
+    details: dict[str, Any] = {}
+
+    def operation(self, name: str) -> OperationStats | None:
+        return next((o for o in self.operations if o.name == name), None)
+
+    @staticmethod
+    def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+        """v1 → v2: ``keys`` → ``operations`` (``limit`` → ``details.limits``), ``allowed`` → ``ok``,
+        ``blocked`` → ``rejected``, per-node ``keys`` → ``operations``."""
+        doc = dict(data)
+
+        def counts(raw: dict[str, Any], name_field: str | None) -> dict[str, Any]:
+            out = {k: raw[k] for k in ("sent", "errors", "p50_ms", "p99_ms") if k in raw}
+            out["ok"], out["rejected"] = raw.get("allowed", 0), raw.get("blocked", 0)
+            if name_field is not None:
+                out["name"] = raw.get(name_field)
+            return out
+
+        keys = doc.pop("keys", None) or []
+        doc["operations"] = [counts(k, "key") for k in keys]
+        doc["nodes"] = [{**counts(n, None), "node": n.get("node"),
+                         "operations": [counts(k, "key") for k in n.get("keys") or []]}
+                        for n in doc.get("nodes") or []]
+        limits = {k.get("key"): k["limit"] for k in keys if "limit" in k}
+        doc["details"] = {"limits": limits} if limits else {}
+        return doc

@@ -1,4 +1,4 @@
 """The operator agent: claims tickets, diagnoses, remediates through typed tools, verifies.
 
-It knows tickets and a subject adapter, nothing else (no scenario, no chaos).
+It knows tickets and the subject's toolbox, nothing else (no scenario, no chaos, no faults).
 """

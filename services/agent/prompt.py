@@ -1,11 +1,11 @@
 """What the model is told: a generic operator system prompt, the tools, the ticket.
 
 Nothing here knows a scenario or a fault: the system prompt is about operating
-*a* distributed system, plus the subject adapter's own description; the tools
-are the adapter's (JSON schemas generated from their pydantic argument models)
+*a* distributed system, plus the subject toolbox's own description; the tools
+are the toolbox's (JSON schemas generated from their pydantic argument models)
 plus ``escalate``; the first user message is the ticket (invariant, entity,
-summary, the monitor's evidence) and the latest observations, compacted to a
-budget.
+summary, the monitor's evidence) and the latest observations as the toolbox
+summarizes them, compacted to a budget.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from events import ObsSnapshot
 from projections.tickets import TicketState
-from subjects.base import Adapter, Tool
+from subjects.contract import Tool, Toolbox
 
 ESCALATE_TOOL = "escalate"
 EVIDENCE_CHARS = 1500
@@ -49,12 +49,12 @@ The system under your care:
 {description}"""
 
 
-def system_prompt(adapter: Adapter, max_steps: int) -> str:
-    return SYSTEM_PROMPT.format(max_steps=max_steps, description=adapter.description.strip())
+def system_prompt(toolbox: Toolbox, max_steps: int) -> str:
+    return SYSTEM_PROMPT.format(max_steps=max_steps, description=toolbox.description.strip())
 
 
-def escalate_name(adapter: Adapter) -> str:
-    names = {t.name for t in adapter.tools()}
+def escalate_name(toolbox: Toolbox) -> str:
+    names = {t.name for t in toolbox.tools()}
     return ESCALATE_TOOL if ESCALATE_TOOL not in names else "escalate_ticket"
 
 
@@ -67,10 +67,10 @@ def tool_schema(tool: Tool) -> dict[str, Any]:
     return {"name": tool.name, "description": f"{kind} {tool.description}", "input_schema": schema}
 
 
-def tool_schemas(adapter: Adapter) -> list[dict[str, Any]]:
-    """The adapter's tools and ``escalate``, as Messages API tool definitions."""
+def tool_schemas(toolbox: Toolbox) -> list[dict[str, Any]]:
+    """The toolbox's tools and ``escalate``, as Messages API tool definitions."""
     escalate = {
-        "name": escalate_name(adapter),
+        "name": escalate_name(toolbox),
         "description": ("Hand the ticket to a human and end this session. Use it when you cannot diagnose or "
                         "fix the problem safely with your tools. Give the reason and what you found."),
         "input_schema": {
@@ -81,7 +81,7 @@ def tool_schemas(adapter: Adapter) -> list[dict[str, Any]]:
             "additionalProperties": False,
         },
     }
-    return [*(tool_schema(t) for t in adapter.tools()), escalate]
+    return [*(tool_schema(t) for t in toolbox.tools()), escalate]
 
 
 def compact(value: Any, limit: int) -> str:
@@ -92,30 +92,8 @@ def compact(value: Any, limit: int) -> str:
     return text[:limit] + f"... [truncated: {len(text) - limit} of {len(text)} characters cut]"
 
 
-def snapshot_summary(snap: ObsSnapshot) -> dict[str, Any]:
-    """An observation in few tokens: node states, backend health, counters at or over their limit."""
-    if not snap.ok:
-        return {"at": snap.observed_at.isoformat(timespec="seconds"), "ok": False, "error": snap.error}
-    doc: dict[str, Any] = {"at": snap.observed_at.isoformat(timespec="seconds")}
-    if snap.nodes:
-        doc["nodes"] = {n.node: n.status + (f" ({n.detail})" if n.detail and n.status != "up" else "")
-                        for n in snap.nodes}
-    if snap.backend is not None:
-        b = snap.backend
-        doc["backend"] = {"name": b.name, "ok": b.ok, **({"error": b.error} if b.error else {}),
-                          **({"write_error": b.write_error} if b.write_error else {})}
-    hot = [c for c in snap.counters if c.count >= c.limit or c.future_entries
-           or (c.declared_limit is not None and c.declared_limit != c.limit)]
-    if snap.counters:
-        doc["counters_at_or_over_limit"] = [
-            {"key": c.key, "count": c.count, "limit": c.limit,
-             **({"declared_limit": c.declared_limit} if c.declared_limit not in (None, c.limit) else {}),
-             **({"future_entries": c.future_entries} if c.future_entries else {})} for c in hot]
-        doc["counters_within_limit"] = len(snap.counters) - len(hot)
-    return doc
-
-
-def first_message(ticket: TicketState, evidence: dict[str, Any], snapshots: Sequence[ObsSnapshot]) -> str:
+def first_message(ticket: TicketState, evidence: dict[str, Any], snapshots: Sequence[ObsSnapshot],
+                  toolbox: Toolbox) -> str:
     lines = [
         f"Ticket {ticket.ticket_id}: invariant `{ticket.invariant}` is violated on `{ticket.entity}`.",
         f"Summary: {ticket.summary}",
@@ -126,7 +104,7 @@ def first_message(ticket: TicketState, evidence: dict[str, Any], snapshots: Sequ
     if evidence:
         lines.append(f"Evidence from the monitor: {compact(evidence, EVIDENCE_CHARS)}")
     if snapshots:
-        recent = [snapshot_summary(s) for s in snapshots]
+        recent = [toolbox.summarize(s) for s in snapshots]
         lines.append(f"Latest observations (oldest first): {compact(recent, SNAPSHOT_CHARS)}")
     lines.append("Diagnose, remediate, check, then give your final answer — or escalate.")
     return "\n".join(lines)

@@ -57,8 +57,8 @@ from services.agent.session import Session, abridge
 from services.agent.settings import AgentSettings
 from services.agent.violations import ViolationTracker
 from services.runtime import ServiceProcess
-from subjects.base import Adapter
-from subjects.registry import load_adapter
+from subjects.contract import Toolbox
+from subjects.registry import load_subject
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +69,13 @@ _OBSERVATIONS_S = 10.0  # how far back a starting agent reads observations
 class AgentService(ServiceProcess):
     name = "agent"
 
-    def __init__(self, bus, settings, adapter: Adapter | None = None,  # type: ignore[no-untyped-def]
+    def __init__(self, bus, settings, toolbox: Toolbox | None = None,  # type: ignore[no-untyped-def]
                  policy: Policy | None = None, config: AgentSettings | None = None) -> None:
         super().__init__(bus, settings)
         self.config = config or AgentSettings()
-        self.redactor = Redactor(self.config.secrets())
+        self.toolbox = toolbox or load_subject().toolbox()
+        self.redactor = Redactor([*self.config.secrets(), *self.toolbox.secrets()])
         install_log_redaction(self.redactor)
-        self.adapter = adapter or load_adapter()
         self.snapshots: deque[ObsSnapshot] = deque(maxlen=2)
         self.policy = policy or make_policy(self.config.policy, self.config, self.snapshots)
         self.agent_id = f"agent/{settings.instance}"
@@ -227,7 +227,7 @@ class AgentService(ServiceProcess):
         ticket = (await self.store.load(ticket_id)).state
         key = (ticket.invariant, ticket.entity)
         session = self._live = Session(
-            bus=self.bus, run=self.run, agent=self.agent_id, adapter=self.adapter, store=self.store, ticket=ticket,
+            bus=self.bus, run=self.run, agent=self.agent_id, toolbox=self.toolbox, store=self.store, ticket=ticket,
             evidence=self.evidence.get(ticket_id, {}), violations=self.violations, max_steps=self.config.max_steps,
             approval=self.config.approval, approvals=self.approvals, redactor=self.redactor,
             approval_timeout_s=self.config.approval_timeout_s, deadline=self._deadline)
@@ -323,4 +323,4 @@ class AgentService(ServiceProcess):
             state = (await self.store.load(ticket_id)).state
             if state.claimed_by == self.agent_id and state.status not in ("resolved", "escalated"):
                 await self._escalate(ticket_id, reason, 0, live)
-        await self.adapter.close()
+        await self.toolbox.close()

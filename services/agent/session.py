@@ -48,7 +48,7 @@ from projections.tickets import IllegalTransition, TicketState, TicketStore
 from services.agent.approvals import Approvals, Decision
 from services.agent.redact import Redactor
 from services.agent.violations import ViolationTracker
-from subjects.base import Adapter, AdapterError, Tool
+from subjects.contract import SubjectError, Tool, Toolbox
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class ToolResult:
 
 
 class Session:
-    def __init__(self, *, bus: Bus, run: str, agent: str, adapter: Adapter, store: TicketStore,
+    def __init__(self, *, bus: Bus, run: str, agent: str, toolbox: Toolbox, store: TicketStore,
                  ticket: TicketState, evidence: dict[str, Any], violations: ViolationTracker,
                  max_steps: int, approval: str = "auto", approvals: Approvals | None = None,
                  redactor: Redactor | None = None, result_limit: int = _RESULT_LIMIT,
@@ -88,7 +88,7 @@ class Session:
         self.bus = bus
         self.run = run
         self.agent = agent
-        self.adapter = adapter
+        self.toolbox = toolbox
         self.store = store
         self.ticket = ticket
         self.evidence = evidence
@@ -130,12 +130,12 @@ class Session:
         return f"{name}({json.dumps(args, sort_keys=True, default=str)})"
 
     def tool_names(self) -> list[str]:
-        return [t.name for t in self.adapter.tools()]
+        return [t.name for t in self.toolbox.tools()]
 
     async def call_tool(self, name: str, args: dict[str, Any], *, tool_use_id: str | None = None) -> ToolResult:
         """Check, run and record one tool call. Never raises for tool-level problems."""
         self.steps += 1
-        tool = self.adapter.tool(name)
+        tool = self.toolbox.tool(name)
         call = _Call(name=name, args=args, safe_args=self.redact.value(args), call_id=f"c{self.steps}-"
                      f"{secrets.token_hex(4)}", tool_use_id=tool_use_id, mutating=bool(tool and tool.mutating))
         call.seq = await self._emit(AgentToolCall(ticket_id=self.ticket_id, call_id=call.call_id, tool=name,
@@ -182,7 +182,7 @@ class Session:
                 result = await asyncio.shield(task)
         except TimeoutError:
             task.cancel()
-            await asyncio.wait({task}, timeout=_CANCEL_S)  # let it unwind before the adapter closes
+            await asyncio.wait({task}, timeout=_CANCEL_S)  # let it unwind before the toolbox closes
             self._settled = f"{what} was still running {grace:g}s later and was cancelled; its outcome is unknown"
         except asyncio.CancelledError:
             if not task.cancelled():
@@ -280,7 +280,7 @@ class Session:
     async def _execute(self, tool: Tool, parsed: Any) -> ToolResult:
         try:
             return ToolResult(True, await tool.run(parsed), executed=True)
-        except AdapterError as exc:
+        except SubjectError as exc:
             return ToolResult(False, error=str(exc), executed=True)
         except Exception as exc:  # a tool bug must not kill the session: record it
             log.exception("tool %s crashed", tool.name)

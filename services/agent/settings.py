@@ -152,11 +152,9 @@ class AgentSettings(BaseSettings):
             value = os.environ.get(name)
             if value:
                 out.append(value)
-        # passwords inside the lab's own endpoints (supervisor, Redis, NATS)
-        for name in ("OPLAB_RL_SUPERVISOR_URL", "REDIS_URL", "OPLAB_REDIS_URL", "NATS_URL", "OPLAB_NATS_URL",
-                     "OPLAB_SUPERVISOR_PASSWORD"):
-            value = os.environ.get(name, "")
-            password = urlparse(value).password if "://" in value else value if name.endswith("PASSWORD") else None
+        # passwords inside the lab's own endpoints (the subject's are the toolbox's to name)
+        for name in ("NATS_URL", "OPLAB_NATS_URL"):
+            password = urlparse(os.environ.get(name, "")).password
             if password:
                 out.append(password)
         return out

@@ -74,8 +74,8 @@ from events.envelope import utcnow
 from events.subjects import command, run_domain
 from services.chaos.ledger import ActiveFault, Ledger
 from services.runtime import ServiceProcess
-from subjects.base import Adapter, AdapterError, Fault, Injection, RefusedError
-from subjects.registry import load_adapter
+from subjects.contract import Fault, FaultKit, Injection, RefusedError, SubjectError
+from subjects.registry import load_subject
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,10 @@ class RevertRequest(BaseModel):
 class ChaosService(ServiceProcess):
     name = "chaos"
 
-    def __init__(self, bus, settings, adapter: Adapter | None = None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, bus, settings, kit: FaultKit | None = None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(bus, settings)
         self.config = ChaosSettings()
-        self.adapter = adapter or load_adapter()
+        self.kit = kit or load_subject().fault_kit()
         self.ledger = Ledger()
         self._timers: dict[str, asyncio.Task[None]] = {}  # per fault: TTL expiry, then revert retries
         self._confirms: set[asyncio.Task[None]] = set()
@@ -137,7 +137,7 @@ class ChaosService(ServiceProcess):
                 await self._revert(fault, "shutdown")
         for task in [*self._timers.values(), *self._confirms]:
             task.cancel()
-        await self.adapter.close()
+        await self.kit.close()
         await super().stop()
 
     # -- recovery ---------------------------------------------------------------
@@ -161,7 +161,7 @@ class ChaosService(ServiceProcess):
     async def _settle_cut_off(self, requested: FaultRequested) -> None:
         """Record a request a crash cut off mid-injection; undo it where the target alone allows."""
         reason = MID_INJECTION
-        fault = self.adapter.fault(requested.kind)
+        fault = self.kit.fault(requested.kind)
         derive = getattr(fault, "undo_for_target", None)
         if requested.target and fault is not None and callable(derive):
             if (other := self.ledger.on_target(requested.target)) is not None:
@@ -171,7 +171,7 @@ class ChaosService(ServiceProcess):
                     undo = derive(requested.target, fault.params_model.model_validate(requested.params))
                     if undo is not None:
                         reason += f"; reverted from its target: {await fault.revert(undo)}"
-                except (AdapterError, ValidationError) as exc:
+                except (SubjectError, ValidationError) as exc:
                     reason += f"; reverting from its target failed: {_describe(exc)}"
         log.warning("fault %s (%s) was cut off mid-injection: %s", requested.fault_id, requested.kind, reason)
         await self._record(FaultFailed(fault_id=requested.fault_id, stage="inject", reason=reason),
@@ -195,32 +195,32 @@ class ChaosService(ServiceProcess):
             result = await action(body)
         except (ValueError, ValidationError, RefusedError) as exc:
             raise ServiceError("400", _describe(exc)) from exc
-        except AdapterError as exc:
+        except SubjectError as exc:
             raise ServiceError("500", str(exc)) from exc
         await req.respond(json.dumps(result).encode())
 
     async def listing(self) -> dict[str, Any]:
         return {"faults": [f.as_dict() for f in self.ledger.active.values()],
                 "kinds": [{"kind": f.kind, "description": f.description, "default_ttl_s": f.default_ttl_s}
-                          for f in self.adapter.faults()],
-                "targets": self.adapter.targets()}
+                          for f in self.kit.faults()],
+                "targets": self.kit.targets()}
 
     async def inject(self, body: dict[str, Any]) -> dict[str, Any]:
         request = InjectRequest.model_validate(body)
-        fault = self.adapter.fault(request.kind)
+        fault = self.kit.fault(request.kind)
         if fault is None:
-            known = ", ".join(f.kind for f in self.adapter.faults())
+            known = ", ".join(f.kind for f in self.kit.faults())
             raise RefusedError(f"unknown fault kind {request.kind!r}; known: {known}")
-        if request.target is not None and request.target not in self.adapter.targets():
+        if request.target is not None and request.target not in self.kit.targets():
             raise RefusedError(f"target {request.target!r} is outside the lab; targets: "
-                               f"{', '.join(self.adapter.targets())}")
+                               f"{', '.join(self.kit.targets())}")
         params = fault.params_model.model_validate(request.params)
         ttl = request.ttl_s or fault.default_ttl_s
         if ttl > self.config.max_ttl_s:
             raise RefusedError(f"ttl_s {ttl} exceeds the maximum {self.config.max_ttl_s}")
         async with self._lock:
             if self.stopping.is_set():
-                raise AdapterError("the chaos service is stopping")
+                raise SubjectError("the chaos service is stopping")
             # resolve the target first: a conflict is refused with nothing injected, and a
             # request cut off by a crash names what it was about to break
             target = await fault.resolve_target(request.target)
@@ -235,12 +235,12 @@ class ChaosService(ServiceProcess):
             try:
                 injection = await fault.inject(target, params)
             except Exception as exc:  # refused, failed, or a bug: in every case the request gets its outcome
-                why = str(exc) if isinstance(exc, AdapterError) else f"unexpected error: {exc!r}"
+                why = str(exc) if isinstance(exc, SubjectError) else f"unexpected error: {exc!r}"
                 await self._record(FaultFailed(fault_id=fault_id, stage="inject", reason=why),
                                    correlation=fault_id, causation=requested.id)
-                if isinstance(exc, AdapterError):
+                if isinstance(exc, SubjectError):
                     raise
-                raise AdapterError(f"{fault.kind}: {why}") from exc
+                raise SubjectError(f"{fault.kind}: {why}") from exc
             expires_at = utcnow() + timedelta(seconds=ttl)
             injected = FaultInjected(fault_id=fault_id, kind=fault.kind, target=injection.target,
                                      params=params.model_dump(), undo=injection.undo, expires_at=expires_at)
@@ -253,7 +253,7 @@ class ChaosService(ServiceProcess):
                 await self.emit(injected, correlation=fault_id, causation=requested.id)
             except Exception as exc:  # the log would not know how to undo it: undo it now
                 await self._abandon(requested, fault, injected, f"could not record the injection: {exc!r}")
-                raise AdapterError(f"{fault.kind} on {injection.target}: could not record the injection, "
+                raise SubjectError(f"{fault.kind} on {injection.target}: could not record the injection, "
                                    "so it was undone") from exc
             self.ledger.apply(injected)
             active = self.ledger.active[fault_id]
@@ -300,21 +300,21 @@ class ChaosService(ServiceProcess):
             outcomes = [(f, await self._revert(f, "explicit")) for f in targets]
         failed = [f.fault_id for f, ok in outcomes if not ok]
         if failed and not request.all:
-            raise AdapterError(f"revert of {failed[0]} failed (recorded as chaos.fault_failed); "
+            raise SubjectError(f"revert of {failed[0]} failed (recorded as chaos.fault_failed); "
                                "the fault is still active")
         return {"reverted": [f.fault_id for f, ok in outcomes if ok], "failed": failed}
 
     # -- lifecycle of one fault -------------------------------------------------
 
     async def _confirm(self, active: ActiveFault, injection: Injection, params: BaseModel) -> None:
-        fault = self.adapter.fault(active.kind)
+        fault = self.kit.fault(active.kind)
         assert fault is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.effective_timeout_s
         while active.fault_id in self.ledger.active:
             try:
                 evidence = await fault.effective(injection, params)
-            except AdapterError as exc:
+            except SubjectError as exc:
                 evidence, error = None, str(exc)
             else:
                 error = "no evidence yet"
@@ -350,12 +350,12 @@ class ChaosService(ServiceProcess):
 
     async def _revert(self, active: ActiveFault, reason: str, *, record_failure: bool = True) -> bool:
         """Revert and record; must hold ``_lock``. A failed revert keeps the fault active; returns success."""
-        fault = self.adapter.fault(active.kind)
+        fault = self.kit.fault(active.kind)
         try:
             if fault is None:
-                raise AdapterError(f"this chaos service cannot revert kind {active.kind!r}")
+                raise SubjectError(f"this chaos service cannot revert kind {active.kind!r}")
             detail = await fault.revert(active.undo)
-        except Exception as exc:  # an adapter failure or a bug: the fault stays active either way
+        except Exception as exc:  # a subject failure or a bug: the fault stays active either way
             log.error("revert failed fault=%s reason=%s: %s", active.fault_id, reason, _describe(exc))
             if record_failure:
                 await self._record(FaultFailed(fault_id=active.fault_id, stage="revert", reason=_describe(exc)),

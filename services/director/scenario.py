@@ -23,6 +23,10 @@ The ``advance`` fields:
 - ``key``: auto mode only - whether a key press may skip ahead.
 
 Narration may use ``{fault}``, ``{fault_title}`` and ``{summary}`` placeholders.
+
+Scenarios belong to subjects: a subject package ships its scenario files
+(:meth:`~subjects.contract.Subject.scenarios`), a scenario names its
+``subject``, and every fault it plays must be in that subject's catalogue.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from events import Event
+from subjects.contract import Subject
 
 
 class ScenarioError(ValueError):
@@ -130,6 +135,12 @@ class Scenario(BaseModel):
                                          description="wait for these services' svc.started first")
     chapters: list[Chapter] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _default_fault_is_played(self) -> Scenario:
+        if self.faults and self.default_fault not in self.faults:
+            raise ValueError(f"default_fault {self.default_fault!r} is not one of its faults")
+        return self
+
     def chapters_for(self, fault: str) -> list[Chapter]:
         """The chapters played for ``fault``: incident chapters, or control ones."""
         spec = self.faults.get(fault)
@@ -137,21 +148,35 @@ class Scenario(BaseModel):
         return [c for c in self.chapters if c.plays_for in ("all", kind)]
 
 
-SCENARIO_DIR = Path(__file__).parent / "scenarios"
+def load_scenario(name_or_path: str | None, subject: Subject) -> Scenario:
+    """``subject``'s scenario called ``name_or_path`` (None: its default), or a YAML file at that path.
 
-
-def load_scenario(name_or_path: str) -> Scenario:
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = SCENARIO_DIR / f"{name_or_path}.yaml"
+    Raises :class:`ScenarioError` if there is none, the file is not a valid
+    scenario, it is about another subject, or it plays a fault the subject does not have."""
+    known = subject.scenarios()
+    name = name_or_path or subject.default_scenario()
+    if name is None:
+        raise ScenarioError(f"subject {subject.name!r} ships no scenario: give a scenario file")
+    path = known.get(name) or Path(name)
+    if name not in known and not path.suffix:
+        raise ScenarioError(f"no scenario {name!r} for subject {subject.name} "
+                            f"(it has: {', '.join(known) or 'none'}; or give a .yaml path)")
     try:
         doc = yaml.safe_load(path.read_text())
     except FileNotFoundError as exc:
-        known = ", ".join(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
-        raise ScenarioError(f"no scenario {name_or_path!r} (built in: {known})") from exc
+        raise ScenarioError(f"no scenario file {path}") from exc
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path}: not valid YAML: {exc}") from exc
     try:
-        return Scenario.model_validate(doc)
+        scenario = Scenario.model_validate(doc)
     except ValidationError as exc:
         raise ScenarioError(f"{path}: {exc}") from exc
+    if scenario.subject != subject.name:
+        raise ScenarioError(f"{path}: scenario {scenario.name!r} is about subject {scenario.subject!r}, "
+                            f"not {subject.name!r}")
+    kinds = subject.catalogue().fault_kinds()
+    unknown = [f for f in scenario.faults if f not in kinds]
+    if unknown:
+        raise ScenarioError(f"{path}: faults {', '.join(unknown)} are not in subject {subject.name}'s "
+                            f"catalogue ({', '.join(kinds)})")
+    return scenario

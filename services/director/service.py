@@ -71,8 +71,10 @@ from events.commands import CommandError, request
 from events.envelope import utcnow
 from events.subjects import command, run_domain
 from projections.timeline import RunTimeline
-from services.director.scenario import Chapter, Finish, Inject, RevertAll, Scenario, load_scenario
+from services.director.scenario import Chapter, Finish, Inject, RevertAll, Scenario, ScenarioError, load_scenario
 from services.runtime import ServiceProcess
+from subjects.contract import Subject
+from subjects.registry import load_subject
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,8 @@ _STORY_DOMAINS = frozenset({"svc", "run", "director", "chaos", "inv", "ticket"})
 class DirectorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPLAB_", extra="ignore")
     director_mode: Literal["auto", "interactive"] = "auto"
-    scenario: str = "ratelimiter"
+    scenario: str | None = None
+    """A scenario of the run's subject, by name or YAML path (default: the subject's first)."""
     fault: str | None = None
     director_ready_timeout_s: float = 30.0
 
@@ -93,10 +96,14 @@ class DirectorSettings(BaseSettings):
 class DirectorService(ServiceProcess):
     name = "director"
 
-    def __init__(self, bus, settings) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, bus, settings, subject: Subject | None = None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(bus, settings)
         self.config = DirectorSettings()
-        self.scenario: Scenario = load_scenario(self.config.scenario)
+        self.subject = subject or load_subject()
+        try:
+            self.scenario: Scenario = load_scenario(self.config.scenario, self.subject)
+        except ScenarioError as exc:
+            raise SystemExit(f"director: {exc}") from exc
         self.fault = self.config.fault or self.scenario.default_fault
         if self.fault not in self.scenario.faults:
             raise SystemExit(f"director: fault {self.fault!r} is not in scenario {self.scenario.name} "
@@ -222,7 +229,7 @@ class DirectorService(ServiceProcess):
     async def _play(self) -> None:
         start, enter_first = self._resume_point()
         if not self.run_started:
-            await self.emit(RunStarted(scenario=self.scenario.name, subject=self.scenario.subject,
+            await self.emit(RunStarted(scenario=self.scenario.name, subject=self.subject.name,
                                        fault=self.fault, config={"mode": self.mode}))
         if self.last_started is None:
             await self._wait_ready()

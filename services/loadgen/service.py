@@ -1,6 +1,6 @@
 """The loadgen service: runs the subject's workload and records what clients saw.
 
-The traffic itself is the subject's (``Adapter.workload()``); this service only
+The traffic itself is the subject's (its workload role); this service only
 schedules it and puts each interval's stats on the bus. Stats it cannot
 publish (NATS briefly away) are logged and dropped: they describe the past.
 """
@@ -13,8 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import WorkloadStats
 from services.runtime import ServiceProcess
-from subjects.base import Adapter
-from subjects.registry import load_adapter
+from subjects.contract import Workload
+from subjects.registry import load_subject
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +27,17 @@ class LoadgenSettings(BaseSettings):
 class LoadgenService(ServiceProcess):
     name = "loadgen"
 
-    def __init__(self, bus, settings, adapter: Adapter | None = None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, bus, settings, workload: Workload | None = None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(bus, settings)
         self.config = LoadgenSettings()
-        self.adapter = adapter or load_adapter()
+        self.workload = workload or load_subject().workload()
 
     async def main(self) -> None:
         self.ready.set()
         try:
-            await self.adapter.workload().run(self.stopping, self._record, self.config.interval_s)
+            await self.workload.run(self.stopping, self._record, self.config.interval_s)
         finally:
-            await self.adapter.close()
+            await self.workload.close()
 
     async def _record(self, stats: WorkloadStats) -> None:
         try:

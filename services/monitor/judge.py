@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from events import ObsSnapshot, WorkloadStats
-from subjects.base import Invariant, Violation
+from subjects.contract import Invariant, Violation
 
 Key = tuple[str, str]
 

@@ -44,8 +44,8 @@ from projections.tickets import TERMINAL, IllegalTransition, Ticket, TicketState
 from projections.tickets.state import apply_event
 from services.monitor.judge import Active, Judge
 from services.runtime import ServiceProcess
-from subjects.base import Adapter, Violation
-from subjects.registry import load_adapter
+from subjects.contract import Observer, Violation
+from subjects.registry import SubjectSettings, load_subject
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,12 @@ class MonitorSettings(BaseSettings):
 class MonitorService(ServiceProcess):
     name = "monitor"
 
-    def __init__(self, bus, settings, adapter: Adapter | None = None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, bus, settings, observer: Observer | None = None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(bus, settings)
         self.config = MonitorSettings()
-        self.adapter = adapter or load_adapter()
-        self.judge = Judge(self.adapter.invariants(), self.config.history_s)
+        self.observer = observer or load_subject().observer()
+        self.judge = Judge(self.observer.invariants(), self.config.history_s)
+        self.subject = SubjectSettings().subject  # what tickets are about; snapshots say it too
         self.store = TicketStore(bus, self.run)
         self.tickets: dict[str, TicketState] = {}
         self._restored = False
@@ -128,10 +129,11 @@ class MonitorService(ServiceProcess):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), delay)
         finally:
-            await self.adapter.close()
+            await self.observer.close()
 
     async def tick(self) -> None:
-        snapshot = await self.adapter.observe()
+        snapshot = await self.observer.observe()
+        self.subject = snapshot.subject
         snap_event = self.event(snapshot)
         await self.bus.publish(snap_event)
         self.judge.add_snapshot(snapshot)
@@ -176,7 +178,7 @@ class MonitorService(ServiceProcess):
         v = active.violation
         ticket = Ticket.open(TicketOpened(
             ticket_id=new_ticket_id(), invariant=v.invariant, entity=v.entity,
-            subject=self.adapter.name, summary=v.summary, evidence=v.evidence,
+            subject=self.subject, summary=v.summary, evidence=v.evidence,
             first_seen=active.first_seen), run=self.run)
         await self.store.save(ticket, causation=causation)
         self.tickets[ticket.ticket_id] = ticket.state

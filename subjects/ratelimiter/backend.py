@@ -21,15 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from subjects.contract import SubjectError
 from subjects.ratelimiter.settings import RateLimiterSettings
+
+T = TypeVar("T")
 
 REDIS_TARGET = "redis"
 """The lab's name for its Redis server, as a fault target."""
@@ -62,6 +66,14 @@ def describe_redis_error(exc: BaseException) -> str:
         return "timed out"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def guarded(what: str, call: Awaitable[T]) -> T:
+    """Await ``call``; a Redis failure becomes a SubjectError naming ``what``."""
+    try:
+        return await call
+    except (RedisError, OSError) as exc:
+        raise SubjectError(f"{what}: redis unavailable: {describe_redis_error(exc)}") from exc
 
 
 def paused_actions(info: dict[str, Any]) -> str | None:

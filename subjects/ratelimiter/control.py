@@ -7,7 +7,7 @@ readiness is judged from the node's ``/health``). ``supervisor_url`` may be
 ``http://host:port/RPC2`` or ``unix:///path/to/supervisor.sock``.
 
 Every call runs in a worker thread (``xmlrpc.client`` is blocking) with its own
-connection and a timeout; failures surface as :class:`AdapterError` with the
+connection and a timeout; failures surface as :class:`SubjectError` with the
 supervisord fault text.
 """
 
@@ -20,12 +20,12 @@ import xmlrpc.client
 from typing import Any
 from urllib.parse import urlparse
 
-from subjects.base import AdapterError
+from subjects.contract import SubjectError
 
 RUNNING_STATES = frozenset({"STARTING", "RUNNING"})
 
 
-class NodeUnreachable(AdapterError):
+class NodeUnreachable(SubjectError):
     """A node's HTTP API could not be reached (refused, timed out, reset)."""
 
 
@@ -91,17 +91,17 @@ class NodeControl:
         except xmlrpc.client.Fault as exc:
             raise SupervisorFault(method, args, exc) from exc
         except xmlrpc.client.ProtocolError as exc:  # its text carries the URL, credentials included
-            raise AdapterError(f"supervisord at {self.address} refused {method}: "
+            raise SubjectError(f"supervisord at {self.address} refused {method}: "
                                f"HTTP {exc.errcode} {exc.errmsg}") from None
         except (OSError, http.client.HTTPException) as exc:
-            raise AdapterError(f"supervisord at {self.address} unreachable ({method}): "
+            raise SubjectError(f"supervisord at {self.address} unreachable ({method}): "
                                f"{type(exc).__name__}: {exc}") from None
 
     async def info(self, node: str) -> dict[str, Any]:
         """supervisord's process info for ``node`` (statename, pid, ...)."""
         result = await self._call("supervisor.getProcessInfo", node)
         if not isinstance(result, dict):
-            raise AdapterError(f"unexpected reply from supervisord for {node}: {result!r}")
+            raise SubjectError(f"unexpected reply from supervisord for {node}: {result!r}")
         return result
 
     async def state(self, node: str) -> str:
@@ -117,12 +117,12 @@ class NodeControl:
     async def kill(self, node: str) -> int:
         """Send SIGKILL to the node's process; returns the pid that was killed.
 
-        With ``autorestart=false`` the node stays down. Raises AdapterError if it
+        With ``autorestart=false`` the node stays down. Raises SubjectError if it
         is not running (nothing to kill) or supervisord refuses.
         """
         info = await self.info(node)
         if info.get("statename") not in RUNNING_STATES:
-            raise AdapterError(f"node {node} is not running (state {info.get('statename')})")
+            raise SubjectError(f"node {node} is not running (state {info.get('statename')})")
         await self._call("supervisor.signalProcess", node, "KILL")
         return int(info.get("pid") or 0)
 
@@ -147,7 +147,7 @@ class NodeControl:
         return "stopped"
 
 
-class SupervisorFault(AdapterError):
+class SupervisorFault(SubjectError):
     """supervisord answered with an XML-RPC fault (``name`` is its symbolic code)."""
 
     _NAMES = {10: "BAD_NAME", 20: "NO_FILE", 30: "FAILED", 50: "ABNORMAL_TERMINATION",

@@ -34,7 +34,7 @@
 undo was recorded) derives an undo from the target alone where it can: start
 the node, clear the node's hook, unpause, restore the *declared* memory
 configuration or limit (the values before are unknown). ``counter_drift``
-cannot (its undo names the exact entries it wrote; the ``counter_drift``
+cannot (its undo names the exact entries it wrote; the ``future_dated_entries``
 invariant surfaces them and ``prune_counter`` removes them).
 
 Targets outside the lab (unknown node or key; anything but ``redis`` for the
@@ -49,23 +49,20 @@ import contextlib
 import itertools
 import secrets
 import time
-from typing import TYPE_CHECKING, Any, get_args
+from typing import Any, get_args
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from redis.exceptions import RedisError
 
-from subjects.base import AdapterError, Fault, Injection, NoArgs, RefusedError
-from subjects.ratelimiter.backend import describe_redis_error, paused_actions
+from subjects.contract import Fault, Injection, NoArgs, RefusedError, SubjectError
+from subjects.ratelimiter.backend import guarded, paused_actions
+from subjects.ratelimiter.cluster import RateLimiterCluster
 from subjects.ratelimiter.control import RUNNING_STATES, NodeUnreachable
 from subjects.ratelimiter.settings import RateLimiterSettings
 
-if TYPE_CHECKING:
-    from subjects.ratelimiter.adapter import RateLimiterAdapter
-
 
 class RateLimiterFault(Fault):
-    """A rate limiter fault: holds the adapter it acts through.
+    """A rate limiter fault: holds the cluster it acts through.
 
     ``target_kind`` says what it breaks: a ``node`` (default: the first healthy
     one), a policy ``key`` (default: the first) or ``redis``.
@@ -73,37 +70,15 @@ class RateLimiterFault(Fault):
 
     target_kind: str = "node"
 
-    def __init__(self, adapter: RateLimiterAdapter) -> None:
-        self.adapter = adapter
+    def __init__(self, cluster: RateLimiterCluster) -> None:
+        self.cluster = cluster
 
     async def resolve_target(self, target: str | None) -> str:
         if self.target_kind == "node":
-            return self.adapter.require_node(target if target is not None else await pick_healthy_node(self.adapter))
+            return self.cluster.require_node(target if target is not None else await self.cluster.pick_healthy_node())
         if self.target_kind == "key":
-            return self.adapter.require_key(target if target is not None else next(iter(self.adapter.settings.policy)))
-        return str(self.adapter.require_redis(target))
-
-    async def close(self) -> None:
-        """Stop whatever the fault runs in this process (default: nothing)."""
-
-
-async def pick_healthy_node(adapter: RateLimiterAdapter) -> str:
-    """The first lab node whose process runs and whose /health answers."""
-    for node in adapter.settings.node_urls:
-        try:
-            if await adapter.control.state(node) in RUNNING_STATES and (await adapter.probe(node)).ok:
-                return node
-        except AdapterError:
-            continue
-    raise RefusedError("no running, healthy node to target")
-
-
-async def _guard(what: str, coro: Any) -> Any:
-    """Await ``coro``; a Redis failure becomes AdapterError naming ``what``."""
-    try:
-        return await coro
-    except (RedisError, OSError) as exc:
-        raise AdapterError(f"{what}: redis unavailable: {describe_redis_error(exc)}") from exc
+            return self.cluster.require_key(target if target is not None else self.cluster.first_key())
+        return str(self.cluster.require_redis(target))
 
 
 class NodeKill(RateLimiterFault):
@@ -113,8 +88,8 @@ class NodeKill(RateLimiterFault):
     default_ttl_s = 60.0
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
-        control = self.adapter.control
-        node = self.adapter.require_node(target if target is not None else await pick_healthy_node(self.adapter))
+        control = self.cluster.control
+        node = self.cluster.require_node(target if target is not None else await self.cluster.pick_healthy_node())
         state = await control.state(node)
         if state not in RUNNING_STATES:
             raise RefusedError(f"node {node} is not running (state {state}): nothing to kill")
@@ -123,10 +98,10 @@ class NodeKill(RateLimiterFault):
 
     async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
         node = injection.target
-        probe = await self.adapter.probe(node)
+        probe = await self.cluster.probe(node)
         if probe.ok:
             return None
-        record = await self.adapter.heartbeat(node)
+        record = await self.cluster.heartbeat(node)
         return {
             "node": node,
             "health": probe.detail,
@@ -137,16 +112,16 @@ class NodeKill(RateLimiterFault):
 
     async def _state(self, node: str) -> str:
         try:
-            return await self.adapter.control.state(node)
-        except AdapterError as exc:
+            return await self.cluster.control.state(node)
+        except SubjectError as exc:
             return f"unknown ({exc})"
 
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         return {"node": target}
 
     async def revert(self, undo: dict[str, Any]) -> str:
-        node = self.adapter.require_node(str(undo.get("node", "")))
-        action = await self.adapter.ensure_running(node, self.adapter.settings.restart_deadline_s)
+        node = self.cluster.require_node(str(undo.get("node", "")))
+        action = await self.cluster.ensure_running(node, self.cluster.settings.restart_deadline_s)
         return f"node {node}: {action}"
 
 
@@ -166,22 +141,15 @@ class CounterDrift(RateLimiterFault):
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
         p = params if isinstance(params, DriftParams) else DriftParams.model_validate(params.model_dump())
-        key = self.adapter.require_key(target if target is not None else next(iter(self.adapter.settings.policy)))
-        try:
-            limit = (await self.adapter.store.limits())[key]
-            n = max(1, round(p.factor * max(limit, 1)))
-            token = secrets.token_hex(4)
-            members = [f"drift:{token}:{i}" for i in range(n)]
-            await self.adapter.store.add_future_entries(key, members, p.ahead_s)
-        except (RedisError, OSError) as exc:
-            raise AdapterError(f"counter_drift on {key}: redis unavailable: {exc}") from exc
+        key = self.cluster.require_key(target if target is not None else self.cluster.first_key())
+        limit = (await guarded(f"counter_drift on {key}", self.cluster.store.limits()))[key]
+        n = max(1, round(p.factor * max(limit, 1)))
+        members = [f"drift:{secrets.token_hex(4)}:{i}" for i in range(n)]
+        await guarded(f"counter_drift on {key}", self.cluster.store.add_future_entries(key, members, p.ahead_s))
         return Injection(target=key, undo={"key": key, "members": members})
 
     async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
-        try:
-            _, counters = await self.adapter.store.counters([injection.target])
-        except (RedisError, OSError) as exc:
-            raise AdapterError(f"counter_drift: redis unavailable: {exc}") from exc
+        _, counters = await guarded("counter_drift", self.cluster.store.counters([injection.target]))
         counter = counters[0]
         if counter.count <= counter.limit:
             return None
@@ -191,12 +159,9 @@ class CounterDrift(RateLimiterFault):
         return None  # the undo removes exactly the fault's own entries, whose names only the injection knew
 
     async def revert(self, undo: dict[str, Any]) -> str:
-        key = self.adapter.require_key(str(undo.get("key", "")))
+        key = self.cluster.require_key(str(undo.get("key", "")))
         members = [str(m) for m in undo.get("members", [])]
-        try:
-            removed = await self.adapter.store.remove_members(key, members)
-        except (RedisError, OSError) as exc:
-            raise AdapterError(f"counter_drift revert on {key}: redis unavailable: {exc}") from exc
+        removed = await guarded(f"counter_drift revert on {key}", self.cluster.store.remove_members(key, members))
         return f"removed {removed} of {len(members)} bogus entries from {key}"
 
 
@@ -207,23 +172,23 @@ class GhostAllowing(RateLimiterFault):
     default_ttl_s = 60.0
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
-        node = self.adapter.require_node(target if target is not None else await pick_healthy_node(self.adapter))
-        status, body = await self.adapter.node_call(node, "PUT", "/admin/faults/fail_open")
+        node = self.cluster.require_node(target if target is not None else await self.cluster.pick_healthy_node())
+        status, body = await self.cluster.node_call(node, "PUT", "/admin/faults/fail_open")
         if status == 404:
-            raise AdapterError(f"node {node} serves no fault hooks (OPLAB_RL_FAULT_HOOKS is off)")
+            raise SubjectError(f"node {node} serves no fault hooks (OPLAB_RL_FAULT_HOOKS is off)")
         if status != 200 or not isinstance(body, dict) or not body.get("fail_open"):
-            raise AdapterError(f"node {node} refused the fail-open hook: HTTP {status} {body!r}")
+            raise SubjectError(f"node {node} refused the fail-open hook: HTTP {status} {body!r}")
         return Injection(target=node, undo={"node": node, "instance": body.get("instance"), "pid": body.get("pid")})
 
     async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
         """Proof: the node admits one check costing more than the key's whole limit, which no
         correct node can (``count + cost <= limit`` never holds), and which writes nothing."""
         node = injection.target
-        limits = await _guard("ghost_allowing", self.adapter.store.limits())
+        limits = await guarded("ghost_allowing", self.cluster.store.limits())
         key, limit = next(((k, v) for k, v in limits.items() if 0 <= v < 1000), (None, None))
         if key is None or limit is None:
-            raise AdapterError("ghost_allowing: no policy key with a limit under 1000 to prove it with")
-        status, body = await self.adapter.node_call(node, "POST", "/check", {"key": key, "cost": limit + 1})
+            raise SubjectError("ghost_allowing: no policy key with a limit under 1000 to prove it with")
+        status, body = await self.cluster.node_call(node, "POST", "/check", {"key": key, "cost": limit + 1})
         if status != 200 or not isinstance(body, dict) or not body.get("allowed"):
             return None
         return {"node": node, "key": key, "limit": limit, "cost": limit + 1, "allowed": True,
@@ -233,13 +198,13 @@ class GhostAllowing(RateLimiterFault):
         return {"node": target}
 
     async def revert(self, undo: dict[str, Any]) -> str:
-        node = self.adapter.require_node(str(undo.get("node", "")))
+        node = self.cluster.require_node(str(undo.get("node", "")))
         try:
-            status, body = await self.adapter.node_call(node, "DELETE", "/admin/faults/fail_open")
+            status, body = await self.cluster.node_call(node, "DELETE", "/admin/faults/fail_open")
         except NodeUnreachable as exc:
             return f"node {node} unreachable ({exc}); its fail-open state lived only in that process's memory"
         if status != 200 or not isinstance(body, dict):
-            raise AdapterError(f"node {node} did not clear the fail-open hook: HTTP {status} {body!r}")
+            raise SubjectError(f"node {node} did not clear the fail-open hook: HTTP {status} {body!r}")
         if body.get("previous"):
             return f"node {node}: fail-open cleared"
         return f"node {node}: was not failing open (already reverted, or restarted since)"
@@ -261,21 +226,21 @@ class RedisPause(RateLimiterFault):
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
         p = params if isinstance(params, PauseParams) else PauseParams.model_validate(params.model_dump())
-        target = self.adapter.require_redis(target)
-        backend = self.adapter.backend
-        already = paused_actions(await _guard("redis_pause", backend.info()))
+        target = self.cluster.require_redis(target)
+        backend = self.cluster.backend
+        already = paused_actions(await guarded("redis_pause", backend.info()))
         if already is not None:
             raise RefusedError(f"Redis is already paused ({already}); not stacking a second pause")
         pause_ms = round(p.pause_s * 1000)
-        await _guard("redis_pause", backend.pause_writes(pause_ms))
+        await guarded("redis_pause", backend.pause_writes(pause_ms))
         return Injection(target=target, undo={"pause_ms": pause_ms})
 
     async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
-        backend = self.adapter.backend
+        backend = self.cluster.backend
         write = await backend.write_probe()
         if write.kind != "timeout":
             return None
-        info = await _guard("redis_pause", backend.info())
+        info = await guarded("redis_pause", backend.info())
         return {"write": write.as_dict(), "paused_actions": info.get("paused_actions"),
                 "paused_timeout_ms": info.get("paused_timeout_milliseconds")}
 
@@ -283,7 +248,7 @@ class RedisPause(RateLimiterFault):
         return {}
 
     async def revert(self, undo: dict[str, Any]) -> str:
-        await _guard("redis_pause revert", self.adapter.backend.unpause())
+        await guarded("redis_pause revert", self.cluster.backend.unpause())
         return "CLIENT UNPAUSE sent: Redis accepts writes again"
 
 
@@ -304,34 +269,34 @@ class RedisOom(RateLimiterFault):
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
         p = params if isinstance(params, OomParams) else OomParams.model_validate(params.model_dump())
-        target = self.adapter.require_redis(target)
-        backend = self.adapter.backend
-        before = await _guard("redis_oom", backend.memory_config())
-        used = await _guard("redis_oom", backend.used_memory())
+        target = self.cluster.require_redis(target)
+        backend = self.cluster.backend
+        before = await guarded("redis_oom", backend.memory_config())
+        used = await guarded("redis_oom", backend.used_memory())
         if 0 < before["maxmemory"] < used:
             raise RefusedError(f"Redis is already over its maxmemory ({used} > {before['maxmemory']})")
         limit = max(1, int(used * p.fraction))
-        await _guard("redis_oom", backend.set_memory_config(limit, "noeviction"))
+        await guarded("redis_oom", backend.set_memory_config(limit, "noeviction"))
         return Injection(target=target, undo={**before, "set_to": limit})
 
     async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
-        backend = self.adapter.backend
+        backend = self.cluster.backend
         write = await backend.write_probe()
         if write.kind != "oom":
             return None
-        config = await _guard("redis_oom", backend.memory_config())
-        return {"write": write.as_dict(), **config, "used_memory": await _guard("redis_oom", backend.used_memory())}
+        config = await guarded("redis_oom", backend.memory_config())
+        return {"write": write.as_dict(), **config, "used_memory": await guarded("redis_oom", backend.used_memory())}
 
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         """The values before are unknown: the lab's declared memory configuration stands in for them."""
-        settings = self.adapter.settings
+        settings = self.cluster.settings
         return {"maxmemory": settings.redis_maxmemory, "maxmemory_policy": settings.redis_maxmemory_policy}
 
     async def revert(self, undo: dict[str, Any]) -> str:
         maxmemory, policy = undo.get("maxmemory"), undo.get("maxmemory_policy")
         if not isinstance(maxmemory, int) or maxmemory < 0 or policy not in _POLICIES:
             raise RefusedError(f"bad undo data for redis_oom: {undo!r}")
-        await _guard("redis_oom revert", self.adapter.backend.set_memory_config(maxmemory, str(policy)))
+        await guarded("redis_oom revert", self.cluster.backend.set_memory_config(maxmemory, str(policy)))
         return f"restored maxmemory={maxmemory} maxmemory-policy={policy}"
 
 
@@ -357,8 +322,8 @@ class LimitMisconfig(RateLimiterFault):
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
         p = params if isinstance(params, MisconfigParams) else MisconfigParams.model_validate(params.model_dump())
-        key = self.adapter.require_key(target if target is not None else next(iter(self.adapter.settings.policy)))
-        current = (await _guard("limit_misconfig", self.adapter.store.limits()))[key]
+        key = self.cluster.require_key(target if target is not None else self.cluster.first_key())
+        current = (await guarded("limit_misconfig", self.cluster.store.limits()))[key]
         new = p.limit if p.limit is not None else max(0, round(current * (p.factor or 0.25)))
         if new == current:
             raise RefusedError(f"limit {new} is the current limit of {key}: that changes nothing")
@@ -367,34 +332,34 @@ class LimitMisconfig(RateLimiterFault):
 
     async def _put(self, key: str, limit: int) -> tuple[str, int]:
         """``PUT /admin/limits/{key}`` on the first healthy node; (node, previous limit)."""
-        node = await pick_healthy_node(self.adapter)
-        status, body = await self.adapter.node_call(node, "PUT", f"/admin/limits/{key}", {"limit": limit})
+        node = await self.cluster.pick_healthy_node()
+        status, body = await self.cluster.node_call(node, "PUT", f"/admin/limits/{key}", {"limit": limit})
         if status != 200 or not isinstance(body, dict) or not isinstance(body.get("previous"), int):
-            raise AdapterError(f"node {node} refused to set the limit of {key}: HTTP {status} {body!r}")
+            raise SubjectError(f"node {node} refused to set the limit of {key}: HTTP {status} {body!r}")
         return node, int(body["previous"])
 
     async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
         key, set_to = injection.target, injection.undo.get("set_to")
-        live = (await _guard("limit_misconfig", self.adapter.store.limits()))[key]
+        live = (await guarded("limit_misconfig", self.cluster.store.limits()))[key]
         if live != set_to:
             return None
-        return {"key": key, "limit": live, "declared": self.adapter.settings.policy[key],
+        return {"key": key, "limit": live, "declared": self.cluster.settings.policy[key],
                 "previous": injection.undo.get("previous")}
 
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         """The limit before is unknown: the declared policy's limit stands in for it."""
-        limit = self.adapter.settings.policy.get(target)
+        limit = self.cluster.settings.policy.get(target)
         return None if limit is None else {"key": target, "previous": limit}
 
     async def revert(self, undo: dict[str, Any]) -> str:
-        key = self.adapter.require_key(str(undo.get("key", "")))
+        key = self.cluster.require_key(str(undo.get("key", "")))
         previous = undo.get("previous")
         if not isinstance(previous, int) or previous < 0:
             raise RefusedError(f"bad undo data for limit_misconfig: {undo!r}")
         try:
             node, was = await self._put(key, previous)
-        except (RefusedError, AdapterError):  # no node answers: the shared state is reachable directly
-            was = await _guard("limit_misconfig revert", self.adapter.store.set_limit(key, previous))
+        except (RefusedError, SubjectError):  # no node answers: the shared state is reachable directly
+            was = await guarded("limit_misconfig revert", self.cluster.store.set_limit(key, previous))
             node = "redis"
         return f"limit of {key} restored to {previous} (was {was}; via {node})"
 
@@ -426,18 +391,18 @@ class HotKeyBurst(RateLimiterFault):
     params_model = BurstParams
     default_ttl_s = 60.0
 
-    def __init__(self, adapter: RateLimiterAdapter) -> None:
-        super().__init__(adapter)
+    def __init__(self, cluster: RateLimiterCluster) -> None:
+        super().__init__(cluster)
         self._bursts: dict[str, Burst] = {}
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
         p = params if isinstance(params, BurstParams) else BurstParams.model_validate(params.model_dump())
-        key = self.adapter.require_key(target if target is not None else next(iter(self.adapter.settings.policy)))
-        limit = (await _guard("hot_key_burst", self.adapter.store.limits()))[key]
-        rate = p.factor * max(limit, 1) / self.adapter.settings.window_s
+        key = self.cluster.require_key(target if target is not None else self.cluster.first_key())
+        limit = (await guarded("hot_key_burst", self.cluster.store.limits()))[key]
+        rate = p.factor * max(limit, 1) / self.cluster.settings.window_s
         if rate > MAX_BURST_RATE:
             raise RefusedError(f"a burst of {rate:.0f} requests/s on {key} exceeds the {MAX_BURST_RATE:.0f}/s cap")
-        burst = Burst(self.adapter.settings, key, limit, rate, p.duration_s, p.concurrency)
+        burst = Burst(self.cluster.settings, key, limit, rate, p.duration_s, p.concurrency)
         burst_id = secrets.token_hex(6)
         self._bursts[burst_id] = burst
         burst.start()
@@ -543,6 +508,6 @@ class Burst:
             self._ended = time.monotonic()
 
 
-def faults(adapter: RateLimiterAdapter) -> list[RateLimiterFault]:
-    return [NodeKill(adapter), CounterDrift(adapter), GhostAllowing(adapter), RedisPause(adapter),
-            RedisOom(adapter), LimitMisconfig(adapter), HotKeyBurst(adapter)]
+FAULT_TYPES: tuple[type[RateLimiterFault], ...] = (
+    NodeKill, CounterDrift, GhostAllowing, RedisPause, RedisOom, LimitMisconfig, HotKeyBurst)
+"""The catalogue, in the order ``oplab subjects`` and ``chaos list`` show it."""

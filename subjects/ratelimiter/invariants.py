@@ -1,32 +1,22 @@
 """The rate limiter's invariants: pure, total functions of snapshot and workload history.
 
-Grace periods are judged from the timestamps in that history (snapshots'
-``observed_at``, workload intervals' ``interval_s``/``ended_at``), never from
-process memory, so a restarted monitor that reloads its history from the log
-decides exactly as before.
+Each is named for what is observed, never for a fault that may cause it. The
+judging every subject shares (persistence over a grace period from snapshot
+timestamps, stale workload stats, ``observer_blind``) is in
+:mod:`subjects.judging`; this module holds only the rate limiter's own rules.
 
-Snapshot invariants (``node_down``, ``over_limit``, ``counter_drift``,
+Snapshot invariants (``node_down``, ``over_limit``, ``future_dated_entries``,
 ``limit_policy_drift``, ``redis_unavailable``): the monitor observes every
 ~0.5 s and the detection target is 1.5 s after a fault, so a violation needs
 the condition in at least two consecutive (usable) snapshots spanning at least
-the grace period: with a 0.5 s cadence two snapshots suffice, while a faster
-observer needs more of them to cover the same time, so one unlucky snapshot
-never opens a ticket.
+the grace period.
 
-Workload invariants (``ghost_allowing``, ``error_rate``, ``high_latency``)
+Workload invariants (``node_over_admitting``, ``error_rate``, ``high_latency``)
 judge what the load generator's clients experienced, interval by interval
 (~1 s each): the condition must hold in at least two consecutive intervals
-covering at least ``grace_s`` of traffic. Stats that stopped coming (their
-newest ``ended_at`` more than :data:`STALE_S` before the newest snapshot) are
-no evidence either way, so a stopped load generator never keeps a violation
-open.
+covering at least ``grace_s`` of traffic.
 
-Snapshots with ``ok=False`` are blind: they neither confirm nor refute a
-condition about nodes or counters, so those invariants skip them (a condition
-seen before and after a blind spell has persisted through it, and blindness
-never reads as recovery). Blindness itself is ``observer_blind``.
-
-One fault, one ticket: symptoms whose cause has its own invariant are
+One cause, one ticket: symptoms whose cause has its own invariant are
 *inhibited* (as alert inhibition rules do). While Redis is unavailable
 (``redis_unavailable``'s condition), failing and slow checks are not also
 ``error_rate``/``high_latency``, and a node whose only problem is a stale
@@ -36,70 +26,54 @@ heartbeat while Redis refused writes (heartbeats are writes) is not
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
-from events import BackendView, CounterView, KeyStats, NodeView, ObsSnapshot, WorkloadStats
-from subjects.base import Invariant, Violation
+from events import NodeView, ObsSnapshot, OperationStats, WorkloadStats
+from subjects.contract import Invariant, Violation
+from subjects.judging import (
+    ObserverBlind,
+    held,
+    interval_start,
+    intervals_held,
+    iso,
+    ordered,
+    persistent,
+    persisting,
+    recent_workload,
+    since,
+    usable,
+)
+from subjects.ratelimiter.details import CounterView, StoreHealth, snapshot_details, workload_details
 
 T = TypeVar("T")
 
-MIN_SNAPSHOTS = 2
-MIN_INTERVALS = 2
-STALE_S = 3.0
-"""Workload stats whose newest interval ended this long before the newest snapshot are ignored."""
+
+def _counter(snap: ObsSnapshot, key: str) -> CounterView | None:
+    return snapshot_details(snap).counter(key)
 
 
-def _ordered(history: Sequence[ObsSnapshot]) -> list[ObsSnapshot]:
-    return sorted(history, key=lambda s: s.observed_at)
+def _keys(snapshots: Sequence[ObsSnapshot]) -> list[str]:
+    """The keys of the newest snapshot: the ones judged."""
+    return [c.key for c in snapshot_details(snapshots[-1]).counters] if snapshots else []
 
 
-def _persisting(
-    usable: Sequence[Any], pick: Callable[[Any], T | None]
-) -> list[tuple[Any, T]]:
-    """The trailing run of ``usable`` items in which ``pick`` finds the condition (newest last)."""
-    run: list[tuple[Any, T]] = []
-    for item in reversed(usable):
-        found = pick(item)
-        if found is None:
-            break
-        run.append((item, found))
-    run.reverse()
-    return run
+def _per_key(snapshots: Sequence[ObsSnapshot], condition: Callable[[ObsSnapshot, CounterView], T | None],
+             grace_s: float) -> list[tuple[list[tuple[ObsSnapshot, T]], float]]:
+    """(run, seconds held) for each key whose ``condition`` on its counter persisted past the grace."""
+    def on_key(snap: ObsSnapshot, key: str) -> T | None:
+        view = _counter(snap, key)
+        return None if view is None else condition(snap, view)
 
-
-def _held(run: Sequence[tuple[ObsSnapshot, Any]], grace_s: float) -> float | None:
-    """Seconds the condition has held if that satisfies the grace rule, else None."""
-    if len(run) < MIN_SNAPSHOTS:
-        return None
-    held = (run[-1][0].observed_at - run[0][0].observed_at).total_seconds()
-    return held if held >= grace_s else None
-
-
-def _persistent_per_key(
-    usable: Sequence[ObsSnapshot], condition: Callable[[ObsSnapshot, CounterView], T | None], grace_s: float
-) -> Iterator[tuple[list[tuple[ObsSnapshot, T]], float]]:
-    """For each key of the newest usable snapshot whose ``condition`` has held through a
-    trailing run that satisfies the grace rule: (that run, seconds held)."""
-    if not usable:
-        return
-    for counter in usable[-1].counters:
-        def pick(snap: ObsSnapshot, key: str = counter.key) -> T | None:
-            view = _counter(snap, key)
-            return None if view is None else condition(snap, view)
-
-        run = _persisting(usable, pick)
-        held = _held(run, grace_s)
-        if held is not None:
-            yield run, held
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    return [(run, seconds) for _, run, seconds in persistent(snapshots, _keys(snapshots), on_key, grace_s)]
 
 
 # -- the backend's state, as observed ------------------------------------------------
+
+
+def _backend(snap: ObsSnapshot) -> StoreHealth | None:
+    return snapshot_details(snap).backend
 
 
 def store_unavailable(snap: ObsSnapshot) -> str | None:
@@ -108,7 +82,7 @@ def store_unavailable(snap: ObsSnapshot) -> str | None:
     A refused write (out of memory, read-only) is an *answer*, not unavailability:
     it shows as failing checks (``error_rate``) instead.
     """
-    backend = snap.backend
+    backend = _backend(snap)
     if backend is None:
         return None
     if backend.info.get("reads") == "failed":
@@ -120,7 +94,7 @@ def store_unavailable(snap: ObsSnapshot) -> str | None:
 
 def store_refusing_writes(snap: ObsSnapshot) -> bool:
     """Redis did not accept the observer's write (any reason) or could not be read at all."""
-    backend = snap.backend
+    backend = _backend(snap)
     return backend is not None and (backend.info.get("reads") == "failed" or backend.writable is False)
 
 
@@ -153,45 +127,44 @@ class NodeDown(Invariant):
     def evaluate(
         self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
     ) -> list[Violation]:
-        ordered = _ordered(history)
-        usable = [s for s in ordered if s.ok]
-        if not usable:
+        everything = ordered(history)
+        good = usable(history)
+        if not good:
             return []
-        refusing = [s.observed_at for s in ordered if store_refusing_writes(s)]
+        refusing = [s.observed_at for s in everything if store_refusing_writes(s)]
         out = []
-        for node in usable[-1].nodes:
-            def view_of(snap: ObsSnapshot, node_id: str = node.node) -> NodeView | None:
-                return next((n for n in snap.nodes if n.node == node_id), None)
+        for node in good[-1].nodes:
+            def down(snap: ObsSnapshot, node_id: str = node.node) -> NodeView | None:
+                view = snap.node(node_id)
+                return view if view is not None and view.status == "down" else None
 
-            def excused(snap: ObsSnapshot) -> bool:
-                view = view_of(snap)
-                if view is None or view.status != "down":
+            def excused(snap: ObsSnapshot, node_id: str = node.node) -> bool:
+                view = down(snap)
+                if view is None:
                     return False
                 if view.maintenance:
                     return True
-                if view.health_ok is not True or view.last_seen is None:
+                facts = snapshot_details(snap).nodes.get(node_id)
+                if facts is None or facts.health_ok is not True or view.last_seen is None:
                     return False
-                since = view.last_seen - timedelta(seconds=1.0)  # slack: Redis clock vs observer clock
-                return any(since <= t <= snap.observed_at for t in refusing)
+                slack_from = view.last_seen - timedelta(seconds=1.0)  # slack: Redis clock vs observer clock
+                return any(slack_from <= t <= snap.observed_at for t in refusing)
 
-            def down(snap: ObsSnapshot) -> NodeView | None:
-                view = view_of(snap)
-                return view if view is not None and view.status == "down" else None
-
-            run = _persisting([s for s in usable if not excused(s)], down)
-            held = _held(run, self.grace_s)
-            if held is None:
+            run = persisting([s for s in good if not excused(s)], down)
+            seconds = held(run, self.grace_s)
+            if seconds is None:
                 continue
-            view = run[-1][1]
+            last_snap, view = run[-1]
+            facts = snapshot_details(last_snap).nodes.get(view.node)
             evidence: dict[str, Any] = {
                 "node": view.node,
-                "url": view.url,
+                "address": view.address,
                 "status": view.status,
                 "detail": view.detail,
-                "last_seen": _iso(view.last_seen),
-                "pid": view.pid,
-                "since": _iso(run[0][0].observed_at),
-                "down_for_s": round(held, 3),
+                "last_seen": iso(view.last_seen),
+                "pid": facts.pid if facts is not None else None,
+                "since": iso(run[0][0].observed_at),
+                "down_for_s": round(seconds, 3),
                 "snapshots": len(run),
             }
             errors = _latest_node_errors(workload, view.node)
@@ -210,22 +183,19 @@ def _latest_node_errors(workload: Sequence[WorkloadStats], node: str) -> int | N
     return None
 
 
-def _counter(snap: ObsSnapshot, key: str) -> CounterView | None:
-    return next((c for c in snap.counters if c.key == key), None)
-
-
 class OverLimit(Invariant):
     """No key's window holds more requests than its limit (beyond a tolerance).
 
     The limiter admits a request only while ``count + cost <= limit``, so a
     correct window never exceeds its limit. Fires for a key whose present-dated
-    entries (``count - future_entries``: future-dated ones are ``counter_drift``)
-    exceed ``ceiling * (1 + tolerance)`` in every usable snapshot of a trailing
-    run of at least 2 snapshots spanning at least ``grace_s`` = 0.4 s (same
-    reasoning as ``node_down``). ``ceiling`` is the highest limit in force during
-    the last window (a window filled under a higher limit legitimately holds it
-    until its entries age out, one window later, when the limit is lowered);
-    tolerance 0.1 covers observation skew. Entity: the policy key.
+    entries (``count - future_entries``: future-dated ones are
+    ``future_dated_entries``) exceed ``ceiling * (1 + tolerance)`` in every
+    usable snapshot of a trailing run of at least 2 snapshots spanning at least
+    ``grace_s`` = 0.4 s (same reasoning as ``node_down``). ``ceiling`` is the
+    highest limit in force during the last window (a window filled under a
+    higher limit legitimately holds it until its entries age out, one window
+    later, when the limit is lowered); tolerance 0.1 covers observation skew.
+    Entity: the policy key.
     """
 
     name = "over_limit"
@@ -236,11 +206,11 @@ class OverLimit(Invariant):
     def evaluate(
         self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
     ) -> list[Violation]:
-        usable = [s for s in _ordered(history) if s.ok]
+        good = usable(history)
 
         def ceiling(snap: ObsSnapshot, view: CounterView) -> int:
             start = snap.observed_at - timedelta(seconds=view.window_s)
-            limits = [c.limit for s in usable if start <= s.observed_at <= snap.observed_at
+            limits = [c.limit for s in good if start <= s.observed_at <= snap.observed_at
                       if (c := _counter(s, view.key)) is not None]
             return max([view.limit, *limits])
 
@@ -249,7 +219,7 @@ class OverLimit(Invariant):
             return None if view.count - view.future_entries <= top * (1 + self.tolerance) else (view, top)
 
         out = []
-        for run, held in _persistent_per_key(usable, over, self.grace_s):
+        for run, seconds in _per_key(good, over, self.grace_s):
             view, top = run[-1][1]
             evidence = {
                 "key": view.key,
@@ -259,8 +229,8 @@ class OverLimit(Invariant):
                 "future_entries": view.future_entries,
                 "window_s": view.window_s,
                 "tolerance": self.tolerance,
-                "since": _iso(run[0][0].observed_at),
-                "over_for_s": round(held, 3),
+                "since": iso(run[0][0].observed_at),
+                "over_for_s": round(seconds, 3),
                 "snapshots": len(run),
             }
             summary = f"key {view.key} holds {view.count} requests against a limit of {view.limit}"
@@ -268,7 +238,7 @@ class OverLimit(Invariant):
         return out
 
 
-class CounterDrift(Invariant):
+class FutureDatedEntries(Invariant):
     """No key's window holds entries dated in the future.
 
     The limiter scores entries with Redis time, so a future-dated entry comes
@@ -280,18 +250,18 @@ class CounterDrift(Invariant):
     evidence says whether the key also reads over its limit because of them.
     """
 
-    name = "counter_drift"
+    name = "future_dated_entries"
     description = "no key's sliding window holds entries dated in the future (no correct writer makes them)"
     grace_s = 0.4
 
     def evaluate(
         self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
     ) -> list[Violation]:
-        def drifted(snap: ObsSnapshot, view: CounterView) -> CounterView | None:
+        def ahead(snap: ObsSnapshot, view: CounterView) -> CounterView | None:
             return view if view.future_entries > 0 else None
 
         out = []
-        for run, held in _persistent_per_key([s for s in _ordered(history) if s.ok], drifted, self.grace_s):
+        for run, seconds in _per_key(usable(history), ahead, self.grace_s):
             view = run[-1][1]
             evidence = {
                 "key": view.key,
@@ -300,8 +270,8 @@ class CounterDrift(Invariant):
                 "future_entries": view.future_entries,
                 "over_limit": view.count > view.limit,
                 "window_s": view.window_s,
-                "since": _iso(run[0][0].observed_at),
-                "drifted_for_s": round(held, 3),
+                "since": iso(run[0][0].observed_at),
+                "future_dated_for_s": round(seconds, 3),
                 "snapshots": len(run),
             }
             summary = (f"key {view.key} holds {view.future_entries} entries dated in the future "
@@ -329,19 +299,19 @@ class LimitPolicyDrift(Invariant):
     def evaluate(
         self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
     ) -> list[Violation]:
-        def drifted(snap: ObsSnapshot, view: CounterView) -> CounterView | None:
+        def differs(snap: ObsSnapshot, view: CounterView) -> CounterView | None:
             return None if view.declared_limit is None or view.limit == view.declared_limit else view
 
         out = []
-        for run, held in _persistent_per_key([s for s in _ordered(history) if s.ok], drifted, self.grace_s):
+        for run, seconds in _per_key(usable(history), differs, self.grace_s):
             view = run[-1][1]
             evidence = {
                 "key": view.key,
                 "limit": view.limit,
                 "declared_limit": view.declared_limit,
                 "window_s": view.window_s,
-                "since": _iso(run[0][0].observed_at),
-                "drifted_for_s": round(held, 3),
+                "since": iso(run[0][0].observed_at),
+                "drifted_for_s": round(seconds, 3),
                 "snapshots": len(run),
             }
             summary = f"key {view.key} is limited to {view.limit} but the policy declares {view.declared_limit}"
@@ -370,12 +340,11 @@ class RedisUnavailable(Invariant):
     def evaluate(
         self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
     ) -> list[Violation]:
-        run = _persisting(_ordered(history), store_unavailable)
-        held = _held(run, self.grace_s)
-        if held is None:
+        run = persisting(ordered(history), store_unavailable)
+        seconds = held(run, self.grace_s)
+        if seconds is None:
             return []
-        last = run[-1][0]
-        backend = last.backend
+        backend = _backend(run[-1][0])
         info = backend.info if backend is not None else {}
         evidence = {
             "reason": run[-1][1],
@@ -384,42 +353,14 @@ class RedisUnavailable(Invariant):
             "write_probe": info.get("write_probe"),
             "ping_ms": backend.latency_ms if backend is not None else None,
             "paused_actions": info.get("paused_actions"),
-            "since": _iso(run[0][0].observed_at),
-            "unavailable_for_s": round(held, 3),
+            "since": iso(run[0][0].observed_at),
+            "unavailable_for_s": round(seconds, 3),
             "snapshots": len(run),
         }
         return [Violation(self.name, "redis", f"Redis does not serve the limiter: {run[-1][1]}", evidence)]
 
 
 # -- workload invariants ------------------------------------------------------------------
-
-
-def recent_workload(history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[WorkloadStats]:
-    """The workload stats worth judging: all of them, oldest first, unless they went stale.
-
-    Stale = the newest interval ended more than :data:`STALE_S` before the newest
-    snapshot (the load generator stopped); then there is no evidence: ``[]``.
-    Stats without ``ended_at`` cannot be judged stale and are taken as they come.
-    """
-    stats = list(workload)
-    if not stats:
-        return []
-    if all(s.ended_at is not None for s in stats):
-        stats.sort(key=lambda s: s.ended_at)  # type: ignore[arg-type,return-value]
-    newest = stats[-1].ended_at
-    if newest is not None and history:
-        observed = max(s.observed_at for s in history)
-        if newest < observed - timedelta(seconds=STALE_S):
-            return []
-    return stats
-
-
-def _intervals_held(run: Sequence[tuple[WorkloadStats, Any]], grace_s: float) -> float | None:
-    """Seconds of traffic the condition has held over, if that satisfies the grace rule, else None."""
-    if len(run) < MIN_INTERVALS:
-        return None
-    held = sum(s.interval_s for s, _ in run)
-    return held if held >= grace_s else None
 
 
 def _explained_by_store(history: Sequence[ObsSnapshot]) -> Callable[[WorkloadStats], bool]:
@@ -430,19 +371,12 @@ def _explained_by_store(history: Sequence[ObsSnapshot]) -> Callable[[WorkloadSta
     slack = timedelta(seconds=0.5)  # the observer's cadence: an outage may start between two snapshots
 
     def explained(stats: WorkloadStats) -> bool:
-        if stats.ended_at is None:
+        start = interval_start(stats)
+        if start is None or stats.ended_at is None:
             return newest_down
-        start = stats.ended_at - timedelta(seconds=stats.interval_s)
         return any(start - slack <= t <= stats.ended_at + slack for t in times)
 
     return explained
-
-
-def _since(run: Sequence[tuple[WorkloadStats, Any]]) -> str | None:
-    first = run[0][0]
-    if first.ended_at is None:
-        return None
-    return _iso(first.ended_at - timedelta(seconds=first.interval_s))
 
 
 class ErrorRate(Invariant):
@@ -473,40 +407,40 @@ class ErrorRate(Invariant):
         explained = _explained_by_store(history)
 
         def failing(s: WorkloadStats) -> tuple[int, int] | None:
-            sent = sum(k.sent for k in s.keys)
-            errors = sum(k.errors for k in s.keys)
+            sent = sum(o.sent for o in s.operations)
+            errors = sum(o.errors for o in s.operations)
             if explained(s) or sent < self.min_sent or errors < self.threshold * sent:
                 return None
             return sent, errors
 
-        run = _persisting(stats, failing)
-        held = _intervals_held(run, self.grace_s)
-        if held is None:
+        run = persisting(stats, failing)
+        seconds = intervals_held(run, self.grace_s)
+        if seconds is None:
             return []
         last = run[-1][0]
         sent, errors = sum(x[0] for _, x in run), sum(x[1] for _, x in run)
-        backend = _latest_backend(history)
         evidence: dict[str, Any] = {
             "sent": sent,
             "errors": errors,
             "error_ratio": round(errors / sent, 3),
             "threshold": self.threshold,
-            "keys": {k.key: k.errors for k in last.keys if k.errors},
+            "keys": {o.name: o.errors for o in last.operations if o.errors},
             "node_errors": {n.node: n.errors for n in last.nodes if n.errors},
             "intervals": len(run),
-            "since": _since(run),
-            "failing_for_s": round(held, 3),
+            "since": since(run),
+            "failing_for_s": round(seconds, 3),
         }
+        backend = _latest_backend(history)
         if backend is not None:
             evidence["redis_write_probe"] = backend.info.get("write_probe")
             evidence["redis_write_error"] = backend.write_error
-        summary = f"{errors} of {sent} rate checks failed over {held:.1f}s ({errors / sent:.0%})"
+        summary = f"{errors} of {sent} rate checks failed over {seconds:.1f}s ({errors / sent:.0%})"
         return [Violation(self.name, "checks", summary, evidence)]
 
 
-def _latest_backend(history: Sequence[ObsSnapshot]) -> BackendView | None:
-    snaps = [s for s in _ordered(history) if s.backend is not None]
-    return snaps[-1].backend if snaps else None
+def _latest_backend(history: Sequence[ObsSnapshot]) -> StoreHealth | None:
+    found = [b for s in ordered(history) if (b := _backend(s)) is not None]
+    return found[-1] if found else None
 
 
 class HighLatency(Invariant):
@@ -539,28 +473,28 @@ class HighLatency(Invariant):
             if explained(s):
                 return None
             nodes = {n.node: n.p99_ms for n in s.nodes
-                     if n.allowed + n.blocked >= self.min_checks and n.p99_ms > self.threshold_ms}
+                     if n.answered >= self.min_checks and n.p99_ms is not None and n.p99_ms > self.threshold_ms}
             return nodes or None
 
-        run = _persisting(stats, slow)
-        held = _intervals_held(run, self.grace_s)
-        if held is None:
+        run = persisting(stats, slow)
+        seconds = intervals_held(run, self.grace_s)
+        if seconds is None:
             return []
         nodes = run[-1][1]
         evidence = {
             "p99_ms": nodes,
             "threshold_ms": self.threshold_ms,
             "intervals": len(run),
-            "since": _since(run),
-            "slow_for_s": round(held, 3),
+            "since": since(run),
+            "slow_for_s": round(seconds, 3),
         }
         worst = max(nodes, key=nodes.__getitem__)
         summary = f"rate checks are slow: p99 {nodes[worst]:.0f} ms on {worst} (threshold {self.threshold_ms:.0f} ms)"
         return [Violation(self.name, "checks", summary, evidence)]
 
 
-class GhostAllowing(Invariant):
-    """No node admits requests that the shared window would block (no node fails open).
+class NodeOverAdmitting(Invariant):
+    """No node admits requests that the shared window would block (no node lets clients past the limit).
 
     A node that allows without consulting Redis is invisible to Redis (it
     writes nothing), so it is judged from what clients got, per workload
@@ -570,16 +504,16 @@ class GhostAllowing(Invariant):
     1. clients were allowed more than the limit: ``allowed_k > cap``. A correct
        cluster admits at most ``L`` per window, so a steady client gets at most
        ``L*T/W`` (a few more at the interval's edges: the 25% and 2 cover them);
-       a fail-open node among three, with the workload's 2.5x key, lets clients
-       through at ~1.8x;
+       a node admitting everything among three, with the workload's 2.5x key,
+       lets clients through at ~1.8x;
     2. and a node answered at least ``min_decided`` = 5 checks on ``k`` and blocked at
        most 5% of them: under (1) the key is over its limit, so every correct node
-       blocks a large share of it (with a ghost among three at 2.5x: ~40%; all of
-       them ~60% without), while the ghost blocks none.
+       blocks a large share of it (with one such node among three at 2.5x: ~40%; all of
+       them ~60% without), while the over-admitting node blocks none.
 
     Fires for each such node (entity: the node id) when that holds in each of a
     trailing run of at least 2 intervals covering at least ``grace_s`` = 1.0 s
-    (one interval's noise never fires it; the interval in which the fault began
+    (one interval's noise never fires it; the interval in which the trouble began
     is mixed and usually does not count). An interval in which the node decided
     fewer than 5 checks on every key clients sent more than ``cap`` of (e.g. it
     was restarting) is no evidence either way and is skipped, so the violation
@@ -589,7 +523,7 @@ class GhostAllowing(Invariant):
     per-node counts for each over-admitted key.
     """
 
-    name = "ghost_allowing"
+    name = "node_over_admitting"
     description = "no node admits requests the shared window would block (clients never get more than the limit)"
     grace_s = 1.0
     slack_ratio = 1.25
@@ -603,24 +537,24 @@ class GhostAllowing(Invariant):
         stats = recent_workload(history, workload)
         if not stats:
             return []
-        windows = {c.key: c.window_s for s in _ordered(history) for c in s.counters}
+        windows = {c.key: c.window_s for s in ordered(history) for c in snapshot_details(s).counters}
         verdicts = [self._verdicts(s, windows) for s in stats]
         nodes = sorted({n for v in verdicts for n, found in v.items() if found is not None})
         out = []
         for node in nodes:
             judged = [(s, v[node]) for s, v in zip(stats, verdicts, strict=True) if node in v]
-            run = _persisting(judged, lambda p: p[1])
+            run = persisting(judged, lambda p: p[1])
             flat = [(s, found) for (s, _), found in run]
-            held = _intervals_held(flat, self.grace_s)
-            if held is None:
+            seconds = intervals_held(flat, self.grace_s)
+            if seconds is None:
                 continue
             keys = flat[-1][1]
             evidence = {
                 "node": node,
                 "keys": keys,
                 "intervals": len(flat),
-                "since": _since(flat),
-                "ghost_for_s": round(held, 3),
+                "since": since(flat),
+                "over_admitting_for_s": round(seconds, 3),
                 "rule": f"allowed > limit*T/W*{self.slack_ratio}+{self.slack_abs} and the node blocked "
                         f"<= {self.max_blocked_ratio:.0%} of >= {self.min_decided} checks on the key",
             }
@@ -633,80 +567,50 @@ class GhostAllowing(Invariant):
         return out
 
     def _verdicts(self, stats: WorkloadStats, windows: dict[str, float]) -> dict[str, list[dict[str, Any]] | None]:
-        """Per node, in this interval: evidence (a list) if it looks fail-open, None if it is seen blocking
+        """Per node, in this interval: evidence (a list) if it over-admits, None if it is seen blocking
         as it should (or no key is over-demanded: nothing to see). Nodes absent: no evidence either way."""
+        limits = workload_details(stats).limits
         suspects: dict[str, list[dict[str, Any]]] = {}
         innocent: set[str] = set()
         over_demanded = False
-        for key in stats.keys:
-            window = windows.get(key.key)
-            if window is None or window <= 0:
+        for op in stats.operations:
+            window, limit = windows.get(op.name), limits.get(op.name)
+            if window is None or window <= 0 or limit is None:
                 continue
-            cap = key.limit * stats.interval_s / window * self.slack_ratio + self.slack_abs
-            if key.sent <= cap:
+            cap = limit * stats.interval_s / window * self.slack_ratio + self.slack_abs
+            if op.sent <= cap:
                 continue
             over_demanded = True
-            by_node = _by_node(stats, key)
+            by_node = _by_node(stats, op)
             for node, c in by_node.items():
                 decided = c["allowed"] + c["blocked"]
                 if decided < self.min_decided:
                     continue
-                if key.allowed > cap and c["blocked"] <= self.max_blocked_ratio * decided:
+                if op.ok > cap and c["blocked"] <= self.max_blocked_ratio * decided:
                     suspects.setdefault(node, []).append({
-                        "key": key.key, "limit": key.limit, "window_s": window,
-                        "interval_s": stats.interval_s, "allowed": key.allowed,
+                        "key": op.name, "limit": limit, "window_s": window,
+                        "interval_s": stats.interval_s, "allowed": op.ok,
                         "allowed_max": round(cap, 1), "by_node": by_node,
                     })
                 else:
                     innocent.add(node)
-        out: dict[str, list[dict[str, Any]] | None] = {}
         if not over_demanded:
             return {n.node: None for n in stats.nodes}
-        for node in innocent - set(suspects):
-            out[node] = None
+        out: dict[str, list[dict[str, Any]] | None] = {node: None for node in innocent - set(suspects)}
         out.update(suspects)
         return out
 
 
-def _by_node(stats: WorkloadStats, key: KeyStats) -> dict[str, dict[str, int]]:
+def _by_node(stats: WorkloadStats, op: OperationStats) -> dict[str, dict[str, int]]:
     out = {}
     for n in stats.nodes:
-        for k in n.keys:
-            if k.key == key.key:
-                out[n.node] = {"sent": k.sent, "allowed": k.allowed, "blocked": k.blocked, "errors": k.errors}
+        mine = n.operation(op.name)
+        if mine is not None:
+            out[n.node] = {"sent": mine.sent, "allowed": mine.ok, "blocked": mine.rejected, "errors": mine.errors}
     return out
 
 
-class ObserverBlind(Invariant):
-    """The observer can see the subject.
-
-    Fires (entity ``observer``) when the trailing run of failed observations
-    (``ok=False``) is at least 2 snapshots long: a single failure may be a
-    blip, two in a row at the 0.5 s cadence is ~1 s of blindness, within the
-    detection target. No extra time grace: failing observations are already
-    slow (each may wait for a timeout). A blind observer is never "healthy".
-    """
-
-    name = "observer_blind"
-    description = "the monitor can observe the subject (a failed observation is never read as healthy)"
-    grace_s = 0.0
-
-    def evaluate(
-        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
-    ) -> list[Violation]:
-        run = _persisting(_ordered(history), lambda s: s if not s.ok else None)
-        if len(run) < MIN_SNAPSHOTS:
-            return []
-        first, last = run[0][0], run[-1][0]
-        evidence = {
-            "error": last.error,
-            "since": _iso(first.observed_at),
-            "failures": len(run),
-            "blind_for_s": round((last.observed_at - first.observed_at).total_seconds(), 3),
-        }
-        return [Violation(self.name, "observer", f"observation failing: {last.error}", evidence)]
-
-
-def invariants() -> list[Invariant]:
-    return [NodeDown(), OverLimit(), CounterDrift(), LimitPolicyDrift(), RedisUnavailable(), ErrorRate(),
-            HighLatency(), GhostAllowing(), ObserverBlind()]
+INVARIANT_TYPES: tuple[type[Invariant], ...] = (
+    NodeDown, OverLimit, FutureDatedEntries, LimitPolicyDrift, RedisUnavailable, ErrorRate, HighLatency,
+    NodeOverAdmitting, ObserverBlind)
+"""Every invariant the monitor judges for the rate limiter (``observer_blind`` is the shared one)."""

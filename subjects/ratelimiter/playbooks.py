@@ -9,8 +9,8 @@ calls. An empty remedy means "escalate": the rules never guess.
 |---|---|---|
 | node_down | list_nodes | restart_node |
 | over_limit | read_counters | prune_counter if future-dated entries, else reset_counter |
-| counter_drift | read_counters | prune_counter |
-| ghost_allowing | node_status (the node named by the per-node evidence) | restart_node with force |
+| future_dated_entries | read_counters | prune_counter |
+| node_over_admitting | node_status (the node named by the per-node evidence) | restart_node with force |
 | redis_unavailable | redis_info | unpause_redis if paused/writes time out; set_memory_limit if OOM; else escalate |
 | high_latency | redis_info | unpause_redis if paused; else escalate |
 | error_rate | redis_info | set_memory_limit if OOM; unpause_redis if paused; else escalate |
@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from subjects.base import Playbook, ToolCall
+from subjects.contract import Playbook, ToolCall
 
 
 def _entity(evidence: dict[str, Any], field: str) -> str:
@@ -104,10 +104,10 @@ def _over_limit_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> li
     return [ToolCall(tool, {"key": key})]
 
 
-# -- counter_drift ----------------------------------------------------------------
+# -- future_dated_entries ----------------------------------------------------------------
 
 
-def _drift_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str:
+def _future_dated_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str:
     key = _entity(evidence, "key")
     row = _counter_row(findings, key) or evidence
     future = _future(evidence, findings)
@@ -118,28 +118,28 @@ def _drift_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str
             f"pruning them keeps the legitimate entries")
 
 
-def _drift_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> list[ToolCall]:
+def _future_dated_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> list[ToolCall]:
     key = _entity(evidence, "key")
     return [ToolCall("prune_counter", {"key": key})] if key else []
 
 
-# -- ghost_allowing ---------------------------------------------------------------
+# -- node_over_admitting ---------------------------------------------------------------
 
 
-def _ghost_diagnose(evidence: dict[str, Any]) -> list[ToolCall]:
+def _over_admitting_diagnose(evidence: dict[str, Any]) -> list[ToolCall]:
     node = _entity(evidence, "node")
     return [ToolCall("node_status", {"node": node})] if node else []
 
 
-def _ghost_keys(evidence: dict[str, Any]) -> list[dict[str, Any]]:
+def _over_admitting_keys(evidence: dict[str, Any]) -> list[dict[str, Any]]:
     keys = evidence.get("keys")
     return [k for k in keys if isinstance(k, dict)] if isinstance(keys, list) else []
 
 
-def _ghost_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str:
+def _over_admitting_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str:
     node = _entity(evidence, "node")
     parts = []
-    for k in _ghost_keys(evidence):
+    for k in _over_admitting_keys(evidence):
         by_node = k.get("by_node") if isinstance(k.get("by_node"), dict) else {}
         own = by_node.get(node, {})
         peers = [f"{n} blocked {c.get('blocked')}/{c.get('allowed', 0) + c.get('blocked', 0)}"
@@ -156,7 +156,7 @@ def _ghost_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str
             f"and a restart clears it")
 
 
-def _ghost_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> list[ToolCall]:
+def _over_admitting_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> list[ToolCall]:
     node = _entity(evidence, "node")
     return [ToolCall("restart_node", {"node": node, "force": True})] if node else []
 
@@ -294,8 +294,8 @@ def playbooks() -> list[Playbook]:
     return [
         Playbook("node_down", _node_down_diagnose, _node_down_hypothesis, _node_down_remedy),
         Playbook("over_limit", _over_limit_diagnose, _over_limit_hypothesis, _over_limit_remedy),
-        Playbook("counter_drift", _over_limit_diagnose, _drift_hypothesis, _drift_remedy),
-        Playbook("ghost_allowing", _ghost_diagnose, _ghost_hypothesis, _ghost_remedy),
+        Playbook("future_dated_entries", _over_limit_diagnose, _future_dated_hypothesis, _future_dated_remedy),
+        Playbook("node_over_admitting", _over_admitting_diagnose, _over_admitting_hypothesis, _over_admitting_remedy),
         Playbook("redis_unavailable", _redis_diagnose, _unavailable_hypothesis,
                  _store_remedy({"paused": "unpause_redis", "oom": "set_memory_limit"})),
         Playbook("high_latency", _redis_diagnose, _latency_hypothesis, _store_remedy({"paused": "unpause_redis"})),

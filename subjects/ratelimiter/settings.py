@@ -28,6 +28,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+SUBJECT_NAME = "ratelimiter"
+
 DEFAULT_POLICY: dict[str, int] = {
     "user:alice": 40,
     "user:bob": 25,
@@ -168,3 +170,13 @@ class RateLimiterSettings(BaseSettings):
     def window_key(self, key: str) -> str:
         """ZSET holding the sliding-window log of one policy key (score = microseconds)."""
         return f"{self.key_prefix}:w:{key}"
+
+
+class DeploymentSettings(BaseSettings):
+    """What ``oplab up`` runs for the rate limiter: the nodes, and valkey unless ``REDIS_URL`` names a Redis."""
+
+    model_config = SettingsConfigDict(env_prefix="OPLAB_RL_", extra="ignore", populate_by_name=True)
+
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("OPLAB_RL_REDIS_URL", "REDIS_URL"),
+                                  description="Use this Redis instead of starting valkey")
+    node_count: int = Field(default=3, ge=1, le=9, description="Rate limiter nodes")

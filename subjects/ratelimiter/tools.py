@@ -8,7 +8,7 @@ declared configuration and takes no value). Each takes a pydantic argument
 model with ``extra="forbid"``; none runs a shell or an arbitrary Redis command.
 Targets outside the lab and values outside the allowed bounds raise
 :class:`RefusedError` and change nothing; a failure to act raises
-:class:`AdapterError` with the reason. Every Redis call is bounded by the
+:class:`SubjectError` with the reason. Every Redis call is bounded by the
 client's timeouts, so a paused or hung Redis makes a tool fail or report it,
 never hang.
 """
@@ -18,17 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
-from subjects.base import AdapterError, RefusedError, Tool
-from subjects.ratelimiter.backend import describe_redis_error, out_of_memory, paused_actions
-
-if TYPE_CHECKING:
-    from subjects.ratelimiter.adapter import RateLimiterAdapter
+from subjects.contract import RefusedError, SubjectError, Tool
+from subjects.ratelimiter.backend import describe_redis_error, guarded, out_of_memory, paused_actions
+from subjects.ratelimiter.cluster import RateLimiterCluster
 
 
 class KeyArgs(BaseModel):
@@ -53,19 +51,14 @@ class SetLimitArgs(KeyArgs):
         "lie within a quarter and four times the declared limit"))
 
 
-class _RateLimiterTool(Tool):
-    def __init__(self, adapter: RateLimiterAdapter) -> None:
-        self.adapter = adapter
+class RateLimiterTool(Tool):
+    """A rate limiter tool: holds the cluster it acts through."""
+
+    def __init__(self, cluster: RateLimiterCluster) -> None:
+        self.cluster = cluster
 
 
-async def _redis(what: str, coro: Any) -> Any:
-    try:
-        return await coro
-    except (RedisError, OSError) as exc:
-        raise AdapterError(f"{what}: redis unavailable: {exc}") from exc
-
-
-class ListNodes(_RateLimiterTool):
+class ListNodes(RateLimiterTool):
     name = "list_nodes"
     description = (
         "List the rate limiter nodes: status up/down (from heartbeats judged by Redis time and a /health "
@@ -73,24 +66,25 @@ class ListNodes(_RateLimiterTool):
     )
 
     async def run(self, args: BaseModel) -> Any:
-        views = await self.adapter.node_views()
+        views = await self.cluster.node_views()
 
         async def process_state(node: str) -> str:
             try:
-                return await self.adapter.control.state(node)
-            except AdapterError as exc:
+                return await self.cluster.control.state(node)
+            except SubjectError as exc:
                 return f"unknown ({exc})"
 
-        states = await asyncio.gather(*(process_state(v.node) for v in views))
+        states = await asyncio.gather(*(process_state(v.node) for v, _ in views))
         return {
             "nodes": [
-                {**v.model_dump(mode="json"), "process": state}
-                for v, state in zip(views, states, strict=True)
+                {**view.model_dump(mode="json", exclude={"state"}), **facts.model_dump(mode="json"),
+                 "process": state}
+                for (view, facts), state in zip(views, states, strict=True)
             ]
         }
 
 
-class ReadCounters(_RateLimiterTool):
+class ReadCounters(RateLimiterTool):
     name = "read_counters"
     description = (
         "Read every policy key's sliding window: requests counted in the window, the limit, and how many "
@@ -98,21 +92,21 @@ class ReadCounters(_RateLimiterTool):
     )
 
     async def run(self, args: BaseModel) -> Any:
-        _, counters = await _redis("read_counters", self.adapter.store.counters())
-        return {"window_s": self.adapter.settings.window_s, "counters": [c.as_dict() for c in counters]}
+        _, counters = await guarded("read_counters", self.cluster.store.counters())
+        return {"window_s": self.cluster.settings.window_s, "counters": [c.as_dict() for c in counters]}
 
 
-class ReadPolicy(_RateLimiterTool):
+class ReadPolicy(RateLimiterTool):
     name = "read_policy"
     description = "Read the declared policy (key -> limit per window) and the limits currently in force."
 
     async def run(self, args: BaseModel) -> Any:
-        effective = await _redis("read_policy", self.adapter.store.limits())
-        return {"window_s": self.adapter.settings.window_s, "declared": dict(self.adapter.settings.policy),
+        effective = await guarded("read_policy", self.cluster.store.limits())
+        return {"window_s": self.cluster.settings.window_s, "declared": dict(self.cluster.settings.policy),
                 "effective": effective}
 
 
-class ResetCounter(_RateLimiterTool):
+class ResetCounter(RateLimiterTool):
     name = "reset_counter"
     description = "Empty one policy key's window (every entry, legitimate or not). Mutating."
     args_model = KeyArgs
@@ -120,12 +114,12 @@ class ResetCounter(_RateLimiterTool):
 
     async def run(self, args: BaseModel) -> Any:
         assert isinstance(args, KeyArgs)
-        key = self.adapter.require_key(args.key)
-        removed = await _redis("reset_counter", self.adapter.store.reset(key))
+        key = self.cluster.require_key(args.key)
+        removed = await guarded("reset_counter", self.cluster.store.reset(key))
         return {"key": key, "removed": removed}
 
 
-class PruneCounter(_RateLimiterTool):
+class PruneCounter(RateLimiterTool):
     name = "prune_counter"
     description = (
         "Remove from one policy key's window the entries dated in the future and those older than the "
@@ -136,12 +130,12 @@ class PruneCounter(_RateLimiterTool):
 
     async def run(self, args: BaseModel) -> Any:
         assert isinstance(args, KeyArgs)
-        key = self.adapter.require_key(args.key)
-        result = await _redis("prune_counter", self.adapter.store.prune(key))
+        key = self.cluster.require_key(args.key)
+        result = await guarded("prune_counter", self.cluster.store.prune(key))
         return {"key": key, **result}
 
 
-class RestartNode(_RateLimiterTool):
+class RestartNode(RateLimiterTool):
     name = "restart_node"
     description = (
         "Make a node run again through the process supervisor: start it if its process is not running, "
@@ -154,12 +148,12 @@ class RestartNode(_RateLimiterTool):
 
     async def run(self, args: BaseModel) -> Any:
         assert isinstance(args, RestartArgs)
-        node = self.adapter.require_node(args.node)
-        previous = await self.adapter.control.state(node)
-        previous_pid = await self.adapter.control.pid(node)
-        deadline = self.adapter.settings.restart_deadline_s
+        node = self.cluster.require_node(args.node)
+        previous = await self.cluster.control.state(node)
+        previous_pid = await self.cluster.control.pid(node)
+        deadline = self.cluster.settings.restart_deadline_s
         # announce the planned restart (bounded, best effort): its own downtime is no incident
-        store = self.adapter.store
+        store = self.cluster.store
         try:
             await store.set_maintenance(node, deadline + 2.0, "restart_node")
             announced = True
@@ -167,19 +161,19 @@ class RestartNode(_RateLimiterTool):
             announced = False
         try:
             if args.force:
-                action = await self.adapter.restart(node, deadline)
+                action = await self.cluster.restart(node, deadline)
             else:
-                action = await self.adapter.ensure_running(node, deadline)
+                action = await self.cluster.ensure_running(node, deadline)
         finally:
             if announced:
                 with contextlib.suppress(RedisError, OSError):
                     await store.clear_maintenance(node)
         return {"node": node, "action": action, "previous_state": previous, "previous_pid": previous_pid,
-                "state": await self.adapter.control.state(node), "pid": await self.adapter.control.pid(node),
+                "state": await self.cluster.control.state(node), "pid": await self.cluster.control.pid(node),
                 "announced": announced}
 
 
-class NodeStatus(_RateLimiterTool):
+class NodeStatus(RateLimiterTool):
     name = "node_status"
     description = (
         "One node in detail: its /health answer, the supervisor's process state, its last heartbeat, and "
@@ -190,15 +184,15 @@ class NodeStatus(_RateLimiterTool):
 
     async def run(self, args: BaseModel) -> Any:
         assert isinstance(args, NodeArgs)
-        node = self.adapter.require_node(args.node)
-        probe_task = asyncio.ensure_future(self.adapter.probe(node))
+        node = self.cluster.require_node(args.node)
+        probe_task = asyncio.ensure_future(self.cluster.probe(node))
         metrics_task = asyncio.ensure_future(self._metrics(node))
         try:
-            process: str = await self.adapter.control.state(node)
-            pid = await self.adapter.control.pid(node)
-        except AdapterError as exc:
+            process: str = await self.cluster.control.state(node)
+            pid = await self.cluster.control.pid(node)
+        except SubjectError as exc:
             process, pid = f"unknown ({exc})", None
-        record = await self.adapter.heartbeat(node)
+        record = await self.cluster.heartbeat(node)
         probe, metrics = await asyncio.gather(probe_task, metrics_task)
         return {
             "node": node,
@@ -212,8 +206,8 @@ class NodeStatus(_RateLimiterTool):
 
     async def _metrics(self, node: str) -> dict[str, Any]:
         try:
-            text = await self.adapter.node_text(node, "/metrics")
-        except AdapterError as exc:
+            text = await self.cluster.node_text(node, "/metrics")
+        except SubjectError as exc:
             return {"error": str(exc)}
         outcomes: dict[str, int] = {}
         for family in text_string_to_metric_families(text):
@@ -226,7 +220,7 @@ class NodeStatus(_RateLimiterTool):
                 "blocked_ratio": round(outcomes.get("blocked", 0) / decided, 3) if decided else None}
 
 
-class RedisInfo(_RateLimiterTool):
+class RedisInfo(RateLimiterTool):
     name = "redis_info"
     description = (
         "The lab's Redis as an operator sees it: reachable or not, PING latency, whether a write is accepted "
@@ -236,15 +230,15 @@ class RedisInfo(_RateLimiterTool):
     )
 
     async def run(self, args: BaseModel) -> Any:
-        settings, backend = self.adapter.settings, self.adapter.backend
+        settings, backend = self.cluster.settings, self.cluster.backend
         declared = {"maxmemory": settings.redis_maxmemory, "maxmemory_policy": settings.redis_maxmemory_policy}
         write_task = asyncio.ensure_future(backend.write_probe())
         try:
-            ping_ms = await self.adapter.store.ping_ms()
+            ping_ms = await self.cluster.store.ping_ms()
             info = await backend.info()
         except (RedisError, OSError) as exc:
             write = await write_task
-            return {"reachable": False, "error": describe_redis_error(exc), "address": self.adapter.redis_address(),
+            return {"reachable": False, "error": describe_redis_error(exc), "address": self.cluster.redis_address(),
                     "write": write.as_dict(), "declared": declared}
         write = await write_task
         paused = paused_actions(info)
@@ -252,7 +246,7 @@ class RedisInfo(_RateLimiterTool):
                                           "maxmemory_policy")}
         return {
             "reachable": True,
-            "address": self.adapter.redis_address(),
+            "address": self.cluster.redis_address(),
             "ping_ms": round(ping_ms, 3),
             "write": write.as_dict(),
             "paused": paused is not None or write.kind == "timeout",
@@ -269,7 +263,7 @@ class RedisInfo(_RateLimiterTool):
         }
 
 
-class UnpauseRedis(_RateLimiterTool):
+class UnpauseRedis(RateLimiterTool):
     name = "unpause_redis"
     description = (
         "Lift a CLIENT PAUSE on the lab's Redis (CLIENT UNPAUSE), then check that a write is accepted. "
@@ -278,17 +272,17 @@ class UnpauseRedis(_RateLimiterTool):
     mutating = True
 
     async def run(self, args: BaseModel) -> Any:
-        backend = self.adapter.backend
+        backend = self.cluster.backend
         try:
             before = paused_actions(await backend.info())
         except (RedisError, OSError):
             before = None
-        await _redis("unpause_redis", backend.unpause())
+        await guarded("unpause_redis", backend.unpause())
         write = await backend.write_probe()
         return {"unpaused": True, "paused_before": before, "writable": write.ok, "write": write.as_dict()}
 
 
-class SetMemoryLimit(_RateLimiterTool):
+class SetMemoryLimit(RateLimiterTool):
     name = "set_memory_limit"
     description = (
         "Restore the lab's declared Redis memory configuration (maxmemory and maxmemory-policy, from the lab "
@@ -297,18 +291,18 @@ class SetMemoryLimit(_RateLimiterTool):
     mutating = True
 
     async def run(self, args: BaseModel) -> Any:
-        settings, backend = self.adapter.settings, self.adapter.backend
-        previous = await _redis("set_memory_limit", backend.memory_config())
-        await _redis("set_memory_limit", backend.set_memory_config(settings.redis_maxmemory,
+        settings, backend = self.cluster.settings, self.cluster.backend
+        previous = await guarded("set_memory_limit", backend.memory_config())
+        await guarded("set_memory_limit", backend.set_memory_config(settings.redis_maxmemory,
                                                                    settings.redis_maxmemory_policy))
-        now = await _redis("set_memory_limit", backend.memory_config())
-        used = await _redis("set_memory_limit", backend.used_memory())
+        now = await guarded("set_memory_limit", backend.memory_config())
+        used = await guarded("set_memory_limit", backend.used_memory())
         write = await backend.write_probe()
         return {"previous": previous, "now": now, "used_memory": used, "writable": write.ok,
                 "write": write.as_dict()}
 
 
-class SetLimit(_RateLimiterTool):
+class SetLimit(RateLimiterTool):
     name = "set_limit"
     description = (
         "Set the limit in force for one policy key: by default back to the declared policy's value; another "
@@ -319,18 +313,18 @@ class SetLimit(_RateLimiterTool):
 
     async def run(self, args: BaseModel) -> Any:
         assert isinstance(args, SetLimitArgs)
-        key = self.adapter.require_key(args.key)
-        declared = self.adapter.settings.policy[key]
+        key = self.cluster.require_key(args.key)
+        declared = self.cluster.settings.policy[key]
         limit = declared if args.limit is None else args.limit
         low, high = math.ceil(declared / 4), declared * 4
         if limit != declared and not (max(1, low) <= limit <= high):
             raise RefusedError(f"limit {limit} for {key} is outside the allowed range {max(1, low)}..{high} "
                                f"(declared {declared}); pass no limit to restore the declared one")
-        previous = await _redis("set_limit", self.adapter.store.set_limit(key, limit))
+        previous = await guarded("set_limit", self.cluster.store.set_limit(key, limit))
         return {"key": key, "limit": limit, "previous": previous, "declared": declared}
 
 
-def tools(adapter: RateLimiterAdapter) -> list[Tool]:
-    return [ListNodes(adapter), NodeStatus(adapter), ReadCounters(adapter), ReadPolicy(adapter),
-            RedisInfo(adapter), ResetCounter(adapter), PruneCounter(adapter), SetLimit(adapter),
-            RestartNode(adapter), UnpauseRedis(adapter), SetMemoryLimit(adapter)]
+TOOL_TYPES: tuple[type[RateLimiterTool], ...] = (
+    ListNodes, NodeStatus, ReadCounters, ReadPolicy, RedisInfo, ResetCounter, PruneCounter, SetLimit,
+    RestartNode, UnpauseRedis, SetMemoryLimit)
+"""Read-only tools first, then the mutating ones."""

@@ -8,22 +8,25 @@ API's abusive client would be. Arrivals are evenly spaced with ±20% jitter.
 The over-rate key doubles as a black-box probe of enforcement: every node
 receives a share of it, so every correct node blocks part of that share. A node
 that fails open blocks none of its share while clients get far more than the
-limit through, which is how ``ghost_allowing`` sees and attributes it (with a
-barely-over-rate key the fail-open node's share would be within the limit anyway
-and the fault would be invisible: at 2.5x a correct node blocks ~60%, and with a
-ghost among three nodes clients get ~1.8x the limit).
+limit through, which is how ``node_over_admitting`` sees and attributes it (with
+a barely-over-rate key the fail-open node's share would be within the limit
+anyway and it would be invisible: at 2.5x a correct node blocks ~60%, and with
+one fail-open node among three clients get ~1.8x the limit).
 
 Requests go round-robin over the nodes; a connection error or timeout counts
 as an error against that node and the request fails over to the next node
 (each node tried at most once). A key's request counts as an error only when
 every node failed. Concurrency is bounded by a semaphore over one aiohttp
 session (keep-alive; a stale pooled connection is just another failover).
-Each interval the caller receives a :class:`~events.WorkloadStats` with per-key
-sent/allowed/blocked/errors, per-node sent/allowed/blocked/errors/p50/p99 and,
-per node, the same counts per key (``NodeStats.keys``), stamped with the
+Each interval the caller receives a :class:`~events.WorkloadStats` in the neutral
+vocabulary: one operation per key and per node, ``ok`` = allowed (200),
+``rejected`` = blocked (429, the limiter doing its job), ``errors`` = no node
+could decide; per node, the same counts per key (``NodeStats.operations``);
+the limits the nodes reported in ``details.limits``
+(:class:`~subjects.ratelimiter.details.WorkloadDetails`); stamped with the
 interval's end (``ended_at``). Per-key counts are logical requests (after
-failover); per-node counts are attempts, so for every key the nodes' allowed
-and blocked add up to the key's, and their errors are at least the key's.
+failover); per-node counts are attempts, so for every key the nodes' ok and
+rejected add up to the key's, and their errors are at least the key's.
 Latency percentiles cover decided checks (200/429); failures are counted, not timed.
 """
 
@@ -39,10 +42,10 @@ from itertools import count
 
 import aiohttp
 
-from events import KeyStats, NodeStats, WorkloadStats
-from events.catalogue.workload import NodeKeyStats
+from events import NodeStats, OperationStats, WorkloadStats
 from events.envelope import utcnow
-from subjects.base import StatsSink, Workload
+from subjects.contract import StatsSink, Workload
+from subjects.ratelimiter.details import WorkloadDetails
 from subjects.ratelimiter.settings import RateLimiterSettings
 
 log = logging.getLogger(__name__)
@@ -51,25 +54,25 @@ DEFAULT_FACTORS = (0.8, 0.65, 0.9, 2.5, 0.75)
 
 
 @dataclass
-class _KeyCounts:
-    limit: int
-    sent: int = 0
-    allowed: int = 0
-    blocked: int = 0
-    errors: int = 0
-
-
-@dataclass
 class _Counts:
     sent: int = 0
     allowed: int = 0
     blocked: int = 0
     errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def operation(self, name: str) -> OperationStats:
+        return OperationStats(name=name, sent=self.sent, ok=self.allowed, rejected=self.blocked,
+                              errors=self.errors, **_percentiles(self.latencies_ms))
+
+
+@dataclass
+class _KeyCounts(_Counts):
+    limit: int = 0
 
 
 @dataclass
 class _NodeCounts(_Counts):
-    latencies_ms: list[float] = field(default_factory=list)
     keys: dict[str, _Counts] = field(default_factory=dict)
 
     def key(self, key: str) -> _Counts:
@@ -79,12 +82,16 @@ class _NodeCounts(_Counts):
         return counts
 
 
-def _percentile(values: list[float], q: float) -> float:
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    """p50 and p99 of ``values`` (None when there are none)."""
     if not values:
-        return 0.0
+        return {"p50_ms": None, "p99_ms": None}
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return round(ordered[index], 3)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))], 3)
+
+    return {"p50_ms": at(0.5), "p99_ms": at(0.99)}
 
 
 class RateLimiterWorkload(Workload):
@@ -92,14 +99,15 @@ class RateLimiterWorkload(Workload):
 
     def __init__(
         self,
-        settings: RateLimiterSettings,
+        settings: RateLimiterSettings | None = None,
         factors: dict[str, float] | None = None,
         concurrency: int = 16,
         request_timeout_s: float = 1.0,
         seed: int | None = None,
     ) -> None:
-        """``factors``: key -> arrival rate as a fraction of its limit per window (default: see module)."""
-        self.settings = settings
+        """``settings``: default from the environment; ``factors``: key -> arrival rate as a fraction
+        of its limit per window (default: see module)."""
+        self.settings = settings = settings if settings is not None else RateLimiterSettings()
         policy = settings.policy
         self.factors = factors if factors is not None else {
             key: DEFAULT_FACTORS[i % len(DEFAULT_FACTORS)] for i, key in enumerate(policy)
@@ -124,21 +132,22 @@ class RateLimiterWorkload(Workload):
 
     def _reset_counts(self) -> None:
         previous = self._keys
-        self._keys = {k: _KeyCounts(previous[k].limit if k in previous else self.settings.policy[k])
+        self._keys = {k: _KeyCounts(limit=previous[k].limit if k in previous else self.settings.policy[k])
                       for k in self.factors}
         self._node_counts = {n: _NodeCounts() for n in self.nodes}
 
     def _snapshot(self, interval_s: float) -> WorkloadStats:
+        nodes = []
+        for node, c in self._node_counts.items():
+            whole = c.operation(node)
+            nodes.append(NodeStats(node=node, **whole.model_dump(exclude={"name"}),
+                                   operations=[kc.operation(k) for k, kc in c.keys.items()]))
         stats = WorkloadStats(
             interval_s=round(interval_s, 3),
-            keys=[KeyStats(key=k, limit=c.limit, sent=c.sent, allowed=c.allowed, blocked=c.blocked,
-                           errors=c.errors) for k, c in self._keys.items()],
-            nodes=[NodeStats(node=n, sent=c.sent, allowed=c.allowed, blocked=c.blocked, errors=c.errors,
-                             p50_ms=_percentile(c.latencies_ms, 0.5), p99_ms=_percentile(c.latencies_ms, 0.99),
-                             keys=[NodeKeyStats(key=k, sent=kc.sent, allowed=kc.allowed, blocked=kc.blocked,
-                                                errors=kc.errors) for k, kc in c.keys.items()])
-                   for n, c in self._node_counts.items()],
+            operations=[c.operation(k) for k, c in self._keys.items()],
+            nodes=nodes,
             ended_at=utcnow(),
+            details=WorkloadDetails(limits={k: c.limit for k, c in self._keys.items()}).model_dump(),
         )
         self._reset_counts()
         return stats
@@ -167,7 +176,9 @@ class RateLimiterWorkload(Workload):
             per_node.sent += 1
             node_key.sent += 1
             counts.sent += 1
-            per_node.latencies_ms.append((loop.time() - start) * 1000)
+            latency_ms = (loop.time() - start) * 1000
+            per_node.latencies_ms.append(latency_ms)
+            counts.latencies_ms.append(latency_ms)
             if isinstance(body.get("limit"), int):
                 counts.limit = body["limit"]
             outcome = "allowed" if body.get("allowed") else "blocked"

@@ -15,9 +15,8 @@ from events import (
     AgentThought,
     AgentToolCall,
     AgentToolResult,
-    BackendView,
     ChapterStarted,
-    CounterView,
+    ComponentView,
     Event,
     FaultEffective,
     FaultInjected,
@@ -25,10 +24,10 @@ from events import (
     FaultReverted,
     InvariantCleared,
     InvariantViolated,
-    KeyStats,
     NodeStats,
     NodeView,
     ObsSnapshot,
+    OperationStats,
     Payload,
     RunStarted,
     ServiceStarted,
@@ -43,6 +42,7 @@ from events import (
     WorkloadStats,
     new_event,
 )
+from subjects.ratelimiter.details import CounterView, SnapshotDetails, StoreHealth, WorkloadDetails
 
 T0 = datetime(2026, 11, 24, 23, 58, 0, tzinfo=UTC)
 NODES = ("rl-1", "rl-2", "rl-3")
@@ -80,25 +80,31 @@ class Story:
 
     def snapshot(self, s: float, down: tuple[str, ...] = (), counters: dict[str, tuple[int, int]] | None = None,
                  ok: bool = True, redis_ok: bool = True) -> Event:
+        """A rate limiter snapshot: the neutral core plus the subject's details (counters, Redis)."""
         seen = self.t(s)
-        nodes = [NodeView(node=n, url=f"http://127.0.0.1:80{i}", status="down" if n in down else "up",
+        nodes = [NodeView(node=n, address=f"http://127.0.0.1:80{i}", status="down" if n in down else "up",
                           last_seen=seen - timedelta(seconds=12 if n in down else 0.3))
                  for i, n in enumerate(NODES)]
         counter_views = [CounterView(key=k, count=c, limit=lim, window_s=1.0)
                          for k, (c, lim) in (counters or {"user:1": (40, 100)}).items()]
+        store = StoreHealth(ok=redis_ok, latency_ms=0.6, error=None if redis_ok else "OOM command not allowed")
+        redis = ComponentView(name="redis", role="shared store", status="up" if redis_ok else "degraded",
+                              latency_ms=0.6)
+        details = SnapshotDetails(counters=counter_views, backend=store) if ok else SnapshotDetails()
         return self.at(s, ObsSnapshot(
             subject="ratelimiter", ok=ok, error=None if ok else "connection refused", observed_at=seen,
-            nodes=nodes if ok else [], counters=counter_views if ok else [],
-            backend=BackendView(name="redis", ok=redis_ok, latency_ms=0.6) if ok else None,
+            nodes=nodes if ok else [], components=[redis] if ok else [],
+            details=details.model_dump(mode="json"),
         ), source="monitor")
 
     def workload(self, s: float, keys: dict[str, tuple[int, int, int]]) -> Event:
         """keys: name -> (limit, sent, blocked)."""
         return self.at(s, WorkloadStats(
             interval_s=1.0,
-            keys=[KeyStats(key=k, limit=lim, sent=sent, allowed=sent - blk, blocked=blk)
-                  for k, (lim, sent, blk) in keys.items()],
-            nodes=[NodeStats(node=n, sent=100, allowed=90, blocked=10, p50_ms=1.0, p99_ms=4.0) for n in NODES],
+            operations=[OperationStats(name=k, sent=sent, ok=sent - blk, rejected=blk)
+                        for k, (_, sent, blk) in keys.items()],
+            nodes=[NodeStats(node=n, sent=100, ok=90, rejected=10, p50_ms=1.0, p99_ms=4.0) for n in NODES],
+            details=WorkloadDetails(limits={k: lim for k, (lim, _, _) in keys.items()}).model_dump(),
         ), source="loadgen")
 
     def fault(self, s: float, fault_id: str = "f-1", kind: str = "node_kill", target: str = "rl-2",

@@ -17,8 +17,11 @@ from oplab.stack import Stack
 
 
 @pytest.fixture
-def lab_settings(tmp_path: Path, nats_server: RunningServer, valkey_server: RunningServer) -> LabSettings:
-    return LabSettings(home=tmp_path / "oplab", nats_url=nats_server.url, redis_url=valkey_server.url)
+def lab_settings(tmp_path: Path, nats_server: RunningServer, valkey_server: RunningServer,
+                 monkeypatch: pytest.MonkeyPatch) -> LabSettings:
+    """The lab on the test NATS; its rate limiter on the test valkey (its provisioner reads REDIS_URL)."""
+    monkeypatch.setenv("REDIS_URL", valkey_server.url)
+    return LabSettings(home=tmp_path / "oplab", nats_url=nats_server.url)
 
 
 @pytest.fixture

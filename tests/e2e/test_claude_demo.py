@@ -25,6 +25,7 @@ import pytest
 from oplab.infra import RunningServer
 from oplab.settings import LabSettings
 from oplab.stack import Stack
+from subjects.registry import load_subject
 from tests.fakes.anthropic_server import FakeAnthropic, Reply, final, ticket_of, tool_use
 
 pytestmark = pytest.mark.e2e
@@ -135,6 +136,12 @@ async def test_oplab_demo_headless_with_the_claude_policy_is_resolved_by_the_age
     assert api.api_key not in events_out
     assert api.api_key not in out and api.api_key not in err
     assert len(of(events, "agent.llm_request", ticket)) >= len(SCRIPT)  # the recorded conversation is checked too
+
+    # no fault's name reached the model: not in the prompt, the tools, the ticket or any tool result
+    kinds = load_subject("ratelimiter").catalogue().fault_kinds()
+    for request in [e for e in events if e["type"] == "agent.llm_request"]:
+        sent = json.dumps(request["data"])
+        assert [k for k in kinds if k in sent] == [], request["data"].get("turn")
     logs = sorted((home / "logs").glob("*.log"))
     assert "agent.log" in {log.name for log in logs}, logs
     for log in logs:

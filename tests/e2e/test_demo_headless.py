@@ -29,8 +29,8 @@ TICKET_STORY = ["ticket.opened", "ticket.claimed", "ticket.diagnosed", "ticket.a
 # the README's fault table: fault -> (invariant that must fire, the rules agent's remedy)
 CATALOGUE = {
     "node_kill": ("node_down", "restart_node"),
-    "counter_drift": ("counter_drift", "prune_counter"),
-    "ghost_allowing": ("ghost_allowing", "restart_node"),
+    "counter_drift": ("future_dated_entries", "prune_counter"),
+    "ghost_allowing": ("node_over_admitting", "restart_node"),
     "redis_pause": ("redis_unavailable", "unpause_redis"),
     "redis_oom": ("error_rate", "set_memory_limit"),
     "limit_misconfig": ("limit_policy_drift", "set_limit"),

@@ -1,9 +1,9 @@
-"""ClusterView: latest snapshot, blindness, keys over-limit first, services alive."""
+"""ClusterView: the latest snapshot's neutral core, blindness, client stats per node, services alive."""
 
 from __future__ import annotations
 
 from events import ServiceHeartbeat, ServiceStopping, TicketOpened
-from projections.cluster import ClusterView, KeyRow
+from projections.cluster import ClusterView
 from tests.console.script import Story
 
 RUN = "r20261124t235800-cd34"
@@ -28,7 +28,8 @@ def test_latest_snapshot_wins() -> None:
     assert nodes["rl-2"].last_seen == s.t(2 - 12)
     assert nodes["rl-2"].last_seen_s(s.t(10)) == 20.0
     assert view.nodes_down() == ["rl-2"]
-    assert view.backend is not None and view.backend.ok and view.backend.latency_ms == 0.6
+    [redis] = view.components()
+    assert (redis.name, redis.status, redis.latency_ms) == ("redis", "up", 0.6)
     assert view.snapshots == 2 and view.snapshot_at == s.t(2)
     assert not view.blind
 
@@ -42,41 +43,23 @@ def test_a_failed_observation_reads_blind_never_healthy() -> None:
     assert view.blind_error == "connection refused"
     assert {n.status for n in view.nodes()} == {"unknown"}
     assert view.nodes_down() == []
-    assert view.backend is not None  # the last good picture, labelled stale by `blind`
+    assert [c.name for c in view.components()] == ["redis"]  # the last good picture, labelled stale by `blind`
     s.snapshot(3)
     view = fold(s)
     assert not view.blind and view.blind_error is None
 
 
-def test_backend_failure_is_reported() -> None:
+def test_a_degraded_component_is_reported() -> None:
     s = Story(RUN)
     s.snapshot(1, redis_ok=False)
-    assert fold(s).backend.ok is False  # type: ignore[union-attr]
+    assert [c.status for c in fold(s).components()] == ["degraded"]
 
 
-def test_keys_over_limit_first_most_over_first_then_nearest_their_limit() -> None:
+def test_the_subjects_own_details_are_kept_for_its_console_rows() -> None:
     s = Story(RUN)
-    s.snapshot(1, counters={
-        "calm": (10, 100), "busy": (90, 100), "over-a": (120, 100), "over-b": (80, 40), "mid": (50, 100),
-    })
-    s.workload(1.5, {"busy": (100, 95, 0), "over-b": (40, 90, 50), "loadgen-only": (30, 20, 0)})
+    s.snapshot(1, counters={"calm": (10, 100)})
     view = fold(s)
-    keys = view.keys()
-    assert [k.key for k in keys] == ["over-b", "over-a", "busy", "mid", "calm", "loadgen-only"]
-    assert [k.over_limit for k in keys] == [True, True, False, False, False, False]
-    over_b = keys[0]
-    assert (over_b.count, over_b.limit, over_b.sent, over_b.blocked) == (80, 40, 90, 50)
-    assert over_b.ratio == 2.0
-    only = keys[5]
-    assert (only.count, only.limit, only.allowed) == (None, 30, 20)
-    assert [k.key for k in view.keys(limit=2)] == ["over-b", "over-a"]
-    assert [k.key for k in view.over_limit_keys()] == ["over-b", "over-a"]
-
-
-def test_count_at_the_limit_is_not_over() -> None:
-    assert not KeyRow(key="k", limit=100, count=100).over_limit
-    assert KeyRow(key="k", limit=100, count=101).over_limit
-    assert not KeyRow(key="k", limit=100).over_limit
+    assert view.good_snapshot is not None and view.good_snapshot.details["counters"][0]["key"] == "calm"
 
 
 def test_workload_node_stats_join_the_node_rows() -> None:
@@ -117,4 +100,4 @@ def test_unrelated_events_change_nothing() -> None:
     view = ClusterView()
     assert isinstance(event.data, TicketOpened)
     assert view.apply(event) is False
-    assert view.nodes() == [] and view.keys() == [] and view.snapshot is None
+    assert view.nodes() == [] and view.components() == [] and view.snapshot is None

@@ -1,7 +1,7 @@
 """The chaos service in-process on the real bus, against a small in-memory subject.
 
-The subject (``Switchboard``) is a real implementation of the adapter
-interface whose faults can be told to fail, so the paths a real system only
+The subject (``Switchboard``) is a real implementation of the fault kit
+role whose faults can be told to fail, so the paths a real system only
 takes on a bad day - a revert that fails, a crash mid-injection, a record
 that cannot be written - are exercised deterministically. Nothing of ours is
 mocked: the service, the bus and NATS are the real ones.
@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from events import Event, FaultRequested, ObsSnapshot, ServiceStopping, new_event, new_fault_id
+from events import Event, FaultRequested, ServiceStopping, new_event, new_fault_id
 from events.bus import Bus
 from events.commands import CommandError, request
 from events.settings import BusSettings
 from services.chaos.service import MID_INJECTION, ChaosService
 from services.runtime import ServiceSettings
-from subjects.base import Adapter, AdapterError, Fault, Injection, Invariant, Playbook, Tool, Workload
+from subjects.contract import Fault, FaultKit, Injection, SubjectError
 from tests.e2e.conftest import RunLog, follow_run
 
 
@@ -66,7 +66,7 @@ class Flip(Fault):
     async def revert(self, undo: dict[str, Any]) -> str:
         if self.board.revert_failures > 0:
             self.board.revert_failures -= 1
-            raise AdapterError("switchboard unreachable")
+            raise SubjectError("switchboard unreachable")
         breaks = self.board.breaks[undo["target"]]
         if "token" in undo:
             breaks.discard(undo["token"])
@@ -84,30 +84,14 @@ class Opaque(Flip):
     undo_for_target = None  # type: ignore[assignment]
 
 
-class SwitchboardAdapter(Adapter):
-    name = "switchboard"
-    description = "an in-memory subject for chaos tests"
+class SwitchboardKit(FaultKit):
+    """The chaos service's role of an in-memory subject."""
 
     def __init__(self, board: Switchboard) -> None:
         self._faults = [Flip(board), Opaque(board)]
 
-    async def observe(self) -> ObsSnapshot:
-        return ObsSnapshot(subject=self.name, ok=True)
-
-    def invariants(self) -> list[Invariant]:
-        return []
-
-    def tools(self) -> list[Tool]:
-        return []
-
     def faults(self) -> list[Fault]:
         return list(self._faults)
-
-    def playbooks(self) -> list[Playbook]:
-        return []
-
-    def workload(self) -> Workload:
-        raise NotImplementedError
 
     def targets(self) -> list[str]:
         return ["t1", "t2"]
@@ -139,7 +123,7 @@ async def lab(bus_settings: BusSettings, bus: Bus, run_id: str, monkeypatch: pyt
     async def start() -> Chaos:
         chaos_bus = await Bus.connect(bus_settings, source="chaos/test")
         service = ChaosService(chaos_bus, ServiceSettings(run=run_id, instance="test"),
-                               adapter=SwitchboardAdapter(board))
+                               kit=SwitchboardKit(board))
         task = asyncio.create_task(service.main())
         ready = asyncio.create_task(service.ready.wait())
         await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)

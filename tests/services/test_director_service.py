@@ -44,9 +44,9 @@ REPO = Path(__file__).resolve().parents[2]
 SCENARIO = """
 name: director-test
 subject: ratelimiter
-default_fault: f
+default_fault: node_kill
 faults:
-  f: {title: a test fault}
+  node_kill: {title: a test fault}
 chapters:
   - id: opening
     title: Opening
@@ -94,7 +94,7 @@ async def director(nats_server: RunningServer, run_id: str, tmp_path: Path) -> A
         scenario.write_text(text)
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPLAB_")}
         env.update(NATS_URL=nats_server.url, OPLAB_RUN=run_id, OPLAB_SCENARIO=str(scenario),
-                   OPLAB_DIRECTOR_MODE=mode, OPLAB_FAULT="f", OPLAB_INSTANCE=instance,
+                   OPLAB_DIRECTOR_MODE=mode, OPLAB_FAULT="node_kill", OPLAB_INSTANCE=instance,
                    OPLAB_HOME=str(tmp_path / "oplab"), PYTHONUNBUFFERED="1")
         with (tmp_path / f"director-{instance}.log").open("wb") as out:
             proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.director", cwd=REPO,
@@ -175,9 +175,9 @@ async def test_auto_mode_advances_on_conditions_met_early_and_on_timeouts(
 AGENT_AT_WORK = """
 name: director-agent-test
 subject: ratelimiter
-default_fault: f
+default_fault: node_kill
 faults:
-  f: {title: a test fault}
+  node_kill: {title: a test fault}
 chapters:
   - id: remediation
     title: Remediation

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from events import ObsSnapshot, WorkloadStats
 from services.monitor.judge import Judge
-from subjects.base import Invariant, Violation
+from subjects.contract import Invariant, Violation
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 

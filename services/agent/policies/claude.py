@@ -42,7 +42,6 @@ from services.agent.prompt import (
     compact,
     escalate_name,
     first_message,
-    snapshot_summary,
     system_prompt,
     tool_schemas,
 )
@@ -93,7 +92,7 @@ class ClaudePolicy(Policy):
         conversation = self._conversations.get(session.ticket_id)
         if conversation is None or conversation.allowance()[1] is not None:
             return None  # no budget left for another attempt
-        latest = [snapshot_summary(s) for s in list(self.snapshots)[-1:]]
+        latest = [session.toolbox.summarize(s) for s in list(self.snapshots)[-1:]]
         conversation.tell(
             f"The lab's independent check failed: {failure}. The ticket is still open. Look again with "
             "read-only tools, then remediate or escalate."
@@ -119,13 +118,13 @@ class Conversation:
         self.settings = policy.settings
         self.session = session
         self.model = model
-        adapter = session.adapter
-        self.system = system_prompt(adapter, session.max_steps)
-        self.tools = tool_schemas(adapter)
-        self.escalate_tool = escalate_name(adapter)
+        toolbox = session.toolbox
+        self.system = system_prompt(toolbox, session.max_steps)
+        self.tools = tool_schemas(toolbox)
+        self.escalate_tool = escalate_name(toolbox)
         snapshots = list(policy.snapshots)
         self.messages: list[dict[str, Any]] = [
-            {"role": "user", "content": first_message(session.ticket, session.evidence, snapshots)}]
+            {"role": "user", "content": first_message(session.ticket, session.evidence, snapshots, toolbox)}]
         self.recorded = 0
         self.turn = 0
         self.tokens = 0
@@ -256,7 +255,7 @@ class Conversation:
                 reason = str(args.get("reason") if isinstance(args, dict) else "") or "no reason given"
                 await self._record_escalate(use_id, reason)
                 return SessionOutcome(False, f"the model escalated: {session.redact.text(reason)}")
-            tool = session.adapter.tool(name)
+            tool = session.toolbox.tool(name)
             if tool is not None and tool.mutating and not self.diagnosed:
                 # the model's reasoning before its first remedy is the ticket's diagnosis
                 hypothesis = self.last_text or f"the model chose to {name}"

@@ -18,7 +18,7 @@ class RulesPolicy(Policy):
 
     async def work(self, session: Session) -> SessionOutcome:
         ticket = session.ticket
-        playbook = next((p for p in session.adapter.playbooks() if p.invariant == ticket.invariant), None)
+        playbook = next((p for p in session.toolbox.playbooks() if p.invariant == ticket.invariant), None)
         if playbook is None:
             return SessionOutcome(False, f"no playbook for invariant {ticket.invariant}")
         evidence: dict[str, Any] = {**session.evidence, "entity": ticket.entity}

@@ -3,7 +3,7 @@ fake Messages API (a real HTTP server on 127.0.0.1) that the real ``anthropic`` 
 through ``base_url``.
 
 Agents run in-process (``AgentService.main`` on the test's loop, each with its own bus
-connection and adapter) or as child processes (``python -m services.agent``) where a test
+connection and toolbox) or as child processes (``python -m services.agent``) where a test
 needs to kill one. Tickets are opened the way the monitor opens them (``inv.violated``, then
 ``ticket.opened`` through the TicketStore), or by the real monitor on a real injected fault.
 Nothing of ours is mocked; waits are on events with deadlines.
@@ -31,7 +31,9 @@ from services.agent.service import AgentService
 from services.agent.settings import AgentSettings
 from services.monitor.service import MonitorService
 from services.runtime import ServiceSettings
-from subjects.ratelimiter import RateLimiterAdapter
+from subjects.contract import Toolbox
+from subjects.ratelimiter.observer import RateLimiterObserver
+from subjects.ratelimiter.toolbox import RateLimiterToolbox
 from tests.e2e.conftest import RunLog
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.subjects.ratelimiter.conftest import Cluster, running_cluster, settings_env
@@ -115,10 +117,10 @@ class AgentLab:
         return TicketStore(self.bus, self.run)
 
     async def start_agent(self, config: AgentSettings, instance: str = "a1", policy: Any = None,
-                          adapter: RateLimiterAdapter | None = None) -> RunningAgent:
+                          toolbox: Toolbox | None = None) -> RunningAgent:
         bus = await Bus.connect(self.bus_settings, source=f"agent/{instance}")
         service = AgentService(bus, ServiceSettings(run=self.run, instance=instance),
-                               adapter=adapter or RateLimiterAdapter(self.cluster.settings), policy=policy,
+                               toolbox=toolbox or RateLimiterToolbox(self.cluster.settings), policy=policy,
                                config=config)
         task = asyncio.create_task(service.main())
         await asyncio.wait_for(service.ready.wait(), 15)
@@ -129,7 +131,7 @@ class AgentLab:
     async def start_monitor(self) -> MonitorService:
         bus = await Bus.connect(self.bus_settings, source="monitor/m1")
         monitor = MonitorService(bus, ServiceSettings(run=self.run, instance="m1"),
-                                 adapter=RateLimiterAdapter(self.cluster.settings))
+                                 observer=RateLimiterObserver(self.cluster.settings))
         task = asyncio.create_task(monitor.main())
         await asyncio.wait_for(monitor.ready.wait(), 15)
         self.services.append((monitor, bus, task))

@@ -3,6 +3,7 @@ the replay comparison, and the console's view of a conversation and of pending a
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -22,10 +23,12 @@ from events import (
 from projections.lab_view import LabView
 from projections.tickets import IllegalTransition, Ticket
 from services.agent.policies.replay import differs, shape
-from services.agent.prompt import system_prompt, tool_schema
+from services.agent.prompt import system_prompt, tool_schema, tool_schemas
 from services.agent.redact import MASK, Redactor, install_log_redaction
 from services.agent.settings import AgentSettings
-from subjects.ratelimiter import RateLimiterAdapter
+from subjects.contract import Fault, FaultKit
+from subjects.ratelimiter.toolbox import RateLimiterToolbox
+from subjects.registry import load_subject
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -111,16 +114,44 @@ class _Args(BaseModel):
 
 
 def test_prompt_is_generic_and_tools_carry_json_schemas() -> None:
-    adapter = RateLimiterAdapter()
-    prompt = system_prompt(adapter, 7)
-    assert adapter.description in prompt and "at most 7 tool calls" in prompt
-    for fault in adapter.faults():
-        assert fault.kind not in prompt
-    restart = tool_schema(adapter.tool("restart_node"))  # type: ignore[arg-type]
+    toolbox = RateLimiterToolbox()
+    prompt = system_prompt(toolbox, 7)
+    assert toolbox.description in prompt and "at most 7 tool calls" in prompt
+    schemas = json.dumps(tool_schemas(toolbox))
+    for kind in load_subject("ratelimiter").catalogue().fault_kinds():
+        assert kind not in prompt and kind not in schemas
+    restart = tool_schema(toolbox.tool("restart_node"))  # type: ignore[arg-type]
     assert restart["description"].startswith("[mutating")
     assert restart["input_schema"]["properties"]["node"]["type"] == "string"
     assert restart["input_schema"]["required"] == ["node"]
-    assert tool_schema(adapter.tool("list_nodes"))["input_schema"]["type"] == "object"  # type: ignore[arg-type]
+    assert tool_schema(toolbox.tool("list_nodes"))["input_schema"]["type"] == "object"  # type: ignore[arg-type]
+
+
+def _reachable(root: object, depth: int = 3) -> list[object]:
+    """Every object reachable from ``root``'s attributes (and their lists and dicts), ``depth`` deep."""
+    seen, frontier, found = {id(root)}, [root], []
+    for _ in range(depth):
+        nxt = []
+        for obj in frontier:
+            values = list(vars(obj).values()) if hasattr(obj, "__dict__") else []
+            for value in values:
+                items = list(value.values()) if isinstance(value, dict) else (
+                    list(value) if isinstance(value, list | tuple | set) else [value])
+                for item in items:
+                    if id(item) not in seen:
+                        seen.add(id(item))
+                        found.append(item)
+                        nxt.append(item)
+        frontier = nxt
+    return found
+
+
+def test_the_agents_role_exposes_no_faults() -> None:
+    toolbox = load_subject("ratelimiter").toolbox()
+    assert not any(hasattr(toolbox, name) for name in ("faults", "fault", "fault_kit", "targets"))
+    reachable = _reachable(toolbox)
+    assert reachable, "the walk found nothing: it proves nothing"
+    assert not [o for o in reachable if isinstance(o, Fault | FaultKit)]
 
 
 def _ticket() -> Ticket:

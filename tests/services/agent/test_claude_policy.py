@@ -10,8 +10,8 @@ import pytest
 from pydantic import BaseModel
 
 from events import encode
-from subjects.base import Tool
-from subjects.ratelimiter import RateLimiterAdapter
+from subjects.contract import Tool
+from subjects.ratelimiter.toolbox import RateLimiterToolbox
 from tests.fakes.anthropic_server import (
     FakeAnthropic,
     error,
@@ -89,7 +89,7 @@ class SlowRemedy(Tool):
         return "remedy applied"
 
 
-class WithSlowRemedy(RateLimiterAdapter):
+class WithSlowRemedy(RateLimiterToolbox):
     def tools(self) -> list[Tool]:
         return [*super().tools(), SlowRemedy()]
 
@@ -98,7 +98,7 @@ async def test_a_remedy_running_when_the_deadline_passes_is_recorded_before_the_
         lab: AgentLab, api: FakeAnthropic) -> None:
     api.script([tool_use("slow_remedy", {})])
     await lab.start_agent(claude_config(api, session_deadline_s=2.0, lease_s=10.0),
-                          adapter=WithSlowRemedy(lab.cluster.settings))
+                          toolbox=WithSlowRemedy(lab.cluster.settings))
     ticket = await lab.open_ticket(*NODE_DOWN)
     reason = await escalation(lab, ticket, timeout=15)
     assert reason.startswith("session deadline of 2s passed; slow_remedy({}) was running at that moment; "
@@ -291,7 +291,7 @@ async def test_a_remedy_outlasting_the_grace_is_cancelled_and_nothing_is_recorde
         lab: AgentLab, api: FakeAnthropic) -> None:
     api.script([tool_use("slow_remedy", {})])
     agent = await lab.start_agent(claude_config(api, session_deadline_s=1.5, lease_s=10.0, in_flight_grace_s=0.5),
-                                  adapter=WithSlowRemedy(lab.cluster.settings))
+                                  toolbox=WithSlowRemedy(lab.cluster.settings))
     ticket = await lab.open_ticket(*NODE_DOWN)
     reason = await escalation(lab, ticket, timeout=15)
     assert reason == ("session deadline of 2s passed; slow_remedy({}) was still running 0.5s later and was "

@@ -9,12 +9,17 @@ session on a second run with the same fault: same tool calls, same outcome, no n
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
 from events.bus import Bus
 from events.settings import BusSettings
 from events.subjects import run_events
-from subjects.ratelimiter import RateLimiterAdapter
+from subjects.ratelimiter.fault_kit import RateLimiterFaultKit
+from subjects.registry import load_subject
 from tests.e2e.conftest import RunLog
-from tests.fakes.anthropic_server import FakeAnthropic, final, tool_use
+from tests.fakes.anthropic_server import FakeAnthropic, Reply, final, ticket_of, tool_use
 from tests.services.agent.conftest import AgentLab, claude_config
 from tests.subjects.ratelimiter.conftest import Cluster
 
@@ -28,13 +33,13 @@ SCRIPT = [
 
 
 async def kill(cluster: Cluster, node: str) -> None:
-    adapter = RateLimiterAdapter(cluster.settings)
+    kit = RateLimiterFaultKit(cluster.settings)
     try:
-        fault = adapter.fault("node_kill")
+        fault = kit.fault("node_kill")
         assert fault is not None
         await fault.inject(node, fault.params_model())
     finally:
-        await adapter.close()
+        await kit.close()
 
 
 async def test_a_scripted_session_fixes_a_real_fault_and_replays_without_the_api(
@@ -135,3 +140,44 @@ async def test_replaying_a_session_that_failed_verification_fails_it_the_same_wa
     finally:
         await replay_lab.close()
         await feed.stop()
+
+
+_ENTITY = re.compile(r"violated on `([^`]+)`")
+
+
+def prune_the_ticket_key(body: dict[str, Any]) -> Reply:
+    found = _ENTITY.search(body["messages"][0]["content"])
+    assert found is not None, body["messages"][0]
+    return tool_use("prune_counter", {"key": found.group(1)}, say="Its window holds future-dated entries: pruning.")
+
+
+async def test_no_fault_name_reaches_the_model(
+        lab: AgentLab, api: FakeAnthropic, agent_cluster: Cluster) -> None:
+    """A fault whose kind once named the invariant it breaks (counter_drift): the model hears of the
+    symptom (future-dated entries), and no request of the session carries any fault kind."""
+    api.script([tool_use("read_counters", say="A key holds entries dated in the future; reading the windows."),
+                prune_the_ticket_key, final("The window held bogus future-dated entries; I pruned them.")])
+    await lab.start_monitor()
+    await lab.start_agent(claude_config(api, verify_timeout_s=10.0))
+    kit = RateLimiterFaultKit(agent_cluster.settings)
+    fault = kit.fault("counter_drift")
+    assert fault is not None
+    injection = await fault.inject("user:bob", fault.params_model())
+    try:
+        opened = await lab.log.wait_for(lambda e: e.type == "ticket.opened", 15, "ticket opened")
+        ticket = opened.data.ticket_id
+        assert (opened.data.invariant, opened.data.entity) == ("future_dated_entries", "user:bob")
+        finished = await lab.finished(ticket, 40)
+        assert finished.data.outcome == "resolved", finished.data
+    finally:
+        await fault.revert(injection.undo)
+        await kit.close()
+    requests = [e.data for e in lab.of("agent.llm_request", ticket)]
+    assert len(requests) == 3
+    sent = json.dumps([r.model_dump(mode="json") for r in requests])
+    assert "future_dated_entries" in sent  # the symptom is what the model is told about
+    kinds = load_subject("ratelimiter").catalogue().fault_kinds()
+    assert len(kinds) == 7
+    assert [k for k in kinds if k in sent] == []
+    on_the_wire = json.dumps([r["body"] for r in api.requests if ticket_of(r["body"]) == ticket])
+    assert [k for k in kinds if k in on_the_wire] == []

@@ -28,8 +28,12 @@ import pytest
 
 from events import ObsSnapshot, WorkloadStats
 from oplab.infra import RunningServer, free_port
-from subjects.base import Invariant, Playbook, ToolCall, Violation, Workload
-from subjects.ratelimiter import RateLimiterAdapter, RateLimiterSettings
+from subjects.contract import Invariant, Observer, Playbook, Toolbox, ToolCall, Violation, Workload
+from subjects.ratelimiter.cluster import RateLimiterCluster
+from subjects.ratelimiter.fault_kit import RateLimiterFaultKit
+from subjects.ratelimiter.observer import RateLimiterObserver
+from subjects.ratelimiter.settings import RateLimiterSettings
+from subjects.ratelimiter.toolbox import RateLimiterToolbox
 
 T = TypeVar("T")
 
@@ -54,16 +58,16 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 
 
 @dataclass
 class Watcher:
-    """A miniature monitor: observes the adapter, keeps the history, evaluates one invariant."""
+    """A miniature monitor: observes through the observer, keeps the history, evaluates one invariant."""
 
-    adapter: RateLimiterAdapter
+    observer: Observer
     history: list[ObsSnapshot] = field(default_factory=list)
     workload: list[WorkloadStats] = field(default_factory=list)
     seen: dict[tuple[str, str], Violation] = field(default_factory=dict)
     """Every (invariant, entity) any invariant reported after any observation, as a monitor would."""
 
     async def observe(self) -> ObsSnapshot:
-        snap = await self.adapter.observe()
+        snap = await self.observer.observe()
         self.history.append(snap)
         for v in self.violations():
             self.seen.setdefault((v.invariant, v.entity), v)
@@ -87,7 +91,7 @@ class Watcher:
 
     def violations(self) -> list[Violation]:
         """Every invariant's violations on the history so far."""
-        return [v for inv in self.adapter.invariants() for v in inv.evaluate(self.history, self.workload)]
+        return [v for inv in self.observer.invariants() for v in inv.evaluate(self.history, self.workload)]
 
     @asynccontextmanager
     async def traffic(self, workload: Workload, interval_s: float = 0.5) -> AsyncIterator[list[WorkloadStats]]:
@@ -135,21 +139,20 @@ class Watcher:
         await eventually(enough, timeout, interval=0.1, what=f"{n} more workload intervals")
 
 
-async def run_playbook(adapter: RateLimiterAdapter, violation: Violation
-                       ) -> tuple[str, list[ToolCall], list[Any]]:
+async def run_playbook(toolbox: Toolbox, violation: Violation) -> tuple[str, list[ToolCall], list[Any]]:
     """What the rules policy does: diagnose with read-only tools, state a hypothesis, apply the remedy."""
-    playbook: Playbook = next(p for p in adapter.playbooks() if p.invariant == violation.invariant)
+    playbook: Playbook = next(p for p in toolbox.playbooks() if p.invariant == violation.invariant)
     evidence = {**violation.evidence, "entity": violation.entity}
     findings: dict[str, Any] = {}
     for call in playbook.diagnose(evidence):
-        tool = adapter.tool(call.tool)
+        tool = toolbox.tool(call.tool)
         assert tool is not None and not tool.mutating
         findings[call.tool] = await tool.call(call.args)
     hypothesis = playbook.hypothesis(evidence, findings)
     remedy = playbook.remedy(evidence, findings)
     results = []
     for call in remedy:
-        tool = adapter.tool(call.tool)
+        tool = toolbox.tool(call.tool)
         assert tool is not None and tool.mutating
         results.append(await tool.call(call.args))
     return hypothesis, remedy, results
@@ -157,10 +160,29 @@ async def run_playbook(adapter: RateLimiterAdapter, violation: Violation
 
 @dataclass
 class Cluster:
+    """A running test cluster and the lab's roles on it, all acting through one :class:`RateLimiterCluster`
+    (``lab``), so they share its connections."""
+
     settings: RateLimiterSettings
-    adapter: RateLimiterAdapter
+    lab: RateLimiterCluster
+    observer: RateLimiterObserver
+    toolbox: RateLimiterToolbox
+    kit: RateLimiterFaultKit
     supervisord: subprocess.Popen[bytes]
     logs: Path
+
+    @classmethod
+    def of(cls, settings: RateLimiterSettings, supervisord: subprocess.Popen[bytes], logs: Path) -> Cluster:
+        lab = RateLimiterCluster(settings)
+        return cls(settings, lab, RateLimiterObserver(cluster=lab), RateLimiterToolbox(cluster=lab),
+                   RateLimiterFaultKit(cluster=lab), supervisord, logs)
+
+    async def close(self) -> None:
+        """Stop the kit's running faults and release every role's connections (all the shared cluster's)."""
+        await self.kit.close()
+        await self.toolbox.close()
+        await self.observer.close()
+        await self.lab.close()
 
     def log(self, name: str) -> str:
         path = self.logs / f"{name}.log"
@@ -238,16 +260,15 @@ async def running_cluster(tmp: Path, redis_url: str, n: int = 3, **overrides: An
     nodes = {f"node-{i}": f"http://127.0.0.1:{free_port()}" for i in range(1, n + 1)}
     settings = node_settings(redis_url, nodes, f"http://127.0.0.1:{sup_port}/RPC2", **overrides)
     proc = await asyncio.to_thread(spawn_supervisord, tmp, sup_port, settings)
-    adapter = RateLimiterAdapter(settings)
-    cluster = Cluster(settings, adapter, proc, tmp)
+    cluster = Cluster.of(settings, proc, tmp)
     try:
         async def ready(node: str) -> None:
-            await eventually(lambda: _healthy(adapter, node), timeout=20.0, what=f"{node} healthy")
+            await eventually(lambda: _healthy(cluster.lab, node), timeout=20.0, what=f"{node} healthy")
 
         await asyncio.gather(*(ready(node) for node in nodes))
         yield cluster
     finally:
-        await adapter.close()
+        await cluster.close()
         await _stop_programs(settings.supervisor_url)
         proc.terminate()
         try:
@@ -275,10 +296,11 @@ async def _stop_programs(url: str) -> None:
         pass  # supervisord gone or slow: terminating it below stops what is left
 
 
-async def _healthy(adapter: RateLimiterAdapter, node: str) -> bool:
-    if not (await adapter.probe(node)).ok:
+async def _healthy(lab: RateLimiterCluster, node: str) -> bool:
+    """``node`` answers /health and its heartbeat is fresh."""
+    if not (await lab.probe(node)).ok:
         return False
-    record = await adapter.heartbeat(node)
+    record = await lab.heartbeat(node)
     return record is not None and record.fresh
 
 
@@ -293,7 +315,7 @@ async def cluster(valkey_server: RunningServer, tmp_path_factory: pytest.TempPat
 
 @pytest.fixture
 def watcher(cluster: Cluster) -> Watcher:
-    return Watcher(cluster.adapter)
+    return Watcher(cluster.observer)
 
 
 @pytest.fixture

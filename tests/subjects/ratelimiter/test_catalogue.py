@@ -9,24 +9,25 @@ test_redis_faults.py.)
 
 from __future__ import annotations
 
-from subjects.base import NoArgs, ToolCall
-from subjects.ratelimiter import RateLimiterWorkload
+from subjects.contract import NoArgs, ToolCall
+from subjects.ratelimiter.details import snapshot_details
 from subjects.ratelimiter.faults import BurstParams, MisconfigParams
-from subjects.ratelimiter.invariants import GhostAllowing, LimitPolicyDrift, OverLimit
+from subjects.ratelimiter.invariants import LimitPolicyDrift, NodeOverAdmitting, OverLimit
+from subjects.ratelimiter.workload import RateLimiterWorkload
 from tests.subjects.ratelimiter.conftest import Cluster, Watcher, eventually, run_playbook
 
 
 async def test_ghost_allowing_is_attributed_to_the_node_and_a_forced_restart_clears_it(
         cluster: Cluster, watcher: Watcher) -> None:
-    adapter, settings = cluster.adapter, cluster.settings
-    fault = adapter.fault("ghost_allowing")
+    lab, settings = cluster.lab, cluster.settings
+    fault = cluster.kit.fault("ghost_allowing")
     assert fault is not None
     # api:checkout (limit 15) at 4x: every correct node blocks most of its share of it
     workload = RateLimiterWorkload(settings, factors={"api:checkout": 4.0, "user:alice": 0.5})
     async with watcher.traffic(workload, interval_s=0.5) as stats:
         await watcher.intervals(stats, 3)
         assert watcher.seen == {}, "nothing fires before the fault"
-        pid_before = await adapter.control.pid("node-2")
+        pid_before = await lab.control.pid("node-2")
 
         injection = await fault.inject("node-2", NoArgs())
         assert injection.target == "node-2" and injection.undo["node"] == "node-2"
@@ -34,11 +35,11 @@ async def test_ghost_allowing_is_attributed_to_the_node_and_a_forced_restart_cle
             evidence = await fault.effective(injection, NoArgs())
             assert evidence is not None and evidence["allowed"] and evidence["cost"] == evidence["limit"] + 1
             # a correct node refuses that proof
-            assert (await adapter.node_call("node-1", "POST", "/check",
-                                            {"key": evidence["key"], "cost": evidence["cost"]}))[0] == 429
+            assert (await lab.node_call("node-1", "POST", "/check",
+                                        {"key": evidence["key"], "cost": evidence["cost"]}))[0] == 429
 
-            violation = await watcher.until_violated(GhostAllowing(), "node-2")
-            assert {k for k in watcher.seen if k[0] == "ghost_allowing"} == {("ghost_allowing", "node-2")}
+            violation = await watcher.until_violated(NodeOverAdmitting(), "node-2")
+            assert {k for k in watcher.seen if k[0] == "node_over_admitting"} == {("node_over_admitting", "node-2")}
             [key] = violation.evidence["keys"]
             assert key["key"] == "api:checkout" and key["allowed"] > key["allowed_max"]
             assert key["by_node"]["node-2"]["blocked"] == 0 and key["by_node"]["node-2"]["allowed"] >= 5
@@ -46,22 +47,22 @@ async def test_ghost_allowing_is_attributed_to_the_node_and_a_forced_restart_cle
             assert violation.evidence["intervals"] >= 2
 
             async with watcher.watching():
-                hypothesis, remedy, results = await run_playbook(adapter, violation)
+                hypothesis, remedy, results = await run_playbook(cluster.toolbox, violation)
             assert "node-2 admits requests" in hypothesis and "api:checkout" in hypothesis, hypothesis
             assert remedy == [ToolCall("restart_node", {"node": "node-2", "force": True})]
             assert results[0]["previous_pid"] == pid_before and results[0]["pid"] not in (None, pid_before)
             assert results[0]["announced"] is True  # the restart was announced as planned maintenance
 
-            await watcher.until_cleared(GhostAllowing(), "node-2")
+            await watcher.until_cleared(NodeOverAdmitting(), "node-2")
             assert await fault.effective(injection, NoArgs()) is None
             # and it stays clear once the restarted node takes its share again: it blocks like its peers
             await watcher.intervals(stats, 2)
-            assert GhostAllowing().evaluate(watcher.history, watcher.workload) == []
+            assert NodeOverAdmitting().evaluate(watcher.history, watcher.workload) == []
             node2 = next(n for n in stats[-1].nodes if n.node == "node-2")
-            checkout = next(k for k in node2.keys if k.key == "api:checkout")
-            assert checkout.blocked > 0 and node2.errors == 0
-            # the remedy's own restart was no incident: only the ghost was ever seen
-            assert set(watcher.seen) == {("ghost_allowing", "node-2")}
+            checkout = node2.operation("api:checkout")
+            assert checkout is not None and checkout.rejected > 0 and node2.errors == 0
+            # the remedy's own restart was no incident: only the over-admitting node was ever seen
+            assert set(watcher.seen) == {("node_over_admitting", "node-2")}
             assert any(n.maintenance for s in watcher.history for n in s.nodes if n.node == "node-2")
         finally:
             first = await fault.revert(injection.undo)
@@ -70,7 +71,7 @@ async def test_ghost_allowing_is_attributed_to_the_node_and_a_forced_restart_cle
 
 
 async def test_ghost_allowing_revert_clears_the_hook(cluster: Cluster) -> None:
-    fault = cluster.adapter.fault("ghost_allowing")
+    fault = cluster.kit.fault("ghost_allowing")
     assert fault is not None
     injection = await fault.inject(None, NoArgs())
     assert injection.target == "node-1"
@@ -82,13 +83,13 @@ async def test_ghost_allowing_revert_clears_the_hook(cluster: Cluster) -> None:
 
 async def test_limit_misconfig_fires_limit_policy_drift_and_set_limit_restores_the_policy(
         cluster: Cluster, watcher: Watcher) -> None:
-    adapter = cluster.adapter
-    fault = adapter.fault("limit_misconfig")
+    lab = cluster.lab
+    fault = cluster.kit.fault("limit_misconfig")
     assert fault is not None
     key, declared = "user:alice", cluster.settings.policy["user:alice"]
-    await adapter.store.reset(key)
+    await lab.store.reset(key)
     for i in range(30):  # a window filled under the declared limit, above the wrong one
-        assert (await adapter.store.check(key, 1, f"before:{i}")).allowed
+        assert (await lab.store.check(key, 1, f"before:{i}")).allowed
     await watcher.observe()
     params = MisconfigParams()
     injection = await fault.inject(None, params)
@@ -103,7 +104,7 @@ async def test_limit_misconfig_fires_limit_policy_drift_and_set_limit_restores_t
         # the window filled under the old limit is not a second incident
         assert OverLimit().evaluate(watcher.history, []) == []
 
-        hypothesis, remedy, results = await run_playbook(adapter, violation)
+        hypothesis, remedy, results = await run_playbook(cluster.toolbox, violation)
         assert "blocks legitimate clients" in hypothesis and f"declares {declared}" in hypothesis, hypothesis
         assert remedy == [ToolCall("set_limit", {"key": key, "limit": declared})]
         assert results[0] == {"key": key, "limit": declared, "previous": 10, "declared": declared}
@@ -113,19 +114,19 @@ async def test_limit_misconfig_fires_limit_policy_drift_and_set_limit_restores_t
         assert OverLimit().evaluate(watcher.history, []) == []
     finally:
         first = await fault.revert(injection.undo)
-        await adapter.store.reset(key)
+        await lab.store.reset(key)
     assert first == f"limit of {key} restored to {declared} (was {declared}; via node-1)"
     assert await fault.revert(injection.undo) == first
-    assert (await adapter.store.limits())[key] == declared
+    assert (await lab.store.limits())[key] == declared
 
 
 async def test_hot_key_burst_is_blocked_and_fires_nothing(cluster: Cluster, watcher: Watcher) -> None:
     """The control case, under the real default workload: the excess is blocked, no invariant fires."""
-    adapter, settings = cluster.adapter, cluster.settings
-    fault = adapter.fault("hot_key_burst")
+    lab, settings = cluster.lab, cluster.settings
+    fault = cluster.kit.fault("hot_key_burst")
     assert fault is not None
     params = BurstParams(factor=4.0, duration_s=30)
-    async with watcher.traffic(adapter.workload(), interval_s=0.5) as stats:
+    async with watcher.traffic(RateLimiterWorkload(settings), interval_s=0.5) as stats:
         await watcher.intervals(stats, 2)
         injection = await fault.inject("user:alice", params)
         try:
@@ -138,18 +139,19 @@ async def test_hot_key_burst_is_blocked_and_fires_nothing(cluster: Cluster, watc
     assert "not running" in await fault.revert(injection.undo)
 
     burst = [s for s in watcher.history if s.ok]
-    assert all(c.count <= c.limit for s in burst for c in s.counters), "the limiter held every limit"
-    alice = [k for s in stats[2:] for k in s.keys if k.key == "user:alice"]
-    assert sum(k.blocked for k in alice) > 0, "the burst took the key's quota: its clients were blocked"
+    assert all(c.count <= c.limit for s in burst for c in snapshot_details(s).counters), \
+        "the limiter held every limit"
+    alice = [o for s in stats[2:] for o in s.operations if o.name == "user:alice"]
+    assert sum(o.rejected for o in alice) > 0, "the burst took the key's quota: its clients were blocked"
     # high_latency is left out: under a loaded CI machine the test's own event loop (which
     # also drives the burst) can lag; what matters is that nothing leads to a remedy
     assert {k for k in watcher.seen if k[0] != "high_latency"} == set(), "a legitimate burst is no incident"
-    assert all(k.errors == 0 for s in stats for k in s.keys)
-    assert settings.policy["user:alice"] == (await adapter.store.limits())["user:alice"]
+    assert all(o.errors == 0 for s in stats for o in s.operations)
+    assert settings.policy["user:alice"] == (await lab.store.limits())["user:alice"]
 
 
 async def test_a_burst_is_bounded_by_its_duration(cluster: Cluster) -> None:
-    fault = cluster.adapter.fault("hot_key_burst")
+    fault = cluster.kit.fault("hot_key_burst")
     assert fault is not None
     params = BurstParams(factor=4.0, duration_s=0.5)
     injection = await fault.inject("tenant:acme", params)
@@ -162,5 +164,5 @@ async def test_a_burst_is_bounded_by_its_duration(cluster: Cluster) -> None:
         assert float(evidence["ran_s"]) >= 0.5 and evidence["blocked"] > 0  # type: ignore[arg-type]
     finally:
         message = await fault.revert(injection.undo)
-        await cluster.adapter.store.reset("tenant:acme")
+        await cluster.lab.store.reset("tenant:acme")
     assert message.startswith("burst on tenant:acme stopped after")

@@ -10,19 +10,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from events import BackendView, CounterView, KeyStats, NodeStats, NodeView, ObsSnapshot, WorkloadStats
-from events.catalogue.workload import NodeKeyStats
+from events import NodeStats, NodeView, ObsSnapshot, OperationStats, WorkloadStats
+from subjects.contract import Invariant
+from subjects.judging import ObserverBlind
+from subjects.ratelimiter.details import CounterView, NodeProcess, SnapshotDetails, StoreHealth, WorkloadDetails
 from subjects.ratelimiter.invariants import (
-    CounterDrift,
+    INVARIANT_TYPES,
     ErrorRate,
-    GhostAllowing,
+    FutureDatedEntries,
     HighLatency,
     LimitPolicyDrift,
     NodeDown,
-    ObserverBlind,
+    NodeOverAdmitting,
     OverLimit,
     RedisUnavailable,
-    invariants,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -32,11 +33,23 @@ def at(t: float) -> datetime:
     return T0 + timedelta(seconds=t)
 
 
-def backend(write: str = "ok", reads: str = "ok") -> BackendView:
+def invariants() -> list[Invariant]:
+    """Every rate limiter invariant, as the observer builds them."""
+    return [cls() for cls in INVARIANT_TYPES]
+
+
+def backend(write: str = "ok", reads: str = "ok") -> StoreHealth:
     ok = write == "ok" and reads == "ok"
     error = None if ok else f"write {write}"
-    return BackendView(name="redis", ok=ok, latency_ms=0.2, error=error, writable=write == "ok" if reads == "ok"
+    return StoreHealth(name="redis", ok=ok, latency_ms=0.2, error=error, writable=write == "ok" if reads == "ok"
                        else None, write_error=error, info={"reads": reads, "write_probe": write})
+
+
+def observation(t: float, *, ok: bool = True, error: str | None = None, nodes: list[NodeView] | None = None,
+                details: SnapshotDetails | None = None) -> ObsSnapshot:
+    """A v2 snapshot at ``t``: the neutral core plus the rate limiter's ``details``."""
+    return ObsSnapshot(subject="ratelimiter", ok=ok, error=error, observed_at=at(t), nodes=nodes or [],
+                       details=(details or SnapshotDetails()).model_dump(mode="json"))
 
 
 def snap(t: float, *, ok: bool = True, down: tuple[str, ...] = (), count: int = 10, limit: int = 20,
@@ -44,19 +57,18 @@ def snap(t: float, *, ok: bool = True, down: tuple[str, ...] = (), count: int = 
          last_seen: float | None = None) -> ObsSnapshot:
     """``down``: nodes whose /health fails; ``stale``: nodes answering /health with a stale heartbeat."""
     if not ok:
-        return ObsSnapshot(subject="ratelimiter", ok=False, error="redis unreachable", observed_at=at(t),
-                           backend=backend(reads="failed"))
-    nodes = []
+        return observation(t, ok=False, error="redis unreachable", details=SnapshotDetails(backend=backend(
+            reads="failed")))
+    nodes, processes = [], {}
     for n in ("node-1", "node-2"):
         is_down = n in down or n in stale
         seen = at(last_seen) if last_seen is not None and n in stale else at(t)
-        nodes.append(NodeView(node=n, status="down" if is_down else "up", detail="x",
-                              health_ok=n not in down, last_seen=seen, heartbeat_age_s=(at(t) - seen).total_seconds()))
-    return ObsSnapshot(
-        subject="ratelimiter", ok=True, observed_at=at(t), nodes=nodes, backend=backend(write),
-        counters=[CounterView(key="k", count=count, limit=limit, window_s=1.0, future_entries=future,
-                              declared_limit=declared)],
-    )
+        nodes.append(NodeView(node=n, status="down" if is_down else "up", detail="x", last_seen=seen))
+        processes[n] = NodeProcess(health_ok=n not in down, heartbeat_age_s=(at(t) - seen).total_seconds())
+    counter = CounterView(key="k", count=count, limit=limit, window_s=1.0, future_entries=future,
+                          declared_limit=declared)
+    return observation(t, nodes=nodes, details=SnapshotDetails(counters=[counter], nodes=processes,
+                                                               backend=backend(write)))
 
 
 def entities(inv: object, history: list[ObsSnapshot], workload: list[WorkloadStats] | None = None) -> list[str]:
@@ -64,9 +76,9 @@ def entities(inv: object, history: list[ObsSnapshot], workload: list[WorkloadSta
 
 
 def test_every_invariant_is_total_on_an_empty_history_and_documents_its_grace() -> None:
-    assert [i.name for i in invariants()] == ["node_down", "over_limit", "counter_drift", "limit_policy_drift",
-                                              "redis_unavailable", "error_rate", "high_latency", "ghost_allowing",
-                                              "observer_blind"]
+    assert [i.name for i in invariants()] == ["node_down", "over_limit", "future_dated_entries",
+                                              "limit_policy_drift", "redis_unavailable", "error_rate",
+                                              "high_latency", "node_over_admitting", "observer_blind"]
     assert all(i.evaluate([], []) == [] for i in invariants())
     assert all(i.evaluate([snap(0, ok=False)], [stats(0.5)]) == [] for i in invariants())
     assert all((i.__doc__ and "grace" in i.__doc__.lower()) or i.name == "observer_blind" for i in invariants())
@@ -122,7 +134,7 @@ def test_over_limit_uses_a_tolerance_the_grace_and_the_highest_recent_limit() ->
     assert entities(inv, [snap(0, count=23), snap(0.5, count=23)]) == ["k"]
     assert entities(inv, [snap(0, count=23), snap(0.3, count=23)]) == []
     assert entities(inv, [snap(0, count=80), snap(0.5, count=10)]) == []
-    # future-dated entries are counter_drift's, not over_limit's
+    # future-dated entries are future_dated_entries', not over_limit's
     assert entities(inv, [snap(0, count=80, future=60), snap(0.5, count=80, future=60)]) == []
     # a limit lowered from 40 to 10: the window filled under 40 may hold it for one window
     lowered = [snap(0, count=35, limit=40), snap(0.3, count=35, limit=10), snap(0.8, count=30, limit=10)]
@@ -130,8 +142,8 @@ def test_over_limit_uses_a_tolerance_the_grace_and_the_highest_recent_limit() ->
     assert entities(inv, [*lowered, snap(1.4, count=30, limit=10), snap(1.9, count=30, limit=10)]) == ["k"]
 
 
-def test_counter_drift_fires_on_any_future_entry_held_through_the_grace() -> None:
-    inv = CounterDrift()
+def test_future_dated_entries_fires_on_any_future_entry_held_through_the_grace() -> None:
+    inv = FutureDatedEntries()
     assert entities(inv, [snap(0, future=1), snap(0.3, future=1)]) == []
     [v] = inv.evaluate([snap(0, future=1), snap(0.5, future=2, count=5)], [])
     assert v.entity == "k" and v.evidence["future_entries"] == 2 and v.evidence["over_limit"] is False
@@ -156,7 +168,7 @@ def test_redis_unavailable_on_failed_reads_or_timed_out_writes_not_on_refusals()
     assert entities(inv, [snap(0, ok=False), snap(0.5, write="timeout")]) == ["redis"]
     assert entities(inv, [snap(0, write="timeout"), snap(0.3, write="timeout")]) == []
     assert entities(inv, [snap(0, write="oom"), snap(0.5, write="oom")]) == []
-    blind = ObsSnapshot(subject="ratelimiter", ok=False, error="observation timed out", observed_at=at(0.5))
+    blind = observation(0.5, ok=False, error="observation timed out")
     assert entities(inv, [snap(0, write="timeout"), blind, snap(1.0, write="timeout")]) == []
 
 
@@ -173,18 +185,20 @@ def test_observer_blind_needs_two_consecutive_failures() -> None:
 
 def stats(end: float, interval: float = 0.5, *, sent: int = 40, errors: int = 0, p99: float = 2.0,
           nodes: dict[str, tuple[int, int]] | None = None, limit: int = 20, stamped: bool = True) -> WorkloadStats:
-    """One interval ending at ``end``. ``nodes``: node -> (allowed, blocked) on key ``k``."""
+    """One interval ending at ``end``: one operation, key ``k`` (its reported ``limit`` in the details).
+    ``nodes``: node -> (allowed, blocked) on key ``k``."""
     nodes = nodes or {"node-1": (sent // 2, 0), "node-2": (sent - sent // 2 - errors, 0)}
     allowed = sum(a for a, _ in nodes.values())
     blocked = sum(b for _, b in nodes.values())
     return WorkloadStats(
         interval_s=interval,
-        keys=[KeyStats(key="k", limit=limit, sent=allowed + blocked + errors, allowed=allowed, blocked=blocked,
-                       errors=errors)],
-        nodes=[NodeStats(node=n, sent=a + b, allowed=a, blocked=b, p50_ms=1.0, p99_ms=p99,
-                         keys=[NodeKeyStats(key="k", sent=a + b, allowed=a, blocked=b)])
+        operations=[OperationStats(name="k", sent=allowed + blocked + errors, ok=allowed, rejected=blocked,
+                                   errors=errors)],
+        nodes=[NodeStats(node=n, sent=a + b, ok=a, rejected=b, p50_ms=1.0, p99_ms=p99,
+                         operations=[OperationStats(name="k", sent=a + b, ok=a, rejected=b)])
                for n, (a, b) in nodes.items()],
         ended_at=at(end) if stamped else None,
+        details=WorkloadDetails(limits={"k": limit}).model_dump(),
     )
 
 
@@ -235,37 +249,36 @@ def test_high_latency_threshold_minimum_and_inhibition() -> None:
     assert entities(inv, outage, [stats(2.5, p99=250), stats(3.0, p99=300)]) == []
 
 
-def ghost_stats(end: float, ghost: bool = True, interval: float = 0.5) -> WorkloadStats:
+def at_4x(end: float, faulty: bool = True, interval: float = 0.5) -> WorkloadStats:
     """Key k (limit 20/s) at 4x: 40 requests per 0.5 s, ~13 per node. A correct cluster admits ~10
-    in total; with node-2 failing open, node-2 admits its share and the others share the 10."""
-    if ghost:
+    in total; with node-2 failing open (``faulty``), node-2 admits its share and the others share the 10."""
+    if faulty:
         return stats(end, interval, nodes={"node-1": (5, 8), "node-2": (13, 0), "node-3": (5, 9)})
     return stats(end, interval, nodes={"node-1": (3, 10), "node-2": (4, 9), "node-3": (3, 11)})
 
 
-def test_ghost_allowing_names_the_node_that_never_blocks_an_over_limit_key() -> None:
-    inv = GhostAllowing()
+def test_node_over_admitting_names_the_node_that_never_blocks_an_over_limit_key() -> None:
+    inv = NodeOverAdmitting()
     history = healthy(3)
-    [v] = inv.evaluate(history, [ghost_stats(2.0, ghost=False), ghost_stats(2.5), ghost_stats(3.0)])
+    [v] = inv.evaluate(history, [at_4x(2.0, faulty=False), at_4x(2.5), at_4x(3.0)])
     assert v.entity == "node-2" and v.evidence["node"] == "node-2" and v.evidence["intervals"] == 2
     [k] = v.evidence["keys"]
     assert k["key"] == "k" and k["allowed"] == 23 and k["allowed_max"] == 14.5  # 20 * 0.5 * 1.25 + 2
     assert k["by_node"]["node-2"] == {"sent": 13, "allowed": 13, "blocked": 0, "errors": 0}
     assert "node-2 blocked 0 of 13" in v.summary
-    assert entities(inv, history, [ghost_stats(2.5, ghost=False), ghost_stats(3.0)]) == []  # one interval
-    assert entities(inv, history, [ghost_stats(2.5), ghost_stats(3.0, ghost=False)]) == []  # repaired
+    assert entities(inv, history, [at_4x(2.5, faulty=False), at_4x(3.0)]) == []  # one interval
+    assert entities(inv, history, [at_4x(2.5), at_4x(3.0, faulty=False)]) == []  # repaired
     # while the node restarts it decides nothing: no evidence either way, the violation stands until it is
     # seen blocking again
     restarting = stats(3.5, nodes={"node-1": (5, 14), "node-2": (0, 0), "node-3": (5, 15)})
-    assert entities(inv, healthy(4), [ghost_stats(2.5), ghost_stats(3.0), restarting]) == ["node-2"]
-    assert entities(inv, healthy(4), [ghost_stats(2.5), ghost_stats(3.0), restarting,
-                                      ghost_stats(4.0, ghost=False)]) == []
+    assert entities(inv, healthy(4), [at_4x(2.5), at_4x(3.0), restarting]) == ["node-2"]
+    assert entities(inv, healthy(4), [at_4x(2.5), at_4x(3.0), restarting, at_4x(4.0, faulty=False)]) == []
 
 
-def test_ghost_allowing_stays_quiet_for_legitimate_traffic() -> None:
-    inv = GhostAllowing()
+def test_node_over_admitting_stays_quiet_for_legitimate_traffic() -> None:
+    inv = NodeOverAdmitting()
     history = healthy(3)
-    correct = [ghost_stats(2.5, ghost=False), ghost_stats(3.0, ghost=False)]
+    correct = [at_4x(2.5, faulty=False), at_4x(3.0, faulty=False)]
     assert entities(inv, history, correct) == []
     # under the limit, nobody blocks and nobody gets more than the limit
     under = [stats(2.5, nodes={"node-1": (4, 0), "node-2": (4, 0)}), stats(3.0, nodes={"node-1": (4, 0),
@@ -276,8 +289,8 @@ def test_ghost_allowing_stays_quiet_for_legitimate_traffic() -> None:
                stats(3.0, limit=4, nodes={"node-1": (5, 6), "node-2": (5, 7)})]
     assert entities(inv, history, lowered) == []
     # without a window (no snapshot of the key) there is no judging; nor on stale stats
-    assert entities(inv, [], [ghost_stats(2.5), ghost_stats(3.0)]) == []
-    assert entities(inv, healthy(7), [ghost_stats(2.5), ghost_stats(3.0)]) == []
+    assert entities(inv, [], [at_4x(2.5), at_4x(3.0)]) == []
+    assert entities(inv, healthy(7), [at_4x(2.5), at_4x(3.0)]) == []
 
 
 def test_evidence_is_json_serialisable() -> None:
@@ -286,8 +299,9 @@ def test_evidence_is_json_serialisable() -> None:
     history: list[Any] = [snap(0, write="timeout", future=2, limit=5), snap(0.5, write="timeout", future=2, limit=5,
                                                                             down=("node-1",))]
     history += [snap(1.0, write="timeout", future=2, limit=5, down=("node-1",))]
-    workload = [ghost_stats(0.5), ghost_stats(1.0)]
+    workload = [at_4x(0.5), at_4x(1.0)]
     found = [v for inv in invariants() for v in inv.evaluate(history, workload)]
-    assert {v.invariant for v in found} >= {"node_down", "counter_drift", "limit_policy_drift", "redis_unavailable"}
+    assert {v.invariant for v in found} >= {"node_down", "future_dated_entries", "limit_policy_drift",
+                                            "redis_unavailable"}
     for v in found:
         json.dumps(v.evidence)

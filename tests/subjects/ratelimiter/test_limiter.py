@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from subjects.ratelimiter import RateLimiterSettings
 from subjects.ratelimiter.limiter import LimiterStore
+from subjects.ratelimiter.settings import RateLimiterSettings
 from tests.subjects.ratelimiter.conftest import eventually
 
 

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from oplab.infra import RunningServer, free_port
-from subjects.ratelimiter import RateLimiterAdapter
+from subjects.ratelimiter.cluster import RateLimiterCluster
 from subjects.ratelimiter.limiter import LimiterStore
 from subjects.ratelimiter.node import Node, identity
 from subjects.ratelimiter.settings import RateLimiterSettings
@@ -49,7 +49,7 @@ async def test_limits_are_enforced_exactly_across_nodes(slow_cluster: Cluster,
     c = slow_cluster
     status, body = await call(http, "PUT", url(c, "node-1", "/admin/limits/api:checkout"), {"limit": 4})
     assert status == 200 and body["limit"] == 4 and body["previous"] == 15
-    store = c.adapter.store
+    store = c.lab.store
     before = await store.now_us()
     replies = []
     for i in range(7):
@@ -76,7 +76,7 @@ async def test_setting_a_limit_through_the_api_changes_enforcement(slow_cluster:
     assert (await call(http, "PUT", url(c, "node-1", "/admin/limits/user:bob"), {"limit": 4}))[0] == 200
     statuses = [(await call(http, "POST", url(c, "node-3", "/check"), {"key": "user:bob"}))[0] for _ in range(3)]
     assert statuses == [200, 200, 429]
-    assert (await c.adapter.store.limits())["user:bob"] == 4
+    assert (await c.lab.store.limits())["user:bob"] == 4
 
 
 async def test_management_api(slow_cluster: Cluster, http: aiohttp.ClientSession) -> None:
@@ -108,7 +108,7 @@ async def test_bad_requests_are_refused_with_json(slow_cluster: Cluster, http: a
     assert (await call(http, "PUT", url(c, "node-1", "/admin/limits/nope"), {"limit": 3}))[0] == 404
     status, body = await call(http, "PUT", url(c, "node-1", "/admin/limits/user:alice"), {"limit": -1})
     assert status == 400 and "limit" in body["error"]
-    assert (await c.adapter.store.limits())["user:alice"] == 40
+    assert (await c.lab.store.limits())["user:alice"] == 40
 
 
 async def test_health_and_metrics(slow_cluster: Cluster, http: aiohttp.ClientSession) -> None:
@@ -135,9 +135,9 @@ async def test_health_is_503_when_redis_is_unreachable_and_sigterm_exits_cleanly
                                     cwd=REPO, env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT)
 
     proc = await asyncio.to_thread(spawn)
-    adapter = RateLimiterAdapter(settings)
+    lab = RateLimiterCluster(settings)
     try:
-        probe = await eventually(lambda: _answered(adapter), timeout=15.0, what="node-9 answering /health")
+        probe = await eventually(lambda: _answered(lab), timeout=15.0, what="node-9 answering /health")
         assert probe.status == 503 and "redis" in probe.detail
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:
@@ -153,24 +153,25 @@ async def test_health_is_503_when_redis_is_unreachable_and_sigterm_exits_cleanly
             assert status == 200 and body["fail_open"] is False and body["previous"] is True
             assert (await call(http, "POST", f"{base}/check", {"key": "user:alice"}))[0] == 503
     finally:
-        await adapter.close()
+        await lab.close()
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 10)
     assert code == 0
     assert "node stopped node=node-9" in await asyncio.to_thread(log_path.read_text)
 
 
-async def _answered(adapter: RateLimiterAdapter) -> Any:
-    probe = await adapter.probe("node-9")
+async def _answered(lab: RateLimiterCluster) -> Any:
+    probe = await lab.probe("node-9")
     return probe if probe.status is not None else None
 
 
 async def test_a_restarted_node_reports_a_new_start(slow_cluster: Cluster) -> None:
-    store: LimiterStore = slow_cluster.adapter.store
+    lab = slow_cluster.lab
+    store: LimiterStore = lab.store
     _, before = await store.nodes()
-    await slow_cluster.adapter.control.stop("node-3")
-    await slow_cluster.adapter.control.start("node-3")
-    await slow_cluster.adapter.wait_healthy("node-3", 15.0)
+    await lab.control.stop("node-3")
+    await lab.control.start("node-3")
+    await lab.wait_healthy("node-3", 15.0)
     _, after = await store.nodes()
     assert after["node-3"].pid != before["node-3"].pid
     assert (after["node-3"].started_at_us or 0) > (before["node-3"].started_at_us or 0)

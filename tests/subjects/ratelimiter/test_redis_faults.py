@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from oplab.infra import start_valkey
-from subjects.base import RefusedError, ToolCall
-from subjects.ratelimiter import RateLimiterWorkload
+from subjects.contract import RefusedError, ToolCall
+from subjects.ratelimiter.details import snapshot_details
 from subjects.ratelimiter.faults import OomParams, PauseParams
 from subjects.ratelimiter.invariants import ErrorRate, RedisUnavailable
+from subjects.ratelimiter.workload import RateLimiterWorkload
+from tests.servers import start_valkey
 from tests.subjects.ratelimiter.conftest import Cluster, Watcher, eventually, run_playbook, running_cluster
 
 
@@ -32,7 +33,7 @@ async def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
 @pytest.fixture(autouse=True)
 async def restored(redis_cluster: Cluster) -> AsyncIterator[None]:
     yield
-    backend = redis_cluster.adapter.backend
+    backend = redis_cluster.lab.backend
     await backend.unpause()
     await backend.set_memory_config(0, "noeviction")
 
@@ -44,9 +45,9 @@ def workload(cluster: Cluster) -> RateLimiterWorkload:
 
 
 async def test_redis_pause_fires_redis_unavailable_alone_and_unpause_clears_it(redis_cluster: Cluster) -> None:
-    adapter, settings = redis_cluster.adapter, redis_cluster.settings
-    watcher = Watcher(adapter)
-    fault = adapter.fault("redis_pause")
+    settings = redis_cluster.settings
+    watcher = Watcher(redis_cluster.observer)
+    fault = redis_cluster.kit.fault("redis_pause")
     assert fault is not None
     params = PauseParams(pause_s=30)
     async with watcher.traffic(workload(redis_cluster), interval_s=0.5) as stats:
@@ -61,28 +62,31 @@ async def test_redis_pause_fires_redis_unavailable_alone_and_unpause_clears_it(r
             violation = await watcher.until_violated(RedisUnavailable(), "redis")
             assert violation.evidence["write_probe"] == "timeout" and violation.evidence["reads"] == "ok"
             snap = watcher.history[-1]
-            assert snap.ok and snap.backend is not None and snap.backend.ok is False
-            assert snap.backend.writable is False and "timed out" in (snap.backend.write_error or "")
+            backend = snapshot_details(snap).backend
+            assert snap.ok and backend is not None and backend.ok is False
+            assert backend.writable is False and "timed out" in (backend.write_error or "")
             assert snap.duration_ms < settings.observe_timeout_s * 1000, "observation is bounded, not hung"
 
             # let the pause show everywhere: heartbeats (writes) go stale, every check fails
             async def heartbeats_stale() -> bool:
                 snap = await watcher.observe()
-                return any(n.status == "down" and n.health_ok for n in snap.nodes)
+                processes = snapshot_details(snap).nodes
+                return any(n.status == "down" and n.node in processes and processes[n.node].health_ok
+                           for n in snap.nodes)
 
             await eventually(heartbeats_stale, timeout=5.0, what="stale heartbeats")
 
             async def two_failing_intervals() -> bool:
                 await watcher.observe()
-                bad = [s for s in stats if sum(k.sent for k in s.keys) >= ErrorRate.min_sent
-                       and sum(k.errors for k in s.keys) == sum(k.sent for k in s.keys)]
+                bad = [s for s in stats if sum(o.sent for o in s.operations) >= ErrorRate.min_sent
+                       and sum(o.errors for o in s.operations) == sum(o.sent for o in s.operations)]
                 return len(bad) >= 2
 
             await eventually(two_failing_intervals, timeout=8.0, what="two failing intervals")
             # one fault, one violation: node_down and error_rate are inhibited by redis_unavailable
             assert set(watcher.seen) == {("redis_unavailable", "redis")}
 
-            hypothesis, remedy, results = await run_playbook(adapter, violation)
+            hypothesis, remedy, results = await run_playbook(redis_cluster.toolbox, violation)
             assert "paused for write" in hypothesis and "lifting the pause" in hypothesis, hypothesis
             assert remedy == [ToolCall("unpause_redis")]
             assert results[0]["paused_before"] == "write" and results[0]["writable"] is True
@@ -92,7 +96,7 @@ async def test_redis_pause_fires_redis_unavailable_alone_and_unpause_clears_it(r
             async def recovered() -> bool:
                 snap = await watcher.observe()
                 return (all(n.status == "up" for n in snap.nodes) and len(stats) >= 2
-                        and all(k.errors == 0 and k.sent > 0 for k in stats[-1].keys))
+                        and all(o.errors == 0 and o.sent > 0 for o in stats[-1].operations))
 
             await eventually(recovered, timeout=8.0, what="nodes up and checks succeeding")
             await watcher.intervals(stats, 1)
@@ -104,12 +108,12 @@ async def test_redis_pause_fires_redis_unavailable_alone_and_unpause_clears_it(r
 
 
 async def test_redis_oom_fires_error_rate_and_set_memory_limit_clears_it(redis_cluster: Cluster) -> None:
-    adapter = redis_cluster.adapter
-    watcher = Watcher(adapter)
-    fault = adapter.fault("redis_oom")
+    lab = redis_cluster.lab
+    watcher = Watcher(redis_cluster.observer)
+    fault = redis_cluster.kit.fault("redis_oom")
     assert fault is not None
     params = OomParams()
-    before = await adapter.backend.memory_config()
+    before = await lab.backend.memory_config()
     assert before == {"maxmemory": 0, "maxmemory_policy": "noeviction"}
     async with watcher.traffic(workload(redis_cluster), interval_s=0.5) as stats:
         await watcher.intervals(stats, 1)
@@ -129,7 +133,7 @@ async def test_redis_oom_fires_error_rate_and_set_memory_limit_clears_it(redis_c
             assert set(watcher.seen) == {("error_rate", "checks")}
             assert all(n.status == "up" for n in watcher.history[-1].nodes)
 
-            hypothesis, remedy, results = await run_playbook(adapter, violation)
+            hypothesis, remedy, results = await run_playbook(redis_cluster.toolbox, violation)
             assert "out of memory" in hypothesis and "declared memory limit" in hypothesis, hypothesis
             assert remedy == [ToolCall("set_memory_limit")]
             assert results[0]["previous"]["maxmemory"] == injection.undo["set_to"]
@@ -141,11 +145,11 @@ async def test_redis_oom_fires_error_rate_and_set_memory_limit_clears_it(redis_c
         finally:
             first = await fault.revert(injection.undo)
     assert first == await fault.revert(injection.undo) == "restored maxmemory=0 maxmemory-policy=noeviction"
-    assert await adapter.backend.memory_config() == before
+    assert await lab.backend.memory_config() == before
 
 
 async def test_a_second_pause_is_refused(redis_cluster: Cluster) -> None:
-    fault = redis_cluster.adapter.fault("redis_pause")
+    fault = redis_cluster.kit.fault("redis_pause")
     assert fault is not None
     injection = await fault.inject("redis", PauseParams(pause_s=10))
     try:
@@ -153,22 +157,22 @@ async def test_a_second_pause_is_refused(redis_cluster: Cluster) -> None:
             await fault.inject("redis", PauseParams(pause_s=10))
     finally:
         await fault.revert(injection.undo)
-    assert (await redis_cluster.adapter.backend.write_probe()).ok
+    assert (await redis_cluster.lab.backend.write_probe()).ok
 
 
 async def test_an_undo_derived_from_the_target_alone_repairs_redis_faults(redis_cluster: Cluster) -> None:
     """What a chaos service that died mid-injection (undo never recorded) can still repair."""
-    adapter = redis_cluster.adapter
-    pause, oom = adapter.fault("redis_pause"), adapter.fault("redis_oom")
+    backend = redis_cluster.lab.backend
+    pause, oom = redis_cluster.kit.fault("redis_pause"), redis_cluster.kit.fault("redis_oom")
     assert pause is not None and oom is not None
     await pause.inject("redis", PauseParams(pause_s=10))
-    assert (await adapter.backend.write_probe()).kind == "timeout"
+    assert (await backend.write_probe()).kind == "timeout"
     await pause.revert(pause.undo_for_target("redis", PauseParams()) or {"missing": True})
-    assert (await adapter.backend.write_probe()).ok
+    assert (await backend.write_probe()).ok
 
     await oom.inject("redis", OomParams())
-    assert (await adapter.backend.write_probe()).kind == "oom"
+    assert (await backend.write_probe()).kind == "oom"
     undo = oom.undo_for_target("redis", OomParams())
     assert undo == {"maxmemory": 0, "maxmemory_policy": "noeviction"}  # the declared configuration
     assert await oom.revert(undo) == "restored maxmemory=0 maxmemory-policy=noeviction"
-    assert (await adapter.backend.write_probe()).ok
+    assert (await backend.write_probe()).ok

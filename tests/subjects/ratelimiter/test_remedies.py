@@ -8,16 +8,16 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from subjects.base import Fault, NoArgs, RefusedError, Tool, ToolCall
-from subjects.ratelimiter import RateLimiterAdapter
+from subjects.contract import Fault, NoArgs, RefusedError, Tool, Toolbox, ToolCall
+from subjects.ratelimiter.details import snapshot_details
 from subjects.ratelimiter.faults import BurstParams, DriftParams, MisconfigParams, OomParams, PauseParams
-from subjects.ratelimiter.invariants import CounterDrift, NodeDown, OverLimit
+from subjects.ratelimiter.invariants import FutureDatedEntries, NodeDown, OverLimit
+from subjects.ratelimiter.toolbox import RateLimiterToolbox
 from tests.subjects.ratelimiter.conftest import Cluster, Watcher, eventually, run_playbook
 
 
 async def test_node_kill_fires_node_down_and_restart_node_clears_it(cluster: Cluster, watcher: Watcher) -> None:
-    adapter = cluster.adapter
-    fault = adapter.fault("node_kill")
+    fault = cluster.kit.fault("node_kill")
     assert fault is not None and fault.default_ttl_s == 60
     injection = await fault.inject(None, NoArgs())
     node = injection.target
@@ -34,7 +34,7 @@ async def test_node_kill_fires_node_down_and_restart_node_clears_it(cluster: Clu
 
         fired_at = len(watcher.history)
         async with watcher.watching():
-            hypothesis, remedy, results = await run_playbook(adapter, violation)
+            hypothesis, remedy, results = await run_playbook(cluster.toolbox, violation)
         assert f"node {node} is down" in hypothesis and "not running" in hypothesis, hypothesis
         assert remedy == [ToolCall("restart_node", {"node": node})]
         assert "started" in results[0]["action"] and results[0]["state"] == "RUNNING" and results[0]["pid"]
@@ -53,13 +53,13 @@ async def test_node_kill_fires_node_down_and_restart_node_clears_it(cluster: Clu
     assert "already running" in await fault.revert(injection.undo)
 
 
-async def test_counter_drift_fires_counter_drift_and_prune_counter_clears_it(cluster: Cluster,
-                                                                            watcher: Watcher) -> None:
-    adapter = cluster.adapter
+async def test_counter_drift_fires_future_dated_entries_and_prune_counter_clears_it(cluster: Cluster,
+                                                                                   watcher: Watcher) -> None:
+    lab = cluster.lab
     key = next(iter(cluster.settings.policy))
     for i in range(5):
-        assert (await adapter.store.check(key, 1, f"legit:{i}")).allowed
-    fault = adapter.fault("counter_drift")
+        assert (await lab.store.check(key, 1, f"legit:{i}")).allowed
+    fault = cluster.kit.fault("counter_drift")
     assert fault is not None and fault.default_ttl_s == 60
     params = DriftParams()
     injection = await fault.inject(None, params)
@@ -69,20 +69,20 @@ async def test_counter_drift_fires_counter_drift_and_prune_counter_clears_it(clu
         evidence = await fault.effective(injection, params)
         assert evidence is not None and evidence["count"] > limit and evidence["future_entries"] == 3 * limit
 
-        violation = await watcher.until_violated(CounterDrift(), key)
+        violation = await watcher.until_violated(FutureDatedEntries(), key)
         assert violation.evidence["future_entries"] == 3 * limit and violation.evidence["limit"] == limit
         assert violation.evidence["count"] > limit * 1.1 and violation.evidence["over_limit"] is True
         # one fault, one ticket: the legitimate entries are within the limit, so over_limit stays quiet
         assert OverLimit().evaluate(watcher.history, []) == []
 
-        hypothesis, remedy, results = await run_playbook(adapter, violation)
+        hypothesis, remedy, results = await run_playbook(cluster.toolbox, violation)
         assert "future" in hypothesis and key in hypothesis, hypothesis
         assert remedy == [ToolCall("prune_counter", {"key": key})]
         assert results[0]["future_removed"] == 3 * limit
 
-        snap = await watcher.until_cleared(CounterDrift(), key)
-        counter = next(c for c in snap.counters if c.key == key)
-        assert counter.future_entries == 0 and counter.count <= limit
+        snap = await watcher.until_cleared(FutureDatedEntries(), key)
+        counter = snapshot_details(snap).counter(key)
+        assert counter is not None and counter.future_entries == 0 and counter.count <= limit
         assert await fault.effective(injection, params) is None
     finally:
         await fault.revert(injection.undo)
@@ -90,43 +90,42 @@ async def test_counter_drift_fires_counter_drift_and_prune_counter_clears_it(clu
 
 
 async def test_counter_drift_revert_removes_exactly_its_entries(cluster: Cluster) -> None:
-    adapter = cluster.adapter
-    fault = adapter.fault("counter_drift")
+    store = cluster.lab.store
+    fault = cluster.kit.fault("counter_drift")
     assert fault is not None
-    await adapter.store.add_future_entries("api:search", ["someone-else:1"], ahead_s=600)
-    await adapter.store.check("api:search", 1, "legit")
+    await store.add_future_entries("api:search", ["someone-else:1"], ahead_s=600)
+    await store.check("api:search", 1, "legit")
     injection = await fault.inject("api:search", DriftParams(factor=1.0))
     assert len(injection.undo["members"]) == 60
     assert await fault.effective(injection, DriftParams()) is not None
     assert await fault.revert(injection.undo) == "removed 60 of 60 bogus entries from api:search"
     assert await fault.revert(injection.undo) == "removed 0 of 60 bogus entries from api:search"
-    members = {m for m, _ in await adapter.store.entries("api:search")}
+    members = {m for m, _ in await store.entries("api:search")}
     assert members == {"someone-else:1", "legit:1"}
-    await adapter.store.reset("api:search")
+    await store.reset("api:search")
 
 
-async def _state(adapter: RateLimiterAdapter) -> dict[str, Any]:
+async def _state(cluster: Cluster) -> dict[str, Any]:
     """Everything a refused request could have changed."""
-    settings = adapter.settings
+    lab, settings = cluster.lab, cluster.settings
     return {
-        "pids": [await adapter.control.pid(n) for n in settings.node_urls],
-        "windows": sorted(await adapter.store.redis.keys(f"{settings.key_prefix}:w:*")),
-        "limits": await adapter.store.limits(),
-        "memory": await adapter.backend.memory_config(),
-        "paused": (await adapter.backend.info()).get("paused_actions"),
-        "fail_open": [(await adapter.node_call(n, "GET", "/admin/faults"))[1]["fail_open"]
+        "pids": [await lab.control.pid(n) for n in settings.node_urls],
+        "windows": sorted(await lab.store.redis.keys(f"{settings.key_prefix}:w:*")),
+        "limits": await lab.store.limits(),
+        "memory": await lab.backend.memory_config(),
+        "paused": (await lab.backend.info()).get("paused_actions"),
+        "fail_open": [(await lab.node_call(n, "GET", "/admin/faults"))[1]["fail_open"]
                       for n in settings.node_urls],
     }
 
 
 async def test_targets_outside_the_lab_and_bad_parameters_are_refused_and_nothing_changes(
         cluster: Cluster) -> None:
-    adapter = cluster.adapter
-    assert adapter.targets() == ["node-1", "node-2", "node-3", *cluster.settings.policy, "redis"]
-    before = await _state(adapter)
+    assert cluster.kit.targets() == ["node-1", "node-2", "node-3", *cluster.settings.policy, "redis"]
+    before = await _state(cluster)
 
     def fault(kind: str) -> Fault:
-        f = adapter.fault(kind)
+        f = cluster.kit.fault(kind)
         assert f is not None
         return f
 
@@ -171,44 +170,44 @@ async def test_targets_outside_the_lab_and_bad_parameters_are_refused_and_nothin
                        ("set_limit", {"key": "user:alice", "limit": 1000}),
                        ("set_limit", {"key": "user:alice", "limit": 9})]:
         with pytest.raises(RefusedError):
-            await _tool(adapter, tool).call(args)
+            await _tool(cluster.toolbox, tool).call(args)
     for tool, args in [("reset_counter", {"key": "user:alice", "cmd": "FLUSHALL"}), ("list_nodes", {"all": True}),
                        ("set_limit", {"key": "user:alice", "limit": -1}), ("unpause_redis", {"command": "x"}),
                        ("set_memory_limit", {"maxmemory": 1}), ("redis_info", {"section": "all"})]:
         with pytest.raises(ValidationError):
-            await _tool(adapter, tool).call(args)
+            await _tool(cluster.toolbox, tool).call(args)
 
-    assert await _state(adapter) == before
+    assert await _state(cluster) == before
 
 
-def _tool(adapter: RateLimiterAdapter, name: str) -> Tool:
-    tool = adapter.tool(name)
+def _tool(toolbox: Toolbox, name: str) -> Tool:
+    tool = toolbox.tool(name)
     assert tool is not None, name
     return tool
 
 
 async def test_read_only_tools(cluster: Cluster) -> None:
-    adapter = cluster.adapter
-    assert {t.name: t.mutating for t in adapter.tools()} == {
+    toolbox = cluster.toolbox
+    assert {t.name: t.mutating for t in toolbox.tools()} == {
         "list_nodes": False, "node_status": False, "read_counters": False, "read_policy": False,
         "redis_info": False, "reset_counter": True, "prune_counter": True, "set_limit": True,
         "restart_node": True, "unpause_redis": True, "set_memory_limit": True,
     }
-    nodes = await _tool(adapter, "list_nodes").call({})
+    nodes = await _tool(toolbox, "list_nodes").call({})
     assert [(n["node"], n["status"], n["process"]) for n in nodes["nodes"]] == [
         (f"node-{i}", "up", "RUNNING") for i in (1, 2, 3)]
-    policy = await _tool(adapter, "read_policy").call({})
+    policy = await _tool(toolbox, "read_policy").call({})
     assert policy["declared"] == cluster.settings.policy == policy["effective"]
-    counters = await _tool(adapter, "read_counters").call({})
+    counters = await _tool(toolbox, "read_counters").call({})
     assert [c["key"] for c in counters["counters"]] == list(cluster.settings.policy)
     assert counters["window_s"] == cluster.settings.window_s
 
-    await adapter.store.check("user:bob", 1, "status-probe")
-    status = await _tool(adapter, "node_status").call({"node": "node-2"})
+    await cluster.lab.store.check("user:bob", 1, "status-probe")
+    status = await _tool(toolbox, "node_status").call({"node": "node-2"})
     assert status["health"]["ok"] and status["process"] == "RUNNING" and status["pid"] > 0
     assert status["heartbeat"]["status"] == "up" and set(status["checks"]["since_start"]) >= {"allowed", "blocked"}
 
-    info = await _tool(adapter, "redis_info").call({})
+    info = await _tool(toolbox, "redis_info").call({})
     assert info["reachable"] and info["ping_ms"] > 0 and info["write"]["kind"] == "ok"
     assert not info["paused"] and not info["out_of_memory"] and info["memory_matches_declared"]
     assert info["declared"] == {"maxmemory": 0, "maxmemory_policy": "noeviction"}
@@ -216,7 +215,7 @@ async def test_read_only_tools(cluster: Cluster) -> None:
 
 
 def test_over_limit_without_future_entries_resets_the_counter() -> None:
-    playbook = next(p for p in RateLimiterAdapter().playbooks() if p.invariant == "over_limit")
+    playbook = next(p for p in RateLimiterToolbox().playbooks() if p.invariant == "over_limit")
     evidence = {"entity": "user:bob", "key": "user:bob", "count": 40, "limit": 25, "future_entries": 0}
     findings = {"read_counters": {"counters": [{"key": "user:bob", "count": 40, "limit": 25,
                                                 "future_entries": 0}]}}
@@ -226,21 +225,21 @@ def test_over_limit_without_future_entries_resets_the_counter() -> None:
 
 async def test_an_undo_derived_from_the_target_alone_repairs_node_and_key_faults(cluster: Cluster) -> None:
     """What a chaos service that died mid-injection (undo never recorded) can still repair."""
-    adapter = cluster.adapter
-    ghost, misconfig, drift = (adapter.fault(k) for k in ("ghost_allowing", "limit_misconfig", "counter_drift"))
+    kit, store = cluster.kit, cluster.lab.store
+    ghost, misconfig, drift = (kit.fault(k) for k in ("ghost_allowing", "limit_misconfig", "counter_drift"))
     assert ghost is not None and misconfig is not None and drift is not None
     await ghost.inject("node-3", NoArgs())
     await misconfig.inject("user:bob", MisconfigParams(factor=4))
-    assert (await adapter.store.limits())["user:bob"] == 100
+    assert (await store.limits())["user:bob"] == 100
 
     undo = ghost.undo_for_target("node-3", NoArgs())
     assert undo == {"node": "node-3"} and await ghost.revert(undo) == "node node-3: fail-open cleared"
     undo = misconfig.undo_for_target("user:bob", MisconfigParams())
     assert undo == {"key": "user:bob", "previous": 25}
     assert (await misconfig.revert(undo)).startswith("limit of user:bob restored to 25 (was 100")
-    assert (await adapter.store.limits())["user:bob"] == 25
+    assert (await store.limits())["user:bob"] == 25
     assert drift.undo_for_target("user:bob", DriftParams()) is None
-    kill, burst = adapter.fault("node_kill"), adapter.fault("hot_key_burst")
+    kill, burst = kit.fault("node_kill"), kit.fault("hot_key_burst")
     assert kill is not None and burst is not None
     assert kill.undo_for_target("node-2", NoArgs()) == {"node": "node-2"}
     assert "not running" in await burst.revert(burst.undo_for_target("user:bob", BurstParams()) or {})

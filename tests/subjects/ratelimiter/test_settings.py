@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from subjects.ratelimiter import RateLimiterSettings
 from subjects.ratelimiter.node import identity, parse_args
-from subjects.ratelimiter.settings import DEFAULT_POLICY, parse_nodes
+from subjects.ratelimiter.settings import DEFAULT_POLICY, RateLimiterSettings, parse_nodes
 
 
 def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,89 @@
+"""The provisioner role (the launcher's): what a subject needs running for a lab run.
+
+``oplab up`` asks the subject's provisioner for a :class:`Deployment` at a
+:class:`Site` (the run, the lab's home, a way to get free ports, the supervisor
+the launcher runs processes under) and then:
+
+1. starts the deployment's :class:`LocalProcess` es under its supervisor, stage
+   by stage (every process of a stage must pass its :class:`HealthCheck` before
+   the next stage starts), e.g. a store, then the nodes that use it;
+2. gives every lab service (and those processes) the deployment's ``env``, the
+   only way the subject's roles in other processes learn its endpoints;
+3. shows ``endpoints`` to the user (passwords redacted).
+
+A deployment with no processes is *external*: the subject runs elsewhere
+(another machine, a compose project) and ``env`` says how to reach it.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """Ready when a TCP connect succeeds (``tcp://host:port``) or a GET answers 200 (``http(s)://…``)."""
+
+    url: str
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("tcp://", "http://", "https://")):
+            raise ValueError(f"health check {self.url!r}: expected tcp://, http:// or https://")
+
+
+@dataclass(frozen=True)
+class LocalProcess:
+    """One process the launcher runs for the subject.
+
+    ``name`` is its supervisor program name (and log file). ``restart_on_crash``
+    is off by default: a killed subject process stays down, so the fault is seen
+    and remedied rather than hidden by the supervisor.
+    """
+
+    name: str
+    command: list[str]
+    stage: int = 0
+    health: HealthCheck | None = None
+    restart_on_crash: bool = False
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What a run of the subject needs: processes to run (none: external) and the environment."""
+
+    env: dict[str, str]
+    processes: tuple[LocalProcess, ...] = ()
+    endpoints: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def external(self) -> bool:
+        return not self.processes
+
+    def stages(self) -> list[list[LocalProcess]]:
+        """The processes grouped by stage, in start order."""
+        order = sorted({p.stage for p in self.processes})
+        return [[p for p in self.processes if p.stage == s] for s in order]
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where the launcher runs a subject: the run, the lab's home (a subject keeps its data in
+    ``home / <its name>``), the Python to run its processes with, the XML-RPC URL (with
+    credentials) of the supervisor that runs them, and a source of free 127.0.0.1 ports."""
+
+    run: str
+    home: Path
+    python: str
+    supervisor_url: str
+    free_port: Callable[[], int]
+
+
+class Provisioner(abc.ABC):
+    """Plans a subject's deployment for one run."""
+
+    @abc.abstractmethod
+    def plan(self, site: Site) -> Deployment:
+        """The deployment for ``site``. Raise ValueError (with the reason) for a bad configuration."""

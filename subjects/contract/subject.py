@@ -1,0 +1,118 @@
+"""A subject: one system under test, as a plug-in.
+
+A subject package registers a :class:`Subject` under the entry-point group
+``operator_lab.subjects`` (see :mod:`subjects.registry`). The subject hands each
+service only its role, built from the subject's own settings (read from the
+environment the launcher or compose gives every process):
+
+| role | who gets it | what it is |
+|---|---|---|
+| :meth:`Subject.observer` | monitor | observe + invariants |
+| :meth:`Subject.toolbox` | agent | tools, playbooks, a summary for a model, secrets |
+| :meth:`Subject.fault_kit` | chaos | faults, targets |
+| :meth:`Subject.workload` | loadgen | client traffic, black-box probe |
+| :meth:`Subject.provisioner` | launcher | the local processes to run, or external endpoints |
+| :meth:`Subject.console_rows` | console | the cluster and workload panels |
+
+:meth:`Subject.catalogue` describes the faults, invariants and tools without
+building any role or touching the system (``oplab subjects``), and
+:meth:`Subject.scenarios` names the subject's demo scenarios (YAML files the
+director validates). Constructing a role must not do I/O: connections are made
+on first use.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from subjects.contract.console_rows import NeutralRows
+from subjects.contract.fault_kit import Fault, FaultKit
+from subjects.contract.observer import Invariant, Observer
+from subjects.contract.provisioner import Provisioner
+from subjects.contract.toolbox import Tool, Toolbox
+from subjects.contract.workload import Workload
+
+
+@dataclass(frozen=True)
+class FaultInfo:
+    kind: str
+    description: str
+    default_ttl_s: float
+    params: dict[str, Any]
+    """The JSON schema of the fault's parameters."""
+
+
+@dataclass(frozen=True)
+class InvariantInfo:
+    name: str
+    description: str
+    grace_s: float
+
+
+@dataclass(frozen=True)
+class ToolInfo:
+    name: str
+    description: str
+    mutating: bool
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What a subject offers, described from its classes (no role built, no I/O)."""
+
+    faults: list[FaultInfo] = field(default_factory=list)
+    invariants: list[InvariantInfo] = field(default_factory=list)
+    tools: list[ToolInfo] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, faults: Iterable[type[Fault]], invariants: Iterable[type[Invariant]],
+           tools: Iterable[type[Tool]]) -> Catalogue:
+        return cls(
+            faults=[FaultInfo(f.kind, f.description, f.default_ttl_s, f.params_model.model_json_schema())
+                    for f in faults],
+            invariants=[InvariantInfo(i.name, i.description, i.grace_s) for i in invariants],
+            tools=[ToolInfo(t.name, t.description, t.mutating) for t in tools],
+        )
+
+    def fault_kinds(self) -> list[str]:
+        return [f.kind for f in self.faults]
+
+
+class Subject(abc.ABC):
+    """One system under test. Subclasses set ``name`` and ``description`` and build the roles."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    @abc.abstractmethod
+    def catalogue(self) -> Catalogue: ...
+
+    @abc.abstractmethod
+    def observer(self) -> Observer: ...
+
+    @abc.abstractmethod
+    def toolbox(self) -> Toolbox: ...
+
+    @abc.abstractmethod
+    def fault_kit(self) -> FaultKit: ...
+
+    @abc.abstractmethod
+    def workload(self) -> Workload: ...
+
+    @abc.abstractmethod
+    def provisioner(self) -> Provisioner: ...
+
+    def console_rows(self) -> NeutralRows:
+        """The cluster and workload panels. Default: drawn from the neutral core."""
+        return NeutralRows()
+
+    def scenarios(self) -> dict[str, Path]:
+        """Scenario name -> YAML file; the first is the default. Default: none."""
+        return {}
+
+    def default_scenario(self) -> str | None:
+        return next(iter(self.scenarios()), None)

@@ -1,0 +1,156 @@
+"""Invariant judging that every subject shares: persistence, staleness, blindness.
+
+Grace periods are judged from timestamps in the history (snapshots'
+``observed_at``; workload intervals' ``interval_s`` and ``ended_at``), never from
+process memory, so a restarted monitor that reloads its history from the log
+decides exactly as before.
+
+- **Persistence over a grace period.** A snapshot condition counts as a
+  violation only when it held in every usable snapshot of a trailing run of at
+  least :data:`MIN_SNAPSHOTS` snapshots spanning at least the invariant's
+  ``grace_s`` (:func:`persisting`, :func:`held`, :func:`persistent`): with a
+  0.5 s cadence two snapshots suffice, a faster observer needs more of them to
+  cover the same time, and one unlucky snapshot never opens a ticket. Workload
+  conditions need :data:`MIN_INTERVALS` consecutive intervals covering
+  ``grace_s`` of traffic (:func:`intervals_held`).
+- **Stale workload stats.** Stats whose newest interval ended more than
+  :data:`STALE_S` before the newest snapshot (the load generator stopped) are
+  no evidence either way (:func:`recent_workload`), so a stopped load generator
+  never keeps a violation open.
+- **Blindness.** Snapshots with ``ok=False`` neither confirm nor refute a
+  condition (:func:`usable`: judges skip them, so a condition seen before and
+  after a blind spell has persisted through it, and blindness never reads as
+  recovery). Blindness itself is :class:`ObserverBlind`, which every subject's
+  observer includes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from events import ObsSnapshot, WorkloadStats
+from subjects.contract import Invariant, Violation
+
+T = TypeVar("T")
+Item = TypeVar("Item")
+
+MIN_SNAPSHOTS = 2
+MIN_INTERVALS = 2
+STALE_S = 3.0
+"""Workload stats whose newest interval ended this long before the newest snapshot are ignored."""
+
+
+def ordered(history: Sequence[ObsSnapshot]) -> list[ObsSnapshot]:
+    """Snapshots oldest first, by when they were observed."""
+    return sorted(history, key=lambda s: s.observed_at)
+
+
+def usable(history: Sequence[ObsSnapshot]) -> list[ObsSnapshot]:
+    """The successful observations, oldest first (blind ones are no evidence)."""
+    return [s for s in ordered(history) if s.ok]
+
+
+def persisting(items: Sequence[Item], pick: Callable[[Item], T | None]) -> list[tuple[Item, T]]:
+    """The trailing run of ``items`` in which ``pick`` finds the condition (newest last)."""
+    run: list[tuple[Item, T]] = []
+    for item in reversed(items):
+        found = pick(item)
+        if found is None:
+            break
+        run.append((item, found))
+    run.reverse()
+    return run
+
+
+def held(run: Sequence[tuple[ObsSnapshot, Any]], grace_s: float) -> float | None:
+    """Seconds a snapshot condition has held, if that satisfies the grace rule, else None."""
+    if len(run) < MIN_SNAPSHOTS:
+        return None
+    seconds = (run[-1][0].observed_at - run[0][0].observed_at).total_seconds()
+    return seconds if seconds >= grace_s else None
+
+
+def persistent(
+    snapshots: Sequence[ObsSnapshot], entities: Iterable[str],
+    condition: Callable[[ObsSnapshot, str], T | None], grace_s: float,
+) -> Iterator[tuple[str, list[tuple[ObsSnapshot, T]], float]]:
+    """For each entity whose ``condition`` has held through a trailing run of ``snapshots``
+    that satisfies the grace rule: (entity, that run, seconds held)."""
+    for entity in entities:
+        run = persisting(snapshots, lambda snap, e=entity: condition(snap, e))  # type: ignore[misc]
+        seconds = held(run, grace_s)
+        if seconds is not None:
+            yield entity, run, seconds
+
+
+def recent_workload(history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[WorkloadStats]:
+    """The workload stats worth judging: all of them, oldest first, unless they went stale.
+
+    Stale = the newest interval ended more than :data:`STALE_S` before the newest
+    snapshot (the load generator stopped); then there is no evidence: ``[]``.
+    Stats without ``ended_at`` cannot be judged stale and are taken as they come.
+    """
+    stats = list(workload)
+    if not stats:
+        return []
+    if all(s.ended_at is not None for s in stats):
+        stats.sort(key=lambda s: s.ended_at)  # type: ignore[arg-type,return-value]
+    newest = stats[-1].ended_at
+    if newest is not None and history:
+        observed = max(s.observed_at for s in history)
+        if newest < observed - timedelta(seconds=STALE_S):
+            return []
+    return stats
+
+
+def intervals_held(run: Sequence[tuple[WorkloadStats, Any]], grace_s: float) -> float | None:
+    """Seconds of traffic a workload condition has held over, if that satisfies the grace rule, else None."""
+    if len(run) < MIN_INTERVALS:
+        return None
+    seconds = sum(s.interval_s for s, _ in run)
+    return seconds if seconds >= grace_s else None
+
+
+def interval_start(stats: WorkloadStats) -> datetime | None:
+    return stats.ended_at - timedelta(seconds=stats.interval_s) if stats.ended_at is not None else None
+
+
+def since(run: Sequence[tuple[WorkloadStats, Any]]) -> str | None:
+    """When the first interval of a workload run began (ISO), if known."""
+    return iso(interval_start(run[0][0])) if run else None
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+class ObserverBlind(Invariant):
+    """The observer can see the subject.
+
+    Fires (entity ``observer``) when the trailing run of failed observations
+    (``ok=False``) is at least 2 snapshots long: a single failure may be a
+    blip, two in a row at the 0.5 s cadence is ~1 s of blindness, within the
+    detection target. No extra time grace: failing observations are already
+    slow (each may wait for a timeout). A blind observer is never "healthy".
+    """
+
+    name = "observer_blind"
+    description = "the monitor can observe the subject (a failed observation is never read as healthy)"
+    grace_s = 0.0
+
+    def evaluate(
+        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
+    ) -> list[Violation]:
+        run = persisting(ordered(history), lambda s: s if not s.ok else None)
+        if len(run) < MIN_SNAPSHOTS:
+            return []
+        first, last = run[0][0], run[-1][0]
+        evidence = {
+            "error": last.error,
+            "since": iso(first.observed_at),
+            "failures": len(run),
+            "blind_for_s": round((last.observed_at - first.observed_at).total_seconds(), 3),
+        }
+        return [Violation(self.name, "observer", f"observation failing: {last.error}", evidence)]

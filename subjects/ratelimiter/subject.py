@@ -1,0 +1,49 @@
+"""The rate limiter as a plug-in subject (entry point ``ratelimiter`` in ``operator_lab.subjects``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from subjects.contract import Catalogue, Subject
+from subjects.ratelimiter.console_rows import RateLimiterRows
+from subjects.ratelimiter.fault_kit import RateLimiterFaultKit
+from subjects.ratelimiter.faults import FAULT_TYPES
+from subjects.ratelimiter.invariants import INVARIANT_TYPES
+from subjects.ratelimiter.observer import RateLimiterObserver
+from subjects.ratelimiter.provisioner import RateLimiterProvisioner
+from subjects.ratelimiter.settings import SUBJECT_NAME
+from subjects.ratelimiter.toolbox import RateLimiterToolbox
+from subjects.ratelimiter.tools import TOOL_TYPES
+from subjects.ratelimiter.workload import RateLimiterWorkload
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+class RateLimiterSubject(Subject):
+    name = SUBJECT_NAME
+    description = ("Three (OPLAB_RL_NODE_COUNT) stateless HTTP rate limiter nodes sharing one Redis "
+                   "(embedded valkey unless REDIS_URL is set): sliding-window logs per key, per-key limits.")
+
+    def catalogue(self) -> Catalogue:
+        return Catalogue.of(FAULT_TYPES, INVARIANT_TYPES, TOOL_TYPES)
+
+    def observer(self) -> RateLimiterObserver:
+        return RateLimiterObserver()
+
+    def toolbox(self) -> RateLimiterToolbox:
+        return RateLimiterToolbox()
+
+    def fault_kit(self) -> RateLimiterFaultKit:
+        return RateLimiterFaultKit()
+
+    def workload(self) -> RateLimiterWorkload:
+        return RateLimiterWorkload()
+
+    def provisioner(self) -> RateLimiterProvisioner:
+        return RateLimiterProvisioner()
+
+    def console_rows(self) -> RateLimiterRows:
+        return RateLimiterRows()
+
+    def scenarios(self) -> dict[str, Path]:
+        return {"ratelimiter": SCENARIOS / "ratelimiter.yaml"}

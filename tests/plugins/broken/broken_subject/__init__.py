@@ -1,0 +1,1 @@
+"""A subject package that fails to import (tests only)."""
