@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,29 @@ def rows_for(view: LabView) -> NeutralRows:
     """The rows for the subject this view shows (from its snapshots)."""
     snap = view.cluster.snapshot
     return subject_rows(snap.subject) if snap is not None else _NEUTRAL
+
+
+def cluster_rows(rows: NeutralRows, picture: Picture) -> list[Row]:
+    """The subject's cluster rows; the neutral ones if its code fails (said once in the log)."""
+    return _guarded(rows, picture, lambda r: r.cluster(picture))
+
+
+def workload_rows(rows: NeutralRows, picture: Picture, limit: int | None) -> list[Row]:
+    """The subject's workload rows (at most ``limit``); the neutral ones if its code fails."""
+    return _guarded(rows, picture, lambda r: r.workload(picture, limit))
+
+
+_failed: set[type] = set()
+
+
+def _guarded(rows: NeutralRows, picture: Picture, draw: Callable[[NeutralRows], list[Row]]) -> list[Row]:
+    try:
+        return draw(rows)
+    except Exception:  # a subject's bug must not take the console down
+        if type(rows) not in _failed:
+            _failed.add(type(rows))
+            log.exception("%s failed to draw; drawing neutral rows", type(rows).__name__)
+        return draw(_NEUTRAL)
 
 
 def picture(view: LabView, now: datetime) -> Picture:

@@ -34,7 +34,7 @@ from typing import Any
 
 import urwid
 
-from console.subject_rows import picture, row_markup, rows_for
+from console.subject_rows import cluster_rows, picture, row_markup, rows_for, workload_rows
 from projections.lab_view import LabView, Step, fmt_tokens
 from projections.tickets.state import ACTIVE, Action, TicketState, TicketStatus
 from projections.timeline import Chapter
@@ -169,14 +169,14 @@ def cluster_lines(view: LabView, now: datetime, rows: NeutralRows | None = None)
     if cl.blind:
         lines.append(("bad", f"OBSERVER BLIND: {cl.blind_error}"))
     rows = rows or rows_for(view)
-    return lines + [row_markup(r) for r in rows.cluster(picture(view, now))]
+    return lines + [row_markup(r) for r in cluster_rows(rows, picture(view, now))]
 
 
 def workload_lines(view: LabView, now: datetime, limit: int | None = None,
                    rows: NeutralRows | None = None) -> list[Markup]:
     """The subject's workload rows (e.g. the busiest keys against their limits), at most ``limit``."""
     rows = rows or rows_for(view)
-    return [row_markup(r) for r in rows.workload(picture(view, now), limit)]
+    return [row_markup(r) for r in workload_rows(rows, picture(view, now), limit)]
 
 
 def chaos_lines(view: LabView, now: datetime, width: int | None = None) -> list[Markup]:

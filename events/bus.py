@@ -193,7 +193,15 @@ class Bus:
         headers = {"Nats-Msg-Id": event.id}
         if expected_last_subject_seq is not None:
             headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_subject_seq)
-        subject, payload = event_subject(event), encode(event)
+        return await self._publish(event_subject(event), encode(event), headers, retry_for_s, event.type)
+
+    async def publish_stored(self, subject: str, data: bytes, msg_id: str, *, retry_for_s: float = 15.0) -> int:
+        """Store ``data`` as it is on ``subject`` (an import of an exported run), once per ``msg_id``
+        within the duplicate window and retried like :meth:`publish`. Returns its stream sequence."""
+        return await self._publish(subject, data, {"Nats-Msg-Id": msg_id}, retry_for_s, subject)
+
+    async def _publish(self, subject: str, payload: bytes, headers: dict[str, str], retry_for_s: float,
+                       what: str) -> int:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + retry_for_s
         while True:
@@ -211,7 +219,7 @@ class Bus:
                 if self.nc.is_closed or loop.time() > deadline:
                     raise
                 failure = exc
-            log.warning("publish retry type=%s error=%r", event.type, failure)
+            log.warning("publish retry what=%s error=%r", what, failure)
             await asyncio.sleep(0.25)  # NATS is away: back off before the next attempt
 
     async def publish_batch(self, events: Sequence[Event]) -> list[int]:
@@ -340,12 +348,6 @@ class Bus:
             await replay.caught_up.wait()
             await replay.stop()
         return replay
-
-    async def publish_stored(self, subject: str, data: bytes, msg_id: str) -> int:
-        """Store ``data`` as it is on ``subject`` (an import of an exported run); once per ``msg_id``
-        within the duplicate window, like every publish. Returns its stream sequence."""
-        ack = await self.js.publish(subject, data, stream=STREAM_NAME, headers={"Nats-Msg-Id": msg_id})
-        return ack.seq
 
     async def consume(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
 
 from events.ids import new_event_id
 
@@ -56,19 +56,28 @@ def utcnow() -> datetime:
 
 
 class Event(BaseModel):
-    """One fact, as stored in the log."""
+    """One fact, as stored in the log. ``v`` is always its payload's ``VERSION`` (set when not
+    given; a mismatch is refused), so a payload is never stored under another version's label."""
 
     model_config = ConfigDict(frozen=True)
 
     id: str = Field(default_factory=new_event_id)
     type: str
-    v: int = 1
+    v: int = 0
     time: datetime = Field(default_factory=utcnow)
     run: str
     source: str
     correlation: str | None = None
     causation: str | None = None
     data: SerializeAsAny[Payload]
+
+    @model_validator(mode="after")
+    def _version_of_the_payload(self) -> Event:
+        if self.v == 0:
+            object.__setattr__(self, "v", self.data.VERSION)  # frozen: set once, while validating
+        elif self.v != self.data.VERSION:
+            raise ValueError(f"v={self.v} but {self.type} payloads are version {self.data.VERSION}")
+        return self
 
     @property
     def domain(self) -> str:

@@ -12,15 +12,15 @@ from contextlib import contextmanager
 
 from oplab.infra import start_nats
 from oplab.settings import LabSettings
-from oplab.stack import Stack
+from oplab.stack import Stack, saved_url
 
 
 @contextmanager
 def lab_nats_url(settings: LabSettings) -> Iterator[str]:
     stack = Stack(settings)
-    info = stack.info()
-    if info is not None and stack.supervisor() is not None:
-        yield info.nats_url
+    running = saved_url(stack.home / "stack.json", "nats_url") if stack.supervisor() is not None else None
+    if running is not None:
+        yield running
         return
     if settings.nats_url:
         yield settings.nats_url

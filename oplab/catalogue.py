@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from subjects.registry import registry
@@ -11,30 +10,38 @@ from subjects.registry import registry
 def describe_subjects() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the loadable subjects, the broken ones), each a JSON-ready document, sorted by name.
 
-    A subject document: ``name``, ``description``, ``scenarios``, ``faults`` (``kind``,
+    A subject document: ``name``, ``package``, ``description``, ``scenarios``, ``faults`` (``kind``,
     ``description``, ``default_ttl_s``, ``params``: a JSON schema), ``invariants`` (``name``,
-    ``description``, ``grace_s``) and ``tools`` (``name``, ``description``, ``mutating``,
-    ``read_only``). A broken one: ``name``, ``package``, ``target``, ``error`` and empty lists.
+    ``description``, ``grace_s``), ``tools`` (``name``, ``description``, ``mutating``, ``read_only``)
+    and ``error: null``. A broken one has the same keys, empty lists and the ``error``.
     """
     found = registry()
-    docs = []
-    broken = [{**asdict(b), "faults": [], "invariants": [], "tools": []} for b in found.broken]
+    docs: list[dict[str, Any]] = []
+    broken = [_broken(b.name, b.package, b.error) for b in found.broken]
     for name in found.names():
         subject = found.subjects[name]
         try:
             catalogue = subject.catalogue()
             scenarios = list(subject.scenarios())
         except Exception as exc:  # a plug-in's catalogue failing is reported, never fatal
-            broken.append({"name": name, "package": type(subject).__module__.split(".")[0],
-                           "target": f"{type(subject).__module__}:{type(subject).__qualname__}",
-                           "error": f"{type(exc).__name__}: {exc}", "faults": [], "invariants": [], "tools": []})
+            broken.append(_broken(name, found.packages.get(name, "?"), f"{type(exc).__name__}: {exc}"))
             continue
         docs.append({
             "name": name,
+            "package": found.packages.get(name, "?"),
             "description": subject.description,
             "scenarios": scenarios,
-            "faults": [asdict(f) for f in catalogue.faults],
-            "invariants": [asdict(i) for i in catalogue.invariants],
-            "tools": [{**asdict(t), "read_only": not t.mutating} for t in catalogue.tools],
+            "faults": [{"kind": f.kind, "description": f.description, "default_ttl_s": f.default_ttl_s,
+                        "params": f.params} for f in catalogue.faults],
+            "invariants": [{"name": i.name, "description": i.description, "grace_s": i.grace_s}
+                           for i in catalogue.invariants],
+            "tools": [{"name": t.name, "description": t.description, "mutating": t.mutating,
+                       "read_only": not t.mutating} for t in catalogue.tools],
+            "error": None,
         })
     return docs, sorted(broken, key=lambda b: b["name"])
+
+
+def _broken(name: str, package: str, error: str) -> dict[str, Any]:
+    return {"name": name, "package": package, "description": "", "scenarios": [], "faults": [],
+            "invariants": [], "tools": [], "error": error}

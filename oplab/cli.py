@@ -189,8 +189,8 @@ def demo(fault: Annotated[str | None, typer.Option(
          ) -> None:
     """Bring the stack up for one run, play the scenario, bring it down.
 
-    Headless: exit 0 only if the agent resolved the ticket (for the control
-    fault hot_key_burst: only if nobody took a mutating action).
+    Headless: exit 0 only if the agent resolved the ticket (for a control
+    fault, which breaks nothing: only if nobody took a mutating action).
     """
     subject_name, fault = _check_fault(fault, subject)
     headless = headless or as_json
@@ -288,8 +288,8 @@ def runs(as_json: JsonOpt = False) -> None:
     if not found:
         typer.echo("no runs recorded yet")
     for r in found:
-        typer.echo(f"{r['run']}  {r['started'][:19]}  {r['scenario']:<12} {r['fault'] or '-':<14} "
-                   f"{r['outcome'] or 'unfinished'}")
+        typer.echo(f"{r['run']}  {r['started'][:19]}  {r['subject']:<12} {r['scenario']:<12} "
+                   f"{r['fault'] or '-':<14} {r['outcome'] or 'unfinished'}")
 
 
 @app.command()
@@ -321,41 +321,50 @@ def export(run: Annotated[str, typer.Argument(help="Run id (see `oplab runs`)")]
            output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout)")] = None,
            ) -> None:
     """Write one run's events, as stored, to a JSON-lines file (`oplab import` reads it back)."""
+    from events.ids import is_token
     from oplab.access import lab_nats_url
     from oplab.archive import export_run
 
+    if not is_token(run):
+        _fail(f"{run!r} is not a run id (`oplab runs` lists the recorded runs)", 2)
+    partial = output.with_name(f".{output.name}.partial") if output is not None else None
     with lab_nats_url(LabSettings()) as url:
-        if output is None:
+        if partial is None:
             count = asyncio.run(export_run(url, run, sys.stdout))
         else:
-            with output.open("w") as fh:
+            with partial.open("w") as fh:
                 count = asyncio.run(export_run(url, run, fh))
     if count == 0:
-        if output is not None:
-            output.unlink(missing_ok=True)
+        if partial is not None:
+            partial.unlink(missing_ok=True)
         _fail(f"no events for run {run!r} (`oplab runs` lists the recorded runs)")
-    if output is not None:
+    if partial is not None and output is not None:
+        partial.replace(output)  # only a complete export takes the file's name
         typer.echo(f"exported {count} events of run {run} to {output}", err=True)
 
 
 @app.command("import")
 def import_(path: Annotated[Path, typer.Argument(help="A file written by `oplab export`")],
             as_json: JsonOpt = False) -> None:
-    """Store an exported run in this lab's log (all or nothing; a run already there is refused)."""
+    """Store an exported run in this lab's log: every line is checked first, then what the log does not
+    hold yet is stored (importing twice stores nothing twice; an interrupted import is completed)."""
     from oplab.access import lab_nats_url
     from oplab.archive import ArchiveError, RunAlreadyInLog, import_run, read_archive
 
     try:
         archive = read_archive(path)
         with lab_nats_url(LabSettings()) as url:
-            count = asyncio.run(import_run(url, archive))
+            done = asyncio.run(import_run(url, archive))
     except RunAlreadyInLog as exc:
         _fail(str(exc))
     except ArchiveError as exc:
         _fail(str(exc), 2)
-    _emit({"run": archive.run, "events": count}, as_json,
-          f"imported run {archive.run}: {count} events (`oplab events {archive.run}`, "
-          f"`oplab console --run {archive.run} --replay`)")
+    notes = [f"{done.already} were already in the log"] if done.already else []
+    if archive.undecodable:
+        notes.append(f"{archive.undecodable} are not events and were kept as they were stored")
+    _emit({"run": done.run, "events": done.stored, "already": done.already, "undecodable": archive.undecodable},
+          as_json, f"imported run {done.run}: {done.stored} events" + (f" ({'; '.join(notes)})" if notes else "")
+          + f"; `oplab events {done.run}`, `oplab console --run {done.run} --replay`")
 
 
 @app.command()

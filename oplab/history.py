@@ -18,7 +18,7 @@ async def list_runs(nats_url: str) -> list[dict[str, Any]]:
     async def handle(d: Delivered) -> None:
         data = d.event.data
         if isinstance(data, RunStarted):
-            runs[d.event.run] = {"run": d.event.run, "started": d.event.time.isoformat(),
+            runs[d.event.run] = {"run": d.event.run, "started": d.event.time.isoformat(), "subject": data.subject,
                                  "scenario": data.scenario, "fault": data.fault, "outcome": None}
         elif isinstance(data, RunFinished) and d.event.run in runs:
             runs[d.event.run]["outcome"] = data.outcome

@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from pydantic import ValidationError
+
 from events import ServiceStarted, new_run_id
 from events.bus import Bus, Delivered
 from events.settings import BusSettings
@@ -64,8 +66,6 @@ class StackInfo:
     started_at: float
     subject_env: dict[str, str]
     """The environment the subject's provisioner gave every process of the run."""
-    subject_processes: list[str]
-    """The supervisor programs the subject needs (in start order)."""
     endpoints: dict[str, str]
 
     def save(self, path: Path) -> None:
@@ -74,10 +74,21 @@ class StackInfo:
 
     @classmethod
     def load(cls, path: Path) -> StackInfo | None:
+        """The saved stack, or None (no file, or one written by another version of the lab)."""
         try:
             return cls(**json.loads(path.read_text()))
         except (FileNotFoundError, ValueError, TypeError):
             return None
+
+
+def saved_url(path: Path, key: str) -> str | None:
+    """``supervisor_url`` or ``nats_url`` from a stack file of any version of the lab (enough to
+    reach or bring down a stack an older ``oplab`` started)."""
+    try:
+        url = json.loads(path.read_text()).get(key)
+    except (FileNotFoundError, ValueError, AttributeError):
+        return None
+    return url if isinstance(url, str) else None
 
 
 Progress = Callable[[str], None]
@@ -94,14 +105,18 @@ class Stack:
         return StackInfo.load(self.home / "stack.json")
 
     def supervisor(self) -> Supervisor | None:
-        info = self.info()
-        if info is None:
+        """The running stack's supervisor (of any lab version), or None."""
+        url = saved_url(self.home / "stack.json", "supervisor_url")
+        if url is None:
             return None
-        sup = Supervisor(info.supervisor_url)
+        sup = Supervisor(url)
         return sup if sup.alive() else None
 
     def require(self) -> tuple[StackInfo, Supervisor]:
         info, sup = self.info(), self.supervisor()
+        if sup is not None and info is None:
+            raise StackError("the running stack was started by another version of the lab: "
+                             "`oplab down`, then `oplab up` again")
         if info is None or sup is None:
             raise StackError("no stack is running here: start one with `oplab up` (or `oplab demo`)")
         return info, sup
@@ -162,8 +177,11 @@ class Stack:
                     free_port=free_port)
         try:
             deployment = subject.provisioner().plan(site)
-        except ValueError as exc:  # includes pydantic's ValidationError of a subject's settings
-            raise StackError(f"subject {subject.name} cannot be deployed: {exc}") from None
+        except ValueError as exc:  # a bad configuration, pydantic's ValidationError of its settings included
+            raise StackError(f"subject {subject.name} cannot be deployed: {_reason(exc)}") from None
+        except Exception as exc:  # a plug-in's bug must not leave the user with a traceback
+            log.exception("provisioner of subject %s failed", subject.name)
+            raise StackError(f"subject {subject.name}'s provisioner failed: {type(exc).__name__}: {exc}") from None
         names = [p.name for p in deployment.processes]
         clash = sorted({*names} & {"nats", *SERVICES}) or sorted({n for n in names if names.count(n) > 1})
         if clash:
@@ -171,7 +189,7 @@ class Stack:
                              "which the lab's own programs (or each other) use")
         info = StackInfo(run=run, subject=subject.name, nats_url=nats_url, supervisor_url=supervisor_url,
                          fault=fault, mode=mode, embedded_nats=self.settings.nats_url is None,
-                         started_at=time.time(), subject_env=dict(deployment.env), subject_processes=names,
+                         started_at=time.time(), subject_env=dict(deployment.env),
                          endpoints=dict(deployment.endpoints))
         return info, deployment
 
@@ -199,6 +217,9 @@ class Stack:
             progress(f"starting nats-server on {info.nats_url}")
             sup.start("nats")
         _wait(lambda: _listening(info.nats_url), timeout, f"NATS at {redacted(info.nats_url)} is not reachable")
+        if deployment.external:
+            progress(f"{info.subject} runs elsewhere: "
+                     + (", ".join(f"{k} {redacted(v)}" for k, v in info.endpoints.items()) or "no endpoints given"))
         for stage in deployment.stages():
             for process in stage:
                 progress(f"starting {process.name}" + (f" ({_where(process)})" if process.health else ""))
@@ -222,9 +243,8 @@ class Stack:
 
     def down(self, progress: Progress = lambda _: None) -> bool:
         """Stop everything; True if something was running."""
-        info = self.info()
-        sup = Supervisor(info.supervisor_url) if info else None
-        if sup is None or not sup.alive():
+        sup = self.supervisor()
+        if sup is None:
             return False
         progress("stopping services (SIGTERM, each finishes its work) and infrastructure: a few seconds")
         pid = _read_pid(self.home / "supervisord.pid")
@@ -287,6 +307,13 @@ async def _wait_services_ready(info: StackInfo, services: set[str], timeout: flo
         await replay.stop()
         await bus.close()
     return services - seen
+
+
+def _reason(exc: ValueError) -> str:
+    """One line saying what is wrong (a pydantic error: each field and its message)."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
+    return str(exc)
 
 
 def _port(url: str) -> int:

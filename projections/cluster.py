@@ -2,16 +2,16 @@
 
 :class:`ClusterView` is a pure, in-memory fold (``apply(event)``, no I/O) of
 
-- the latest ``obs.snapshot``: nodes with status and last-seen, the shared
-  backend's health, keyed counters against their limits. A failed observation
+- the latest ``obs.snapshot``, and the latest good one: a failed observation
   (``ok=False``) never reads as healthy: the view keeps the last good picture
-  but reports itself ``blind`` with the error until a good snapshot arrives;
-- the latest ``workload.stats``: what the clients experienced per key and per
-  node in the last interval;
+  (``good_snapshot``) but reports itself ``blind`` with the error until a good
+  snapshot arrives;
+- the latest ``workload.stats``: what the clients experienced in the last interval;
 - ``svc.*``: which services are alive (started or heart-beating, not stopping).
 
-:meth:`ClusterView.keys` merges counters and workload into one row per key,
-over-limit keys first (most over first), then the busiest.
+It does not interpret snapshots or stats: the subject's console rows
+(``subjects.contract.console_rows``) draw the cluster and workload panels from
+``good_snapshot``, ``workload`` and ``blind_error``.
 """
 
 from __future__ import annotations
@@ -22,41 +22,15 @@ from datetime import datetime
 from typing import Any
 
 from events import (
-    ComponentView,
     Event,
-    NodeStats,
-    NodeView,
     ObsSnapshot,
     ServiceHeartbeat,
     ServiceStarted,
     ServiceStopping,
-    Status,
     WorkloadStats,
 )
 
 DEFAULT_SERVICE_STALE_S = 15.0
-
-
-@dataclass(frozen=True, slots=True)
-class NodeRow:
-    """One node: the monitor's view (status, last seen) plus client-side stats if any."""
-
-    node: str
-    status: Status
-    last_seen: datetime | None
-    state: str = ""
-    address: str = ""
-    detail: str = ""
-    sent: int | None = None
-    errors: int | None = None
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-
-    def last_seen_s(self, now: datetime) -> float | None:
-        """Seconds since the node was last seen alive, or None if never."""
-        if self.last_seen is None:
-            return None
-        return max(0.0, (now - self.last_seen).total_seconds())
 
 
 @dataclass(slots=True)
@@ -150,43 +124,9 @@ class ClusterView:
     def blind_error(self) -> str | None:
         return (self.snapshot.error or "observation failed") if self.blind and self.snapshot else None
 
-    def components(self) -> list[ComponentView]:
-        """The components as last seen by a successful observation."""
-        return list(self.good_snapshot.components) if self.good_snapshot is not None else []
-
-    def nodes(self) -> list[NodeRow]:
-        """Every node of the last good snapshot in its order, with the latest client stats.
-
-        While the observer is blind, nodes keep their last-seen times but their
-        status reads ``unknown``.
-        """
-        stats: dict[str, NodeStats] = {n.node: n for n in self.workload.nodes} if self.workload else {}
-        seen: list[NodeView] = list(self.good_snapshot.nodes) if self.good_snapshot else []
-        blind = self.blind
-        rows = [self._node_row(n, stats.get(n.node), blind) for n in seen]
-        known = {n.node for n in seen}
-        rows.extend(_stats_only_node(s) for name, s in stats.items() if name not in known)
-        return rows
-
-    @staticmethod
-    def _node_row(n: NodeView, s: NodeStats | None, blind: bool) -> NodeRow:
-        return NodeRow(
-            node=n.node, status="unknown" if blind else n.status, last_seen=n.last_seen, state=n.state,
-            address=n.address, detail=n.detail, sent=s.sent if s else None, errors=s.errors if s else None,
-            p50_ms=s.p50_ms if s else None, p99_ms=s.p99_ms if s else None,
-        )
-
-    def nodes_down(self) -> list[str]:
-        return [n.node for n in self.nodes() if n.status == "down"]
-
     def services_alive(self, now: datetime, stale_after_s: float = DEFAULT_SERVICE_STALE_S) -> list[str]:
         """Names of services with at least one live instance, sorted."""
         return sorted({r.service for r in self.services.values() if r.alive(now, stale_after_s)})
 
     def service_rows(self) -> list[ServiceRow]:
         return sorted(self.services.values(), key=lambda r: (r.service, r.instance))
-
-
-def _stats_only_node(s: NodeStats) -> NodeRow:
-    return NodeRow(node=s.node, status="unknown", last_seen=None, sent=s.sent, errors=s.errors,
-                   p50_ms=s.p50_ms, p99_ms=s.p99_ms)

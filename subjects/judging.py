@@ -20,8 +20,8 @@ decides exactly as before.
 - **Blindness.** Snapshots with ``ok=False`` neither confirm nor refute a
   condition (:func:`usable`: judges skip them, so a condition seen before and
   after a blind spell has persisted through it, and blindness never reads as
-  recovery). Blindness itself is :class:`ObserverBlind`, which every subject's
-  observer includes.
+  recovery). Blindness itself is :class:`ObserverBlind`, which a subject's
+  observer lists (the monitor's judge adds it to any observer that does not).
 """
 
 from __future__ import annotations

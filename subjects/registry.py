@@ -19,6 +19,7 @@ process of a run (:class:`SubjectSettings`), the director records it in
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
@@ -56,6 +57,8 @@ class BrokenSubject:
 class Registry:
     subjects: dict[str, Subject]
     broken: list[BrokenSubject]
+    packages: dict[str, str]
+    """Subject name -> the distribution that registered it."""
 
     def names(self) -> list[str]:
         return sorted(self.subjects)
@@ -78,6 +81,9 @@ def _load(ep: EntryPoint) -> Subject:
         raise TypeError(f"{ep.value} is a {type(obj).__name__}, not an operator_lab Subject")
     if subject.name != ep.name:
         raise ValueError(f"{ep.value} is subject {subject.name!r} but is registered as {ep.name!r}")
+    for attribute in ("name", "description"):
+        if not isinstance(getattr(subject, attribute, None), str) or not getattr(subject, attribute):
+            raise TypeError(f"{ep.value} has no {attribute} (a non-empty string class attribute)")
     return subject
 
 
@@ -86,20 +92,33 @@ def _package(ep: EntryPoint) -> str:
     return dist.name if dist is not None else ep.value.split(":", 1)[0].split(".", 1)[0]
 
 
-def discover() -> Registry:
-    """Every registered subject (loaded), and the ones that failed to load."""
+def discover(found: Iterable[EntryPoint] | None = None) -> Registry:
+    """Every registered subject (loaded), and the ones that failed to load (``found``: the entry
+    points to consider, default: the group's on this Python's path).
+
+    The same distribution found twice on the path counts once; two different packages
+    registering one name are a conflict: neither is loaded, and both are named."""
     subjects: dict[str, Subject] = {}
     broken: list[BrokenSubject] = []
-    seen: set[str] = set()
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if ep.name in seen:  # the same distribution found twice on the path
+    packages: dict[str, str] = {}
+    by_name: dict[str, list[EntryPoint]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP) if found is None else found:
+        found = by_name.setdefault(ep.name, [])
+        if all((_package(e), e.value) != (_package(ep), ep.value) for e in found):
+            found.append(ep)
+    for name in sorted(by_name):
+        [ep, *others] = by_name[name]
+        if others:
+            who = ", ".join(f"{_package(e)} ({e.value})" for e in by_name[name])
+            broken.append(BrokenSubject(name, " and ".join(_package(e) for e in by_name[name]), ep.value,
+                                        f"registered by several packages: {who}"))
             continue
-        seen.add(ep.name)
+        packages[name] = _package(ep)
         try:
-            subjects[ep.name] = _load(ep)
+            subjects[name] = _load(ep)
         except Exception as exc:  # a user's package must never take the lab down with it
-            broken.append(BrokenSubject(ep.name, _package(ep), ep.value, f"{type(exc).__name__}: {exc}"))
-    return Registry(subjects, broken)
+            broken.append(BrokenSubject(name, _package(ep), ep.value, f"{type(exc).__name__}: {exc}"))
+    return Registry(subjects, broken, packages)
 
 
 @functools.cache

@@ -52,7 +52,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("old-runs") / "oplab"
     result = oplab("import", str(FIXTURE), "--json", home=home)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"run": RUN, "events": EVENTS}
+    assert json.loads(result.stdout) == {"run": RUN, "events": EVENTS, "already": 0, "undecodable": 0}
     return home
 
 
@@ -86,7 +86,8 @@ def test_the_old_run_is_listed(home: Path) -> None:
     result = oplab("runs", "--json", home=home)
     assert result.returncode == 0, result.stderr
     [run] = json.loads(result.stdout)
-    assert (run["run"], run["scenario"], run["fault"], run["outcome"]) == (RUN, "ratelimiter", "node_kill", "resolved")
+    assert (run["run"], run["subject"], run["scenario"], run["fault"], run["outcome"]) == (
+        RUN, "ratelimiter", "ratelimiter", "node_kill", "resolved")
 
 
 def test_its_events_read_back_upcast_to_the_neutral_core(home: Path) -> None:

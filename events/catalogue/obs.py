@@ -84,9 +84,13 @@ class ObsSnapshot(Payload):
     @staticmethod
     def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
         """v1 → v2: ``url`` → ``address``; the per-node ``pid``/``health_ok``/``heartbeat_age_s``,
-        the ``backend`` and the ``counters`` → ``details``; the backend also becomes a component:
-        ``up`` if it was ``ok``; ``degraded`` if it answered but refused the write probe
-        (``writable`` false: v1's ``ok`` meant reads *and* writes); else ``down``."""
+        the ``backend`` and the ``counters`` → ``details``, verbatim; the backend also becomes a
+        component: ``up`` if it was ``ok`` (v1's ``ok`` meant reads *and* writes); ``degraded`` if it
+        answered but refused the write probe (``writable`` false); ``down`` if its reads failed;
+        else ``unknown`` (the observation gave up before reaching it). A document that already has
+        v2 fields is not a v1 one: refused."""
+        if {"components", "details"} & set(data):
+            raise ValueError("a v1 obs.snapshot has no components or details: it is mislabelled")
         doc = dict(data)
         details: dict[str, Any] = {}
         nodes = []
@@ -104,8 +108,7 @@ class ObsSnapshot(Payload):
         backend = doc.pop("backend", None)
         if isinstance(backend, dict):
             details["backend"] = backend
-            status, state = ("up", "") if backend.get("ok") else (
-                ("degraded", "writes failing") if backend.get("writable") is False else ("down", "unreachable"))
+            status, state = _v1_backend_status(backend)
             doc["components"] = [{
                 "name": backend.get("name", "backend"), "role": "shared backend", "status": status,
                 "state": state, "latency_ms": backend.get("latency_ms"),
@@ -116,3 +119,14 @@ class ObsSnapshot(Payload):
             details["counters"] = counters
         doc["details"] = details
         return doc
+
+
+def _v1_backend_status(backend: dict[str, Any]) -> tuple[Status, str]:
+    """(status, state) of a v1 backend reading (see :meth:`ObsSnapshot.upcast_v1_v2`)."""
+    if backend.get("ok"):
+        return "up", ""
+    if backend.get("writable") is False:
+        return "degraded", "writes failing"
+    if (backend.get("info") or {}).get("reads") == "failed":
+        return "down", "unreachable"
+    return "unknown", "not observed"

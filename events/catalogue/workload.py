@@ -71,7 +71,10 @@ class WorkloadStats(Payload):
     @staticmethod
     def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
         """v1 → v2: ``keys`` → ``operations`` (``limit`` → ``details.limits``), ``allowed`` → ``ok``,
-        ``blocked`` → ``rejected``, per-node ``keys`` → ``operations``."""
+        ``blocked`` → ``rejected``, per-node ``keys`` → ``operations``. A document that already has
+        v2 fields is not a v1 one: refused."""
+        if {"operations", "details"} & set(data):
+            raise ValueError("a v1 workload.stats has no operations or details: it is mislabelled")
         doc = dict(data)
 
         def counts(raw: dict[str, Any], name_field: str | None) -> dict[str, Any]:

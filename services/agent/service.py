@@ -57,8 +57,9 @@ from services.agent.session import Session, abridge
 from services.agent.settings import AgentSettings
 from services.agent.violations import ViolationTracker
 from services.runtime import ServiceProcess
+from services.runtime.subject import role_of
 from subjects.contract import Toolbox
-from subjects.registry import load_subject
+from subjects.registry import SubjectSettings
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,8 @@ class AgentService(ServiceProcess):
                  policy: Policy | None = None, config: AgentSettings | None = None) -> None:
         super().__init__(bus, settings)
         self.config = config or AgentSettings()
-        self.toolbox = toolbox or load_subject().toolbox()
+        self.subject = SubjectSettings().subject
+        self.toolbox = toolbox or role_of(self.subject, lambda s: s.toolbox())
         self.redactor = Redactor([*self.config.secrets(), *self.toolbox.secrets()])
         install_log_redaction(self.redactor)
         self.snapshots: deque[ObsSnapshot] = deque(maxlen=2)
@@ -128,6 +130,7 @@ class AgentService(ServiceProcess):
         # one ordered feed of tickets and violations: a ticket is never seen before the violation
         # that opened it. Only these are replayed whole on a restart; observations (context for
         # the model, the latest two are kept) only from a few seconds back.
+        await self.ensure_run_subject(self.subject)
         await self.follow([run_domain(self.run, "ticket"), run_domain(self.run, "inv")], self._on_event)
         await self.follow(run_type(self.run, ObsSnapshot), self._on_event,
                           from_time=utcnow() - timedelta(seconds=_OBSERVATIONS_S))

@@ -30,8 +30,8 @@ Crash safety. At start the service folds this run's ``chaos.*`` log:
   ``fault_failed(stage="inject", reason="chaos stopped mid-injection; undo
   unknown")`` so the log is honest. If the request named an explicit target
   and the fault can derive its undo from the target alone - it offers
-  ``undo_for_target(target, params) -> dict | None`` (for ``node_kill``:
-  make sure the node runs) - that undo is applied too, and the reason says so.
+  ``undo_for_target(target, params) -> dict | None`` (for a killed process:
+  make sure it runs) - that undo is applied too, and the reason says so.
 
 Residual window: the injection's effect and its ``fault_injected`` record are
 not atomic. If publishing ``fault_injected`` fails, the injection is undone
@@ -74,8 +74,10 @@ from events.envelope import utcnow
 from events.subjects import command, run_domain
 from services.chaos.ledger import ActiveFault, Ledger
 from services.runtime import ServiceProcess
-from subjects.contract import Fault, FaultKit, Injection, RefusedError, SubjectError
-from subjects.registry import load_subject
+from services.runtime.subject import role_of
+from subjects.contract import RefusedError, SubjectError
+from subjects.contract.fault_kit import Fault, FaultKit, Injection
+from subjects.registry import SubjectSettings
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,8 @@ class ChaosService(ServiceProcess):
     def __init__(self, bus, settings, kit: FaultKit | None = None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(bus, settings)
         self.config = ChaosSettings()
-        self.kit = kit or load_subject().fault_kit()
+        self.subject = SubjectSettings().subject
+        self.kit = kit or role_of(self.subject, lambda s: s.fault_kit())
         self.ledger = Ledger()
         self._timers: dict[str, asyncio.Task[None]] = {}  # per fault: TTL expiry, then revert retries
         self._confirms: set[asyncio.Task[None]] = set()
@@ -118,6 +121,7 @@ class ChaosService(ServiceProcess):
         self._micro: Service | None = None
 
     async def main(self) -> None:
+        await self.ensure_run_subject(self.subject)
         await self._recover()
         self._micro = await add_service(self.bus.nc, name="chaos", version="0.1.0",
                                         description="Inject, list and revert faults")
@@ -162,13 +166,12 @@ class ChaosService(ServiceProcess):
         """Record a request a crash cut off mid-injection; undo it where the target alone allows."""
         reason = MID_INJECTION
         fault = self.kit.fault(requested.kind)
-        derive = getattr(fault, "undo_for_target", None)
-        if requested.target and fault is not None and callable(derive):
+        if requested.target and fault is not None:
             if (other := self.ledger.on_target(requested.target)) is not None:
                 reason += f"; target {requested.target} has active fault {other.fault_id}, reverted next"
             else:
                 try:
-                    undo = derive(requested.target, fault.params_model.model_validate(requested.params))
+                    undo = fault.undo_for_target(requested.target, fault.params_model.model_validate(requested.params))
                     if undo is not None:
                         reason += f"; reverted from its target: {await fault.revert(undo)}"
                 except (SubjectError, ValidationError) as exc:

@@ -73,8 +73,9 @@ from events.subjects import command, run_domain
 from projections.timeline import RunTimeline
 from services.director.scenario import Chapter, Finish, Inject, RevertAll, Scenario, ScenarioError, load_scenario
 from services.runtime import ServiceProcess
+from services.runtime.subject import role_of
 from subjects.contract import Subject
-from subjects.registry import load_subject
+from subjects.registry import SubjectSettings
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class DirectorService(ServiceProcess):
     def __init__(self, bus, settings, subject: Subject | None = None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(bus, settings)
         self.config = DirectorSettings()
-        self.subject = subject or load_subject()
+        self.subject = subject or role_of(SubjectSettings().subject, lambda s: s)
         try:
             self.scenario: Scenario = load_scenario(self.config.scenario, self.subject)
         except ScenarioError as exc:
@@ -199,6 +200,7 @@ class DirectorService(ServiceProcess):
     # -- playing ----------------------------------------------------------------
 
     async def main(self) -> None:
+        await self.ensure_run_subject(self.subject.name)
         # what the story needs: never the observations or the agents' steps, the bulk of a long run
         domains = sorted(_STORY_DOMAINS | {t.split(".", 1)[0] for t in self._watched})
         await self.follow([run_domain(self.run, d) for d in domains], self._on_event)

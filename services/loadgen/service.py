@@ -13,8 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import WorkloadStats
 from services.runtime import ServiceProcess
+from services.runtime.subject import role_of
 from subjects.contract import Workload
-from subjects.registry import load_subject
+from subjects.registry import SubjectSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,11 @@ class LoadgenService(ServiceProcess):
     def __init__(self, bus, settings, workload: Workload | None = None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(bus, settings)
         self.config = LoadgenSettings()
-        self.workload = workload or load_subject().workload()
+        self.subject = SubjectSettings().subject
+        self.workload = workload or role_of(self.subject, lambda s: s.workload())
 
     async def main(self) -> None:
+        await self.ensure_run_subject(self.subject)
         self.ready.set()
         try:
             await self.workload.run(self.stopping, self._record, self.config.interval_s)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from events import ObsSnapshot, WorkloadStats
 from subjects.contract import Invariant, Violation
+from subjects.judging import ObserverBlind
 
 Key = tuple[str, str]
 
@@ -31,8 +32,12 @@ class Transitions:
 
 
 class Judge:
+    """Judges a subject's invariants, plus ``observer_blind`` whether the subject listed it or not:
+    a monitor that cannot see is never silent about it."""
+
     def __init__(self, invariants: list[Invariant], history_s: float = 30.0) -> None:
-        self.invariants = invariants
+        missing_blind = all(i.name != ObserverBlind.name for i in invariants)
+        self.invariants = [*invariants, ObserverBlind()] if missing_blind else list(invariants)
         self.history_s = history_s
         self.snapshots: deque[ObsSnapshot] = deque()
         self.workload: deque[tuple[datetime, WorkloadStats]] = deque()

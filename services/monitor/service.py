@@ -44,8 +44,9 @@ from projections.tickets import TERMINAL, IllegalTransition, Ticket, TicketState
 from projections.tickets.state import apply_event
 from services.monitor.judge import Active, Judge
 from services.runtime import ServiceProcess
+from services.runtime.subject import role_of
 from subjects.contract import Observer, Violation
-from subjects.registry import SubjectSettings, load_subject
+from subjects.registry import SubjectSettings
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,9 @@ class MonitorService(ServiceProcess):
     def __init__(self, bus, settings, observer: Observer | None = None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(bus, settings)
         self.config = MonitorSettings()
-        self.observer = observer or load_subject().observer()
-        self.judge = Judge(self.observer.invariants(), self.config.history_s)
         self.subject = SubjectSettings().subject  # what tickets are about; snapshots say it too
+        self.observer = observer or role_of(self.subject, lambda s: s.observer())
+        self.judge = Judge(self.observer.invariants(), self.config.history_s)
         self.store = TicketStore(bus, self.run)
         self.tickets: dict[str, TicketState] = {}
         self._restored = False
@@ -103,6 +104,7 @@ class MonitorService(ServiceProcess):
     # -- the loop ---------------------------------------------------------------
 
     async def main(self) -> None:
+        await self.ensure_run_subject(self.subject)
         since = utcnow() - timedelta(seconds=self.config.history_s)
         await self.follow(run_domain(self.run, "ticket"), self._on_ticket)
         await self.follow(run_domain(self.run, "inv"), self._on_violation)
@@ -132,8 +134,7 @@ class MonitorService(ServiceProcess):
             await self.observer.close()
 
     async def tick(self) -> None:
-        snapshot = await self.observer.observe()
-        self.subject = snapshot.subject
+        snapshot = await self._observe()
         snap_event = self.event(snapshot)
         await self.bus.publish(snap_event)
         self.judge.add_snapshot(snapshot)
@@ -143,6 +144,16 @@ class MonitorService(ServiceProcess):
         for active, at in changes.cleared:
             await self._cleared(active, at, snap_event.id)
         await self.reconcile(snap_event.id)
+
+    async def _observe(self) -> ObsSnapshot:
+        """The observer's snapshot; an observer that raises (against its contract) is blindness too."""
+        started = utcnow()
+        try:
+            return await self.observer.observe()
+        except Exception as exc:
+            log.exception("the observer raised instead of reporting a failed observation")
+            return ObsSnapshot(subject=self.subject, ok=False, observed_at=started,
+                               error=f"the observer raised {type(exc).__name__}: {exc}")
 
     async def reconcile(self, causation: str) -> None:
         """Make tickets agree with the active violations (repairs a crash mid-transition)."""

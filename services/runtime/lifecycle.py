@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 
-from events import ServiceHeartbeat, ServiceStarted, ServiceStopping
-from events.bus import Bus, Handler, Replay
+from events import RunStarted, ServiceHeartbeat, ServiceStarted, ServiceStopping
+from events.bus import Bus, Delivered, Handler, Replay
 from events.settings import BusSettings
+from events.subjects import run_type
 from services.runtime.logging import configure_logging
 from services.runtime.settings import ServiceSettings
 
@@ -73,6 +74,20 @@ class ServiceProcess(abc.ABC):
         self._feeds.append(replay)
         await replay.caught_up.wait()
         return replay
+
+    async def ensure_run_subject(self, subject: str) -> None:
+        """Refuse to serve a run that ``run.started`` records as another subject's: one subject per
+        run, whatever a restarted process's environment says (exits with the reason)."""
+        started: list[RunStarted] = []
+
+        async def keep(d: Delivered) -> None:
+            if isinstance(d.event.data, RunStarted):
+                started.append(d.event.data)
+
+        await self.bus.replay(run_type(self.run, RunStarted), keep)
+        if started and started[0].subject != subject:
+            raise SystemExit(f"{self.name}: run {self.run} is a run of subject {started[0].subject!r}, but this "
+                             f"process serves {subject!r} (OPLAB_SUBJECT): start it with the run's subject")
 
     async def stop_feeds(self) -> None:
         for feed in self._feeds:

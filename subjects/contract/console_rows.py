@@ -2,7 +2,7 @@
 
 The console folds the log into a :class:`Picture` (the latest good snapshot,
 the latest workload stats, whether the observer is blind) and asks the
-subject's :class:`ConsoleRows` for the lines of its two panels. A row is a list
+subject's console rows (a :class:`NeutralRows`) for the lines of its two panels. A row is a list
 of :class:`Cell` s, each with a tone the console maps to its palette; the rows
 are pure functions of the picture (no I/O, no clock: ``now`` is in the picture).
 

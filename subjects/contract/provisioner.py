@@ -18,9 +18,13 @@ A deployment with no processes is *external*: the subject runs elsewhere
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+MAX_STAGES = 20
+_PROGRAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,14 @@ class LocalProcess:
     stage: int = 0
     health: HealthCheck | None = None
     restart_on_crash: bool = False
+
+    def __post_init__(self) -> None:
+        if not _PROGRAM_NAME.match(self.name):
+            raise ValueError(f"process name {self.name!r}: letters, digits, '-' and '_' only (1-64)")
+        if not 0 <= self.stage < MAX_STAGES:
+            raise ValueError(f"process {self.name}: stage {self.stage} is outside 0..{MAX_STAGES - 1}")
+        if not self.command:
+            raise ValueError(f"process {self.name}: empty command")
 
 
 @dataclass(frozen=True)

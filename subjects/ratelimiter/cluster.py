@@ -295,3 +295,15 @@ class RateLimiterCluster:
         stopped = await self.control.stop(node)
         started = await self.ensure_running(node, deadline_s)
         return f"{stopped}; {started}"
+
+
+class ClusterRole:
+    """A role of the rate limiter (observer, toolbox, fault kit): it acts through one cluster,
+    built from ``settings`` (default: the environment) or given (roles that share connections)."""
+
+    def __init__(self, settings: RateLimiterSettings | None = None, *,
+                 cluster: RateLimiterCluster | None = None) -> None:
+        self.cluster = cluster if cluster is not None else RateLimiterCluster(settings)
+
+    async def close(self) -> None:
+        await self.cluster.close()

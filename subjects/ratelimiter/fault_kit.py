@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from subjects.contract import Fault, FaultKit
-from subjects.ratelimiter.cluster import RateLimiterCluster
+from subjects.contract.fault_kit import Fault, FaultKit
+from subjects.ratelimiter.cluster import ClusterRole, RateLimiterCluster
 from subjects.ratelimiter.faults import FAULT_TYPES
 from subjects.ratelimiter.settings import RateLimiterSettings
 
 
-class RateLimiterFaultKit(FaultKit):
+class RateLimiterFaultKit(ClusterRole, FaultKit):
     """Faults acting on one :class:`RateLimiterCluster`; targets are its nodes, policy keys and ``redis``."""
 
     def __init__(self, settings: RateLimiterSettings | None = None, *,
                  cluster: RateLimiterCluster | None = None) -> None:
-        """From ``settings`` (default: the environment), or acting through a given ``cluster``."""
-        self.cluster = cluster if cluster is not None else RateLimiterCluster(settings)
+        super().__init__(settings, cluster=cluster)
         self._faults: list[Fault] = [cls(self.cluster) for cls in FAULT_TYPES]
 
     def faults(self) -> list[Fault]:
@@ -24,5 +23,6 @@ class RateLimiterFaultKit(FaultKit):
         return self.cluster.targets()
 
     async def close(self) -> None:
-        await super().close()  # e.g. a running hot_key_burst
+        for fault in self._faults:
+            await fault.close()  # e.g. a running hot_key_burst
         await self.cluster.close()

@@ -54,7 +54,8 @@ from typing import Any, get_args
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from subjects.contract import Fault, Injection, NoArgs, RefusedError, SubjectError
+from subjects.contract import NoArgs, RefusedError, SubjectError
+from subjects.contract.fault_kit import Fault, Injection
 from subjects.ratelimiter.backend import guarded, paused_actions
 from subjects.ratelimiter.cluster import RateLimiterCluster
 from subjects.ratelimiter.control import RUNNING_STATES, NodeUnreachable
@@ -89,7 +90,7 @@ class NodeKill(RateLimiterFault):
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
         control = self.cluster.control
-        node = self.cluster.require_node(target if target is not None else await self.cluster.pick_healthy_node())
+        node = await self.resolve_target(target)
         state = await control.state(node)
         if state not in RUNNING_STATES:
             raise RefusedError(f"node {node} is not running (state {state}): nothing to kill")
@@ -141,7 +142,7 @@ class CounterDrift(RateLimiterFault):
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
         p = params if isinstance(params, DriftParams) else DriftParams.model_validate(params.model_dump())
-        key = self.cluster.require_key(target if target is not None else self.cluster.first_key())
+        key = await self.resolve_target(target)
         limit = (await guarded(f"counter_drift on {key}", self.cluster.store.limits()))[key]
         n = max(1, round(p.factor * max(limit, 1)))
         members = [f"drift:{secrets.token_hex(4)}:{i}" for i in range(n)]
@@ -172,7 +173,7 @@ class GhostAllowing(RateLimiterFault):
     default_ttl_s = 60.0
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
-        node = self.cluster.require_node(target if target is not None else await self.cluster.pick_healthy_node())
+        node = await self.resolve_target(target)
         status, body = await self.cluster.node_call(node, "PUT", "/admin/faults/fail_open")
         if status == 404:
             raise SubjectError(f"node {node} serves no fault hooks (OPLAB_RL_FAULT_HOOKS is off)")
@@ -226,7 +227,7 @@ class RedisPause(RateLimiterFault):
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
         p = params if isinstance(params, PauseParams) else PauseParams.model_validate(params.model_dump())
-        target = self.cluster.require_redis(target)
+        target = await self.resolve_target(target)
         backend = self.cluster.backend
         already = paused_actions(await guarded("redis_pause", backend.info()))
         if already is not None:
@@ -269,7 +270,7 @@ class RedisOom(RateLimiterFault):
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
         p = params if isinstance(params, OomParams) else OomParams.model_validate(params.model_dump())
-        target = self.cluster.require_redis(target)
+        target = await self.resolve_target(target)
         backend = self.cluster.backend
         before = await guarded("redis_oom", backend.memory_config())
         used = await guarded("redis_oom", backend.used_memory())
@@ -322,7 +323,7 @@ class LimitMisconfig(RateLimiterFault):
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
         p = params if isinstance(params, MisconfigParams) else MisconfigParams.model_validate(params.model_dump())
-        key = self.cluster.require_key(target if target is not None else self.cluster.first_key())
+        key = await self.resolve_target(target)
         current = (await guarded("limit_misconfig", self.cluster.store.limits()))[key]
         new = p.limit if p.limit is not None else max(0, round(current * (p.factor or 0.25)))
         if new == current:
@@ -397,7 +398,7 @@ class HotKeyBurst(RateLimiterFault):
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
         p = params if isinstance(params, BurstParams) else BurstParams.model_validate(params.model_dump())
-        key = self.cluster.require_key(target if target is not None else self.cluster.first_key())
+        key = await self.resolve_target(target)
         limit = (await guarded("hot_key_burst", self.cluster.store.limits()))[key]
         rate = p.factor * max(limit, 1) / self.cluster.settings.window_s
         if rate > MAX_BURST_RATE:

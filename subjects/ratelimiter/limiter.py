@@ -1,6 +1,6 @@
 """The rate limiter's shared state in Redis, and every operation on it.
 
-Both the node service and the lab adapter go through :class:`LimiterStore`, so
+Both the node service and the lab's roles go through :class:`LimiterStore`, so
 the key layout (see :class:`~subjects.ratelimiter.settings.RateLimiterSettings`)
 lives in one place. All times come from Redis (``TIME``), never from the
 caller's clock: nodes with skewed clocks still agree on every window.

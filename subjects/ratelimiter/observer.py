@@ -27,25 +27,21 @@ from events import ComponentView, NodeView, ObsSnapshot, Status
 from events.envelope import utcnow
 from subjects.contract import Invariant, Observer
 from subjects.ratelimiter.backend import REDIS_TARGET
-from subjects.ratelimiter.cluster import RateLimiterCluster, describe_error
+from subjects.ratelimiter.cluster import ClusterRole, RateLimiterCluster, describe_error
 from subjects.ratelimiter.details import CounterView, NodeProcess, SnapshotDetails, StoreHealth
 from subjects.ratelimiter.invariants import INVARIANT_TYPES
 from subjects.ratelimiter.limiter import us_to_datetime
 from subjects.ratelimiter.settings import SUBJECT_NAME, RateLimiterSettings
 
 
-class RateLimiterObserver(Observer):
+class RateLimiterObserver(ClusterRole, Observer):
     def __init__(self, settings: RateLimiterSettings | None = None, *,
                  cluster: RateLimiterCluster | None = None) -> None:
-        """From ``settings`` (default: the environment), or acting through a given ``cluster``."""
-        self.cluster = cluster if cluster is not None else RateLimiterCluster(settings)
+        super().__init__(settings, cluster=cluster)
         self._invariants = [cls() for cls in INVARIANT_TYPES]
 
     def invariants(self) -> list[Invariant]:
         return list(self._invariants)
-
-    async def close(self) -> None:
-        await self.cluster.close()
 
     async def observe(self) -> ObsSnapshot:
         """One snapshot of nodes, Redis and counters. Never raises; failure is ``ok=False``."""
@@ -109,10 +105,18 @@ class RateLimiterObserver(Observer):
 
 
 def _store_component(store: StoreHealth) -> ComponentView:
-    """Redis in the neutral vocabulary: down if unreadable, degraded if it refuses or stalls writes."""
-    reads_ok = store.info.get("reads") == "ok"
-    status: Status = "up" if store.ok else ("degraded" if reads_ok else "down")
-    state = "" if store.ok else ("writes failing" if reads_ok else "unreachable")
+    """Redis in the neutral vocabulary: ``degraded`` if it answers reads but refuses or stalls writes,
+    ``down`` if it cannot be read, ``unknown`` if the observation gave up before reaching it."""
+    reads = store.info.get("reads")
+    status: Status
+    if store.ok:
+        status, state = "up", ""
+    elif reads == "ok":
+        status, state = "degraded", "writes failing"
+    elif reads == "failed":
+        status, state = "down", "unreachable"
+    else:
+        status, state = "unknown", "not observed"
     return ComponentView(name=REDIS_TARGET, role="shared backend", status=status, state=state,
                          address=str(store.info.get("address") or ""), latency_ms=store.latency_ms,
                          detail=store.write_error or store.error or "")

@@ -19,7 +19,7 @@ on (the lab's own nodes serve the chaos service's fail-open hook).
 from __future__ import annotations
 
 from subjects.contract import Deployment, HealthCheck, LocalProcess, Provisioner, Site
-from subjects.ratelimiter.settings import SUBJECT_NAME, DeploymentSettings
+from subjects.ratelimiter.settings import SUBJECT_NAME, DeploymentSettings, RateLimiterSettings
 from subjects.ratelimiter.valkey import valkey_command
 
 
@@ -28,6 +28,7 @@ class RateLimiterProvisioner(Provisioner):
         self.settings = settings if settings is not None else DeploymentSettings()
 
     def plan(self, site: Site) -> Deployment:
+        RateLimiterSettings()  # the nodes' settings from this environment (policy, ...): bad ones fail now
         processes: list[LocalProcess] = []
         redis_url = self.settings.redis_url
         if redis_url is None:

@@ -62,7 +62,7 @@ def parse_nodes(spec: str) -> dict[str, str]:
 
 
 class RateLimiterSettings(BaseSettings):
-    """Everything the nodes, the adapter and the workload need to agree on."""
+    """Everything the nodes and the lab's roles (observer, toolbox, fault kit, workload) need to agree on."""
 
     model_config = SettingsConfigDict(env_prefix="OPLAB_RL_", extra="ignore", populate_by_name=True)
 
@@ -173,10 +173,15 @@ class RateLimiterSettings(BaseSettings):
 
 
 class DeploymentSettings(BaseSettings):
-    """What ``oplab up`` runs for the rate limiter: the nodes, and valkey unless ``REDIS_URL`` names a Redis."""
+    """What ``oplab up`` runs for the rate limiter: the nodes, and valkey unless ``REDIS_URL`` names a Redis.
+
+    ``OPLAB_REDIS_URL`` and ``OPLAB_NODES`` are the names these had when the launcher knew only the
+    rate limiter; they still work."""
 
     model_config = SettingsConfigDict(env_prefix="OPLAB_RL_", extra="ignore", populate_by_name=True)
 
-    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("OPLAB_RL_REDIS_URL", "REDIS_URL"),
-                                  description="Use this Redis instead of starting valkey")
-    node_count: int = Field(default=3, ge=1, le=9, description="Rate limiter nodes")
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPLAB_RL_REDIS_URL", "REDIS_URL", "OPLAB_REDIS_URL"),
+        description="Use this Redis instead of starting valkey")
+    node_count: int = Field(default=3, ge=1, le=9, validation_alias=AliasChoices("OPLAB_RL_NODE_COUNT", "OPLAB_NODES"),
+                            description="Rate limiter nodes")

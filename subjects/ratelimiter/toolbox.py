@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 from events import ObsSnapshot
 from subjects.contract import Playbook, Tool, Toolbox, neutral_summary
-from subjects.ratelimiter.cluster import RateLimiterCluster
+from subjects.ratelimiter.cluster import ClusterRole, RateLimiterCluster
 from subjects.ratelimiter.details import snapshot_details
 from subjects.ratelimiter.playbooks import playbooks
 from subjects.ratelimiter.settings import RateLimiterSettings
@@ -30,13 +30,12 @@ DESCRIPTION = (
 )
 
 
-class RateLimiterToolbox(Toolbox):
+class RateLimiterToolbox(ClusterRole, Toolbox):
     description = DESCRIPTION
 
     def __init__(self, settings: RateLimiterSettings | None = None, *,
                  cluster: RateLimiterCluster | None = None) -> None:
-        """From ``settings`` (default: the environment), or acting through a given ``cluster``."""
-        self.cluster = cluster if cluster is not None else RateLimiterCluster(settings)
+        super().__init__(settings, cluster=cluster)
         self._tools: list[Tool] = [cls(self.cluster) for cls in TOOL_TYPES]
         self._playbooks = playbooks()
 
@@ -69,6 +68,3 @@ class RateLimiterToolbox(Toolbox):
         """The passwords in the supervisor's and Redis's URLs."""
         settings = self.cluster.settings
         return [p for url in (settings.supervisor_url, settings.redis_url) if (p := urlparse(url).password)]
-
-    async def close(self) -> None:
-        await self.cluster.close()

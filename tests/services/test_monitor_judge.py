@@ -15,7 +15,7 @@ T0 = datetime(2026, 11, 25, tzinfo=UTC)
 class BlindFor2(Invariant):
     """Violated when the last two snapshots both failed (a real rule shape, kept tiny)."""
 
-    name = "blind"
+    name = "observer_blind"  # the subject's own take on the shared rule: the judge adds no second one
     description = "observation failing"
     grace_s = 0.5
 
@@ -45,3 +45,22 @@ def test_history_is_bounded_by_time() -> None:
     for i in range(20):
         judge.add_snapshot(snap(i, True))
     assert len(judge.snapshots) == 5
+
+
+class NeverViolated(Invariant):
+    name = "fine"
+    description = "always holds"
+    grace_s = 0.0
+
+    def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
+        return []
+
+
+def test_a_subject_that_forgot_observer_blind_gets_it_all_the_same() -> None:
+    judge = Judge([NeverViolated()])
+    assert [i.name for i in judge.invariants] == ["fine", "observer_blind"]
+    started = []
+    for i in range(3):
+        judge.add_snapshot(snap(i, False))
+        started += judge.evaluate(snap(i, False).observed_at).started
+    assert [(a.violation.invariant, a.violation.entity) for a in started] == [("observer_blind", "observer")]

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from events import Event
-from events.bus import Bus, Delivered
-from events.subjects import run_events
+from events.bus import Bus
 from oplab.infra import RunningServer
 from subjects.registry import ENTRY_POINT_GROUP, UnknownSubject, discover
+from tests.e2e.conftest import run_log
 
 OPLAB = str(Path(sys.executable).parent / "oplab")
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
@@ -63,6 +62,7 @@ def test_every_installed_subject_is_listed_with_its_catalogue(env: dict[str, str
     docs = {d["name"]: d for d in json.loads(result.stdout)}
     assert {"ratelimiter", "toy"} <= set(docs)
     toy = docs["toy"]
+    assert (toy["package"], toy["error"], docs["ratelimiter"]["package"]) == ("oplab-toy-subject", None, "operator-lab")
     assert [(f["kind"], f["default_ttl_s"]) for f in toy["faults"]] == [("cut_power", 60.0)]
     assert [i["name"] for i in toy["invariants"]] == ["lamp_dark", "observer_blind"]
     assert [(t["name"], t["mutating"], t["read_only"]) for t in toy["tools"]] == [("switch_on", True, False)]
@@ -115,16 +115,6 @@ def test_bad_subjects_and_faults_are_clear_errors_that_start_nothing(
 def test_oplab_subject_in_the_environment_is_checked_too(env: dict[str, str]) -> None:
     result = oplab("demo", "--headless", env={**env, "OPLAB_SUBJECT": "nosuch"})
     assert result.returncode == 2 and "unknown subject 'nosuch'" in result.stderr
-
-
-async def run_log(bus: Bus, run: str) -> list[Event]:
-    events: list[Event] = []
-
-    async def collect(d: Delivered) -> None:
-        events.append(d.event)
-
-    await bus.replay(run_events(run), collect)
-    return events
 
 
 @pytest.mark.e2e

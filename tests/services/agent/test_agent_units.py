@@ -26,7 +26,7 @@ from services.agent.policies.replay import differs, shape
 from services.agent.prompt import system_prompt, tool_schema, tool_schemas
 from services.agent.redact import MASK, Redactor, install_log_redaction
 from services.agent.settings import AgentSettings
-from subjects.contract import Fault, FaultKit
+from subjects.contract.fault_kit import Fault, FaultKit
 from subjects.ratelimiter.toolbox import RateLimiterToolbox
 from subjects.registry import load_subject
 

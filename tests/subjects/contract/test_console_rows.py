@@ -63,3 +63,8 @@ def test_durations() -> None:
     assert [fmt_duration(x) for x in (None, -1, 0.44, 12.9, 65, 3 * 3600 + 120)] == [
         "-", "0.0s", "0.4s", "12s", "1m05s", "3h02m"]
     assert ago(NOW, None) == "-" and ago(NOW, NOW - timedelta(seconds=3)) == "3.0s"
+
+
+def test_nodes_only_the_clients_know_are_listed_as_unknown() -> None:
+    rows = NeutralRows().cluster(Picture(None, stats(), None, NOW))
+    assert [text(r).split()[:2] for r in rows] == [["s1", "?"]]

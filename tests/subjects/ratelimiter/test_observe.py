@@ -6,7 +6,8 @@ from pathlib import Path
 
 from events import ObsSnapshot
 from oplab.infra import free_port
-from subjects.contract import Injection, NoArgs, Violation
+from subjects.contract import NoArgs, Violation
+from subjects.contract.fault_kit import Injection
 from subjects.judging import ObserverBlind
 from subjects.ratelimiter.cluster import RateLimiterCluster
 from subjects.ratelimiter.details import snapshot_details

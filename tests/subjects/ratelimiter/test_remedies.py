@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from subjects.contract import Fault, NoArgs, RefusedError, Tool, Toolbox, ToolCall
+from subjects.contract import NoArgs, RefusedError, Tool, Toolbox, ToolCall
+from subjects.contract.fault_kit import Fault
 from subjects.ratelimiter.details import snapshot_details
 from subjects.ratelimiter.faults import BurstParams, DriftParams, MisconfigParams, OomParams, PauseParams
 from subjects.ratelimiter.invariants import FutureDatedEntries, NodeDown, OverLimit

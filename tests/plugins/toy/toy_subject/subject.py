@@ -28,10 +28,7 @@ from events import NodeStats, NodeView, ObsSnapshot, OperationStats, WorkloadSta
 from subjects.contract import (
     Catalogue,
     Deployment,
-    Fault,
-    FaultKit,
     HealthCheck,
-    Injection,
     Invariant,
     LocalProcess,
     Observer,
@@ -47,6 +44,7 @@ from subjects.contract import (
     Violation,
     Workload,
 )
+from subjects.contract.fault_kit import Fault, FaultKit, Injection
 from subjects.judging import ObserverBlind, held, iso, persisting, usable
 
 LAMP = "lamp"

@@ -1,0 +1,40 @@
+"""The monitor never goes silent: an observer that raises (against its contract) reads as blindness."""
+
+from __future__ import annotations
+
+import asyncio
+
+from events import ObsSnapshot
+from events.bus import Bus
+from events.settings import BusSettings
+from services.monitor.service import MonitorService
+from services.runtime import ServiceSettings
+from subjects.contract import Invariant, Observer
+from tests.e2e.conftest import follow_run
+
+
+class Raising(Observer):
+    async def observe(self) -> ObsSnapshot:
+        raise RuntimeError("a plug-in bug")
+
+    def invariants(self) -> list[Invariant]:
+        return []  # it even forgot observer_blind
+
+
+async def test_an_observer_that_raises_is_recorded_as_blind_and_ticketed(
+        bus: Bus, bus_settings: BusSettings, run_id: str) -> None:
+    log, replay = await follow_run(bus, run_id)
+    monitor_bus = await Bus.connect(bus_settings, source="monitor/t")
+    monitor = MonitorService(monitor_bus, ServiceSettings(run=run_id, instance="t"), observer=Raising())
+    task = asyncio.create_task(monitor.main())
+    try:
+        snap = await log.wait_for(lambda e: e.type == "obs.snapshot", 10, "a snapshot")
+        assert snap.data.ok is False and "the observer raised RuntimeError: a plug-in bug" in snap.data.error
+        opened = await log.wait_for(lambda e: e.type == "ticket.opened", 10, "a ticket")
+        assert (opened.data.invariant, opened.data.entity) == ("observer_blind", "observer")
+    finally:
+        await monitor.stop()
+        await asyncio.wait_for(task, 10)
+        await monitor.stop_feeds()
+        await monitor_bus.close()
+        await replay.stop()  # type: ignore[attr-defined]
