@@ -234,7 +234,7 @@ class ToyProvisioner(Provisioner):
 
 class ToySubject(Subject):
     name = "toy"
-    description = "A lamp that is lit or dark (the example subject of the README)."
+    description = "A lamp that is lit or dark."
 
     def catalogue(self) -> Catalogue:
         return Catalogue.of([CutPower], [LampDark, ObserverBlind], [SwitchOn])
