@@ -203,6 +203,7 @@ class ChaosService(ServiceProcess):
         await req.respond(json.dumps(result).encode())
 
     async def listing(self) -> dict[str, Any]:
+        await self.kit.refresh()
         return {"faults": [f.as_dict() for f in self.ledger.active.values()],
                 "kinds": [{"kind": f.kind, "description": f.description, "default_ttl_s": f.default_ttl_s}
                           for f in self.kit.faults()],
@@ -210,6 +211,7 @@ class ChaosService(ServiceProcess):
 
     async def inject(self, body: dict[str, Any]) -> dict[str, Any]:
         request = InjectRequest.model_validate(body)
+        await self.kit.refresh()
         fault = self.kit.fault(request.kind)
         if fault is None:
             known = ", ".join(f.kind for f in self.kit.faults())

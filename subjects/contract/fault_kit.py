@@ -72,6 +72,10 @@ class FaultKit(abc.ABC):
     def targets(self) -> list[str]:
         """Entities faults may target (everything else is outside the lab)."""
 
+    async def refresh(self) -> None:
+        """Discover the targets anew, for a subject whose members come from the system itself (the chaos
+        service calls it before it lists or injects). Default: the targets are configured, nothing to do."""
+
     def fault(self, kind: str) -> Fault | None:
         return next((f for f in self.faults() if f.kind == kind), None)
 

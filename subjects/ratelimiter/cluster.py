@@ -5,8 +5,8 @@
 on the shared state, the same code the nodes run, and
 :class:`~subjects.ratelimiter.backend.RedisBackend`, a few fixed server
 operations: INFO, write probe, pause, memory limit), one aiohttp session for the
-nodes' HTTP APIs and :class:`~subjects.ratelimiter.control.NodeControl`
-(supervisord) — and the helpers every role needs: what belongs to the lab
+nodes' HTTP APIs and :class:`~subjects.supervisor.SupervisorControl`
+(the nodes' supervisord) — and the helpers every role needs: what belongs to the lab
 (``require_node`` / ``require_key`` / ``require_redis``: everything else is
 refused), node probes and views, and making a node run again.
 
@@ -33,10 +33,14 @@ from redis.exceptions import RedisError
 from events import NodeView
 from subjects.contract import RefusedError, SubjectError
 from subjects.ratelimiter.backend import REDIS_TARGET, RedisBackend
-from subjects.ratelimiter.control import RUNNING_STATES, NodeControl, NodeUnreachable
 from subjects.ratelimiter.details import NodeProcess
 from subjects.ratelimiter.limiter import LimiterStore, NodeRecord, us_to_datetime
 from subjects.ratelimiter.settings import RateLimiterSettings
+from subjects.supervisor import RUNNING_STATES, SupervisorControl
+
+
+class NodeUnreachable(SubjectError):
+    """A node's HTTP API could not be reached (refused, timed out, reset)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ class RateLimiterCluster:
         self.settings = settings if settings is not None else RateLimiterSettings()
         self.store = LimiterStore(self.settings)
         self.backend = RedisBackend(self.settings, self.store.redis)
-        self.control = NodeControl(self.settings.supervisor_url, self.settings.supervisor_timeout_s)
+        self.control = SupervisorControl(self.settings.supervisor_url, self.settings.supervisor_timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:

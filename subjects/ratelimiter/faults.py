@@ -57,9 +57,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from subjects.contract import NoArgs, RefusedError, SubjectError
 from subjects.contract.fault_kit import Fault, Injection
 from subjects.ratelimiter.backend import guarded, paused_actions
-from subjects.ratelimiter.cluster import RateLimiterCluster
-from subjects.ratelimiter.control import RUNNING_STATES, NodeUnreachable
+from subjects.ratelimiter.cluster import NodeUnreachable, RateLimiterCluster
 from subjects.ratelimiter.settings import RateLimiterSettings
+from subjects.supervisor import RUNNING_STATES
 
 
 class RateLimiterFault(Fault):

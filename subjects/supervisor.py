@@ -1,10 +1,10 @@
-"""Process control of the nodes through supervisord's XML-RPC API.
+"""Process control through supervisord's XML-RPC API, for subjects whose processes run under one.
 
-Convention: each node runs as a supervisord program whose name is the node id,
-with ``autorestart=false`` (a killed node stays down until someone starts it)
-and ``startsecs=0`` (``startProcess`` returns as soon as the process is spawned;
-readiness is judged from the node's ``/health``). ``supervisor_url`` may be
-``http://host:port/RPC2`` or ``unix:///path/to/supervisor.sock``.
+Convention: each controlled process is a supervisord program (the rate limiter's
+nodes: program name == node id) with ``autorestart=false`` (a killed process
+stays down until someone starts it) and ``startsecs=0`` (``startProcess`` returns
+as soon as the process is spawned; readiness is the subject's to judge).
+``supervisor_url`` may be ``http://host:port/RPC2`` or ``unix:///path/to/supervisor.sock``.
 
 Every call runs in a worker thread (``xmlrpc.client`` is blocking) with its own
 connection and a timeout; failures surface as :class:`SubjectError` with the
@@ -23,10 +23,6 @@ from urllib.parse import urlparse
 from subjects.contract import SubjectError
 
 RUNNING_STATES = frozenset({"STARTING", "RUNNING"})
-
-
-class NodeUnreachable(SubjectError):
-    """A node's HTTP API could not be reached (refused, timed out, reset)."""
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -57,8 +53,8 @@ class _Transport(xmlrpc.client.Transport):
         return conn
 
 
-class NodeControl:
-    """Start, SIGKILL and inspect node processes run by supervisord (program name == node id)."""
+class SupervisorControl:
+    """Start, stop, signal and inspect processes run by supervisord (by program name)."""
 
     def __init__(self, supervisor_url: str, timeout_s: float = 5.0) -> None:
         self.url = supervisor_url
@@ -97,49 +93,54 @@ class NodeControl:
             raise SubjectError(f"supervisord at {self.address} unreachable ({method}): "
                                f"{type(exc).__name__}: {exc}") from None
 
-    async def info(self, node: str) -> dict[str, Any]:
-        """supervisord's process info for ``node`` (statename, pid, ...)."""
-        result = await self._call("supervisor.getProcessInfo", node)
+    async def info(self, name: str) -> dict[str, Any]:
+        """supervisord's process info for ``name`` (statename, pid, ...)."""
+        result = await self._call("supervisor.getProcessInfo", name)
         if not isinstance(result, dict):
-            raise SubjectError(f"unexpected reply from supervisord for {node}: {result!r}")
+            raise SubjectError(f"unexpected reply from supervisord for {name}: {result!r}")
         return result
 
-    async def state(self, node: str) -> str:
+    async def state(self, name: str) -> str:
         """supervisord state name: RUNNING, STARTING, STOPPED, EXITED, FATAL, BACKOFF, ..."""
-        return str((await self.info(node))["statename"])
+        return str((await self.info(name))["statename"])
 
-    async def pid(self, node: str) -> int | None:
+    async def pid(self, name: str) -> int | None:
         """The process id while running, else None."""
-        info = await self.info(node)
+        info = await self.info(name)
         pid = int(info.get("pid") or 0)
         return pid if pid and info.get("statename") in RUNNING_STATES else None
 
-    async def kill(self, node: str) -> int:
-        """Send SIGKILL to the node's process; returns the pid that was killed.
+    async def kill(self, name: str) -> int:
+        """Send SIGKILL to the process; returns the pid that was killed.
 
-        With ``autorestart=false`` the node stays down. Raises SubjectError if it
+        With ``autorestart=false`` it stays down. Raises SubjectError if it
         is not running (nothing to kill) or supervisord refuses.
         """
-        info = await self.info(node)
+        return await self.signal(name, "KILL")
+
+    async def signal(self, name: str, signal: str) -> int:
+        """Send ``signal`` (``KILL``, ``STOP``, ``CONT``, ``USR1``, …) to the running process; its pid.
+        Raises SubjectError if it is not running or supervisord refuses."""
+        info = await self.info(name)
         if info.get("statename") not in RUNNING_STATES:
-            raise SubjectError(f"node {node} is not running (state {info.get('statename')})")
-        await self._call("supervisor.signalProcess", node, "KILL")
+            raise SubjectError(f"process {name} is not running (state {info.get('statename')})")
+        await self._call("supervisor.signalProcess", name, signal)
         return int(info.get("pid") or 0)
 
-    async def start(self, node: str) -> str:
-        """Start the node's process unless it already runs. Returns what was done."""
+    async def start(self, name: str) -> str:
+        """Start the process unless it already runs. Returns what was done."""
         try:
-            await self._call("supervisor.startProcess", node, False)
+            await self._call("supervisor.startProcess", name, False)
         except SupervisorFault as exc:
             if exc.name == "ALREADY_STARTED":
                 return "already running"
             raise
         return "started"
 
-    async def stop(self, node: str) -> str:
+    async def stop(self, name: str) -> str:
         """Stop (SIGTERM, then SIGKILL after the program's stopwaitsecs) unless already stopped."""
         try:
-            await self._call("supervisor.stopProcess", node, True)
+            await self._call("supervisor.stopProcess", name, True)
         except SupervisorFault as exc:
             if exc.name == "NOT_RUNNING":
                 return "not running"

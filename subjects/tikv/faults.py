@@ -1,0 +1,292 @@
+"""Real faults for TiKV, through the cluster's process control (Docker, or supervisord for local stores).
+
+- ``store_kill``: SIGKILL a store's process. Undo ``{"target"}``: start it.
+- ``store_pause``: freeze a store (``docker pause`` / SIGSTOP): it stops heartbeating and
+  answering. Undo: unpause.
+- ``store_partition``: disconnect a store from the cluster's network (it keeps running,
+  cut off). Undo: reconnect.
+- ``pd_leader_kill``: SIGKILL the PD leader's process; needs a PD of three members (the
+  others elect a new leader), refused otherwise. Undo: start it.
+- ``hot_read_burst``: a legitimate burst of reads of one key, far over the workload's
+  rate, for a bounded time, from the injecting process: nothing breaks (the control
+  case), so nothing may be "fixed". Undo: stop it.
+
+Every undo is idempotent and derivable from the target alone (``undo_for_target``), so a
+chaos service that died mid-injection repairs what it left. Targets are the cluster's
+stores and PD members (by name: see :mod:`subjects.tikv.cluster`) and ``kv`` for the
+burst; anything else is refused before anything is done. Proof of effect is observed,
+never assumed: the store's status port stops answering, PD elects another leader, the
+burst's reads are served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from typing import Any
+
+import tikv
+from pydantic import BaseModel, ConfigDict, Field
+
+from subjects.contract import RefusedError, SubjectError
+from subjects.contract.fault_kit import Fault, Injection
+from subjects.tikv.cluster import TiKVCluster
+from subjects.tikv.pd import PDUnavailable
+
+KV_TARGET = "kv"
+
+
+class TiKVFault(Fault):
+    """A TiKV fault: holds the cluster it acts through. ``target_kind``: ``store`` (default: the first
+    store that is up), ``pd`` (the leader) or ``kv``."""
+
+    target_kind: str = "store"
+
+    def __init__(self, cluster: TiKVCluster) -> None:
+        self.cluster = cluster
+
+    async def resolve_target(self, target: str | None) -> str:
+        if self.target_kind == "kv":
+            if target not in (None, KV_TARGET):
+                raise RefusedError(f"unknown target {target!r}: this fault targets the key space, named {KV_TARGET!r}")
+            return KV_TARGET
+        try:
+            if self.target_kind == "pd":
+                return await self._pd_leader(target)
+            if target is not None:
+                name, _ = await self.cluster.require_store(target)
+                return name
+            return await self._first_up_store()
+        except PDUnavailable as exc:
+            raise SubjectError(f"{self.kind}: cannot resolve the target: {exc}") from exc
+
+    async def _first_up_store(self) -> str:
+        for name, info in (await self.cluster.stores()).items():
+            if info.store.state_name == "Up" and (await self.cluster.probe(info.store.status_address)).ok:
+                return name
+        raise RefusedError("no store is up to target")
+
+    async def _pd_leader(self, target: str | None) -> str:
+        members = await self.cluster.pd.members()
+        if len(members.members) < 3:
+            raise RefusedError(f"{self.kind} needs a PD of 3 members (this one has {len(members.members)}): killing "
+                               "the only leader would stop the cluster, not test its failover")
+        leader = members.leader.name if members.leader else None
+        if leader is None:
+            raise RefusedError("PD has no leader now: nothing to kill")
+        if target is not None and target != leader:
+            raise RefusedError(f"{target!r} is not PD's leader (the leader is {leader})")
+        return leader
+
+    def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
+        return {"target": target}
+
+    async def _status_address(self, name: str) -> str:
+        stores = await self.cluster.stores()
+        return stores[name].store.status_address if name in stores else ""
+
+
+class StoreKill(TiKVFault):
+    kind = "store_kill"
+    description = "SIGKILL one TiKV store's process; it stays down until started again"
+
+    async def inject(self, target: str | None, params: BaseModel) -> Injection:
+        name = await self.resolve_target(target)
+        await self.cluster.control.kill(name)
+        return Injection(target=name, undo={"target": name})
+
+    async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
+        probe = await self.cluster.probe(await self._status_address(injection.target))
+        if probe.ok:
+            return None
+        return {"store": injection.target, "status_port": probe.detail,
+                "process": await self.cluster.control.state(injection.target)}
+
+    async def revert(self, undo: dict[str, Any]) -> str:
+        return await self.cluster.control.start(str(undo.get("target", "")))
+
+
+class StorePause(TiKVFault):
+    kind = "store_pause"
+    description = "freeze one TiKV store's process: it stops heartbeating and answering, yet still exists"
+
+    async def inject(self, target: str | None, params: BaseModel) -> Injection:
+        name = await self.resolve_target(target)
+        await self.cluster.control.pause(name)
+        return Injection(target=name, undo={"target": name})
+
+    async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
+        state = await self.cluster.control.state(injection.target)
+        probe = await self.cluster.probe(await self._status_address(injection.target))
+        return None if state != "paused" or probe.ok else {"store": injection.target, "process": state,
+                                                            "status_port": probe.detail}
+
+    async def revert(self, undo: dict[str, Any]) -> str:
+        return await self.cluster.control.unpause(str(undo.get("target", "")))
+
+
+class StorePartition(TiKVFault):
+    kind = "store_partition"
+    description = "cut one TiKV store off the cluster's network; it keeps running, unreachable"
+
+    async def inject(self, target: str | None, params: BaseModel) -> Injection:
+        name = await self.resolve_target(target)
+        address = await self._status_address(name)
+        await self.cluster.control.disconnect(name)
+        return Injection(target=name, undo={"target": name, "status_address": address})
+
+    async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
+        probe = await self.cluster.probe(str(injection.undo.get("status_address", "")))
+        state = await self.cluster.control.state(injection.target)
+        if probe.ok or state in ("exited", "missing"):
+            return None
+        return {"store": injection.target, "process": state, "status_port": probe.detail}
+
+    async def revert(self, undo: dict[str, Any]) -> str:
+        return await self.cluster.control.reconnect(str(undo.get("target", "")))
+
+
+class PDLeaderKill(TiKVFault):
+    kind = "pd_leader_kill"
+    target_kind = "pd"
+    description = "SIGKILL the PD leader's process (a PD of three members elects another)"
+
+    async def inject(self, target: str | None, params: BaseModel) -> Injection:
+        name = await self.resolve_target(target)
+        await self.cluster.control.kill(name)
+        return Injection(target=name, undo={"target": name})
+
+    async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
+        state = await self.cluster.control.state(injection.target)
+        if state == "running":
+            return None
+        try:
+            leader = (await self.cluster.pd.members()).leader
+        except PDUnavailable as exc:
+            leader, error = None, str(exc)
+        else:
+            error = None
+        return {"member": injection.target, "process": state, "new_leader": leader.name if leader else None,
+                **({"pd_error": error} if error else {})}
+
+    async def revert(self, undo: dict[str, Any]) -> str:
+        return await self.cluster.control.start(str(undo.get("target", "")))
+
+
+class BurstParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rate: float = Field(default=300.0, gt=0, le=2000, description="reads per second")
+    duration_s: float = Field(default=120.0, gt=0, le=900, description="the burst stops by itself after this")
+
+
+class HotReadBurst(TiKVFault):
+    """The control case: legitimate reads of one hot key, far over the workload's rate, for a bounded time.
+    Runs as a task of the injecting process (the chaos service): if that dies, the burst dies with it."""
+
+    kind = "hot_read_burst"
+    target_kind = "kv"
+    description = "a legitimate burst of reads of one hot key (nothing is broken: the control case)"
+    params_model = BurstParams
+
+    def __init__(self, cluster: TiKVCluster) -> None:
+        super().__init__(cluster)
+        self._bursts: dict[str, ReadBurst] = {}
+
+    async def inject(self, target: str | None, params: BaseModel) -> Injection:
+        p = params if isinstance(params, BurstParams) else BurstParams.model_validate(params.model_dump())
+        await self.resolve_target(target)
+        burst = ReadBurst(self.cluster, p.rate, p.duration_s)
+        await burst.prepare()
+        burst_id = secrets.token_hex(6)
+        self._bursts[burst_id] = burst
+        burst.start()
+        return Injection(target=KV_TARGET, undo={"burst_id": burst_id})
+
+    async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
+        burst = self._bursts.get(str(injection.undo.get("burst_id")))
+        return burst.summary() if burst is not None and burst.ok >= 20 else None
+
+    def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
+        return {"burst_id": ""}  # the burst died with the process that ran it
+
+    async def revert(self, undo: dict[str, Any]) -> str:
+        burst = self._bursts.pop(str(undo.get("burst_id", "")), None)
+        if burst is None:
+            return "burst not running (already stopped, or the process that ran it is gone)"
+        await burst.stop()
+        s = burst.summary()
+        return f"burst stopped after {s['ran_s']:.1f}s: {s['sent']} reads, {s['ok']} ok, {s['errors']} errors"
+
+    async def close(self) -> None:
+        for burst in list(self._bursts.values()):
+            await burst.stop()
+        self._bursts.clear()
+
+
+class ReadBurst:
+    """Paced reads of one key through a real KV client, until stopped or ``duration_s``."""
+
+    KEY = b"oplab-hot-key"
+
+    def __init__(self, cluster: TiKVCluster, rate: float, duration_s: float) -> None:
+        self.settings = cluster.settings
+        self.rate, self.duration_s = rate, duration_s
+        self.sent = self.ok = self.errors = 0
+        self._client: tikv.AsyncRawClient | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._started = self._ended = 0.0
+
+    async def prepare(self) -> None:
+        self._client = tikv.AsyncRawClient(self.settings.endpoints, timeout=self.settings.kv_timeout_s)
+        try:
+            await self._client.put(self.KEY, b"hot")
+        except tikv.TiKVError as exc:
+            await self._client.close()
+            raise SubjectError(f"hot_read_burst: cannot write its key: {exc}") from exc
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        self._task = asyncio.create_task(self._run(), name="hot-read-burst")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def summary(self) -> dict[str, Any]:
+        end = self._ended or time.monotonic()
+        return {"key": self.KEY.decode(), "rate_per_s": self.rate, "running": not self._ended,
+                "ran_s": round(end - self._started, 3), "sent": self.sent, "ok": self.ok, "errors": self.errors}
+
+    async def _run(self) -> None:
+        assert self._client is not None
+        loop = asyncio.get_running_loop()
+        deadline, gap = loop.time() + self.duration_s, 1.0 / self.rate
+        next_at = loop.time()
+        try:
+            while not self._stop.is_set() and loop.time() < deadline:
+                if next_at > loop.time():
+                    with contextlib.suppress(TimeoutError):  # pacing, interruptible by stop
+                        await asyncio.wait_for(self._stop.wait(), next_at - loop.time())
+                    continue
+                next_at += gap
+                self.sent += 1
+                try:
+                    await self._client.get(self.KEY)
+                    self.ok += 1
+                except tikv.TiKVError:
+                    self.errors += 1
+        finally:
+            self._ended = time.monotonic()
+
+
+FAULT_TYPES: tuple[type[TiKVFault], ...] = (StoreKill, StorePause, StorePartition, PDLeaderKill, HotReadBurst)
+"""The catalogue, in the order ``oplab subjects`` shows it."""
+

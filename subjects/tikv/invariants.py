@@ -1,0 +1,190 @@
+"""TiKV's invariants, named for what is observed: pure, total functions of snapshot and workload history.
+
+The shared judging (grace periods from snapshot timestamps, stale workload stats,
+``observer_blind``) is :mod:`subjects.judging`.
+
+- ``store_not_up`` (per store, 0.4 s): PD reads it anything but ``Up``, or its status
+  port does not answer. The probe is what sees a killed store at the next
+  observation; PD alone would wait 20 s to call it ``Disconnected``.
+- ``regions_under_replicated`` (1 s): PD counts regions with a missing peer or a down
+  peer. Pending peers (catching up) are evidence, not a violation.
+- ``pd_no_healthy_leader`` (1 s): PD's members answer but none leads, or the leader is unhealthy.
+- ``pd_member_down`` (per member, 1 s): a PD member other than the leader reports unhealthy.
+- ``kv_error_rate`` (2 intervals, 1 s): ≥ 10 % of ≥ 20 client operations failed.
+- ``acknowledged_write_lost`` (at once): the prober read back an acknowledged write missing
+  or different. Data loss is a fact, not a flicker: no grace, and as the workload
+  reports it cumulatively the violation never clears by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from events import NodeView, ObsSnapshot, WorkloadStats
+from subjects.contract import Invariant, Violation
+from subjects.judging import ObserverBlind, held, intervals_held, iso, persisting, recent_workload, since, usable
+from subjects.tikv.details import PDMember, RegionHealth, snapshot_details, workload_details
+
+
+class StoreNotUp(Invariant):
+    name = "store_not_up"
+    description = "every TiKV store is Up in PD and answers on its status port"
+    grace_s = 0.4
+
+    def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
+        good = usable(history)
+        if not good:
+            return []
+        out = []
+        for node in good[-1].nodes:
+            def not_up(snap: ObsSnapshot, name: str = node.node) -> NodeView | None:
+                view = snap.node(name)
+                return view if view is not None and view.status != "up" else None
+
+            run = persisting(good, not_up)
+            seconds = held(run, self.grace_s)
+            if seconds is None:
+                continue
+            last, view = run[-1]
+            facts = snapshot_details(last).stores.get(view.node)
+            evidence: dict[str, Any] = {
+                "store": view.node, "address": view.address, "pd_state": view.state, "detail": view.detail,
+                "store_id": facts.id if facts else None,
+                "status_port": None if facts is None else ("ok" if facts.probe_ok else facts.probe_error),
+                "last_heartbeat": iso(view.last_seen), "since": iso(run[0][0].observed_at),
+                "not_up_for_s": round(seconds, 3), "snapshots": len(run),
+            }
+            out.append(Violation(self.name, view.node, f"store {view.node} is not up ({view.detail})", evidence))
+        return out
+
+
+class RegionsUnderReplicated(Invariant):
+    name = "regions_under_replicated"
+    description = "no region misses a peer or has a down peer (PD's region checks)"
+    grace_s = 1.0
+
+    def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
+        observed = [s for s in usable(history) if snapshot_details(s).regions is not None]
+
+        def short(snap: ObsSnapshot) -> RegionHealth | None:
+            regions = snapshot_details(snap).regions
+            return regions if regions is not None and regions.under_replicated > 0 else None
+
+        run = persisting(observed, short)
+        seconds = held(run, self.grace_s)
+        if seconds is None:
+            return []
+        last, regions = run[-1]
+        not_up = [n.node for n in last.nodes if n.status != "up"]
+        evidence = {"miss_peer": regions.miss_peer, "down_peer": regions.down_peer,
+                    "pending_peer": regions.pending_peer, "regions": regions.total, "stores_not_up": not_up,
+                    "since": iso(run[0][0].observed_at), "under_replicated_for_s": round(seconds, 3)}
+        summary = (f"{regions.under_replicated} region(s) under-replicated ({regions.miss_peer} missing a peer, "
+                   f"{regions.down_peer} with a down peer)")
+        return [Violation(self.name, "regions", summary, evidence)]
+
+
+def _members(snap: ObsSnapshot) -> list[PDMember]:
+    return snapshot_details(snap).pd
+
+
+class PDNoHealthyLeader(Invariant):
+    name = "pd_no_healthy_leader"
+    description = "PD has a leader, and it is healthy"
+    grace_s = 1.0
+
+    def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
+        def leaderless(snap: ObsSnapshot) -> str | None:
+            members = _members(snap)
+            if not members:
+                return None
+            leader = next((m for m in members if m.leader), None)
+            if leader is None:
+                return "no PD member is the leader"
+            return f"the leader {leader.name} is unhealthy" if leader.healthy is False else None
+
+        run = persisting(usable(history), leaderless)
+        seconds = held(run, self.grace_s)
+        if seconds is None:
+            return []
+        members = _members(run[-1][0])
+        evidence = {"reason": run[-1][1], "members": [m.name for m in members],
+                    "healthy": [m.name for m in members if m.healthy], "since": iso(run[0][0].observed_at),
+                    "for_s": round(seconds, 3)}
+        return [Violation(self.name, "pd", f"PD: {run[-1][1]}", evidence)]
+
+
+class PDMemberDown(Invariant):
+    name = "pd_member_down"
+    description = "every PD member reports healthy"
+    grace_s = 1.0
+
+    def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
+        good = usable(history)
+        if not good:
+            return []
+        out = []
+        for member in _members(good[-1]):
+            def down(snap: ObsSnapshot, name: str = member.name) -> PDMember | None:
+                found = next((m for m in _members(snap) if m.name == name), None)
+                return found if found is not None and found.healthy is False and not found.leader else None
+
+            run = persisting(good, down)
+            seconds = held(run, self.grace_s)
+            if seconds is None:
+                continue
+            evidence = {"member": member.name, "client_urls": member.client_urls,
+                        "leader": snapshot_details(good[-1]).pd_leader, "since": iso(run[0][0].observed_at),
+                        "down_for_s": round(seconds, 3)}
+            out.append(Violation(self.name, member.name, f"PD member {member.name} is unhealthy", evidence))
+        return out
+
+
+class KVErrorRate(Invariant):
+    name = "kv_error_rate"
+    description = "clients' KV operations succeed (under 10% failing)"
+    grace_s = 1.0
+    threshold = 0.10
+    min_sent = 20
+
+    def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
+        def failing(s: WorkloadStats) -> tuple[int, int] | None:
+            sent, errors = sum(o.sent for o in s.operations), sum(o.errors for o in s.operations)
+            return (sent, errors) if sent >= self.min_sent and errors >= self.threshold * sent else None
+
+        run = persisting(recent_workload(history, workload), failing)
+        seconds = intervals_held(run, self.grace_s)
+        if seconds is None:
+            return []
+        last = run[-1][0]
+        sent, errors = sum(x[0] for _, x in run), sum(x[1] for _, x in run)
+        evidence = {"sent": sent, "errors": errors, "error_ratio": round(errors / sent, 3),
+                    "threshold": self.threshold, "operations": {o.name: o.errors for o in last.operations if o.errors},
+                    "stores": {n.node: n.errors for n in last.nodes if n.errors}, "intervals": len(run),
+                    "since": since(run), "failing_for_s": round(seconds, 3)}
+        return [Violation(self.name, "kv", f"{errors} of {sent} KV operations failed over {seconds:.1f}s", evidence)]
+
+
+class AcknowledgedWriteLost(Invariant):
+    name = "acknowledged_write_lost"
+    description = "every write the cluster acknowledged reads back as written"
+    grace_s = 0.0
+
+    def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
+        stats = recent_workload(history, workload)
+        if not stats:
+            return []
+        details = workload_details(stats[-1])
+        if details.lost_total <= 0:
+            return []
+        evidence = {"lost": details.lost_total, "keys": details.lost_keys[:10], "acked": details.acked_total,
+                    "verified": details.verified_total}
+        summary = (f"{details.lost_total} acknowledged write(s) read back missing or different "
+                   f"(of {details.verified_total} verified)")
+        return [Violation(self.name, "kv", summary, evidence)]
+
+
+INVARIANT_TYPES: tuple[type[Invariant], ...] = (
+    StoreNotUp, RegionsUnderReplicated, PDNoHealthyLeader, PDMemberDown, KVErrorRate, AcknowledgedWriteLost,
+    ObserverBlind)

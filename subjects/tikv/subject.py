@@ -1,0 +1,49 @@
+"""TiKV as a plug-in subject (entry point ``tikv`` in ``operator_lab.subjects``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from subjects.contract import Catalogue, Subject
+from subjects.tikv.console_rows import TiKVRows
+from subjects.tikv.fault_kit import TiKVFaultKit
+from subjects.tikv.faults import FAULT_TYPES
+from subjects.tikv.invariants import INVARIANT_TYPES
+from subjects.tikv.observer import TiKVObserver
+from subjects.tikv.provisioner import TiKVProvisioner
+from subjects.tikv.settings import SUBJECT_NAME
+from subjects.tikv.toolbox import TiKVToolbox
+from subjects.tikv.tools import TOOL_TYPES
+from subjects.tikv.workload import TiKVWorkload
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+class TiKVSubject(Subject):
+    name = SUBJECT_NAME
+    description = ("A TiKV cluster (PD + three stores) under Docker Compose (profile tikv), or any cluster at "
+                   "OPLAB_TIKV_PD_URL: PD-aware observation, container faults, a raw-KV prober.")
+
+    def catalogue(self) -> Catalogue:
+        return Catalogue.of(FAULT_TYPES, INVARIANT_TYPES, TOOL_TYPES)
+
+    def observer(self) -> TiKVObserver:
+        return TiKVObserver()
+
+    def toolbox(self) -> TiKVToolbox:
+        return TiKVToolbox()
+
+    def fault_kit(self) -> TiKVFaultKit:
+        return TiKVFaultKit()
+
+    def workload(self) -> TiKVWorkload:
+        return TiKVWorkload()
+
+    def provisioner(self) -> TiKVProvisioner:
+        return TiKVProvisioner()
+
+    def console_rows(self) -> TiKVRows:
+        return TiKVRows()
+
+    def scenarios(self) -> dict[str, Path]:
+        return {"tikv": SCENARIOS / "tikv.yaml"}
