@@ -18,7 +18,7 @@ from oplab.stack import Stack, saved_url
 @contextmanager
 def lab_nats_url(settings: LabSettings) -> Iterator[str]:
     stack = Stack(settings)
-    running = saved_url(stack.home / "stack.json", "nats_url") if stack.supervisor() is not None else None
+    running = saved_url(stack.home / "stack.json", "nats_url") if stack.running() else None
     if running is not None:
         yield running
         return

@@ -16,7 +16,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from oplab.settings import LabSettings
-from oplab.stack import Stack, StackError, redacted
+from oplab.stack import Stack, StackError, StackInfo, redacted
 from subjects.registry import DEFAULT_SUBJECT
 
 app = typer.Typer(help="Operator Lab: break a real system, watch an operator agent fix it.",
@@ -132,17 +132,17 @@ def status(as_json: JsonOpt = False) -> None:
     """Processes of the running stack."""
     stack = _stack()
     try:
-        info, sup = stack.require()
+        info = stack.require()
+        procs = stack.processes(info)
     except StackError as exc:
         _fail(str(exc))
-    procs = [{"name": p["name"], "group": p["group"], "state": p["statename"], "pid": p["pid"],
-              "description": p["description"]} for p in sup.processes()]
     if as_json:
         typer.echo(json.dumps({"run": info.run, "subject": info.subject, "processes": procs}))
         return
     typer.echo(f"run {info.run}  subject {info.subject}  fault {info.fault}  mode {info.mode}")
+    width = max([12, *(len(p["name"]) for p in procs)])
     for p in procs:
-        typer.echo(f"  {p['name']:<12} {p['state']:<10} {p['description']}")
+        typer.echo(f"  {p['name']:<{width}} {p['state']:<10} {p['description']}")
 
 
 @app.command()
@@ -216,7 +216,10 @@ def demo(fault: Annotated[str | None, typer.Option(
     except KeyboardInterrupt:
         summary = {"run": info.run, "outcome": "interrupted"}
     finally:
+        exported = _export_compose_run(info, stack.home)
         stack.down(progress=_progress)
+    if exported is not None:
+        _import_compose_run(exported, settings)
     if not headless:
         outcome = summary.get("outcome") or "unfinished"
         typer.echo(f"run {info.run}: {outcome}.\n"
@@ -229,6 +232,32 @@ def demo(fault: Annotated[str | None, typer.Option(
             line["actions"] = summary.get("actions_after_fault")
         typer.echo(json.dumps(line))
         raise typer.Exit(0 if demo_succeeded(summary) else 1)
+
+
+def _export_compose_run(info: StackInfo, home: Path) -> Path | None:
+    """A run under compose: its events, read before the project (and its NATS) goes down."""
+    from oplab.demo import export_for_replay
+
+    if info.compose is None:
+        return None
+    try:
+        return asyncio.run(export_for_replay(info, home))
+    except Exception as exc:  # the run stays in the project's NATS volume
+        _progress(f"could not copy run {info.run} out of the compose project ({exc}); it stays in the "
+                  "project's NATS volume")
+        return None
+
+
+def _import_compose_run(path: Path, settings: LabSettings) -> None:
+    from oplab.archive import ArchiveError
+    from oplab.demo import import_for_replay
+
+    try:
+        stored = import_for_replay(path, settings)
+    except ArchiveError as exc:
+        _progress(f"the run's events are in {path}, not in the local log ({exc}): `oplab import {path}`")
+        return
+    _progress(f"copied {stored} events of the run into the local log (also kept in {path})")
 
 
 def demo_succeeded(summary: dict[str, Any]) -> bool:
@@ -368,22 +397,26 @@ def import_(path: Annotated[Path, typer.Argument(help="A file written by `oplab 
 
 
 @app.command()
-def console(run: Annotated[str | None, typer.Option(help="Run id (default: the running stack's)")] = None,
+def console(run: Annotated[str | None, typer.Option(
+                help="Run id (default: OPLAB_RUN, the running stack's, else the latest run in the log)")] = None,
             replay: Annotated[bool, typer.Option(help="Replay a finished run from the log")] = False) -> None:
     """Open the console on a live run, or replay a recorded one."""
     import os
 
     from oplab.access import lab_nats_url
     from oplab.demo import open_console
+    from oplab.history import list_runs
 
     settings = LabSettings()
     info = Stack(settings).info()
     run = run or os.environ.get("OPLAB_RUN") or (info.run if info else None)
-    if not run:
-        _fail("no run given and no stack running: `oplab runs` lists recorded runs", 2)
-    assert run is not None
     _log_to_file(settings.home.resolve() / "logs" / "console.log")
     with lab_nats_url(settings) as url:
+        if not run:  # e.g. `docker compose run --rm console`: the run the lab is playing
+            recorded = asyncio.run(list_runs(url))
+            if not recorded:
+                _fail("no run given, none running and none recorded yet: start one (`oplab up`)", 2)
+            run = max(recorded, key=lambda r: r["started"])["run"]
         asyncio.run(open_console(url, run, replay=replay))
 
 
@@ -422,7 +455,7 @@ def _decide(action_id: str, *, approve: bool, reason: str, run: str | None, as_j
     settings = LabSettings()
     stack = Stack(settings)
     info = stack.info()
-    run = run or (info.run if info is not None and stack.supervisor() is not None else None)
+    run = run or (info.run if info is not None and stack.running() else None)
     by = f"cli:{getpass.getuser()}"
 
     async def go(url: str) -> dict[str, Any]:
@@ -500,7 +533,7 @@ def _chaos(verb: str, body: dict[str, Any]) -> dict[str, Any]:
     from events.commands import CommandError, request
     from events.settings import BusSettings
 
-    info, _ = _stack().require()
+    info = _stack().require()
 
     async def call() -> dict[str, Any]:
         bus = await Bus.connect(BusSettings(nats_url=info.nats_url), source="oplab-cli", ensure_stream=False)

@@ -1,11 +1,14 @@
 """Running the demo: headless (auto mode, chapters printed, one JSON summary line)
 or interactive (the console in the foreground). Both bring the stack up for one
-run and down again on exit, so every demo run starts clean."""
+run and down again on exit, so every demo run starts clean. A run under Docker
+Compose is copied into the local log before its project goes down, so it can be
+replayed like any other."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from events import ChapterStarted, RunFinished
@@ -13,6 +16,7 @@ from events.bus import Bus, Delivered
 from events.commands import request
 from events.settings import BusSettings
 from events.subjects import run_events
+from oplab.settings import LabSettings
 from oplab.stack import StackInfo
 from projections.timeline import RunTimeline
 
@@ -71,3 +75,24 @@ async def open_console(nats_url: str, run: str, replay: bool = False) -> None:
         await run_console(bus, run, on_next=None if replay else next_chapter, replay=replay)
     finally:
         await bus.close()
+
+
+async def export_for_replay(info: StackInfo, home: Path) -> Path:
+    """Write the run's events (a run under compose, whose log goes down with the project) to
+    ``<home>/runs/<run>.jsonl``, for :func:`import_for_replay` into the local log."""
+    from oplab.archive import export_run
+
+    path = home / "runs" / f"{info.run}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as out:
+        await export_run(info.nats_url, info.run, out)
+    return path
+
+
+def import_for_replay(path: Path, settings: LabSettings) -> int:
+    """Store an exported run in the local log (``oplab events``, ``oplab console --replay``)."""
+    from oplab.access import lab_nats_url
+    from oplab.archive import import_run, read_archive
+
+    with lab_nats_url(settings) as url:
+        return asyncio.run(import_run(url, read_archive(path))).stored

@@ -13,6 +13,12 @@ cleanly, in reverse order) and waits for it to exit.
 Each ``up`` is a new run (a new run id) of one subject; every process of the
 run gets ``OPLAB_RUN`` and ``OPLAB_SUBJECT``. The NATS store under
 ``<home>/nats`` keeps every run for replay.
+
+A subject that deploys as a compose project (:mod:`oplab.compose`) runs there
+instead, lab and all: ``up`` brings the project's profile up with the run's id
+and a free port of 127.0.0.1 for its NATS, and waits for the same
+``svc.started`` events; ``down``, ``status`` and ``restart`` act on the
+project. Its NATS volume keeps those runs.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from pydantic import ValidationError
@@ -39,10 +46,11 @@ from events import ServiceStarted, new_run_id
 from events.bus import Bus, Delivered
 from events.settings import BusSettings
 from events.subjects import run_type
+from oplab.compose import Compose, ComposeFailed, ComposeRun
 from oplab.infra import free_port, nats_command
 from oplab.settings import LabSettings
 from oplab.supervisor import SERVICES, Program, Supervisor, render_config, supervisord_binary
-from subjects.contract import Deployment, HealthCheck, LocalProcess, Site
+from subjects.contract import ComposeProject, Deployment, HealthCheck, LocalProcess, Site
 from subjects.registry import UnknownSubject, load_subject
 
 log = logging.getLogger(__name__)
@@ -67,6 +75,8 @@ class StackInfo:
     subject_env: dict[str, str]
     """The environment the subject's provisioner gave every process of the run."""
     endpoints: dict[str, str]
+    compose: dict[str, Any] | None = None
+    """For a run under Docker Compose: :attr:`ComposeRun.saved` (no supervisord then)."""
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -112,14 +122,39 @@ class Stack:
         sup = Supervisor(url)
         return sup if sup.alive() else None
 
-    def require(self) -> tuple[StackInfo, Supervisor]:
-        info, sup = self.info(), self.supervisor()
-        if sup is not None and info is None:
+    def compose(self) -> Compose | None:
+        """The running stack's compose project (a run under Docker Compose), or None."""
+        info = self.info()
+        if info is None or info.compose is None:
+            return None
+        compose = Compose(ComposeRun.from_saved(info.compose))
+        return compose if compose.running() else None
+
+    def running(self) -> bool:
+        return self.supervisor() is not None or self.compose() is not None
+
+    def require(self) -> StackInfo:
+        """The running stack's description; a clear error when none runs."""
+        info, running = self.info(), self.running()
+        if running and info is None:
             raise StackError("the running stack was started by another version of the lab: "
                              "`oplab down`, then `oplab up` again")
-        if info is None or sup is None:
+        if info is None or not running:
             raise StackError("no stack is running here: start one with `oplab up` (or `oplab demo`)")
-        return info, sup
+        return info
+
+    def processes(self, info: StackInfo) -> list[dict[str, Any]]:
+        """Each program of the running stack: name, group, state, pid, description."""
+        if info.compose is not None:
+            return [{"name": row.get("Service", "?"), "group": row.get("Service", "?"),
+                     "state": str(row.get("State", "?")).upper(), "pid": None,
+                     "description": row.get("Status", "")}
+                    for row in Compose(ComposeRun.from_saved(info.compose)).containers()]
+        sup = self.supervisor()
+        if sup is None:
+            raise StackError("supervisord of the running stack does not answer: `oplab down`, then `oplab up`")
+        return [{"name": p["name"], "group": p["group"], "state": p["statename"], "pid": p["pid"],
+                 "description": p["description"]} for p in sup.processes()]
 
     def service_env(self, info: StackInfo) -> dict[str, str]:
         """The environment every child process gets: the run, the lab's endpoints, the subject's."""
@@ -142,12 +177,14 @@ class Stack:
     def up(self, *, fault: str, mode: str, subject: str | None = None,
            progress: Progress = lambda _: None) -> StackInfo:
         """Start a new run of ``subject`` (default: ``OPLAB_SUBJECT``, else the default subject)."""
-        if self.supervisor() is not None:
+        if self.running():
             info = self.info()
             raise StackError(f"a stack is already running here (run {info.run if info else '?'}): "
                              "`oplab down` first")
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         info, deployment = self._plan(subject or self.settings.subject, fault, mode)
+        if deployment.compose is not None:
+            return self._up_compose(info, deployment.compose, progress)
         programs = self._programs(info, deployment)
         conf = self.home / "supervisord.conf"
         conf.write_text(render_config(self.home, info.supervisor_url, programs))
@@ -162,6 +199,39 @@ class Stack:
         except Exception:
             progress("start failed: stopping what was started")
             self.down()
+            raise
+        return info
+
+    def _up_compose(self, info: StackInfo, project: ComposeProject, progress: Progress) -> StackInfo:
+        """The run as the compose project's profile; on any failure, nothing of it left running."""
+        port = free_port()
+        run = ComposeRun.plan(project, run=info.run, nats_port=port, fault=info.fault, mode=info.mode)
+        info.nats_url, info.embedded_nats, info.supervisor_url = f"nats://127.0.0.1:{port}", False, ""
+        info.compose = run.saved
+        compose = Compose(run)
+        info.endpoints["compose"] = compose.describe().removeprefix("the compose project ")
+        try:
+            compose.check()
+            compose.pull(progress)
+        except ComposeFailed as exc:
+            raise StackError(str(exc)) from None
+        info.save(self.home / "stack.json")
+        try:
+            compose.up(progress)
+            _wait(lambda: _listening(info.nats_url), self.settings.start_timeout_s,
+                  f"the compose project's NATS is not published at {info.nats_url}")
+            progress("waiting for every service to report ready")
+            timeout = self.settings.start_timeout_s
+            missing = asyncio.run(_wait_services_ready(info, set(SERVICES), timeout))
+            if missing:
+                raise StackError(f"not ready within {timeout:.0f}s: {', '.join(sorted(missing))}; "
+                                 f"see `docker compose -f {project.file} --profile {project.profile} logs`")
+        except BaseException as exc:  # a failure or Ctrl-C: nothing of the run left running
+            progress("start failed: bringing the compose project down")
+            with contextlib.suppress(ComposeFailed):
+                compose.down(progress)
+            if isinstance(exc, ComposeFailed | StackError):
+                raise StackError(str(exc)) from None
             raise
         return info
 
@@ -243,6 +313,13 @@ class Stack:
 
     def down(self, progress: Progress = lambda _: None) -> bool:
         """Stop everything; True if something was running."""
+        compose = self.compose()
+        if compose is not None:
+            try:
+                compose.down(progress)
+            except ComposeFailed as exc:
+                raise StackError(f"docker compose down failed: {exc}") from None
+            return True
         sup = self.supervisor()
         if sup is None:
             return False
@@ -256,7 +333,11 @@ class Stack:
 
     def restart(self, service: str) -> None:
         """Stop (SIGTERM) and start one program; for a service, wait until it reports ready."""
-        info, sup = self.require()
+        info = self.require()
+        if info.compose is not None:
+            return self._restart_compose(info, service)
+        sup = self.supervisor()
+        assert sup is not None  # require() saw it answer
         names = {p["group"] for p in sup.processes()}
         if service not in names:
             raise StackError(f"unknown service {service!r}; running: {', '.join(sorted(names))}")
@@ -274,6 +355,28 @@ class Stack:
             if missing:
                 raise StackError(f"{service} did not report ready within {timeout:.0f}s; "
                                  f"see {self.home / 'logs' / (service + '.log')}")
+
+    def _restart_compose(self, info: StackInfo, service: str) -> None:
+        """``docker compose restart`` of one compose service; a lab service (``monitor``, or the
+        profile's ``tikv-monitor``) is waited on until it reports ready."""
+        assert info.compose is not None
+        compose = Compose(ComposeRun.from_saved(info.compose))
+        names = {row.get("Service") for row in compose.containers()}
+        profile = info.compose["variables"].get("COMPOSE_PROFILES", "")
+        name = service if service in names else f"{profile}-{service}"
+        if name not in names:
+            raise StackError(f"unknown service {service!r}; running: {', '.join(sorted(str(n) for n in names))}")
+        started_after = time.time()
+        try:
+            compose.restart(name)
+        except ComposeFailed as exc:
+            raise StackError(f"docker compose restart {name} failed: {exc}") from None
+        lab_service = name.removeprefix(f"{profile}-")
+        if lab_service in SERVICES:
+            timeout = self.settings.start_timeout_s
+            missing = asyncio.run(_wait_services_ready(info, {lab_service}, timeout, since=started_after))
+            if missing:
+                raise StackError(f"{name} did not report ready within {timeout:.0f}s: `docker compose logs {name}`")
 
     def log_file(self, service: str) -> Path:
         path = self.home / "logs" / f"{service}.log"

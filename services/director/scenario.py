@@ -18,7 +18,11 @@ The ``advance`` fields:
   matching event stored after this run's first ``chaos.fault_injected``
   counts, even one from before the chapter began (a fast agent may resolve
   the ticket while an earlier chapter is still showing); otherwise any
-  matching event stored after the previous chapter finished counts.
+  matching event stored after the previous chapter finished counts. With
+  ``run_ticket: true`` (implies ``after_fault``) only events of *the run's
+  ticket* count: the first ticket opened after the fault, the one the run's
+  summary scores - not a second ticket a symptom of the same fault opened
+  and that healed on its own.
 - ``timeout_s``: auto mode only - advance anyway after this long.
 - ``key``: auto mode only - whether a key press may skip ahead.
 
@@ -73,6 +77,7 @@ class EventPredicate(BaseModel):
     type: str | list[str]
     where: dict[str, Any] = {}
     after_fault: bool = False
+    run_ticket: bool = False
 
     def types(self) -> list[str]:
         return [self.type] if isinstance(self.type, str) else self.type

@@ -63,6 +63,7 @@ from events import (
     TicketClaimed,
     TicketEscalated,
     TicketLeaseRenewed,
+    TicketOpened,
     TicketReopened,
     TicketResolved,
 )
@@ -119,6 +120,7 @@ class DirectorService(ServiceProcess):
         self.last_finished: int | None = None  # index of the last chapter_finished in the log
         self.last_finished_seq = 0  # ... and its stream sequence
         self.fault_seq = 0  # sequence of the run's first chaos.fault_injected
+        self.run_ticket: str | None = None  # the first ticket opened after it: the one the summary scores
         self.seen_seq = 0  # last sequence folded
         self.leases: dict[str, datetime] = {}  # ticket -> lease_until, while an agent works it
         self._leases_changed = asyncio.Event()
@@ -151,6 +153,8 @@ class DirectorService(ServiceProcess):
             self.last_finished, self.last_finished_seq = data.index, d.seq
         elif isinstance(data, FaultInjected) and not self.fault_seq:
             self.fault_seq = d.seq
+        elif isinstance(data, TicketOpened) and self.fault_seq and self.run_ticket is None:
+            self.run_ticket = data.ticket_id
         elif isinstance(data, TicketClaimed | TicketLeaseRenewed):
             self.leases[data.ticket_id] = data.lease_until
             self._leases_changed.set()
@@ -169,7 +173,9 @@ class DirectorService(ServiceProcess):
         when = chapter.advance.when
         if when is None or not when.matches(event):
             return False
-        if when.after_fault:
+        if when.run_ticket and getattr(event.data, "ticket_id", None) != self.run_ticket:
+            return False
+        if when.after_fault or when.run_ticket:
             return bool(self.fault_seq) and seq > self.fault_seq
         return seq > self._since
 

@@ -13,7 +13,7 @@ from subjects.contract.console_rows import Cell, NeutralRows, Picture, Row, Tone
 from subjects.contract.details import DetailsReader
 from subjects.contract.errors import RefusedError, SubjectError
 from subjects.contract.observer import Invariant, Observer, Violation
-from subjects.contract.provisioner import Deployment, HealthCheck, LocalProcess, Provisioner, Site
+from subjects.contract.provisioner import ComposeProject, Deployment, HealthCheck, LocalProcess, Provisioner, Site
 from subjects.contract.subject import Catalogue, FaultInfo, InvariantInfo, Subject, ToolInfo
 from subjects.contract.toolbox import NoArgs, Playbook, Tool, Toolbox, ToolCall, neutral_summary
 from subjects.contract.workload import StatsSink, Workload
@@ -21,6 +21,7 @@ from subjects.contract.workload import StatsSink, Workload
 __all__ = [
     "Catalogue",
     "Cell",
+    "ComposeProject",
     "Deployment",
     "DetailsReader",
     "FaultInfo",

@@ -12,7 +12,11 @@ the launcher runs processes under) and then:
 3. shows ``endpoints`` to the user (passwords redacted).
 
 A deployment with no processes is *external*: the subject runs elsewhere
-(another machine, a compose project) and ``env`` says how to reach it.
+(another machine) and ``env`` says how to reach it. A deployment with a
+:class:`ComposeProject` runs the whole lab there, beside the subject (whose
+members are reachable only inside the compose network): the launcher brings the
+project's profile up, names the run, and watches it through the lab's NATS,
+published on a port of 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -63,16 +67,30 @@ class LocalProcess:
 
 
 @dataclass(frozen=True)
+class ComposeProject:
+    """The lab and the subject as one Docker Compose project: ``file``, the subject's ``profile``, the
+    variable that names the run (``run_variable``) and the one that publishes the lab's NATS on
+    127.0.0.1 (``nats_port_variable``)."""
+
+    file: Path
+    profile: str
+    run_variable: str
+    nats_port_variable: str = "OPLAB_NATS_PORT"
+
+
+@dataclass(frozen=True)
 class Deployment:
-    """What a run of the subject needs: processes to run (none: external) and the environment."""
+    """What a run of the subject needs: processes to run (none: external), the environment, or a
+    compose project the whole lab runs in."""
 
     env: dict[str, str]
     processes: tuple[LocalProcess, ...] = ()
     endpoints: dict[str, str] = field(default_factory=dict)
+    compose: ComposeProject | None = None
 
     @property
     def external(self) -> bool:
-        return not self.processes
+        return not self.processes and self.compose is None
 
     def stages(self) -> list[list[LocalProcess]]:
         """The processes grouped by stage, in start order."""

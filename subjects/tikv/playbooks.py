@@ -177,7 +177,8 @@ def _loss_diagnose(evidence: dict[str, Any]) -> list[ToolCall]:
 
 def _loss_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str:
     return (f"{evidence.get('lost')} acknowledged write(s) read back missing or different (e.g. "
-            f"{', '.join(map(str, evidence.get('keys') or [])[:3]) or 'no key sampled'}): acknowledged data is gone, "
+            f"{', '.join([str(k) for k in evidence.get('keys') or []][:3]) or 'no key sampled'}): acknowledged data "
+            "is gone, "
             "and no tool can bring it back: a human must investigate")
 
 

@@ -3,17 +3,19 @@
 - With ``OPLAB_TIKV_PD_URL`` set, the cluster is external: the lab's services connect to
   it with the ``OPLAB_TIKV_*`` settings of this environment (PD, how the stores are
   controlled), and nothing is started locally.
-- Without it, TiKV is the compose project's (``docker compose --profile tikv up -d``:
-  the stores advertise addresses that resolve only inside the compose network, so the
-  lab's services must run there too). The launcher cannot run it locally: it checks
-  within seconds whether a Docker engine answers, and says what to do either way.
+- Without it, TiKV is the compose project's (profile ``tikv`` of the repository's
+  ``docker-compose.yml``: the stores advertise addresses that resolve only inside the
+  compose network, so the lab's services run there too). The launcher checks within
+  seconds that a Docker engine answers (else: a clear error naming Docker) and hands
+  it the project to bring up.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from subjects.contract import Deployment, Provisioner, Site
+from subjects.contract import ComposeProject, Deployment, Provisioner, Site
 from subjects.tikv.settings import TiKVSettings
 
 COMPOSE_HINT = ("`docker compose --profile tikv up -d`, then `docker compose run --rm console` (the README's TiKV "
@@ -46,4 +48,8 @@ class TiKVProvisioner(Provisioner):
         if problem is not None:
             raise ValueError(f"TiKV runs under Docker Compose, and no Docker engine answers at {where} ({problem}). "
                              f"Start Docker, then {COMPOSE_HINT}")
-        raise ValueError(f"TiKV runs under Docker Compose with the lab's services beside it: run {COMPOSE_HINT}")
+        file = Path.cwd() / "docker-compose.yml"
+        if not file.exists():
+            raise ValueError(f"TiKV runs under Docker Compose: run this from the repository's root (no {file})")
+        return Deployment(env={}, compose=ComposeProject(file=file, profile="tikv", run_variable="OPLAB_TIKV_RUN"),
+                          endpoints={"compose": f"{file} (profile tikv)"})

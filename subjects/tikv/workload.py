@@ -50,7 +50,7 @@ UNKNOWN_STORE = "unknown"
 class ProberSettings(BaseSettings):
     """``OPLAB_TIKV_PROBER_*``: the traffic's shape."""
 
-    model_config = SettingsConfigDict(env_prefix="OPLAB_TIKV_PROBER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="OPLAB_TIKV_PROBER_", extra="ignore", populate_by_name=True)
     rate: float = 50.0
     read_ratio: float = 0.5
     verify_after_s: float = 1.0

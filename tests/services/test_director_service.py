@@ -224,6 +224,37 @@ async def test_an_agent_holding_a_lease_holds_the_story_past_the_chapter_timeout
     assert third.data.reason == "timeout" and third.time < long_lease.lease_until
 
 
+RUN_TICKET = """
+name: director-run-ticket-test
+subject: ratelimiter
+default_fault: node_kill
+faults:
+  node_kill: {title: a test fault}
+chapters:
+  - id: verification
+    title: Verification
+    narration: Waiting for the run's ticket.
+    advance: {when: {type: ticket.resolved, run_ticket: true}, timeout_s: 30}
+"""
+
+
+async def test_a_chapter_on_the_runs_ticket_ignores_a_second_ticket_of_the_same_fault(
+        director, run_log: RunLog, bus: Bus, run_id: str) -> None:  # type: ignore[no-untyped-def]
+    await director("auto", "run-ticket", RUN_TICKET)
+    await run_log.wait_for(chapter("started", 0), 20, "chapter 1")
+    await publish(bus, run_id, FaultInjected(fault_id=new_fault_id(), kind="node_kill", target="node-1",
+                                             expires_at=utcnow() + timedelta(minutes=1)))
+    scored, symptom = ticket_opened(), ticket_opened()
+    await publish(bus, run_id, scored)
+    await publish(bus, run_id, symptom)
+    healed = await publish(bus, run_id, TicketResolved(ticket_id=symptom.ticket_id, by="self-healed"))
+    status = await poll_status(bus, lambda st: st["seen_seq"] >= healed)
+    assert not status["condition_met"]  # the symptom's ticket healed; the run's is still open
+    await publish(bus, run_id, TicketResolved(ticket_id=scored.ticket_id, by="agent"))
+    finished = await run_log.wait_for(chapter("finished", 0), 20, "chapter 1 finished")
+    assert finished.data.reason == "condition"
+
+
 async def test_interactive_mode_waits_for_the_key_and_a_restart_resumes_in_place(
         director, chaos_stand_in, run_log: RunLog, bus: Bus, run_id: str) -> None:  # type: ignore[no-untyped-def]
     a = await director("interactive", "a")

@@ -39,5 +39,5 @@ def test_a_service_told_to_serve_an_unknown_subject_exits_saying_so(
     result = subprocess.run([sys.executable, "-m", f"services.{service}"], env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 1
-    assert "unknown subject 'nosuch'; known: ratelimiter" in result.stderr and "(OPLAB_SUBJECT)" in result.stderr
+    assert "unknown subject 'nosuch'; known: ratelimiter, tikv" in result.stderr and "(OPLAB_SUBJECT)" in result.stderr
     assert "Traceback" not in result.stderr

@@ -27,7 +27,7 @@ def toy() -> Iterator[Subject]:
         sys.path.remove(str(TOY))
 
 
-@pytest.fixture(params=["ratelimiter", "toy"])
+@pytest.fixture(params=["ratelimiter", "tikv", "toy"])
 def subject(request: pytest.FixtureRequest, toy: Subject) -> Subject:
     return toy if request.param == "toy" else load_subject(request.param)
 

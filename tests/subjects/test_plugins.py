@@ -60,7 +60,11 @@ def test_every_installed_subject_is_listed_with_its_catalogue(env: dict[str, str
     result = oplab("subjects", "--json", env=env)
     assert result.returncode == 0, result.stderr
     docs = {d["name"]: d for d in json.loads(result.stdout)}
-    assert {"ratelimiter", "toy"} <= set(docs)
+    assert {"ratelimiter", "tikv", "toy"} <= set(docs)
+    tikv = docs["tikv"]
+    assert [f["kind"] for f in tikv["faults"]] == ["store_kill", "store_pause", "store_partition", "pd_leader_kill",
+                                                   "hot_read_burst"]
+    assert "store_not_up" in [i["name"] for i in tikv["invariants"]] and tikv["scenarios"] == ["tikv"]
     toy = docs["toy"]
     assert (toy["package"], toy["error"], docs["ratelimiter"]["package"]) == ("oplab-toy-subject", None, "operator-lab")
     assert [(f["kind"], f["default_ttl_s"]) for f in toy["faults"]] == [("cut_power", 60.0)]
@@ -89,7 +93,7 @@ def test_the_registry_keeps_loading_past_a_broken_plugin(site_packages: Path) ->
     found = discover()
     assert "toy" in found.subjects and "ratelimiter" in found.subjects
     assert [b.name for b in found.broken] == ["broken"]
-    with pytest.raises(UnknownSubject, match="known: ratelimiter, toy"):
+    with pytest.raises(UnknownSubject, match="known: ratelimiter, tikv, toy"):
         found.get("nosuch")
     with pytest.raises(UnknownSubject, match=r"package oplab-broken-subject\) cannot be loaded"):
         found.get("broken")
@@ -97,8 +101,8 @@ def test_the_registry_keeps_loading_past_a_broken_plugin(site_packages: Path) ->
 
 
 @pytest.mark.parametrize("args, message", [
-    (("demo", "--headless", "--subject", "nosuch"), "unknown subject 'nosuch'; known: ratelimiter, toy"),
-    (("up", "--subject", "nosuch"), "unknown subject 'nosuch'; known: ratelimiter, toy"),
+    (("demo", "--headless", "--subject", "nosuch"), "unknown subject 'nosuch'; known: ratelimiter, tikv, toy"),
+    (("up", "--subject", "nosuch"), "unknown subject 'nosuch'; known: ratelimiter, tikv, toy"),
     (("demo", "--headless", "--subject", "toy", "--fault", "node_kill"),
      "unknown fault 'node_kill' for subject toy; choose one of: cut_power"),
     (("demo", "--headless", "--subject", "broken"), "cannot be loaded: ModuleNotFoundError"),

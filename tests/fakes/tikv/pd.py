@@ -426,14 +426,15 @@ def grpc_handlers(state: PDState) -> grpc.GenericRpcHandler:
 async def serve(args: argparse.Namespace) -> None:
     splits = [s.encode() for s in args.splits.split(",") if s]
     state = PDState(splits, args.disconnect_after_s, args.max_store_down_time_s, args.election_s, args.catch_up_s,
-                    http_url=f"http://127.0.0.1:{args.http_port}", grpc_url=f"http://127.0.0.1:{args.grpc_port}")
+                    http_url=f"http://{args.advertise_host}:{args.http_port}",
+                    grpc_url=f"http://{args.advertise_host}:{args.grpc_port}")
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((grpc_handlers(state),))
-    server.add_insecure_port(f"127.0.0.1:{args.grpc_port}")
+    server.add_insecure_port(f"{args.listen}:{args.grpc_port}")
     await server.start()
     runner = web.AppRunner(http_app(state), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", args.http_port).start()
+    await web.TCPSite(runner, args.listen, args.http_port).start()
     log.info("pd double: http %s grpc %s", args.http_port, args.grpc_port)
     try:
         await asyncio.Event().wait()  # until killed
@@ -451,6 +452,8 @@ def main() -> None:
     parser.add_argument("--max-store-down-time-s", type=float, default=3.0)
     parser.add_argument("--election-s", type=float, default=0.6)
     parser.add_argument("--catch-up-s", type=float, default=0.5)
+    parser.add_argument("--listen", default="127.0.0.1", help="the address to bind (0.0.0.0 in a container)")
+    parser.add_argument("--advertise-host", default="127.0.0.1", help="the host in PD's member URLs")
     logging.basicConfig(level=logging.INFO)
     asyncio.run(serve(parser.parse_args()))
 

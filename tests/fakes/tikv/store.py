@@ -60,12 +60,13 @@ class RegionView:
 
 
 class StoreDouble:
-    def __init__(self, store_id: int, pd_url: str, grpc_port: int, status_port: int, heartbeat_s: float) -> None:
+    def __init__(self, store_id: int, pd_url: str, grpc_port: int, status_port: int, heartbeat_s: float,
+                 listen: str = "127.0.0.1", advertise: str = "127.0.0.1") -> None:
         self.id = store_id
         self.pd_url = pd_url.rstrip("/")
-        self.grpc_port, self.status_port = grpc_port, status_port
-        self.address = f"127.0.0.1:{grpc_port}"
-        self.status_address = f"127.0.0.1:{status_port}"
+        self.grpc_port, self.status_port, self.listen = grpc_port, status_port, listen
+        self.address = f"{advertise}:{grpc_port}"  # what PD tells clients, as TiKV's --advertise-addr
+        self.status_address = f"{advertise}:{status_port}"
         self.heartbeat_s = heartbeat_s
         self.data: dict[bytes, bytes] = {}
         self.regions: list[RegionView] = []
@@ -259,11 +260,11 @@ class StoreDouble:
     async def open_ports(self) -> None:
         self._grpc = grpc.aio.server()
         self._grpc.add_generic_rpc_handlers((self.grpc_handler(),))
-        self._grpc.add_insecure_port(self.address)
+        self._grpc.add_insecure_port(f"{self.listen}:{self.grpc_port}")
         await self._grpc.start()
         self._site = web.AppRunner(self.status_app(), access_log=None)
         await self._site.setup()
-        await web.TCPSite(self._site, "127.0.0.1", self.status_port).start()
+        await web.TCPSite(self._site, self.listen, self.status_port).start()
 
     async def close_ports(self) -> None:
         if self._grpc is not None:
@@ -312,7 +313,8 @@ class StoreDouble:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    store = StoreDouble(args.id, args.pd, args.grpc_port, args.status_port, args.heartbeat_s)
+    store = StoreDouble(args.id, args.pd, args.grpc_port, args.status_port, args.heartbeat_s,
+                        listen=args.listen, advertise=args.advertise_host)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGUSR1, lambda: asyncio.ensure_future(store.set_partitioned(True)))
     loop.add_signal_handler(signal.SIGUSR2, lambda: asyncio.ensure_future(store.set_partitioned(False)))
@@ -339,6 +341,8 @@ def main() -> None:
     parser.add_argument("--grpc-port", type=int, required=True)
     parser.add_argument("--status-port", type=int, required=True)
     parser.add_argument("--heartbeat-s", type=float, default=0.2)
+    parser.add_argument("--listen", default="127.0.0.1", help="the address to bind (0.0.0.0 in a container)")
+    parser.add_argument("--advertise-host", default="127.0.0.1", help="the host PD gives clients")
     logging.basicConfig(level=logging.INFO)
     asyncio.run(serve(parser.parse_args()))
 
