@@ -159,48 +159,48 @@ class RecentClientErrors(TiKVTool):
                 "p50_ms": round(sorted(latencies)[len(latencies) // 2], 1), "max_ms": round(max(latencies), 1)}
 
 
-class StartStore(TiKVTool):
+class _StoreProcessRemedy(TiKVTool):
+    """A remedy on a store's process (:meth:`act`), then a wait until PD reads the store Up and its
+    status port answers: the result says what was done and how the store reads now."""
+
+    args_model = StoreArgs
+    mutating = True
+
+    async def act(self, name: str) -> str:
+        raise NotImplementedError
+
+    async def run(self, args: BaseModel) -> Any:
+        assert isinstance(args, StoreArgs)
+        name, _ = await _pd(self.name, self.cluster.require_store(args.store))
+        action = await self.act(name)
+        return {"store": name, "action": action,
+                "now": await self.cluster.wait_store_up(name, self.cluster.settings.start_deadline_s)}
+
+
+class StartStore(_StoreProcessRemedy):
     name = "start_store"
     description = ("Start a store's process if it is not running (harmless if it runs), then wait until PD reads it "
                    "Up and its status port answers. Mutating.")
-    args_model = StoreArgs
-    mutating = True
 
-    async def run(self, args: BaseModel) -> Any:
-        assert isinstance(args, StoreArgs)
-        name, _ = await _pd("start_store", self.cluster.require_store(args.store))
-        action = await self.cluster.control.start(name)
-        return {"store": name, "action": action,
-                "now": await self.cluster.wait_store_up(name, self.cluster.settings.start_deadline_s)}
+    async def act(self, name: str) -> str:
+        return await self.cluster.control.start(name)
 
 
-class UnpauseStore(TiKVTool):
+class UnpauseStore(_StoreProcessRemedy):
     name = "unpause_store"
     description = "Resume a store whose process is paused (frozen), then wait until it is Up. Mutating."
-    args_model = StoreArgs
-    mutating = True
 
-    async def run(self, args: BaseModel) -> Any:
-        assert isinstance(args, StoreArgs)
-        name, _ = await _pd("unpause_store", self.cluster.require_store(args.store))
-        action = await self.cluster.control.unpause(name)
-        return {"store": name, "action": action,
-                "now": await self.cluster.wait_store_up(name, self.cluster.settings.start_deadline_s)}
+    async def act(self, name: str) -> str:
+        return await self.cluster.control.unpause(name)
 
 
-class ReconnectStore(TiKVTool):
+class ReconnectStore(_StoreProcessRemedy):
     name = "reconnect_store"
     description = ("Reconnect a store that is running but cut off from the cluster's network, then wait until it is "
                    "Up. Mutating.")
-    args_model = StoreArgs
-    mutating = True
 
-    async def run(self, args: BaseModel) -> Any:
-        assert isinstance(args, StoreArgs)
-        name, _ = await _pd("reconnect_store", self.cluster.require_store(args.store))
-        action = await self.cluster.control.reconnect(name)
-        return {"store": name, "action": action,
-                "now": await self.cluster.wait_store_up(name, self.cluster.settings.start_deadline_s)}
+    async def act(self, name: str) -> str:
+        return await self.cluster.control.reconnect(name)
 
 
 class SetStoreUp(TiKVTool):

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from events import Event
 from events.bus import Bus, Delivered
@@ -14,6 +15,7 @@ from events.subjects import run_events
 from oplab.infra import RunningServer
 from oplab.settings import LabSettings
 from oplab.stack import Stack
+from subjects.registry import load_subject
 
 
 @pytest.fixture
@@ -22,6 +24,21 @@ def lab_settings(tmp_path: Path, nats_server: RunningServer, valkey_server: Runn
     """The lab on the test NATS; its rate limiter on the test valkey (its provisioner reads REDIS_URL)."""
     monkeypatch.setenv("REDIS_URL", valkey_server.url)
     return LabSettings(home=tmp_path / "oplab", nats_url=nats_server.url)
+
+
+def brisk_scenario(subject: str, directory: Path) -> Path:
+    """``subject``'s shipped scenario without its presentation pauses: no countdown, and chapters that
+    only show something (no condition) for 0.2 s. Every condition, its deadline and the control run's
+    watch window are the shipped ones, so a test waits only on what the run does. Returns the file."""
+    doc = yaml.safe_load(next(iter(load_subject(subject).scenarios().values())).read_text())
+    for chapter in doc["chapters"]:
+        chapter.pop("countdown_s", None)
+        advance = chapter.setdefault("advance", {})
+        if "when" not in advance and chapter.get("plays_for") != "control":
+            advance["timeout_s"] = 0.2
+    path = directory / f"{subject}-brisk.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from oplab.infra import RunningServer
 from oplab.settings import LabSettings
 from oplab.stack import Stack
 from subjects.registry import load_subject
+from tests.e2e.conftest import brisk_scenario
 from tests.fakes.anthropic_server import FakeAnthropic, Reply, final, ticket_of, tool_use
 
 pytestmark = pytest.mark.e2e
@@ -88,6 +89,7 @@ async def test_oplab_demo_headless_with_the_claude_policy_is_resolved_by_the_age
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPLAB_AGENT_", "OPLAB_APPROVAL"))}
     env.update({"OPLAB_HOME": str(home), "NATS_URL": nats_server.url, "REDIS_URL": valkey_server.url,
                 "OPLAB_DEMO_TIMEOUT_S": "120",  # the CLI gives up (exit 1) before this test's own deadline
+                "OPLAB_SCENARIO": str(brisk_scenario("ratelimiter", tmp_path)),
                 "OPLAB_AGENT_POLICY": "claude", "ANTHROPIC_API_KEY": api.api_key, "ANTHROPIC_BASE_URL": api.url})
     try:
         code, out, err = await oplab("demo", "--fault", "node_kill", "--json", env=env, timeout=160)

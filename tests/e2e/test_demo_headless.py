@@ -17,7 +17,7 @@ import pytest
 
 from events.bus import Bus
 from oplab.infra import RunningServer
-from tests.e2e.conftest import run_log
+from tests.e2e.conftest import brisk_scenario, run_log
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,7 @@ def run_demo(fault: str, env: dict[str, str]) -> tuple[dict, str]:  # type: igno
 @pytest.fixture
 def demo_env(tmp_path: Path, nats_server: RunningServer, valkey_server: RunningServer) -> dict[str, str]:
     return {**os.environ, "OPLAB_HOME": str(tmp_path / "oplab"), "NATS_URL": nats_server.url,
-            "REDIS_URL": valkey_server.url}
+            "REDIS_URL": valkey_server.url, "OPLAB_SCENARIO": str(brisk_scenario("ratelimiter", tmp_path))}
 
 
 @pytest.mark.parametrize("fault", list(CATALOGUE))
@@ -99,8 +99,8 @@ async def test_a_legitimate_burst_leads_to_no_action_and_nothing_open(demo_env: 
 
 
 async def test_the_demo_runs_on_embedded_servers_alone(tmp_path: Path) -> None:
-    """`make demo`'s path: no NATS_URL, no REDIS_URL — oplab starts its own."""
-    env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "REDIS_URL")}
+    """`make demo`'s path: no NATS_URL, no REDIS_URL — oplab starts its own; the shipped scenario as it is."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "REDIS_URL", "OPLAB_SCENARIO")}
     env["OPLAB_HOME"] = str(tmp_path / "oplab")
     summary, _ = run_demo("node_kill", env)
     assert summary["outcome"] == "resolved" and summary["resolved_by"] == "agent"

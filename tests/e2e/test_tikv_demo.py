@@ -17,7 +17,7 @@ import pytest
 
 from events.bus import Bus
 from oplab.infra import RunningServer
-from tests.e2e.conftest import run_log
+from tests.e2e.conftest import brisk_scenario, run_log
 from tests.fakes.tikv import running_double
 
 pytestmark = pytest.mark.e2e
@@ -29,7 +29,8 @@ async def test_a_killed_store_is_detected_restarted_by_the_agent_and_verified(
         tmp_path: Path, nats_server: RunningServer, bus: Bus) -> None:
     async with running_double(tmp_path / "tikv") as double:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPLAB_")}
-        env.update(double.env(), NATS_URL=nats_server.url, OPLAB_HOME=str(tmp_path / "oplab"))
+        env.update(double.env(), NATS_URL=nats_server.url, OPLAB_HOME=str(tmp_path / "oplab"),
+                   OPLAB_SCENARIO=str(brisk_scenario("tikv", tmp_path)))
         result = await asyncio.to_thread(
             subprocess.run, [OPLAB, "demo", "--headless", "--subject", "tikv", "--fault", "store_kill"],
             env=env, capture_output=True, text=True, timeout=170)
