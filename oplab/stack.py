@@ -341,14 +341,14 @@ class Stack:
         names = {p["group"] for p in sup.processes()}
         if service not in names:
             raise StackError(f"unknown service {service!r}; running: {', '.join(sorted(names))}")
-        for proc in sup.processes():
-            if proc["group"] == service and proc["statename"] in ("RUNNING", "STARTING"):
-                sup.stop(f"{proc['group']}:{proc['name']}")
         started_after = time.time()
+        for proc in sup.processes():
+            if proc["group"] == service and proc["statename"] in ("RUNNING", "STARTING", "BACKOFF"):
+                sup.stop(f"{proc['group']}:{proc['name']}")
         if service == "agent" and self.settings.agents > 1:
             sup.start_group(service)
         else:
-            sup.start(service)
+            sup.ensure_started(service)
         if service in SERVICES:
             timeout = self.settings.start_timeout_s
             missing = asyncio.run(_wait_services_ready(info, {service}, timeout, since=started_after))

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from supervisor.xmlrpc import Faults
+
 SERVICES = ("projector", "monitor", "chaos", "agent", "loadgen", "director")
 
 
@@ -116,11 +118,27 @@ class Supervisor:
     def start(self, name: str, wait: bool = True) -> None:
         self._proxy().startProcess(name, wait)
 
+    def ensure_started(self, name: str) -> None:
+        """Start a program; one that supervisord already (re)started counts as started.
+
+        A crashed service with ``autorestart`` may be started by supervisord between a
+        caller's look at its state and this call."""
+        try:
+            self.start(name)
+        except xmlrpc.client.Fault as exc:
+            if exc.faultCode != Faults.ALREADY_STARTED:
+                raise
+
     def start_group(self, name: str) -> None:
         self._proxy().startProcessGroup(name, True)
 
     def stop(self, name: str) -> None:
-        self._proxy().stopProcess(name, True)
+        """Stop and wait; a program that exited on its own meanwhile counts as stopped."""
+        try:
+            self._proxy().stopProcess(name, True)
+        except xmlrpc.client.Fault as exc:
+            if exc.faultCode != Faults.NOT_RUNNING:
+                raise
 
     def shutdown(self) -> None:
         self._proxy().shutdown()
