@@ -592,13 +592,22 @@ def chaos_inject(kind: str, target: Annotated[str | None, typer.Option()] = None
 
 
 @chaos_app.command("revert")
-def chaos_revert(fault_id: str, as_json: JsonOpt = False) -> None:
-    """Revert an active fault."""
+def chaos_revert(fault_id: Annotated[str | None, typer.Argument()] = None,
+                 all_faults: Annotated[bool, typer.Option("--all", help="every active fault")] = False,
+                 as_json: JsonOpt = False) -> None:
+    """Revert an active fault (or, with --all, every one)."""
+    if (fault_id is None) == (not all_faults):
+        _fail("give a fault id or --all (not both)", 2)
     try:
-        doc = _chaos("revert", {"fault_id": fault_id})
+        doc = _chaos("revert", {"all": True} if all_faults else {"fault_id": fault_id})
     except StackError as exc:
         _fail(str(exc))
-    _emit(doc, as_json, "reverted " + ", ".join(doc["reverted"]))
+    text = "reverted " + (", ".join(doc["reverted"]) or "nothing (no active fault)")
+    if doc["failed"]:
+        text += "; FAILED: " + ", ".join(doc["failed"])
+    _emit(doc, as_json, text)
+    if doc["failed"]:
+        raise typer.Exit(1)
 
 
 def _scalar(text: str) -> Any:

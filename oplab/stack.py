@@ -44,6 +44,7 @@ from pydantic import ValidationError
 
 from events import ServiceStarted, new_run_id
 from events.bus import Bus, Delivered
+from events.commands import request
 from events.settings import BusSettings
 from events.subjects import run_type
 from oplab.compose import Compose, ComposeFailed, ComposeRun
@@ -312,8 +313,14 @@ class Stack:
                              f"see {self.home / 'logs'}")
 
     def down(self, progress: Progress = lambda _: None) -> bool:
-        """Stop everything; True if something was running."""
+        """Revert every fault, then stop everything; True if something was running.
+
+        The revert comes first because stopping the chaos service alone reverts nothing
+        (it hands its faults over to the next one): the lab going down must leave no
+        fault behind."""
         compose = self.compose()
+        if compose is not None or self.supervisor() is not None:
+            self._revert_faults(progress)
         if compose is not None:
             try:
                 compose.down(progress)
@@ -330,6 +337,20 @@ class Stack:
         if pid is not None:
             _wait(lambda: not _pid_alive(pid), 60.0, "supervisord did not exit")
         return True
+
+    def _revert_faults(self, progress: Progress) -> None:
+        info = self.info()
+        if info is None:
+            return  # a stack an older lab started: its chaos service reverts on SIGTERM
+        progress("reverting active faults")
+        try:
+            result = asyncio.run(_revert_all(info.nats_url, self.settings.start_timeout_s))
+        except Exception as exc:  # best effort: the subject's processes stop with the lab anyway
+            progress(f"could not revert the faults ({exc}); stopping anyway")
+            return
+        if result["reverted"] or result["failed"]:
+            progress(f"reverted {len(result['reverted'])} fault(s)"
+                     + (f"; failed: {', '.join(result['failed'])}" if result["failed"] else ""))
 
     def restart(self, service: str) -> None:
         """Stop (SIGTERM) and start one program; for a service, wait until it reports ready."""
@@ -384,6 +405,16 @@ class Stack:
             known = sorted(p.stem for p in (self.home / "logs").glob("*.log"))
             raise StackError(f"no log for {service!r}; logs: {', '.join(known) or 'none yet'}")
         return path
+
+
+async def _revert_all(nats_url: str, timeout: float) -> dict[str, Any]:
+    """Ask the chaos service to revert every fault, as the lab goes down."""
+    bus = await Bus.connect(BusSettings(nats_url=nats_url), source="oplab",
+                            ensure_stream=False)
+    try:
+        return await request(bus.nc, "chaos", "revert", {"all": True, "reason": "shutdown"}, timeout=timeout)
+    finally:
+        await bus.close()
 
 
 async def _wait_services_ready(info: StackInfo, services: set[str], timeout: float,

@@ -23,9 +23,11 @@ fields of :class:`RunSummary`):
   last status (a reopened ticket is open again); ``"undetected"`` when a fault
   was injected but no ticket followed.
 - ``resolved_by``: ``ticket.resolved.by`` - except that a fault reverted (for
-  any reason: TTL, chaos shutdown or restart, by hand) at or before the moment
-  the violation cleared (or, with no clear on record, before the ticket was
-  resolved) makes it ``"self-healed"``: the undo fixed it, not the agent.
+  any reason: TTL, the lab going down, by hand) at or before the moment the
+  violation cleared (or, with no clear on record, before the ticket was
+  resolved) makes it ``"self-healed"``: the undo fixed it, not the agent. A
+  revert that found nothing to undo (``changed`` False) fixed nothing and
+  does not count.
 
 Durations are rounded to milliseconds.
 """
@@ -126,6 +128,7 @@ class Fault:
     expires_at: datetime | None = None
     reverted_at: datetime | None = None
     revert_reason: str | None = None
+    revert_changed: bool | None = None  # False: the revert found nothing to undo
     error: str | None = None
 
     @property
@@ -326,6 +329,7 @@ class RunTimeline:
         fault.status = "reverted"
         fault.reverted_at = at
         fault.revert_reason = p.reason
+        fault.revert_changed = p.changed
         fault.error = None
 
     def _fault_failed(self, p: FaultFailed, at: datetime) -> None:
@@ -427,8 +431,8 @@ class RunTimeline:
             mitigated_at = cleared_at or ticket.resolved_at
             # credit the agent only if the fault was still in place when the violation cleared:
             # a revert first (TTL, chaos shutdown/restart, by hand) means the undo fixed it
-            if (fault.reverted_at is not None and mitigated_at is not None
-                    and fault.reverted_at <= mitigated_at):
+            if (fault.reverted_at is not None and fault.revert_changed is not False
+                    and mitigated_at is not None and fault.reverted_at <= mitigated_at):
                 resolved_by = "self-healed"
         return RunSummary(
             **base, ticket=ticket.ticket_id, outcome=outcome, resolved_by=resolved_by,

@@ -18,13 +18,14 @@ from events.catalogue.agent import (
 )
 from events.catalogue.bus import EventRejected
 from events.catalogue.chaos import (
+    FaultAdopted,
     FaultEffective,
     FaultFailed,
     FaultInjected,
     FaultRequested,
     FaultReverted,
 )
-from events.catalogue.director import ChapterFinished, ChapterStarted, ScenarioRestarted
+from events.catalogue.director import ActionTaken, ChapterFinished, ChapterStarted, ScenarioRestarted
 from events.catalogue.inv import InvariantCleared, InvariantViolated
 from events.catalogue.obs import ComponentView, NodeView, ObsSnapshot, Status
 from events.catalogue.run import RunFinished, RunStarted
@@ -48,6 +49,7 @@ from events.catalogue.ticket import (
 from events.catalogue.workload import Counts, NodeStats, OperationStats, WorkloadStats
 
 __all__ = [
+    "ActionTaken",
     "AgentLlmRequest",
     "AgentLlmResponse",
     "AgentReplayDiverged",
@@ -61,6 +63,7 @@ __all__ = [
     "ComponentView",
     "Counts",
     "EventRejected",
+    "FaultAdopted",
     "FaultEffective",
     "FaultFailed",
     "FaultInjected",

@@ -1,5 +1,7 @@
 """``director.*``: the narrated chapters of a scenario."""
 
+from typing import Any
+
 from events.envelope import Payload
 
 
@@ -26,3 +28,17 @@ class ChapterFinished(Payload):
 class ScenarioRestarted(Payload):
     TYPE = "director.scenario_restarted"
     scenario: str
+
+
+class ActionTaken(Payload):
+    """One of a chapter's entry actions done: ``action`` is its position in the chapter's
+    ``on_enter``, ``kind`` its name (``inject``, ``revert_all``, ``finish``), ``result`` what came
+    of it (``ok``, and ``fault_id`` or ``error``). A restarted director redoes the entry actions of
+    the chapter it resumes that have no such record, and only those."""
+
+    TYPE = "director.action_taken"
+    scenario: str
+    index: int
+    action: int
+    kind: str
+    result: dict[str, Any] = {}

@@ -10,7 +10,8 @@
   in-process) is reverted once more at the next start, which is harmless as
   every undo is idempotent.
 
-After a crash, the active faults in the log are exactly those left behind.
+After a stop or a crash, the active faults in the log are exactly those left behind:
+the next chaos service adopts them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from events import FaultFailed, FaultInjected, FaultRequested, FaultReverted, Payload
+from events import FaultEffective, FaultFailed, FaultInjected, FaultRequested, FaultReverted, Payload
 
 
 @dataclass
@@ -42,23 +43,31 @@ class Ledger:
     def __init__(self) -> None:
         self.active: dict[str, ActiveFault] = {}
         self.pending: dict[str, FaultRequested] = {}
+        self.unrecorded: set[str] = set()  # active here, yet not in the log as injected
+        self.requests: dict[str, FaultRequested] = {}  # by the requester's request_id
 
     def apply(self, data: Payload) -> None:
         if isinstance(data, FaultRequested):
             self.pending[data.fault_id] = data
+            if data.request_id is not None:
+                self.requests[data.request_id] = data
         elif isinstance(data, FaultInjected):
             self.pending.pop(data.fault_id, None)
             self.active[data.fault_id] = ActiveFault(data.fault_id, data.kind, data.target,
                                                      dict(data.params), dict(data.undo), data.expires_at)
+        elif isinstance(data, FaultEffective) and data.fault_id in self.active:
+            self.active[data.fault_id].effective = True
         elif isinstance(data, FaultFailed):
             self.pending.pop(data.fault_id, None)
         elif isinstance(data, FaultReverted):
             self.pending.pop(data.fault_id, None)
             self.active.pop(data.fault_id, None)
+            self.unrecorded.discard(data.fault_id)
 
     def track(self, fault: ActiveFault) -> None:
         """Hold a fault in effect that the log does not carry as injected (its record failed)."""
         self.active[fault.fault_id] = fault
+        self.unrecorded.add(fault.fault_id)
 
     def on_target(self, target: str) -> ActiveFault | None:
         return next((f for f in self.active.values() if f.target == target), None)

@@ -1,8 +1,11 @@
 """The chaos service.
 
 Commands (NATS micro service ``chaos``; JSON in, JSON out):
-- ``cmd.chaos.inject`` ``{"kind", "target"?, "ttl_s"?, "params"?}`` → ``{"fault": {...}}``
-- ``cmd.chaos.revert`` ``{"fault_id"}`` (or ``{"all": true}``) → ``{"reverted": [ids], "failed": [...]}``
+- ``cmd.chaos.inject`` ``{"kind", "target"?, "ttl_s"?, "params"?, "request_id"?}`` → ``{"fault": {...}}``;
+  a ``request_id`` seen before is answered with that request's fault (``"repeated": true``),
+  injecting nothing: a requester that died before it heard the answer may simply ask again
+- ``cmd.chaos.revert`` ``{"fault_id"}`` (or ``{"all": true}``; ``"reason": "shutdown"`` when the lab
+  goes down) → ``{"reverted": [ids], "failed": [...]}``
 - ``cmd.chaos.list`` → ``{"faults": [...], "kinds": [...], "targets": [...]}``
 
 Every fault has a TTL and an undo. Refusals (unknown kind or target, bad
@@ -12,20 +15,29 @@ are 400 errors with a clear description and inject nothing.
 A fault's life in the log: ``fault_requested``, then ``fault_injected``
 (with its undo data) or ``fault_failed(stage="inject")``; then
 ``fault_effective`` or ``fault_failed(stage="verify")``; finally
-``fault_reverted`` (reason ``ttl``, ``explicit``, ``restart`` or
-``shutdown``). Every request ends in a terminal record: an injection refused
-after the fact (the target it resolved to already has a fault) is undone and
-recorded as ``fault_failed(stage="inject")``.
+``fault_reverted`` (reason ``ttl``, ``explicit`` or ``shutdown``; ``changed``
+False when the revert found nothing left to undo). Every request ends in a
+terminal record: an injection refused after the fact (the target it resolved
+to already has a fault) is undone and recorded as ``fault_failed(stage="inject")``.
 
 Reverts never give up silently. A failed revert is recorded once as
 ``fault_failed(stage="revert")``; the fault stays active and, on the TTL and
-restart paths, the revert is retried with backoff (0.5 s doubling up to
+adoption paths, the revert is retried with backoff (0.5 s doubling up to
 ``OPLAB_CHAOS_REVERT_RETRY_MAX_S``, 5 s) until it works or the service stops.
-On SIGTERM active faults are reverted (reason ``shutdown``); one whose revert
-fails stays active in the log and is reverted at the next start.
+
+Hand-over. Stopping the service (SIGTERM: ``oplab restart chaos``, ``docker
+compose restart chaos``) reverts nothing: the faults stay in effect and in the
+log, and the next chaos service adopts them. Only an injection the log does not
+carry (its record failed and so did its undo) is reverted on the way out, as no
+successor could know of it. The lab going down reverts everything first
+(``oplab down`` sends ``revert {"all": true, "reason": "shutdown"}``; a
+compose ``down`` removes the subject's containers with their faults).
 
 Crash safety. At start the service folds this run's ``chaos.*`` log:
-- faults still active (injected, never reverted) are reverted (``restart``);
+- faults still active (injected, never reverted) are adopted
+  (``fault_adopted``): each is reverted when the TTL it was injected with
+  runs out (at once if it already has), or when asked; one whose effect was not
+  yet confirmed is confirmed by the successor;
 - requests with no outcome at all were cut off mid-injection. Each gets
   ``fault_failed(stage="inject", reason="chaos stopped mid-injection; undo
   unknown")`` so the log is honest. If the request named an explicit target
@@ -51,7 +63,7 @@ import contextlib
 import json
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from nats.micro import add_service
 from nats.micro.request import Request, ServiceError
@@ -61,6 +73,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import (
     Event,
+    FaultAdopted,
     FaultEffective,
     FaultFailed,
     FaultInjected,
@@ -98,12 +111,14 @@ class InjectRequest(BaseModel):
     target: str | None = None
     ttl_s: float | None = Field(default=None, gt=0)
     params: dict[str, Any] = {}
+    request_id: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class RevertRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     fault_id: str | None = None
     all: bool = False
+    reason: Literal["explicit", "shutdown"] = "explicit"
 
 
 class ChaosService(ServiceProcess):
@@ -133,12 +148,16 @@ class ChaosService(ServiceProcess):
         await self.stopping.wait()
 
     async def stop(self) -> None:
+        """Hand the faults over: the next chaos service adopts what the log carries."""
         self.stopping.set()  # retry loops end; nothing new starts
         if self._micro is not None:
             await self._micro.stop()
-        async with self._lock:
-            for fault in list(self.ledger.active.values()):
-                await self._revert(fault, "shutdown")
+        async with self._lock:  # an injection in flight ends (on record, or undone) first
+            for fault in [f for f in self.ledger.active.values() if f.fault_id in self.ledger.unrecorded]:
+                await self._revert(fault, "shutdown")  # no successor could know of it
+            handed = [f"{f.fault_id} ({f.kind} on {f.target})" for f in self.ledger.active.values()]
+        if handed:
+            log.info("handing over %d active fault(s) to the next chaos service: %s", len(handed), ", ".join(handed))
         for task in [*self._timers.values(), *self._confirms]:
             task.cancel()
         await self.kit.close()
@@ -147,7 +166,7 @@ class ChaosService(ServiceProcess):
     # -- recovery ---------------------------------------------------------------
 
     async def _recover(self) -> None:
-        """Settle what a previous instance left: cut-off injections, then active faults."""
+        """Take over what a previous instance left: settle cut-off injections, adopt active faults."""
 
         async def fold(d: Delivered) -> None:
             self.ledger.apply(d.event.data)
@@ -157,10 +176,31 @@ class ChaosService(ServiceProcess):
             for requested in list(self.ledger.pending.values()):
                 await self._settle_cut_off(requested)
             for fault in list(self.ledger.active.values()):
-                log.warning("reverting fault left active by a previous instance fault=%s kind=%s",
-                            fault.fault_id, fault.kind)
-                if not await self._revert(fault, "restart"):
-                    self._timers[fault.fault_id] = asyncio.create_task(self._retry_revert(fault, "restart"))
+                await self._adopt(fault)
+
+    async def _adopt(self, active: ActiveFault) -> None:
+        """Take over a fault a predecessor left in effect; must hold ``_lock``."""
+        remaining = (active.expires_at - utcnow()).total_seconds()
+        if remaining <= 0:
+            log.info("fault left by a previous instance is past its TTL fault=%s kind=%s",
+                     active.fault_id, active.kind)
+            if not await self._revert(active, "ttl"):
+                self._timers[active.fault_id] = asyncio.create_task(self._retry_revert(active, "ttl"))
+            return
+        await self._record(FaultAdopted(fault_id=active.fault_id, expires_at=active.expires_at),
+                           correlation=active.fault_id)
+        log.info("adopted fault=%s kind=%s target=%s remaining=%.1fs",
+                 active.fault_id, active.kind, active.target, remaining)
+        self._timers[active.fault_id] = asyncio.create_task(self._expire(active, remaining),
+                                                            name=f"ttl-{active.fault_id}")
+        fault = self.kit.fault(active.kind)
+        if active.effective or fault is None:
+            return
+        try:
+            params = fault.params_model.model_validate(active.params)
+        except ValidationError:
+            return  # the predecessor validated them; a kit that changed since cannot confirm them
+        self._start_confirm(active, Injection(active.target, active.undo), params)
 
     async def _settle_cut_off(self, requested: FaultRequested) -> None:
         """Record a request a crash cut off mid-injection; undo it where the target alone allows."""
@@ -173,7 +213,7 @@ class ChaosService(ServiceProcess):
                 try:
                     undo = fault.undo_for_target(requested.target, fault.params_model.model_validate(requested.params))
                     if undo is not None:
-                        reason += f"; reverted from its target: {await fault.revert(undo)}"
+                        reason += f"; reverted from its target: {(await fault.revert(undo)).detail}"
                 except (SubjectError, ValidationError) as exc:
                     reason += f"; reverting from its target failed: {_describe(exc)}"
         log.warning("fault %s (%s) was cut off mid-injection: %s", requested.fault_id, requested.kind, reason)
@@ -226,6 +266,8 @@ class ChaosService(ServiceProcess):
         async with self._lock:
             if self.stopping.is_set():
                 raise SubjectError("the chaos service is stopping")
+            if request.request_id is not None and (seen := self.ledger.requests.get(request.request_id)):
+                return self._repeated(seen)
             # resolve the target first: a conflict is refused with nothing injected, and a
             # request cut off by a crash names what it was about to break
             target = await fault.resolve_target(request.target)
@@ -234,9 +276,11 @@ class ChaosService(ServiceProcess):
                                    f"({busy.kind}); revert it first")
             fault_id = new_fault_id()
             requested = self.event(FaultRequested(fault_id=fault_id, kind=fault.kind, target=target,
-                                                  params=params.model_dump(), ttl_s=ttl),
+                                                  params=params.model_dump(), ttl_s=ttl,
+                                                  request_id=request.request_id),
                                    correlation=fault_id)
             await self.bus.publish(requested)  # fails before anything is touched, or is on record
+            self.ledger.apply(requested.data)
             try:
                 injection = await fault.inject(target, params)
             except Exception as exc:  # refused, failed, or a bug: in every case the request gets its outcome
@@ -263,11 +307,17 @@ class ChaosService(ServiceProcess):
             self.ledger.apply(injected)
             active = self.ledger.active[fault_id]
             self._timers[fault_id] = asyncio.create_task(self._expire(active, ttl), name=f"ttl-{fault_id}")
-        confirm = asyncio.create_task(self._confirm(active, injection, params), name=f"confirm-{fault_id}")
-        self._confirms.add(confirm)
-        confirm.add_done_callback(self._confirms.discard)
+        self._start_confirm(active, injection, params)
         log.info("injected fault=%s kind=%s target=%s ttl=%s", fault_id, fault.kind, injection.target, ttl)
         return {"fault": active.as_dict()}
+
+    def _repeated(self, seen: FaultRequested) -> dict[str, Any]:
+        """The answer to a request already made: its fault as it stands, nothing injected."""
+        active = self.ledger.active.get(seen.fault_id)
+        fault = active.as_dict() if active is not None else {
+            "fault_id": seen.fault_id, "kind": seen.kind, "target": seen.target, "params": seen.params,
+            "active": False}
+        return {"fault": fault, "repeated": True}
 
     async def _abandon(self, requested: Event, fault: Fault, injected: FaultInjected, why: str) -> None:
         """Undo an injection that must not stand and record it as failed; must hold ``_lock``.
@@ -277,7 +327,7 @@ class ChaosService(ServiceProcess):
         """
         fault_id = injected.fault_id
         try:
-            detail = await fault.revert(injected.undo)
+            detail = (await fault.revert(injected.undo)).detail
         except Exception as exc:
             reason = f"{why}; undoing it failed ({_describe(exc)}), retrying"
             active = ActiveFault(fault_id, injected.kind, injected.target, dict(injected.params),
@@ -302,7 +352,7 @@ class ChaosService(ServiceProcess):
             else:
                 active = ", ".join(self.ledger.active) or "none"
                 raise RefusedError(f"no active fault {request.fault_id!r} (active: {active})")
-            outcomes = [(f, await self._revert(f, "explicit")) for f in targets]
+            outcomes = [(f, await self._revert(f, request.reason)) for f in targets]
         failed = [f.fault_id for f, ok in outcomes if not ok]
         if failed and not request.all:
             raise SubjectError(f"revert of {failed[0]} failed (recorded as chaos.fault_failed); "
@@ -310,6 +360,11 @@ class ChaosService(ServiceProcess):
         return {"reverted": [f.fault_id for f, ok in outcomes if ok], "failed": failed}
 
     # -- lifecycle of one fault -------------------------------------------------
+
+    def _start_confirm(self, active: ActiveFault, injection: Injection, params: BaseModel) -> None:
+        confirm = asyncio.create_task(self._confirm(active, injection, params), name=f"confirm-{active.fault_id}")
+        self._confirms.add(confirm)
+        confirm.add_done_callback(self._confirms.discard)
 
     async def _confirm(self, active: ActiveFault, injection: Injection, params: BaseModel) -> None:
         fault = self.kit.fault(active.kind)
@@ -359,31 +414,34 @@ class ChaosService(ServiceProcess):
         try:
             if fault is None:
                 raise SubjectError(f"this chaos service cannot revert kind {active.kind!r}")
-            detail = await fault.revert(active.undo)
+            result = await fault.revert(active.undo)
         except Exception as exc:  # a subject failure or a bug: the fault stays active either way
             log.error("revert failed fault=%s reason=%s: %s", active.fault_id, reason, _describe(exc))
             if record_failure:
                 await self._record(FaultFailed(fault_id=active.fault_id, stage="revert", reason=_describe(exc)),
                                    correlation=active.fault_id)
             return False
-        reverted = FaultReverted(fault_id=active.fault_id, reason=reason, detail=detail)  # type: ignore[arg-type]
+        reverted = FaultReverted(fault_id=active.fault_id, reason=reason, detail=result.detail,  # type: ignore[arg-type]
+                                 changed=result.changed)
         # the ledger first: whoever sees the record and asks `list` must not find the fault still there
         self.ledger.apply(reverted)
         await self._record(reverted, correlation=active.fault_id)
         timer = self._timers.pop(active.fault_id, None)
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()
-        log.info("reverted fault=%s reason=%s", active.fault_id, reason)
+        log.info("reverted fault=%s reason=%s changed=%s", active.fault_id, reason, result.changed)
         return True
 
     # -- helpers ----------------------------------------------------------------
 
     async def _record(self, data: Payload, **kwargs: Any) -> None:
-        """Publish a fact; if NATS refuses, log it loudly and carry on (the action already happened)."""
+        """Publish a fact; if NATS refuses, log it loudly and carry on (the action already happened).
+        The ledger follows it either way: it holds what this service did."""
         try:
             await self.emit(data, **kwargs)
         except Exception:
             log.exception("could not record %s %s", data.TYPE, kwargs.get("correlation", ""))
+        self.ledger.apply(data)
 
     async def _interrupted(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):

@@ -25,16 +25,29 @@ falls in between.
 
 Commands: ``cmd.director.next``, ``cmd.director.status``.
 
+Entry actions happen exactly once. ``chapter_started`` is the intent: it is
+recorded before the chapter's countdown and actions, and each action done is
+recorded as ``director.action_taken``. An injection carries a request id
+(run, scenario, chapter, action) that the chaos service remembers, so asking
+again is answered with the fault already injected, never a second one.
+
 Restarts: the log is the director's memory. A restarted director folds the
 run and
-- idles if ``run.finished`` is recorded (the scenario is over);
+- idles if ``run.finished`` is recorded (the scenario is over), and says so
+  with what to do (a compose ``up`` after ``down`` meets a finished run);
 - otherwise resumes at the chapter the log says it was in, announcing it
-  again (``chapter_started``) without re-running its entry actions - or, if
-  that chapter had finished, enters the next one.
+  again (``chapter_started``), and completes its entry actions that have no
+  ``action_taken`` (after what is left of the countdown) - or, if that chapter
+  had finished, enters the next one.
 When the last chapter ends, ``run.finished`` is recorded if no ``finish``
-action did so. Known limit: a director that dies during a chapter's entry
-actions does not redo them on resume (their effect cannot be told from the
-log in general); in auto mode the chapter's timeout still moves the story on.
+action did so.
+
+A fault lost before anyone detected it - its injection refused or failed, or
+(for a fault that breaks something) reverted before the run's ticket was
+opened - ends the story: the current chapter finishes with reason
+``fault_lost`` and the director goes straight to the last chapter (the
+summary), which says why. No chapter waits out its timeout for a fault that
+is gone.
 """
 
 from __future__ import annotations
@@ -44,7 +57,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from nats.micro import add_service
@@ -53,10 +66,14 @@ from nats.micro.service import Service
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import (
+    ActionTaken,
     ChapterFinished,
     ChapterStarted,
     Event,
+    FaultFailed,
     FaultInjected,
+    FaultRequested,
+    FaultReverted,
     RunFinished,
     RunStarted,
     ServiceStarted,
@@ -125,6 +142,11 @@ class DirectorService(ServiceProcess):
         self.leases: dict[str, datetime] = {}  # ticket -> lease_until, while an agent works it
         self._leases_changed = asyncio.Event()
         self.held_by_agent = False  # the chapter's timeout has passed; an agent's lease holds it
+        self.first_started: dict[int, datetime] = {}  # chapter -> time of its first chapter_started
+        self.actions_done: dict[int, set[int]] = {}  # chapter -> positions of its entry actions done
+        self.run_fault_id: str | None = None  # the first fault requested in the run: the story's
+        self.lost: str | None = None  # why the story's fault is gone before anyone detected it
+        self._lost = asyncio.Event()
         self._watched = {t for c in self.chapters if c.advance.when is not None for t in c.advance.when.types()}
         self._history: deque[tuple[int, Event]] = deque(maxlen=HISTORY)
         self._chapter: Chapter | None = None
@@ -149,6 +171,15 @@ class DirectorService(ServiceProcess):
             self.run_finished = True
         elif isinstance(data, ChapterStarted) and data.scenario == self.scenario.name:
             self.last_started = data.index
+            self.first_started.setdefault(data.index, event.time)
+        elif isinstance(data, ActionTaken) and data.scenario == self.scenario.name:
+            self.actions_done.setdefault(data.index, set()).add(data.action)
+        elif isinstance(data, FaultRequested) and self.run_fault_id is None:
+            self.run_fault_id = data.fault_id
+        elif isinstance(data, FaultFailed) and data.fault_id == self.run_fault_id and data.stage == "inject":
+            self._lose(f"the fault could not be injected ({data.reason})")
+        elif isinstance(data, FaultReverted) and data.fault_id == self.run_fault_id and not self.control:
+            self._lose(f"the fault was reverted ({data.reason}) before anyone detected it")
         elif isinstance(data, ChapterFinished) and data.scenario == self.scenario.name:
             self.last_finished, self.last_finished_seq = data.index, d.seq
         elif isinstance(data, FaultInjected) and not self.fault_seq:
@@ -167,6 +198,12 @@ class DirectorService(ServiceProcess):
             if chapter is not None and self._counts(chapter, d.seq, event):
                 self._condition.set()
         self.timeline.apply(event)
+
+    def _lose(self, why: str) -> None:
+        """The story's fault is gone: if nobody has detected it yet, the story ends (see module doc)."""
+        if self.run_ticket is None and self.lost is None and self._chapter is not self.chapters[-1]:
+            self.lost = why
+            self._lost.set()
 
     def _counts(self, chapter: Chapter, seq: int, event: Event) -> bool:
         """Does the event at ``seq`` meet ``chapter``'s advance condition?"""
@@ -201,7 +238,7 @@ class DirectorService(ServiceProcess):
             "scenario": self.scenario.name, "mode": self.mode, "fault": self.fault,
             "chapter": self.last_started, "total": len(self.chapters), "finished": self.run_finished,
             "condition_met": self._condition.is_set(), "held_by_agent": self.held_by_agent,
-            "seen_seq": self.seen_seq}).encode())
+            "fault_lost": self.lost, "seen_seq": self.seen_seq}).encode())
 
     # -- playing ----------------------------------------------------------------
 
@@ -219,7 +256,10 @@ class DirectorService(ServiceProcess):
         self.ready.set()
         try:
             if self.run_finished:
-                log.info("run %s is finished: nothing to play", self.run)
+                log.warning("run %s is finished: nothing to play. To play again, start a new run: "
+                            "`oplab up` / `oplab demo` make one each time; under compose set OPLAB_RUN "
+                            "(e.g. OPLAB_RUN=r2 docker compose up -d) or `docker compose down -v` first",
+                            self.run)
             else:
                 await self._play()
             await self.stopping.wait()
@@ -243,14 +283,19 @@ class DirectorService(ServiceProcess):
             await self._wait_ready()
         else:
             log.info("resuming at chapter %s/%s", start + 1, len(self.chapters))
-        since = self.last_finished_seq
-        for index in range(start, len(self.chapters)):
+        since, index, last = self.last_finished_seq, start, len(self.chapters) - 1
+        while index <= last:
             if self.stopping.is_set():
                 return
-            finished_seq = await self._play_chapter(index, since, enter=enter_first or index != start)
-            if finished_seq is None:
+            played = await self._play_chapter(index, since, enter=enter_first or index != start)
+            if played is None:
                 return
-            since = finished_seq
+            since, reason = played
+            if reason == "fault_lost" and index < last:
+                log.warning("ending the story: %s", self.lost)
+                index = last
+            else:
+                index += 1
         if not self.run_finished and not self.stopping.is_set():
             await self._finish_run()
 
@@ -263,8 +308,9 @@ class DirectorService(ServiceProcess):
         if missing:
             log.warning("starting without services: %s", ", ".join(sorted(missing)))
 
-    async def _play_chapter(self, index: int, since: int, *, enter: bool) -> int | None:
-        """Play one chapter; returns the sequence of its ``chapter_finished``, None if stopped."""
+    async def _play_chapter(self, index: int, since: int, *, enter: bool) -> tuple[int, str] | None:
+        """Play one chapter; returns the sequence of its ``chapter_finished`` and why it ended,
+        None if stopped. ``enter`` False: resumed, so only what is left of its entry is done."""
         chapter = self.chapters[index]
         self._enter(chapter, since)
         started = self.event(ChapterStarted(
@@ -273,29 +319,46 @@ class DirectorService(ServiceProcess):
             timeout_s=chapter.advance.timeout_s if self.mode == "auto" else None))
         await self.bus.publish(started)
         log.info("chapter %s/%s %s%s", index + 1, len(self.chapters), chapter.id, "" if enter else " (resumed)")
-        if enter:
-            if chapter.countdown_s and await self._interrupted(chapter.countdown_s):
+        done = self.actions_done.get(index, set())
+        pending = [(position, action) for position, action in enumerate(chapter.on_enter) if position not in done]
+        if pending:
+            countdown = chapter.countdown_s if enter else self._countdown_left(index, chapter)
+            if countdown and await self._interrupted(countdown):
                 return None
-            for action in chapter.on_enter:
-                await self._act(action)
-        reason = await self._wait_advance(chapter)
+            for position, action in pending:
+                result = await self._act(action, index, position)
+                await self.emit(ActionTaken(scenario=self.scenario.name, index=index, action=position,
+                                            kind=action.action, result=result), causation=started.id)
+        is_last = index == len(self.chapters) - 1
+        reason = await self._wait_advance(chapter, lost_ends_it=not is_last)
         if reason == "stopping":
             return None
         self._chapter = None
-        return await self.bus.publish(self.event(
+        seq = await self.bus.publish(self.event(
             ChapterFinished(scenario=self.scenario.name, index=index, chapter=chapter.id, reason=reason),
             causation=started.id))
+        return seq, reason
+
+    def _countdown_left(self, index: int, chapter: Chapter) -> float:
+        """What a predecessor's countdown had left when it died (the presentation pause, once)."""
+        first = self.first_started.get(index)
+        if first is None:
+            return chapter.countdown_s
+        elapsed = (utcnow() - first) / timedelta(seconds=1)
+        return max(0.0, chapter.countdown_s - elapsed)
 
     async def _interrupted(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), seconds)  # a presentation pause, not a sync
         return self.stopping.is_set()
 
-    async def _wait_advance(self, chapter: Chapter) -> str:
-        """Why the chapter ends: ``key``, ``condition``, ``timeout`` or ``stopping``."""
+    async def _wait_advance(self, chapter: Chapter, *, lost_ends_it: bool) -> str:
+        """Why the chapter ends: ``key``, ``condition``, ``timeout``, ``fault_lost`` or ``stopping``."""
         waiters: dict[asyncio.Task[Any], str] = {
             asyncio.create_task(self.stopping.wait()): "stopping",
         }
+        if lost_ends_it:
+            waiters[asyncio.create_task(self._lost.wait())] = "fault_lost"
         timeout = None
         if self.mode == "interactive" or chapter.advance.key:
             waiters[asyncio.create_task(self._key.wait())] = "key"
@@ -323,7 +386,7 @@ class DirectorService(ServiceProcess):
         if not done:
             return "timeout"
         reasons = {waiters[t] for t in done}
-        return next(r for r in ("stopping", "condition", "key") if r in reasons)
+        return next(r for r in ("stopping", "fault_lost", "condition", "key") if r in reasons)
 
     def _agent_busy_s(self) -> float:
         """Seconds until the last live lease on a ticket runs out (0: no agent is working)."""
@@ -339,6 +402,8 @@ class DirectorService(ServiceProcess):
                                    summary=self._summary_line())
 
     def _summary_line(self) -> str:
+        if self.lost is not None:
+            return f"Fault {self.fault}: {self.lost}. The story ended there: nothing to score."
         summary = self.timeline.summary()
         if self.control:
             verdict = "correct: nobody acted" if summary.actions_after_fault == 0 else "a FALSE POSITIVE"
@@ -348,16 +413,26 @@ class DirectorService(ServiceProcess):
                 f"{' by ' + summary.resolved_by if summary.resolved_by else ''}; "
                 f"time to detect {_secs(summary.ttd_s)}, time to mitigate {_secs(summary.ttm_s)}.")
 
-    async def _act(self, action: Inject | RevertAll | Finish) -> None:
-        if isinstance(action, Inject):
-            body = {"kind": action.kind.format(fault=self.fault), "ttl_s": action.ttl_s}
-            if action.target:
-                body["target"] = action.target
-            await self._chaos("inject", body)
-        elif isinstance(action, RevertAll):
-            await self._chaos("revert", {"all": True})
-        elif isinstance(action, Finish):
-            await self._finish_run()
+    async def _act(self, action: Inject | RevertAll | Finish, index: int, position: int) -> dict[str, Any]:
+        """Do one entry action; returns what came of it (for ``director.action_taken``)."""
+        try:
+            if isinstance(action, Inject):
+                body: dict[str, Any] = {"kind": action.kind.format(fault=self.fault), "ttl_s": action.ttl_s,
+                                        "request_id": f"{self.run}/{self.scenario.name}/{index}/{position}"}
+                if action.target:
+                    body["target"] = action.target
+                fault = (await self._chaos("inject", body))["fault"]
+                return {"ok": True, "fault_id": fault.get("fault_id")}
+            if isinstance(action, RevertAll):
+                await self._chaos("revert", {"all": True})
+            elif isinstance(action, Finish):
+                await self._finish_run()
+            return {"ok": True}
+        except CommandError as exc:
+            log.error("chaos refused %s: %s", action.action, exc.description)
+            if isinstance(action, Inject):
+                self._lose(f"the chaos service refused the injection ({exc.description})")
+            return {"ok": False, "error": exc.description}
 
     async def _finish_run(self) -> None:
         summary = self.timeline.summary()
@@ -365,24 +440,25 @@ class DirectorService(ServiceProcess):
         if self.control:
             outcome = "no_action" if summary.actions_after_fault == 0 else "false_positive"
         await self.emit(RunFinished(outcome=outcome, summary={
-            **summary.model_dump(mode="json"), "outcome": outcome, "control": self.control}))
+            **summary.model_dump(mode="json"), "outcome": outcome, "control": self.control,
+            **({"ended": self.lost} if self.lost else {})}))
         self.run_finished = True  # the feed will say so too; a second finish must not follow meanwhile
 
-    async def _chaos(self, verb: str, body: dict[str, Any]) -> None:
-        """Send a chaos command, waiting (bounded) for the chaos service to come up."""
+    async def _chaos(self, verb: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Send a chaos command, waiting (bounded) for the chaos service to come up.
+        Raises CommandError when it refuses or does not come up."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 15.0
         while True:
             try:
                 result = await request(self.bus.nc, "chaos", verb, body)
                 log.info("chaos %s -> %s", verb, result)
-                return
+                return result
             except CommandError as exc:
                 if exc.code != "503" or loop.time() > deadline or self.stopping.is_set():
-                    log.error("chaos %s refused: %s", verb, exc.description)
-                    return
+                    raise
             if await self._interrupted(0.2):  # the chaos service is not up yet: retry shortly
-                return
+                raise CommandError("503", "the director is stopping")
 
 
 def _secs(value: float | None) -> str:

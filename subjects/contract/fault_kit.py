@@ -4,7 +4,7 @@ A :class:`Fault` resolves its target first (nothing is touched for a refused
 one), injects, proves it took effect, and reverts from the undo data it returned
 (which the chaos service stores in the log), idempotently. Where it can, it
 derives an undo from the target alone, for an injection whose record a crash
-cut off. Only the chaos service holds a fault kit: the agent never sees one.
+cut off. A revert says whether it changed anything. Only the chaos service holds a fault kit: the agent never sees one.
 """
 
 from __future__ import annotations
@@ -16,6 +16,17 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from subjects.contract.toolbox import NoArgs
+
+
+@dataclass(frozen=True)
+class Reverted:
+    """What a revert did. ``changed`` is False when there was nothing left to undo: the
+    system had recovered already (an operator fixed it, it healed), or the effect died
+    with the process that ran it. Scoring leans on it: a revert that changed nothing
+    did not fix anything."""
+
+    detail: str
+    changed: bool = True
 
 
 @dataclass(frozen=True)
@@ -50,8 +61,9 @@ class Fault(abc.ABC):
         """Evidence that the fault took effect, or None if it has not (yet)."""
 
     @abc.abstractmethod
-    async def revert(self, undo: dict[str, Any]) -> str:
-        """Undo it (idempotent: reverting twice is harmless). Returns what was done."""
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
+        """Undo it (idempotent: reverting twice is harmless). Says what was done, and
+        whether anything needed undoing."""
 
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         """Undo data derivable from the target alone, for an injection whose result was

@@ -43,6 +43,10 @@ class NodeUnreachable(SubjectError):
     """A node's HTTP API could not be reached (refused, timed out, reset)."""
 
 
+ALREADY_HEALTHY = "already running and healthy"
+"""What :meth:`RateLimiterCluster.ensure_running` says when it had nothing to do."""
+
+
 @dataclass(frozen=True)
 class Probe:
     """Result of one ``GET /health``: ``ok`` iff it answered 200."""
@@ -278,7 +282,7 @@ class RateLimiterCluster:
             probe = await self.probe(node)
             record = await self.heartbeat(node) if probe.ok else None
             if probe.ok and record is not None and record.fresh:
-                return "; ".join(actions) if actions else "already running and healthy"
+                return "; ".join(actions) if actions else ALREADY_HEALTHY
             state = await self.control.state(node)
             if state not in RUNNING_STATES:
                 result = await self.control.start(node)

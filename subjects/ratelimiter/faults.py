@@ -55,9 +55,9 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from subjects.contract import NoArgs, RefusedError, SubjectError
-from subjects.contract.fault_kit import Fault, Injection
+from subjects.contract.fault_kit import Fault, Injection, Reverted
 from subjects.ratelimiter.backend import guarded, paused_actions
-from subjects.ratelimiter.cluster import NodeUnreachable, RateLimiterCluster
+from subjects.ratelimiter.cluster import ALREADY_HEALTHY, NodeUnreachable, RateLimiterCluster
 from subjects.ratelimiter.settings import RateLimiterSettings
 from subjects.supervisor import RUNNING_STATES
 
@@ -120,10 +120,10 @@ class NodeKill(RateLimiterFault):
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         return {"node": target}
 
-    async def revert(self, undo: dict[str, Any]) -> str:
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
         node = self.cluster.require_node(str(undo.get("node", "")))
         action = await self.cluster.ensure_running(node, self.cluster.settings.restart_deadline_s)
-        return f"node {node}: {action}"
+        return Reverted(f"node {node}: {action}", changed=action != ALREADY_HEALTHY)
 
 
 class DriftParams(BaseModel):
@@ -159,11 +159,11 @@ class CounterDrift(RateLimiterFault):
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         return None  # the undo removes exactly the fault's own entries, whose names only the injection knew
 
-    async def revert(self, undo: dict[str, Any]) -> str:
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
         key = self.cluster.require_key(str(undo.get("key", "")))
         members = [str(m) for m in undo.get("members", [])]
         removed = await guarded(f"counter_drift revert on {key}", self.cluster.store.remove_members(key, members))
-        return f"removed {removed} of {len(members)} bogus entries from {key}"
+        return Reverted(f"removed {removed} of {len(members)} bogus entries from {key}", changed=removed > 0)
 
 
 class GhostAllowing(RateLimiterFault):
@@ -198,17 +198,18 @@ class GhostAllowing(RateLimiterFault):
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         return {"node": target}
 
-    async def revert(self, undo: dict[str, Any]) -> str:
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
         node = self.cluster.require_node(str(undo.get("node", "")))
         try:
             status, body = await self.cluster.node_call(node, "DELETE", "/admin/faults/fail_open")
         except NodeUnreachable as exc:
-            return f"node {node} unreachable ({exc}); its fail-open state lived only in that process's memory"
+            return Reverted(f"node {node} unreachable ({exc}); its fail-open state lived only in that process's "
+                            "memory", changed=False)
         if status != 200 or not isinstance(body, dict):
             raise SubjectError(f"node {node} did not clear the fail-open hook: HTTP {status} {body!r}")
         if body.get("previous"):
-            return f"node {node}: fail-open cleared"
-        return f"node {node}: was not failing open (already reverted, or restarted since)"
+            return Reverted(f"node {node}: fail-open cleared")
+        return Reverted(f"node {node}: was not failing open (already reverted, or restarted since)", changed=False)
 
 
 class PauseParams(BaseModel):
@@ -248,9 +249,14 @@ class RedisPause(RateLimiterFault):
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         return {}
 
-    async def revert(self, undo: dict[str, Any]) -> str:
-        await guarded("redis_pause revert", self.cluster.backend.unpause())
-        return "CLIENT UNPAUSE sent: Redis accepts writes again"
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
+        backend = self.cluster.backend
+        info = await guarded("redis_pause revert", backend.info())
+        paused = paused_actions(info)
+        await guarded("redis_pause revert", backend.unpause())  # even so: unpausing twice is harmless
+        if paused is None and "paused_actions" in info:  # a server that does not say counts as paused
+            return Reverted("Redis was not paused (already unpaused, or its pause ran out)", changed=False)
+        return Reverted(f"CLIENT UNPAUSE sent (paused for {paused}): Redis accepts writes again")
 
 
 class OomParams(BaseModel):
@@ -293,12 +299,16 @@ class RedisOom(RateLimiterFault):
         settings = self.cluster.settings
         return {"maxmemory": settings.redis_maxmemory, "maxmemory_policy": settings.redis_maxmemory_policy}
 
-    async def revert(self, undo: dict[str, Any]) -> str:
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
         maxmemory, policy = undo.get("maxmemory"), undo.get("maxmemory_policy")
         if not isinstance(maxmemory, int) or maxmemory < 0 or policy not in _POLICIES:
             raise RefusedError(f"bad undo data for redis_oom: {undo!r}")
-        await guarded("redis_oom revert", self.cluster.backend.set_memory_config(maxmemory, str(policy)))
-        return f"restored maxmemory={maxmemory} maxmemory-policy={policy}"
+        backend = self.cluster.backend
+        before = await guarded("redis_oom revert", backend.memory_config())
+        await guarded("redis_oom revert", backend.set_memory_config(maxmemory, str(policy)))
+        changed = (before["maxmemory"], before["maxmemory_policy"]) != (maxmemory, policy)
+        return Reverted(f"restored maxmemory={maxmemory} maxmemory-policy={policy}"
+                        f"{'' if changed else ' (already so)'}", changed=changed)
 
 
 class MisconfigParams(BaseModel):
@@ -352,7 +362,7 @@ class LimitMisconfig(RateLimiterFault):
         limit = self.cluster.settings.policy.get(target)
         return None if limit is None else {"key": target, "previous": limit}
 
-    async def revert(self, undo: dict[str, Any]) -> str:
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
         key = self.cluster.require_key(str(undo.get("key", "")))
         previous = undo.get("previous")
         if not isinstance(previous, int) or previous < 0:
@@ -362,7 +372,7 @@ class LimitMisconfig(RateLimiterFault):
         except (RefusedError, SubjectError):  # no node answers: the shared state is reachable directly
             was = await guarded("limit_misconfig revert", self.cluster.store.set_limit(key, previous))
             node = "redis"
-        return f"limit of {key} restored to {previous} (was {was}; via {node})"
+        return Reverted(f"limit of {key} restored to {previous} (was {was}; via {node})", changed=was != previous)
 
 
 class BurstParams(BaseModel):
@@ -418,15 +428,16 @@ class HotKeyBurst(RateLimiterFault):
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         return {"burst_id": "", "key": target}  # the burst died with the process that ran it
 
-    async def revert(self, undo: dict[str, Any]) -> str:
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
         burst_id = str(undo.get("burst_id", ""))
         burst = self._bursts.pop(burst_id, None)
         if burst is None:
-            return f"burst {burst_id} not running (already stopped, or the process that ran it is gone)"
+            return Reverted(f"burst {burst_id} not running (already stopped, or the process that ran it is gone)",
+                            changed=False)
         await burst.stop()
         s = burst.summary()
-        return (f"burst on {s['key']} stopped after {s['ran_s']:.1f}s: sent {s['sent']}, allowed {s['allowed']}, "
-                f"blocked {s['blocked']}, errors {s['errors']}")
+        return Reverted(f"burst on {s['key']} stopped after {s['ran_s']:.1f}s: sent {s['sent']}, "
+                        f"allowed {s['allowed']}, blocked {s['blocked']}, errors {s['errors']}")
 
     async def close(self) -> None:
         for burst in list(self._bursts.values()):

@@ -31,7 +31,7 @@ import tikv
 from pydantic import BaseModel, ConfigDict, Field
 
 from subjects.contract import RefusedError, SubjectError
-from subjects.contract.fault_kit import Fault, Injection
+from subjects.contract.fault_kit import Fault, Injection, Reverted
 from subjects.tikv.cluster import TiKVCluster
 from subjects.tikv.pd import PDUnavailable
 
@@ -83,6 +83,11 @@ class TiKVFault(Fault):
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         return {"target": target}
 
+    async def _start(self, name: str) -> Reverted:
+        """Start a killed process; one already running (restarted by someone) needed nothing."""
+        running = await self.cluster.control.state(name) in ("running", "disconnected")
+        return Reverted(await self.cluster.control.start(name), changed=not running)
+
     async def _status_address(self, name: str) -> str:
         stores = await self.cluster.stores()
         return stores[name].store.status_address if name in stores else ""
@@ -104,8 +109,8 @@ class StoreKill(TiKVFault):
         return {"store": injection.target, "status_port": probe.detail,
                 "process": await self.cluster.control.state(injection.target)}
 
-    async def revert(self, undo: dict[str, Any]) -> str:
-        return await self.cluster.control.start(str(undo.get("target", "")))
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
+        return await self._start(str(undo.get("target", "")))
 
 
 class StorePause(TiKVFault):
@@ -123,8 +128,10 @@ class StorePause(TiKVFault):
         return None if state != "paused" or probe.ok else {"store": injection.target, "process": state,
                                                             "status_port": probe.detail}
 
-    async def revert(self, undo: dict[str, Any]) -> str:
-        return await self.cluster.control.unpause(str(undo.get("target", "")))
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
+        name = str(undo.get("target", ""))
+        paused = await self.cluster.control.state(name) == "paused"
+        return Reverted(await self.cluster.control.unpause(name), changed=paused)
 
 
 class StorePartition(TiKVFault):
@@ -144,8 +151,11 @@ class StorePartition(TiKVFault):
             return None
         return {"store": injection.target, "process": state, "status_port": probe.detail}
 
-    async def revert(self, undo: dict[str, Any]) -> str:
-        return await self.cluster.control.reconnect(str(undo.get("target", "")))
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
+        name = str(undo.get("target", ""))
+        # cut off means unreachable from here, whatever the control can tell of the network
+        reachable = (await self.cluster.probe(str(undo.get("status_address", "")))).ok
+        return Reverted(await self.cluster.control.reconnect(name), changed=not reachable)
 
 
 class PDLeaderKill(TiKVFault):
@@ -171,8 +181,8 @@ class PDLeaderKill(TiKVFault):
         return {"member": injection.target, "process": state, "new_leader": leader.name if leader else None,
                 **({"pd_error": error} if error else {})}
 
-    async def revert(self, undo: dict[str, Any]) -> str:
-        return await self.cluster.control.start(str(undo.get("target", "")))
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
+        return await self._start(str(undo.get("target", "")))
 
 
 class BurstParams(BaseModel):
@@ -211,13 +221,13 @@ class HotReadBurst(TiKVFault):
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         return {"burst_id": ""}  # the burst died with the process that ran it
 
-    async def revert(self, undo: dict[str, Any]) -> str:
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
         burst = self._bursts.pop(str(undo.get("burst_id", "")), None)
         if burst is None:
-            return "burst not running (already stopped, or the process that ran it is gone)"
+            return Reverted("burst not running (already stopped, or the process that ran it is gone)", changed=False)
         await burst.stop()
         s = burst.summary()
-        return f"burst stopped after {s['ran_s']:.1f}s: {s['sent']} reads, {s['ok']} ok, {s['errors']} errors"
+        return Reverted(f"burst stopped after {s['ran_s']:.1f}s: {s['sent']} reads, {s['ok']} ok, {s['errors']} errors")
 
     async def close(self) -> None:
         for burst in list(self._bursts.values()):

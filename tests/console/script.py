@@ -119,8 +119,8 @@ class Story:
         return self.at(s, FaultEffective(fault_id=fault_id, evidence={"down": True}), source="chaos",
                        correlation=fault_id)
 
-    def reverted(self, s: float, reason: str = "explicit", fault_id: str = "f-1") -> Event:
-        return self.at(s, FaultReverted(fault_id=fault_id, reason=reason),  # type: ignore[arg-type]
+    def reverted(self, s: float, reason: str = "explicit", fault_id: str = "f-1", changed: bool | None = True) -> Event:
+        return self.at(s, FaultReverted(fault_id=fault_id, reason=reason, changed=changed),  # type: ignore[arg-type]
                        source="chaos", correlation=fault_id)
 
     def violated(self, s: float, invariant: str = "node_down", entity: str = "rl-2",

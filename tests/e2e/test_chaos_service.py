@@ -1,4 +1,4 @@
-"""The chaos service on the real stack: refusals inject nothing; a crash leaves no fault behind."""
+"""The chaos service on the real stack: refusals inject nothing; a crash hands its faults over."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from events.bus import Bus
 from events.commands import CommandError, request
 from oplab.stack import Stack
 from oplab.supervisor import Supervisor
+from projections.timeline import RunTimeline
 from tests.e2e.conftest import follow_run
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +51,8 @@ async def test_refusals_are_clear_and_inject_nothing(quiet_stack, bus: Bus) -> N
     assert len(log.of_type("chaos.fault_requested")) == 1
 
 
-async def test_a_crashed_chaos_service_reverts_its_faults_at_next_start(quiet_stack, bus: Bus) -> None:  # type: ignore[no-untyped-def]
+async def test_a_crashed_chaos_service_hands_its_faults_to_the_next(quiet_stack, bus: Bus) -> None:  # type: ignore[no-untyped-def]
+    """The successor adopts the fault and leaves the fixing to the agent, who gets the credit."""
     stack, info = quiet_stack
     log, replay = await follow_run(bus, info.run)
     sup = Supervisor(info.supervisor_url)
@@ -60,13 +62,24 @@ async def test_a_crashed_chaos_service_reverts_its_faults_at_next_start(quiet_st
         await log.wait_for(lambda e: e.type == "chaos.fault_effective", 15, "fault effective")
         await asyncio.to_thread(sup._proxy().signalProcess, "chaos", "KILL")  # a crash: no cleanup runs
         await asyncio.to_thread(stack.restart, "chaos")
-        reverted = await log.wait_for(lambda e: e.type == "chaos.fault_reverted", 30, "revert after restart")
-        assert reverted.data.fault_id == fault_id
-        assert reverted.data.reason == "restart"
+        adopted = await log.wait_for(lambda e: e.type == "chaos.fault_adopted", 30, "adopted after restart")
+        assert adopted.data.fault_id == fault_id
+        assert adopted.data.expires_at.isoformat() == injected["fault"]["expires_at"]
+        resolved = await log.wait_for(lambda e: e.type == "ticket.resolved", 45, "the agent's fix")
+        assert not log.of_type("chaos.fault_reverted")  # nobody undid it under the agent
+        await request(bus.nc, "chaos", "revert", {"fault_id": fault_id})
+        reverted = await log.wait_for(lambda e: e.type == "chaos.fault_reverted", 30, "revert")
+        assert reverted.data.fault_id == fault_id and reverted.data.reason == "explicit"
+        assert reverted.data.changed is False, reverted.data.detail  # the agent had restarted it
         cluster = await log.wait_for(
             lambda e: e.type == "obs.snapshot" and e.time > reverted.time
             and all(n.status == "up" for n in e.data.nodes), 15, "all nodes up again")
         assert {n.node for n in cluster.data.nodes} == {"node-1", "node-2", "node-3"}
+        timeline = RunTimeline()
+        for _, event in log.events:
+            timeline.apply(event)
+        summary = timeline.summary()
+        assert summary.outcome == "resolved" and summary.resolved_by == resolved.data.by != "self-healed"
     finally:
         await replay.stop()  # type: ignore[attr-defined]
 
@@ -100,5 +113,25 @@ async def test_faults_end_by_ttl_or_by_explicit_revert(quiet_stack, bus: Bus) ->
         with pytest.raises(CommandError, match="no active fault") as again:
             await request(bus.nc, "chaos", "revert", {"fault_id": kept["fault_id"]})
         assert again.value.code == "400"
+    finally:
+        await replay.stop()  # type: ignore[attr-defined]
+
+
+async def test_the_lab_going_down_reverts_every_fault_first(quiet_stack, bus: Bus) -> None:  # type: ignore[no-untyped-def]
+    stack, info = quiet_stack
+    log, replay = await follow_run(bus, info.run)
+    try:
+        fault = (await request(bus.nc, "chaos", "inject",
+                               {"kind": "counter_drift", "target": "api:search", "ttl_s": 600}))["fault"]
+        await log.wait_for(lambda e: e.type == "chaos.fault_effective", 15, "fault effective")
+        said: list[str] = []
+        assert await asyncio.to_thread(stack.down, said.append) is True
+        reverted = await log.wait_for(lambda e: e.type == "chaos.fault_reverted", 10, "revert on the way down")
+        assert reverted.data.fault_id == fault["fault_id"]
+        assert reverted.data.reason == "shutdown" and reverted.data.changed is True
+        assert "reverted 1 fault(s)" in said
+        stopped = {e.data.service for e in log.of_type("svc.stopping")}
+        assert "chaos" in stopped and reverted.time < min(
+            e.time for e in log.of_type("svc.stopping") if e.data.service == "chaos")
     finally:
         await replay.stop()  # type: ignore[attr-defined]

@@ -29,7 +29,7 @@ def fold(story: Story) -> RunTimeline:
 
 
 def fault_story(*, ttl_revert_at: float | None = None, cleared_at: float | None = 13.7,
-                terminal: str = "resolved") -> Story:
+                terminal: str = "resolved", revert_changed: bool | None = True) -> Story:
     """Fault injected at 10.0, ticket opened at 11.2, agent works from 11.5."""
     s = Story(RUN)
     s.run_started(0)
@@ -39,7 +39,7 @@ def fault_story(*, ttl_revert_at: float | None = None, cleared_at: float | None 
     s.opened(11.2)
     s.agent_session(11.5)
     if ttl_revert_at is not None:
-        s.reverted(ttl_revert_at, reason="ttl")
+        s.reverted(ttl_revert_at, reason="ttl", changed=revert_changed)
     if cleared_at is not None:
         s.cleared(cleared_at)
     if terminal == "resolved":
@@ -93,6 +93,17 @@ def test_ttl_revert_before_the_clear_is_self_healed_not_the_agent() -> None:
     assert summary.fault_reverted == "ttl"
     assert summary.ttm_s == 2.5
     assert not summary.agent_resolved
+
+
+def test_a_revert_that_found_nothing_to_undo_leaves_the_credit_to_the_agent() -> None:
+    summary = fold(fault_story(ttl_revert_at=13.0, cleared_at=13.7, revert_changed=False)).summary()
+    assert summary.resolved_by == "agent"
+    assert summary.agent_resolved
+
+
+def test_a_revert_recorded_before_changed_was_kept_still_counts_as_healing() -> None:
+    summary = fold(fault_story(ttl_revert_at=13.0, cleared_at=13.7, revert_changed=None)).summary()
+    assert summary.resolved_by == "self-healed"
 
 
 def test_ttl_revert_at_the_same_instant_as_the_clear_is_self_healed() -> None:

@@ -12,19 +12,20 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from events import Event, FaultRequested, ServiceStopping, new_event, new_fault_id
+from events import Event, FaultInjected, FaultRequested, ServiceStopping, new_event, new_fault_id
 from events.bus import Bus
 from events.commands import CommandError, request
 from events.settings import BusSettings
 from services.chaos.service import MID_INJECTION, ChaosService
 from services.runtime import ServiceSettings
 from subjects.contract import SubjectError
-from subjects.contract.fault_kit import Fault, FaultKit, Injection
+from subjects.contract.fault_kit import Fault, FaultKit, Injection, Reverted
 from tests.e2e.conftest import RunLog, follow_run
 
 
@@ -64,16 +65,17 @@ class Flip(Fault):
     async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
         return {"broken": injection.target} if self.board.broken(injection.target) else None
 
-    async def revert(self, undo: dict[str, Any]) -> str:
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
         if self.board.revert_failures > 0:
             self.board.revert_failures -= 1
             raise SubjectError("switchboard unreachable")
         breaks = self.board.breaks[undo["target"]]
+        was_broken = bool(breaks)
         if "token" in undo:
             breaks.discard(undo["token"])
         else:
             breaks.clear()
-        return f"{undo['target']} restored"
+        return Reverted(f"{undo['target']} restored", changed=was_broken)
 
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         return {"target": target}
@@ -210,6 +212,79 @@ async def test_an_injection_that_cannot_stand_is_undone_and_recorded(lab, bus: B
         failed = await log.wait_for(of_fault(fault_id, "chaos.fault_failed"), 10, "abandoned injection recorded")
         assert failed.data.stage == "inject" and "undone (" in failed.data.reason
     assert [e.data.fault_id for e in log.of_type("chaos.fault_injected")] == [first["fault_id"]]
+    await chaos.stop()  # the one fault on record is handed over, not reverted
+    assert board.broken("t1") and not log.of_type("chaos.fault_reverted")
+    successor = await start()
+    await log.wait_for(of_fault(first["fault_id"], "chaos.fault_adopted"), 10, "the fault adopted")
+    await successor.stop()
+
+
+async def test_a_stopped_chaos_service_hands_its_faults_to_the_next(lab, bus: Bus) -> None:  # type: ignore[no-untyped-def]
+    board, start, log = lab
+    chaos = await start()
+    fault = (await request(bus.nc, "chaos", "inject", {"kind": "flip", "target": "t1", "ttl_s": 2.0}))["fault"]
+    injected = await log.wait_for(of_fault(fault["fault_id"], "chaos.fault_injected"), 10, "injected")
+    await chaos.stop()  # SIGTERM: a restart, not the lab going down
+    assert board.broken("t1") and not log.of_type("chaos.fault_reverted")
+
+    successor = await start()
+    adopted = await log.wait_for(of_fault(fault["fault_id"], "chaos.fault_adopted"), 10, "adopted")
+    assert adopted.data.expires_at == injected.data.expires_at  # the TTL it was injected with
+    assert [f["fault_id"] for f in (await request(bus.nc, "chaos", "list"))["faults"]] == [fault["fault_id"]]
+    reverted = await log.wait_for(of_fault(fault["fault_id"], "chaos.fault_reverted"), 10, "ttl revert")
+    assert reverted.data.reason == "ttl" and reverted.data.changed is True
+    assert reverted.time >= injected.data.expires_at and not board.broken("t1")
+    assert [e.data.fault_id for e in log.of_type("chaos.fault_reverted")] == [fault["fault_id"]]  # once
+    await successor.stop()
+
+
+async def test_a_successor_reverts_what_is_past_its_ttl_and_confirms_what_was_unconfirmed(  # type: ignore[no-untyped-def]
+        lab, bus: Bus, run_id: str) -> None:
+    board, start, log = lab
+    # a crashed predecessor injected two faults and recorded neither as effective
+    expired, live = new_fault_id(), new_fault_id()
+    now = datetime.now(UTC)
+    for fault_id, target, expires_at in ((expired, "t1", now - timedelta(seconds=5)),
+                                         (live, "t2", now + timedelta(seconds=60))):
+        board.breaks[target].add(fault_id)
+        await bus.publish(new_event(FaultInjected(fault_id=fault_id, kind="flip", target=target,
+                                                  undo={"target": target, "token": fault_id}, expires_at=expires_at),
+                                    run=run_id, source="chaos/crashed", correlation=fault_id))
+    chaos = await start()
+    reverted = await log.wait_for(of_fault(expired, "chaos.fault_reverted"), 10, "expired fault reverted")
+    assert reverted.data.reason == "ttl" and not board.broken("t1")
+    await log.wait_for(of_fault(live, "chaos.fault_adopted"), 10, "live fault adopted")
+    await log.wait_for(of_fault(live, "chaos.fault_effective"), 10, "live fault confirmed")
+    assert board.broken("t2") and not [e for e in log.of_type("chaos.fault_adopted") if e.data.fault_id == expired]
+    await request(bus.nc, "chaos", "revert", {"all": True, "reason": "shutdown"})
+    shutdown = await log.wait_for(of_fault(live, "chaos.fault_reverted"), 10, "the lab going down")
+    assert shutdown.data.reason == "shutdown" and not board.broken("t2")
     await chaos.stop()
-    reverted = await log.wait_for(of_fault(first["fault_id"], "chaos.fault_reverted"), 10, "shutdown revert")
-    assert reverted.data.reason == "shutdown" and not board.broken("t1")
+
+
+async def test_a_revert_that_finds_nothing_to_undo_says_so(lab, bus: Bus) -> None:  # type: ignore[no-untyped-def]
+    board, start, log = lab
+    chaos = await start()
+    fault = (await request(bus.nc, "chaos", "inject", {"kind": "flip", "target": "t1", "ttl_s": 60}))["fault"]
+    board.breaks["t1"].clear()  # an operator repaired it
+    await request(bus.nc, "chaos", "revert", {"fault_id": fault["fault_id"]})
+    reverted = await log.wait_for(of_fault(fault["fault_id"], "chaos.fault_reverted"), 10, "revert")
+    assert reverted.data.reason == "explicit" and reverted.data.changed is False
+    await chaos.stop()
+
+
+async def test_a_repeated_request_is_answered_with_its_fault_not_a_second_one(lab, bus: Bus) -> None:  # type: ignore[no-untyped-def]
+    board, start, log = lab
+    chaos = await start()
+    body = {"kind": "flip", "ttl_s": 60, "request_id": "director:demo:2:0"}
+    first = await request(bus.nc, "chaos", "inject", body)
+    again = await request(bus.nc, "chaos", "inject", body)
+    assert again["repeated"] is True and again["fault"]["fault_id"] == first["fault"]["fault_id"]
+    assert len(board.breaks["t1"]) == 1 and not board.broken("t2")  # no second fault on another target
+    await chaos.stop()
+    successor = await start()  # the request is remembered from the log
+    await request(bus.nc, "chaos", "revert", {"all": True})
+    later = await request(bus.nc, "chaos", "inject", body)
+    assert later["repeated"] is True and later["fault"]["active"] is False and not board.broken("t1")
+    assert len(log.of_type("chaos.fault_requested")) == 1
+    await successor.stop()

@@ -22,7 +22,10 @@ import pytest
 
 from events import (
     Event,
+    FaultFailed,
     FaultInjected,
+    FaultRequested,
+    FaultReverted,
     TicketClaimed,
     TicketEscalated,
     TicketLeaseRenewed,
@@ -310,3 +313,125 @@ async def poll_status(bus: Bus, predicate: Callable[[dict[str, Any]], Any], time
         if loop.time() > deadline:
             raise AssertionError(f"director status never matched; last {status}")
         await asyncio.sleep(0.05)  # polling a status command, bounded by the deadline
+
+
+INJECTING = """
+name: director-inject-test
+subject: ratelimiter
+default_fault: node_kill
+faults:
+  node_kill: {title: a test fault}
+chapters:
+  - id: inject
+    title: Breaking it
+    narration: A countdown, then the injection.
+    countdown_s: 1.5
+    on_enter: [{action: inject, kind: "{fault}", ttl_s: 60}]
+    advance: {when: {type: ticket.opened, after_fault: true}, timeout_s: 30}
+  - id: detection
+    title: Detection
+    narration: Waiting for the fix.
+    advance: {when: {type: ticket.resolved, run_ticket: true}, timeout_s: 30}
+  - id: end
+    title: End
+    narration: "{summary}"
+    on_enter: [{action: finish}]
+    advance: {timeout_s: 0.1}
+"""
+
+
+class ChaosInjectStandIn:
+    """Answers ``cmd.chaos.inject`` with a fault and records it in the log as chaos would; records
+    every request. ``hold`` keeps the next reply back until released (a requester may die meanwhile)."""
+
+    def __init__(self, bus: Bus, run_id: str) -> None:
+        self.bus, self.run_id = bus, run_id
+        self.calls: list[dict[str, Any]] = []
+        self.received = asyncio.Event()
+        self.hold: asyncio.Event | None = None
+
+    async def answer(self, msg) -> None:  # type: ignore[no-untyped-def]
+        body = json.loads(msg.data)
+        self.calls.append(body)
+        self.received.set()
+        if self.hold is not None:
+            await self.hold.wait()
+        fault_id = new_fault_id()
+        await publish(self.bus, self.run_id, FaultRequested(fault_id=fault_id, kind=body["kind"], ttl_s=60,
+                                                            request_id=body.get("request_id")))
+        await publish(self.bus, self.run_id, FaultInjected(fault_id=fault_id, kind=body["kind"], target="node-1",
+                                                           expires_at=utcnow() + timedelta(minutes=1)))
+        await msg.respond(json.dumps({"fault": {"fault_id": fault_id}}).encode())
+
+
+@pytest.fixture
+async def chaos_injects(bus: Bus, run_id: str) -> AsyncIterator[ChaosInjectStandIn]:
+    stand_in = ChaosInjectStandIn(bus, run_id)
+    sub = await bus.nc.subscribe(command("chaos", "inject"), cb=stand_in.answer)
+    yield stand_in
+    if stand_in.hold is not None:
+        stand_in.hold.set()
+    await sub.unsubscribe()
+
+
+async def test_a_director_killed_in_the_inject_countdown_is_succeeded_by_one_that_injects_once(
+        director, chaos_injects: ChaosInjectStandIn, run_log: RunLog, run_id: str) -> None:  # type: ignore[no-untyped-def]
+    a = await director("auto", "a", INJECTING)
+    await run_log.wait_for(chapter("started", 0, a), 20, "the inject chapter")
+    a.proc.kill()  # in the countdown: nothing injected yet
+    await a.proc.wait()
+    assert chaos_injects.calls == []
+
+    b = await director("auto", "b", INJECTING)
+    taken = await run_log.wait_for(lambda e: e.type == "director.action_taken" and b.owns(e), 20, "the injection")
+    assert taken.data.kind == "inject" and taken.data.result["ok"] is True
+    assert [c["request_id"] for c in chaos_injects.calls] == [f"{run_id}/director-inject-test/0/0"]
+    assert len(run_log.of_type("chaos.fault_injected")) == 1
+    assert await b.terminate() == 0
+
+
+async def test_a_director_killed_before_it_heard_the_answer_asks_again_with_the_same_request(
+        director, chaos_injects: ChaosInjectStandIn, run_log: RunLog) -> None:  # type: ignore[no-untyped-def]
+    chaos_injects.hold = asyncio.Event()
+    a = await director("auto", "a", INJECTING)
+    await asyncio.wait_for(chaos_injects.received.wait(), 20)
+    a.proc.kill()  # the request reached chaos; its answer never reached the director
+    await a.proc.wait()
+    chaos_injects.hold.set()
+
+    b = await director("auto", "b", INJECTING)
+    taken = await run_log.wait_for(lambda e: e.type == "director.action_taken" and b.owns(e), 20, "the injection")
+    assert taken.data.result["ok"] is True
+    first, again = chaos_injects.calls  # chaos answers a known request_id with its fault (tests/services/
+    assert first == again  # test_chaos_recovery.py): a repeat with the same id injects nothing new
+    assert len(run_log.of_type("director.action_taken")) == 1
+    assert await b.terminate() == 0
+
+
+@pytest.mark.parametrize("lost", ["inject_failed", "reverted"])
+async def test_a_fault_lost_before_detection_ends_the_story_at_once(
+        lost: str, director, bus: Bus, run_id: str, run_log: RunLog) -> None:  # type: ignore[no-untyped-def]
+    async def chaos_loses_it(msg) -> None:  # type: ignore[no-untyped-def]
+        fault_id = new_fault_id()
+        await publish(bus, run_id, FaultRequested(fault_id=fault_id, kind="node_kill", ttl_s=60))
+        if lost == "inject_failed":
+            await publish(bus, run_id, FaultFailed(fault_id=fault_id, stage="inject", reason="node-1 vanished"))
+        else:
+            await publish(bus, run_id, FaultInjected(fault_id=fault_id, kind="node_kill", target="node-1",
+                                                     expires_at=utcnow() + timedelta(minutes=1)))
+            await publish(bus, run_id, FaultReverted(fault_id=fault_id, reason="explicit", changed=True))
+        await msg.respond(json.dumps({"fault": {"fault_id": fault_id}}).encode())
+
+    sub = await bus.nc.subscribe(command("chaos", "inject"), cb=chaos_loses_it)
+    try:
+        d = await director("auto", "lost", INJECTING)
+        await run_log.wait_for(chapter("finished", 2), 20, "the story's end")
+    finally:
+        await sub.unsubscribe()
+    chapters = [(e.data.chapter, e.data.reason) for e in run_log.of_type("director.chapter_finished")]
+    assert chapters == [("inject", "fault_lost"), ("end", "timeout")]  # detection never waited out
+    why = "could not be injected (node-1 vanished)" if lost == "inject_failed" else "reverted (explicit) before"
+    assert why in run_log.of_type("run.finished")[0].data.summary["ended"]
+    summary_chapter = run_log.of_type("director.chapter_started")[-1]
+    assert summary_chapter.data.chapter == "end" and why in summary_chapter.data.narration
+    assert await d.terminate() == 0

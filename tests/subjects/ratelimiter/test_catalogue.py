@@ -10,6 +10,7 @@ test_redis_faults.py.)
 from __future__ import annotations
 
 from subjects.contract import NoArgs, ToolCall
+from subjects.contract.fault_kit import Reverted
 from subjects.ratelimiter.details import snapshot_details
 from subjects.ratelimiter.faults import BurstParams, MisconfigParams
 from subjects.ratelimiter.invariants import LimitPolicyDrift, NodeOverAdmitting, OverLimit
@@ -66,8 +67,8 @@ async def test_ghost_allowing_is_attributed_to_the_node_and_a_forced_restart_cle
             assert any(n.maintenance for s in watcher.history for n in s.nodes if n.node == "node-2")
         finally:
             first = await fault.revert(injection.undo)
-    assert "was not failing open" in first  # the restart had already repaired it
-    assert "was not failing open" in await fault.revert(injection.undo)
+    assert "was not failing open" in first.detail and not first.changed  # the restart had already repaired it
+    assert not (await fault.revert(injection.undo)).changed
 
 
 async def test_ghost_allowing_revert_clears_the_hook(cluster: Cluster) -> None:
@@ -76,9 +77,10 @@ async def test_ghost_allowing_revert_clears_the_hook(cluster: Cluster) -> None:
     injection = await fault.inject(None, NoArgs())
     assert injection.target == "node-1"
     assert await fault.effective(injection, NoArgs()) is not None
-    assert await fault.revert(injection.undo) == "node node-1: fail-open cleared"
+    assert await fault.revert(injection.undo) == Reverted("node node-1: fail-open cleared", changed=True)
     assert await fault.effective(injection, NoArgs()) is None
-    assert "was not failing open" in await fault.revert(injection.undo)
+    again = await fault.revert(injection.undo)
+    assert "was not failing open" in again.detail and not again.changed
 
 
 async def test_limit_misconfig_fires_limit_policy_drift_and_set_limit_restores_the_policy(
@@ -115,7 +117,8 @@ async def test_limit_misconfig_fires_limit_policy_drift_and_set_limit_restores_t
     finally:
         first = await fault.revert(injection.undo)
         await lab.store.reset(key)
-    assert first == f"limit of {key} restored to {declared} (was {declared}; via node-1)"
+    # the agent's set_limit had restored it: the revert changed nothing
+    assert first == Reverted(f"limit of {key} restored to {declared} (was {declared}; via node-1)", changed=False)
     assert await fault.revert(injection.undo) == first
     assert (await lab.store.limits())[key] == declared
 
@@ -135,8 +138,8 @@ async def test_hot_key_burst_is_blocked_and_fires_nothing(cluster: Cluster, watc
             await watcher.intervals(stats, 5)
         finally:
             first = await fault.revert(injection.undo)
-    assert first.startswith("burst on user:alice stopped after")
-    assert "not running" in await fault.revert(injection.undo)
+    assert first.detail.startswith("burst on user:alice stopped after") and first.changed
+    assert "not running" in (await fault.revert(injection.undo)).detail
 
     burst = [s for s in watcher.history if s.ok]
     assert all(c.count <= c.limit for s in burst for c in snapshot_details(s).counters), \
@@ -165,4 +168,4 @@ async def test_a_burst_is_bounded_by_its_duration(cluster: Cluster) -> None:
     finally:
         message = await fault.revert(injection.undo)
         await cluster.lab.store.reset("tenant:acme")
-    assert message.startswith("burst on tenant:acme stopped after")
+    assert message.detail.startswith("burst on tenant:acme stopped after")

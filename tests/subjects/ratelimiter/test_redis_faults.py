@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from subjects.contract import RefusedError, ToolCall
+from subjects.contract.fault_kit import Reverted
 from subjects.ratelimiter.details import snapshot_details
 from subjects.ratelimiter.faults import OomParams, PauseParams
 from subjects.ratelimiter.invariants import ErrorRate, RedisUnavailable
@@ -104,7 +105,9 @@ async def test_redis_pause_fires_redis_unavailable_alone_and_unpause_clears_it(r
             assert watcher.violations() == []
         finally:
             first = await fault.revert(injection.undo)
-    assert first == await fault.revert(injection.undo) == "CLIENT UNPAUSE sent: Redis accepts writes again"
+    # the agent's unpause_redis had lifted it: the revert found nothing to undo
+    assert first == await fault.revert(injection.undo) == Reverted(
+        "Redis was not paused (already unpaused, or its pause ran out)", changed=False)
 
 
 async def test_redis_oom_fires_error_rate_and_set_memory_limit_clears_it(redis_cluster: Cluster) -> None:
@@ -144,7 +147,9 @@ async def test_redis_oom_fires_error_rate_and_set_memory_limit_clears_it(redis_c
             assert set(watcher.seen) == {("error_rate", "checks")}
         finally:
             first = await fault.revert(injection.undo)
-    assert first == await fault.revert(injection.undo) == "restored maxmemory=0 maxmemory-policy=noeviction"
+    # the agent's set_memory_limit had restored it: the revert found nothing to undo
+    assert first == await fault.revert(injection.undo) == Reverted(
+        "restored maxmemory=0 maxmemory-policy=noeviction (already so)", changed=False)
     assert await lab.backend.memory_config() == before
 
 
@@ -167,12 +172,13 @@ async def test_an_undo_derived_from_the_target_alone_repairs_redis_faults(redis_
     assert pause is not None and oom is not None
     await pause.inject("redis", PauseParams(pause_s=10))
     assert (await backend.write_probe()).kind == "timeout"
-    await pause.revert(pause.undo_for_target("redis", PauseParams()) or {"missing": True})
+    reverted = await pause.revert(pause.undo_for_target("redis", PauseParams()) or {"missing": True})
+    assert reverted.changed and reverted.detail.startswith("CLIENT UNPAUSE sent (paused for write)")
     assert (await backend.write_probe()).ok
 
     await oom.inject("redis", OomParams())
     assert (await backend.write_probe()).kind == "oom"
     undo = oom.undo_for_target("redis", OomParams())
     assert undo == {"maxmemory": 0, "maxmemory_policy": "noeviction"}  # the declared configuration
-    assert await oom.revert(undo) == "restored maxmemory=0 maxmemory-policy=noeviction"
+    assert await oom.revert(undo) == Reverted("restored maxmemory=0 maxmemory-policy=noeviction")
     assert (await backend.write_probe()).ok

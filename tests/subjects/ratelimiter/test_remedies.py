@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from subjects.contract import NoArgs, RefusedError, Tool, Toolbox, ToolCall
-from subjects.contract.fault_kit import Fault
+from subjects.contract.fault_kit import Fault, Reverted
 from subjects.ratelimiter.details import snapshot_details
 from subjects.ratelimiter.faults import BurstParams, DriftParams, MisconfigParams, OomParams, PauseParams
 from subjects.ratelimiter.invariants import FutureDatedEntries, NodeDown, OverLimit
@@ -50,8 +50,9 @@ async def test_node_kill_fires_node_down_and_restart_node_clears_it(cluster: Clu
             assert node in {v.entity for v in NodeDown().evaluate(watcher.history[:i + 1], [])}
     finally:
         first = await fault.revert(injection.undo)
-    assert "already running" in first
-    assert "already running" in await fault.revert(injection.undo)
+    # the agent's restart had repaired it: the revert found nothing to undo
+    assert first == Reverted(f"node {node}: already running and healthy", changed=False)
+    assert await fault.revert(injection.undo) == first
 
 
 async def test_counter_drift_fires_future_dated_entries_and_prune_counter_clears_it(cluster: Cluster,
@@ -87,7 +88,8 @@ async def test_counter_drift_fires_future_dated_entries_and_prune_counter_clears
         assert await fault.effective(injection, params) is None
     finally:
         await fault.revert(injection.undo)
-    assert await fault.revert(injection.undo) == f"removed 0 of {3 * limit} bogus entries from {key}"
+    assert await fault.revert(injection.undo) == Reverted(f"removed 0 of {3 * limit} bogus entries from {key}",
+                                                          changed=False)
 
 
 async def test_counter_drift_revert_removes_exactly_its_entries(cluster: Cluster) -> None:
@@ -99,8 +101,9 @@ async def test_counter_drift_revert_removes_exactly_its_entries(cluster: Cluster
     injection = await fault.inject("api:search", DriftParams(factor=1.0))
     assert len(injection.undo["members"]) == 60
     assert await fault.effective(injection, DriftParams()) is not None
-    assert await fault.revert(injection.undo) == "removed 60 of 60 bogus entries from api:search"
-    assert await fault.revert(injection.undo) == "removed 0 of 60 bogus entries from api:search"
+    assert await fault.revert(injection.undo) == Reverted("removed 60 of 60 bogus entries from api:search")
+    assert await fault.revert(injection.undo) == Reverted("removed 0 of 60 bogus entries from api:search",
+                                                          changed=False)
     members = {m for m, _ in await store.entries("api:search")}
     assert members == {"someone-else:1", "legit:1"}
     await store.reset("api:search")
@@ -234,13 +237,13 @@ async def test_an_undo_derived_from_the_target_alone_repairs_node_and_key_faults
     assert (await store.limits())["user:bob"] == 100
 
     undo = ghost.undo_for_target("node-3", NoArgs())
-    assert undo == {"node": "node-3"} and await ghost.revert(undo) == "node node-3: fail-open cleared"
+    assert undo == {"node": "node-3"} and await ghost.revert(undo) == Reverted("node node-3: fail-open cleared")
     undo = misconfig.undo_for_target("user:bob", MisconfigParams())
     assert undo == {"key": "user:bob", "previous": 25}
-    assert (await misconfig.revert(undo)).startswith("limit of user:bob restored to 25 (was 100")
+    assert (await misconfig.revert(undo)).detail.startswith("limit of user:bob restored to 25 (was 100")
     assert (await store.limits())["user:bob"] == 25
     assert drift.undo_for_target("user:bob", DriftParams()) is None
     kill, burst = kit.fault("node_kill"), kit.fault("hot_key_burst")
     assert kill is not None and burst is not None
     assert kill.undo_for_target("node-2", NoArgs()) == {"node": "node-2"}
-    assert "not running" in await burst.revert(burst.undo_for_target("user:bob", BurstParams()) or {})
+    assert not (await burst.revert(burst.undo_for_target("user:bob", BurstParams()) or {})).changed

@@ -68,8 +68,9 @@ async def test_each_store_fault_is_real_detected_and_remedied_by_its_playbook(
         assert results[0]["now"] == "store-2 is Up in PD and its status port answers"
         assert await all_up(cluster)
     finally:
-        await fault.revert(injection.undo)  # harmless after the remedy: reverting is idempotent
-    assert await fault.revert(injection.undo)
+        first = await fault.revert(injection.undo)  # harmless after the remedy: reverting is idempotent
+    assert not first.changed, first  # the remedy had repaired it: nothing left to undo
+    assert not (await fault.revert(injection.undo)).changed
 
 
 async def test_targets_outside_the_cluster_are_refused_before_anything_is_done(
@@ -138,5 +139,6 @@ async def test_the_control_burst_is_served_and_stops_on_revert(double: TiKVDoubl
         assert proof["ok"] >= 20 and proof["errors"] == 0 and proof["running"]
     finally:
         said = await fault.revert(injection.undo)
-    assert said.startswith("burst stopped after") and "0 errors" in said
-    assert "not running" in await fault.revert(injection.undo)
+    assert said.detail.startswith("burst stopped after") and "0 errors" in said.detail and said.changed
+    again = await fault.revert(injection.undo)
+    assert "not running" in again.detail and not again.changed

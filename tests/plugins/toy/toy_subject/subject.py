@@ -44,7 +44,7 @@ from subjects.contract import (
     Violation,
     Workload,
 )
-from subjects.contract.fault_kit import Fault, FaultKit, Injection
+from subjects.contract.fault_kit import Fault, FaultKit, Injection, Reverted
 from subjects.judging import ObserverBlind, held, iso, persisting, usable
 
 LAMP = "lamp"
@@ -170,9 +170,9 @@ class CutPower(Fault):
     async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
         return None if await read_lamp(self.url) else {"lit": False}
 
-    async def revert(self, undo: dict[str, Any]) -> str:
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
         was = await set_lamp(self.url, True)
-        return "the lamp was already lit" if was else "switched the lamp back on"
+        return Reverted("the lamp was already lit", changed=False) if was else Reverted("switched the lamp back on")
 
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         return {"lit": True}
