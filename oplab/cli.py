@@ -484,10 +484,13 @@ def tickets_list(run: Annotated[str | None, typer.Option(help="Only this run (de
                  status_: Annotated[str | None, typer.Option("--status")] = None,
                  limit: int = 50, as_json: JsonOpt = False) -> None:
     """Tickets from the ticket log, newest first."""
+    from oplab.access import lab_nats_url
     from oplab.tickets import list_tickets
 
+    settings = LabSettings()
     try:
-        rows = list_tickets(run=run, status=status_, limit=limit)
+        rows = list_tickets(run=run, status=status_, limit=limit, nats_url=lambda: lab_nats_url(settings),
+                            notice=_progress)
     except ValueError as exc:
         _fail(str(exc), 2)
     if as_json:
@@ -506,9 +509,11 @@ def tickets_list(run: Annotated[str | None, typer.Option(help="Only this run (de
 @tickets_app.command("show")
 def tickets_show(ticket_id: str, as_json: JsonOpt = False) -> None:
     """One ticket in full."""
+    from oplab.access import lab_nats_url
     from oplab.tickets import get_ticket
 
-    row = get_ticket(ticket_id)
+    settings = LabSettings()
+    row = get_ticket(ticket_id, nats_url=lambda: lab_nats_url(settings), notice=_progress)
     if row is None:
         _fail(f"no ticket {ticket_id!r} in the ticket log")
     assert row is not None

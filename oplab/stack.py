@@ -55,6 +55,8 @@ from subjects.contract import ComposeProject, Deployment, HealthCheck, LocalProc
 from subjects.registry import UnknownSubject, load_subject
 
 log = logging.getLogger(__name__)
+REVERT_TIMEOUT_S = 15.0
+"""How long `oplab down` gives the chaos service to revert every fault (NATS connect, then revert)."""
 
 
 class StackError(RuntimeError):
@@ -344,7 +346,7 @@ class Stack:
             return  # a stack an older lab started: its chaos service reverts on SIGTERM
         progress("reverting active faults")
         try:
-            result = asyncio.run(_revert_all(info.nats_url, self.settings.start_timeout_s))
+            result = asyncio.run(_revert_all(info.nats_url, REVERT_TIMEOUT_S))
         except Exception as exc:  # best effort: the subject's processes stop with the lab anyway
             progress(f"could not revert the faults ({exc}); stopping anyway")
             return
@@ -409,8 +411,8 @@ class Stack:
 
 async def _revert_all(nats_url: str, timeout: float) -> dict[str, Any]:
     """Ask the chaos service to revert every fault, as the lab goes down."""
-    bus = await Bus.connect(BusSettings(nats_url=nats_url), source="oplab",
-                            ensure_stream=False)
+    bus = await asyncio.wait_for(Bus.connect(BusSettings(nats_url=nats_url), source="oplab", ensure_stream=False),
+                                 timeout)  # a connect to nothing retries for ever
     try:
         return await request(bus.nc, "chaos", "revert", {"all": True, "reason": "shutdown"}, timeout=timeout)
     finally:

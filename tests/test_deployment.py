@@ -52,6 +52,28 @@ def test_published_ports_bind_to_loopback_only() -> None:
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
 
 
+def test_host_ports_come_from_variables() -> None:
+    for name, service in compose()["services"].items():
+        for port in service.get("ports", []):
+            host = str(port).split(":")[1]
+            assert host.startswith("${OPLAB_"), f"{name} publishes a fixed host port ({port})"
+
+
+def test_every_service_is_healthchecked_and_starts_after_what_it_needs_is_healthy() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        if "console" in service.get("profiles", []):
+            assert service["healthcheck"] == {"disable": True}  # a one-off, not a service
+            continue
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+        for needed, how in (service.get("depends_on") or {}).items():
+            assert how["condition"] == "service_healthy", f"{name} starts before {needed} is healthy"
+            assert services[needed].get("healthcheck", {}).get("test"), f"{needed} cannot become healthy"
+    lab = [n for n, s in services.items() if s.get("command", [None])[:2] == ["python", "-m"]]
+    assert lab and all(services[n]["environment"]["OPLAB_READY_FILE"] == "/tmp/oplab-ready" for n in lab)
+    assert set(services["director"]["depends_on"]) >= {"monitor", "chaos", "agent", "loadgen", "ratelimiter"}
+
+
 def test_compose_gives_the_services_what_the_subjects_provisioner_gives_a_local_run(tmp_path: Path) -> None:
     from subjects.contract import Site
     from subjects.registry import load_subject

@@ -26,7 +26,7 @@ from events.catalogue.chaos import (
     FaultReverted,
 )
 from events.catalogue.director import ActionTaken, ChapterFinished, ChapterStarted, ScenarioRestarted
-from events.catalogue.inv import InvariantCleared, InvariantViolated
+from events.catalogue.inv import BaselineEstablished, InvariantCleared, InvariantViolated
 from events.catalogue.obs import ComponentView, NodeView, ObsSnapshot, Status
 from events.catalogue.run import RunFinished, RunStarted
 from events.catalogue.svc import ServiceHeartbeat, ServiceStarted, ServiceStopping
@@ -58,6 +58,7 @@ __all__ = [
     "AgentThought",
     "AgentToolCall",
     "AgentToolResult",
+    "BaselineEstablished",
     "ChapterFinished",
     "ChapterStarted",
     "ComponentView",

@@ -21,3 +21,15 @@ class InvariantCleared(Payload):
     entity: str
     first_seen: datetime
     violated_for_s: float
+
+
+class BaselineEstablished(Payload):
+    """The monitor starts judging: it has seen the subject whole (``healthy``: observed, every
+    node and component up) or gave up waiting for that after ``waited_s`` (``healthy`` False).
+    No violation is judged, and no ticket opened, before it: a subject still starting is
+    no incident."""
+
+    TYPE = "inv.baseline"
+    healthy: bool
+    waited_s: float
+    detail: str = ""

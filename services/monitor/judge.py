@@ -51,6 +51,11 @@ class Judge:
         self.snapshots.append(snapshot)
         self._trim(snapshot.observed_at)
 
+    def forget_history(self) -> None:
+        """Drop the snapshot and workload history (judging begins afresh)."""
+        self.snapshots.clear()
+        self.workload.clear()
+
     def restore_active(self, key: Key, violation: Violation, first_seen: datetime) -> None:
         self.active[key] = Active(violation, first_seen)
 

@@ -14,6 +14,15 @@ crash between recording a transition and acting on it is repaired by the next
 tick of the next instance. A failing tick (NATS briefly away) is logged and the
 loop carries on.
 
+Baseline: the monitor judges nothing before it has seen the subject whole
+once - an observation that succeeded with every node and component ``up`` -
+and records that as ``inv.baseline``; a subject still starting (a compose
+``up`` whose nodes are not listening yet) is no incident. History from before
+the baseline is dropped. If the subject never looks whole within
+``OPLAB_MONITOR_BASELINE_TIMEOUT_S`` (60 s) the monitor judges anyway and
+says so (``healthy: false``). A restarted monitor finds the baseline (or any
+judgement) in the log and judges at once.
+
 On start it replays its run's log: all ``inv.*`` and ``ticket.*`` events, and
 only the last ``history_s`` of snapshots and workload stats (all that grace
 periods need), so a restart stays fast however long the run has been going.
@@ -24,11 +33,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import datetime, timedelta
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import (
+    BaselineEstablished,
     InvariantCleared,
     InvariantViolated,
     ObsSnapshot,
@@ -55,6 +66,8 @@ class MonitorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPLAB_MONITOR_", extra="ignore")
     interval_s: float = 0.5
     history_s: float = 30.0
+    baseline_timeout_s: float = 60.0
+    """Judge anyway after this long without seeing the subject whole (see the module doc)."""
 
 
 class MonitorService(ServiceProcess):
@@ -68,6 +81,8 @@ class MonitorService(ServiceProcess):
         self.judge = Judge(self.observer.invariants(), self.config.history_s)
         self.store = TicketStore(bus, self.run)
         self.tickets: dict[str, TicketState] = {}
+        self.baseline = False  # judging has begun in this run (by us or a predecessor)
+        self._started = time.monotonic()
         self._restored = False
 
     # -- following the log ------------------------------------------------------
@@ -82,6 +97,7 @@ class MonitorService(ServiceProcess):
         data = d.event.data
         if self._restored:
             return  # live inv.* events are our own: the judge already knows
+        self.baseline = True  # anything a predecessor judged means it had begun (runs before inv.baseline too)
         if isinstance(data, InvariantViolated):
             violation = Violation(data.invariant, data.entity, data.summary, data.evidence)
             self.judge.restore_active((data.invariant, data.entity), violation, data.first_seen)
@@ -115,6 +131,7 @@ class MonitorService(ServiceProcess):
         log.info("monitor restored snapshots=%s active=%s tickets=%s", len(self.judge.snapshots),
                  len(self.judge.active), len(self.tickets))
         loop = asyncio.get_running_loop()
+        self._started = time.monotonic()
         next_tick = loop.time()
         try:
             while not self.stopping.is_set():
@@ -137,6 +154,8 @@ class MonitorService(ServiceProcess):
         snapshot = await self._observe()
         snap_event = self.event(snapshot)
         await self.bus.publish(snap_event)
+        if not self.baseline and not await self._baseline(snapshot, snap_event.id):
+            return
         self.judge.add_snapshot(snapshot)
         changes = self.judge.evaluate(snapshot.observed_at)
         for active in changes.started:
@@ -144,6 +163,21 @@ class MonitorService(ServiceProcess):
         for active, at in changes.cleared:
             await self._cleared(active, at, snap_event.id)
         await self.reconcile(snap_event.id)
+
+    async def _baseline(self, snapshot: ObsSnapshot, causation: str) -> bool:
+        """Whether judging may begin with this snapshot (recording ``inv.baseline`` when it does)."""
+        waited = time.monotonic() - self._started
+        healthy = _whole(snapshot)
+        if not healthy and waited < self.config.baseline_timeout_s:
+            return False
+        detail = ("every node and component up" if healthy else
+                  f"the subject never looked whole within {self.config.baseline_timeout_s:.0f}s: judging anyway")
+        await self.emit(BaselineEstablished(healthy=healthy, waited_s=round(waited, 3), detail=detail),
+                        causation=causation)
+        (log.info if healthy else log.warning)("baseline established after %.1fs: %s", waited, detail)
+        self.judge.forget_history()  # what a subject did while starting is no evidence
+        self.baseline = True
+        return True
 
     async def _observe(self) -> ObsSnapshot:
         """The observer's snapshot; an observer that raises (against its contract) is blindness too."""
@@ -217,3 +251,9 @@ class MonitorService(ServiceProcess):
             return
         for e in events:  # our view must not wait for the feed, or the next tick repeats this
             self.tickets[ticket.ticket_id] = apply_event(self.tickets[ticket.ticket_id], e.data, e.time, self.run)
+
+
+def _whole(snapshot: ObsSnapshot) -> bool:
+    """Observed, with every node and component up (a subject with no nodes counts once observed)."""
+    return snapshot.ok and all(n.status == "up" for n in snapshot.nodes) and all(
+        c.status == "up" for c in snapshot.components)

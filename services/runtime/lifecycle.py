@@ -5,6 +5,8 @@
 endpoints registered, state restored from the log), beside a heartbeat, and on SIGTERM/SIGINT asks the service to stop
 (``ServiceProcess.stop`` gives it the chance to finish or abandon its current
 unit of work explicitly), records ``svc.stopping``, drains NATS and returns 0.
+With ``OPLAB_READY_FILE`` set, that file exists exactly while the service is
+ready (a container healthcheck tests for it).
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ async def serve(factory: type[ServiceProcess], settings: ServiceSettings | None 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_requested.set)
     started = time.monotonic()
+    _unready(settings)  # a crashed predecessor in the same container may have left it
     main = asyncio.create_task(service.main(), name=f"{factory.name}-main")
     waiter = asyncio.create_task(stop_requested.wait())
     ready = asyncio.create_task(service.ready.wait())
@@ -135,6 +138,8 @@ async def serve(factory: type[ServiceProcess], settings: ServiceSettings | None 
         await service.emit(ServiceStarted(service=factory.name, instance=settings.instance,
                                           version=_version(), pid=os.getpid()))
         log.info("started service=%s run=%s instance=%s", factory.name, service.run, settings.instance)
+        if settings.ready_file is not None:
+            settings.ready_file.write_text(f"{os.getpid()}\n")
     beat = asyncio.create_task(_heartbeat(service, started), name=f"{factory.name}-heartbeat")
     done, _ = await asyncio.wait({main, waiter}, return_when=asyncio.FIRST_COMPLETED)
     status = 0
@@ -142,6 +147,7 @@ async def serve(factory: type[ServiceProcess], settings: ServiceSettings | None 
         log.error("service main failed", exc_info=main.exception())
         status = 1
     reason = "signal" if waiter in done else ("crash" if status else "finished")
+    _unready(settings)
     try:
         await service.stop()
     except Exception:  # still record stopping and drain: the log must say we left
@@ -160,6 +166,11 @@ async def serve(factory: type[ServiceProcess], settings: ServiceSettings | None 
     await bus.close()
     log.info("stopped service=%s reason=%s", factory.name, reason)
     return status
+
+
+def _unready(settings: ServiceSettings) -> None:
+    if settings.ready_file is not None:
+        settings.ready_file.unlink(missing_ok=True)
 
 
 def run_service(factory: type[ServiceProcess]) -> None:

@@ -23,3 +23,6 @@ class ServiceSettings(BaseSettings):
     log_format: str = Field(default="kv", pattern="^(kv|json)$")
     log_level: str = "INFO"
     heartbeat_s: float = 5.0
+    ready_file: Path | None = Field(default=None, description=(
+        "A file that exists while the service is ready for work, for a container healthcheck "
+        "(removed at start, written once ready, removed on the way out)"))

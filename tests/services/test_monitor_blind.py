@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from events import ObsSnapshot
 from events.bus import Bus
 from events.settings import BusSettings
@@ -22,7 +24,8 @@ class Raising(Observer):
 
 
 async def test_an_observer_that_raises_is_recorded_as_blind_and_ticketed(
-        bus: Bus, bus_settings: BusSettings, run_id: str) -> None:
+        bus: Bus, bus_settings: BusSettings, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPLAB_MONITOR_BASELINE_TIMEOUT_S", "1")  # it never looks whole: judged anyway
     log, replay = await follow_run(bus, run_id)
     monitor_bus = await Bus.connect(bus_settings, source="monitor/t")
     monitor = MonitorService(monitor_bus, ServiceSettings(run=run_id, instance="t"), observer=Raising())
@@ -30,7 +33,11 @@ async def test_an_observer_that_raises_is_recorded_as_blind_and_ticketed(
     try:
         snap = await log.wait_for(lambda e: e.type == "obs.snapshot", 10, "a snapshot")
         assert snap.data.ok is False and "the observer raised RuntimeError: a plug-in bug" in snap.data.error
+        baseline = await log.wait_for(lambda e: e.type == "inv.baseline", 10, "judging begins")
+        assert baseline.data.healthy is False and baseline.data.waited_s >= 1
+        assert "never looked whole within 1s" in baseline.data.detail
         opened = await log.wait_for(lambda e: e.type == "ticket.opened", 10, "a ticket")
+        assert opened.time > baseline.time
         assert (opened.data.invariant, opened.data.entity) == ("observer_blind", "observer")
     finally:
         await monitor.stop()

@@ -1,0 +1,103 @@
+"""The monitor judges nothing before it has seen the subject whole: a starting subject is no incident."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+import pytest
+
+from events import NodeView, ObsSnapshot, WorkloadStats
+from events.bus import Bus
+from events.settings import BusSettings
+from services.monitor.service import MonitorService
+from services.runtime import ServiceSettings
+from subjects.contract import Invariant, Observer, Violation
+from tests.e2e.conftest import follow_run
+
+NODES = ("node-1", "node-2", "node-3")
+
+
+class NodeNotUp(Invariant):
+    name = "node_not_up"
+    description = "a node that is not up, at once (no grace: the baseline alone keeps start-up quiet)"
+    grace_s = 0.0
+
+    def evaluate(self, snapshots: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
+        if not snapshots or not snapshots[-1].ok:
+            return []
+        return [Violation(self.name, n.node, f"{n.node} is {n.status}") for n in snapshots[-1].nodes
+                if n.status != "up"]
+
+
+class Scripted(Observer):
+    """A subject whose nodes the test sets: all down while 'starting', then as told."""
+
+    def __init__(self) -> None:
+        self.down: set[str] = set(NODES)
+        self.observed = 0
+
+    async def observe(self) -> ObsSnapshot:
+        self.observed += 1
+        return ObsSnapshot(subject="scripted", ok=True, nodes=[
+            NodeView(node=n, status="down" if n in self.down else "up") for n in NODES])
+
+    def invariants(self) -> list[Invariant]:
+        return [NodeNotUp()]
+
+
+Start = Callable[[], Awaitable[MonitorService]]
+
+
+@pytest.fixture
+async def monitor(bus_settings: BusSettings, run_id: str, monkeypatch: pytest.MonkeyPatch
+                  ) -> AsyncIterator[tuple[Scripted, Start]]:
+    monkeypatch.setenv("OPLAB_MONITOR_INTERVAL_S", "0.05")
+    observer = Scripted()
+    running: list[tuple[MonitorService, Bus, asyncio.Task[None]]] = []
+
+    async def start() -> MonitorService:
+        bus = await Bus.connect(bus_settings, source=f"monitor/m{len(running)}")
+        service = MonitorService(bus, ServiceSettings(run=run_id, instance=f"m{len(running)}"), observer=observer)
+        task = asyncio.create_task(service.main())
+        await asyncio.wait_for(service.ready.wait(), 10)
+        running.append((service, bus, task))
+        return service
+
+    yield observer, start
+    for service, bus, task in running:
+        await service.stop()
+        await asyncio.wait_for(task, 10)
+        await service.stop_feeds()
+        await bus.close()
+
+
+async def test_no_ticket_while_the_subject_starts_then_a_fault_is_ticketed(
+        monitor: tuple[Scripted, Start], bus: Bus, run_id: str) -> None:
+    observer, start = monitor
+    log, replay = await follow_run(bus, run_id)
+    try:
+        first = await start()
+        await log.wait_for(lambda e: e.type == "obs.snapshot" and all(n.status == "down" for n in e.data.nodes),
+                           10, "a snapshot of the subject still starting")
+        await log.wait_for(lambda e: len(log.of_type("obs.snapshot")) >= 5, 10, "several of them")
+        observer.down.clear()  # the nodes are listening now
+        baseline = await log.wait_for(lambda e: e.type == "inv.baseline", 10, "the baseline")
+        assert baseline.data.healthy is True and baseline.data.detail == "every node and component up"
+        assert not log.of_type("inv.violated") and not log.of_type("ticket.opened")
+
+        observer.down = {"node-2"}  # a fault, after the baseline
+        opened = await log.wait_for(lambda e: e.type == "ticket.opened", 10, "the fault's ticket")
+        assert opened.data.entity == "node-2" and opened.time > baseline.time
+
+        await first.stop()  # a restarted monitor does not wait for a baseline again
+        observer.down = {"node-2", "node-3"}
+        await start()
+        second = await log.wait_for(lambda e: e.type == "ticket.opened" and e.data.entity == "node-3", 10,
+                                    "the next fault, judged at once")
+        assert second.data.invariant == "node_not_up"
+        assert len(log.of_type("inv.baseline")) == 1
+    finally:
+        await replay.stop()  # type: ignore[attr-defined]
+
+
