@@ -3,6 +3,7 @@ answering nothing (a container without the projector's volume, a copied home).""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,7 +45,9 @@ async def test_without_a_view_the_query_folds_the_log_and_says_so(
     rows = await _in_thread(lambda: list_tickets(run=run_id, status=None, limit=10, nats_url=lab,
                                                  notice=said.append))
     assert sorted(r.ticket_id for r in rows) == sorted(ids)
-    assert len(said) == 1 and "no ticket-log view at" in said[0] and "folded 2 ticket event(s)" in said[0]
+    assert len(said) == 1 and "no ticket-log view at" in said[0]
+    folded = re.search(r"folded (\d+) ticket event\(s\) from the lab's log", said[0])
+    assert folded and int(folded.group(1)) >= 2  # the session's NATS holds other tests' runs too
     row = await _in_thread(lambda: get_ticket(ids[0], nats_url=lab))
     assert row is not None and row.entity == "node-1"
     assert not (empty_home / "ticketlog.sqlite").exists()  # a query writes no view of its own

@@ -1,0 +1,155 @@
+"""Who may say what on the lab's bus: one NATS user per role, generated per lab.
+
+The NATS server enforces it (not our code): a publish outside a user's
+permissions is refused by the server and never stored; a connection without
+a user is refused. Roles:
+
+======================  =====================================================  ==========================
+role                    publishes (facts, commands)                            answers
+======================  =====================================================  ==========================
+``monitor``             ``obs.*``, ``inv.*``, ``ticket.*``
+``agent``               ``ticket.*``, ``agent.*``
+``chaos``               ``chaos.*``                                            ``cmd.chaos.*``
+``director``            ``director.*``, ``run.*``; commands ``cmd.chaos.*``    ``cmd.director.*``
+``loadgen``             ``workload.*``
+``projector``           (its own ``svc.*`` only)
+``operator`` (the CLI)  ``ticket.*`` (approve/reject); commands ``cmd.*``
+``viewer`` (console)    no facts; commands ``cmd.director.*`` (the presenter's key)
+``admin`` (launcher)    everything (creates the stream; ``oplab import``)
+======================  =====================================================  ==========================
+
+Every service also records its own ``svc.*`` (started, heartbeat, stopping) and
+``bus.rejected``. Everyone may read the stream: consumers, message gets, acks
+and flow control on the ``LAB`` stream, replies to its own requests, and
+answers to requests it received. Nobody but ``admin`` may update, purge or
+delete the stream.
+
+The passwords live in ``<OPLAB_HOME>/nats-auth.json`` and the server's
+configuration in ``<OPLAB_HOME>/nats.conf``, both owner-only (0600), new for
+every ``oplab up``; each service gets its own user in its ``NATS_URL`` through
+the environment supervisord gives it. Nothing logs them (URLs are redacted).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlparse, urlunparse
+
+from events.bus import STREAM_NAME
+
+_JS = f"$JS.API.CONSUMER.%s.{STREAM_NAME}"
+READ = (
+    "$JS.API.INFO",
+    f"$JS.API.STREAM.INFO.{STREAM_NAME}",
+    "$JS.API.STREAM.NAMES",
+    f"$JS.API.STREAM.MSG.GET.{STREAM_NAME}",
+    f"$JS.API.DIRECT.GET.{STREAM_NAME}",
+    f"$JS.API.DIRECT.GET.{STREAM_NAME}.>",
+    _JS % "CREATE",
+    _JS % "CREATE" + ".>",
+    _JS % "DURABLE.CREATE" + ".>",
+    _JS % "INFO" + ".>",
+    _JS % "DELETE" + ".>",
+    _JS % "MSG.NEXT" + ".>",
+    f"$JS.ACK.{STREAM_NAME}.>",
+    f"$JS.FC.{STREAM_NAME}.>",
+)
+"""What reading the log takes: consumers, gets, acks and flow control on the one stream."""
+
+SERVICE = (*READ, f"$JS.API.STREAM.CREATE.{STREAM_NAME}", "lab.*.svc.>", "lab.*.bus.>")
+"""What every service takes besides its own facts: the stream created if missing (with the lab's
+configuration: creating cannot change or remove it), its life (``svc.*``), its rejections."""
+
+
+def _facts(*domains: str) -> tuple[str, ...]:
+    return tuple(f"lab.*.{d}.>" for d in domains)
+
+
+@dataclass(frozen=True)
+class Role:
+    publish: tuple[str, ...]
+    answers: tuple[str, ...] = ()  # command subjects it serves (subscribes to)
+
+    def permissions(self) -> dict[str, object]:
+        subscribe = ["_INBOX.>", *self.answers]
+        if self.answers:
+            subscribe.append("$SRV.>")  # nats.micro discovery (PING, INFO, STATS)
+        return {"publish": {"allow": list(self.publish)}, "subscribe": {"allow": subscribe},
+                "allow_responses": True}
+
+
+ROLES: dict[str, Role] = {
+    "monitor": Role((*SERVICE, *_facts("obs", "inv", "ticket"))),
+    "agent": Role((*SERVICE, *_facts("ticket", "agent"))),
+    "chaos": Role((*SERVICE, *_facts("chaos")), answers=("cmd.chaos.>",)),
+    "director": Role((*SERVICE, *_facts("director", "run"), "cmd.chaos.>"), answers=("cmd.director.>",)),
+    "loadgen": Role((*SERVICE, *_facts("workload"))),
+    "projector": Role(SERVICE),
+    "operator": Role((*READ, *_facts("ticket"), "cmd.>")),
+    "viewer": Role((*READ, "cmd.director.>")),
+}
+ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class LabCredentials:
+    """One password per role (and ``admin``), kept owner-only in the lab's home."""
+
+    passwords: dict[str, str]
+
+    FILE = "nats-auth.json"
+
+    @classmethod
+    def create(cls, home: Path) -> LabCredentials:
+        creds = cls({role: secrets.token_urlsafe(24) for role in [*ROLES, ADMIN]})
+        _write_private(home / cls.FILE, json.dumps(creds.passwords, indent=1))
+        return creds
+
+    @classmethod
+    def load(cls, home: Path) -> LabCredentials | None:
+        """The lab's credentials, or None where the lab runs without (an external NATS)."""
+        try:
+            doc = json.loads((home / cls.FILE).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return cls({str(k): str(v) for k, v in doc.items()}) if isinstance(doc, dict) else None
+
+    def url(self, base_url: str, role: str) -> str:
+        """``base_url`` with ``role``'s user and password in it."""
+        if role not in self.passwords:
+            raise KeyError(f"no NATS user for role {role!r}")
+        parts = urlparse(base_url)
+        host = parts.hostname or "127.0.0.1"
+        netloc = f"{quote(role)}:{quote(self.passwords[role], safe='')}@{host}" + (
+            f":{parts.port}" if parts.port else "")
+        return urlunparse(parts._replace(netloc=netloc))
+
+    def server_config(self, port: int, store_dir: Path) -> str:
+        """nats-server's configuration: 127.0.0.1 only, JetStream, these users and nobody else."""
+        users = [{"user": ADMIN, "password": self.passwords[ADMIN]}]
+        users += [{"user": role, "password": self.passwords[role], "permissions": spec.permissions()}
+                  for role, spec in ROLES.items()]
+        # NATS' configuration format reads JSON; strings are quoted, so no value can break out
+        return "\n".join([
+            "listen: " + json.dumps(f"127.0.0.1:{port}"),
+            "jetstream: " + json.dumps({"store_dir": str(store_dir)}),
+            "authorization: " + json.dumps({"users": users}, indent=1),
+            "",
+        ])
+
+    def write_server_config(self, path: Path, port: int, store_dir: Path) -> Path:
+        _write_private(path, self.server_config(port, store_dir))
+        return path
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read, never readable by others meanwhile."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    path.chmod(0o600)
