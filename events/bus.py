@@ -129,9 +129,11 @@ class Bus:
         async def on_error(exc: Exception) -> None:
             log.warning("nats error source=%s error=%r", source, exc)
 
+        credentials = settings.credentials()
         nc = await nats.connect(
             settings.nats_url,
             name=source,
+            **({"user": credentials[0], "password": credentials[1]} if credentials else {}),
             connect_timeout=connect_timeout_s,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.25,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STREAM_NAME = "LAB"
@@ -15,8 +17,29 @@ class BusSettings(BaseSettings):
         default="nats://127.0.0.1:4222",
         validation_alias=AliasChoices("OPLAB_NATS_URL", "NATS_URL"),
     )
+    nats_user: str | None = None
+    """The NATS user to connect as (a lab whose NATS has users: see ``oplab.nats_auth``)."""
+    nats_password: SecretStr | None = None
+    nats_password_file: Path | None = None
+    """Where the user's password is kept, instead of ``nats_password`` (a container's mounted secret)."""
     stream_max_age_s: float = 7 * 24 * 3600.0
     stream_max_bytes: int = 2 * 1024**3
     stream_duplicate_window_s: float = 120.0
     max_deliver: int = 5
     ack_wait_s: float = 30.0
+
+    def credentials(self) -> tuple[str, str] | None:
+        """(user, password) to connect with, or None (anonymous, or credentials in the URL).
+        Raises ``ValueError`` if a user is named without a readable password."""
+        if not self.nats_user:
+            return None
+        if self.nats_password is not None:
+            return self.nats_user, self.nats_password.get_secret_value()
+        if self.nats_password_file is not None:
+            try:
+                return self.nats_user, self.nats_password_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"NATS user {self.nats_user}: cannot read its password file "
+                                 f"{self.nats_password_file}: {exc.strerror}") from exc
+        raise ValueError(f"NATS user {self.nats_user} has no password: set OPLAB_NATS_PASSWORD "
+                         "or OPLAB_NATS_PASSWORD_FILE")

@@ -16,10 +16,16 @@ from oplab.stack import Stack, saved_url
 
 
 @contextmanager
-def lab_nats_url(settings: LabSettings) -> Iterator[str]:
+def lab_nats_url(settings: LabSettings, role: str = "viewer") -> Iterator[str]:
+    """The URL to reach the lab's log as ``role`` (see :mod:`oplab.nats_auth`: ``viewer`` reads,
+    ``operator`` approves and commands, ``admin`` imports)."""
     stack = Stack(settings)
     running = saved_url(stack.home / "stack.json", "nats_url") if stack.running() else None
-    if running is not None:
+    info = stack.info() if running is not None else None
+    if info is not None:
+        yield stack.nats_url(info, role)
+        return
+    if running is not None:  # a stack of another lab version
         yield running
         return
     if settings.nats_url:

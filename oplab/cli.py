@@ -10,11 +10,13 @@ import asyncio
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
+from oplab.nats_auth import ADMIN
 from oplab.settings import LabSettings
 from oplab.stack import Stack, StackError, StackInfo, redacted
 from subjects.registry import DEFAULT_SUBJECT
@@ -203,20 +205,21 @@ def demo(fault: Annotated[str | None, typer.Option(
                         progress=_progress)
     except StackError as exc:
         _fail(str(exc))
+    viewer = replace(info, nats_url=stack.nats_url(info, "viewer"))  # what watching the run takes
     try:
         if headless:
             def chapter(line: str) -> None:
                 typer.echo(line, err=as_json)
 
-            summary = asyncio.run(watch_headless(info, chapter, settings.demo_timeout_s))
+            summary = asyncio.run(watch_headless(viewer, chapter, settings.demo_timeout_s))
         else:
             _log_to_file(stack.home / "logs" / "console.log")
-            asyncio.run(run_interactive(info))
-            summary = asyncio.run(finished_summary(info))
+            asyncio.run(run_interactive(viewer))
+            summary = asyncio.run(finished_summary(viewer))
     except KeyboardInterrupt:
         summary = {"run": info.run, "outcome": "interrupted"}
     finally:
-        exported = _export_compose_run(info, stack.home)
+        exported = _export_compose_run(viewer, stack.home)
         stack.down(progress=_progress)
     if exported is not None:
         _import_compose_run(exported, settings)
@@ -382,7 +385,7 @@ def import_(path: Annotated[Path, typer.Argument(help="A file written by `oplab 
 
     try:
         archive = read_archive(path)
-        with lab_nats_url(LabSettings()) as url:
+        with lab_nats_url(LabSettings(), ADMIN) as url:
             done = asyncio.run(import_run(url, archive))
     except RunAlreadyInLog as exc:
         _fail(str(exc))
@@ -469,7 +472,7 @@ def _decide(action_id: str, *, approve: bool, reason: str, run: str | None, as_j
             await bus.close()
 
     try:
-        with lab_nats_url(settings) as url:
+        with lab_nats_url(settings, "operator") as url:
             doc = asyncio.run(go(url))
     except (ActionNotFound, IllegalTransition) as exc:
         _fail(str(exc))
@@ -538,10 +541,11 @@ def _chaos(verb: str, body: dict[str, Any]) -> dict[str, Any]:
     from events.commands import CommandError, request
     from events.settings import BusSettings
 
-    info = _stack().require()
+    stack = _stack()
+    url = stack.nats_url(stack.require(), "operator")
 
     async def call() -> dict[str, Any]:
-        bus = await Bus.connect(BusSettings(nats_url=info.nats_url), source="oplab-cli", ensure_stream=False)
+        bus = await Bus.connect(BusSettings(nats_url=url), source="oplab-cli", ensure_stream=False)
         try:
             return await request(bus.nc, "chaos", verb, body)
         finally:

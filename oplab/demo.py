@@ -93,6 +93,7 @@ def import_for_replay(path: Path, settings: LabSettings) -> int:
     """Store an exported run in the local log (``oplab events``, ``oplab console --replay``)."""
     from oplab.access import lab_nats_url
     from oplab.archive import import_run, read_archive
+    from oplab.nats_auth import ADMIN
 
-    with lab_nats_url(settings) as url:
+    with lab_nats_url(settings, ADMIN) as url:
         return asyncio.run(import_run(url, read_archive(path))).stored

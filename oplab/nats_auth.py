@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlparse, urlunparse
 
-from events.bus import STREAM_NAME
+from events.settings import STREAM_NAME
 
 _JS = f"$JS.API.CONSUMER.%s.{STREAM_NAME}"
 READ = (
@@ -106,7 +106,7 @@ class LabCredentials:
     @classmethod
     def create(cls, home: Path) -> LabCredentials:
         creds = cls({role: secrets.token_urlsafe(24) for role in [*ROLES, ADMIN]})
-        _write_private(home / cls.FILE, json.dumps(creds.passwords, indent=1))
+        write_private(home / cls.FILE, json.dumps(creds.passwords, indent=1))
         return creds
 
     @classmethod
@@ -142,11 +142,11 @@ class LabCredentials:
         ])
 
     def write_server_config(self, path: Path, port: int, store_dir: Path) -> Path:
-        _write_private(path, self.server_config(port, store_dir))
+        write_private(path, self.server_config(port, store_dir))
         return path
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write ``text`` to a file only its owner can read, never readable by others meanwhile."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -49,6 +49,7 @@ from events.settings import BusSettings
 from events.subjects import run_type
 from oplab.compose import Compose, ComposeFailed, ComposeRun
 from oplab.infra import free_port, nats_command
+from oplab.nats_auth import ADMIN, LabCredentials, write_private
 from oplab.settings import LabSettings
 from oplab.supervisor import SERVICES, Program, Supervisor, render_config, supervisord_binary
 from subjects.contract import ComposeProject, Deployment, HealthCheck, LocalProcess, Site
@@ -159,6 +160,12 @@ class Stack:
         return [{"name": p["name"], "group": p["group"], "state": p["statename"], "pid": p["pid"],
                  "description": p["description"]} for p in sup.processes()]
 
+    def nats_url(self, info: StackInfo, role: str) -> str:
+        """The run's NATS URL for ``role`` (see :mod:`oplab.nats_auth`): with that role's user
+        where the lab runs its own NATS, as given where it does not (an external or compose NATS)."""
+        credentials = LabCredentials.load(self.home) if info.embedded_nats else None
+        return info.nats_url if credentials is None else credentials.url(info.nats_url, role)
+
     def service_env(self, info: StackInfo) -> dict[str, str]:
         """The environment every child process gets: the run, the lab's endpoints, the subject's."""
         env = {
@@ -188,10 +195,12 @@ class Stack:
         info, deployment = self._plan(subject or self.settings.subject, fault, mode)
         if deployment.compose is not None:
             return self._up_compose(info, deployment.compose, progress)
+        if info.embedded_nats:  # our NATS: every process gets its own user (see oplab.nats_auth)
+            LabCredentials.create(self.home)
         programs = self._programs(info, deployment)
+        # the programs' environments hold their NATS passwords: owner-only from the first byte
+        write_private(self.home / "supervisord.conf", render_config(self.home, info.supervisor_url, programs))
         conf = self.home / "supervisord.conf"
-        conf.write_text(render_config(self.home, info.supervisor_url, programs))
-        conf.chmod(0o600)
         info.save(self.home / "stack.json")
         progress(f"run {info.run}: starting supervisord")
         subprocess.run([supervisord_binary(), "-c", str(conf)], check=True, env=self._child_env(info))
@@ -225,7 +234,7 @@ class Stack:
                   f"the compose project's NATS is not published at {info.nats_url}")
             progress("waiting for every service to report ready")
             timeout = self.settings.start_timeout_s
-            missing = asyncio.run(_wait_services_ready(info, set(SERVICES), timeout))
+            missing = asyncio.run(_wait_services_ready(info.run, self.nats_url(info, ADMIN), set(SERVICES), timeout))
             if missing:
                 raise StackError(f"not ready within {timeout:.0f}s: {', '.join(sorted(missing))}; "
                                  f"see `docker compose -f {project.file} --profile {project.profile} logs`")
@@ -272,16 +281,23 @@ class Stack:
     def _programs(self, info: StackInfo, deployment: Deployment) -> list[Program]:
         py = sys.executable
         programs: list[Program] = []
+        credentials = LabCredentials.load(self.home) if info.embedded_nats else None
         if info.embedded_nats:
-            programs.append(Program("nats", nats_command(self.home / "nats", _port(info.nats_url)),
+            config = None
+            if credentials is not None:
+                config = credentials.write_server_config(self.home / "nats.conf", _port(info.nats_url),
+                                                         self.home / "nats" / "js")
+            programs.append(Program("nats", nats_command(self.home / "nats", _port(info.nats_url), config=config),
                                     priority=10, autorestart="true"))
         for process in deployment.processes:
             programs.append(Program(process.name, process.command, priority=20 + process.stage,
                                     autorestart="true" if process.restart_on_crash else "false"))
         for priority, service in enumerate(SERVICES, start=50):
             numprocs = self.settings.agents if service == "agent" else 1
+            env = {} if credentials is None else {"OPLAB_NATS_USER": service,
+                                                   "OPLAB_NATS_PASSWORD": credentials.passwords[service]}
             programs.append(Program(service, [py, "-m", f"services.{service}"], priority=priority,
-                                    numprocs=numprocs))
+                                    numprocs=numprocs, environment=env))
         return programs
 
     def _start_all(self, info: StackInfo, deployment: Deployment, sup: Supervisor, progress: Progress) -> None:
@@ -309,7 +325,7 @@ class Stack:
             else:
                 sup.start(service)
         progress("waiting for every service to report ready")
-        missing = asyncio.run(_wait_services_ready(info, set(SERVICES), timeout))
+        missing = asyncio.run(_wait_services_ready(info.run, self.nats_url(info, ADMIN), set(SERVICES), timeout))
         if missing:
             raise StackError(f"not ready within {timeout:.0f}s: {', '.join(sorted(missing))}; "
                              f"see {self.home / 'logs'}")
@@ -346,7 +362,7 @@ class Stack:
             return  # a stack an older lab started: its chaos service reverts on SIGTERM
         progress("reverting active faults")
         try:
-            result = asyncio.run(_revert_all(info.nats_url, REVERT_TIMEOUT_S))
+            result = asyncio.run(_revert_all(self.nats_url(info, "operator"), REVERT_TIMEOUT_S))
         except Exception as exc:  # best effort: the subject's processes stop with the lab anyway
             progress(f"could not revert the faults ({exc}); stopping anyway")
             return
@@ -374,7 +390,8 @@ class Stack:
             sup.ensure_started(service)
         if service in SERVICES:
             timeout = self.settings.start_timeout_s
-            missing = asyncio.run(_wait_services_ready(info, {service}, timeout, since=started_after))
+            missing = asyncio.run(_wait_services_ready(info.run, self.nats_url(info, ADMIN), {service}, timeout,
+                                                       since=started_after))
             if missing:
                 raise StackError(f"{service} did not report ready within {timeout:.0f}s; "
                                  f"see {self.home / 'logs' / (service + '.log')}")
@@ -397,7 +414,8 @@ class Stack:
         lab_service = name.removeprefix(f"{profile}-")
         if lab_service in SERVICES:
             timeout = self.settings.start_timeout_s
-            missing = asyncio.run(_wait_services_ready(info, {lab_service}, timeout, since=started_after))
+            missing = asyncio.run(_wait_services_ready(info.run, self.nats_url(info, ADMIN), {lab_service},
+                                                       timeout, since=started_after))
             if missing:
                 raise StackError(f"{name} did not report ready within {timeout:.0f}s: `docker compose logs {name}`")
 
@@ -419,11 +437,11 @@ async def _revert_all(nats_url: str, timeout: float) -> dict[str, Any]:
         await bus.close()
 
 
-async def _wait_services_ready(info: StackInfo, services: set[str], timeout: float,
+async def _wait_services_ready(run: str, nats_url: str, services: set[str], timeout: float,
                                since: float | None = None) -> set[str]:
     """Wait for each service's ``svc.started`` (recorded once it accepts work) at or after
     ``since`` (epoch seconds); return the services still missing at the deadline."""
-    bus = await Bus.connect(BusSettings(nats_url=info.nats_url), source="oplab-up")
+    bus = await Bus.connect(BusSettings(nats_url=nats_url), source="oplab-up")
     await bus.ensure_stream(update=True)  # the launcher owns the stream's limits
     seen: set[str] = set()
     all_ready = asyncio.Event()
@@ -434,7 +452,7 @@ async def _wait_services_ready(info: StackInfo, services: set[str], timeout: flo
             if services <= seen:
                 all_ready.set()
 
-    replay = await bus.replay(run_type(info.run, ServiceStarted), handle, follow=True)
+    replay = await bus.replay(run_type(run, ServiceStarted), handle, follow=True)
     try:
         await asyncio.wait_for(all_ready.wait(), timeout)
     except TimeoutError:

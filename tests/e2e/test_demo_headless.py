@@ -105,3 +105,6 @@ async def test_the_demo_runs_on_embedded_servers_alone(tmp_path: Path) -> None:
     summary, _ = run_demo("node_kill", env)
     assert summary["outcome"] == "resolved" and summary["resolved_by"] == "agent"
     assert (tmp_path / "oplab" / "nats" / "js").is_dir()
+    # ... its NATS with a user per service (tests/oplab/test_nats_auth.py), the secrets owner-only
+    for secret in ("nats-auth.json", "nats.conf", "supervisord.conf"):
+        assert (tmp_path / "oplab" / secret).stat().st_mode & 0o777 == 0o600
