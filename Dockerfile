@@ -22,7 +22,8 @@ COPY tests/fakes/tikv tests/fakes/tikv
 
 # The lab (the last stage: what `docker build .` and the compose file's `build: .` make).
 FROM install AS lab
-RUN useradd --create-home lab && mkdir -p /data && chown lab /data
+# /auth: the NATS users nats-auth writes (a named volume takes the ownership of the image's directory)
+RUN useradd --create-home lab && mkdir -p /data /auth && chown lab /data /auth && chmod 700 /auth
 USER lab
 ENV OPLAB_HOME=/data
 CMD ["oplab", "--help"]

@@ -51,7 +51,7 @@ def _setup_logging(path: str | None) -> None:
 
 async def _main(args: argparse.Namespace) -> None:
     settings = BusSettings(nats_url=args.nats_url) if args.nats_url else BusSettings()
-    bus = await Bus.connect(settings, source=f"console-{os.getpid()}")
+    bus = await Bus.connect(settings.for_role("viewer"), source=f"console-{os.getpid()}")
 
     async def next_chapter() -> None:
         await request(bus.nc, "director", "next", timeout=2.0, wait_for_service_s=0.5)

@@ -18,11 +18,13 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlparse
 
 import nats
 from nats.aio.client import Client
@@ -41,6 +43,11 @@ log = logging.getLogger(__name__)
 
 WRONG_LAST_SEQUENCE = 10071
 _REDELIVERY_DELAY_S = 0.5
+
+
+class BusRefused(ConnectionError):
+    """The NATS server refused the connection's credentials: a password never fixes itself, so
+    connecting stops at once (instead of retrying for ever) and says who was refused where."""
 
 
 class ConcurrencyConflict(Exception):
@@ -126,11 +133,20 @@ class Bus:
         async def on_reconnect() -> None:
             log.info("nats reconnected source=%s", source)
 
+        refused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
         async def on_error(exc: Exception) -> None:
+            if not holder and "authorization violation" in str(exc).lower() and not refused.done():
+                refused.set_exception(BusRefused(
+                    f"NATS at {_where(settings.nats_url)} refused the connection of {source} "
+                    f"({_who(credentials[0] if credentials else _user_in(settings.nats_url))}): authorization "
+                    "violation. The lab's NATS has a user per role: give one with OPLAB_NATS_USER and "
+                    "OPLAB_NATS_PASSWORD (or a directory of them, OPLAB_NATS_AUTH_DIR)"))
+                return
             log.warning("nats error source=%s error=%r", source, exc)
 
         credentials = settings.credentials()
-        nc = await nats.connect(
+        connecting = asyncio.ensure_future(nats.connect(
             settings.nats_url,
             name=source,
             **({"user": credentials[0], "password": credentials[1]} if credentials else {}),
@@ -141,7 +157,14 @@ class Bus:
             disconnected_cb=on_disconnect,
             reconnected_cb=on_reconnect,
             error_cb=on_error,
-        )
+        ))
+        await asyncio.wait({connecting, refused}, return_when=asyncio.FIRST_COMPLETED)
+        if refused.done() and not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await connecting
+            refused.result()  # raises BusRefused
+        nc = connecting.result()
         holder.append(nc)
         bus = cls(nc, settings, source)
         if ensure_stream:
@@ -433,3 +456,17 @@ class Bus:
             await self.publish(event)
         except Exception:  # the rejection record is best effort; the log line remains
             log.exception("could not record rejection seq=%s", seq)
+
+
+def _where(url: str) -> str:
+    """``url`` without its credentials, for messages."""
+    parts = urlparse(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def _user_in(url: str) -> str | None:
+    return urlparse(url).username
+
+
+def _who(user: str | None) -> str:
+    return f"user {user!r}" if user else "no user: anonymous connections are refused"

@@ -22,11 +22,21 @@ class BusSettings(BaseSettings):
     nats_password: SecretStr | None = None
     nats_password_file: Path | None = None
     """Where the user's password is kept, instead of ``nats_password`` (a container's mounted secret)."""
+    nats_auth_dir: Path | None = None
+    """A directory of password files named after their roles (compose's ``nats-auth`` volume): a
+    process connects as the role it plays (:meth:`for_role`)."""
     stream_max_age_s: float = 7 * 24 * 3600.0
     stream_max_bytes: int = 2 * 1024**3
     stream_duplicate_window_s: float = 120.0
     max_deliver: int = 5
     ack_wait_s: float = 30.0
+
+    def for_role(self, role: str) -> BusSettings:
+        """These settings as ``role`` where the lab keeps a password per role (``nats_auth_dir``)
+        and no user is given; otherwise unchanged."""
+        if self.nats_auth_dir is None or self.nats_user:
+            return self
+        return self.model_copy(update={"nats_user": role, "nats_password_file": self.nats_auth_dir / role})
 
     def credentials(self) -> tuple[str, str] | None:
         """(user, password) to connect with, or None (anonymous, or credentials in the URL).

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from events.settings import BusSettings
 from oplab.infra import start_nats
+from oplab.nats_auth import with_user
 from oplab.settings import LabSettings
 from oplab.stack import Stack, saved_url
 
@@ -28,8 +30,9 @@ def lab_nats_url(settings: LabSettings, role: str = "viewer") -> Iterator[str]:
     if running is not None:  # a stack of another lab version
         yield running
         return
-    if settings.nats_url:
-        yield settings.nats_url
+    if settings.nats_url:  # a NATS elsewhere (a compose project's, say): its users, if it has any
+        credentials = BusSettings(nats_url=settings.nats_url).for_role(role).credentials()
+        yield settings.nats_url if credentials is None else with_user(settings.nats_url, *credentials)
         return
     store = stack.home / "nats"
     server = start_nats(store)

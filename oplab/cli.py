@@ -619,6 +619,33 @@ def chaos_revert(fault_id: Annotated[str | None, typer.Argument()] = None,
         raise typer.Exit(1)
 
 
+@app.command("nats-auth", hidden=True)
+def nats_auth(directory: Annotated[Path, typer.Argument(help="Where the users and the server's config go")],
+              port: int = 4222, http_port: int = 8222, store: Path = Path("/data"),
+              as_json: JsonOpt = False) -> None:
+    """Write a lab NATS's users (one password file per role) and its server configuration.
+
+    For compose's one-shot ``nats-auth`` service. The passwords are the ones given in
+    OPLAB_NATS_AUTH (JSON, from ``oplab up``), else those already in DIRECTORY, else new ones.
+    No password is printed."""
+    import os
+
+    from oplab.nats_auth import LabCredentials
+
+    given = os.environ.get("OPLAB_NATS_AUTH")
+    try:
+        kept = LabCredentials.from_json(given) if given else LabCredentials.from_dir(directory)
+    except ValueError as exc:
+        _fail(f"OPLAB_NATS_AUTH: {exc}", 2)
+    how = "given" if given else ("kept" if kept is not None else "generated")
+    credentials = kept or LabCredentials.generate()
+    credentials.write_dir(directory)
+    credentials.write_server_config(directory / "nats.conf", port, store, host="0.0.0.0", http_port=http_port)
+    _emit({"directory": str(directory), "roles": sorted(credentials.passwords), "passwords": how}, as_json,
+          f"NATS users for {len(credentials.passwords)} roles in {directory} ({how} passwords); "
+          f"server config {directory / 'nats.conf'}")
+
+
 def _scalar(text: str) -> Any:
     try:
         return json.loads(text)
@@ -633,7 +660,13 @@ def main() -> None:
 
     configure_logging("kv", "WARNING")
     logging.getLogger("events.bus").setLevel(logging.ERROR)  # reconnect chatter is not for CLI users
+    from events.bus import BusRefused
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except BusRefused as exc:  # any command, any NATS: the reason and what to do, no traceback
+        typer.secho(f"error: {exc}. Under compose, the viewer's password is in the lab's volume: "
+                    "`docker compose run --rm -T console cat /auth/viewer`", fg=typer.colors.RED, err=True)
+        sys.exit(1)

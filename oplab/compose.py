@@ -12,8 +12,8 @@ naming Docker rather than hanging:
 3. ``up -d --build``: the project's profile starts; on any failure it is brought ``down`` again.
 
 Everything the project needs to be found again (``status``, ``restart``, ``down`` from another
-shell) is its file and the few variables that select the profile, the run and the published
-NATS port: :attr:`ComposeRun.saved` goes into ``stack.json``.
+shell) is its file and the few variables that select the profile, the run, the published NATS port
+and the NATS users' passwords: :attr:`ComposeRun.saved` goes into ``stack.json`` (owner-only).
 """
 
 from __future__ import annotations
@@ -47,13 +47,16 @@ class ComposeRun:
     variables: dict[str, str]
 
     @classmethod
-    def plan(cls, project: ComposeProject, *, run: str, nats_port: int, fault: str, mode: str) -> ComposeRun:
+    def plan(cls, project: ComposeProject, *, run: str, nats_port: int, fault: str, mode: str,
+             nats_auth: str = "") -> ComposeRun:
+        """``nats_auth``: the NATS users' passwords (JSON) the project's ``nats-auth`` writes."""
         variables = {
             "COMPOSE_PROFILES": project.profile,
             project.run_variable: run,
             project.nats_port_variable: str(nats_port),
             "OPLAB_FAULT": fault,
             "OPLAB_DIRECTOR_MODE": mode,
+            "OPLAB_NATS_AUTH": nats_auth,
         }
         for name in ("COMPOSE_PROJECT_NAME", "COMPOSE_FILE"):  # the project brought up is the one brought down
             if os.environ.get(name):

@@ -104,8 +104,13 @@ class LabCredentials:
     FILE = "nats-auth.json"
 
     @classmethod
+    def generate(cls) -> LabCredentials:
+        return cls({role: secrets.token_urlsafe(24) for role in [*ROLES, ADMIN]})
+
+    @classmethod
     def create(cls, home: Path) -> LabCredentials:
-        creds = cls({role: secrets.token_urlsafe(24) for role in [*ROLES, ADMIN]})
+        """New credentials, kept in ``home`` (an ``oplab up``)."""
+        creds = cls.generate()
         write_private(home / cls.FILE, json.dumps(creds.passwords, indent=1))
         return creds
 
@@ -118,32 +123,67 @@ class LabCredentials:
             return None
         return cls({str(k): str(v) for k, v in doc.items()}) if isinstance(doc, dict) else None
 
+    @classmethod
+    def from_json(cls, text: str) -> LabCredentials:
+        """Credentials handed over as JSON (``{"role": "password", ...}``, every role); ValueError if not."""
+        doc = json.loads(text)
+        if not isinstance(doc, dict) or set(doc) != {*ROLES, ADMIN} or not all(
+                isinstance(v, str) and v for v in doc.values()):
+            raise ValueError(f"NATS credentials must give a password for each of {', '.join([*ROLES, ADMIN])}")
+        return cls(dict(doc))
+
+    @classmethod
+    def from_dir(cls, directory: Path) -> LabCredentials | None:
+        """Credentials kept as one file per role (a compose volume), or None if any is missing."""
+        try:
+            return cls({role: (directory / role).read_text().strip() for role in [*ROLES, ADMIN]})
+        except OSError:
+            return None
+
+    def to_json(self) -> str:
+        return json.dumps(self.passwords)
+
+    def write_dir(self, directory: Path) -> None:
+        """One owner-only file per role, named after it (what ``OPLAB_NATS_AUTH_DIR`` reads)."""
+        for role, password in self.passwords.items():
+            write_private(directory / role, password + "\n")
+
     def url(self, base_url: str, role: str) -> str:
         """``base_url`` with ``role``'s user and password in it."""
         if role not in self.passwords:
             raise KeyError(f"no NATS user for role {role!r}")
-        parts = urlparse(base_url)
-        host = parts.hostname or "127.0.0.1"
-        netloc = f"{quote(role)}:{quote(self.passwords[role], safe='')}@{host}" + (
-            f":{parts.port}" if parts.port else "")
-        return urlunparse(parts._replace(netloc=netloc))
+        return with_user(base_url, role, self.passwords[role])
 
-    def server_config(self, port: int, store_dir: Path) -> str:
-        """nats-server's configuration: 127.0.0.1 only, JetStream, these users and nobody else."""
+    def server_config(self, port: int, store_dir: Path, *, host: str = "127.0.0.1",
+                      http_port: int | None = None) -> str:
+        """nats-server's configuration: JetStream, these users and nobody else (127.0.0.1 unless
+        told: a container listens on every interface of its own network)."""
         users = [{"user": ADMIN, "password": self.passwords[ADMIN]}]
         users += [{"user": role, "password": self.passwords[role], "permissions": spec.permissions()}
                   for role, spec in ROLES.items()]
         # NATS' configuration format reads JSON; strings are quoted, so no value can break out
+        lines = ["listen: " + json.dumps(f"{host}:{port}")]
+        if http_port is not None:
+            lines.append("http: " + json.dumps(f"{host}:{http_port}"))
         return "\n".join([
-            "listen: " + json.dumps(f"127.0.0.1:{port}"),
+            *lines,
             "jetstream: " + json.dumps({"store_dir": str(store_dir)}),
             "authorization: " + json.dumps({"users": users}, indent=1),
             "",
         ])
 
-    def write_server_config(self, path: Path, port: int, store_dir: Path) -> Path:
-        write_private(path, self.server_config(port, store_dir))
+    def write_server_config(self, path: Path, port: int, store_dir: Path, *, host: str = "127.0.0.1",
+                            http_port: int | None = None) -> Path:
+        write_private(path, self.server_config(port, store_dir, host=host, http_port=http_port))
         return path
+
+
+def with_user(url: str, user: str, password: str) -> str:
+    """``url`` with ``user`` and ``password`` in it (replacing any there)."""
+    parts = urlparse(url)
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname or '127.0.0.1'}" + (
+        f":{parts.port}" if parts.port else "")
+    return urlunparse(parts._replace(netloc=netloc))
 
 
 def write_private(path: Path, text: str) -> None:

@@ -162,8 +162,10 @@ class Stack:
 
     def nats_url(self, info: StackInfo, role: str) -> str:
         """The run's NATS URL for ``role`` (see :mod:`oplab.nats_auth`): with that role's user
-        where the lab runs its own NATS, as given where it does not (an external or compose NATS)."""
-        credentials = LabCredentials.load(self.home) if info.embedded_nats else None
+        where the lab runs its own NATS (embedded, or its compose project's), as given where it
+        does not (an external NATS)."""
+        ours = info.embedded_nats or info.compose is not None
+        credentials = LabCredentials.load(self.home) if ours else None
         return info.nats_url if credentials is None else credentials.url(info.nats_url, role)
 
     def service_env(self, info: StackInfo) -> dict[str, str]:
@@ -217,7 +219,9 @@ class Stack:
     def _up_compose(self, info: StackInfo, project: ComposeProject, progress: Progress) -> StackInfo:
         """The run as the compose project's profile; on any failure, nothing of it left running."""
         port = free_port()
-        run = ComposeRun.plan(project, run=info.run, nats_port=port, fault=info.fault, mode=info.mode)
+        credentials = LabCredentials.create(self.home)  # the project's NATS gets these users
+        run = ComposeRun.plan(project, run=info.run, nats_port=port, fault=info.fault, mode=info.mode,
+                              nats_auth=credentials.to_json())
         info.nats_url, info.embedded_nats, info.supervisor_url = f"nats://127.0.0.1:{port}", False, ""
         info.compose = run.saved
         compose = Compose(run)

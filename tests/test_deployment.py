@@ -30,7 +30,10 @@ def test_compose_runs_every_service_with_its_endpoints_from_the_environment() ->
         # the rate limiter's own endpoints, as its provisioner gives them to a local run
         for key in ("OPLAB_RL_REDIS_URL", "OPLAB_RL_NODES", "OPLAB_RL_SUPERVISOR_URL", "OPLAB_RL_KEY_PREFIX"):
             assert env.get(key), f"{name} lacks {key}"
-    assert "-js" in services["nats"]["command"] and services["nats"]["volumes"]
+    # NATS runs on the users and JetStream store nats-auth writes into its config (oplab/nats_auth.py)
+    assert services["nats"]["command"] == ["-c", "/auth/nats.conf"] and "nats-data:/data" in services["nats"]["volumes"]
+    assert services["nats-auth"]["command"] == ["oplab", "nats-auth", "/auth", "--store", "/data"]
+    assert services["nats"]["depends_on"] == {"nats-auth": {"condition": "service_completed_successfully"}}
     assert services["console"]["profiles"] == ["console"]
 
 
@@ -61,16 +64,27 @@ def test_host_ports_come_from_variables() -> None:
 
 def test_every_service_is_healthchecked_and_starts_after_what_it_needs_is_healthy() -> None:
     services = compose()["services"]
+    one_shot = {"nats-auth"}  # runs to completion before NATS starts
     for name, service in services.items():
         if "console" in service.get("profiles", []):
             assert service["healthcheck"] == {"disable": True}  # a one-off, not a service
             continue
+        if name in one_shot:
+            assert service["restart"] == "no"
+            continue
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
         for needed, how in (service.get("depends_on") or {}).items():
+            if needed in one_shot:
+                assert how["condition"] == "service_completed_successfully"
+                continue
             assert how["condition"] == "service_healthy", f"{name} starts before {needed} is healthy"
             assert services[needed].get("healthcheck", {}).get("test"), f"{needed} cannot become healthy"
     lab = [n for n, s in services.items() if s.get("command", [None])[:2] == ["python", "-m"]]
     assert lab and all(services[n]["environment"]["OPLAB_READY_FILE"] == "/tmp/oplab-ready" for n in lab)
+    # each lab service connects as its own NATS user, from the volume only the lab's containers mount
+    for n in [*lab, "console"]:
+        assert services[n]["environment"]["OPLAB_NATS_AUTH_DIR"] == "/auth", n
+        assert "nats-auth:/auth:ro" in services[n]["volumes"], n
     assert set(services["director"]["depends_on"]) >= {"monitor", "chaos", "agent", "loadgen", "ratelimiter"}
 
 
@@ -125,7 +139,8 @@ def test_the_tikv_lab_runs_beside_its_cluster_and_only_chaos_and_the_agent_reach
     assert proxy["volumes"] == ["/var/run/docker.sock:/var/run/docker.sock:ro"]
     allowed = {k for k, v in proxy["environment"].items() if v == 1}
     assert allowed == {"CONTAINERS", "NETWORKS", "POST", "ALLOW_START", "ALLOW_RESTARTS"}
-    assert all(services[n].get("profiles") for n in services if n != "nats"), "every subject has its profile"
+    assert all(services[n].get("profiles") for n in services if n not in ("nats", "nats-auth")), \
+        "every subject has its profile"
     assert (ROOT / ".env").read_text().count("COMPOSE_PROFILES=ratelimiter") == 1
 
 
@@ -143,7 +158,7 @@ def test_docker_compose_accepts_the_tikv_profile() -> None:
     if result.returncode != 0 and "is not a docker command" in result.stderr:
         pytest.skip("the docker CLI has no compose plugin")
     assert result.returncode == 0, result.stderr
-    assert set(result.stdout.split()) == {"nats", "docker-proxy", *TIKV_CLUSTER, *TIKV_LAB}
+    assert set(result.stdout.split()) == {"nats", "nats-auth", "docker-proxy", *TIKV_CLUSTER, *TIKV_LAB}
     default = subprocess.run(["docker", "compose", "config", "--services"], cwd=ROOT, capture_output=True,
                              text=True, timeout=60)
     assert "tikv1" not in default.stdout and "monitor" in default.stdout

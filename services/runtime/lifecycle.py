@@ -121,7 +121,7 @@ async def serve(factory: type[ServiceProcess], settings: ServiceSettings | None 
                 bus_settings: BusSettings | None = None) -> int:
     settings = settings or ServiceSettings()
     source = f"{factory.name}/{settings.instance}"
-    bus = await Bus.connect(bus_settings, source=source)
+    bus = await Bus.connect((bus_settings or BusSettings()).for_role(factory.name), source=source)
     service = factory(bus, settings)
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()

@@ -17,9 +17,11 @@ PROJECT = ComposeProject(file=Path("/repo/docker-compose.yml"), profile="tikv", 
 def test_a_run_names_its_profile_run_port_fault_and_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COMPOSE_PROJECT_NAME", raising=False)
     monkeypatch.delenv("COMPOSE_FILE", raising=False)
-    run = ComposeRun.plan(PROJECT, run="r-1", nats_port=14222, fault="store_kill", mode="auto")
+    run = ComposeRun.plan(PROJECT, run="r-1", nats_port=14222, fault="store_kill", mode="auto",
+                          nats_auth='{"viewer": "pw"}')
     assert run.variables == {"COMPOSE_PROFILES": "tikv", "OPLAB_TIKV_RUN": "r-1", "OPLAB_NATS_PORT": "14222",
-                             "OPLAB_FAULT": "store_kill", "OPLAB_DIRECTOR_MODE": "auto"}
+                             "OPLAB_FAULT": "store_kill", "OPLAB_DIRECTOR_MODE": "auto",
+                             "OPLAB_NATS_AUTH": '{"viewer": "pw"}'}
 
 
 def test_compose_own_variables_are_remembered_so_down_finds_the_same_project(

@@ -4,6 +4,10 @@ and commands, nobody connects without a user, and a forged fact is never stored.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,7 +24,7 @@ from events import (
     WorkloadStats,
     new_event,
 )
-from events.bus import STREAM_NAME, Bus
+from events.bus import STREAM_NAME, Bus, BusRefused
 from events.codec import encode
 from events.envelope import utcnow
 from events.settings import BusSettings
@@ -161,6 +165,67 @@ async def test_anonymous_and_wrong_passwords_are_refused(secured: RunningServer,
             await nats.connect(url, allow_reconnect=False, connect_timeout=3)
 
 
+async def test_a_refused_bus_connection_fails_at_once_and_says_who_was_refused(
+        secured: RunningServer, credentials: LabCredentials) -> None:
+    wrong = credentials.url(secured.url, "viewer").replace("viewer:", "viewer:x")
+    for url, who in ((secured.url, "anonymous connections are refused"), (wrong, "user 'viewer'")):
+        with pytest.raises(BusRefused, match=who) as refused:
+            await asyncio.wait_for(Bus.connect(BusSettings(nats_url=url), source="cli/t"), 10)  # not for ever
+        assert "x" + credentials.passwords["viewer"] not in str(refused.value)  # no secret in the message
+
+
 def test_the_secrets_are_owner_only(lab_home: Path, secured: RunningServer) -> None:
     for name in ("nats-auth.json", "nats.conf"):
         assert (lab_home / name).stat().st_mode & 0o777 == 0o600
+
+
+OPLAB = str(Path(sys.executable).parent / "oplab")
+
+
+def nats_auth(directory: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([OPLAB, "nats-auth", str(directory), "--json"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, **env})
+
+
+def test_the_compose_init_writes_a_password_per_role_and_keeps_them(tmp_path: Path) -> None:
+    directory = tmp_path / "auth"
+    first = nats_auth(directory)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["passwords"] == "generated"
+    written = LabCredentials.from_dir(directory)
+    assert written is not None and set(written.passwords) == {*ROLES, ADMIN}
+    assert all((directory / role).stat().st_mode & 0o777 == 0o600 for role in written.passwords)
+    assert not any(pw in first.stdout + first.stderr for pw in written.passwords.values())  # nothing printed
+    assert json.loads(nats_auth(directory).stdout)["passwords"] == "kept"
+    assert LabCredentials.from_dir(directory) == written  # a restarted project keeps its users
+
+    given = LabCredentials.generate()
+    handed = nats_auth(directory, OPLAB_NATS_AUTH=given.to_json())
+    assert json.loads(handed.stdout)["passwords"] == "given" and LabCredentials.from_dir(directory) == given
+    bad = nats_auth(directory, OPLAB_NATS_AUTH='{"viewer": "x"}')
+    assert bad.returncode == 2 and "a password for each of" in bad.stderr
+    assert LabCredentials.from_dir(directory) == given  # bad input loses nothing
+
+
+async def test_a_service_connects_as_the_role_it_plays_from_the_password_directory(tmp_path: Path) -> None:
+    directory = tmp_path / "auth"
+    assert nats_auth(directory).returncode == 0
+    credentials = LabCredentials.from_dir(directory)
+    assert credentials is not None
+    port = free_port()
+    conf = credentials.write_server_config(tmp_path / "nats.conf", port, tmp_path / "js")
+    server = start_nats(tmp_path / "nats", port=port, config=conf)
+    try:
+        settings = BusSettings(nats_url=server.url, nats_auth_dir=directory)
+        admin = await Bus.connect(settings.for_role(ADMIN), source="admin/t")
+        monitor = await Bus.connect(settings.for_role("monitor"), source="monitor/t", ensure_stream=False)
+        assert await monitor.publish(forged(ObsSnapshot(subject="ratelimiter", ok=True)), retry_for_s=0) > 0
+        with pytest.raises(NatsError):
+            event = FORGERIES["chaos.fault_reverted"]
+            await monitor.nc.jetstream(timeout=0.5).publish(event_subject(event), encode(event), stream=STREAM_NAME)
+        await monitor.close()
+        await admin.close()
+    finally:
+        server.stop()
+    with pytest.raises(ValueError, match="cannot read its password file"):
+        BusSettings(nats_auth_dir=tmp_path / "nowhere").for_role("monitor").credentials()
