@@ -140,6 +140,10 @@ class Supervisor:
             if exc.faultCode != Faults.NOT_RUNNING:
                 raise
 
+    def signal(self, name: str, signal: str) -> None:
+        """Send ``signal`` (``KILL``, ``STOP``...) to a program's process."""
+        self._proxy().signalProcess(name, signal)
+
     def shutdown(self) -> None:
         self._proxy().shutdown()
 

@@ -1,0 +1,67 @@
+"""Crash trials (`bench/crash_campaign.py`'s reduced set): SIGKILL of each service in its critical
+window, and one at a random moment, in real auto-mode runs; nothing lost, nothing left behind."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from events import (
+    FaultInjected,
+    FaultReverted,
+    ServiceHeartbeat,
+    TicketOpened,
+    new_event,
+    new_fault_id,
+    new_ticket_id,
+)
+from events.envelope import utcnow
+from oplab.crashes import RANDOM, WINDOWS, _judge, brisk_scenario, plan, run_trial
+from oplab.infra import RunningServer
+from oplab.settings import LabSettings
+
+RUN = "r20261202t000000-crsh"
+
+
+def test_a_campaign_plays_every_window_first_then_random_kills() -> None:
+    trials = plan(8, seed=7)
+    assert [t.window for t in trials[:len(WINDOWS)]] == list(WINDOWS)
+    assert all(t.window == RANDOM and 0 <= t.delay_s <= 6 for t in trials[len(WINDOWS):])
+    assert plan(8, seed=7) == trials  # seeded: the same campaign again
+    assert all(t.fault != "hot_key_burst" for t in trials if t.window in ("agent_mid_remedy",))
+
+
+def test_the_judge_names_what_a_crash_broke() -> None:
+    fault, ticket = new_fault_id(), new_ticket_id()
+
+    def ev(data):  # type: ignore[no-untyped-def]
+        return new_event(data, run=RUN, source="t")
+
+    beat = ev(ServiceHeartbeat(service="monitor", instance="i", version="v", pid=1, uptime_s=1))
+    events = [ev(FaultInjected(fault_id=fault, kind="node_kill", target="node-1",
+                               expires_at=utcnow() + timedelta(minutes=1))),
+              ev(TicketOpened(ticket_id=ticket, invariant="node_down", entity="node-1", subject="ratelimiter",
+                              summary="down", first_seen=utcnow())),
+              ev(FaultReverted(fault_id=fault, reason="ttl")), ev(FaultReverted(fault_id=fault, reason="explicit")),
+              beat, beat]
+    assert _judge(events) == ["1 event id(s) stored twice", f"fault {fault} reverted 2 times (once expected)",
+                              f"ticket(s) left open: {ticket}"]
+    assert _judge([]) == ["no fault was injected"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("trial", plan(len(WINDOWS) + 1, seed=2026), ids=lambda t: f"{t.window}-{t.service}")
+def test_a_killed_service_loses_nothing_and_leaves_nothing_behind(
+        trial, tmp_path: Path, nats_server: RunningServer, valkey_server: RunningServer,  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", valkey_server.url)
+    monkeypatch.setenv("OPLAB_AGENT_LEASE_S", "8")  # a killed agent's claim runs out soon
+    monkeypatch.setenv("OPLAB_AGENT_SESSION_DEADLINE_S", "6")
+    settings = LabSettings(home=tmp_path / "oplab", nats_url=nats_server.url,
+                           scenario=str(brisk_scenario("ratelimiter", tmp_path, countdown_s=1.0)))
+    result = run_trial(trial, settings)
+    assert result.killed, result.problems
+    assert result.problems == [], result.as_dict()
+    assert result.outcome in ("resolved", "no_action"), result.as_dict()
