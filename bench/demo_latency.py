@@ -26,6 +26,7 @@ import os
 import statistics
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from oplab.demo import watch_headless
@@ -43,8 +44,9 @@ def one_run(subject: str, fault: str, home: Path, on_double: bool = False) -> di
         return asyncio.run(_on_double(subject, fault, home))
     stack = Stack(LabSettings(home=home))
     info = stack.up(fault=fault, mode="auto", subject=subject)
-    try:
-        return asyncio.run(watch_headless(info, lambda _line: None, 180.0))
+    try:  # watching takes the viewer's NATS user (the lab's own NATS has one per role)
+        return asyncio.run(watch_headless(replace(info, nats_url=stack.nats_url(info, "viewer")),
+                                          lambda _line: None, 180.0))
     finally:
         stack.down()
 

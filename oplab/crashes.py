@@ -46,7 +46,7 @@ from projections.ticket_log import (
     open_ticket_log,
 )
 from services.director.scenario import load_scenario
-from subjects.registry import load_subject
+from subjects.registry import DEFAULT_SUBJECT, load_subject
 
 Trigger = Callable[[Event], bool]
 
@@ -99,7 +99,7 @@ class TrialResult:
                 "survived": self.survived, "problems": self.problems, "duration_s": round(self.duration_s, 2)}
 
 
-def plan(trials: int, seed: int, subject: str = "ratelimiter") -> list[Trial]:
+def plan(trials: int, seed: int, subject: str = DEFAULT_SUBJECT) -> list[Trial]:
     """``trials`` seeded trials: every targeted window once first, then random kills."""
     rng = random.Random(seed)
     faults = load_scenario(None, load_subject(subject)).faults  # the scenario says which are controls
@@ -160,7 +160,7 @@ class _Log:
 
 
 def run_trial(trial: Trial, settings: LabSettings, *, run_timeout_s: float = 120.0,
-              subject: str = "ratelimiter") -> TrialResult:
+              subject: str = DEFAULT_SUBJECT) -> TrialResult:
     """Play one trial on a stack of its own (brought down at the end, whatever happens)."""
     started = time.monotonic()
     result = TrialResult(trial)

@@ -1,0 +1,96 @@
+"""Outages mid-run on `make demo`'s path (embedded NATS and valkey under supervisord): the lab's
+NATS stopped and started again on its store, Redis restarted. Services reconnect, the run
+completes, nothing stored before the outage is lost and nothing is stored twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from events import Event
+from oplab.crashes import brisk_scenario
+from oplab.history import run_history
+from oplab.nats_auth import ADMIN
+from oplab.settings import LabSettings
+from oplab.stack import Stack, StackInfo
+from oplab.supervisor import Supervisor
+
+pytestmark = pytest.mark.e2e
+
+OUTAGE_S = 2.0  # how long the server stays away: the outage itself, not a synchronisation
+
+
+@pytest.fixture
+def embedded_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Stack, StackInfo]]:
+    for name in ("NATS_URL", "OPLAB_NATS_URL", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    stack = Stack(LabSettings(home=tmp_path / "oplab",
+                              scenario=str(brisk_scenario("ratelimiter", tmp_path, countdown_s=1.0))))
+    info = stack.up(fault="node_kill", mode="auto")
+    try:
+        yield stack, info
+    finally:
+        stack.down()
+
+
+async def history(stack: Stack, info: StackInfo) -> list[tuple[int, Event]]:
+    return await run_history(stack.nats_url(info, ADMIN), info.run)
+
+
+async def wait_in_log(stack: Stack, info: StackInfo, predicate: Callable[[Event], bool], timeout: float,
+                      what: str) -> list[tuple[int, Event]]:
+    """The run's history once an event matches (read afresh each time: it survives a server restart)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            events = await asyncio.wait_for(history(stack, info), 10)
+        except (OSError, TimeoutError, ConnectionError):
+            events = []  # the server is away: try again
+        if any(predicate(e) for _, e in events):
+            return events
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.25)  # polling a log that may be restarting, under a deadline
+
+
+def judge_complete(events: list[tuple[int, Event]]) -> dict[str, object]:
+    ids = [e.id for _, e in events]
+    assert len(ids) == len(set(ids)), "an event was stored twice"
+    finished = [e for _, e in events if e.type == "run.finished"]
+    assert len(finished) == 1
+    opened = {e.data.ticket_id for _, e in events if e.type == "ticket.opened"}
+    ended = {e.data.ticket_id for _, e in events if e.type in ("ticket.resolved", "ticket.escalated")}
+    assert opened and opened <= ended, f"tickets left open: {opened - ended}"
+    return dict(finished[0].data.summary)
+
+
+async def test_the_labs_nats_stopped_and_started_again_mid_run(embedded_stack) -> None:  # type: ignore[no-untyped-def]
+    stack, info = embedded_stack
+    before = await wait_in_log(stack, info, lambda e: e.type == "chaos.fault_injected", 60, "the injection")
+    sup = Supervisor(info.supervisor_url)
+    await asyncio.to_thread(sup.stop, "nats")  # every service loses its server at once
+    await asyncio.sleep(OUTAGE_S)
+    await asyncio.to_thread(sup.start, "nats")
+    after = await wait_in_log(stack, info, lambda e: e.type == "run.finished", 120, "the run to finish")
+    stored = {e.id for _, e in after}
+    assert all(e.id in stored for _, e in before), "an event stored before the outage was lost"
+    summary = judge_complete(after)
+    assert summary["outcome"] == "resolved" and summary["resolved_by"] == "agent", summary
+    restarted = [e for _, e in after if e.type == "svc.started" and e.time > before[-1][1].time]
+    assert not restarted, f"services restarted instead of reconnecting: {[e.data.service for e in restarted]}"
+
+
+async def test_redis_restarted_mid_run(embedded_stack) -> None:  # type: ignore[no-untyped-def]
+    stack, info = embedded_stack
+    await wait_in_log(stack, info, lambda e: e.type == "chaos.fault_injected", 60, "the injection")
+    sup = Supervisor(info.supervisor_url)
+    await asyncio.to_thread(sup.stop, "valkey")
+    await asyncio.sleep(OUTAGE_S)
+    await asyncio.to_thread(sup.start, "valkey")
+    after = await wait_in_log(stack, info, lambda e: e.type == "run.finished", 120, "the run to finish")
+    summary = judge_complete(after)
+    assert summary["outcome"] in ("resolved", "escalated"), summary  # finished, and says how
