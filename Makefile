@@ -23,7 +23,7 @@ lint: install
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/pytest -q -n auto --durations=15
+	$(BIN)/pytest -q -n auto --dist loadgroup --durations=15
 
 bench: install
 	$(BIN)/python bench/demo_latency.py

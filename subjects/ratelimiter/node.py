@@ -133,11 +133,17 @@ class Node:
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Redis failures become 503 JSON; bad input becomes 400 JSON."""
+        """Redis failures become 503 JSON; bad input becomes 400 JSON; so do the router's own
+        refusals (an unknown path, a method the path does not take): every answer is JSON."""
         try:
             return await handler(request)
-        except web.HTTPException:
-            raise
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = self._json({"error": exc.reason}, exc.status)
+            if "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
         except UnknownKey as exc:
             return self._json({"error": str(exc)}, 404)
         except (RedisError, OSError) as exc:
