@@ -79,6 +79,7 @@ def stream_config(settings: BusSettings) -> js_api.StreamConfig:
         max_bytes=settings.stream_max_bytes,
         duplicate_window=settings.stream_duplicate_window_s,
         allow_direct=True,
+        num_replicas=settings.stream_replicas,
     )
 
 
@@ -147,7 +148,7 @@ class Bus:
 
         credentials = settings.credentials()
         connecting = asyncio.ensure_future(nats.connect(
-            settings.nats_url,
+            settings.servers(),
             name=source,
             **({"user": credentials[0], "password": credentials[1]} if credentials else {}),
             connect_timeout=connect_timeout_s,
@@ -459,13 +460,16 @@ class Bus:
 
 
 def _where(url: str) -> str:
-    """``url`` without its credentials, for messages."""
-    parts = urlparse(url)
-    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    """``url`` (one, or a cluster's comma-separated) without credentials, for messages."""
+    shown = []
+    for one in url.split(","):
+        parts = urlparse(one.strip())
+        shown.append(f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else ""))
+    return ",".join(shown)
 
 
 def _user_in(url: str) -> str | None:
-    return urlparse(url).username
+    return urlparse(url.split(",")[0].strip()).username
 
 
 def _who(user: str | None) -> str:

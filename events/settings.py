@@ -25,11 +25,17 @@ class BusSettings(BaseSettings):
     nats_auth_dir: Path | None = None
     """A directory of password files named after their roles (compose's ``nats-auth`` volume): a
     process connects as the role it plays (:meth:`for_role`)."""
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    """Copies of the stream in a NATS cluster (the launcher sets 3 for ``OPLAB_NATS_CLUSTER=3``)."""
     stream_max_age_s: float = 7 * 24 * 3600.0
     stream_max_bytes: int = 2 * 1024**3
     stream_duplicate_window_s: float = 120.0
     max_deliver: int = 5
     ack_wait_s: float = 30.0
+
+    def servers(self) -> list[str]:
+        """Every server of ``nats_url`` (a cluster's URLs, comma-separated; one for a single server)."""
+        return [u.strip() for u in self.nats_url.split(",") if u.strip()]
 
     def for_role(self, role: str) -> BusSettings:
         """These settings as ``role`` where the lab keeps a password per role (``nats_auth_dir``)

@@ -1,8 +1,9 @@
 """Reaching the lab's NATS from the CLI, whether or not a stack is running.
 
 Order: the running stack's NATS; else ``NATS_URL``; else a temporary embedded
-nats-server on the stack's own store (``<home>/nats``), so past runs can be
-listed and replayed after ``oplab down``.
+nats-server on the stack's own store (``<home>/nats``, or a cluster member's,
+``<home>/nats-1``: each holds the whole stream), so past runs can be listed and
+replayed after ``oplab down``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def lab_nats_url(settings: LabSettings, role: str = "viewer") -> Iterator[str]:
         yield settings.nats_url if credentials is None else with_user(settings.nats_url, *credentials)
         return
     store = stack.home / "nats"
+    if not store.exists() and (stack.home / "nats-1").exists():
+        store = stack.home / "nats-1"  # a cluster's lab: one member's store holds the whole stream
     server = start_nats(store)
     try:
         yield server.url

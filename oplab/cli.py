@@ -621,16 +621,18 @@ def chaos_revert(fault_id: Annotated[str | None, typer.Argument()] = None,
 
 @app.command("nats-auth", hidden=True)
 def nats_auth(directory: Annotated[Path, typer.Argument(help="Where the users and the server's config go")],
-              port: int = 4222, http_port: int = 8222, store: Path = Path("/data"),
+              port: int = 4222, http_port: int = 8222, route_port: int = 6222, store: Path = Path("/data"),
+              cluster: Annotated[str, typer.Option(help="the cluster's hosts, comma-separated")] = "nats,nats-2,nats-3",
               as_json: JsonOpt = False) -> None:
-    """Write a lab NATS's users (one password file per role) and its server configuration.
+    """Write a lab NATS's users (one password file per role) and its server configurations.
 
-    For compose's one-shot ``nats-auth`` service. The passwords are the ones given in
-    OPLAB_NATS_AUTH (JSON, from ``oplab up``), else those already in DIRECTORY, else new ones.
-    No password is printed."""
+    For compose's one-shot ``nats-auth`` service: ``nats.conf`` for one server, and
+    ``nats-cluster-N.conf`` for each member of a cluster of the ``--cluster`` hosts (the compose
+    ``cluster`` profile). The passwords are the ones given in OPLAB_NATS_AUTH (JSON, from
+    ``oplab up``), else those already in DIRECTORY, else new ones. No password is printed."""
     import os
 
-    from oplab.nats_auth import LabCredentials
+    from oplab.nats_auth import ClusterNode, LabCredentials
 
     given = os.environ.get("OPLAB_NATS_AUTH")
     try:
@@ -641,6 +643,12 @@ def nats_auth(directory: Annotated[Path, typer.Argument(help="Where the users an
     credentials = kept or LabCredentials.generate()
     credentials.write_dir(directory)
     credentials.write_server_config(directory / "nats.conf", port, store, host="0.0.0.0", http_port=http_port)
+    hosts = [h.strip() for h in cluster.split(",") if h.strip()]
+    routes = tuple(f"{h}:{route_port}" for h in hosts)
+    for n, host in enumerate(hosts, start=1):
+        credentials.write_server_config(directory / f"nats-cluster-{n}.conf", port, store, host="0.0.0.0",
+                                        http_port=http_port,
+                                        cluster=ClusterNode(host, route_port, routes, host="0.0.0.0"))
     _emit({"directory": str(directory), "roles": sorted(credentials.passwords), "passwords": how}, as_json,
           f"NATS users for {len(credentials.passwords)} roles in {directory} ({how} passwords); "
           f"server config {directory / 'nats.conf'}")

@@ -93,6 +93,9 @@ ROLES: dict[str, Role] = {
     "viewer": Role((*READ, "cmd.director.>")),
 }
 ADMIN = "admin"
+ROUTE = "route"
+"""Not a client: the password a cluster's servers present to each other on their routes."""
+SECRETS = (*ROLES, ADMIN, ROUTE)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ class LabCredentials:
 
     @classmethod
     def generate(cls) -> LabCredentials:
-        return cls({role: secrets.token_urlsafe(24) for role in [*ROLES, ADMIN]})
+        return cls({role: secrets.token_urlsafe(24) for role in SECRETS})
 
     @classmethod
     def create(cls, home: Path) -> LabCredentials:
@@ -127,16 +130,16 @@ class LabCredentials:
     def from_json(cls, text: str) -> LabCredentials:
         """Credentials handed over as JSON (``{"role": "password", ...}``, every role); ValueError if not."""
         doc = json.loads(text)
-        if not isinstance(doc, dict) or set(doc) != {*ROLES, ADMIN} or not all(
+        if not isinstance(doc, dict) or set(doc) != set(SECRETS) or not all(
                 isinstance(v, str) and v for v in doc.values()):
-            raise ValueError(f"NATS credentials must give a password for each of {', '.join([*ROLES, ADMIN])}")
+            raise ValueError(f"NATS credentials must give a password for each of {', '.join(SECRETS)}")
         return cls(dict(doc))
 
     @classmethod
     def from_dir(cls, directory: Path) -> LabCredentials | None:
         """Credentials kept as one file per role (a compose volume), or None if any is missing."""
         try:
-            return cls({role: (directory / role).read_text().strip() for role in [*ROLES, ADMIN]})
+            return cls({role: (directory / role).read_text().strip() for role in SECRETS})
         except OSError:
             return None
 
@@ -155,9 +158,10 @@ class LabCredentials:
         return with_user(base_url, role, self.passwords[role])
 
     def server_config(self, port: int, store_dir: Path, *, host: str = "127.0.0.1",
-                      http_port: int | None = None) -> str:
+                      http_port: int | None = None, cluster: ClusterNode | None = None) -> str:
         """nats-server's configuration: JetStream, these users and nobody else (127.0.0.1 unless
-        told: a container listens on every interface of its own network)."""
+        told: a container listens on every interface of its own network); with ``cluster``, one
+        member of a cluster whose routes authenticate with the route password."""
         users = [{"user": ADMIN, "password": self.passwords[ADMIN]}]
         users += [{"user": role, "password": self.passwords[role], "permissions": spec.permissions()}
                   for role, spec in ROLES.items()]
@@ -165,6 +169,12 @@ class LabCredentials:
         lines = ["listen: " + json.dumps(f"{host}:{port}")]
         if http_port is not None:
             lines.append("http: " + json.dumps(f"{host}:{http_port}"))
+        if cluster is not None:
+            route_auth = f"{ROUTE}:{quote(self.passwords[ROUTE], safe='')}"
+            lines += ["server_name: " + json.dumps(cluster.name), "cluster: " + json.dumps({
+                "name": "oplab", "listen": f"{cluster.host}:{cluster.route_port}",
+                "authorization": {"user": ROUTE, "password": self.passwords[ROUTE]},
+                "routes": [f"nats-route://{route_auth}@{r}" for r in cluster.routes]})]
         return "\n".join([
             *lines,
             "jetstream: " + json.dumps({"store_dir": str(store_dir)}),
@@ -173,17 +183,30 @@ class LabCredentials:
         ])
 
     def write_server_config(self, path: Path, port: int, store_dir: Path, *, host: str = "127.0.0.1",
-                            http_port: int | None = None) -> Path:
-        write_private(path, self.server_config(port, store_dir, host=host, http_port=http_port))
+                            http_port: int | None = None, cluster: ClusterNode | None = None) -> Path:
+        write_private(path, self.server_config(port, store_dir, host=host, http_port=http_port, cluster=cluster))
         return path
 
 
 def with_user(url: str, user: str, password: str) -> str:
-    """``url`` with ``user`` and ``password`` in it (replacing any there)."""
-    parts = urlparse(url)
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname or '127.0.0.1'}" + (
-        f":{parts.port}" if parts.port else "")
-    return urlunparse(parts._replace(netloc=netloc))
+    """``url`` (one, or a cluster's comma-separated) with ``user`` and ``password`` in it."""
+    out = []
+    for one in url.split(","):
+        parts = urlparse(one.strip())
+        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname or '127.0.0.1'}" + (
+            f":{parts.port}" if parts.port else "")
+        out.append(urlunparse(parts._replace(netloc=netloc)))
+    return ",".join(out)
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """One server of a lab's NATS cluster: its name, its route port, and every route of the cluster."""
+
+    name: str
+    route_port: int
+    routes: tuple[str, ...]  # host:port of every member's route listener (its own included)
+    host: str = "127.0.0.1"
 
 
 def write_private(path: Path, text: str) -> None:

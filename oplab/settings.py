@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from subjects.registry import DEFAULT_SUBJECT
@@ -18,12 +18,22 @@ class LabSettings(BaseSettings):
     home: Path = Field(default=Path(".oplab"), description="State: NATS store, logs, ticket log, stack file")
     nats_url: str | None = Field(default=None, validation_alias=AliasChoices("OPLAB_NATS_URL", "NATS_URL"),
                                  description="Use this NATS instead of starting one")
+    nats_cluster: int = Field(default=1, description=(
+        "Embedded nats-server processes: 3 makes a cluster with routes and the stream at 3 replicas, "
+        "so losing one server loses nothing"))
     subject: str = Field(default=DEFAULT_SUBJECT, description="The system under test (`oplab subjects`)")
     agents: int = Field(default=1, ge=1, le=8, description="Agent instances")
     scenario: str | None = Field(default=None, description="A scenario of the subject (name or YAML path); "
                                                            "default: the subject's first")
     start_timeout_s: float = 30.0
     demo_timeout_s: float = 180.0
+
+    @field_validator("nats_cluster")
+    @classmethod
+    def _one_or_three(cls, value: int) -> int:
+        if value not in (1, 3):
+            raise ValueError("OPLAB_NATS_CLUSTER is 1 (one server) or 3 (a cluster that survives losing one)")
+        return value
 
     @property
     def logs(self) -> Path:

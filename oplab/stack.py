@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import nats.errors
 from pydantic import ValidationError
 
 from events import ServiceStarted, new_run_id
@@ -49,13 +50,15 @@ from events.settings import BusSettings
 from events.subjects import run_type
 from oplab.compose import Compose, ComposeFailed, ComposeRun
 from oplab.infra import free_port, nats_command
-from oplab.nats_auth import ADMIN, LabCredentials, write_private
+from oplab.nats_auth import ADMIN, ClusterNode, LabCredentials, write_private
 from oplab.settings import LabSettings
 from oplab.supervisor import SERVICES, Program, Supervisor, render_config, supervisord_binary
 from subjects.contract import ComposeProject, Deployment, HealthCheck, LocalProcess, Site
 from subjects.registry import UnknownSubject, load_subject
 
 log = logging.getLogger(__name__)
+NATS_CLUSTER = ("nats-1", "nats-2", "nats-3")
+"""The embedded cluster's servers (``OPLAB_NATS_CLUSTER=3``)."""
 REVERT_TIMEOUT_S = 15.0
 """How long `oplab down` gives the chaos service to revert every fault (NATS connect, then revert)."""
 
@@ -182,6 +185,8 @@ class Stack:
         }
         if self.settings.scenario:
             env["OPLAB_SCENARIO"] = self.settings.scenario
+        if info.embedded_nats:  # a copy of the stream on every server of our cluster
+            env["OPLAB_STREAM_REPLICAS"] = str(_replicas(info))
         return env
 
     # -- up / down ----------------------------------------------------------------
@@ -238,7 +243,7 @@ class Stack:
                   f"the compose project's NATS is not published at {info.nats_url}")
             progress("waiting for every service to report ready")
             timeout = self.settings.start_timeout_s
-            missing = asyncio.run(_wait_services_ready(info.run, self.nats_url(info, ADMIN), set(SERVICES), timeout))
+            missing = self._services_ready(info, set(SERVICES), timeout)
             if missing:
                 raise StackError(f"not ready within {timeout:.0f}s: {', '.join(sorted(missing))}; "
                                  f"see `docker compose -f {project.file} --profile {project.profile} logs`")
@@ -257,7 +262,8 @@ class Stack:
         except UnknownSubject as exc:
             raise StackError(str(exc)) from None
         run = new_run_id()
-        nats_url = self.settings.nats_url or f"nats://127.0.0.1:{free_port()}"
+        nats_url = self.settings.nats_url or ",".join(
+            f"nats://127.0.0.1:{free_port()}" for _ in range(self.settings.nats_cluster))
         supervisor_url = f"http://lab:{secrets.token_urlsafe(16)}@127.0.0.1:{free_port()}"
         site = Site(run=run, home=self.home, python=sys.executable, supervisor_url=supervisor_url,
                     free_port=free_port)
@@ -269,7 +275,8 @@ class Stack:
             log.exception("provisioner of subject %s failed", subject.name)
             raise StackError(f"subject {subject.name}'s provisioner failed: {type(exc).__name__}: {exc}") from None
         names = [p.name for p in deployment.processes]
-        clash = sorted({*names} & {"nats", *SERVICES}) or sorted({n for n in names if names.count(n) > 1})
+        clash = (sorted({*names} & {"nats", *NATS_CLUSTER, *SERVICES})
+                 or sorted({n for n in names if names.count(n) > 1}))
         if clash:
             raise StackError(f"subject {subject.name} declares processes named {', '.join(clash)}, "
                              "which the lab's own programs (or each other) use")
@@ -287,12 +294,7 @@ class Stack:
         programs: list[Program] = []
         credentials = LabCredentials.load(self.home) if info.embedded_nats else None
         if info.embedded_nats:
-            config = None
-            if credentials is not None:
-                config = credentials.write_server_config(self.home / "nats.conf", _port(info.nats_url),
-                                                         self.home / "nats" / "js")
-            programs.append(Program("nats", nats_command(self.home / "nats", _port(info.nats_url), config=config),
-                                    priority=10, autorestart="true"))
+            programs += self._nats_programs(info, credentials)
         for process in deployment.processes:
             programs.append(Program(process.name, process.command, priority=20 + process.stage,
                                     autorestart="true" if process.restart_on_crash else "false"))
@@ -304,12 +306,41 @@ class Stack:
                                     numprocs=numprocs, environment=env))
         return programs
 
+    def _nats_programs(self, info: StackInfo, credentials: LabCredentials | None) -> list[Program]:
+        """The embedded NATS: one server (``nats``), or a cluster of three (``nats-1``..``nats-3``,
+        routes between them, each with its own store) - always with the lab's users when there are."""
+        ports = [_port(url) for url in info.nats_url.split(",")]
+        if len(ports) == 1:
+            config = None
+            if credentials is not None:
+                config = credentials.write_server_config(self.home / "nats.conf", ports[0], self.home / "nats" / "js")
+            return [Program("nats", nats_command(self.home / "nats", ports[0], config=config), priority=10,
+                            autorestart="true")]
+        if credentials is None:
+            raise StackError("a NATS cluster needs the lab's users (it is started by `oplab up` only)")
+        route_ports = [free_port() for _ in ports]
+        routes = tuple(f"127.0.0.1:{p}" for p in route_ports)
+        programs = []
+        for name, port, route_port in zip(NATS_CLUSTER, ports, route_ports, strict=True):
+            store = self.home / name
+            config = credentials.write_server_config(self.home / f"{name}.conf", port, store / "js",
+                                                     cluster=ClusterNode(name, route_port, routes))
+            programs.append(Program(name, nats_command(store, port, config=config), priority=10, autorestart="true"))
+        return programs
+
     def _start_all(self, info: StackInfo, deployment: Deployment, sup: Supervisor, progress: Progress) -> None:
         timeout = self.settings.start_timeout_s
         if info.embedded_nats:
-            progress(f"starting nats-server on {info.nats_url}")
-            sup.start("nats")
-        _wait(lambda: _listening(info.nats_url), timeout, f"NATS at {redacted(info.nats_url)} is not reachable")
+            servers = info.nats_url.split(",")
+            progress(f"starting nats-server on {info.nats_url}" if len(servers) == 1 else
+                     f"starting a NATS cluster of {len(servers)} servers on {info.nats_url}")
+            for name in ["nats"] if len(servers) == 1 else NATS_CLUSTER[:len(servers)]:
+                sup.start(name)
+        for url in info.nats_url.split(","):
+            _wait(lambda url=url: _listening(url), timeout, f"NATS at {redacted(url)} is not reachable")
+        if info.embedded_nats:  # a cluster elects its JetStream leader after listening: the stream waits for it
+            progress("creating the event stream")
+            asyncio.run(_create_stream(self.nats_url(info, ADMIN), _replicas(info), timeout))
         if deployment.external:
             progress(f"{info.subject} runs elsewhere: "
                      + (", ".join(f"{k} {redacted(v)}" for k, v in info.endpoints.items()) or "no endpoints given"))
@@ -329,7 +360,7 @@ class Stack:
             else:
                 sup.start(service)
         progress("waiting for every service to report ready")
-        missing = asyncio.run(_wait_services_ready(info.run, self.nats_url(info, ADMIN), set(SERVICES), timeout))
+        missing = self._services_ready(info, set(SERVICES), timeout)
         if missing:
             raise StackError(f"not ready within {timeout:.0f}s: {', '.join(sorted(missing))}; "
                              f"see {self.home / 'logs'}")
@@ -359,6 +390,12 @@ class Stack:
         if pid is not None:
             _wait(lambda: not _pid_alive(pid), 60.0, "supervisord did not exit")
         return True
+
+    def _services_ready(self, info: StackInfo, services: set[str], timeout: float,
+                        since: float | None = None) -> set[str]:
+        """Wait for the services' ``svc.started``; the ones still missing at the deadline."""
+        return asyncio.run(_wait_services_ready(info.run, self.nats_url(info, ADMIN), _replicas(info), services,
+                                                timeout, since=since))
 
     def _revert_faults(self, progress: Progress) -> None:
         info = self.info()
@@ -394,8 +431,7 @@ class Stack:
             sup.ensure_started(service)
         if service in SERVICES:
             timeout = self.settings.start_timeout_s
-            missing = asyncio.run(_wait_services_ready(info.run, self.nats_url(info, ADMIN), {service}, timeout,
-                                                       since=started_after))
+            missing = self._services_ready(info, {service}, timeout, since=started_after)
             if missing:
                 raise StackError(f"{service} did not report ready within {timeout:.0f}s; "
                                  f"see {self.home / 'logs' / (service + '.log')}")
@@ -418,8 +454,7 @@ class Stack:
         lab_service = name.removeprefix(f"{profile}-")
         if lab_service in SERVICES:
             timeout = self.settings.start_timeout_s
-            missing = asyncio.run(_wait_services_ready(info.run, self.nats_url(info, ADMIN), {lab_service},
-                                                       timeout, since=started_after))
+            missing = self._services_ready(info, {lab_service}, timeout, since=started_after)
             if missing:
                 raise StackError(f"{name} did not report ready within {timeout:.0f}s: `docker compose logs {name}`")
 
@@ -441,11 +476,36 @@ async def _revert_all(nats_url: str, timeout: float) -> dict[str, Any]:
         await bus.close()
 
 
-async def _wait_services_ready(run: str, nats_url: str, services: set[str], timeout: float,
+async def _create_stream(nats_url: str, replicas: int, timeout: float) -> None:
+    """Create (or update) the lab's stream as soon as JetStream answers; StackError at the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    bus = await Bus.connect(BusSettings(nats_url=nats_url, stream_replicas=replicas), source="oplab-up",
+                            ensure_stream=False)
+    try:
+        while True:
+            try:
+                await bus.ensure_stream(update=True)
+                return
+            except (nats.errors.Error, TimeoutError) as exc:  # no JetStream leader yet
+                if loop.time() > deadline:
+                    raise StackError(f"NATS JetStream did not become available within {timeout:.0f}s: {exc!r}; "
+                                     "see the nats logs") from None
+            await asyncio.sleep(0.25)  # the cluster is electing its leader: look again shortly
+    finally:
+        await bus.close()
+
+
+def _replicas(info: StackInfo) -> int:
+    """Copies of the stream: one per server of the lab's own cluster; an external NATS keeps its own."""
+    return len(info.nats_url.split(",")) if info.embedded_nats else 1
+
+
+async def _wait_services_ready(run: str, nats_url: str, replicas: int, services: set[str], timeout: float,
                                since: float | None = None) -> set[str]:
     """Wait for each service's ``svc.started`` (recorded once it accepts work) at or after
     ``since`` (epoch seconds); return the services still missing at the deadline."""
-    bus = await Bus.connect(BusSettings(nats_url=nats_url), source="oplab-up")
+    bus = await Bus.connect(BusSettings(nats_url=nats_url, stream_replicas=replicas), source="oplab-up")
     await bus.ensure_stream(update=True)  # the launcher owns the stream's limits
     seen: set[str] = set()
     all_ready = asyncio.Event()

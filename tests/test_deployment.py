@@ -31,7 +31,8 @@ def test_compose_runs_every_service_with_its_endpoints_from_the_environment() ->
         for key in ("OPLAB_RL_REDIS_URL", "OPLAB_RL_NODES", "OPLAB_RL_SUPERVISOR_URL", "OPLAB_RL_KEY_PREFIX"):
             assert env.get(key), f"{name} lacks {key}"
     # NATS runs on the users and JetStream store nats-auth writes into its config (oplab/nats_auth.py)
-    assert services["nats"]["command"] == ["-c", "/auth/nats.conf"] and "nats-data:/data" in services["nats"]["volumes"]
+    assert services["nats"]["command"] == ["-c", "/auth/${OPLAB_NATS_CONF:-nats.conf}"]
+    assert "nats-data:/data" in services["nats"]["volumes"]
     assert services["nats-auth"]["command"] == ["oplab", "nats-auth", "/auth", "--store", "/data"]
     assert services["nats"]["depends_on"] == {"nats-auth": {"condition": "service_completed_successfully"}}
     assert services["console"]["profiles"] == ["console"]
@@ -86,6 +87,21 @@ def test_every_service_is_healthchecked_and_starts_after_what_it_needs_is_health
         assert services[n]["environment"]["OPLAB_NATS_AUTH_DIR"] == "/auth", n
         assert "nats-auth:/auth:ro" in services[n]["volumes"], n
     assert set(services["director"]["depends_on"]) >= {"monitor", "chaos", "agent", "loadgen", "ratelimiter"}
+
+
+def test_the_cluster_profile_runs_three_nats_servers_and_gives_the_services_all_three() -> None:
+    services = compose()["services"]
+    for n in (2, 3):
+        member = services[f"nats-{n}"]
+        assert member["profiles"] == ["cluster"] and member["command"] == ["-c", f"/auth/nats-cluster-{n}.conf"]
+        assert member["healthcheck"] == services["nats"]["healthcheck"]
+    assert services["nats"]["command"] == ["-c", "/auth/${OPLAB_NATS_CONF:-nats.conf}"]
+    env = dict(line.split("=", 1) for line in (ROOT / "deploy" / "cluster.env").read_text().splitlines()
+               if line and not line.startswith("#"))
+    assert env["OPLAB_NATS_CONF"] == "nats-cluster-1.conf" and env["OPLAB_STREAM_REPLICAS"] == "3"
+    assert env["OPLAB_NATS_SERVERS"].split(",") == [f"nats://{h}:4222" for h in ("nats", "nats-2", "nats-3")]
+    assert "cluster" in env["COMPOSE_PROFILES"].split(",")
+    assert services["monitor"]["environment"]["NATS_URL"] == "${OPLAB_NATS_SERVERS:-nats://nats:4222}"
 
 
 def test_compose_gives_the_services_what_the_subjects_provisioner_gives_a_local_run(tmp_path: Path) -> None:

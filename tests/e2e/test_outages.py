@@ -1,6 +1,7 @@
 """Outages mid-run on `make demo`'s path (embedded NATS and valkey under supervisord): the lab's
-NATS stopped and started again on its store, Redis restarted. Services reconnect, the run
-completes, nothing stored before the outage is lost and nothing is stored twice."""
+NATS stopped and started again on its store, one server of a three-server NATS cluster lost,
+Redis restarted. Services reconnect, the run completes, nothing stored before the outage is lost
+and nothing is stored twice."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from events import Event
+from events.bus import STREAM_NAME, Bus
+from events.settings import BusSettings
 from oplab.crashes import brisk_scenario
 from oplab.history import run_history
 from oplab.nats_auth import ADMIN
@@ -23,12 +26,16 @@ pytestmark = pytest.mark.e2e
 OUTAGE_S = 2.0  # how long the server stays away: the outage itself, not a synchronisation
 
 
-@pytest.fixture
-def embedded_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Stack, StackInfo]]:
+def _embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nats_cluster: int) -> Stack:
     for name in ("NATS_URL", "OPLAB_NATS_URL", "REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
-    stack = Stack(LabSettings(home=tmp_path / "oplab",
-                              scenario=str(brisk_scenario("ratelimiter", tmp_path, countdown_s=1.0))))
+    return Stack(LabSettings(home=tmp_path / "oplab", nats_cluster=nats_cluster,
+                             scenario=str(brisk_scenario("ratelimiter", tmp_path, countdown_s=1.0))))
+
+
+@pytest.fixture
+def embedded_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Stack, StackInfo]]:
+    stack = _embedded(tmp_path, monkeypatch, nats_cluster=1)
     info = stack.up(fault="node_kill", mode="auto")
     try:
         yield stack, info
@@ -94,3 +101,33 @@ async def test_redis_restarted_mid_run(embedded_stack) -> None:  # type: ignore[
     after = await wait_in_log(stack, info, lambda e: e.type == "run.finished", 120, "the run to finish")
     summary = judge_complete(after)
     assert summary["outcome"] in ("resolved", "escalated"), summary  # finished, and says how
+
+
+@pytest.fixture
+def cluster_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Stack, StackInfo]]:
+    stack = _embedded(tmp_path, monkeypatch, nats_cluster=3)
+    info = stack.up(fault="node_kill", mode="auto")
+    try:
+        yield stack, info
+    finally:
+        stack.down()
+
+
+async def test_losing_one_server_of_a_nats_cluster_mid_run_loses_nothing(cluster_stack) -> None:  # type: ignore[no-untyped-def]
+    stack, info = cluster_stack
+    assert len(info.nats_url.split(",")) == 3
+    before = await wait_in_log(stack, info, lambda e: e.type == "chaos.fault_injected", 60, "the injection")
+    bus = await Bus.connect(BusSettings(nats_url=stack.nats_url(info, ADMIN)), source="test", ensure_stream=False)
+    try:
+        assert (await bus.js.stream_info(STREAM_NAME)).config.num_replicas == 3
+    finally:
+        await bus.close()
+    sup = Supervisor(info.supervisor_url)
+    await asyncio.to_thread(sup.signal, "nats-2", "KILL")  # gone, no goodbye ...
+    await asyncio.to_thread(sup.stop, "nats-2")  # ... and not restarted: the run goes on with two of three
+    after = await wait_in_log(stack, info, lambda e: e.type == "run.finished", 120, "the run to finish")
+    assert sup._proxy().getProcessInfo("nats-2")["statename"] in ("STOPPED", "EXITED")
+    stored = {e.id for _, e in after}
+    assert all(e.id in stored for _, e in before), "an event stored before the loss was lost"
+    summary = judge_complete(after)
+    assert summary["outcome"] == "resolved" and summary["resolved_by"] == "agent", summary

@@ -30,7 +30,7 @@ from events.envelope import utcnow
 from events.settings import BusSettings
 from events.subjects import event_subject
 from oplab.infra import RunningServer, free_port, start_nats
-from oplab.nats_auth import ADMIN, ROLES, LabCredentials
+from oplab.nats_auth import ADMIN, ROLES, SECRETS, LabCredentials
 
 RUN = "r20261202t000000-auth"
 
@@ -193,11 +193,16 @@ def test_the_compose_init_writes_a_password_per_role_and_keeps_them(tmp_path: Pa
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["passwords"] == "generated"
     written = LabCredentials.from_dir(directory)
-    assert written is not None and set(written.passwords) == {*ROLES, ADMIN}
+    assert written is not None and set(written.passwords) == set(SECRETS)
     assert all((directory / role).stat().st_mode & 0o777 == 0o600 for role in written.passwords)
     assert not any(pw in first.stdout + first.stderr for pw in written.passwords.values())  # nothing printed
     assert json.loads(nats_auth(directory).stdout)["passwords"] == "kept"
     assert LabCredentials.from_dir(directory) == written  # a restarted project keeps its users
+
+    for n, host in enumerate(("nats", "nats-2", "nats-3"), start=1):  # the compose cluster profile's members
+        member = (directory / f"nats-cluster-{n}.conf").read_text()
+        assert f'server_name: "{host}"' in member
+        assert all(f"@{h}:6222" in member for h in ("nats", "nats-2", "nats-3"))
 
     given = LabCredentials.generate()
     handed = nats_auth(directory, OPLAB_NATS_AUTH=given.to_json())
