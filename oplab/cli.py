@@ -619,7 +619,7 @@ def chaos_revert(fault_id: Annotated[str | None, typer.Argument()] = None,
         raise typer.Exit(1)
 
 
-@app.command("nats-auth", hidden=True)
+@app.command("nats-auth")
 def nats_auth(directory: Annotated[Path, typer.Argument(help="Where the users and the server's config go")],
               port: int = 4222, http_port: int = 8222, route_port: int = 6222, store: Path = Path("/data"),
               cluster: Annotated[str, typer.Option(help="the cluster's hosts, comma-separated")] = "nats,nats-2,nats-3",

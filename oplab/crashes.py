@@ -30,10 +30,11 @@ from typing import Any
 import yaml
 
 from events import Event
-from events.bus import Bus, Delivered
+from events.bus import Bus
 from events.settings import BusSettings
-from events.subjects import run_domain, run_events
+from events.subjects import run_domain
 from oplab.nats_auth import ADMIN
+from oplab.run_log import RunLog, follow_run
 from oplab.settings import LabSettings
 from oplab.stack import Stack, StackInfo
 from oplab.supervisor import SERVICES, Supervisor
@@ -135,30 +136,6 @@ def brisk_scenario(subject: str, directory: Path, countdown_s: float = 0.0) -> P
     return path
 
 
-class _Log:
-    """The run's events as they are stored, with waits on predicates under deadlines."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[int, Event]] = []
-        self.changed = asyncio.Condition()
-
-    async def handle(self, d: Delivered) -> None:
-        self.events.append((d.seq, d.event))
-        async with self.changed:
-            self.changed.notify_all()
-
-    async def wait_for(self, predicate: Trigger, timeout: float) -> Event | None:
-        def found() -> Event | None:
-            return next((e for _, e in self.events if predicate(e)), None)
-
-        async with self.changed:
-            try:
-                await asyncio.wait_for(self.changed.wait_for(lambda: found() is not None), timeout)
-            except TimeoutError:
-                return None
-        return found()
-
-
 def run_trial(trial: Trial, settings: LabSettings, *, run_timeout_s: float = 120.0,
               subject: str = DEFAULT_SUBJECT) -> TrialResult:
     """Play one trial on a stack of its own (brought down at the end, whatever happens)."""
@@ -180,14 +157,20 @@ def run_trial(trial: Trial, settings: LabSettings, *, run_timeout_s: float = 120
 async def _play(trial: Trial, stack: Stack, info: StackInfo, result: TrialResult, run_timeout_s: float) -> None:
     bus = await Bus.connect(BusSettings(nats_url=stack.nats_url(info, ADMIN)), source="crash-trial",
                             ensure_stream=False)
-    log = _Log()
-    replay = await bus.replay(run_events(info.run), log.handle, follow=True)
+    log, replay = await follow_run(bus, info.run)
+
+    async def seen(predicate: Trigger, timeout: float) -> Event | None:
+        try:
+            return await log.wait_for(predicate, timeout, "it")
+        except TimeoutError:
+            return None
+
     try:
         if trial.window == RANDOM:
             trigger: Trigger = lambda e: e.type == "run.started"  # noqa: E731 - a predicate, like the windows'
         else:
             trigger = WINDOWS[trial.window].trigger
-        moment = await log.wait_for(lambda e: trigger(e) or e.type == "run.finished", run_timeout_s)
+        moment = await seen(lambda e: trigger(e) or e.type == "run.finished", run_timeout_s)
         if moment is not None and moment.type != "run.finished":
             if trial.delay_s:
                 await asyncio.sleep(trial.delay_s)  # the trial's random moment: a timer, not a sync
@@ -197,14 +180,14 @@ async def _play(trial: Trial, stack: Stack, info: StackInfo, result: TrialResult
         else:
             result.problems.append(f"the window {trial.window} never came (nothing was killed)")
             kill_seq = 0
-        finished = await log.wait_for(lambda e: e.type == "run.finished", run_timeout_s)
+        finished = await seen(lambda e: e.type == "run.finished", run_timeout_s)
         if finished is None:
             result.problems.append(f"the run did not finish within {run_timeout_s:.0f}s")
         else:
             result.outcome = finished.data.outcome
         if result.killed:
-            back = await log.wait_for(lambda e: e.type == "svc.started" and e.data.service == trial.service
-                                      and _seq_of(log, e) > kill_seq, 30)
+            back = await seen(lambda e: e.type == "svc.started" and e.data.service == trial.service
+                              and log.seq_of(e) > kill_seq, 30)
             if back is None:
                 result.problems.append(f"{trial.service} did not come back after the kill")
         result.problems += _judge([e for _, e in log.events])
@@ -212,10 +195,6 @@ async def _play(trial: Trial, stack: Stack, info: StackInfo, result: TrialResult
     finally:
         await replay.stop()
         await bus.close()
-
-
-def _seq_of(log: _Log, event: Event) -> int:
-    return next(seq for seq, e in log.events if e is event)
 
 
 def _judge(events: list[Event]) -> list[str]:
@@ -238,7 +217,7 @@ def _judge(events: list[Event]) -> list[str]:
     return problems
 
 
-async def _view_matches_a_rebuild(bus: Bus, stack: Stack, info: StackInfo, log: _Log) -> list[str]:
+async def _view_matches_a_rebuild(bus: Bus, stack: Stack, info: StackInfo, log: RunLog) -> list[str]:
     """The projector's ticket view (once it has caught up with the run) equals a fold from scratch."""
     last_ticket_seq = max((seq for seq, e in log.events if e.domain == "ticket"), default=0)
     settings = TicketLogSettings(home=stack.home)

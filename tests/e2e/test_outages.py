@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,14 +34,19 @@ def _embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nats_cluster: int
                              scenario=str(brisk_scenario("ratelimiter", tmp_path, countdown_s=1.0))))
 
 
-@pytest.fixture
-def embedded_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Stack, StackInfo]]:
-    stack = _embedded(tmp_path, monkeypatch, nats_cluster=1)
+@contextmanager
+def _running(stack: Stack) -> Iterator[tuple[Stack, StackInfo]]:
     info = stack.up(fault="node_kill", mode="auto")
     try:
         yield stack, info
     finally:
         stack.down()
+
+
+@pytest.fixture
+def embedded_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Stack, StackInfo]]:
+    with _running(_embedded(tmp_path, monkeypatch, nats_cluster=1)) as running:
+        yield running
 
 
 async def history(stack: Stack, info: StackInfo) -> list[tuple[int, Event]]:
@@ -105,12 +111,8 @@ async def test_redis_restarted_mid_run(embedded_stack) -> None:  # type: ignore[
 
 @pytest.fixture
 def cluster_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Stack, StackInfo]]:
-    stack = _embedded(tmp_path, monkeypatch, nats_cluster=3)
-    info = stack.up(fault="node_kill", mode="auto")
-    try:
-        yield stack, info
-    finally:
-        stack.down()
+    with _running(_embedded(tmp_path, monkeypatch, nats_cluster=3)) as running:
+        yield running
 
 
 async def test_losing_one_server_of_a_nats_cluster_mid_run_loses_nothing(cluster_stack) -> None:  # type: ignore[no-untyped-def]
