@@ -139,7 +139,7 @@ class Bus:
         async def on_error(exc: Exception) -> None:
             if not holder and "authorization violation" in str(exc).lower() and not refused.done():
                 refused.set_exception(BusRefused(
-                    f"NATS at {_where(settings.nats_url)} refused the connection of {source} "
+                    f"NATS at {where(settings.nats_url)} refused the connection of {source} "
                     f"({_who(credentials[0] if credentials else _user_in(settings.nats_url))}): authorization "
                     "violation. The lab's NATS has a user per role: give one with OPLAB_NATS_USER and "
                     "OPLAB_NATS_PASSWORD (or a directory of them, OPLAB_NATS_AUTH_DIR)"))
@@ -185,7 +185,8 @@ class Bus:
                 if exc.err_code != 10058:
                     raise
             return
-        if update:
+        if update:  # limits as configured; copies never fewer than the stream has (a NATS of its own may keep 3)
+            config.num_replicas = max(config.num_replicas or 1, info.config.num_replicas or 1)
             await self.js.update_stream(config)
         elif info.config.subjects != config.subjects:
             log.warning("stream %s has subjects %s, expected %s", STREAM_NAME, info.config.subjects,
@@ -459,7 +460,7 @@ class Bus:
             log.exception("could not record rejection seq=%s", seq)
 
 
-def _where(url: str) -> str:
+def where(url: str) -> str:
     """``url`` (one, or a cluster's comma-separated) without credentials, for messages."""
     shown = []
     for one in url.split(","):

@@ -6,7 +6,8 @@ an agent asking for a remedy, a ticket opened, a violation recorded) or, for a r
 a random moment after ``run.started`` - and sends SIGKILL to the window's service: no cleanup
 runs. supervisord restarts it. When the run has finished the log is judged:
 
-- the run finished, with its fault injected;
+- the run finished, with its fault injected, and ended as it should (resolved, or for a
+  control fault no action);
 - every ticket of the run is terminal (resolved or escalated);
 - every injected fault was reverted exactly once;
 - no event id appears twice;
@@ -71,6 +72,8 @@ WINDOWS: dict[str, Window] = {
     "monitor_between_violation_and_ticket": Window("monitor", lambda e: e.type == "inv.violated"),
 }
 RANDOM = "random"
+GOOD_OUTCOMES = ("resolved", "no_action")
+"""How a run ends that a crash did not spoil: the agent fixed the fault, or (a control) nobody acted."""
 
 
 @dataclass
@@ -214,6 +217,11 @@ def _judge(events: list[Event]) -> list[str]:
     ended = {e.data.ticket_id for e in events if e.type in ("ticket.resolved", "ticket.escalated")}
     if opened - ended:
         problems.append(f"ticket(s) left open: {', '.join(sorted(opened - ended))}")
+    for finished in (e.data for e in events if e.type == "run.finished"):
+        if finished.summary.get("ended"):
+            problems.append(f"the story ended early: {finished.summary['ended']}")
+        elif finished.outcome not in GOOD_OUTCOMES:
+            problems.append(f"the run ended {finished.outcome}")
     return problems
 
 

@@ -86,8 +86,8 @@ class StackInfo:
     """For a run under Docker Compose: :attr:`ComposeRun.saved` (no supervisord then)."""
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2))
-        path.chmod(0o600)  # holds the supervisor's credentials
+        # holds the supervisor's credentials (and a compose run's NATS passwords): owner-only from the start
+        write_private(path, json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, path: Path) -> StackInfo | None:
@@ -542,7 +542,9 @@ def _port(url: str) -> int:
 
 
 def redacted(url: str) -> str:
-    """``url`` without its password, for printing."""
+    """``url`` (one, or a cluster's comma-separated) without its passwords, for printing."""
+    if "," in url:
+        return ",".join(redacted(one.strip()) for one in url.split(","))
     parsed = urlparse(url)
     if parsed.password is None:
         return url

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-from events.bus import Bus
+from events.bus import Bus, where
 from events.settings import BusSettings
 from events.subjects import ROOT
 from projections.ticket_log import (
@@ -88,7 +88,7 @@ async def _fold(url: str, view: TicketLogView) -> int:
         bus = await asyncio.wait_for(Bus.connect(BusSettings(nats_url=url), source="oplab-cli",
                                                  ensure_stream=False), CONNECT_TIMEOUT_S)
     except TimeoutError:
-        raise ConnectionError(f"NATS at {url} did not answer within {CONNECT_TIMEOUT_S:.0f}s") from None
+        raise ConnectionError(f"NATS at {where(url)} did not answer within {CONNECT_TIMEOUT_S:.0f}s") from None
     try:
         return await catch_up(bus, TicketLogFeeder(TicketLogProjection(view)), filter_subject=ALL_TICKETS)
     finally:

@@ -7,8 +7,8 @@
   ``fault_failed`` does not end it: a failed verification or revert leaves
   the fault in place, and a failed injection recorded after
   ``fault_injected`` (the record's ack was lost and the injection was undone
-  in-process) is reverted once more at the next start, which is harmless as
-  every undo is idempotent.
+  in-process) is adopted by the next instance and reverted once more at its
+  TTL, which is harmless as every undo is idempotent.
 
 After a stop or a crash, the active faults in the log are exactly those left behind:
 the next chaos service adopts them.

@@ -239,7 +239,8 @@ class ChaosService(ServiceProcess):
         except (ValueError, ValidationError, RefusedError) as exc:
             raise ServiceError("400", _describe(exc)) from exc
         except SubjectError as exc:
-            raise ServiceError("500", str(exc)) from exc
+            # stopping is not a failure: a caller retries (the same request id) against the successor
+            raise ServiceError("503" if self.stopping.is_set() else "500", str(exc)) from exc
         await req.respond(json.dumps(result).encode())
 
     async def listing(self) -> dict[str, Any]:

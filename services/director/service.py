@@ -67,6 +67,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import (
     ActionTaken,
+    BaselineEstablished,
     ChapterFinished,
     ChapterStarted,
     Event,
@@ -110,6 +111,7 @@ class DirectorSettings(BaseSettings):
     """A scenario of the run's subject, by name or YAML path (default: the subject's first)."""
     fault: str | None = None
     director_ready_timeout_s: float = 30.0
+    director_baseline_timeout_s: float = 90.0  # beyond the monitor's own (60 s): it always gets there first
 
 
 class DirectorService(ServiceProcess):
@@ -147,6 +149,7 @@ class DirectorService(ServiceProcess):
         self.run_fault_id: str | None = None  # the first fault requested in the run: the story's
         self.lost: str | None = None  # why the story's fault is gone before anyone detected it
         self._lost = asyncio.Event()
+        self._baseline = asyncio.Event()  # the monitor has begun judging (inv.baseline)
         self._watched = {t for c in self.chapters if c.advance.when is not None for t in c.advance.when.types()}
         self._history: deque[tuple[int, Event]] = deque(maxlen=HISTORY)
         self._chapter: Chapter | None = None
@@ -178,8 +181,11 @@ class DirectorService(ServiceProcess):
             self.run_fault_id = data.fault_id
         elif isinstance(data, FaultFailed) and data.fault_id == self.run_fault_id and data.stage == "inject":
             self._lose(f"the fault could not be injected ({data.reason})")
-        elif isinstance(data, FaultReverted) and data.fault_id == self.run_fault_id and not self.control:
+        elif (isinstance(data, FaultReverted) and data.fault_id == self.run_fault_id and not self.control
+              and data.reason != "shutdown"):  # the lab going down is not the story's business
             self._lose(f"the fault was reverted ({data.reason}) before anyone detected it")
+        elif isinstance(data, BaselineEstablished):
+            self._baseline.set()
         elif isinstance(data, ChapterFinished) and data.scenario == self.scenario.name:
             self.last_finished, self.last_finished_seq = data.index, d.seq
         elif isinstance(data, FaultInjected) and not self.fault_seq:
@@ -300,13 +306,19 @@ class DirectorService(ServiceProcess):
             await self._finish_run()
 
     async def _wait_ready(self) -> None:
-        if set(self.scenario.requires_services) <= self.services_up:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._services_ready.wait(), self.config.director_ready_timeout_s)
-        missing = set(self.scenario.requires_services) - self.services_up
-        if missing:
-            log.warning("starting without services: %s", ", ".join(sorted(missing)))
+        """The cast is up, and - where the monitor is in it - judging has begun: a fault injected
+        before the monitor has seen the subject whole would go unjudged (see the monitor's baseline)."""
+        if not set(self.scenario.requires_services) <= self.services_up:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._services_ready.wait(), self.config.director_ready_timeout_s)
+            missing = set(self.scenario.requires_services) - self.services_up
+            if missing:
+                log.warning("starting without services: %s", ", ".join(sorted(missing)))
+        if "monitor" in self.scenario.requires_services and not self._baseline.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._baseline.wait(), self.config.director_baseline_timeout_s)
+            if not self._baseline.is_set():
+                log.warning("starting before the monitor established its baseline")
 
     async def _play_chapter(self, index: int, since: int, *, enter: bool) -> tuple[int, str] | None:
         """Play one chapter; returns the sequence of its ``chapter_finished`` and why it ended,
@@ -327,6 +339,8 @@ class DirectorService(ServiceProcess):
                 return None
             for position, action in pending:
                 result = await self._act(action, index, position)
+                if result is None:  # cut short by our own stop: the successor does it
+                    return None
                 await self.emit(ActionTaken(scenario=self.scenario.name, index=index, action=position,
                                             kind=action.action, result=result), causation=started.id)
         is_last = index == len(self.chapters) - 1
@@ -413,8 +427,9 @@ class DirectorService(ServiceProcess):
                 f"{' by ' + summary.resolved_by if summary.resolved_by else ''}; "
                 f"time to detect {_secs(summary.ttd_s)}, time to mitigate {_secs(summary.ttm_s)}.")
 
-    async def _act(self, action: Inject | RevertAll | Finish, index: int, position: int) -> dict[str, Any]:
-        """Do one entry action; returns what came of it (for ``director.action_taken``)."""
+    async def _act(self, action: Inject | RevertAll | Finish, index: int, position: int) -> dict[str, Any] | None:
+        """Do one entry action; returns what came of it (for ``director.action_taken``), or None if
+        the director is stopping before it was done (nothing is recorded: a successor does it)."""
         try:
             if isinstance(action, Inject):
                 body: dict[str, Any] = {"kind": action.kind.format(fault=self.fault), "ttl_s": action.ttl_s,
@@ -429,6 +444,8 @@ class DirectorService(ServiceProcess):
                 await self._finish_run()
             return {"ok": True}
         except CommandError as exc:
+            if self.stopping.is_set():
+                return None
             log.error("chaos refused %s: %s", action.action, exc.description)
             if isinstance(action, Inject):
                 self._lose(f"the chaos service refused the injection ({exc.description})")
@@ -445,8 +462,10 @@ class DirectorService(ServiceProcess):
         self.run_finished = True  # the feed will say so too; a second finish must not follow meanwhile
 
     async def _chaos(self, verb: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Send a chaos command, waiting (bounded) for the chaos service to come up.
-        Raises CommandError when it refuses or does not come up."""
+        """Send a chaos command, waiting (bounded) for the chaos service to come up, or its successor
+        to take over (503: none there or it is stopping; 504: no answer in time - asking again is
+        safe, as an injection carries its request id). Raises CommandError when it refuses or does
+        not come back."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 15.0
         while True:
@@ -455,7 +474,7 @@ class DirectorService(ServiceProcess):
                 log.info("chaos %s -> %s", verb, result)
                 return result
             except CommandError as exc:
-                if exc.code != "503" or loop.time() > deadline or self.stopping.is_set():
+                if exc.code not in ("503", "504") or loop.time() > deadline or self.stopping.is_set():
                     raise
             if await self._interrupted(0.2):  # the chaos service is not up yet: retry shortly
                 raise CommandError("503", "the director is stopping")

@@ -11,6 +11,7 @@ import pytest
 from events import (
     FaultInjected,
     FaultReverted,
+    RunFinished,
     ServiceHeartbeat,
     TicketOpened,
     new_event,
@@ -49,6 +50,11 @@ def test_the_judge_names_what_a_crash_broke() -> None:
     assert _judge(events) == ["1 event id(s) stored twice", f"fault {fault} reverted 2 times (once expected)",
                               f"ticket(s) left open: {ticket}"]
     assert _judge([]) == ["no fault was injected"]
+    unresolved = ev(RunFinished(outcome="undetected", summary={}))
+    lost = ev(RunFinished(outcome="undetected", summary={"ended": "the fault was reverted (ttl) before anyone "
+                                                                   "detected it"}))
+    assert _judge([unresolved])[-1] == "the run ended undetected"
+    assert _judge([lost])[-1].startswith("the story ended early: the fault was reverted (ttl)")
 
 
 @pytest.mark.e2e

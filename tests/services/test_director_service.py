@@ -21,11 +21,13 @@ from typing import Any
 import pytest
 
 from events import (
+    BaselineEstablished,
     Event,
     FaultFailed,
     FaultInjected,
     FaultRequested,
     FaultReverted,
+    ServiceStarted,
     TicketClaimed,
     TicketEscalated,
     TicketLeaseRenewed,
@@ -435,3 +437,29 @@ async def test_a_fault_lost_before_detection_ends_the_story_at_once(
     summary_chapter = run_log.of_type("director.chapter_started")[-1]
     assert summary_chapter.data.chapter == "end" and why in summary_chapter.data.narration
     assert await d.terminate() == 0
+
+
+WITH_MONITOR = """
+name: director-baseline-test
+subject: ratelimiter
+default_fault: node_kill
+requires_services: [monitor]
+faults:
+  node_kill: {title: a test fault}
+chapters:
+  - id: opening
+    title: Opening
+    narration: The story starts once the monitor judges.
+    advance: {timeout_s: 0.1}
+"""
+
+
+async def test_the_story_waits_until_the_monitor_has_begun_judging(
+        director, bus: Bus, run_id: str, run_log: RunLog) -> None:  # type: ignore[no-untyped-def]
+    await director("auto", "baseline", WITH_MONITOR)
+    up = await publish(bus, run_id, ServiceStarted(service="monitor", instance="m", version="t", pid=1))
+    status = await poll_status(bus, lambda st: st["seen_seq"] >= up)
+    assert status["chapter"] is None  # the monitor is up but has not seen the subject whole yet
+    await publish(bus, run_id, BaselineEstablished(healthy=True, waited_s=0.1))
+    started = await run_log.wait_for(chapter("started", 0), 20, "the first chapter")
+    assert started.data.chapter == "opening"
