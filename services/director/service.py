@@ -438,8 +438,8 @@ class DirectorService(ServiceProcess):
                     body["target"] = action.target
                 fault = (await self._chaos("inject", body))["fault"]
                 return {"ok": True, "fault_id": fault.get("fault_id")}
-            if isinstance(action, RevertAll):
-                await self._chaos("revert", {"all": True})
+            if isinstance(action, RevertAll):  # the story's clean-up: worth waiting for a successor longer
+                await self._chaos("revert", {"all": True}, patience_s=60.0)
             elif isinstance(action, Finish):
                 await self._finish_run()
             return {"ok": True}
@@ -461,13 +461,13 @@ class DirectorService(ServiceProcess):
             **({"ended": self.lost} if self.lost else {})}))
         self.run_finished = True  # the feed will say so too; a second finish must not follow meanwhile
 
-    async def _chaos(self, verb: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _chaos(self, verb: str, body: dict[str, Any], patience_s: float = 15.0) -> dict[str, Any]:
         """Send a chaos command, waiting (bounded) for the chaos service to come up, or its successor
         to take over (503: none there or it is stopping; 504: no answer in time - asking again is
         safe, as an injection carries its request id). Raises CommandError when it refuses or does
         not come back."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 15.0
+        deadline = loop.time() + patience_s
         while True:
             try:
                 result = await request(self.bus.nc, "chaos", verb, body)
