@@ -31,7 +31,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js import api as js_api
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 
 from events.catalogue.bus import EventRejected
 from events.codec import InvalidEvent, decode, encode
@@ -241,8 +241,9 @@ class Bus:
                 if exc.code != 503 or loop.time() > deadline:
                     raise
                 failure: Exception = exc
-            except (nats.errors.TimeoutError, nats.errors.NoRespondersError,
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError, NoStreamResponseError,
                     nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError) as exc:
+                # NoStreamResponse: the stream has no leader this moment (a cluster electing one)
                 if self.nc.is_closed or loop.time() > deadline:
                     raise
                 failure = exc
