@@ -326,24 +326,37 @@ def runs(as_json: JsonOpt = False) -> None:
 
 @app.command()
 def events(run: Annotated[str, typer.Argument(help="Run id (see `oplab runs`)")],
-           type_: Annotated[list[str] | None, typer.Option("--type", help="Event type or domain")] = None,
+           type_: Annotated[list[str] | None, typer.Option(
+               "--type", help="Event type, glob (ticket.*) or domain; repeatable")] = None,
+           correlation: Annotated[str | None, typer.Option(help="Only events about this ticket or fault id")] = None,
+           source: Annotated[str | None, typer.Option(help="Only events this service recorded")] = None,
+           since: Annotated[str | None, typer.Option(help="From: a sequence, a time or an age (-30s)")] = None,
+           until: Annotated[str | None, typer.Option(help="Up to: a sequence, a time or an age")] = None,
            as_json: JsonOpt = False) -> None:
-    """Replay one run's events from the log, in order."""
+    """Replay one run's events from the log, in order (``--json``: one object per line, with ``seq``)."""
+    from events.envelope import utcnow
     from oplab.access import lab_nats_url
+    from oplab.event_query import EventQuery, parse_position
     from oplab.history import describe, run_history
 
     with lab_nats_url(LabSettings()) as url:
-        history = asyncio.run(run_history(url, run, set(type_) if type_ else None))
-        if not history and type_:
-            everything = asyncio.run(run_history(url, run))
-            if everything:
-                known = sorted({e.type for _, e in everything})
-                _fail(f"run {run} has no events of type {', '.join(type_)}; it has: {', '.join(known)}", 2)
-    if not history:
+        everything = asyncio.run(run_history(url, run))
+    if not everything:
         _fail(f"no events for run {run!r} (`oplab runs` lists the recorded runs)")
+    now, day = utcnow(), everything[0][1].time
+    try:
+        query = EventQuery(types=tuple(type_ or ()), correlation=correlation, source=source,
+                           since=parse_position(since, now=now, day=day) if since else None,
+                           until=parse_position(until, now=now, day=day) if until else None)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    history = [(seq, event) for seq, event in everything if query.matches(seq, event)]
+    if not history and type_ and not query.types_known({e.type for _, e in everything}):
+        known = sorted({e.type for _, e in everything})
+        _fail(f"run {run} has no events of type {', '.join(type_)}; it has: {', '.join(known)}", 2)
     for seq, event in history:
         if as_json:
-            typer.echo(event.model_dump_json())
+            typer.echo(json.dumps({"seq": seq, **event.model_dump(mode="json")}))
         else:
             typer.echo(f"{seq:>7} {event.time:%H:%M:%S.%f}"[:-3] + f" {event.type:<26} {describe(event)}")
 

@@ -207,3 +207,21 @@ async def test_the_console_program_replays_it(home: Path, store: RunningServer, 
             await asyncio.sleep(0.05)  # polling another process's terminal under a deadline
     finally:
         pane.tmux("kill-server", check=False)
+
+
+def test_its_events_can_be_browsed_by_type_glob_correlation_and_range(home: Path) -> None:
+    tickets = oplab("events", RUN, "--type", "ticket.*", "--json", home=home)
+    assert tickets.returncode == 0, tickets.stderr
+    docs = [json.loads(line) for line in tickets.stdout.splitlines()]
+    assert docs and all(d["type"].startswith("ticket.") for d in docs)
+    assert [d["seq"] for d in docs] == sorted(d["seq"] for d in docs)  # in stream order, each with its seq
+    ticket = docs[0]["data"]["ticket_id"]
+    about = [json.loads(line) for line in oplab("events", RUN, "--correlation", ticket, "--json",
+                                                  home=home).stdout.splitlines()]
+    assert {d["type"] for d in about} >= {"ticket.opened", "ticket.resolved"}
+    assert all(d["data"].get("ticket_id") == ticket or d.get("correlation") == ticket for d in about)
+    first, last = docs[0]["seq"], docs[-1]["seq"]
+    ranged = oplab("events", RUN, "--since", str(first), "--until", str(first), "--json", home=home)
+    assert [json.loads(line)["seq"] for line in ranged.stdout.splitlines()] == [first] != [last]
+    bad = oplab("events", RUN, "--since", "yesterday", home=home)
+    assert bad.returncode == 2 and "is not a position" in bad.stderr
