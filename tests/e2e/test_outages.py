@@ -125,8 +125,14 @@ async def test_losing_one_server_of_a_nats_cluster_mid_run_loses_nothing(cluster
     finally:
         await bus.close()
     sup = Supervisor(info.supervisor_url)
+    killed = sup._proxy().getProcessInfo("nats-2")["pid"]
     await asyncio.to_thread(sup.signal, "nats-2", "KILL")  # gone, no goodbye ...
-    await asyncio.to_thread(sup.stop, "nats-2")  # ... and not restarted: the run goes on with two of three
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while (state := sup._proxy().getProcessInfo("nats-2"))["statename"] == "RUNNING" and state["pid"] == killed:
+        assert loop.time() < deadline, "supervisord never noticed the kill"
+        await asyncio.sleep(0.05)  # polling supervisord for the death it reports on its next tick
+    await asyncio.to_thread(sup.stop, "nats-2")  # ... and kept down: the run goes on with two of three
     after = await wait_in_log(stack, info, lambda e: e.type == "run.finished", 120, "the run to finish")
     assert sup._proxy().getProcessInfo("nats-2")["statename"] in ("STOPPED", "EXITED")
     stored = {e.id for _, e in after}
