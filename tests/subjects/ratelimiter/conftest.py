@@ -28,12 +28,13 @@ import pytest
 
 from events import ObsSnapshot, WorkloadStats
 from oplab.infra import RunningServer, free_port
-from subjects.contract import Invariant, Observer, Playbook, Toolbox, ToolCall, Violation, Workload
+from subjects.contract import Invariant, Observer, Violation, Workload
 from subjects.ratelimiter.cluster import RateLimiterCluster
 from subjects.ratelimiter.fault_kit import RateLimiterFaultKit
 from subjects.ratelimiter.observer import RateLimiterObserver
 from subjects.ratelimiter.settings import RateLimiterSettings
 from subjects.ratelimiter.toolbox import RateLimiterToolbox
+from tests.subjects.playbooks import run_playbook  # noqa: F401 - the rate limiter tests import it from here
 
 T = TypeVar("T")
 
@@ -139,23 +140,6 @@ class Watcher:
         await eventually(enough, timeout, interval=0.1, what=f"{n} more workload intervals")
 
 
-async def run_playbook(toolbox: Toolbox, violation: Violation) -> tuple[str, list[ToolCall], list[Any]]:
-    """What the rules policy does: diagnose with read-only tools, state a hypothesis, apply the remedy."""
-    playbook: Playbook = next(p for p in toolbox.playbooks() if p.invariant == violation.invariant)
-    evidence = {**violation.evidence, "entity": violation.entity}
-    findings: dict[str, Any] = {}
-    for call in playbook.diagnose(evidence):
-        tool = toolbox.tool(call.tool)
-        assert tool is not None and not tool.mutating
-        findings[call.tool] = await tool.call(call.args)
-    hypothesis = playbook.hypothesis(evidence, findings)
-    remedy = playbook.remedy(evidence, findings)
-    results = []
-    for call in remedy:
-        tool = toolbox.tool(call.tool)
-        assert tool is not None and tool.mutating
-        results.append(await tool.call(call.args))
-    return hypothesis, remedy, results
 
 
 @dataclass

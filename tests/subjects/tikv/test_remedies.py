@@ -3,8 +3,6 @@ policy's playbook through typed tools, and reverted; what is outside the cluster
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from pydantic import ValidationError
 
@@ -15,6 +13,7 @@ from subjects.tikv.invariants import StoreNotUp
 from subjects.tikv.observer import TiKVObserver
 from subjects.tikv.toolbox import TiKVToolbox
 from tests.fakes.tikv import TiKVDouble
+from tests.subjects.playbooks import run_playbook
 from tests.subjects.tikv.conftest import all_up, eventually
 
 
@@ -28,21 +27,6 @@ async def violated(observer: TiKVObserver, store: str) -> Violation:
     return await eventually(check, 10, f"store_not_up on {store}")
 
 
-async def run_playbook(toolbox: TiKVToolbox, violation: Violation) -> tuple[str, list[Any], list[Any]]:
-    playbook = next(p for p in toolbox.playbooks() if p.invariant == violation.invariant)
-    evidence = {**violation.evidence, "entity": violation.entity}
-    findings = {}
-    for call in playbook.diagnose(evidence):
-        tool = toolbox.tool(call.tool)
-        assert tool is not None and not tool.mutating
-        findings[call.tool] = await tool.call(call.args)
-    remedy = playbook.remedy(evidence, findings)
-    results = []
-    for call in remedy:
-        tool = toolbox.tool(call.tool)
-        assert tool is not None and tool.mutating
-        results.append(await tool.call(call.args))
-    return playbook.hypothesis(evidence, findings), remedy, results
 
 
 @pytest.mark.parametrize("kind, state, remedy", [
