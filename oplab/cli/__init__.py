@@ -1,0 +1,44 @@
+"""``oplab``: run the lab, look at it, poke it.
+
+Human-readable output by default; ``--json`` where a program may read it.
+Exit status: 0 success, 1 the thing asked for did not happen, 2 bad usage.
+
+One module per group of commands: :mod:`~oplab.cli.lab` (up, down, status, restart, logs, demo,
+subjects, nats-auth), :mod:`~oplab.cli.runs` (runs, events, export, import, console),
+:mod:`~oplab.cli.tickets`, :mod:`~oplab.cli.chaos`, :mod:`~oplab.cli.decisions` (approve, reject).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from oplab.cli import chaos, decisions, lab, runs, tickets
+
+app = typer.Typer(help="Operator Lab: break a real system, watch an operator agent fix it.",
+                  no_args_is_help=True, add_completion=False)
+for group in (lab, runs, tickets, chaos, decisions):
+    group.register(app)
+
+
+def main() -> None:
+    import logging
+
+    from events.bus import BusRefused
+    from oplab.stack import StackError
+    from services.runtime.logging import configure_logging
+
+    configure_logging("kv", "WARNING")
+    logging.getLogger("events.bus").setLevel(logging.ERROR)  # reconnect chatter is not for CLI users
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except StackError as exc:  # any command: what went wrong with the lab, no traceback
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(1)
+    except BusRefused as exc:  # any command, any NATS: the reason and what to do, no traceback
+        typer.secho(f"error: {exc}. Under compose, the viewer's password is in the lab's volume: "
+                    "`docker compose run --rm -T console cat /auth/viewer`", fg=typer.colors.RED, err=True)
+        sys.exit(1)

@@ -1,0 +1,75 @@
+"""What every ``oplab`` command shares: failing clearly, printing for people or programs, options.
+
+Exit status: 0 success, 1 the thing asked for did not happen, 2 bad usage. ``fail`` is the one way
+out with an error; :class:`~oplab.stack.StackError` needs no handling in a command (the entry point
+turns it into ``error: ...`` and exit 1).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from typer.core import TyperGroup
+
+from oplab.settings import LabSettings
+from oplab.stack import Stack
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+RunOpt = Annotated[str | None, typer.Option(help="Run id (default: the running stack's, else every run)")]
+
+
+def stack() -> Stack:
+    return Stack(LabSettings())
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """``error: message`` on stderr, and exit ``code``."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def emit(doc: Any, as_json: bool, human: str) -> None:
+    """``doc`` as one JSON line with ``--json``, else the ``human`` text."""
+    typer.echo(json.dumps(doc, default=str) if as_json else human)
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr (never mixed into what a program reads on stdout)."""
+    typer.secho(f"  {message}", fg=typer.colors.BRIGHT_BLACK, err=True)
+
+
+def log_to_file(path: Path) -> None:
+    """While the console owns the terminal, logs go to a file (never onto the screen)."""
+    from services.runtime.logging import KeyValueFormatter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(KeyValueFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def scalar(text: str) -> Any:
+    """``k=v`` values: JSON where they parse (numbers, booleans), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class DefaultCommandGroup(TyperGroup):
+    """A group whose first argument may be its default command's argument instead of a command:
+    ``oplab events RUN --type T`` is ``oplab events list RUN --type T``, while
+    ``oplab events show 42`` is the ``show`` command."""
+
+    default_command = "list"
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)

@@ -1,0 +1,67 @@
+"""``oplab tickets list|show``: the ticket log (a projection of the event log)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from oplab.cli.common import JsonOpt, fail, progress
+from oplab.settings import LabSettings
+
+tickets_app = typer.Typer(help="The ticket log (a projection of the event log).", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(tickets_app, name="tickets")
+
+
+@tickets_app.command("list")
+def tickets_list(run: Annotated[str | None, typer.Option(help="Only this run (default: all)")] = None,
+                 status_: Annotated[str | None, typer.Option("--status")] = None,
+                 limit: int = 50, as_json: JsonOpt = False) -> None:
+    """Tickets from the ticket log, newest first."""
+    from oplab.access import lab_nats_url
+    from oplab.tickets import list_tickets
+
+    settings = LabSettings()
+    try:
+        rows = list_tickets(run=run, status=status_, limit=limit, nats_url=lambda: lab_nats_url(settings),
+                            notice=progress)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    if as_json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in rows]))
+        return
+    if not rows:
+        typer.echo("no tickets")
+        return
+    width = max(len(f"{r.invariant}/{r.entity}") for r in rows)
+    for r in rows:
+        what = f"{r.invariant}/{r.entity}"
+        typer.echo(f"{r.ticket_id}  {r.status:<11} {what:<{width}}  {r.opened_at:%Y-%m-%d %H:%M:%S}  "
+                   f"{r.resolved_by or r.outcome_note or ''}")
+
+
+@tickets_app.command("show")
+def tickets_show(ticket_id: str, as_json: JsonOpt = False) -> None:
+    """One ticket in full."""
+    from oplab.access import lab_nats_url
+    from oplab.tickets import get_ticket
+
+    settings = LabSettings()
+    row = get_ticket(ticket_id, nats_url=lambda: lab_nats_url(settings), notice=progress)
+    if row is None:
+        fail(f"no ticket {ticket_id!r} in the ticket log")
+    if as_json:
+        typer.echo(row.model_dump_json())
+        return
+    doc = row.model_dump(mode="json", exclude={"actions"})
+    for key, value in doc.items():
+        if value is not None:
+            typer.echo(f"{key:>13}: {value}")
+    for i, action in enumerate(row.actions, start=1):
+        args = ", ".join(f"{k}={v!r}" for k, v in action.args.items())
+        result = {True: "ok", False: "failed", None: action.status}[action.ok]
+        typer.echo(f"{'action ' + str(i):>13}: {action.tool}({args}) -> {result}")
