@@ -27,6 +27,11 @@ Contract of :class:`ConsoleApp`:
   an action no longer pending); the outcome shows in the footer. Without a
   running screen (only :meth:`handle_key` driven) the prompt takes its keys
   from :meth:`handle_key` all the same.
+- Paced replay (``replay``, a :class:`~console.replay.ReplayPlayer`): the clock is the player's
+  (the log time of its position), a tick redraws every ``tick_s`` as live, and the keys drive the
+  player: ``space`` pauses and resumes, ``right`` steps one event (and pauses), ``n`` jumps to the
+  next chapter, ``+`` / ``-`` double / halve the speed, ``q`` quits. The header shows the
+  position, the speed and PAUSED or END, the footer these keys. Live mode is untouched by it.
 
 The app never logs to the terminal it draws on; the caller should send logging
 to a file while the console runs.
@@ -42,6 +47,7 @@ from typing import Any
 
 import urwid
 
+from console.replay import ReplayPlayer
 from console.widgets import PALETTE, PROMPT_COLS, LabScreen, RejectPrompt, action_call, prompt_overlay
 from projections.lab_view import LabView
 
@@ -74,18 +80,23 @@ class ConsoleApp:
         clock: Callable[[], datetime] | None = None,
         redraw_delay_s: float = 0.05,
         tick_s: float = 1.0,
+        replay: ReplayPlayer | None = None,
     ) -> None:
-        """``clock`` defaults to the wall clock when live and to the log's latest time in replay."""
+        """``clock`` defaults to the wall clock when live, to ``replay``'s clock in a paced replay and to
+        the log's latest time in any other replay."""
         self.view = view
         self.on_next = on_next
         self.live = live
         self.screen = screen
-        self.clock = clock or (wall_clock if live else self._log_clock)
+        self.replay = replay
+        self.clock = clock or (wall_clock if live else replay.clock if replay is not None else self._log_clock)
         self.redraw_delay_s = redraw_delay_s
         self.tick_s = tick_s
         self.on_decide = on_decide
         self.widget = LabScreen(view, self.clock, live=live, can_advance=on_next is not None)
         self.widget.can_decide = on_decide is not None and live
+        if replay is not None:
+            self.widget.replay_status = replay.status
         self.main_loop: urwid.MainLoop | None = None
         self.prompt: RejectPrompt | None = None  # the open reject prompt, if any
         self.redraws = 0
@@ -119,7 +130,7 @@ class ConsoleApp:
         try:
             self.main_loop.start()
             started = True
-            if self.live and self.tick_s > 0:
+            if (self.live or self.replay is not None) and self.tick_s > 0:
                 self._tick = loop.call_later(self.tick_s, self._on_tick)
             await self._quit.wait()
         finally:
@@ -215,6 +226,8 @@ class ConsoleApp:
         if key in QUIT_KEYS:
             self.quit()
             return True
+        if self.replay is not None and self._replay_key(key):
+            return True
         if key in NEXT_KEYS:
             self.request_next()
             return True
@@ -231,6 +244,30 @@ class ConsoleApp:
             self.invalidate()
             return True
         return False
+
+    def _replay_key(self, key: Any) -> bool:
+        """The replay's keys (see the module docstring); True if ``key`` was one."""
+        player = self.replay
+        assert player is not None
+        status = ""
+        if key == " ":
+            player.toggle_pause()
+        elif key == "right":
+            if not player.step():
+                status = "end of the run: q quits"
+        elif key in ("n", "N"):
+            if not player.next_chapter():
+                status = "no later chapter"
+        elif key in ("+", "="):  # '=' is '+' without shift
+            player.faster()
+        elif key == "-":
+            player.slower()
+        else:
+            return False
+        if player.ended and not status:
+            status = "end of the run: q quits"
+        self.set_status(status)
+        return True
 
     def request_next(self) -> None:
         """Ask for the next chapter (no-op without ``on_next``); the outcome shows in the footer."""

@@ -10,9 +10,10 @@
   runs until the user quits. The screen is up before the history is read, so a
   long log or an empty one (no run events yet) both start cleanly.
 
-Replay mode folds the stored log instead of following it: at once by default,
-or paced by the original event times divided by ``replay_speed`` (gaps longer
-than ``MAX_REPLAY_GAP_S`` are shortened). Its clock is the log's time.
+Replay mode plays the stored log instead of following it, through a
+:class:`~console.replay.ReplayPlayer` (pace, idle gaps, keys and the end: see
+:mod:`console.replay`): at once by default, or at the recorded pace x
+``replay_speed``, from the start or from a given index. Its clock is the log's time.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import urwid
 
 from console.app import ConsoleApp, Decide, NextChapter
+from console.replay import Recorded, ReplayPlayer, read_history
 from events import Event
 from events.bus import Bus, Delivered, Replay
 from events.subjects import run_events
@@ -32,8 +34,6 @@ from projections.lab_view import LabView
 from projections.tickets.approvals import ActionRef, decide
 
 log = logging.getLogger(__name__)
-
-MAX_REPLAY_GAP_S = 2.0
 
 Predicate = Callable[[LabView], bool]
 
@@ -123,24 +123,6 @@ class LiveFeed:
         if self.on_change is not None:
             self.on_change()
 
-    async def play(self, speed: float) -> None:
-        """Replay the stored log paced at ``speed`` x the original rate (no follow)."""
-        history: list[Event] = []
-
-        async def collect(d: Delivered) -> None:
-            history.append(d.event)
-
-        await self.bus.replay(run_events(self.run), collect, follow=False)
-        previous = None
-        for event in history:
-            if previous is not None and speed > 0:
-                gap = (event.time - previous).total_seconds() / speed
-                if gap > 0:
-                    await asyncio.sleep(min(gap, MAX_REPLAY_GAP_S))  # pacing, not synchronisation
-            self.apply(event)
-            previous = event.time
-        self._caught_up()
-
     async def stop(self) -> None:
         """Unsubscribe and fail pending waiters; the view keeps what was folded."""
         if self._watch is not None:
@@ -175,6 +157,8 @@ async def run_console(
     *,
     on_decide: Decide | None = None,
     replay_speed: float | None = None,
+    history: list[Recorded] | None = None,
+    start: int = 0,
     screen: urwid.BaseScreen | None = None,
     app_kwargs: dict[str, Any] | None = None,
 ) -> LabView:
@@ -182,22 +166,33 @@ async def run_console(
 
     Live (default): follows ``lab.<run>.>`` from the start of the log, so
     history and new events alike are folded, and space/right call
-    ``on_next``. Replay: folds the stored log only (``replay_speed`` paces it),
-    and the clock is the log's latest event time. ``on_decide`` (live only)
-    approves or rejects a pending action (see :class:`~console.app.ConsoleApp`).
+    ``on_next``. Replay: plays the stored log only, ``history`` if given (read
+    from the bus once the screen is up if not): every event before index
+    ``start`` is folded at once, then the rest at the recorded pace x
+    ``replay_speed`` (None or 0: all at once); the keys drive the
+    :class:`~console.replay.ReplayPlayer` and the clock is the log's time.
+    ``on_decide`` (live only) approves or rejects a pending action (see
+    :class:`~console.app.ConsoleApp`).
     """
     view = LabView(run)
     if on_decide is None and not replay:
         on_decide = store_decider(bus, run)
+    player = ReplayPlayer(view, speed=replay_speed or 1.0) if replay else None
     app = ConsoleApp(view, None if replay else on_next, on_decide=None if replay else on_decide, live=not replay,
-                     screen=screen, **(app_kwargs or {}))
+                     screen=screen, replay=player, **(app_kwargs or {}))
     feed = LiveFeed(bus, run, view, on_change=app.invalidate)
 
     async def feed_task() -> None:
-        if replay and replay_speed:
-            await feed.play(replay_speed)
-        else:
-            await feed.start(follow=not replay)
+        if player is None:
+            await feed.start(follow=True)
+            return
+        player.on_change = app.invalidate
+        player.load(history if history is not None else await read_history(bus, run))
+        if not replay_speed:
+            player.seek(len(player.history))
+            return
+        player.seek(start)
+        await player.play()
 
     task = asyncio.get_running_loop().create_task(feed_task())
 
@@ -212,5 +207,7 @@ async def run_console(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        if player is not None:
+            player.stop()
         await feed.stop()
     return view

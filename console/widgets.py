@@ -9,7 +9,12 @@ Two layers:
   :meth:`ScreenLayout.update` fills them from a view. Below 120x40 it uses
   the compact layout (80x24 is its design size: panels titled by a rule, no
   borders); from 120x40 up (200x60 is its design size) the wide layout with
-  boxed panels and a services panel. Each panel has a fixed number of rows and
+  boxed panels and a services panel. Both show the incident timeline
+  (:mod:`projections.incident`: one moment a line when wide, flowed into two
+  lines at 80x24). A chapter about incident stages (``Chapter.about``) tells
+  their facts first in the narration panel and highlights (``focus``) the lines
+  it talks about: its fault (injection), its ticket (detection, verification),
+  the agent steps and timeline moments of its stages. Each panel has a fixed number of rows and
   shows what fits: lists are cut with a "+N more" line, the agent timeline
   shows its newest steps. Below 40x10 only a "terminal too small" notice shows.
   :func:`build_screen` / :func:`render_text` do the same in one call (tests).
@@ -28,13 +33,17 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
 import urwid
 
+from console.replay import ReplayStatus
 from console.subject_rows import cluster_rows, picture, row_markup, rows_for, workload_rows
+from projections.cluster import ServiceRow
+from projections.incident import STAGES, Fact, Incident, waiting_facts
 from projections.lab_view import LabView, Step, fmt_tokens
 from projections.tickets.state import ACTIVE, Action, TicketState, TicketStatus
 from projections.timeline import Chapter
@@ -62,6 +71,9 @@ PALETTE: list[tuple[str, ...]] = [
     ("dim", "dark gray", ""),
     ("prompt", "white", "dark blue"),
     ("prompt_edit", "black", "light gray"),
+    ("focus", "black", "yellow"),  # a line the showing chapter talks about
+    ("focus_bad", "dark red,bold", "yellow"),  # ... telling a failure
+    ("fact", "white,bold", ""),  # a fact of the chapter's incident stage, from the log
 ]
 
 
@@ -90,10 +102,12 @@ STATUS_ATTR: dict[str, str] = {
 # -- panel contents (pure) ----------------------------------------------------------------------
 
 
-def header_parts(view: LabView, now: datetime, cols: int = 200) -> tuple[Markup, str]:
+def header_parts(view: LabView, now: datetime, cols: int = 200, replay: ReplayStatus | None = None
+                 ) -> tuple[Markup, str]:
     """(left markup, right text) of the header row: chapter i/N, run, scenario | state, elapsed.
 
-    The product name is dropped below 100 columns so the facts fit at 80.
+    The product name is dropped below 100 columns so the facts fit at 80. In a replay the state is
+    the replay's position, speed and PAUSED or END (:meth:`~console.replay.ReplayStatus.label`).
     """
     tl = view.timeline
     sep = ("header_dim", " │ ")
@@ -103,6 +117,8 @@ def header_parts(view: LabView, now: datetime, cols: int = 200) -> tuple[Markup,
         parts += [("header", f"chapter {ch.number}/{ch.total}"), sep]
     parts += [("header", view.run or "no run"), sep, ("header", tl.scenario or "scenario ?")]
     state = "finished" if tl.finished else ("live" if view.events else "waiting")
+    if replay is not None:
+        state = replay.label(compact=cols < 100)
     right = f"{state} {fmt_clock(tl.elapsed_s(now))} "
     return parts, right
 
@@ -114,11 +130,14 @@ def narration_title(view: LabView) -> str:
 
 
 def narration_lines(view: LabView, now: datetime, width: int, max_lines: int) -> list[Markup]:
-    """The chapter's narration reflowed to ``width``, then the advance hint/countdown.
+    """The chapter's facts, its narration reflowed to ``width``, then the advance hint/countdown.
 
-    Single newlines in the narration are spaces; blank lines separate
-    paragraphs. Never more than ``max_lines`` lines: the narration is cut (its
-    last line ends in an ellipsis) so that the hint always shows.
+    A chapter about incident stages (``Chapter.about``) first tells their facts
+    from the log (:func:`chapter_facts`): what happened and when, or what the
+    stage still waits for. Single newlines in the narration are spaces; blank
+    lines separate paragraphs. Never more than ``max_lines`` lines: the facts
+    come first, the narration is cut (its last line ends in an ellipsis) so that
+    the hint always shows.
     """
     ch = view.timeline.chapter
     width = max(1, width)
@@ -131,6 +150,8 @@ def narration_lines(view: LabView, now: datetime, width: int, max_lines: int) ->
     agent_at_work = any(t.status in ACTIVE for t in view.tickets.values())
     hint = _advance_hint(ch, now, agent_at_work)
     body_room = max(0, max_lines - (1 if hint else 0))
+    facts = [_fact_line(f) for f in chapter_facts(view)][:body_room]
+    body_room -= len(facts)
     body: list[str] = []
     for para in re.split(r"\n\s*\n", ch.narration.strip()):
         if body:
@@ -141,10 +162,75 @@ def narration_lines(view: LabView, now: datetime, width: int, max_lines: int) ->
         if body:
             last = body[-1]
             body[-1] = last[: width - 1] + "…" if len(last) >= width else last + "…"
-    lines: list[Markup] = list(body)
+    lines: list[Markup] = [*facts, *body]
     if hint:
         lines.append(hint)
     return lines[:max_lines]
+
+
+def chapter_facts(view: LabView) -> list[Fact]:
+    """The facts of the showing chapter's incident stages, in stage order (none without ``about``)."""
+    ch = view.timeline.chapter
+    if ch is None or not ch.about:
+        return []
+    incident = view.incident.current()
+    out: list[Fact] = []
+    for stage in STAGES:
+        if stage in ch.about:
+            out.extend(incident.facts(stage) if incident is not None else waiting_facts(stage))
+    return out
+
+
+def _fact_line(fact: Fact) -> Markup:
+    return [("fact", "● "), ("fact", fact.text)] if fact.done else [("warn", "… "), ("warn", fact.text)]
+
+
+# the agent timeline's step kinds (projections.lab_view.Step.kind) by the incident stage they tell
+STEP_STAGE: dict[str, str] = {
+    "opened": "detection",
+    "claimed": "remediation", "diagnosed": "remediation", "action_requested": "remediation",
+    "approval_requested": "remediation", "action_approved": "remediation", "action_rejected": "remediation",
+    "action_executed": "remediation",
+    "verified": "verification", "resolved": "verification", "escalated": "verification",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Focus:
+    """What the showing chapter talks about, to highlight: the incident's stages, its ticket (detection,
+    verification), its fault (injection) and the agent steps of those stages."""
+
+    stages: frozenset[str] = frozenset()
+    ticket: str | None = None
+    fault: str | None = None
+    step_kinds: frozenset[str] = frozenset()
+
+
+def chapter_focus(view: LabView) -> Focus:
+    """The :class:`Focus` of the showing chapter (nothing to highlight without ``about``)."""
+    ch = view.timeline.chapter
+    if ch is None or not ch.about:
+        return Focus()
+    stages = frozenset(ch.about)
+    incident = view.incident.current()
+    ticket = incident.ticket_id if incident is not None and stages & {"detection", "verification"} else None
+    fault = incident.fault_id if incident is not None and "injection" in stages else None
+    kinds = frozenset(k for k, stage in STEP_STAGE.items() if stage in stages)
+    return Focus(stages=stages, ticket=ticket, fault=fault, step_kinds=kinds)
+
+
+def _is_incident_ticket(view: LabView, ticket_id: str) -> bool:
+    incident: Incident | None = view.incident.current()
+    return incident is not None and incident.ticket_id == ticket_id
+
+
+def _focus(line: Markup, attr: str = "focus") -> Markup:
+    """``line`` highlighted: every part takes the focus colours (a failure stays red on them)."""
+    if isinstance(line, str):
+        return (attr, line)
+    if isinstance(line, tuple):
+        return _focus(line[1], "focus_bad" if line[0] == "bad" else attr)
+    return [_focus(part, attr) for part in line]
 
 
 def _advance_hint(ch: Chapter, now: datetime, agent_at_work: bool = False) -> Markup | None:
@@ -179,16 +265,19 @@ def workload_lines(view: LabView, now: datetime, limit: int | None = None,
     return [row_markup(r) for r in workload_rows(rows, picture(view, now), limit)]
 
 
-def chaos_lines(view: LabView, now: datetime, width: int | None = None) -> list[Markup]:
+def chaos_lines(view: LabView, now: datetime, width: int | None = None, highlight: str | None = None
+                ) -> list[Markup]:
     """Active faults with TTL remaining; the last finished fault when none is active.
 
     A fault takes one line (``kind target TTL 1m57s``), or two when that is
-    wider than ``width``, so the TTL is never cut off.
+    wider than ``width``, so the TTL is never cut off. The lines of active fault
+    ``highlight`` (a fault id) are highlighted.
     """
     tl = view.timeline
     active = tl.active_faults
     lines: list[Markup] = []
     for f in active:
+        start = len(lines)
         kind_attr = "bad" if f.status == "effective" else "warn"
         what = f"{f.kind} {f.target or '?'}"
         ttl = f"TTL {fmt_duration(f.ttl_remaining_s(now))}"
@@ -200,6 +289,8 @@ def chaos_lines(view: LabView, now: datetime, width: int | None = None) -> list[
             lines.append([(kind_attr, f.kind), f" {f.target or '?'} ", ("warn", ttl), pending])
         if f.error:
             lines.append(("bad", f"  {f.error}"))
+        if f.fault_id == highlight:
+            lines[start:] = [_focus(line) for line in lines[start:]]
     if active:
         return lines
     lines.append(("good", "no active faults"))
@@ -216,10 +307,12 @@ def chaos_lines(view: LabView, now: datetime, width: int | None = None) -> list[
     return lines
 
 
-def ticket_lines(view: LabView, now: datetime, room: int | None = None) -> list[Markup]:
+def ticket_lines(view: LabView, now: datetime, room: int | None = None, highlight: str | None = None
+                 ) -> list[Markup]:
     """Tickets newest first: id, status, invariant/entity, age (or time to close).
 
-    With ``room``, at most that many lines (the last one then says how many more).
+    With ``room``, at most that many lines (the last one then says how many more). The line of
+    ticket ``highlight`` is highlighted (the chapter talks about it).
     """
     tickets = view.tickets_newest_first()
     if not tickets:
@@ -227,7 +320,8 @@ def ticket_lines(view: LabView, now: datetime, room: int | None = None) -> list[
         if violations:
             return [("warn", f"{len(violations)} violation(s), no ticket yet")]
         return [("dim", "no tickets")]
-    return _fit_items(tickets, room, lambda t: _ticket_line(t, now), tail=False)
+    return _fit_items(tickets, room, lambda t: _focus(_ticket_line(t, now)) if t.ticket_id == highlight
+                      else _ticket_line(t, now), tail=False)
 
 
 def _fit_items(items: Sequence[Any], room: int | None, fmt: Callable[[Any], Markup], *, tail: bool
@@ -270,9 +364,10 @@ THOUGHT_ROWS = 3
 
 
 def agent_lines(view: LabView, room: int | None = None, width: int | None = None,
-                selected: str | None = None) -> list[Markup]:
+                selected: str | None = None, highlight: frozenset[str] = frozenset()) -> list[Markup]:
     """The current ticket's conversation, oldest first (the newest ``room`` lines if given), then the
-    actions waiting for approval on any ticket (``selected`` action id highlighted).
+    actions waiting for approval on any ticket (``selected`` action id highlighted). Steps whose kind
+    is in ``highlight`` are highlighted (the chapter talks about them).
 
     The model's reasoning text takes up to three rows (wrapped to ``width``); every other step one row.
     """
@@ -284,10 +379,20 @@ def agent_lines(view: LabView, room: int | None = None, width: int | None = None
     if not steps:
         return [("dim", f"{t.ticket_id}: waiting for an agent to claim it"), *pending]
     body_room = None if room is None else max(1, room - len(pending))
+    later = 0
+    marks = [i for i, s in enumerate(steps) if s.kind in highlight]
+    if marks and body_room is not None and t.status in (TicketStatus.RESOLVED, TicketStatus.ESCALATED):
+        # the story is over: show the steps the chapter talks about, not just the last ones
+        end = max(marks[-1] + 1, min(len(steps), body_room - 1))
+        later = len(steps) - end
+        if later:
+            steps, body_room = list(steps)[:end], max(1, body_room - 1)
     lines: list[Markup] = []
     shown = 0
     for step in reversed(steps):  # format only what can show: the newest steps
         rows = _step_lines(step, width)
+        if step.kind in highlight:
+            rows = [_focus(r) for r in rows]
         if body_room is not None and len(lines) + len(rows) > body_room:
             break
         lines[:0] = rows
@@ -296,6 +401,8 @@ def agent_lines(view: LabView, room: int | None = None, width: int | None = None
         keep = body_room - 1
         dropped = 1 if keep < len(lines) else 0
         lines = [_cut_note(len(steps) - shown + dropped, True), *(lines[len(lines) - keep:] if keep > 0 else [])]
+    if later:
+        lines.append(("dim", f"… {later} later"))
     return [*lines, *pending]
 
 
@@ -339,27 +446,100 @@ def _step_line(s: Step) -> Markup:
     return _step_lines(s, None)[0]
 
 
+def incident_title(view: LabView) -> str:
+    """Title of the incident panel: the fault (or the violation) and the ticket of the latest incident."""
+    inc = view.incident.current()
+    if inc is None:
+        return "Incident"
+    what = f"{inc.fault_kind} {inc.target}" if inc.fault_id is not None else f"{inc.invariant} {inc.entity}"
+    return f"Incident · {what}" + (f" · {inc.ticket_id}" if inc.ticket_id else "")
+
+
+def incident_lines(view: LabView, *, width: int | None = None, room: int | None = None,
+                   stages: frozenset[str] = frozenset()) -> list[Markup]:
+    """The latest incident's timeline, times relative to the injection (``t+0.58``).
+
+    Without ``width``: one moment a line, oldest first. With ``width`` (a narrow
+    panel, the compact layout): the moments' brief texts flowed into lines of at
+    most ``width`` characters, and with ``room`` only the newest that fit in
+    that many lines (a leading ``…`` says older ones were left out). Moments of
+    ``stages`` (the showing chapter's) are highlighted.
+    """
+    inc = view.incident.current()
+    if inc is None:
+        return [("dim", "no incident yet")]
+    moments = inc.timeline()
+    if width is None:
+        return [_moment_markup(inc.stamp(m.at), m.text, m.ok, m.stage in stages) for m in moments]
+    tokens = [(len(inc.stamp(m.at)) + 1 + len(m.short),
+               _moment_markup(inc.stamp(m.at), m.short, m.ok, m.stage in stages)) for m in moments]
+    skipped = 0
+    while True:
+        rows = _flow(([(1, ("dim", "…"))] if skipped else []) + tokens[skipped:], width)
+        if room is None or len(rows) <= room or skipped >= len(tokens) - 1:
+            return rows
+        skipped += 1
+
+
+def _moment_markup(stamp: str, text: str, ok: bool | None, focus: bool) -> Markup:
+    attr = "good" if ok is True else ("bad" if ok is False else None)
+    line: Markup = [("dim", f"{stamp} "), (attr, text) if attr else text]
+    return _focus(line) if focus else line
+
+
+def _flow(tokens: list[tuple[int, Markup]], width: int, sep: str = "  ") -> list[Markup]:
+    """Tokens (their width, their markup) packed into lines of at most ``width``, in order."""
+    rows: list[list[Markup]] = []
+    used = 0
+    for size, markup in tokens:
+        if rows and used + len(sep) + size <= width:
+            rows[-1] += [sep, markup]
+            used += len(sep) + size
+        else:
+            rows.append([markup])
+            used = size
+    return [list(row) for row in rows]
+
+
 def services_lines(view: LabView, now: datetime) -> list[Markup]:
-    """Services seen on the bus: alive or not, uptime since start."""
-    rows = view.cluster.service_rows()
+    """Service instances seen on the bus: alive, stopped or gone (:meth:`ClusterView.status`).
+
+    Compact: every live instance, and of each service's others only the latest to go (a projector
+    killed twice shows its successor alive and one gone instance, not a history)."""
+    cluster = view.cluster
+    rows = cluster.service_rows()
     if not rows:
         return [("dim", "no service heard yet")]
+    status = {id(r): cluster.status(r, now) for r in rows}
+    latest_gone: dict[str, ServiceRow] = {}
+    for r in rows:
+        known = latest_gone.get(r.service)
+        if status[id(r)] != "alive" and (known is None or _heard(r) >= _heard(known)):
+            latest_gone[r.service] = r
     out: list[Markup] = []
     for r in rows:
-        alive = r.alive(now)
-        state: Markup = ("good", "alive") if alive else ("bad", "stopping" if r.stopping else "silent")
-        out.append([f"{r.service:<10.10} ", state, ("dim", f"  {r.instance} pid {r.pid or '?'}")])
+        state = status[id(r)]
+        if state != "alive" and latest_gone.get(r.service) is not r:
+            continue
+        out.append([f"{r.service:<10.10} ", ("good" if state == "alive" else "bad", f"{state:<7}"),
+                    ("dim", f"  {r.instance} pid {r.pid or '?'}")])
     return out
 
 
+def _heard(r: ServiceRow) -> datetime:
+    return r.last_seen or r.started_at or datetime.min.replace(tzinfo=UTC)
+
+
 def footer_parts(view: LabView, *, live: bool, can_advance: bool, status: str,
-                 cols: int = 200, can_decide: bool = False, prompting: bool = False) -> tuple[Markup, str]:
+                 cols: int = 200, can_decide: bool = False, prompting: bool = False,
+                 replay: ReplayStatus | None = None) -> tuple[Markup, str]:
     """(left markup, right text) of the footer: keys and status | mode and event count.
 
     While the reject prompt is open (``prompting``) the keys are the prompt's: enter, esc. The
     approval keys take room: with them, below 100 columns the footer is laid out as narrow. When
     the keys and the status do not fit in ``cols``, the least needed key hints are left out
-    (next chapter, then tab, then r, then a; quit and the prompt's keys always stay).
+    (next chapter, then tab, then r, then a; quit and the prompt's keys always stay). A replay
+    (``replay``) lists its keys (space, →, n, +/-, least needed last) until its end, then only q.
     """
     deciding = not prompting and can_decide and bool(view.pending_approvals())
     narrow = cols < (100 if deciding else 80)
@@ -369,6 +549,10 @@ def footer_parts(view: LabView, *, live: bool, can_advance: bool, status: str,
     elif deciding:
         groups += [(1, [("key", " a "), ("footer", " approve  ")]), (2, [("key", " r "), ("footer", " reject…  ")]),
                    (3, [("key", " tab "), ("footer", " next  ")])]
+    if replay is not None and replay.loaded and not replay.ended and not prompting:
+        groups += [(1, [("key", " space "), ("footer", " play  " if replay.paused else " pause  ")]),
+                   (2, [("key", " → "), ("footer", " step  ")]), (3, [("key", " n "), ("footer", " chapter  ")]),
+                   (4, [("key", " +/- "), ("footer", " speed  ")])]
     if can_advance and not prompting:
         groups.append((4, [("key", " space/→ "), ("footer", " next  " if narrow else " next chapter  ")]))
     if not prompting:
@@ -524,10 +708,12 @@ class ScreenLayout:
         return slot.widget
 
     def _compact(self, cols: int, rows: int) -> urwid.Widget:
-        """80x24 design: narration, cluster|workload, chaos|tickets, agent timeline; rules, no borders."""
-        wants = [6, 7, 5, 0] if rows >= 28 else [5, 5, 4, 0]
-        narr_h, top_h, mid_h, agent_h = _split_rows(rows, wants)
+        """80x24 design: narration, cluster|workload, chaos|tickets, incident timeline (flowed), agent
+        timeline; rules, no borders."""
+        wants = [6, 7, 5, 4, 0] if rows >= 28 else [5, 5, 4, 3, 0]
+        narr_h, top_h, mid_h, incident_h, agent_h = _split_rows(rows, wants)
         self.narration_width = cols
+        self.incident_width: int | None = cols
         half = (cols - 1) // 2
         left_mid = max(24, (cols - 1) // 3)
         self.chaos_width: int | None = left_mid
@@ -536,18 +722,21 @@ class ScreenLayout:
         mid = urwid.Columns([(left_mid, self._slot("chaos", mid_h, boxed=False)),
                              self._slot("tickets", mid_h, boxed=False)], dividechars=1)
         return _pile([(narr_h, self._slot("narration", narr_h, boxed=False)), (top_h, top), (mid_h, mid),
+                      (incident_h, self._slot("incident", incident_h, boxed=False)),
                       (agent_h, self._slot("agent", agent_h, boxed=False, tail=True))])
 
     def _wide(self, cols: int, rows: int) -> urwid.Widget:
-        """200x60 design: boxed narration on top; cluster/workload/chaos/services left; tickets, agent right."""
+        """200x60 design: boxed narration on top; cluster/workload/chaos/services left; tickets, incident
+        timeline, agent right."""
         narr_h = 7
         main_h = rows - narr_h
         self.narration_width = cols - 2
+        self.incident_width = None
         self.chaos_width = None
         left_w = max(50, min(80, cols * 2 // 5))
         cluster_h, workload_h, chaos_h, services_h = _split_rows(
             main_h, [max(7, main_h // 4), max(7, main_h // 4), max(6, main_h // 6), 0])
-        tickets_h, agent_h = _split_rows(main_h, [max(8, main_h // 4), 0])
+        tickets_h, incident_h, agent_h = _split_rows(main_h, [max(8, main_h // 4), max(6, min(12, main_h // 4)), 0])
         left = _pile([
             (cluster_h, self._slot("cluster", cluster_h, boxed=True)),
             (workload_h, self._slot("workload", workload_h, boxed=True)),
@@ -556,6 +745,7 @@ class ScreenLayout:
         ])
         right = _pile([
             (tickets_h, self._slot("tickets", tickets_h, boxed=True)),
+            (incident_h, self._slot("incident", incident_h, boxed=True, tail=True)),
             (agent_h, self._slot("agent", agent_h, boxed=True, tail=True)),
         ])
         return _pile([(narr_h, self._slot("narration", narr_h, boxed=True)),
@@ -563,15 +753,16 @@ class ScreenLayout:
 
     def update(self, view: LabView, now: datetime, *, live: bool = True, can_advance: bool = True,
                status: str = "", can_decide: bool = False, selected: str | None = None,
-               prompting: bool = False) -> None:
-        """Show ``view`` as of ``now``; only changed lines are re-set."""
+               prompting: bool = False, replay: ReplayStatus | None = None) -> None:
+        """Show ``view`` as of ``now`` (``replay``: the replay's state, for the header and footer);
+        only changed lines are re-set."""
         cols, rows = self.size
         if self.kind == "tiny":
             self._tiny.set_text(f"terminal too small ({cols}x{rows}); need at least 80x24")
             return
-        self.header.show(header_parts(view, now, cols))
+        self.header.show(header_parts(view, now, cols, replay))
         self.footer.show(footer_parts(view, live=live, can_advance=can_advance, status=status, cols=cols,
-                                      can_decide=can_decide, prompting=prompting))
+                                      can_decide=can_decide, prompting=prompting, replay=replay))
         slots = self.slots
         narration = slots["narration"]
         narration.show(narration_title(view), narration_lines(view, now, self.narration_width, narration.room))
@@ -579,20 +770,26 @@ class ScreenLayout:
         slots["cluster"].show(rows.cluster_title, cluster_lines(view, now, rows))
         slots["workload"].show(rows.workload_title if self.kind == "wide" else "Workload",
                                workload_lines(view, now, limit=max(1, slots["workload"].room), rows=rows))
-        slots["chaos"].show("Chaos", chaos_lines(view, now, self.chaos_width))
-        slots["tickets"].show("Tickets", ticket_lines(view, now, slots["tickets"].room))
+        focus = chapter_focus(view)
+        slots["chaos"].show("Chaos", chaos_lines(view, now, self.chaos_width, focus.fault))
+        slots["tickets"].show("Tickets", ticket_lines(view, now, slots["tickets"].room, focus.ticket))
+        incident = slots["incident"]
+        incident.show(incident_title(view), incident_lines(view, width=self.incident_width, room=incident.room,
+                                                           stages=focus.stages))
         agent = slots["agent"]
         agent_width = cols - 2 if self.kind == "compact" else cols - max(50, min(80, cols * 2 // 5)) - 2
-        agent.show(agent_title(view), agent_lines(view, agent.room, agent_width, selected))
+        shown = view.current_ticket()
+        steps = focus.step_kinds if shown is not None and _is_incident_ticket(view, shown.ticket_id) else frozenset()
+        agent.show(agent_title(view), agent_lines(view, agent.room, agent_width, selected, steps))
         if "services" in slots:
             slots["services"].show("Services", services_lines(view, now))
 
 
 def build_screen(view: LabView, size: tuple[int, int], now: datetime, *, live: bool = True,
-                 can_advance: bool = True, status: str = "") -> urwid.Widget:
+                 can_advance: bool = True, status: str = "", replay: ReplayStatus | None = None) -> urwid.Widget:
     """The whole screen for ``size`` (cols, rows) as a fresh box widget showing ``view`` at ``now``."""
     layout = ScreenLayout(size)
-    layout.update(view, now, live=live, can_advance=can_advance, status=status)
+    layout.update(view, now, live=live, can_advance=can_advance, status=status, replay=replay)
     return layout.widget
 
 
@@ -630,6 +827,7 @@ class LabScreen(urwid.Widget):
         self.can_decide = False
         self.selected: str | None = None  # the highlighted pending approval (action id)
         self.prompting = False  # the reject prompt is open: the footer shows its keys
+        self.replay_status: Callable[[], ReplayStatus] | None = None  # set in a paced replay
         self.updates = 0
         self._layouts: dict[tuple[int, int], ScreenLayout] = {}
         self._keys: dict[tuple[int, int], tuple[Any, ...]] = {}
@@ -645,10 +843,12 @@ class LabScreen(urwid.Widget):
                 self._layouts.clear()
                 self._keys.clear()
             layout = self._layouts[size] = ScreenLayout(size)
-        key = (self.view.version, int(now.timestamp()), self.status, self.selected, self.prompting)
+        replay = self.replay_status() if self.replay_status is not None else None
+        key = (self.view.version, int(now.timestamp()), self.status, self.selected, self.prompting, replay)
         if self._keys.get(size) != key:
             layout.update(self.view, now, live=self.live, can_advance=self.can_advance, status=self.status,
-                          can_decide=self.can_decide, selected=self.selected, prompting=self.prompting)
+                          can_decide=self.can_decide, selected=self.selected, prompting=self.prompting,
+                          replay=replay)
             self._keys[size] = key
             self.updates += 1
         return layout.widget.render(size, focus=focus)

@@ -10,7 +10,7 @@ from events.catalogue import *  # noqa: F403 - the catalogue is the public vocab
 from events.catalogue import __all__ as _catalogue_all
 from events.codec import InvalidEvent, decode, encode
 from events.envelope import Event, Payload, new_event, payload_type
-from events.ids import new_event_id, new_fault_id, new_run_id, new_ticket_id
+from events.ids import new_campaign_id, new_event_id, new_fault_id, new_run_id, new_ticket_id
 
 __all__ = [
     *_catalogue_all,
@@ -20,6 +20,7 @@ __all__ = [
     "decode",
     "encode",
     "new_event",
+    "new_campaign_id",
     "new_event_id",
     "new_fault_id",
     "new_run_id",

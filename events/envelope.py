@@ -4,6 +4,26 @@ An :class:`Event` is immutable. Its ``type`` is ``<domain>.<name>`` and names
 exactly one :class:`Payload` subclass in the catalogue; ``v`` is that payload's
 schema version. ``correlation`` ties an event to the ticket or fault it is
 about, ``causation`` to the event that caused it.
+
+Causation rules (what each service records; ``oplab events show`` walks them back):
+
+- roots (no causation): ``obs.snapshot``, ``workload.stats``, ``svc.*``, ``run.*``,
+  ``director.chapter_started``, a ``chaos.fault_requested`` nobody names a cause for
+  (``oplab chaos inject`` by hand), ``bus.rejected``;
+- monitor: ``inv.violated`` / ``inv.cleared`` / ``inv.baseline`` <- the ``obs.snapshot``
+  that showed it; ``ticket.opened`` <- its ``inv.violated`` (on reconciliation too, when
+  the violation's event is known; else the snapshot); a self-healed ``ticket.resolved``
+  <- the ``inv.cleared`` that cleared it;
+- every other ticket event <- the ticket's previous event (``TicketStore``: the event it
+  was loaded at; several events of one save chain one to the next), so the agent's
+  claimed .. diagnosed .. action_* .. verified .. resolved, a human's approval and a
+  recurrence chain back to ``ticket.opened``;
+- agent: every ``agent.*`` event of a session <- the ``ticket.claimed`` it works under;
+- chaos: ``fault_requested`` <- the command's ``causation`` (the director sends its
+  ``chapter_started``); ``fault_injected`` and a failed injection <- the ``fault_requested``;
+  ``fault_effective``, ``fault_adopted``, ``fault_reverted`` and a failed verify or revert
+  <- the fault's ``fault_injected``;
+- director: ``action_taken`` and ``chapter_finished`` <- their ``chapter_started``.
 """
 
 from __future__ import annotations

@@ -32,3 +32,9 @@ def new_fault_id() -> str:
 def is_token(value: str) -> bool:
     """True if ``value`` may be used as one token of a NATS subject."""
     return bool(_TOKEN.match(value))
+
+
+def new_campaign_id(now: datetime | None = None) -> str:
+    """A campaign id like ``c20261207t1700-ab12`` (a subject token, so it stands where a run id does)."""
+    now = now or datetime.now(UTC)
+    return f"c{now:%Y%m%dt%H%M%S}-{secrets.token_hex(2)}"

@@ -3,7 +3,8 @@
 Order: the running stack's NATS; else ``NATS_URL``; else a temporary embedded
 nats-server on the stack's own store (``<home>/nats``, or a cluster member's,
 ``<home>/nats-1``: each holds the whole stream), so past runs can be listed and
-replayed after ``oplab down``.
+replayed after ``oplab down``. That server is shared by every reader of the home and stops with
+the last of them, however it ends (:mod:`oplab.reader_server`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from events.settings import BusSettings
-from oplab.infra import start_nats
 from oplab.nats_auth import with_user
+from oplab.reader_server import reader_server
 from oplab.settings import LabSettings
 from oplab.stack import Stack, saved_url
 
@@ -38,8 +39,6 @@ def lab_nats_url(settings: LabSettings, role: str = "viewer") -> Iterator[str]:
     store = stack.home / "nats"
     if not store.exists() and (stack.home / "nats-1").exists():
         store = stack.home / "nats-1"  # a cluster's lab: one member's store holds the whole stream
-    server = start_nats(store)
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    # shared by every reader of this home, stopped once the last is gone, whichever way it went
+    with reader_server(store, stack.home / "logs" / "reader-nats.log") as url:
+        yield url

@@ -62,8 +62,19 @@ async def run_interactive(info: StackInfo) -> None:
     await open_console(info.nats_url, info.run)
 
 
-async def open_console(nats_url: str, run: str, replay: bool = False) -> None:
+class NothingToReplay(LookupError):
+    """The run asked for has no events in the log."""
+
+
+async def open_console(nats_url: str, run: str, replay: bool = False, *, speed: float | None = None,
+                       start_from: str | None = None) -> None:
+    """The console on ``run``: live, or (``replay``) its recorded events played at ``speed`` x their pace
+    (None or 0: at once) from ``start_from`` (see :mod:`oplab.replay_from`). In a replay the run is read
+    before the screen opens: NothingToReplay if it has no events, BadStart if ``start_from`` names no
+    point of it."""
     from console.live import run_console
+    from console.replay import read_history
+    from oplab.replay_from import start_index
 
     bus = await Bus.connect(BusSettings(nats_url=nats_url), source="oplab-console")
 
@@ -72,7 +83,14 @@ async def open_console(nats_url: str, run: str, replay: bool = False) -> None:
         await request(bus.nc, "director", "next", timeout=2.0, wait_for_service_s=0.5)
 
     try:
-        await run_console(bus, run, on_next=None if replay else next_chapter, replay=replay)
+        if not replay:
+            await run_console(bus, run, on_next=next_chapter)
+            return
+        history = await read_history(bus, run)
+        if not history:
+            raise NothingToReplay(f"run {run} has no events in the log (`oplab runs` lists the recorded runs)")
+        start = start_index(history, start_from) if start_from else 0
+        await run_console(bus, run, replay=True, replay_speed=speed, history=history, start=start)
     finally:
         await bus.close()
 

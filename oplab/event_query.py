@@ -66,6 +66,13 @@ def parse_position(text: str, *, now: datetime, day: datetime | None = None) -> 
     return Position(at=moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
+def correlation_keys(event: Event) -> set[str]:
+    """What ``--correlation`` finds ``event`` by: its envelope's correlation and the ticket or fault
+    its payload names."""
+    named = {getattr(event.data, "ticket_id", None), getattr(event.data, "fault_id", None), event.correlation}
+    return {key for key in named if isinstance(key, str) and key}
+
+
 @dataclass(frozen=True)
 class EventQuery:
     types: tuple[str, ...] = ()
@@ -89,10 +96,7 @@ class EventQuery:
         return any(fnmatchcase(event.type, t) or ("." not in t and t == event.domain) for t in self.types)
 
     def _correlated(self, event: Event) -> bool:
-        if self.correlation is None:
-            return True
-        named = {getattr(event.data, "ticket_id", None), getattr(event.data, "fault_id", None), event.correlation}
-        return self.correlation in named
+        return self.correlation is None or self.correlation in correlation_keys(event)
 
     def _from_source(self, event: Event) -> bool:
         if self.source is None:

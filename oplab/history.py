@@ -1,13 +1,15 @@
-"""Reading past runs from the log: which runs exist, and a run's events in order."""
+"""Reading past runs from the log: which runs exist, a run's events in order, one event by sequence or id."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from events import Event, RunFinished, RunStarted
+from nats.js.errors import NotFoundError
+
+from events import Event, RunFinished, RunStarted, decode
 from events.bus import Bus, Delivered
-from events.settings import BusSettings
-from events.subjects import ROOT, run_events
+from events.settings import STREAM_NAME, BusSettings
+from events.subjects import ALL_EVENTS, ROOT, run_events
 
 
 async def list_runs(nats_url: str) -> list[dict[str, Any]]:
@@ -43,6 +45,60 @@ async def run_history(nats_url: str, run: str, types: set[str] | None = None) ->
     finally:
         await bus.close()
     return out
+
+
+class EventNotFound(LookupError):
+    """The event asked for is not in the log, or what is stored there is no event; the message says which."""
+
+
+async def read_event(nats_url: str, ref: str, run: str | None = None) -> tuple[int, Event]:
+    """The stored event ``ref`` names - a stream sequence (digits) or an event id - with its sequence.
+    An id is looked for in ``run`` if given, else in the whole log. Raises :class:`EventNotFound`."""
+    bus = await Bus.connect(BusSettings(nats_url=nats_url), source="oplab-cli")
+    try:
+        if ref.isdigit() and len(ref) < 20:  # event ids are 32 hex digits: a short number is a sequence
+            found = await _event_at(bus, int(ref))
+        else:
+            found = await _event_with_id(bus, ref, run)
+    finally:
+        await bus.close()
+    if run is not None and found[1].run != run:
+        raise EventNotFound(f"event {ref} belongs to run {found[1].run}, not {run}")
+    return found
+
+
+async def _event_at(bus: Bus, seq: int) -> tuple[int, Event]:
+    try:
+        raw = await bus.js.get_msg(STREAM_NAME, seq=seq)
+    except NotFoundError:
+        state = (await bus.js.stream_info(STREAM_NAME)).state
+        if state.messages and seq < state.first_seq:
+            raise EventNotFound(f"sequence {seq} has aged out of the log (it holds {state.first_seq}.."
+                                f"{state.last_seq})") from None
+        held = f"it holds {state.first_seq}..{state.last_seq}" if state.messages else "it is empty"
+        raise EventNotFound(f"no message at sequence {seq} ({held})") from None
+    decoded = decode(raw.data or b"")
+    if not isinstance(decoded, Event):
+        raise EventNotFound(f"the message at sequence {seq} (on {raw.subject}) is not an event: {decoded.reason}")
+    return seq, decoded
+
+
+async def _event_with_id(bus: Bus, event_id: str, run: str | None) -> tuple[int, Event]:
+    found: list[tuple[int, Event]] = []
+    needle = event_id.encode()
+
+    async def look(seq: int, subject: str, data: bytes) -> None:
+        if not found and needle in data:  # decode only what can be it
+            decoded = decode(data)
+            if isinstance(decoded, Event) and decoded.id == event_id:
+                found.append((seq, decoded))
+
+    await bus.replay_stored(run_events(run) if run else ALL_EVENTS, look)
+    if not found:
+        where = f"run {run}" if run else "the log"
+        raise EventNotFound(f"no event with id {event_id!r} in {where}"
+                            + ("" if run else " (a sequence is a number; `oplab events RUN` lists them)"))
+    return found[0]
 
 
 def describe(event: Event) -> str:

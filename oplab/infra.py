@@ -76,6 +76,30 @@ class RunningServer:
                 self.process.wait(timeout)
 
 
+def die_with_parent_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` tying the child to this process's death (Linux ``prctl(PR_SET_PDEATHSIG,
+    SIGTERM)``, set in the child before exec; None elsewhere).
+
+    The kernel sends the signal when the parent *thread* that forked the child ends, so call it from
+    a thread that lives as long as the process (the main thread). A parent that died between the
+    fork and the ``prctl`` is caught by comparing ``getppid()``; the child then exits at once."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import os
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork: the child only calls it
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        if libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0) != 0 or os.getppid() != parent:
+            os._exit(1)
+
+    return hook
+
+
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: float, what: str) -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
@@ -89,15 +113,17 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: floa
 
 
 def start_nats(store_dir: Path, port: int | None = None, log_file: Path | None = None,
-               config: Path | None = None) -> RunningServer:
+               config: Path | None = None, die_with_parent: bool = False) -> RunningServer:
     """Start nats-server with JetStream. Without ``port`` the server picks one (no race); with
-    ``config``, ``port`` must be the one it names."""
+    ``config``, ``port`` must be the one it names. With ``die_with_parent`` (Linux) the server gets
+    SIGTERM when this process dies, however it dies (SIGKILL included): see :func:`die_with_parent`."""
     store_dir.mkdir(parents=True, exist_ok=True)
     ports_dir = store_dir / "ports"
     ports_dir.mkdir(exist_ok=True)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
-        nats_command(store_dir, port, ports_dir, config), stdout=out, stderr=subprocess.STDOUT
+        nats_command(store_dir, port, ports_dir, config), stdout=out, stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent_hook() if die_with_parent else None,
     )
     if port is None:
         port = _read_nats_port(ports_dir, proc)

@@ -5,6 +5,7 @@ are its provisioner's."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,9 @@ class LabSettings(BaseSettings):
     agents: int = Field(default=1, ge=1, le=8, description="Agent instances")
     scenario: str | None = Field(default=None, description="A scenario of the subject (name or YAML path); "
                                                            "default: the subject's first")
+    approval: Literal["auto", "manual"] | None = Field(default=None, description=(
+        "The agents' approval mode (OPLAB_APPROVAL): manual makes every mutating call wait for a human "
+        "(`oplab approve`, the console's a / r); None leaves the agents' own default"))
     start_timeout_s: float = 30.0
     demo_timeout_s: float = 180.0
 

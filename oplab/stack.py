@@ -51,6 +51,7 @@ from events.subjects import run_type
 from oplab.compose import Compose, ComposeFailed, ComposeRun
 from oplab.infra import free_port, nats_command
 from oplab.nats_auth import ADMIN, ClusterNode, LabCredentials, write_private
+from oplab.reader_server import stop_reader_servers
 from oplab.settings import LabSettings
 from oplab.supervisor import SERVICES, Program, Supervisor, render_config, supervisord_binary
 from subjects.contract import ComposeProject, Deployment, HealthCheck, LocalProcess, Site
@@ -185,6 +186,8 @@ class Stack:
         }
         if self.settings.scenario:
             env["OPLAB_SCENARIO"] = self.settings.scenario
+        if self.settings.approval:
+            env["OPLAB_APPROVAL"] = self.settings.approval
         if info.embedded_nats:  # a copy of the stream on every server of our cluster
             env["OPLAB_STREAM_REPLICAS"] = str(_replicas(info))
         return env
@@ -203,6 +206,7 @@ class Stack:
         if deployment.compose is not None:
             return self._up_compose(info, deployment.compose, progress)
         if info.embedded_nats:  # our NATS: every process gets its own user (see oplab.nats_auth)
+            self._stop_reader_servers(progress)  # one server per store: a reader's must go first
             LabCredentials.create(self.home)
         programs = self._programs(info, deployment)
         # the programs' environments hold their NATS passwords: owner-only from the first byte
@@ -382,14 +386,24 @@ class Stack:
             return True
         sup = self.supervisor()
         if sup is None:
-            return False
+            return self._stop_reader_servers(progress)
         progress("stopping services (SIGTERM, each finishes its work) and infrastructure: a few seconds")
         pid = _read_pid(self.home / "supervisord.pid")
         with contextlib.suppress(OSError):
             sup.shutdown()
         if pid is not None:
             _wait(lambda: not _pid_alive(pid), 60.0, "supervisord did not exit")
+        self._stop_reader_servers(progress)
         return True
+
+    def _stop_reader_servers(self, progress: Progress) -> bool:
+        """Stop the nats-server readers of the stopped lab's log started on its store (see
+        :mod:`oplab.reader_server`); True if there was one."""
+        stopped = stop_reader_servers(self.home)
+        if stopped:
+            progress(f"stopped the nats-server reading the lab's store for `oplab events`/`console` "
+                     f"({stopped} process{'es' if stopped > 1 else ''})")
+        return stopped > 0
 
     def _services_ready(self, info: StackInfo, services: set[str], timeout: float,
                         since: float | None = None) -> set[str]:

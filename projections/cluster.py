@@ -7,7 +7,12 @@
   (``good_snapshot``) but reports itself ``blind`` with the error until a good
   snapshot arrives;
 - the latest ``workload.stats``: what the clients experienced in the last interval;
-- ``svc.*``: which services are alive (started or heart-beating, not stopping).
+- ``svc.*``: which service instances are alive: started or heart-beating, not stopping, and heard
+  from within :data:`MISSED_HEARTBEATS` of the instance's own heartbeat interval (recorded in its
+  events); an instance that missed that many is gone (SIGKILL leaves no ``svc.stopping``). An
+  instance that fell silent before a newer instance of its service started, and has missed a beat
+  since (:data:`REPLACED_AFTER_BEATS`), was replaced: gone too, without waiting the full window.
+  "Now" is always the caller's (the wall clock live, the log's time in replay).
 
 It does not interpret snapshots or stats: the subject's console rows
 (``subjects.contract.console_rows``) draw the cluster and workload panels from
@@ -29,8 +34,13 @@ from events import (
     ServiceStopping,
     WorkloadStats,
 )
+from events.catalogue.svc import HEARTBEAT_S
 
-DEFAULT_SERVICE_STALE_S = 15.0
+MISSED_HEARTBEATS = 3
+"""Heartbeats an instance may miss before it is gone (one late beat is load, three are a death)."""
+REPLACED_AFTER_BEATS = 1.5
+"""Silence, in heartbeat intervals, after which an instance with a newer sibling counts as replaced:
+a beat missed, with slack for a late one (agents started together are siblings, not successors)."""
 
 
 @dataclass(slots=True)
@@ -45,12 +55,20 @@ class ServiceRow:
     last_seen: datetime | None = None
     stopping: bool = False
     reason: str = ""
+    heartbeat_s: float = HEARTBEAT_S
+    """The instance's heartbeat interval, as its own events state it."""
 
-    def alive(self, now: datetime, stale_after_s: float = DEFAULT_SERVICE_STALE_S) -> bool:
-        """Not stopping, and heard from within ``stale_after_s`` of ``now``."""
-        if self.stopping or self.last_seen is None:
+    def silent_s(self, now: datetime) -> float | None:
+        """Seconds since the instance was last heard from (None: never)."""
+        return None if self.last_seen is None else (now - self.last_seen).total_seconds()
+
+    def alive(self, now: datetime, stale_after_s: float | None = None) -> bool:
+        """Not stopping, and heard from within ``stale_after_s`` of ``now`` (default: its last
+        :data:`MISSED_HEARTBEATS` heartbeat intervals)."""
+        silent = self.silent_s(now)
+        if self.stopping or silent is None:
             return False
-        return (now - self.last_seen).total_seconds() <= stale_after_s
+        return silent <= (MISSED_HEARTBEATS * self.heartbeat_s if stale_after_s is None else stale_after_s)
 
 
 class ClusterView:
@@ -102,11 +120,11 @@ class ClusterView:
     def _svc_started(self, p: ServiceStarted, at: datetime) -> None:
         row = self._svc(p.service, p.instance)
         row.version, row.pid, row.started_at, row.last_seen = p.version, p.pid, at, at
-        row.stopping, row.reason = False, ""
+        row.stopping, row.reason, row.heartbeat_s = False, "", p.heartbeat_s
 
     def _svc_heartbeat(self, p: ServiceHeartbeat, at: datetime) -> None:
         row = self._svc(p.service, p.instance)
-        row.version, row.pid, row.last_seen = p.version, p.pid, at
+        row.version, row.pid, row.last_seen, row.heartbeat_s = p.version, p.pid, at, p.heartbeat_s
         row.stopping = False
 
     def _svc_stopping(self, p: ServiceStopping, at: datetime) -> None:
@@ -124,9 +142,26 @@ class ClusterView:
     def blind_error(self) -> str | None:
         return (self.snapshot.error or "observation failed") if self.blind and self.snapshot else None
 
-    def services_alive(self, now: datetime, stale_after_s: float = DEFAULT_SERVICE_STALE_S) -> list[str]:
+    def services_alive(self, now: datetime, stale_after_s: float | None = None) -> list[str]:
         """Names of services with at least one live instance, sorted."""
         return sorted({r.service for r in self.services.values() if r.alive(now, stale_after_s)})
+
+    def replaced(self, row: ServiceRow, now: datetime) -> bool:
+        """A newer instance of ``row``'s service started after ``row`` was last heard from, and
+        ``row`` has missed a beat since (:data:`REPLACED_AFTER_BEATS`): its successor took over."""
+        silent = row.silent_s(now)
+        if row.last_seen is None or silent is None or silent <= REPLACED_AFTER_BEATS * row.heartbeat_s:
+            return False
+        last_seen = row.last_seen
+        return any(other.service == row.service and other is not row and other.started_at is not None
+                   and other.started_at > last_seen for other in self.services.values())
+
+    def status(self, row: ServiceRow, now: datetime) -> str:
+        """``alive``, ``stopped`` (it said so: ``svc.stopping``) or ``gone`` (silent for
+        :data:`MISSED_HEARTBEATS` beats, or replaced by a newer instance), as of ``now``."""
+        if row.stopping:
+            return "stopped"
+        return "alive" if row.alive(now) and not self.replaced(row, now) else "gone"
 
     def service_rows(self) -> list[ServiceRow]:
         return sorted(self.services.values(), key=lambda r: (r.service, r.instance))

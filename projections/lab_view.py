@@ -4,6 +4,8 @@
 
 - :class:`~projections.timeline.RunTimeline` (run, chapters, faults, violations, summary),
 - :class:`~projections.cluster.ClusterView` (nodes, backend, keys, services),
+- :class:`~projections.incident.IncidentTimeline` (each fault's story: injected,
+  detected, claimed, remedied, cleared, resolved, at offsets from the injection),
 - the tickets, folded with the ticket log's own fold
   (:func:`projections.tickets.state.apply_event`), so the console and the
   projector can never disagree on a ticket's state,
@@ -59,6 +61,7 @@ from events import (
     TicketVerified,
 )
 from projections.cluster import ClusterView
+from projections.incident import IncidentTimeline
 from projections.tickets.state import ACTIVE, Action, TicketState, TicketStatus, apply_event
 from projections.timeline import RunTimeline
 
@@ -129,6 +132,7 @@ class LabView:
         self.run: str | None = run
         self.timeline = RunTimeline(run)
         self.cluster = ClusterView()
+        self.incident = IncidentTimeline(run)
         self.tickets: dict[str, TicketState] = {}
         self.steps: dict[str, deque[Step]] = {}
         self.usage: dict[str, Usage] = {}
@@ -197,6 +201,7 @@ class LabView:
             return False
         self.timeline.apply(event)
         self.cluster.apply(event)
+        self.incident.apply(event)
         data = event.data
         if isinstance(data, TicketPayload):
             self._ticket(event, data)

@@ -86,6 +86,7 @@ class Chapter:
     started_at: datetime
     finished_at: datetime | None = None
     finish_reason: str | None = None
+    about: tuple[str, ...] = ()  # incident stages it tells (see projections.incident)
 
     @property
     def number(self) -> int:
@@ -285,6 +286,7 @@ class RunTimeline:
         self.chapter = Chapter(
             scenario=p.scenario, index=p.index, total=p.total, chapter=p.chapter, title=p.title,
             narration=p.narration, advance=p.advance, timeout_s=p.timeout_s, started_at=at,
+            about=tuple(p.about),
         )
 
     def _chapter_finished(self, p: ChapterFinished, at: datetime) -> None:

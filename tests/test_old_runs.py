@@ -191,11 +191,12 @@ async def test_it_is_re_projected_into_the_ticket_log(store: RunningServer, tmp_
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 async def test_the_console_program_replays_it(home: Path, store: RunningServer, tmp_path: Path) -> None:
-    """`oplab console --run R --replay`, in a real terminal, on the log holding the imported run."""
+    """`oplab console --run R --replay --speed 0` (the final screen at once), in a real terminal, on the log
+    holding the imported run."""
     socket = tmp_path / "tmux.sock"
     pane = Pane("replay", socket)
     env = f"OPLAB_HOME={shlex.quote(str(home))} NATS_URL={shlex.quote(store.url)}"
-    command = f"env -u OPLAB_NATS_URL {env} {shlex.quote(OPLAB)} console --run {RUN} --replay"
+    command = f"env -u OPLAB_NATS_URL {env} {shlex.quote(OPLAB)} console --run {RUN} --replay --speed 0"
     pane.tmux("new-session", "-d", "-s", pane.session, "-x", "200", "-y", "60", "sh", "-c", command)
     try:
         screen = await pane.wait_for("resolved by agent")

@@ -17,6 +17,7 @@ from events.catalogue.agent import (
     AgentToolResult,
 )
 from events.catalogue.bus import EventRejected
+from events.catalogue.campaign import CampaignFinished, CampaignStarted, TrialFinished, TrialStarted
 from events.catalogue.chaos import (
     FaultAdopted,
     FaultEffective,
@@ -59,6 +60,8 @@ __all__ = [
     "AgentToolCall",
     "AgentToolResult",
     "BaselineEstablished",
+    "CampaignFinished",
+    "CampaignStarted",
     "ChapterFinished",
     "ChapterStarted",
     "ComponentView",
@@ -97,5 +100,7 @@ __all__ = [
     "TicketReopened",
     "TicketResolved",
     "TicketVerified",
+    "TrialFinished",
+    "TrialStarted",
     "WorkloadStats",
 ]

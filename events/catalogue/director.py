@@ -15,6 +15,9 @@ class ChapterStarted(Payload):
     narration: str
     advance: str = ""
     timeout_s: float | None = None
+    # the incident stages the chapter tells (injection, detection, remediation, verification): the
+    # console shows their facts from the log and highlights them; optional, so older runs still read
+    about: list[str] = []
 
 
 class ChapterFinished(Payload):

@@ -5,7 +5,8 @@ Exit status: 0 success, 1 the thing asked for did not happen, 2 bad usage.
 
 One module per group of commands: :mod:`~oplab.cli.lab` (up, down, status, restart, logs, demo,
 subjects, nats-auth), :mod:`~oplab.cli.runs` (runs, events, export, import, console),
-:mod:`~oplab.cli.tickets`, :mod:`~oplab.cli.chaos`, :mod:`~oplab.cli.decisions` (approve, reject).
+:mod:`~oplab.cli.tickets`, :mod:`~oplab.cli.state`, :mod:`~oplab.cli.projections` (rebuild, verify),
+:mod:`~oplab.cli.chaos`, :mod:`~oplab.cli.decisions` (approve, reject).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import sys
 
 import typer
 
-from oplab.cli import chaos, decisions, lab, runs, tickets
+from oplab.cli import chaos, decisions, lab, projections, runs, state, tickets
 
 app = typer.Typer(help="Operator Lab: break a real system, watch an operator agent fix it.",
                   no_args_is_help=True, add_completion=False)
-for group in (lab, runs, tickets, chaos, decisions):
+for group in (lab, runs, tickets, state, projections, chaos, decisions):
     group.register(app)
 
 
@@ -26,16 +27,19 @@ def main() -> None:
     import logging
 
     from events.bus import BusRefused
+    from oplab.cli.common import exit_on_signals
+    from oplab.infra import InfraError
     from oplab.stack import StackError
     from services.runtime.logging import configure_logging
 
     configure_logging("kv", "WARNING")
+    exit_on_signals()
     logging.getLogger("events.bus").setLevel(logging.ERROR)  # reconnect chatter is not for CLI users
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-    except StackError as exc:  # any command: what went wrong with the lab, no traceback
+    except (StackError, InfraError) as exc:  # any command: what went wrong with the lab, no traceback
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(1)
     except BusRefused as exc:  # any command, any NATS: the reason and what to do, no traceback

@@ -42,6 +42,18 @@ def progress(message: str) -> None:
     typer.secho(f"  {message}", fg=typer.colors.BRIGHT_BLACK, err=True)
 
 
+def exit_on_signals() -> None:
+    """SIGTERM and SIGHUP (the terminal closed) end a command as Ctrl-C does, unwinding it: the
+    console restores the terminal, servers and locks are let go. Exit status 128 + the signal."""
+    import signal
+
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, leave)
+
+
 def log_to_file(path: Path) -> None:
     """While the console owns the terminal, logs go to a file (never onto the screen)."""
     from services.runtime.logging import KeyValueFormatter

@@ -124,6 +124,9 @@ def demo(fault: Annotated[str | None, typer.Option(
          as_json: Annotated[bool, typer.Option("--json", help="Headless, and stdout holds only the JSON "
                                                               "summary (chapters go to stderr)")] = False,
          subject: SubjectOpt = None,
+         approve: Annotated[bool, typer.Option(
+             "--approve", help="The agent's remedies wait for your approval in the console (a / r): "
+                               "OPLAB_APPROVAL=manual for this run")] = False,
          ) -> None:
     """Bring the stack up for one run, play the scenario, bring it down.
 
@@ -132,12 +135,16 @@ def demo(fault: Annotated[str | None, typer.Option(
     """
     subject_name, fault = check_fault(fault, subject)
     headless = headless or as_json
+    if approve and headless:
+        fail("--approve needs the console: in a headless run nobody is there to approve", code=2)
     from oplab.demo import finished_summary, run_interactive, watch_headless
 
-    settings = LabSettings()
+    settings = LabSettings(**({"approval": "manual"} if approve else {}))
     lab = Stack(settings)
     info = lab.up(fault=fault, mode="auto" if headless else "interactive", subject=subject_name, progress=progress)
-    viewer = replace(info, nats_url=lab.nats_url(info, "viewer"))  # what watching the run takes
+    # what watching the run takes; deciding on the agent's actions (a / r) writes to its tickets
+    role = "operator" if settings.approval == "manual" and not headless else "viewer"
+    viewer = replace(info, nats_url=lab.nats_url(info, role))
     try:
         if headless:
             def chapter(line: str) -> None:

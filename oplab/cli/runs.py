@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from oplab.cli.common import DefaultCommandGroup, JsonOpt, emit, fail, log_to_file
+from oplab.cli.common import DefaultCommandGroup, JsonOpt, emit, fail, log_to_file, progress
 from oplab.nats_auth import ADMIN
 from oplab.settings import LabSettings
 from oplab.stack import Stack
+
+if TYPE_CHECKING:
+    from events import Event
+    from oplab.causation import Chain
+    from oplab.event_query import EventQuery
 
 events_app = typer.Typer(cls=DefaultCommandGroup, no_args_is_help=True,
                          help="A run's events (`oplab events RUN ...`), or one event with its causes "
@@ -55,33 +61,139 @@ def events_list(run: Annotated[str, typer.Argument(help="Run id (see `oplab runs
                 source: Annotated[str | None, typer.Option(help="Only events this service recorded")] = None,
                 since: Annotated[str | None, typer.Option(help="From: a sequence, a time or an age (-30s)")] = None,
                 until: Annotated[str | None, typer.Option(help="Up to: a sequence, a time or an age")] = None,
+                follow: Annotated[bool, typer.Option(
+                    "--follow", "-f", help="Then print new matching events live, until Ctrl-C (or --until)")] = False,
                 as_json: JsonOpt = False) -> None:
-    """One run's events from the log, in order (``--json``: one object per line, with ``seq``)."""
-    from events.envelope import utcnow
+    """One run's events from the log, in order (``--json``: one object per line, with ``seq``).
+
+    ``--follow``: then each new matching event as it is stored, until Ctrl-C (exit 130) or, with a
+    future ``--until``, until that is passed (exit 0); a run with no events yet is waited for."""
+    from events.envelope import registered_types, utcnow
     from oplab.access import lab_nats_url
     from oplab.event_query import EventQuery, parse_position
-    from oplab.history import describe, run_history
+    from oplab.history import run_history
+    from projections.retention import run_gap
 
     with lab_nats_url(LabSettings()) as url:
         everything = asyncio.run(run_history(url, run))
-    if not everything:
-        fail(f"no events for run {run!r} (`oplab runs` lists the recorded runs)")
-    now, day = utcnow(), everything[0][1].time
+        if not everything and not follow:
+            fail(f"no events for run {run!r} (`oplab runs` lists the recorded runs)")
+        now, day = utcnow(), everything[0][1].time if everything else None
+        try:
+            query = EventQuery(types=tuple(type_ or ()), correlation=correlation, source=source,
+                               since=parse_position(since, now=now, day=day) if since else None,
+                               until=parse_position(until, now=now, day=day) if until else None)
+        except ValueError as exc:
+            fail(str(exc), 2)
+        history = [(seq, event) for seq, event in everything if query.matches(seq, event)]
+        if follow and type_ and not query.types_known(set(registered_types())):
+            fail(f"no event type matches {', '.join(type_)}: nothing to follow "
+                 "(`oplab events RUN` lists a run's types)", 2)
+        if not follow and not history and type_ and not query.types_known({e.type for _, e in everything}):
+            known = sorted({e.type for _, e in everything})
+            fail(f"run {run} has no events of type {', '.join(type_)}; it has: {', '.join(known)}", 2)
+        if everything and (gap := asyncio.run(run_gap(url, run))):  # a run whose beginning aged out says so
+            progress(gap)
+        for seq, event in history:
+            _print_event(seq, event, as_json)
+        if follow:
+            _follow(url, run, query, everything[-1][0] if everything else 0, as_json)
+
+
+def _print_event(seq: int, event: Event, as_json: bool) -> None:
+    """One event on one line (``--json``: its document with ``seq``), flushed at once."""
+    from oplab.causation import event_doc
+    from oplab.history import describe
+
+    if as_json:
+        typer.echo(json.dumps(event_doc(seq, event)))
+    else:
+        typer.echo(f"{seq:>7} {event.time:%H:%M:%S.%f}"[:-3] + f" {event.type:<26} {describe(event)}")
+
+
+def _follow(url: str, run: str, query: EventQuery, after_seq: int, as_json: bool) -> None:
+    """Print ``run``'s new events matching ``query`` as they are stored; Ctrl-C ends it with 130
+    (after the consumer and connection are closed, and the caller's embedded NATS, if any, stopped)."""
+    from events.envelope import utcnow
+    from oplab.live_events import follow_run
+
+    if query.until is not None and query.until.at is not None and query.until.at <= utcnow():
+        return  # --until has passed: nothing new can match
+
+    def show(seq: int, event: Event) -> None:
+        if query.matches(seq, event):
+            _print_event(seq, event, as_json)
+
+    def caught_up() -> None:
+        progress(f"following run {run} live (Ctrl-C to stop)" if after_seq else
+                 f"run {run} has no events yet: waiting for them (Ctrl-C to stop)")
+
     try:
-        query = EventQuery(types=tuple(type_ or ()), correlation=correlation, source=source,
-                           since=parse_position(since, now=now, day=day) if since else None,
-                           until=parse_position(until, now=now, day=day) if until else None)
-    except ValueError as exc:
-        fail(str(exc), 2)
-    history = [(seq, event) for seq, event in everything if query.matches(seq, event)]
-    if not history and type_ and not query.types_known({e.type for _, e in everything}):
-        known = sorted({e.type for _, e in everything})
-        fail(f"run {run} has no events of type {', '.join(type_)}; it has: {', '.join(known)}", 2)
-    for seq, event in history:
-        if as_json:
-            typer.echo(json.dumps({"seq": seq, **event.model_dump(mode="json")}))
-        else:
-            typer.echo(f"{seq:>7} {event.time:%H:%M:%S.%f}"[:-3] + f" {event.type:<26} {describe(event)}")
+        asyncio.run(follow_run(url, run, show, after_seq=after_seq, until=query.until, on_caught_up=caught_up))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except BrokenPipeError:  # the reader closed the pipe (`| head`): done; no error on the final flush either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+@events_app.command("show")
+def events_show(ref: Annotated[str, typer.Argument(
+                    metavar="SEQ|ID", help="A stream sequence (`oplab events RUN` shows them) or an event id")],
+                run: Annotated[str | None, typer.Option(
+                    help="Look for the id in this run only (default: the whole log)")] = None,
+                as_json: JsonOpt = False) -> None:
+    """One event in full, what caused it (back to the root) and the events correlated with it.
+
+    The causation chain is nearest first; correlated events are those about the same ticket, fault
+    or correlation. ``--json``: the event with ``seq``, ``causation_chain`` and ``correlated``."""
+    from oplab.access import lab_nats_url
+    from oplab.causation import causation_chain, correlated_with, event_doc, index_by_id
+    from oplab.history import EventNotFound, read_event, run_history
+
+    ref = ref.strip()
+    if not ref:
+        fail("give a stream sequence or an event id", 2)
+
+    async def explain(url: str) -> tuple[tuple[int, Event], list[tuple[int, Event]]]:
+        found = await read_event(url, ref, run)
+        return found, await run_history(url, found[1].run)
+
+    with lab_nats_url(LabSettings()) as url:
+        try:
+            (seq, event), history = asyncio.run(explain(url))
+        except EventNotFound as exc:
+            fail(str(exc))
+    chain = causation_chain(event, index_by_id(history))
+    correlated = correlated_with(event, history)
+    if as_json:
+        typer.echo(json.dumps({**event_doc(seq, event), "causation_chain": chain.as_json(),
+                               "correlated": [event_doc(s, e) for s, e in correlated]}))
+        return
+    _show_event(seq, event, chain, correlated)
+
+
+def _show_event(seq: int, event: Event, chain: Chain, correlated: list[tuple[int, Event]]) -> None:
+    from oplab.causation import MISSING_NOTE
+
+    typer.secho(f"{event.type} (seq {seq}, v{event.v})", bold=True)
+    for name in ("id", "time", "run", "source", "correlation", "causation"):
+        value = getattr(event, name)
+        typer.echo(f"  {name:<12} {value.isoformat() if name == 'time' else value or '-'}")
+    typer.echo("  data")
+    for line in json.dumps(event.data.model_dump(mode="json"), indent=2).splitlines():
+        typer.echo(f"    {line}")
+    typer.secho("caused by" + (" (nearest first)" if chain.causes else ""), bold=True)
+    if not chain.causes and chain.missing is None and chain.loop is None:
+        typer.echo("  nothing: this event is a root")
+    for cause_seq, cause in chain.causes:
+        _print_event(cause_seq, cause, False)
+    if chain.missing is not None:
+        typer.echo(f"  missing: {chain.missing} ({MISSING_NOTE})")
+    if chain.loop is not None:
+        typer.echo(f"  loop: {chain.loop} was met before on the way back")
+    typer.secho(f"correlated ({len(correlated)})", bold=True)
+    for other_seq, other in correlated:
+        _print_event(other_seq, other, False)
 
 
 def export(run: Annotated[str, typer.Argument(help="Run id (see `oplab runs`)")],
@@ -135,14 +247,26 @@ def import_(path: Annotated[Path, typer.Argument(help="A file written by `oplab 
 
 def console(run: Annotated[str | None, typer.Option(
                 help="Run id (default: OPLAB_RUN, the running stack's, else the latest run in the log)")] = None,
-            replay: Annotated[bool, typer.Option(help="Replay a finished run from the log")] = False) -> None:
-    """Open the console on a live run, or replay a recorded one."""
+            replay: Annotated[bool, typer.Option(help="Replay a finished run from the log")] = False,
+            speed: Annotated[float | None, typer.Option(
+                min=0, help="Replay at the recorded pace x N (default 1; 0 jumps to the end)")] = None,
+            start_from: Annotated[str | None, typer.Option(
+                "--from", help="Replay from a chapter (detection, 4), a sequence (120, seq:120), a time "
+                               "(10:00:00) or an age before the run's end (-30s); what comes before is "
+                               "folded at once")] = None) -> None:
+    """Open the console on a live run, or replay a recorded one.
+
+    Replay keys: space pause/resume, → one event (paused), n next chapter, +/- speed, q quit.
+    """
     import os
 
     from oplab.access import lab_nats_url
-    from oplab.demo import open_console
+    from oplab.demo import NothingToReplay, open_console
     from oplab.history import list_runs
+    from oplab.replay_from import BadStart
 
+    if not replay and (speed is not None or start_from is not None):
+        fail("--speed and --from are for a replay: add --replay", 2)
     settings = LabSettings()
     info = Stack(settings).info()
     run = run or os.environ.get("OPLAB_RUN") or (info.run if info else None)
@@ -153,4 +277,14 @@ def console(run: Annotated[str | None, typer.Option(
             if not recorded:
                 fail("no run given, none running and none recorded yet: start one (`oplab up`)", 2)
             run = max(recorded, key=lambda r: r["started"])["run"]
-        asyncio.run(open_console(url, run, replay=replay))
+        if not replay:
+            asyncio.run(open_console(url, run))
+            return
+        progress(f"reading run {run}…")
+        try:
+            asyncio.run(open_console(url, run, replay=True, speed=1.0 if speed is None else speed,
+                                     start_from=start_from))
+        except NothingToReplay as exc:
+            fail(str(exc), 1)
+        except BadStart as exc:
+            fail(str(exc), 2)

@@ -10,6 +10,9 @@ import typer
 from oplab.cli.common import JsonOpt, fail, progress
 from oplab.settings import LabSettings
 
+AtOpt = Annotated[str | None, typer.Option(
+    "--at", help="As they stood at this point of the log: a sequence, a time or an age (-5m)")]
+
 tickets_app = typer.Typer(help="The ticket log (a projection of the event log).", no_args_is_help=True)
 
 
@@ -20,16 +23,16 @@ def register(app: typer.Typer) -> None:
 @tickets_app.command("list")
 def tickets_list(run: Annotated[str | None, typer.Option(help="Only this run (default: all)")] = None,
                  status_: Annotated[str | None, typer.Option("--status")] = None,
-                 limit: int = 50, as_json: JsonOpt = False) -> None:
-    """Tickets from the ticket log, newest first."""
+                 limit: int = 50, as_json: JsonOpt = False, at: AtOpt = None) -> None:
+    """Tickets from the ticket log, newest first (``--at``: as they stood then, folded from the log)."""
     from oplab.access import lab_nats_url
     from oplab.tickets import list_tickets
 
     settings = LabSettings()
     try:
         rows = list_tickets(run=run, status=status_, limit=limit, nats_url=lambda: lab_nats_url(settings),
-                            notice=progress)
-    except ValueError as exc:
+                            notice=progress, at=at)
+    except ValueError as exc:  # a bad status or position, or one outside the log (OutOfSpan)
         fail(str(exc), 2)
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in rows]))
@@ -45,15 +48,18 @@ def tickets_list(run: Annotated[str | None, typer.Option(help="Only this run (de
 
 
 @tickets_app.command("show")
-def tickets_show(ticket_id: str, as_json: JsonOpt = False) -> None:
-    """One ticket in full."""
+def tickets_show(ticket_id: str, as_json: JsonOpt = False, at: AtOpt = None) -> None:
+    """One ticket in full (``--at``: as it stood then, folded from the log)."""
     from oplab.access import lab_nats_url
     from oplab.tickets import get_ticket
 
     settings = LabSettings()
-    row = get_ticket(ticket_id, nats_url=lambda: lab_nats_url(settings), notice=progress)
+    try:
+        row = get_ticket(ticket_id, nats_url=lambda: lab_nats_url(settings), notice=progress, at=at)
+    except ValueError as exc:
+        fail(str(exc), 2)
     if row is None:
-        fail(f"no ticket {ticket_id!r} in the ticket log")
+        fail(f"no ticket {ticket_id!r} in the ticket log" + (f" at {at}" if at else ""))
     if as_json:
         typer.echo(row.model_dump_json())
         return

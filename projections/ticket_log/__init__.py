@@ -11,7 +11,8 @@ feeds it; the CLI (``oplab tickets list/show``) and anyone else query it::
 
 Stores: SQLite (default, ``<OPLAB_HOME>/ticketlog.sqlite``), PostgreSQL
 (``postgresql://...``), in-memory (``memory://``). See ``view`` for the contract
-and ``projection`` for the exactly-once folding.
+and ``projection`` for the exactly-once folding; ``rebuild`` re-folds a view from sequence 1
+(swapped in atomically, safe beside a running projector) and verifies one against a fresh fold.
 """
 
 from projections.ticket_log.factory import open_ticket_log

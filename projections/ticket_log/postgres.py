@@ -11,12 +11,12 @@ is the one its rows were folded from.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, OperationalError, ProgrammingError
+from eventsourcing.persistence import IntegrityError, OperationalError, ProgrammingError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -138,6 +138,19 @@ class PostgresTicketLogView(PostgresTrackingRecorder, TicketLogView):
             curs.execute(SQL("DELETE FROM {0}").format(self._table))
             curs.execute(SQL("DELETE FROM {0} WHERE application_name = %s").format(self._tracking),
                          (self.application_name,))
+
+    def replace_rows(self, rows: Sequence[tuple[TicketState, int]], position: int) -> bool:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            if (self._max_tracking_id(self.application_name, curs) or 0) > position:
+                return False
+            curs.execute(SQL("DELETE FROM {0}").format(self._table))
+            if rows:
+                curs.executemany(self._upsert_sql, [_pg_row(s, seq) for s, seq in rows])
+            curs.execute(SQL("DELETE FROM {0} WHERE application_name = %s").format(self._tracking),
+                         (self.application_name,))
+            self._insert_tracking(curs, Tracking(self.application_name, position))
+            return True
 
     # -- reading ----------------------------------------------------------
 

@@ -11,11 +11,11 @@ or ``OperationalError`` "database is locked"/stale snapshot) without writing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRecorder
 
 from projections.ticket_log.rows import COLUMNS, TABLE, TicketKey, from_row, to_row
@@ -113,6 +113,21 @@ class SQLiteTicketLogView(SQLiteTrackingRecorder, TicketLogView):
         with self.datastore.transaction(commit=True) as c:
             c.execute(f"DELETE FROM {TABLE}")
             c.execute("DELETE FROM tracking WHERE application_name=?", [self.application_name])
+
+    def replace_rows(self, rows: Sequence[tuple[TicketState, int]], position: int) -> bool:
+        with self.datastore.transaction(commit=True) as c:
+            # write first, so the write lock is taken (waiting its turn) before anything is read: a
+            # transaction that read first fails at its first write if another writer committed since
+            c.execute("UPDATE tracking SET notification_id = notification_id WHERE application_name=?",
+                      [self.application_name])
+            if (self._max_tracking_id(self.application_name, c) or 0) > position:
+                return False
+            c.execute(f"DELETE FROM {TABLE}")
+            if rows:
+                c.executemany(self._upsert_sql, [to_row(s, seq) for s, seq in rows])
+            c.execute("DELETE FROM tracking WHERE application_name=?", [self.application_name])
+            self._insert_tracking(c, Tracking(self.application_name, position))
+            return True
 
     # -- reading ----------------------------------------------------------
 

@@ -107,6 +107,14 @@ class TicketLogView(TrackingRecorder, abc.ABC):
     def clear(self) -> None:
         """Forget every row and the tracking position (before a rebuild), atomically."""
 
+    @abc.abstractmethod
+    def replace_rows(self, rows: Sequence[tuple[TicketState, int]], position: int) -> bool:
+        """In one transaction: if the tracked position is at most ``position``, replace every row
+        by ``rows`` (each a state and the sequence of its last event) and the tracked position by
+        ``position``, and return True; otherwise change nothing and return False (the view moved
+        beyond ``position`` meanwhile: fold further and try again). A rebuild's swap: whoever
+        writes the view next resumes from ``position + 1``."""
+
     def close(self) -> None:
         """Release connections. The view must not be used afterwards."""
 
@@ -169,3 +177,11 @@ class POPOTicketLogView(POPOTrackingRecorder, TicketLogView):
             self._rows.clear()
             self._max_tracking_ids.pop(self.application_name, None)
 
+    def replace_rows(self, rows: Sequence[tuple[TicketState, int]], position: int) -> bool:
+        with self._database_lock:
+            if (self._max_tracking_ids.get(self.application_name) or 0) > position:
+                return False
+            self._rows = {key_of(state): (state, seq) for state, seq in rows}
+            self._max_tracking_ids.pop(self.application_name, None)
+            self._insert_tracking(Tracking(self.application_name, position))
+            return True

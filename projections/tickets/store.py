@@ -7,6 +7,13 @@ writers racing on one ticket cannot both win: the loser gets
 rebuilds the aggregate. ``update`` is load → command → save, retried on a
 conflict with fresh state (the command may then raise IllegalTransition,
 which is the right answer to a lost race).
+
+Causation: each saved event's ``causation`` is the ticket's previous event - the
+one it was loaded at, and within one save the event saved just before - so a
+ticket's events chain back to ``ticket.opened``. An explicit ``causation`` given
+to ``save``/``update`` (the violation that opened or re-opened it, the
+``inv.cleared`` that self-healed it) replaces that for the first event of the
+save; the rest still chain one to the next.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ class TicketStore:
         self.bus = bus
         self.run = run
         self._seqs: dict[str, int] = {}
+        self._last_ids: dict[str, str] = {}  # per ticket: the id of the event it was loaded (or saved) at
 
     async def load(self, ticket_id: str) -> Ticket:
         history = await self.bus.read_subject(ticket_subject(self.run, ticket_id))
@@ -48,18 +56,23 @@ class TicketStore:
         if ticket is None:
             raise TicketNotFound(ticket_id)
         self._seqs[ticket_id] = history[-1].seq
+        self._last_ids[ticket_id] = history[-1].event.id
         return ticket
 
     async def save(self, ticket: Ticket, *, causation: str | None = None) -> list[Event]:
-        """Publish pending events; returns them as stored. Raises ConcurrencyConflict."""
+        """Publish pending events; returns them as stored. Raises ConcurrencyConflict.
+        ``causation``: what caused the first of them (default: the ticket's previous event)."""
         expected = self._seqs.get(ticket.ticket_id, 0)
+        cause = causation or self._last_ids.get(ticket.ticket_id)
         stored: list[Event] = []
         for domain_event in ticket.collect_events():
-            event = to_envelope(domain_event, run=self.run, source=self.bus.source,
-                                causation=causation)
+            event = to_envelope(domain_event, run=self.run, source=self.bus.source, causation=cause)
             expected = await self.bus.publish(event, expected_last_subject_seq=expected)
             stored.append(event)
+            cause = event.id
         self._seqs[ticket.ticket_id] = expected
+        if stored:
+            self._last_ids[ticket.ticket_id] = stored[-1].id
         return stored
 
     async def update(self, ticket_id: str, command: Callable[[Ticket], None], *,

@@ -33,6 +33,13 @@ Policies (``OPLAB_AGENT_POLICY``): ``rules``, ``claude`` (Messages API),
 human's ``ticket.action_approved`` / ``ticket.action_rejected``, which this
 service folds from the same feed. Everything recorded, and every log line of
 the process, is redacted (see ``services.agent.redact``).
+
+Causation: the ticket's events chain one to the next (``TicketStore``), so a
+resolution walks back through the remedy and the claim to ``ticket.opened``.
+Every ``agent.*`` event of a session (started, thoughts, model calls, tool calls
+and results, finished) is caused by the ``ticket.claimed`` that began the
+session: the session's events hang off the claim, side by side, rather than
+one long chain of steps.
 """
 
 from __future__ import annotations
@@ -92,6 +99,7 @@ class AgentService(ServiceProcess):
         self._live: Session | None = None
         self._deadline: asyncio.Timeout | None = None
         self._lost_claim: str | None = None  # why the current session was stopped by _keep_lease
+        self._claims: dict[str, str] = {}  # ticket id -> our ticket.claimed event: the cause of the session's events
         self.sessions = 0
 
     # -- the log ----------------------------------------------------------------
@@ -183,12 +191,14 @@ class AgentService(ServiceProcess):
     async def _claim(self, ticket: TicketState) -> bool:
         lease = utcnow() + timedelta(seconds=self.config.lease_s)
         try:
-            await self.store.update(ticket.ticket_id, lambda t: t.claim(self.agent_id, self.policy.name, lease))
+            claimed = await self.store.update(ticket.ticket_id,
+                                              lambda t: t.claim(self.agent_id, self.policy.name, lease))
         except (ConcurrencyConflict, IllegalTransition) as exc:
             log.info("claim lost ticket=%s: %s", ticket.ticket_id, exc)
             fresh = await self.store.load(ticket.ticket_id)  # our view may lag the log
             self.tickets[ticket.ticket_id] = fresh.state
             return False
+        self._claims[ticket.ticket_id] = claimed[-1].id
         reclaimed = f" (reclaimed from {ticket.claimed_by}, whose lease ran out)" if ticket.claimed_by else ""
         log.info("claimed ticket=%s%s", ticket.ticket_id, reclaimed)
         return True
@@ -233,7 +243,8 @@ class AgentService(ServiceProcess):
             bus=self.bus, run=self.run, agent=self.agent_id, toolbox=self.toolbox, store=self.store, ticket=ticket,
             evidence=self.evidence.get(ticket_id, {}), violations=self.violations, max_steps=self.config.max_steps,
             approval=self.config.approval, approvals=self.approvals, redactor=self.redactor,
-            approval_timeout_s=self.config.approval_timeout_s, deadline=self._deadline)
+            approval_timeout_s=self.config.approval_timeout_s, deadline=self._deadline,
+            causation=self._claims.get(ticket_id))
         replay_of = None
         if self.policy.name == "replay":
             replay_of = {"run": self.config.replay_run, "ticket": self.config.replay_ticket}
@@ -310,7 +321,7 @@ class AgentService(ServiceProcess):
         log.info("session finished ticket=%s outcome=%s steps=%s", ticket_id, outcome, steps)
 
     async def _emit_session(self, data: Any, ticket_id: str) -> None:
-        await self.emit(data, correlation=ticket_id)
+        await self.emit(data, correlation=ticket_id, causation=self._claims.get(ticket_id))
 
     async def stop(self) -> None:
         """Abandon in-flight work explicitly: a claimed ticket is escalated, for good."""

@@ -84,7 +84,8 @@ class Session:
                  ticket: TicketState, evidence: dict[str, Any], violations: ViolationTracker,
                  max_steps: int, approval: str = "auto", approvals: Approvals | None = None,
                  redactor: Redactor | None = None, result_limit: int = _RESULT_LIMIT,
-                 approval_timeout_s: float = 600.0, deadline: asyncio.Timeout | None = None) -> None:
+                 approval_timeout_s: float = 600.0, deadline: asyncio.Timeout | None = None,
+                 causation: str | None = None) -> None:
         self.bus = bus
         self.run = run
         self.agent = agent
@@ -100,6 +101,7 @@ class Session:
         self.result_limit = result_limit
         self.approval_timeout_s = approval_timeout_s
         self.deadline = deadline  # the service's session deadline (paused while humans decide)
+        self.causation = causation  # the ticket.claimed this session works under: the cause of its agent.* events
         self.in_flight: asyncio.Future[ToolResult] | None = None  # a tool call that has started acting
         self.in_flight_call = ""
         self._settle_by: float | None = None  # loop time until which ``settle`` waits for it
@@ -116,7 +118,8 @@ class Session:
         return self.ticket.ticket_id
 
     async def _emit(self, data: Any) -> int:
-        return await self.bus.publish(self.bus.event(data, run=self.run, correlation=self.ticket_id))
+        return await self.bus.publish(self.bus.event(data, run=self.run, correlation=self.ticket_id,
+                                                     causation=self.causation))
 
     async def record(self, data: Any) -> int:
         """Record one ``agent.*`` payload for this ticket (the caller redacts it)."""

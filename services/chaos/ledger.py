@@ -12,6 +12,9 @@
 
 After a stop or a crash, the active faults in the log are exactly those left behind:
 the next chaos service adopts them.
+
+Beside each active fault the ledger keeps the id of its ``fault_injected`` event (when it
+is folded from the log, or recorded here): what a fault's later events are caused by.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class ActiveFault:
     undo: dict[str, Any]
     expires_at: datetime
     effective: bool = False
+    injected_id: str | None = None  # its fault_injected event (None: the log does not carry it)
 
     def as_dict(self) -> dict[str, Any]:
         return {"fault_id": self.fault_id, "kind": self.kind, "target": self.target,
@@ -45,16 +49,21 @@ class Ledger:
         self.pending: dict[str, FaultRequested] = {}
         self.unrecorded: set[str] = set()  # active here, yet not in the log as injected
         self.requests: dict[str, FaultRequested] = {}  # by the requester's request_id
+        self.requested_ids: dict[str, str] = {}  # fault id -> its fault_requested event's id, when known
 
-    def apply(self, data: Payload) -> None:
+    def apply(self, data: Payload, event_id: str | None = None) -> None:
+        """Fold one ``chaos.*`` payload; ``event_id``: its event's id (kept for an injection)."""
         if isinstance(data, FaultRequested):
             self.pending[data.fault_id] = data
+            if event_id is not None:
+                self.requested_ids[data.fault_id] = event_id
             if data.request_id is not None:
                 self.requests[data.request_id] = data
         elif isinstance(data, FaultInjected):
             self.pending.pop(data.fault_id, None)
             self.active[data.fault_id] = ActiveFault(data.fault_id, data.kind, data.target,
-                                                     dict(data.params), dict(data.undo), data.expires_at)
+                                                     dict(data.params), dict(data.undo), data.expires_at,
+                                                     injected_id=event_id)
         elif isinstance(data, FaultEffective) and data.fault_id in self.active:
             self.active[data.fault_id].effective = True
         elif isinstance(data, FaultFailed):

@@ -1,7 +1,8 @@
 """The chaos service.
 
 Commands (NATS micro service ``chaos``; JSON in, JSON out):
-- ``cmd.chaos.inject`` ``{"kind", "target"?, "ttl_s"?, "params"?, "request_id"?}`` → ``{"fault": {...}}``;
+- ``cmd.chaos.inject`` ``{"kind", "target"?, "ttl_s"?, "params"?, "request_id"?, "causation"?}`` →
+  ``{"fault": {...}}`` (``causation``: the id of the event that asked for it, recorded on ``fault_requested``);
   a ``request_id`` seen before is answered with that request's fault (``"repeated": true``),
   injecting nothing: a requester that died before it heard the answer may simply ask again
 - ``cmd.chaos.revert`` ``{"fault_id"}`` (or ``{"all": true}``; ``"reason": "shutdown"`` when the lab
@@ -32,6 +33,12 @@ carry (its record failed and so did its undo) is reverted on the way out, as no
 successor could know of it. The lab going down reverts everything first
 (``oplab down`` sends ``revert {"all": true, "reason": "shutdown"}``; a
 compose ``down`` removes the subject's containers with their faults).
+
+Causation: ``fault_requested`` is caused by what the inject command names as its
+``causation`` (the director's ``chapter_started``), else it is a root;
+``fault_injected`` and a failed injection by the ``fault_requested``; every later
+event of a fault (``fault_effective``, ``fault_adopted``, ``fault_reverted``, a failed
+verify or revert) by its ``fault_injected`` (kept in the ledger, also for adopted faults).
 
 Crash safety. At start the service folds this run's ``chaos.*`` log:
 - faults still active (injected, never reverted) are adopted
@@ -112,6 +119,7 @@ class InjectRequest(BaseModel):
     ttl_s: float | None = Field(default=None, gt=0)
     params: dict[str, Any] = {}
     request_id: str | None = Field(default=None, min_length=1, max_length=200)
+    causation: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")  # an event id, nothing else
 
 
 class RevertRequest(BaseModel):
@@ -169,7 +177,7 @@ class ChaosService(ServiceProcess):
         """Take over what a previous instance left: settle cut-off injections, adopt active faults."""
 
         async def fold(d: Delivered) -> None:
-            self.ledger.apply(d.event.data)
+            self.ledger.apply(d.event.data, d.event.id)
 
         await self.bus.replay(run_domain(self.run, "chaos"), fold, on_invalid=self.bus.rejecter(self.name))
         async with self._lock:
@@ -188,7 +196,7 @@ class ChaosService(ServiceProcess):
                 self._timers[active.fault_id] = asyncio.create_task(self._retry_revert(active, "ttl"))
             return
         await self._record(FaultAdopted(fault_id=active.fault_id, expires_at=active.expires_at),
-                           correlation=active.fault_id)
+                           correlation=active.fault_id, causation=active.injected_id)
         log.info("adopted fault=%s kind=%s target=%s remaining=%.1fs",
                  active.fault_id, active.kind, active.target, remaining)
         self._timers[active.fault_id] = asyncio.create_task(self._expire(active, remaining),
@@ -218,7 +226,7 @@ class ChaosService(ServiceProcess):
                     reason += f"; reverting from its target failed: {_describe(exc)}"
         log.warning("fault %s (%s) was cut off mid-injection: %s", requested.fault_id, requested.kind, reason)
         await self._record(FaultFailed(fault_id=requested.fault_id, stage="inject", reason=reason),
-                           correlation=requested.fault_id)
+                           correlation=requested.fault_id, causation=self.ledger.requested_ids.get(requested.fault_id))
         self.ledger.pending.pop(requested.fault_id, None)
 
     # -- commands ---------------------------------------------------------------
@@ -279,7 +287,7 @@ class ChaosService(ServiceProcess):
             requested = self.event(FaultRequested(fault_id=fault_id, kind=fault.kind, target=target,
                                                   params=params.model_dump(), ttl_s=ttl,
                                                   request_id=request.request_id),
-                                   correlation=fault_id)
+                                   correlation=fault_id, causation=request.causation)
             await self.bus.publish(requested)  # fails before anything is touched, or is on record
             self.ledger.apply(requested.data)
             try:
@@ -299,13 +307,14 @@ class ChaosService(ServiceProcess):
                                     f"target {injection.target} already has fault {busy.fault_id}")
                 raise RefusedError(f"target {injection.target} already has fault {busy.fault_id} "
                                    f"({busy.kind}); the injection was abandoned")
+            injected_event = self.event(injected, correlation=fault_id, causation=requested.id)
             try:
-                await self.emit(injected, correlation=fault_id, causation=requested.id)
+                await self.bus.publish(injected_event)
             except Exception as exc:  # the log would not know how to undo it: undo it now
                 await self._abandon(requested, fault, injected, f"could not record the injection: {exc!r}")
                 raise SubjectError(f"{fault.kind} on {injection.target}: could not record the injection, "
                                    "so it was undone") from exc
-            self.ledger.apply(injected)
+            self.ledger.apply(injected, injected_event.id)
             active = self.ledger.active[fault_id]
             self._timers[fault_id] = asyncio.create_task(self._expire(active, ttl), name=f"ttl-{fault_id}")
         self._start_confirm(active, injection, params)
@@ -382,12 +391,12 @@ class ChaosService(ServiceProcess):
             if evidence is not None:
                 active.effective = True
                 await self._record(FaultEffective(fault_id=active.fault_id, evidence=evidence),
-                                   correlation=active.fault_id)
+                                   correlation=active.fault_id, causation=active.injected_id)
                 return
             if loop.time() > deadline:
                 reason = f"not effective within {self.config.effective_timeout_s}s: {error}"
                 await self._record(FaultFailed(fault_id=active.fault_id, stage="verify", reason=reason),
-                                   correlation=active.fault_id)
+                                   correlation=active.fault_id, causation=active.injected_id)
                 return
             await asyncio.sleep(0.1)  # polling the real system for the fault's effect
 
@@ -420,13 +429,13 @@ class ChaosService(ServiceProcess):
             log.error("revert failed fault=%s reason=%s: %s", active.fault_id, reason, _describe(exc))
             if record_failure:
                 await self._record(FaultFailed(fault_id=active.fault_id, stage="revert", reason=_describe(exc)),
-                                   correlation=active.fault_id)
+                                   correlation=active.fault_id, causation=active.injected_id)
             return False
         reverted = FaultReverted(fault_id=active.fault_id, reason=reason, detail=result.detail,  # type: ignore[arg-type]
                                  changed=result.changed)
         # the ledger first: whoever sees the record and asks `list` must not find the fault still there
         self.ledger.apply(reverted)
-        await self._record(reverted, correlation=active.fault_id)
+        await self._record(reverted, correlation=active.fault_id, causation=active.injected_id)
         timer = self._timers.pop(active.fault_id, None)
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()

@@ -26,7 +26,11 @@ The ``advance`` fields:
 - ``timeout_s``: auto mode only - advance anyway after this long.
 - ``key``: auto mode only - whether a key press may skip ahead.
 
-Narration may use ``{fault}``, ``{fault_title}`` and ``{summary}`` placeholders.
+Narration may use ``{fault}``, ``{fault_title}`` and ``{summary}`` placeholders. A chapter's
+``about`` names the incident stages it tells; the director carries them in
+``director.chapter_started.about`` and the console shows their facts as they
+happen (an interactive presenter may reach Detection long after the ticket
+opened: the facts say when it did, not that it will).
 
 Scenarios belong to subjects: a subject package ships its scenario files
 (:meth:`~subjects.contract.Subject.scenarios`), a scenario names its
@@ -42,6 +46,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from events import Event
+from projections.incident import Stage
 from subjects.contract import Subject
 
 
@@ -111,6 +116,10 @@ class Chapter(BaseModel):
     title: str
     narration: str
     plays_for: Literal["all", "incident", "control"] = "all"
+    about: list[Stage] = []
+    """The incident stages this chapter tells (``injection``, ``detection``, ``remediation``,
+    ``verification``): the console fills its narration with their facts from the log, whenever
+    they happen, and highlights the lines they are about (see :mod:`projections.incident`)."""
     countdown_s: float = Field(default=0.0, ge=0)
     on_enter: list[Action] = []
     advance: Advance = Advance()

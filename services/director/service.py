@@ -328,7 +328,7 @@ class DirectorService(ServiceProcess):
         started = self.event(ChapterStarted(
             scenario=self.scenario.name, index=index, total=len(self.chapters), chapter=chapter.id,
             title=chapter.title, narration=self._narrate(chapter.narration), advance=chapter.hint(self.mode),
-            timeout_s=chapter.advance.timeout_s if self.mode == "auto" else None))
+            timeout_s=chapter.advance.timeout_s if self.mode == "auto" else None, about=list(chapter.about)))
         await self.bus.publish(started)
         log.info("chapter %s/%s %s%s", index + 1, len(self.chapters), chapter.id, "" if enter else " (resumed)")
         done = self.actions_done.get(index, set())
@@ -338,7 +338,7 @@ class DirectorService(ServiceProcess):
             if countdown and await self._interrupted(countdown):
                 return None
             for position, action in pending:
-                result = await self._act(action, index, position)
+                result = await self._act(action, index, position, started.id)
                 if result is None:  # cut short by our own stop: the successor does it
                     return None
                 await self.emit(ActionTaken(scenario=self.scenario.name, index=index, action=position,
@@ -427,13 +427,17 @@ class DirectorService(ServiceProcess):
                 f"{' by ' + summary.resolved_by if summary.resolved_by else ''}; "
                 f"time to detect {_secs(summary.ttd_s)}, time to mitigate {_secs(summary.ttm_s)}.")
 
-    async def _act(self, action: Inject | RevertAll | Finish, index: int, position: int) -> dict[str, Any] | None:
+    async def _act(self, action: Inject | RevertAll | Finish, index: int, position: int,
+                   cause: str | None = None) -> dict[str, Any] | None:
         """Do one entry action; returns what came of it (for ``director.action_taken``), or None if
-        the director is stopping before it was done (nothing is recorded: a successor does it)."""
+        the director is stopping before it was done (nothing is recorded: a successor does it).
+        ``cause``: the ``chapter_started`` asking for it, passed on to an injection as its causation."""
         try:
             if isinstance(action, Inject):
                 body: dict[str, Any] = {"kind": action.kind.format(fault=self.fault), "ttl_s": action.ttl_s,
                                         "request_id": f"{self.run}/{self.scenario.name}/{index}/{position}"}
+                if cause is not None:
+                    body["causation"] = cause
                 if action.target:
                     body["target"] = action.target
                 fault = (await self._chaos("inject", body))["fault"]

@@ -14,6 +14,13 @@ crash between recording a transition and acting on it is repaired by the next
 tick of the next instance. A failing tick (NATS briefly away) is logged and the
 loop carries on.
 
+Causation (see ``events/envelope.py``): ``obs.snapshot`` is a root; ``inv.*`` and
+``inv.baseline`` are caused by the snapshot that showed them; ``ticket.opened`` by its
+``inv.violated`` (also when reconciliation opens it: the episode's violation, restored from the
+log, else the snapshot); a self-healed ``ticket.resolved`` by the ``inv.cleared`` that cleared it
+(the snapshot, if reconciliation finds a violation gone without one). ``ticket.recurred`` follows
+the ticket's previous event like every other ticket event, so a ticket's story stays one chain.
+
 Baseline: the monitor judges nothing before it has seen the subject whole
 once - an observation that succeeded with every node and component ``up`` -
 and records that as ``inv.baseline``; a subject still starting (a compose
@@ -82,6 +89,9 @@ class MonitorService(ServiceProcess):
         self.store = TicketStore(bus, self.run)
         self.tickets: dict[str, TicketState] = {}
         self.baseline = False  # judging has begun in this run (by us or a predecessor)
+        # per (invariant, entity): the ids of its latest inv.violated / inv.cleared, the causes of what follows
+        self.violated_ids: dict[tuple[str, str], str] = {}
+        self.cleared_ids: dict[tuple[str, str], str] = {}
         self._started = time.monotonic()
         self._restored = False
 
@@ -99,9 +109,12 @@ class MonitorService(ServiceProcess):
             return  # live inv.* events are our own: the judge already knows
         self.baseline = True  # anything a predecessor judged means it had begun (runs before inv.baseline too)
         if isinstance(data, InvariantViolated):
+            self.violated_ids[(data.invariant, data.entity)] = d.event.id
+            self.cleared_ids.pop((data.invariant, data.entity), None)  # a clear of an earlier episode
             violation = Violation(data.invariant, data.entity, data.summary, data.evidence)
             self.judge.restore_active((data.invariant, data.entity), violation, data.first_seen)
         elif isinstance(data, InvariantCleared):
+            self.cleared_ids[(data.invariant, data.entity)] = d.event.id
             self.judge.restore_cleared((data.invariant, data.entity))
 
     async def _on_observation(self, d: Delivered) -> None:
@@ -195,10 +208,11 @@ class MonitorService(ServiceProcess):
             if self.open_ticket_for(invariant, entity) is None and not self._episode_ticketed(active):
                 log.warning("active violation without a ticket invariant=%s entity=%s: opening one",
                             invariant, entity)
-                await self._open(active, causation)
+                await self._open(active, self.violated_ids.get((invariant, entity), causation))
         for ticket in list(self.tickets.values()):
             if ticket.status == TicketStatus.OPEN and (ticket.invariant, ticket.entity) not in self.judge.active:
-                await self._self_heal(ticket, "violation no longer active", causation)
+                await self._self_heal(ticket, "violation no longer active",
+                                      self.cleared_ids.get((ticket.invariant, ticket.entity), causation))
 
     def _episode_ticketed(self, active: Active) -> bool:
         v = active.violation
@@ -211,11 +225,13 @@ class MonitorService(ServiceProcess):
                                              first_seen=active.first_seen, summary=v.summary),
                            correlation=f"{v.invariant}:{v.entity}", causation=causation)
         await self.bus.publish(event)
+        self.violated_ids[(v.invariant, v.entity)] = event.id
+        self.cleared_ids.pop((v.invariant, v.entity), None)  # a clear of an earlier episode
         log.info("violated invariant=%s entity=%s", v.invariant, v.entity)
         existing = self.open_ticket_for(v.invariant, v.entity)
         if existing is not None:
-            with contextlib.suppress(IllegalTransition):
-                await self.store.update(existing.ticket_id, lambda t: t.recur(v.evidence), causation=event.id)
+            with contextlib.suppress(IllegalTransition):  # caused by the ticket's previous event (module doc)
+                await self.store.update(existing.ticket_id, lambda t: t.recur(v.evidence))
             return
         await self._open(active, event.id)
 
@@ -236,6 +252,7 @@ class MonitorService(ServiceProcess):
                                             violated_for_s=round(duration, 3)),
                            correlation=f"{v.invariant}:{v.entity}", causation=causation)
         await self.bus.publish(event)
+        self.cleared_ids[(v.invariant, v.entity)] = event.id
         log.info("cleared invariant=%s entity=%s after=%.2fs", v.invariant, v.entity, duration)
         ticket = self.open_ticket_for(v.invariant, v.entity)
         if ticket is not None and ticket.status == TicketStatus.OPEN:

@@ -112,7 +112,8 @@ async def _heartbeat(service: ServiceProcess, started: float) -> None:
         try:
             await service.emit(ServiceHeartbeat(
                 service=service.name, instance=service.settings.instance, version=_version(),
-                pid=os.getpid(), uptime_s=round(time.monotonic() - started, 1)))
+                pid=os.getpid(), uptime_s=round(time.monotonic() - started, 1),
+                heartbeat_s=service.settings.heartbeat_s))
         except Exception as exc:  # NATS briefly away: the next beat will tell
             log.warning("heartbeat failed: %s", exc)
 
@@ -136,7 +137,7 @@ async def serve(factory: type[ServiceProcess], settings: ServiceSettings | None 
     ready.cancel()
     if service.ready.is_set():
         await service.emit(ServiceStarted(service=factory.name, instance=settings.instance,
-                                          version=_version(), pid=os.getpid()))
+                                          version=_version(), pid=os.getpid(), heartbeat_s=settings.heartbeat_s))
         log.info("started service=%s run=%s instance=%s", factory.name, service.run, settings.instance)
         if settings.ready_file is not None:
             settings.ready_file.write_text(f"{os.getpid()}\n")

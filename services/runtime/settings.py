@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from events.catalogue.svc import HEARTBEAT_S
+
 
 def _default_instance() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -22,7 +24,8 @@ class ServiceSettings(BaseSettings):
     home: Path = Field(default=Path(".oplab"), description="State dir for local stores")
     log_format: str = Field(default="kv", pattern="^(kv|json)$")
     log_level: str = "INFO"
-    heartbeat_s: float = 5.0
+    heartbeat_s: float = Field(default=HEARTBEAT_S, gt=0, description=(
+        "Seconds between heartbeats; recorded in each, so readers judge this instance gone after a few missed"))
     ready_file: Path | None = Field(default=None, description=(
         "A file that exists while the service is ready for work, for a container healthcheck "
         "(removed at start, written once ready, removed on the way out)"))

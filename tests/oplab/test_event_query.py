@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from events import FaultInjected, InvariantViolated, ServiceHeartbeat, TicketOpened, TicketResolved, new_event
-from oplab.event_query import EventQuery, Position, parse_position
+from oplab.event_query import EventQuery, Position, correlation_keys, parse_position
 
 RUN = "r20261202t100000-qury"
 T0 = datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC)
@@ -68,3 +68,22 @@ def test_a_range_by_sequence_time_or_age() -> None:
 def test_a_bad_position_says_what_is_accepted(text: str) -> None:
     with pytest.raises(ValueError, match=r"a sequence .* a time .* or an age"):
         parse_position(text, now=T0)
+
+
+def test_filters_combine_as_and_each_narrowing_the_others() -> None:
+    now = T0 + timedelta(seconds=10)
+    ticket_by_agent = EventQuery(types=("ticket.*",), source="agent")
+    assert shown(ticket_by_agent) == [5]
+    assert shown(EventQuery(types=("ticket",), correlation="tk-0000000001", since=parse_position("5", now=now))) == [5]
+    assert shown(EventQuery(types=("inv.*", "chaos.*"), source="monitor",
+                            until=parse_position("10:00:02", now=now, day=T0))) == [3]
+    assert shown(EventQuery(correlation="f-0000000001", source="monitor")) == []  # the fault's events are chaos's
+    assert shown(EventQuery(types=("ticket.*",), correlation="tk-0000000001", source="monitor/i1",
+                            since=parse_position("-8s", now=now), until=parse_position("4", now=now))) == [4]
+
+
+def test_correlation_keys_are_the_envelopes_and_the_payloads_ticket_or_fault() -> None:
+    assert correlation_keys(EVENTS[1][1]) == {"f-0000000001"}
+    assert correlation_keys(EVENTS[2][1]) == {"node_down:node-1"}
+    assert correlation_keys(EVENTS[4][1]) == {"tk-0000000001"}
+    assert correlation_keys(EVENTS[0][1]) == set()

@@ -3,6 +3,8 @@ answering nothing (a container without the projector's volume, a copied home).""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,8 +15,12 @@ import pytest
 from events import TicketOpened, new_ticket_id
 from events.bus import Bus
 from events.envelope import utcnow
+from events.settings import STREAM_NAME, BusSettings
 from oplab.tickets import get_ticket, list_tickets
+from projections.ticket_log import TicketLogFeeder, TicketLogProjection, TicketLogSettings, open_ticket_log
+from projections.ticket_log.rebuild import fold_into
 from projections.tickets import Ticket, TicketStore
+from tests.oplab.recorded_run import EVENTS, RUN, imported_home, oplab, served
 
 
 @pytest.fixture
@@ -69,3 +75,76 @@ async def _in_thread(fn):  # type: ignore[no-untyped-def]
     import asyncio
 
     return await asyncio.to_thread(fn)
+
+
+# -- the CLI on the recorded run: a view missing, behind, ahead, or past events that aged out ----------
+
+
+def _view_folded_up_to(home: Path, upto: int, *, purge_below: int | None = None) -> None:
+    """The home's SQLite view folded from the log up to ``upto`` (as a projector that stopped there);
+    then, with ``purge_below``, the log's events before that sequence removed (as retention would)."""
+    async def fold(url: str) -> None:
+        bus = await Bus.connect(BusSettings(nats_url=url), source="tests")
+        view = open_ticket_log(TicketLogSettings(home=home))
+        try:
+            await fold_into(bus, TicketLogFeeder(TicketLogProjection(view)), upto)
+            assert view.tracked() == upto
+            if purge_below is not None:
+                await bus.js.purge_stream(STREAM_NAME, seq=purge_below)
+        finally:
+            view.close()
+            await bus.close()
+
+    with served(home) as url:
+        asyncio.run(fold(url))
+
+
+@pytest.fixture
+def recorded_home(tmp_path: Path) -> Path:
+    return imported_home(tmp_path / "oplab")
+
+
+def test_a_home_with_only_the_log_lists_its_tickets(recorded_home: Path) -> None:
+    result = oplab("tickets", "list", home=recorded_home)
+    assert result.returncode == 0, result.stderr
+    [line] = result.stdout.splitlines()
+    assert line.startswith("tk-") and " resolved " in line and "node_down/node-1" in line
+    assert "no ticket-log view at sqlite:" in result.stderr and "folded 7 ticket event(s)" in result.stderr
+    assert oplab("tickets", "list", "--run", RUN, "--json", home=recorded_home).returncode == 0
+
+
+def test_a_view_behind_the_log_is_caught_up_first_and_says_so(recorded_home: Path) -> None:
+    _view_folded_up_to(recorded_home, 60)  # the ticket just opened
+    result = oplab("tickets", "list", "--json", home=recorded_home)
+    assert result.returncode == 0, result.stderr
+    assert f"the ticket log was {EVENTS - 60} events behind the log: folded them" in result.stderr
+    assert [t["status"] for t in json.loads(result.stdout)] == ["resolved"]
+    again = oplab("tickets", "list", home=recorded_home)
+    assert again.returncode == 0 and "behind" not in again.stderr  # folded into the view itself, once
+    assert oplab("projections", "rebuild", "--verify", home=recorded_home).returncode == 0
+
+
+def test_a_view_ahead_of_the_log_names_the_rebuild_command(recorded_home: Path) -> None:
+    _view_folded_up_to(recorded_home, EVENTS)
+    view = open_ticket_log(TicketLogSettings(home=recorded_home))
+    try:
+        assert view.replace_rows([], 5000)  # as if built from another, longer log
+    finally:
+        view.close()
+    result = oplab("tickets", "list", home=recorded_home)
+    assert result.returncode == 0
+    assert (f"the ticket log is ahead of the lab's log (it has folded up to seq 5000, the log ends at seq {EVENTS})"
+            in result.stderr)
+    assert "`oplab projections rebuild ticket_log`" in result.stderr and result.stdout == "no tickets\n"
+    assert oplab("projections", "rebuild", "ticket_log", home=recorded_home).returncode == 0
+    fixed = oplab("tickets", "list", home=recorded_home)
+    assert " resolved " in fixed.stdout and "ahead" not in fixed.stderr
+
+
+def test_a_view_behind_events_that_aged_out_names_the_rebuild_command(recorded_home: Path) -> None:
+    _view_folded_up_to(recorded_home, 50, purge_below=70)
+    result = oplab("tickets", "list", home=recorded_home)
+    assert result.returncode == 0
+    assert (f"the ticket log is {EVENTS - 50} events behind the lab's log, and the events after its seq 50 aged "
+            "out of the log (it now starts at seq 70)") in result.stderr
+    assert "`oplab projections rebuild ticket_log`" in result.stderr

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from events import ServiceHeartbeat, ServiceStopping, TicketOpened
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from events import Event, ServiceHeartbeat, ServiceStarted, ServiceStopping, TicketOpened, decode
 from projections.cluster import ClusterView
 from tests.console.script import Story
 
@@ -81,3 +85,72 @@ def test_unrelated_events_change_nothing() -> None:
     assert isinstance(event.data, TicketOpened)
     assert view.apply(event) is False
     assert view.snapshot is None and view.workload is None
+
+
+# -- liveness: gone after missed heartbeats of the instance's own interval -----------------------------
+
+
+def started(s: Story, at: float, service: str, instance: str, heartbeat_s: float = 5.0) -> None:
+    s.at(at, ServiceStarted(service=service, instance=instance, version="t", pid=1, heartbeat_s=heartbeat_s))
+
+
+def beat(s: Story, at: float, service: str, instance: str, heartbeat_s: float = 5.0) -> None:
+    s.at(at, ServiceHeartbeat(service=service, instance=instance, version="t", pid=1, uptime_s=at,
+                              heartbeat_s=heartbeat_s))
+
+
+def status(view: ClusterView, s: Story, at: float) -> dict[str, str]:
+    return {r.instance: view.status(r, s.t(at)) for r in view.service_rows()}
+
+
+def test_an_instance_is_gone_after_three_missed_heartbeats_of_its_own_interval() -> None:
+    s = Story(RUN)
+    started(s, 0, "monitor", "fast", heartbeat_s=1.0)
+    beat(s, 1, "monitor", "fast", heartbeat_s=1.0)
+    started(s, 0, "agent", "slow", heartbeat_s=5.0)
+    view = fold(s)
+    assert status(view, s, 3.9) == {"fast": "alive", "slow": "alive"}
+    assert status(view, s, 4.1) == {"fast": "gone", "slow": "alive"}  # 3 beats of 1 s missed since t=1
+    assert status(view, s, 14.9)["slow"] == "alive"
+    assert status(view, s, 15.1)["slow"] == "gone"  # 3 beats of 5 s missed since t=0
+    assert view.services_alive(s.t(4.1)) == ["agent"]
+
+
+def test_an_instance_that_said_it_stops_is_stopped_at_once() -> None:
+    s = Story(RUN)
+    started(s, 0, "chaos", "c1")
+    s.at(1, ServiceStopping(service="chaos", instance="c1", reason="signal"))
+    assert status(fold(s), s, 1.5) == {"c1": "stopped"}
+
+
+def test_a_killed_instance_is_gone_once_its_successor_started_and_it_missed_a_beat() -> None:
+    s = Story(RUN)
+    started(s, 0, "projector", "old")
+    beat(s, 5, "projector", "old")  # SIGKILL at about 6 s: no svc.stopping, no more beats
+    started(s, 8, "projector", "new")  # supervisord restarted it
+    view = fold(s)
+    assert status(view, s, 12) == {"new": "alive", "old": "alive"}  # 7 s silent: one beat may be late
+    assert status(view, s, 12.6) == {"new": "alive", "old": "gone"}  # 7.6 s > 1.5 beats, a successor up
+    assert view.services_alive(s.t(12.6)) == ["projector"]
+
+
+def test_instances_started_together_are_siblings_not_successors() -> None:
+    s = Story(RUN)
+    started(s, 0, "agent", "agent-0")
+    started(s, 0.2, "agent", "agent-1")
+    beat(s, 5.2, "agent", "agent-1")
+    view = fold(s)  # agent-0's beat due at 5 s is a little late: it is not replaced by agent-1
+    assert status(view, s, 5.3) == {"agent-0": "alive", "agent-1": "alive"}
+
+
+def test_a_run_recorded_before_heartbeats_carried_their_interval_reads_with_five_seconds() -> None:
+    fixture = Path(__file__).parents[1] / "fixtures" / "v1-node-kill-claude.jsonl"
+    doc = next(json.loads(line)["data"] for line in fixture.read_text().splitlines() if '"svc.heartbeat"' in line)
+    assert "heartbeat_s" not in doc["data"]
+    event = decode(json.dumps(doc).encode())
+    assert isinstance(event, Event) and isinstance(event.data, ServiceHeartbeat)
+    assert event.data.heartbeat_s == 5.0
+    view = ClusterView()
+    view.apply(event)
+    [row] = view.service_rows()
+    assert row.alive(event.time + timedelta(seconds=15)) and not row.alive(event.time + timedelta(seconds=15.1))

@@ -132,6 +132,23 @@ async def test_concurrent_updates_retry_on_fresh_state(bus: Bus, run_id: str) ->
     await asyncio.gather(*(s.update("tk-u", lambda t: t.recur({"n": 1})) for s in stores))
     history = await bus.read_subject(ticket_subject(run_id, "tk-u"))
     assert [d.event.type for d in history] == ["ticket.opened"] + ["ticket.recurred"] * 3
+    # a retry after a lost race is caused by the event it lost to, not by the one it first read
+    assert [d.event.causation for d in history[1:]] == [d.event.id for d in history[:-1]]
+
+
+async def test_each_stored_ticket_event_is_caused_by_the_tickets_previous_event(bus: Bus, run_id: str) -> None:
+    store = TicketStore(bus, run_id)
+    t = Ticket.open(opened("tk-c"), run=run_id)
+    t.claim("a1", "rules", lease())
+    opened_event, claimed = await store.save(t, causation="violation-event-id")
+    assert opened_event.causation == "violation-event-id"  # an explicit cause, for the first of the save
+    assert claimed.causation == opened_event.id  # the rest chain one to the next
+    [diagnosed] = await TicketStore(bus, run_id).update("tk-c", lambda t: t.diagnose("a1", "down", {}))
+    assert diagnosed.causation == claimed.id  # the event the ticket was loaded at
+    [escalated] = await store.update("tk-c", lambda t: t.escalate("gave up", agent="a1"), causation="cleared-id")
+    assert escalated.causation == "cleared-id"
+    history = await bus.read_subject(ticket_subject(run_id, "tk-c"))
+    assert [d.event.causation for d in history] == ["violation-event-id", opened_event.id, claimed.id, "cleared-id"]
 
 
 async def test_update_judges_legality_on_fresh_state(bus: Bus, run_id: str) -> None:

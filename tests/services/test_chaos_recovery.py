@@ -161,6 +161,8 @@ async def test_a_failed_ttl_revert_is_retried_until_it_works(lab, bus: Bus) -> N
     assert not board.broken("t1") and board.revert_failures == 0
     failures = [e for e in log.of_type("chaos.fault_failed") if e.data.fault_id == fault_id]
     assert [(e.data.stage, e.data.reason) for e in failures] == [("revert", "switchboard unreachable")]
+    [injected] = [e for e in log.of_type("chaos.fault_injected") if e.data.fault_id == fault_id]
+    assert failures[0].causation == reverted.causation == injected.id
     assert (await request(bus.nc, "chaos", "list"))["faults"] == []
     assert not chaos.service._timers and not chaos.service._confirms  # nothing left running for it
     await chaos.stop()
@@ -170,9 +172,12 @@ async def test_requests_cut_off_mid_injection_are_settled_at_start(lab, bus: Bus
     board, start, log = lab
     # a crashed predecessor recorded these requests and broke the targets, then died before fault_injected
     flip_id, opaque_id = new_fault_id(), new_fault_id()
+    requested: dict[str, str] = {}
     for fault_id, kind, target in ((flip_id, "flip", "t1"), (opaque_id, "opaque", "t2")):
-        await bus.publish(new_event(FaultRequested(fault_id=fault_id, kind=kind, target=target, ttl_s=60),
-                                    run=run_id, source="chaos/crashed", correlation=fault_id))
+        event = new_event(FaultRequested(fault_id=fault_id, kind=kind, target=target, ttl_s=60),
+                          run=run_id, source="chaos/crashed", correlation=fault_id)
+        await bus.publish(event)
+        requested[fault_id] = event.id
         board.breaks[target].add("lost-token")
     chaos = await start()
     flip = await log.wait_for(of_fault(flip_id, "chaos.fault_failed"), 10, "flip settled")
@@ -180,6 +185,7 @@ async def test_requests_cut_off_mid_injection_are_settled_at_start(lab, bus: Bus
     assert flip.data.stage == opaque.data.stage == "inject"
     assert flip.data.reason == f"{MID_INJECTION}; reverted from its target: t1 restored"
     assert opaque.data.reason == MID_INJECTION
+    assert (flip.causation, opaque.causation) == (requested[flip_id], requested[opaque_id])
     assert not board.broken("t1")  # its undo could be derived from the target
     assert board.broken("t2")  # its undo could not: recorded, left alone
     await chaos.stop()
@@ -288,3 +294,33 @@ async def test_a_repeated_request_is_answered_with_its_fault_not_a_second_one(la
     assert later["repeated"] is True and later["fault"]["active"] is False and not board.broken("t1")
     assert len(log.of_type("chaos.fault_requested")) == 1
     await successor.stop()
+
+
+async def test_each_event_of_a_fault_is_caused_by_its_injection_also_once_adopted(lab, bus: Bus) -> None:  # type: ignore[no-untyped-def]
+    _, start, log = lab
+    chaos = await start()
+    asked_by = new_event(ServiceStopping(service="asker", instance="tests"), run="r-other", source="tests")
+    fault = (await request(bus.nc, "chaos", "inject", {"kind": "flip", "target": "t1", "ttl_s": 2.0,
+                                                      "causation": asked_by.id}))["fault"]
+    requested = await log.wait_for(of_fault(fault["fault_id"], "chaos.fault_requested"), 10, "requested")
+    injected = await log.wait_for(of_fault(fault["fault_id"], "chaos.fault_injected"), 10, "injected")
+    effective = await log.wait_for(of_fault(fault["fault_id"], "chaos.fault_effective"), 10, "effective")
+    assert requested.causation == asked_by.id  # whoever asked, as the command said
+    assert injected.causation == requested.id and effective.causation == injected.id
+    await chaos.stop()
+    successor = await start()  # knows the injection only from the log
+    adopted = await log.wait_for(of_fault(fault["fault_id"], "chaos.fault_adopted"), 10, "adopted")
+    reverted = await log.wait_for(of_fault(fault["fault_id"], "chaos.fault_reverted"), 10, "ttl revert")
+    assert adopted.causation == reverted.causation == injected.id
+    await successor.stop()
+
+
+@pytest.mark.parametrize("causation", ["lab.>", "two words", "", "x" * 65, 42])
+async def test_an_injection_whose_cause_is_no_plain_event_id_is_refused(lab, bus: Bus, causation: object) -> None:  # type: ignore[no-untyped-def]
+    board, start, log = lab
+    chaos = await start()
+    with pytest.raises(CommandError) as refused:
+        await request(bus.nc, "chaos", "inject", {"kind": "flip", "target": "t1", "causation": causation})
+    assert refused.value.code == "400" and "causation" in refused.value.description
+    assert not board.broken("t1") and not log.of_type("chaos.fault_requested")
+    await chaos.stop()

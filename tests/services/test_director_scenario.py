@@ -86,3 +86,18 @@ def test_hints_say_what_ends_a_chapter_in_each_mode() -> None:
     detection = load_scenario("ratelimiter", RATELIMITER).chapters[3]
     assert detection.hint("interactive") == "space: next"  # the presenter's key only
     assert detection.hint("auto") == "waits for ticket.opened; at most 20s; space: skip"
+
+
+def test_the_incident_chapters_say_which_stage_they_tell() -> None:
+    scenario = load_scenario("ratelimiter", RATELIMITER)
+    about = {c.id: c.about for c in scenario.chapters}
+    assert about["inject"] == ["injection"] and about["detection"] == ["detection"]
+    assert about["remediation"] == ["remediation"] and about["verification"] == ["verification"]
+    assert about["welcome"] == [] and about["summary"] == []
+
+
+def test_a_chapter_about_an_unknown_stage_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "about.yaml"
+    path.write_text(SCENARIO.read_text().replace("about: [detection]", "about: [applause]"))
+    with pytest.raises(ScenarioError, match="about"):
+        load_scenario(str(path), RATELIMITER)

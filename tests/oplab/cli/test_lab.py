@@ -1,0 +1,20 @@
+"""`oplab demo` usage checks, run as a user runs it: refused before anything starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+OPLAB = str(Path(sys.executable).parent / "oplab")
+
+
+def test_a_headless_demo_waiting_for_approvals_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPLAB_") and k != "NATS_URL"}
+    home = tmp_path / "oplab"
+    result = subprocess.run([OPLAB, "demo", "--approve", "--headless"], env={**env, "OPLAB_HOME": str(home)},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--approve needs the console: in a headless run nobody is there to approve" in result.stderr
+    assert not (home / "stack.json").exists()

@@ -1,0 +1,172 @@
+"""Rebuilding and verifying the ticket log (``projections.ticket_log.rebuild``) against a real
+nats-server, SQLite files and PostgreSQL (skipped, saying why, when none answers at 127.0.0.1:5432).
+
+The session's stream holds every test's runs; a rebuild folds all of it, as it would a lab's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from events import TicketClaimed, TicketOpened, new_ticket_id
+from events.bus import Bus
+from events.envelope import Payload, utcnow
+from projections.ticket_log import TicketLogFeeder, TicketLogProjection, TicketLogView, catch_up, follow
+from projections.ticket_log.rebuild import RowDifference, compare_rows, rebuild, verify
+from projections.ticket_log.rows import from_row, to_row
+from projections.tickets.state import TicketState, apply_event
+from tests.projections import test_ticket_log as shared
+from tests.projections.test_ticket_log import (
+    ViewFactory,
+    escalated_path,
+    happy_path,
+    interleave,
+    publish,
+    self_healed_then_reopened,
+)
+
+# the ticket log tests' stores (SQLite files, a PostgreSQL schema per view, memory), by fixture name
+pg_database, store, make_view = shared.pg_database, shared.store, shared.make_view
+
+STORES = pytest.mark.parametrize("store", ["sqlite", "postgres", "memory"], indirect=True)
+DEADLINE_S = 20.0
+
+
+def _row(ticket_id: str, **changes: object) -> dict[str, object]:
+    now = utcnow()
+    state = TicketOpened(ticket_id=ticket_id, invariant="node_down", entity="node-1", subject="s",
+                         summary="down", first_seen=now)
+    return {**to_row(apply_event(None, state, now, "r1"), 7), **changes}
+
+
+# -- the comparison ---------------------------------------------------------
+
+
+def test_equal_rows_have_no_difference() -> None:
+    rows = [_row("tk-a"), _row("tk-b")]
+    assert compare_rows(rows, [dict(r) for r in rows]) == []
+
+
+def test_a_changed_column_a_missing_row_and_an_extra_row_are_each_named() -> None:
+    a, b, c = _row("tk-a"), _row("tk-b"), _row("tk-c")
+    live = [{**a, "status": "open", "events": 3}, c]
+    rebuilt = [{**a, "status": "resolved", "events": 7}, b]
+    assert compare_rows(live, rebuilt) == [
+        RowDifference("r1", "tk-a", "changed", "status", "open", "resolved"),
+        RowDifference("r1", "tk-a", "changed", "events", 3, 7),
+        RowDifference("r1", "tk-b", "missing"),
+        RowDifference("r1", "tk-c", "extra"),
+    ]
+    lines = [d.describe() for d in compare_rows(live, rebuilt)]
+    assert lines[0] == "tk-a (run r1) status: live 'open', rebuilt 'resolved'"
+    assert "missing from the live view" in lines[2] and "only in the live view" in lines[3]
+
+
+# -- the swap ---------------------------------------------------------------
+
+
+@STORES
+async def test_the_swap_replaces_every_row_and_the_position_unless_the_view_moved_beyond(
+        bus: Bus, run_id: str, make_view: ViewFactory) -> None:
+    await publish(bus, run_id, interleave(happy_path(new_ticket_id()), escalated_path(new_ticket_id())))
+    live, scratch = make_view("live"), make_view("scratch")
+    await catch_up(bus, TicketLogFeeder(TicketLogProjection(scratch)))
+    position = scratch.tracked()
+    rows = _states(scratch)
+    assert live.replace_rows(rows, position) is True
+    assert live.dump_rows() == scratch.dump_rows() and live.tracked() == position
+    assert live.replace_rows([], position - 1) is False  # the view is beyond: nothing changes
+    assert live.dump_rows() == scratch.dump_rows() and live.tracked() == position
+
+
+def _states(view: TicketLogView) -> list[tuple[TicketState, int]]:
+    return [(from_row(r), int(r["last_seq"])) for r in view.dump_rows()]
+
+
+# -- rebuild and verify -----------------------------------------------------
+
+
+@STORES
+async def test_a_rebuild_equals_a_fresh_fold_and_verify_finds_no_difference(
+        bus: Bus, run_id: str, make_view: ViewFactory) -> None:
+    await publish(bus, run_id, interleave(happy_path(new_ticket_id()), escalated_path(new_ticket_id()),
+                                          self_healed_then_reopened(new_ticket_id())))
+    view = make_view("rebuilt")
+    seen: list[tuple[int, int]] = []
+    result = await rebuild(bus, view, on_progress=lambda done, total: seen.append((done, total)))
+    last = await bus.last_seq()
+    assert result.position == view.tracked() == last
+    assert result.events >= 21 and result.rows == len(view.dump_rows()) >= 3
+    assert seen and seen[-1] == (result.position, result.position)
+    checked = await verify(bus, view)
+    assert checked.differences == [] and checked.rows == result.rows and checked.position == result.position
+
+
+@STORES
+async def test_verify_reports_a_deliberately_altered_row(bus: Bus, run_id: str, make_view: ViewFactory) -> None:
+    tid = new_ticket_id()
+    await publish(bus, run_id, happy_path(tid))
+    view = make_view("altered")
+    await rebuild(bus, view)
+    [state] = [s for s, _ in _states(view) if s.ticket_id == tid]
+    position = view.tracked()
+    rows = [(s if s.ticket_id != tid else s.model_copy(update={"hypothesis": "gremlins"}), seq)
+            for s, seq in _states(view)]
+    assert view.replace_rows(rows, position)  # an in-place change of one column, position kept
+    checked = await verify(bus, view)
+    assert checked.differences == [RowDifference(run_id, tid, "changed", "hypothesis", "gremlins",
+                                                 state.hypothesis)]
+
+
+@STORES
+async def test_a_view_ahead_of_the_stream_is_cleared_and_rebuilt(bus: Bus, run_id: str,
+                                                                 make_view: ViewFactory) -> None:
+    await publish(bus, run_id, happy_path(new_ticket_id()))
+    view = make_view("ahead")
+    last = await bus.last_seq()
+    assert view.replace_rows([], last + 1000)  # as if built from a longer log
+    result = await rebuild(bus, view)
+    assert result.cleared_ahead and view.tracked() == result.position == last
+    assert (await verify(bus, view)).differences == []
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+async def test_a_rebuild_while_the_projector_feeds_the_same_view_ends_equal_to_a_fresh_fold(
+        bus: Bus, run_id: str, make_view: ViewFactory) -> None:
+    await publish(bus, run_id, interleave(*(happy_path(new_ticket_id()) for _ in range(10))))
+    live = make_view("contended")
+    projector = TicketLogFeeder(TicketLogProjection(make_view("contended")), batch_size=5,
+                                flush_interval_s=0.005)
+    stop = asyncio.Event()
+    running = asyncio.create_task(follow(bus, projector, stop))
+
+    async def keep_writing() -> None:  # new tickets and claims while the rebuild runs
+        for _ in range(15):
+            tid = new_ticket_id()
+            now = utcnow()
+            script: list[Payload] = [
+                TicketOpened(ticket_id=tid, invariant="node_down", entity="node-3", subject="s", summary="x",
+                             first_seen=now),
+                TicketClaimed(ticket_id=tid, agent="a", policy="rules", lease_until=now + timedelta(seconds=5))]
+            await publish(bus, run_id, script)
+
+    writer = asyncio.create_task(keep_writing())
+    try:
+        for _ in range(3):
+            await rebuild(bus, live)
+        await writer
+        last = await bus.last_seq()
+        async with asyncio.timeout(DEADLINE_S):
+            while live.tracked() < last:
+                await projector.progress.wait()
+                projector.progress.clear()
+    finally:
+        stop.set()
+        await running
+    checked = await verify(bus, live)
+    assert checked.position >= last and checked.differences == []
+    mine = [r for r in live.dump_rows() if r["run"] == run_id]
+    assert len(mine) == 25 and sum(r["status"] == "claimed" for r in mine) == 15
