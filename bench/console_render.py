@@ -11,7 +11,7 @@ Two measurements (figures only; nothing here passes or fails):
    this process as % of one core, and the event-to-screen latency (time from
    an event being folded to the end of the first draw that includes it).
 
-DESIGN.md target: >= 1,000 events/s rendered with <= 25% of one core and
+docs/architecture.md target: >= 1,000 events/s rendered with <= 25% of one core and
 <= 100 ms event-to-screen.
 
     .venv/bin/python bench/console_render.py [--events 20000] [--rate 1000] [--seconds 5]

@@ -1,4 +1,5 @@
-"""Rate limiter node throughput: POST /check over keep-alive HTTP. Prints figures and ratios to DESIGN targets.
+"""Rate limiter node throughput: POST /check over keep-alive HTTP. Prints figures and ratios to the
+targets in docs/architecture.md.
 
     .venv/bin/python bench/node_throughput.py [--clients 8] [--seconds 10] [--warmup 2]
         [--client aiohttp|raw|both] [--limit N] [--node-env NAME=VALUE] [--profile FILE]
@@ -14,7 +15,7 @@ logging at WARNING), waits until its ``/health`` answers 200, then measures:
    After ``--warmup`` seconds, for ``--seconds``: answered checks/s (200
    allowed and 429 blocked both count: both are decisions; other statuses are
    listed, transport failures counted as errors) and the latency of each
-   answer as the client sees it (p50, p99, max) (DESIGN: >= 2,000 checks/s
+   answer as the client sees it (p50, p99, max) (target: >= 2,000 checks/s
    with p99 <= 10 ms on loopback, 2 cores). The CPU each process used in the
    window is printed as % of one core and per check: the bench's own client,
    the node and valkey share the same 2 cores, so the client's share is part
@@ -315,7 +316,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
               f"after {args.warmup:g} s warm-up, {len(keys)} keys, limits "
               f"{'from the lab policy' if args.limit is None else args.limit}")
         print(f"  (node {url} pid {node.pid}{' under cProfile' if args.profile else ''}; valkey {server.url}; "
-              f"targets from DESIGN.md, 2 cores)")
+              f"targets from docs/architecture.md, 2 cores)")
 
         bodies = [json.dumps({"key": k, "cost": 1}).encode() for k in keys]
         nkeys = len(bodies)

@@ -61,9 +61,12 @@ def _from_document(doc: dict[str, Any], raw: bytes) -> Event | InvalidEvent:
     if not isinstance(payload, dict):
         return InvalidEvent(f"invalid {type_name}: data is not a JSON object", raw)
     try:
-        payload = upcast(cls, version, payload)
-        data = cls.model_validate(payload)
-        return Event.model_validate({**doc, "v": cls.VERSION, "data": data})
+        if version != cls.VERSION:  # the common case has nothing to upcast: skip building the chain
+            payload = upcast(cls, version, payload)
+        # doc is ours (parsed above): fill it in place rather than copy it for every event
+        doc["data"] = cls.model_validate(payload)
+        doc["v"] = cls.VERSION
+        return Event.model_validate(doc)
     except UpcastError as exc:
         return InvalidEvent(str(exc), raw)
     except ValidationError as exc:

@@ -11,8 +11,9 @@ Causation rules (what each service records; ``oplab events show`` walks them bac
   ``director.chapter_started``, a ``chaos.fault_requested`` nobody names a cause for
   (``oplab chaos inject`` by hand), ``bus.rejected``;
 - monitor: ``inv.violated`` / ``inv.cleared`` / ``inv.baseline`` <- the ``obs.snapshot``
-  that showed it; ``ticket.opened`` <- its ``inv.violated`` (on reconciliation too, when
-  the violation's event is known; else the snapshot); a self-healed ``ticket.resolved``
+  that showed it (or the ``workload.stats`` it judged on arrival); ``ticket.opened`` <- its
+  ``inv.violated`` (on reconciliation too, when the violation's event is known; else the snapshot);
+  a self-healed ``ticket.resolved``
   <- the ``inv.cleared`` that cleared it;
 - every other ticket event <- the ticket's previous event (``TicketStore``: the event it
   was loaded at; several events of one save chain one to the next), so the agent's

@@ -42,6 +42,8 @@ async def follow_run(nats_url: str, run: str, on_event: Callable[[int, Event], N
         except Exception as exc:  # the reader went away: nothing more to hand over
             failed.append(exc)
             passed.set()
+        if until is not None and until.seq is not None and d.seq >= until.seq:
+            passed.set()  # the bound's own event was the last one to show
 
     replay: Replay | None = None
     try:
@@ -49,6 +51,8 @@ async def follow_run(nats_url: str, run: str, on_event: Callable[[int, Event], N
         await replay.caught_up.wait()
         if on_caught_up is not None and not failed:
             on_caught_up()
+        if failed:
+            raise failed[0]
         if until is not None and until.seq is not None and await bus.last_seq() >= until.seq:
             return
         timeout = None

@@ -13,12 +13,13 @@ role                    publishes (facts, commands)                            a
 ``director``            ``director.*``, ``run.*``; commands ``cmd.chaos.*``    ``cmd.director.*``
 ``loadgen``             ``workload.*``
 ``projector``           (its own ``svc.*`` only)
-``operator`` (the CLI)  ``ticket.*`` (approve/reject); commands ``cmd.*``
+``operator`` (the CLI)  ``ticket.*``, ``campaign.*``; commands ``cmd.*``
 ``viewer`` (console)    no facts; commands ``cmd.director.*`` (the presenter's key)
 ``admin`` (launcher)    everything (creates the stream; ``oplab import``)
 ======================  =====================================================  ==========================
 
-Every service also records its own ``svc.*`` (started, heartbeat, stopping) and
+The CLI's ``operator`` writes tickets (approve, reject) and a campaign's ``campaign.*`` events
+(``oplab eval``). Every service also records its own ``svc.*`` (started, heartbeat, stopping) and
 ``bus.rejected``. Everyone may read the stream: consumers, message gets, acks
 and flow control on the ``LAB`` stream, replies to its own requests, and
 answers to requests it received. Nobody but ``admin`` may update, purge or
@@ -89,7 +90,7 @@ ROLES: dict[str, Role] = {
     "director": Role((*SERVICE, *_facts("director", "run"), "cmd.chaos.>"), answers=("cmd.director.>",)),
     "loadgen": Role((*SERVICE, *_facts("workload"))),
     "projector": Role(SERVICE),
-    "operator": Role((*READ, *_facts("ticket"), "cmd.>")),
+    "operator": Role((*READ, *_facts("ticket", "campaign"), "cmd.>")),
     "viewer": Role((*READ, "cmd.director.>")),
 }
 ADMIN = "admin"

@@ -85,6 +85,9 @@ class StackInfo:
     endpoints: dict[str, str]
     compose: dict[str, Any] | None = None
     """For a run under Docker Compose: :attr:`ComposeRun.saved` (no supervisord then)."""
+    approval: str | None = None
+    """The agents' approval mode the run was started with (``manual``: the console decides, so it
+    connects as the ``operator`` user, who may write the decision)."""
 
     def save(self, path: Path) -> None:
         # holds the supervisor's credentials (and a compose run's NATS passwords): owner-only from the start
@@ -287,7 +290,7 @@ class Stack:
         info = StackInfo(run=run, subject=subject.name, nats_url=nats_url, supervisor_url=supervisor_url,
                          fault=fault, mode=mode, embedded_nats=self.settings.nats_url is None,
                          started_at=time.time(), subject_env=dict(deployment.env),
-                         endpoints=dict(deployment.endpoints))
+                         endpoints=dict(deployment.endpoints), approval=self.settings.approval)
         return info, deployment
 
     def _child_env(self, info: StackInfo) -> dict[str, str]:

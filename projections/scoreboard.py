@@ -3,9 +3,13 @@
 
 :class:`CampaignFold` is a pure fold (``apply(event)``, no I/O) of the campaign's own events
 (``campaign.*``, under the campaign id) *and* of its trials' runs: every event of a run a
-``campaign.trial_started`` named goes to that trial's :class:`~projections.scores.TrialScorer`.
-Feed it the campaign's subject and the trials' runs in any interleaving: a trial's score only
-depends on its own run's events, in their order. :meth:`CampaignFold.scoreboard` returns the
+``campaign.trial_started`` named goes to that trial's :class:`~projections.scores.TrialScorer`
+(told the trial's fault and whether it is the control). A run's events count once its
+``trial_started`` has been folded: the runner records it before the run begins, and a reader
+folds the campaign's events first, then each trial's run (:attr:`CampaignFold.runs`). Runs may
+interleave: a trial's score depends only on its own run's events, in their order. A trial
+started again (a resumed campaign) counts its last run only; a trial counts once it finished
+(``trial_finished``). :meth:`CampaignFold.scoreboard` returns the
 :class:`Scoreboard`; nothing is kept on the side, so the scoreboard always equals a re-fold.
 
 Per cell (rules, also on :class:`Cell`):
@@ -79,7 +83,7 @@ class Rate(BaseModel):
         """``3/5 60% [23-88%]`` for tables."""
         if self.rate is None or self.low is None or self.high is None:
             return "-"
-        return f"{self.successes}/{self.n} {self.rate:.0%} [{self.low:.0%}-{self.high:.0%}]"
+        return f"{self.successes}/{self.n} {self.rate:.0%} [{self.low * 100:.0f}-{self.high * 100:.0f}%]"
 
 
 class Cell(BaseModel):
@@ -174,7 +178,6 @@ class CampaignFold:
         self._planned: dict[int, _Planned] = {}
         self._by_run: dict[str, int] = {}
         self._scorers: dict[str, TrialScorer] = {}
-        self._early: dict[str, list[Event]] = {}  # a trial run's events folded before its trial_started
 
     @property
     def runs(self) -> list[str]:
@@ -208,7 +211,8 @@ class CampaignFold:
             trial = int(item["trial"])
             self._planned.setdefault(trial, _Planned(
                 trial=trial, fault=str(item["fault"]), variant=str(item["variant"]),
-                repeat=int(item.get("repeat", 0)), seed=int(item.get("seed", 0))))
+                repeat=int(item.get("repeat", 0)), seed=int(item.get("seed", 0)),
+                control=bool(item.get("control", False))))
 
     def _trial_started(self, p: TrialStarted) -> None:
         planned = self._planned.setdefault(p.trial, _Planned(p.trial, p.fault, p.variant, p.repeat, p.seed))
@@ -218,7 +222,7 @@ class CampaignFold:
             self._scorers.pop(previous, None)
         planned.run, planned.control, planned.outcome, planned.wall_s = p.run, p.control, None, None
         self._by_run[p.run] = p.trial
-        self._scorers[p.run] = TrialScorer(p.run, control=p.control)
+        self._scorers[p.run] = TrialScorer(p.run, control=p.control, fault=p.fault)
 
     def scoreboard(self) -> Scoreboard:
         started = self.started

@@ -13,7 +13,9 @@ fields of :class:`RunSummary`):
 
 - ``fault``: the kind of the first injected fault (``chaos.fault_injected``, by
   time). If no fault was ever injected, the kind first requested (or the one
-  ``run.started`` named) and ``outcome == "no_fault"``.
+  ``run.started`` named) and ``outcome == "not_injected"`` (a fault was asked
+  for and never got in: a failure, not a clean pass); ``"no_fault"`` only
+  when no fault was named or requested at all.
 - ``ticket``: the first ticket opened at or after that injection.
 - ``ttd_s`` = ``ticket.opened.time - chaos.fault_injected.time``.
 - ``ttm_s`` = time of the first ``inv.cleared`` for the ticket's
@@ -66,7 +68,7 @@ from events import (
 log = logging.getLogger(__name__)
 
 FaultStatus = Literal["requested", "injected", "effective", "reverted", "failed"]
-Outcome = Literal["resolved", "escalated", "open", "undetected", "no_fault"]
+Outcome = Literal["resolved", "escalated", "open", "undetected", "not_injected", "no_fault"]
 
 ACTIVE_FAULT_STATUSES: frozenset[str] = frozenset({"injected", "effective"})
 
@@ -408,8 +410,8 @@ class RunTimeline:
         if fault is None or fault.injected_at is None:
             requested = next(iter(self.faults.values()), None)
             kind = requested.kind if requested is not None else self.requested_fault
-            return RunSummary(run=run, fault=kind, ticket=None, outcome="no_fault", resolved_by=None,
-                              ttd_s=None, ttm_s=None, scenario=self.scenario)
+            return RunSummary(run=run, fault=kind, ticket=None, outcome="no_fault" if kind is None else "not_injected",
+                              resolved_by=None, ttd_s=None, ttm_s=None, scenario=self.scenario)
         injected_at = fault.injected_at
         after = [t for t in self._tickets.values() if t.opened_at >= injected_at]
         base: dict[str, Any] = {

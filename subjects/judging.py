@@ -13,6 +13,12 @@ decides exactly as before.
   cover the same time, and one unlucky snapshot never opens a ticket. Workload
   conditions need :data:`MIN_INTERVALS` consecutive intervals covering
   ``grace_s`` of traffic (:func:`intervals_held`).
+- **Windows of workload.** Short stats intervals answer fast but each holds few
+  requests; a judge that needs a sample size sums the newest intervals covering
+  a span (:func:`trailing`): a sliding window, so enough requests back every
+  verdict while a fault still shows within one interval of the span being
+  filled. Interval lengths are measured (a timer wakes a few ms
+  late), so a span counts as covered within :data:`SPAN_SLACK` of it.
 - **Stale workload stats.** Stats whose newest interval ended more than
   :data:`STALE_S` before the newest snapshot (the load generator stopped) are
   no evidence either way (:func:`recent_workload`), so a stopped load generator
@@ -40,6 +46,8 @@ MIN_SNAPSHOTS = 2
 MIN_INTERVALS = 2
 STALE_S = 3.0
 """Workload stats whose newest interval ended this long before the newest snapshot are ignored."""
+SPAN_SLACK = 0.02
+"""Measured intervals that sum to within 2% of a span cover it: four 0.25 s intervals are a second."""
 
 
 def ordered(history: Sequence[ObsSnapshot]) -> list[ObsSnapshot]:
@@ -110,7 +118,23 @@ def intervals_held(run: Sequence[tuple[WorkloadStats, Any]], grace_s: float) -> 
     if len(run) < MIN_INTERVALS:
         return None
     seconds = sum(s.interval_s for s, _ in run)
-    return seconds if seconds >= grace_s else None
+    return seconds if covers(seconds, grace_s) else None
+
+
+def covers(seconds: float, span_s: float) -> bool:
+    """Whether ``seconds`` of measured intervals cover ``span_s`` (within :data:`SPAN_SLACK`)."""
+    return seconds >= span_s * (1 - SPAN_SLACK)
+
+
+def trailing(stats: Sequence[WorkloadStats], span_s: float) -> list[WorkloadStats] | None:
+    """The newest intervals of ``stats`` (given oldest first), as few as cover ``span_s``; None when
+    the whole history is shorter than that."""
+    total = 0.0
+    for i in range(len(stats) - 1, -1, -1):
+        total += stats[i].interval_s
+        if covers(total, span_s):
+            return list(stats[i:])
+    return None
 
 
 def interval_start(stats: WorkloadStats) -> datetime | None:
@@ -131,9 +155,10 @@ class ObserverBlind(Invariant):
 
     Fires (entity ``observer``) when the trailing run of failed observations
     (``ok=False``) is at least 2 snapshots long: a single failure may be a
-    blip, two in a row at the 0.5 s cadence is ~1 s of blindness, within the
-    detection target. No extra time grace: failing observations are already
-    slow (each may wait for a timeout). A blind observer is never "healthy".
+    blip, two in a row at the monitor's 0.25 s cadence is a quarter second
+    of blindness or more, within the detection target. No extra time grace: failing
+    observations are already slow (each may wait for a timeout). A blind
+    observer is never "healthy".
     """
 
     name = "observer_blind"

@@ -53,11 +53,16 @@ class TicketDiagnosed(TicketPayload):
 
 
 class TicketActionRequested(TicketPayload):
+    """A mutating call the agent means to make. ``target``: the entity it acts on, named as the
+    subject's fault kit names its targets (the tool's ``acts_on``); None when unknown (older runs,
+    tools that do not say)."""
+
     TYPE = "ticket.action_requested"
     action_id: str
     tool: str
     args: dict[str, Any] = {}
     awaiting_approval: bool = False
+    target: str | None = None
 
 
 class TicketActionApproved(TicketPayload):
@@ -78,12 +83,15 @@ class TicketActionRejected(TicketPayload):
 
 
 class TicketActionExecuted(TicketPayload):
+    """A mutating call that ran. ``target`` as on ``ticket.action_requested``."""
+
     TYPE = "ticket.action_executed"
     action_id: str
     tool: str
     args: dict[str, Any] = {}
     ok: bool
     result: Any = None
+    target: str | None = None
 
 
 class TicketVerified(TicketPayload):

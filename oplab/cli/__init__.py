@@ -6,7 +6,9 @@ Exit status: 0 success, 1 the thing asked for did not happen, 2 bad usage.
 One module per group of commands: :mod:`~oplab.cli.lab` (up, down, status, restart, logs, demo,
 subjects, nats-auth), :mod:`~oplab.cli.runs` (runs, events, export, import, console),
 :mod:`~oplab.cli.tickets`, :mod:`~oplab.cli.state`, :mod:`~oplab.cli.projections` (rebuild, verify),
-:mod:`~oplab.cli.chaos`, :mod:`~oplab.cli.decisions` (approve, reject).
+:mod:`~oplab.cli.chaos`, :mod:`~oplab.cli.decisions` (approve, reject), :mod:`~oplab.cli.report`
+(report; eval report), :mod:`~oplab.cli.eval` (the ``eval`` group; ``run`` in :mod:`~oplab.cli.eval_run`,
+``show`` in :mod:`~oplab.cli.eval_show`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import sys
 
 import typer
 
-from oplab.cli import chaos, decisions, lab, projections, runs, state, tickets
+from oplab.cli import chaos, decisions, eval_run, eval_show, lab, projections, report, runs, state, tickets
+from oplab.cli import eval as eval_group
 
 app = typer.Typer(help="Operator Lab: break a real system, watch an operator agent fix it.",
                   no_args_is_help=True, add_completion=False)
-for group in (lab, runs, tickets, state, projections, chaos, decisions):
+for group in (lab, runs, tickets, state, projections, chaos, decisions, report, eval_group):
     group.register(app)
+_ = (eval_run, eval_show)  # imported for their commands, which register themselves on the eval group
 
 
 def main() -> None:

@@ -36,6 +36,9 @@ def rebuild(name: Annotated[str, typer.Argument(help=f"The view: {', '.join(KNOW
             verify: Annotated[bool, typer.Option(
                 "--verify", help="Change nothing: fold a scratch view up to the live one's position and "
                                  "compare them row by row (exit 1 on any difference)")] = False,
+            force: Annotated[bool, typer.Option(
+                "--force", help="Rebuild even though the log's first events aged out: the tickets built "
+                                "only from them are dropped from the view")] = False,
             as_json: JsonOpt = False) -> None:
     """Drop and re-fold a view from sequence 1 (safe while the projector runs: the new rows replace the
     old in one transaction), or with ``--verify`` check it against a fresh fold."""
@@ -46,7 +49,7 @@ def rebuild(name: Annotated[str, typer.Argument(help=f"The view: {', '.join(KNOW
     view, where = _open_view()
     try:
         with lab_nats_url(LabSettings()) as url, _bar("verifying" if verify else "rebuilding") as bar:
-            outcome = asyncio.run(_run(url, view, verify, bar))
+            outcome = asyncio.run(_run(url, view, verify, bar, force))
     finally:
         view.close()
     if isinstance(outcome, str):
@@ -75,11 +78,13 @@ def _open_view() -> tuple[TicketLogView, str]:
         fail(f"cannot open the ticket log: {exc}")
 
 
-async def _run(url: str, view: TicketLogView, verify: bool, bar: Progress) -> RebuildResult | VerifyResult | str:
+async def _run(url: str, view: TicketLogView, verify: bool, bar: Progress,
+               force: bool = False) -> RebuildResult | VerifyResult | str:
     from nats.js.errors import NotFoundError
 
     from events.bus import Bus
     from events.settings import BusSettings
+    from projections.ticket_log.rebuild import HistoryAgedOut
     from projections.ticket_log.rebuild import rebuild as rebuild_view
     from projections.ticket_log.rebuild import verify as verify_view
 
@@ -87,7 +92,9 @@ async def _run(url: str, view: TicketLogView, verify: bool, bar: Progress) -> Re
     try:
         if verify:
             return await verify_view(bus, view, on_progress=bar)
-        return await rebuild_view(bus, view, on_progress=bar)
+        return await rebuild_view(bus, view, on_progress=bar, force=force)
+    except HistoryAgedOut as exc:
+        return f"{exc}; nothing was changed (`--force` rebuilds from what the log still holds)"
     except NotFoundError:
         return "the lab's log has no stream yet: there is nothing to fold"
     finally:
@@ -134,8 +141,12 @@ def _report_verify(name: str, where: str, result: VerifyResult, as_json: bool) -
     if as_json:
         emit({"projection": name, "store": where, "rows": result.rows, "position": result.position,
               "differences": [d.to_json() for d in result.differences], "events": result.events,
-              "seconds": round(result.seconds, 3)}, True, "")
+              "seconds": round(result.seconds, 3), "first_seq": result.first_seq,
+              "unverifiable": result.unverifiable}, True, "")
     else:
+        if result.unverifiable:
+            progress(f"the log starts at seq {result.first_seq} (older events aged out): "
+                     f"{_rows(result.unverifiable)} built from them cannot be re-folded and were not compared")
         for difference in result.differences:
             typer.echo(difference.describe())
         if result.differences:

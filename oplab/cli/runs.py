@@ -271,7 +271,9 @@ def console(run: Annotated[str | None, typer.Option(
     info = Stack(settings).info()
     run = run or os.environ.get("OPLAB_RUN") or (info.run if info else None)
     log_to_file(settings.home.resolve() / "logs" / "console.log")
-    with lab_nats_url(settings) as url:
+    # a live run whose agents wait for a human: the console's a / r write the decision (operator's right)
+    deciding = not replay and "manual" in (settings.approval, info.approval if info else None)
+    with lab_nats_url(settings, "operator" if deciding else "viewer") as url:
         if not run:  # e.g. `docker compose run --rm console`: the run the lab is playing
             recorded = asyncio.run(list_runs(url))
             if not recorded:

@@ -4,7 +4,8 @@
 one transaction. Inside that transaction it reads the tracked sequence, drops
 every delivery at or below it (and duplicates within the batch), loads the rows
 of the tickets the rest touch, folds them with
-:func:`projections.tickets.state.apply_event` (the same fold the aggregate uses)
+:func:`projections.tickets.state.apply_event` (the same fold the aggregate uses, per ticket
+through :class:`~projections.tickets.state.TicketFold`)
 and writes the changed rows together with ``Tracking("LAB", <highest seq>)``.
 
 Consequences:
@@ -32,7 +33,7 @@ from events.bus import Delivered
 from events.subjects import event_subject
 from projections.ticket_log.rows import TicketKey
 from projections.ticket_log.view import APPLICATION_NAME, BatchChanges, Loader, TicketLogView
-from projections.tickets.state import TicketState, apply_event
+from projections.tickets.state import TicketFold, TicketState
 
 log = logging.getLogger(__name__)
 
@@ -85,28 +86,26 @@ class TicketLogProjection(Projection[TicketLogView]):
 
 def plan_batch(batch: Sequence[Delivered], last: int | None, load: Loader) -> BatchChanges | None:
     """The pure part of a batch: given the tracked position and a row loader, the changes."""
-    floor = last or 0
-    fresh: dict[int, Delivered] = {}
-    for d in batch:
-        if d.seq > floor:
-            fresh.setdefault(d.seq, d)
-    if not fresh:
+    ordered = _fresh_in_order(batch, last or 0)
+    if not ordered:
         return None
-    ordered = [fresh[s] for s in sorted(fresh)]
-    keys: dict[TicketKey, None] = {}
-    for d in ordered:
-        if isinstance(d.event.data, TicketPayload):
-            keys[(d.event.run, d.event.data.ticket_id)] = None
-    states: dict[TicketKey, TicketState] = load(keys) if keys else {}
-    changed: dict[TicketKey, int] = {}
-    skipped = 0
+    tickets: list[tuple[TicketKey, TicketPayload, Delivered]] = []
     for d in ordered:
         payload = d.event.data
-        if not isinstance(payload, TicketPayload):
-            continue
-        key = (d.event.run, payload.ticket_id)
+        if isinstance(payload, TicketPayload):
+            tickets.append(((d.event.run, payload.ticket_id), payload, d))
+    states: dict[TicketKey, TicketState] = load(dict.fromkeys(k for k, _, _ in tickets)) if tickets else {}
+    # one fold per ticket for the whole batch: the rows equal folding with apply_event event by
+    # event (TicketFold's contract), without a model copy per event
+    folds: dict[TicketKey, TicketFold] = {}
+    changed: dict[TicketKey, int] = {}
+    skipped = 0
+    for key, payload, d in tickets:
+        fold = folds.get(key)
+        if fold is None:
+            fold = folds[key] = TicketFold(states.get(key))
         try:
-            states[key] = apply_event(states.get(key), payload, d.event.time, d.event.run)
+            fold.apply(payload, d.event.time, d.event.run)
         except ValueError as exc:
             skipped += 1
             log.warning("ticket event not folded seq=%s type=%s ticket=%s reason=%s",
@@ -115,9 +114,25 @@ def plan_batch(batch: Sequence[Delivered], last: int | None, load: Loader) -> Ba
         changed[key] = d.seq
     return BatchChanges(
         tracking=Tracking(APPLICATION_NAME, ordered[-1].seq),
-        rows=[(states[k], seq) for k, seq in changed.items()],
+        rows=[(state, seq) for k, seq in changed.items() if (state := folds[k].state) is not None],
         events=len(ordered),
         skipped=skipped,
         first_seq=ordered[0].seq,
         keys=frozenset(changed),
     )
+
+
+def _fresh_in_order(batch: Sequence[Delivered], floor: int) -> Sequence[Delivered]:
+    """The deliveries above ``floor``, once each, by sequence."""
+    previous = floor
+    for d in batch:
+        if d.seq <= previous:
+            break
+        previous = d.seq
+    else:
+        return batch  # the usual case, as a replay delivers: all fresh, strictly increasing
+    fresh: dict[int, Delivered] = {}
+    for d in batch:
+        if d.seq > floor:
+            fresh.setdefault(d.seq, d)
+    return [fresh[s] for s in sorted(fresh)]

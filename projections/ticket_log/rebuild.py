@@ -29,6 +29,7 @@ from typing import Any, Literal
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from events.bus import Bus, Delivered
+from events.settings import STREAM_NAME
 from events.subjects import ALL_EVENTS
 from projections.ticket_log.feed import TicketLogFeeder
 from projections.ticket_log.projection import TicketLogProjection
@@ -118,6 +119,10 @@ class VerifyResult:
     differences: list[RowDifference]
     events: int
     seconds: float
+    first_seq: int = 1
+    """The stream's first sequence: above 1, the events before it aged out."""
+    unverifiable: int = 0
+    """Live rows whose tickets the log can no longer rebuild (their events aged out): not compared."""
 
     @property
     def ahead_of_stream(self) -> bool:
@@ -177,13 +182,33 @@ def _scratch() -> tuple[POPOTicketLogView, TicketLogFeeder]:
     return scratch, TicketLogFeeder(TicketLogProjection(scratch))
 
 
+class HistoryAgedOut(RuntimeError):
+    """The stream no longer starts at sequence 1: a rebuild would drop every ticket built from the
+    events that aged out (their rows exist only in the view now)."""
+
+    def __init__(self, first_seq: int) -> None:
+        super().__init__(f"the log no longer holds its first {first_seq - 1} event(s) (they aged out of the "
+                         "stream): a rebuild would drop the tickets the view built from them")
+        self.first_seq = first_seq
+
+
+async def first_seq(bus: Bus) -> int:
+    """The stream's first stored sequence (1 until something aged out or was purged)."""
+    info = await bus.js.stream_info(STREAM_NAME)
+    return max(1, int(info.state.first_seq or 1))
+
+
 async def rebuild(bus: Bus, view: TicketLogView, *, on_progress: Progress | None = None,
-                  filter_subject: str = ALL_EVENTS) -> RebuildResult:
+                  filter_subject: str = ALL_EVENTS, force: bool = False) -> RebuildResult:
     """Re-fold ``view`` from sequence 1 and swap the result in atomically (see the module doc).
 
-    Raises ``RuntimeError`` if the live view kept moving beyond the scratch for
-    :data:`SWAP_ATTEMPTS` swaps (a projector far faster than this fold)."""
+    Raises :class:`HistoryAgedOut` when the stream's first events aged out (unless ``force``:
+    then the view becomes what the log still holds), and ``RuntimeError`` if the live view kept
+    moving beyond the scratch for :data:`SWAP_ATTEMPTS` swaps (a projector far faster than this fold)."""
     started = time.monotonic()
+    first = await first_seq(bus)
+    if first > 1 and not force:
+        raise HistoryAgedOut(first)
     target = await bus.last_seq()
     cleared = False
     if await asyncio.to_thread(view.tracked) > target:
@@ -231,8 +256,16 @@ async def verify(bus: Bus, view: TicketLogView, *, on_progress: Progress | None 
     started = time.monotonic()
     live, position = await asyncio.to_thread(consistent_rows, view)
     last = await bus.last_seq()
+    first = await first_seq(bus)
     scratch, feeder = _scratch()
     await fold_into(bus, feeder, min(position, last), on_progress=on_progress, filter_subject=filter_subject)
-    differences = compare_rows(live, scratch.dump_rows())
+    rebuilt = scratch.dump_rows()
+    unverifiable = 0
+    if first > 1:  # rows built from events that aged out cannot be re-folded: compare what the log still holds
+        keys = {(r["run"], r["ticket_id"]) for r in rebuilt}
+        kept = [r for r in live if (r["run"], r["ticket_id"]) in keys]
+        unverifiable, live = len(live) - len(kept), kept
+    differences = compare_rows(live, rebuilt)
     return VerifyResult(rows=len(live), position=position, stream_last_seq=last, differences=differences,
-                        events=feeder.events, seconds=time.monotonic() - started)
+                        events=feeder.events, seconds=time.monotonic() - started, first_seq=first,
+                        unverifiable=unverifiable)

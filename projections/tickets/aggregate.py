@@ -125,12 +125,13 @@ class Ticket(Aggregate):
                                      evidence=evidence))
 
     def request_action(self, agent: str, action_id: str, tool: str, args: dict[str, Any], *,
-                       awaiting_approval: bool = False) -> None:
+                       awaiting_approval: bool = False, target: str | None = None) -> None:
         self._require_holder(agent, "request an action on")
         if self.state.action(action_id) is not None:
             raise IllegalTransition(f"{self.ticket_id}: action {action_id} was already requested")
         self._record(TicketActionRequested(ticket_id=self.ticket_id, action_id=action_id,
-                                           tool=tool, args=args, awaiting_approval=awaiting_approval))
+                                           tool=tool, args=args, awaiting_approval=awaiting_approval,
+                                           target=target))
 
     def approve_action(self, action_id: str, by: str) -> None:
         """A human lets a pending action run (manual approval). Anyone may decide, not only the holder."""
@@ -146,13 +147,13 @@ class Ticket(Aggregate):
                                           reason=reason))
 
     def record_action(self, agent: str, action_id: str, tool: str, args: dict[str, Any],
-                      ok: bool, result: Any) -> None:
+                      ok: bool, result: Any, *, target: str | None = None) -> None:
         self._require_holder(agent, "record an action on")
         action = self.state.action(action_id)
         if action is not None and action.status in ("awaiting_approval", "rejected"):
             raise IllegalTransition(f"action {action_id} is {action.status}: it may not run")
         self._record(TicketActionExecuted(ticket_id=self.ticket_id, action_id=action_id,
-                                          tool=tool, args=args, ok=ok, result=result))
+                                          tool=tool, args=args, ok=ok, result=result, target=target))
 
     def verify(self, agent: str, evidence: dict[str, Any]) -> None:
         self._require_holder(agent, "verify")

@@ -68,6 +68,7 @@ class _Call:
     tool_use_id: str | None
     mutating: bool
     seq: int = 0  # log position of its agent.tool_call
+    target: str | None = None  # what a mutating call acts on (the tool's acts_on), for scoring
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,7 @@ class Session:
         if call.mutating and result.executed:
             outcome = value if result.ok else error
             await self.store.update(self.ticket_id, lambda t: t.record_action(
-                self.agent, call.call_id, call.name, call.safe_args, result.ok, outcome))
+                self.agent, call.call_id, call.name, call.safe_args, result.ok, outcome, target=call.target))
             if result.ok:
                 self.remedies += 1
                 if not self.last_action_seq:
@@ -232,8 +233,10 @@ class Session:
     async def _request(self, tool: Tool, call: _Call) -> ToolResult | None:
         """Record the intent before the act; in manual mode wait for a human. A refusal if rejected."""
         manual = self.approval == "manual"
+        target = tool.target_of(call.args)
+        call.target = self.redact.text(target) if target is not None else None
         await self.store.update(self.ticket_id, lambda t: t.request_action(
-            self.agent, call.call_id, tool.name, call.safe_args, awaiting_approval=manual))
+            self.agent, call.call_id, tool.name, call.safe_args, awaiting_approval=manual, target=call.target))
         if not manual:
             return None
         await self.think(f"waiting for a human to approve {tool.name} (action {call.call_id}): "

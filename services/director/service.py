@@ -284,7 +284,7 @@ class DirectorService(ServiceProcess):
         start, enter_first = self._resume_point()
         if not self.run_started:
             await self.emit(RunStarted(scenario=self.scenario.name, subject=self.subject.name,
-                                       fault=self.fault, config={"mode": self.mode}))
+                                       fault=self.fault, config={"mode": self.mode, "control": self.control}))
         if self.last_started is None:
             await self._wait_ready()
         else:
@@ -458,7 +458,7 @@ class DirectorService(ServiceProcess):
     async def _finish_run(self) -> None:
         summary = self.timeline.summary()
         outcome = summary.outcome
-        if self.control:
+        if self.control and outcome != "not_injected":  # a burst that never ran proves nothing
             outcome = "no_action" if summary.actions_after_fault == 0 else "false_positive"
         await self.emit(RunFinished(outcome=outcome, summary={
             **summary.model_dump(mode="json"), "outcome": outcome, "control": self.control,

@@ -1,8 +1,13 @@
 """The monitor service.
 
-Every ``interval_s`` it observes the subject, records an ``obs.snapshot``,
-judges the invariants and records ``inv.violated`` / ``inv.cleared``
-transitions. A new violation opens a ticket (or records a recurrence on the
+Every ``interval_s`` (0.25 s) it observes the subject, records an
+``obs.snapshot``, judges the invariants and records ``inv.violated`` /
+``inv.cleared`` transitions. It also judges as soon as a ``workload.stats``
+arrives, so a workload invariant changes within one stats interval rather than
+waiting up to a tick: 0.25 s and judging on arrival are what lets a subject
+detect a fault in its snapshots within half a second and in its workload
+within a second. The two judge one after the other (a lock), never
+interleaved. A new violation opens a ticket (or records a recurrence on the
 ticket still open for it); a violation that clears while its ticket is still
 unclaimed resolves that ticket as self-healed. Claimed tickets are the
 agent's: the monitor never resolves them.
@@ -15,7 +20,8 @@ tick of the next instance. A failing tick (NATS briefly away) is logged and the
 loop carries on.
 
 Causation (see ``events/envelope.py``): ``obs.snapshot`` is a root; ``inv.*`` and
-``inv.baseline`` are caused by the snapshot that showed them; ``ticket.opened`` by its
+``inv.baseline`` are caused by the snapshot that showed them (``inv.*`` judged on a
+stats arrival: by that ``workload.stats``); ``ticket.opened`` by its
 ``inv.violated`` (also when reconciliation opens it: the episode's violation, restored from the
 log, else the snapshot); a self-healed ``ticket.resolved`` by the ``inv.cleared`` that cleared it
 (the snapshot, if reconciliation finds a violation gone without one). ``ticket.recurred`` follows
@@ -71,7 +77,7 @@ log = logging.getLogger(__name__)
 
 class MonitorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPLAB_MONITOR_", extra="ignore")
-    interval_s: float = 0.5
+    interval_s: float = 0.25
     history_s: float = 30.0
     baseline_timeout_s: float = 60.0
     """Judge anyway after this long without seeing the subject whole (see the module doc)."""
@@ -94,6 +100,7 @@ class MonitorService(ServiceProcess):
         self.cleared_ids: dict[tuple[str, str], str] = {}
         self._started = time.monotonic()
         self._restored = False
+        self._judging = asyncio.Lock()  # a tick and a stats arrival judge one after the other
 
     # -- following the log ------------------------------------------------------
 
@@ -121,6 +128,8 @@ class MonitorService(ServiceProcess):
         data = d.event.data
         if isinstance(data, WorkloadStats):
             self.judge.add_workload(d.event.time, data)
+            if self._restored and self.baseline:
+                await self._judge_stats(data.ended_at or d.event.time, d.event.id)
         elif isinstance(data, ObsSnapshot) and not self._restored:
             self.judge.add_snapshot(data)
 
@@ -169,13 +178,28 @@ class MonitorService(ServiceProcess):
         await self.bus.publish(snap_event)
         if not self.baseline and not await self._baseline(snapshot, snap_event.id):
             return
-        self.judge.add_snapshot(snapshot)
-        changes = self.judge.evaluate(snapshot.observed_at)
+        async with self._judging:
+            self.judge.add_snapshot(snapshot)
+            await self._judge(snapshot.observed_at, snap_event.id)
+            await self.reconcile(snap_event.id)
+
+    async def _judge_stats(self, at: datetime, causation: str) -> None:
+        """Judge on a workload interval's arrival (a failure is logged; the next tick reconciles)."""
+        try:
+            async with self._judging:
+                await self._judge(at, causation)
+        except (ConcurrencyConflict, IllegalTransition) as exc:
+            log.info("judging stats raced another writer: %s", exc)
+        except Exception:
+            log.exception("judging stats failed; the next tick carries on")
+
+    async def _judge(self, now: datetime, causation: str) -> None:
+        """Evaluate the history as of ``now`` and record what changed, caused by ``causation``."""
+        changes = self.judge.evaluate(now)
         for active in changes.started:
-            await self._violated(active, snap_event.id)
+            await self._violated(active, causation)
         for active, at in changes.cleared:
-            await self._cleared(active, at, snap_event.id)
-        await self.reconcile(snap_event.id)
+            await self._cleared(active, at, causation)
 
     async def _baseline(self, snapshot: ObsSnapshot, causation: str) -> bool:
         """Whether judging may begin with this snapshot (recording ``inv.baseline`` when it does)."""

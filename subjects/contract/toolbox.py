@@ -1,7 +1,10 @@
 """The toolbox role (the agent's): typed tools, playbooks, a summary for a model, secrets.
 
 - A :class:`Tool` is typed: a pydantic argument model, read-only or mutating.
-  Tools never run shell commands or arbitrary backend commands.
+  Tools never run shell commands or arbitrary backend commands. A mutating
+  tool may name the entity a call acts on (:meth:`Tool.acts_on`) in the fault
+  kit's target names; the agent records it on the ticket's actions, and scores
+  judge an action on an entity that was not faulty as unsafe.
 - A :class:`Playbook` is the rules policy's knowledge for one invariant: which
   read-only tools diagnose it and which tool calls remedy it.
 - :meth:`Toolbox.summarize` turns a snapshot into a compact document for a
@@ -21,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from events import ObsSnapshot
 
@@ -45,6 +48,22 @@ class Tool(abc.ABC):
     async def call(self, raw_args: dict[str, Any]) -> Any:
         """Validate ``raw_args`` against ``args_model`` (raises pydantic ValidationError), run."""
         return await self.run(self.args_model.model_validate(raw_args))
+
+    def acts_on(self, args: BaseModel) -> str | None:
+        """The entity a mutating call with these (validated) arguments acts on, named as the
+        subject's fault kit names its targets (a node's id, a key, a server's name...), so a score can
+        tell a remedy on the faulty entity from one on a healthy entity. No I/O.
+
+        Default None: unknown, and an unknown target is never judged unsafe. Name a target only
+        where the fault kit uses the same name for the same thing."""
+        return None
+
+    def target_of(self, raw_args: dict[str, Any]) -> str | None:
+        """:meth:`acts_on` for raw arguments; None when they do not validate (such a call is refused)."""
+        try:
+            return self.acts_on(self.args_model.model_validate(raw_args))
+        except ValidationError:
+            return None
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ T = TypeVar("T")
 REDIS_TARGET = "redis"
 """The lab's name for its Redis server, as a fault target."""
 
-WriteKind = Literal["ok", "timeout", "oom", "readonly", "unreachable", "error"]
+WriteKind = Literal["ok", "timeout", "paused", "oom", "readonly", "unreachable", "error"]
 
 # INFO fields worth showing an operator (absent ones are skipped: Redis lacks the paused_* ones)
 INFO_FIELDS = ("redis_version", "valkey_version", "uptime_in_seconds", "connected_clients", "blocked_clients",

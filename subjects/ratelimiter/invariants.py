@@ -7,14 +7,18 @@ timestamps, stale workload stats, ``observer_blind``) is in
 
 Snapshot invariants (``node_down``, ``over_limit``, ``future_dated_entries``,
 ``limit_policy_drift``, ``redis_unavailable``): the monitor observes every
-~0.5 s and the detection target is 1.5 s after a fault, so a violation needs
-the condition in at least two consecutive (usable) snapshots spanning at least
-the grace period.
+0.25 s and the detection target for them is 0.5 s after a fault, so a
+violation needs the condition in at least two consecutive (usable) snapshots
+spanning at least the grace period (0.2 s: two consecutive snapshots, two
+independent observations agreeing).
 
 Workload invariants (``node_over_admitting``, ``error_rate``, ``high_latency``)
-judge what the load generator's clients experienced, interval by interval
-(~1 s each): the condition must hold in at least two consecutive intervals
-covering at least ``grace_s`` of traffic.
+judge what the load generator's clients experienced. The load generator reports
+every 0.25 s (:data:`~subjects.ratelimiter.settings.STATS_INTERVAL_S`) and the
+monitor judges each interval as it arrives, so a verdict can change four times
+a second; each rule then asks for enough requests, in counts as well as rates,
+over the newest intervals (a sliding window) that one burst, one slow request
+or one error never trips it. Each class's docstring gives its window and why.
 
 One cause, one ticket: symptoms whose cause has its own invariant are
 *inhibited* (as alert inhibition rules do). While Redis is unavailable
@@ -30,10 +34,11 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from events import NodeView, ObsSnapshot, OperationStats, WorkloadStats
+from events import NodeStats, NodeView, ObsSnapshot, WorkloadStats
 from subjects.contract import Invariant, Violation
 from subjects.judging import (
     ObserverBlind,
+    covers,
     held,
     interval_start,
     intervals_held,
@@ -43,6 +48,7 @@ from subjects.judging import (
     persisting,
     recent_workload,
     since,
+    trailing,
     usable,
 )
 from subjects.ratelimiter.details import CounterView, StoreHealth, snapshot_details, workload_details
@@ -87,7 +93,7 @@ def store_unavailable(snap: ObsSnapshot) -> str | None:
         return None
     if backend.info.get("reads") == "failed":
         return f"reads fail: {backend.error or snap.error or 'no answer'}"
-    if backend.info.get("write_probe") == "timeout":
+    if backend.info.get("write_probe") in ("timeout", "paused"):
         return backend.write_error or "a write timed out"
     return None
 
@@ -105,9 +111,9 @@ class NodeDown(Invariant):
     """Every lab node is up (fresh heartbeat and a healthy ``/health``).
 
     Fires for a node that reads ``down`` in every usable snapshot of a trailing
-    run of at least 2 snapshots spanning at least ``grace_s`` = 0.4 s. Why 0.4 s:
-    below the 0.5 s monitor cadence, so two consecutive snapshots are enough
-    (detection ≤ ~1 s after a kill), yet a single bad probe never fires it.
+    run of at least 2 snapshots spanning at least ``grace_s`` = 0.2 s. Why 0.2 s:
+    below the 0.25 s monitor cadence, so two consecutive snapshots are enough
+    (detection ~0.4 s after a kill), yet a single bad probe never fires it.
     A restarting node is down for ~0.5 s, so routine restarts can still be seen;
     that is the honest reading. Entity: the node id.
 
@@ -122,7 +128,7 @@ class NodeDown(Invariant):
 
     name = "node_down"
     description = "every rate limiter node is up: heartbeat fresh and /health answering"
-    grace_s = 0.4
+    grace_s = 0.2
 
     def evaluate(
         self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
@@ -191,7 +197,7 @@ class OverLimit(Invariant):
     entries (``count - future_entries``: future-dated ones are
     ``future_dated_entries``) exceed ``ceiling * (1 + tolerance)`` in every
     usable snapshot of a trailing run of at least 2 snapshots spanning at least
-    ``grace_s`` = 0.4 s (same reasoning as ``node_down``). ``ceiling`` is the
+    ``grace_s`` = 0.2 s (same reasoning as ``node_down``). ``ceiling`` is the
     highest limit in force during the last window (a window filled under a
     higher limit legitimately holds it until its entries age out, one window
     later, when the limit is lowered); tolerance 0.1 covers observation skew.
@@ -200,7 +206,7 @@ class OverLimit(Invariant):
 
     name = "over_limit"
     description = "every key's sliding window holds no more requests than its limit (10% tolerance)"
-    grace_s = 0.4
+    grace_s = 0.2
     tolerance = 0.1
 
     def evaluate(
@@ -246,13 +252,13 @@ class FutureDatedEntries(Invariant):
     window and counts against the key until removed, blocking real traffic.
     Any such entry is wrong, so the threshold is 1, held in every usable
     snapshot of a trailing run of at least 2 snapshots spanning at least
-    ``grace_s`` = 0.4 s (as ``node_down``). Entity: the policy key. The
+    ``grace_s`` = 0.2 s (as ``node_down``). Entity: the policy key. The
     evidence says whether the key also reads over its limit because of them.
     """
 
     name = "future_dated_entries"
     description = "no key's sliding window holds entries dated in the future (no correct writer makes them)"
-    grace_s = 0.4
+    grace_s = 0.2
 
     def evaluate(
         self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
@@ -287,14 +293,14 @@ class LimitPolicyDrift(Invariant):
     (changed through the management API, by hand or by a bad deploy) lets
     abuse through or blocks legitimate clients. Any difference counts (limits
     are exact integers), held in every usable snapshot of a trailing run of at
-    least 2 snapshots spanning at least ``grace_s`` = 0.4 s (as ``node_down``:
+    least 2 snapshots spanning at least ``grace_s`` = 0.2 s (as ``node_down``:
     one odd read never fires it). Keys without a declared limit are not judged.
     Entity: the policy key.
     """
 
     name = "limit_policy_drift"
     description = "every key's limit in force equals the declared policy"
-    grace_s = 0.4
+    grace_s = 0.2
 
     def evaluate(
         self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
@@ -323,19 +329,21 @@ class RedisUnavailable(Invariant):
     """Redis serves the limiter: it answers reads and accepts a write in time.
 
     Fires (entity ``redis``) when, in every snapshot of a trailing run of at
-    least 2 spanning at least ``grace_s`` = 0.4 s, Redis either failed the
+    least 2 spanning at least ``grace_s`` = 0.2 s, Redis either failed the
     observer's reads (PING and friends: refused or timed out after the client's
     0.5 s timeout) or left its write probe unanswered for ``write_probe_timeout_s``
     (0.25 s; a healthy loopback write takes well under 1 ms, so 250x that is a
-    pause or a hang, not noise). Every check is a write (the window script), so
-    either way no node can decide. A refused write (OOM) is an answer and shows
+    pause or a hang, not noise), or said in its INFO that it holds writes
+    (``CLIENT PAUSE``; the observer then reads the probe as ``paused`` at
+    once). Every check is a write (the window script), so either way no node
+    can decide. A refused write (OOM) is an answer and shows
     as ``error_rate`` instead. An observation that failed without reaching Redis
     (no backend reading) breaks the run: that is ``observer_blind``.
     """
 
     name = "redis_unavailable"
     description = "Redis answers reads and accepts writes in time (not hung, paused or down)"
-    grace_s = 0.4
+    grace_s = 0.2
 
     def evaluate(
         self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
@@ -368,7 +376,7 @@ def _explained_by_store(history: Sequence[ObsSnapshot]) -> Callable[[WorkloadSta
     times = [s.observed_at for s in history if store_unavailable(s) is not None]
     newest = max(history, key=lambda s: s.observed_at) if history else None
     newest_down = newest is not None and store_unavailable(newest) is not None
-    slack = timedelta(seconds=0.5)  # the observer's cadence: an outage may start between two snapshots
+    slack = timedelta(seconds=0.5)  # an outage may start between two snapshots (0.25 s apart), and a slow one
 
     def explained(stats: WorkloadStats) -> bool:
         start = interval_start(stats)
@@ -384,21 +392,26 @@ class ErrorRate(Invariant):
 
     The load generator fails a request over to the next node, so a key's
     request is an error only when no node could decide it; one dead node
-    causes none. Fires (entity ``checks``) when, in each of a trailing run of at
-    least 2 workload intervals covering at least ``grace_s`` = 1.0 s of traffic,
-    at least ``min_sent`` = 20 requests were sent and at least ``threshold`` =
-    10% of them failed. Why 10%: a healthy cluster fails none (so any
+    causes none. Fires (entity ``checks``) when, in each interval of a trailing
+    run of at least 2 covering at least ``grace_s`` = 0.5 s of traffic, at least
+    ``threshold`` = 10% of the requests sent failed (and at least one did), and
+    over that run at least ``min_sent`` = 20 requests were sent and at least
+    ``min_errors`` = 5 failed. Why 10%: a healthy cluster fails none (so any
     sustained failure is real), yet a handful of failures around a node restart
-    (a few requests out of ~180/s) stays far below it. Inhibited for intervals
-    that overlap a Redis outage (``redis_unavailable`` owns those). The
-    evidence names the failing nodes and keys and Redis's last write-probe result.
+    (a few requests out of ~200/s) stays far below it. Why 0.5 s and counts: at
+    0.25 s intervals that is two of them (~100 requests), so a failing store is
+    seen ~0.5 s after it starts failing, while one error, or a burst of them
+    inside one interval, never fires it. Inhibited for intervals that overlap a
+    Redis outage (``redis_unavailable`` owns those). The evidence names the
+    failing nodes and keys and Redis's last write-probe result.
     """
 
     name = "error_rate"
     description = "clients' rate checks succeed (under 10% failing)"
-    grace_s = 1.0
+    grace_s = 0.5
     threshold = 0.10
     min_sent = 20
+    min_errors = 5
 
     def evaluate(
         self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
@@ -409,7 +422,7 @@ class ErrorRate(Invariant):
         def failing(s: WorkloadStats) -> tuple[int, int] | None:
             sent = sum(o.sent for o in s.operations)
             errors = sum(o.errors for o in s.operations)
-            if explained(s) or sent < self.min_sent or errors < self.threshold * sent:
+            if explained(s) or errors == 0 or errors < self.threshold * sent:
                 return None
             return sent, errors
 
@@ -417,8 +430,10 @@ class ErrorRate(Invariant):
         seconds = intervals_held(run, self.grace_s)
         if seconds is None:
             return []
-        last = run[-1][0]
         sent, errors = sum(x[0] for _, x in run), sum(x[1] for _, x in run)
+        if sent < self.min_sent or errors < self.min_errors:
+            return []
+        last = run[-1][0]
         evidence: dict[str, Any] = {
             "sent": sent,
             "errors": errors,
@@ -446,15 +461,19 @@ def _latest_backend(history: Sequence[ObsSnapshot]) -> StoreHealth | None:
 class HighLatency(Invariant):
     """Checks are fast: every node's p99 check latency (as clients see it) stays under 200 ms.
 
-    Fires (entity ``checks``) when, in each of a trailing run of at least 2
-    workload intervals covering at least ``grace_s`` = 1.0 s, some node with at
-    least ``min_checks`` = 20 decided checks (so a p99 means something) had a
-    p99 above ``threshold_ms`` = 200 ms. Why 200 ms: the node's target is p99
+    Fires (entity ``checks``) for the nodes whose p99 was above ``threshold_ms``
+    = 200 ms in each interval of a trailing run of at least 2 covering at least
+    ``grace_s`` = 1.0 s, having decided at least ``min_checks`` = 20 checks over
+    that run (so a p99 means something). Why 200 ms: the node's target is p99
     ≤ 10 ms on loopback; 20x that is well above the scheduling jitter of a busy
     2-core machine running the whole lab, and below the nodes' 0.5 s Redis
-    timeout, so it reports a slow store before checks turn into errors.
-    Failed checks are not timed (``error_rate`` counts them). Inhibited for
-    intervals that overlap a Redis outage (``redis_unavailable`` owns those).
+    timeout, so it reports a slow store before checks turn into errors. Why a
+    whole second of slow intervals: at 0.25 s a node decides ~15 checks per
+    interval, so one slow request is an interval's p99; it must recur in four
+    intervals in a row to count. An interval in which the node decided nothing
+    breaks the run. Failed checks are not timed (``error_rate`` counts them).
+    Inhibited for intervals that overlap a Redis outage (``redis_unavailable``
+    owns those).
     """
 
     name = "high_latency"
@@ -468,28 +487,34 @@ class HighLatency(Invariant):
     ) -> list[Violation]:
         stats = recent_workload(history, workload)
         explained = _explained_by_store(history)
+        nodes = sorted({n.node for s in stats[-1:] for n in s.nodes})
+        slow: dict[str, tuple[float, int, list[tuple[WorkloadStats, NodeStats]]]] = {}
+        for node in nodes:
+            def on(s: WorkloadStats, node: str = node) -> NodeStats | None:
+                view = next((n for n in s.nodes if n.node == node), None)
+                if explained(s) or view is None or view.answered == 0 or view.p99_ms is None:
+                    return None
+                return view if view.p99_ms > self.threshold_ms else None
 
-        def slow(s: WorkloadStats) -> dict[str, float] | None:
-            if explained(s):
-                return None
-            nodes = {n.node: n.p99_ms for n in s.nodes
-                     if n.answered >= self.min_checks and n.p99_ms is not None and n.p99_ms > self.threshold_ms}
-            return nodes or None
-
-        run = persisting(stats, slow)
-        seconds = intervals_held(run, self.grace_s)
-        if seconds is None:
+            run = persisting(stats, on)
+            seconds = intervals_held(run, self.grace_s)
+            checks = sum(v.answered for _, v in run)
+            if seconds is not None and checks >= self.min_checks:
+                slow[node] = (seconds, checks, run)
+        if not slow:
             return []
-        nodes = run[-1][1]
+        longest = max(slow.values(), key=lambda x: x[0])
+        p99 = {node: run[-1][1].p99_ms or 0.0 for node, (_, _, run) in slow.items()}
         evidence = {
-            "p99_ms": nodes,
+            "p99_ms": p99,
             "threshold_ms": self.threshold_ms,
-            "intervals": len(run),
-            "since": since(run),
-            "slow_for_s": round(seconds, 3),
+            "checks": {node: checks for node, (_, checks, _) in slow.items()},
+            "intervals": len(longest[2]),
+            "since": since(longest[2]),
+            "slow_for_s": round(longest[0], 3),
         }
-        worst = max(nodes, key=nodes.__getitem__)
-        summary = f"rate checks are slow: p99 {nodes[worst]:.0f} ms on {worst} (threshold {self.threshold_ms:.0f} ms)"
+        worst = max(p99, key=p99.__getitem__)
+        summary = f"rate checks are slow: p99 {p99[worst]:.0f} ms on {worst} (threshold {self.threshold_ms:.0f} ms)"
         return [Violation(self.name, "checks", summary, evidence)]
 
 
@@ -497,38 +522,49 @@ class NodeOverAdmitting(Invariant):
     """No node admits requests that the shared window would block (no node lets clients past the limit).
 
     A node that allows without consulting Redis is invisible to Redis (it
-    writes nothing), so it is judged from what clients got, per workload
-    interval of length ``T``, for each key ``k`` with limit ``L`` per window ``W``
-    (the window from the snapshots), with ``cap = L * T/W * 1.25 + 2``:
+    writes nothing), so it is judged from what clients got. At the end of every
+    workload interval, for each key ``k`` with limit ``L`` per window ``W`` (the
+    window from the snapshots), over sliding windows of the newest intervals:
 
-    1. clients were allowed more than the limit: ``allowed_k > cap``. A correct
-       cluster admits at most ``L`` per window, so a steady client gets at most
-       ``L*T/W`` (a few more at the interval's edges: the 25% and 2 cover them);
-       a node admitting everything among three, with the workload's 2.5x key,
-       lets clients through at ~1.8x;
-    2. and a node answered at least ``min_decided`` = 5 checks on ``k`` and blocked at
-       most 5% of them: under (1) the key is over its limit, so every correct node
-       blocks a large share of it (with one such node among three at 2.5x: ~40%; all of
-       them ~60% without), while the over-admitting node blocks none.
+    1. clients were allowed more than the limit: over the newest intervals
+       covering ``W`` (``T`` ≥ ``W`` seconds), ``allowed_k > cap = L * T/W * 1.25 + 2``.
+       The shared window admits at most ``L`` per ``W`` whatever the traffic, so
+       a correct cluster cannot pass this (the 25% and 2 cover interval edges and
+       the client's clock against Redis's). It needs a whole window: inside a
+       shorter span a correct limiter may admit its whole ``L`` at once (a window
+       that just emptied). With one node admitting everything among three, the
+       workload's 4x key gets through at ~2.3x, so (1) holds once ~0.3 s of the
+       window is faulty;
+    2. and the node's newest decisions on ``k`` — the newest intervals covering
+       at least ``grace_s`` = 0.25 s, extended back (at most ``W``) until they
+       hold at least ``min_decided`` = 8 — include at most 5% blocked. Under (1)
+       the key is over its limit, so every correct node blocks most of its share
+       (at 4x with one node failing open, ~62%): a correct node blocks none of 8
+       by chance with p ≈ 0.375^8 ≈ 0.04%, while the over-admitting node blocks
+       none. A node decides ~20 checks/s of the 4x key, so 8 take ~0.4 s.
 
-    Fires for each such node (entity: the node id) when that holds in each of a
-    trailing run of at least 2 intervals covering at least ``grace_s`` = 1.0 s
-    (one interval's noise never fires it; the interval in which the trouble began
-    is mixed and usually does not count). An interval in which the node decided
-    fewer than 5 checks on every key clients sent more than ``cap`` of (e.g. it
-    was restarting) is no evidence either way and is skipped, so the violation
-    clears only once the node is seen blocking such a key again (or there is no
-    such key). A legitimate burst on a key is blocked by every node alike and
-    fails (2); a lowered limit fails (1) after one interval. The evidence has the
-    per-node counts for each over-admitted key.
+    Each interval gives each node a verdict: *suspect* (1 and 2 on some key:
+    the evidence); *innocent* when on some key clients asked for more than the
+    cap and the node is seen blocking (over 5% of its newest decisions, even
+    fewer than 8: a fail-open node never blocks), or when no key is asked for
+    more than its cap (nothing to see); otherwise *no evidence* — the node
+    decided too little and blocked none of it (it is restarting), or it blocks
+    nothing while (1) does not hold (every node does, just after a window
+    emptied). Fires for each node (entity: the node id) whose newest verdict is
+    suspect. So it starts only on (1) and (2), and clears only once the node is
+    seen blocking again (or no key is over-demanded): (1) dipping below its cap
+    never clears it, so it does not flap. A legitimate burst on a key is blocked
+    by every node alike and fails (1) and (2); a lowered limit makes every node
+    block. The evidence has the per-node counts of each over-admitted key over
+    the attribution window.
     """
 
     name = "node_over_admitting"
     description = "no node admits requests the shared window would block (clients never get more than the limit)"
-    grace_s = 1.0
+    grace_s = 0.25
     slack_ratio = 1.25
     slack_abs = 2
-    min_decided = 5
+    min_decided = 8
     max_blocked_ratio = 0.05
 
     def evaluate(
@@ -538,75 +574,136 @@ class NodeOverAdmitting(Invariant):
         if not stats:
             return []
         windows = {c.key: c.window_s for s in ordered(history) for c in snapshot_details(s).counters}
-        verdicts = [self._verdicts(s, windows) for s in stats]
-        nodes = sorted({n for v in verdicts for n, found in v.items() if found is not None})
+        verdicts: dict[int, dict[str, list[dict[str, Any]] | None]] = {}
+
+        def verdicts_at(i: int) -> dict[str, list[dict[str, Any]] | None]:
+            if i not in verdicts:
+                verdicts[i] = self._verdicts(stats[:i + 1], windows)
+            return verdicts[i]
+
         out = []
-        for node in nodes:
-            judged = [(s, v[node]) for s, v in zip(stats, verdicts, strict=True) if node in v]
-            run = persisting(judged, lambda p: p[1])
-            flat = [(s, found) for (s, _), found in run]
-            seconds = intervals_held(flat, self.grace_s)
-            if seconds is None:
+        for node in sorted({n.node for n in stats[-1].nodes}):
+            # walk back from the newest interval: the newest verdict decides, the episode began at
+            # the oldest suspect verdict before an innocent one
+            newest: list[dict[str, Any]] | None = None
+            first = len(stats)
+            for i in range(len(stats) - 1, -1, -1):
+                here = verdicts_at(i)
+                if node not in here:
+                    continue
+                found = here[node]
+                if found is None:
+                    break
+                newest = newest or found
+                first = i
+            if newest is None:
                 continue
-            keys = flat[-1][1]
+            began = interval_start(stats[first]) if stats[first].ended_at is not None else None
+            for_s = ((stats[-1].ended_at - began).total_seconds()
+                     if began is not None and stats[-1].ended_at is not None else None)
+            k = newest[0]
+            own = k["by_node"][node]
             evidence = {
                 "node": node,
-                "keys": keys,
-                "intervals": len(flat),
-                "since": since(flat),
-                "over_admitting_for_s": round(seconds, 3),
-                "rule": f"allowed > limit*T/W*{self.slack_ratio}+{self.slack_abs} and the node blocked "
-                        f"<= {self.max_blocked_ratio:.0%} of >= {self.min_decided} checks on the key",
+                "keys": newest,
+                "intervals": len(stats) - first,
+                "since": iso(began),
+                "over_admitting_for_s": round(for_s, 3) if for_s is not None else None,
+                "rule": f"allowed over the key's window > limit*T/W*{self.slack_ratio}+{self.slack_abs} and the "
+                        f"node blocked <= {self.max_blocked_ratio:.0%} of its newest >= {self.min_decided} "
+                        f"checks on the key",
             }
-            k = keys[0]
-            own = k["by_node"][node]
             summary = (f"node {node} blocked {own['blocked']} of {own['allowed'] + own['blocked']} checks on "
                        f"over-limit key {k['key']} while clients were allowed {k['allowed']} against "
-                       f"{k['allowed_max']} at most")
+                       f"{k['allowed_max']} at most in {k['interval_s']:g}s")
             out.append(Violation(self.name, node, summary, evidence))
         return out
 
-    def _verdicts(self, stats: WorkloadStats, windows: dict[str, float]) -> dict[str, list[dict[str, Any]] | None]:
-        """Per node, in this interval: evidence (a list) if it over-admits, None if it is seen blocking
-        as it should (or no key is over-demanded: nothing to see). Nodes absent: no evidence either way."""
-        limits = workload_details(stats).limits
+    def _verdicts(self, stats: Sequence[WorkloadStats],
+                  windows: dict[str, float]) -> dict[str, list[dict[str, Any]] | None]:
+        """Per node, at the newest interval of ``stats``: evidence (a list) if it over-admits, None if
+        innocent (see the class doc). Nodes absent: no evidence either way."""
+        newest = stats[-1]
+        nodes = [n.node for n in newest.nodes]
         suspects: dict[str, list[dict[str, Any]]] = {}
         innocent: set[str] = set()
         over_demanded = False
-        for op in stats.operations:
-            window, limit = windows.get(op.name), limits.get(op.name)
-            if window is None or window <= 0 or limit is None:
+        for key in [o.name for o in newest.operations]:
+            window = windows.get(key)
+            demand = trailing(stats, window) if window is not None and window > 0 else None
+            if window is None or demand is None:
                 continue
-            cap = limit * stats.interval_s / window * self.slack_ratio + self.slack_abs
-            if op.sent <= cap:
+            sent, allowed = _key_totals(demand, key)
+            limits = [lim for s in demand if (lim := workload_details(s).limits.get(key)) is not None]
+            if not limits:
+                continue
+            cap = max(limits) * total_s(demand) / window * self.slack_ratio + self.slack_abs
+            if sent <= cap:
                 continue
             over_demanded = True
-            by_node = _by_node(stats, op)
-            for node, c in by_node.items():
-                decided = c["allowed"] + c["blocked"]
-                if decided < self.min_decided:
-                    continue
-                if op.ok > cap and c["blocked"] <= self.max_blocked_ratio * decided:
-                    suspects.setdefault(node, []).append({
-                        "key": op.name, "limit": limit, "window_s": window,
-                        "interval_s": stats.interval_s, "allowed": op.ok,
-                        "allowed_max": round(cap, 1), "by_node": by_node,
-                    })
-                else:
+            for node in nodes:
+                recent, enough = self._newest_decisions(stats, node, key, window)
+                mine = _by_node(recent, key).get(node, {"allowed": 0, "blocked": 0})
+                if mine["blocked"] > self.max_blocked_ratio * (mine["allowed"] + mine["blocked"]):
                     innocent.add(node)
+                elif enough and allowed > cap:
+                    suspects.setdefault(node, []).append({
+                        "key": key, "limit": max(limits), "window_s": window,
+                        "interval_s": round(total_s(demand), 3), "allowed": allowed,
+                        "allowed_max": round(cap, 1), "decided_over_s": round(total_s(recent), 3),
+                        "by_node": _by_node(recent, key),
+                    })
         if not over_demanded:
-            return {n.node: None for n in stats.nodes}
+            return {node: None for node in nodes}
         out: dict[str, list[dict[str, Any]] | None] = {node: None for node in innocent - set(suspects)}
         out.update(suspects)
         return out
 
+    def _newest_decisions(self, stats: Sequence[WorkloadStats], node: str, key: str,
+                          window: float) -> tuple[list[WorkloadStats], bool]:
+        """The newest intervals covering ``grace_s`` in which ``node`` decided at least ``min_decided``
+        checks on ``key`` (extended back at most to ``window``), and whether it decided that many.
+        Fewer can still show the node blocking (a fail-open node never does), never the opposite."""
+        span, decided = 0.0, 0
+        for i in range(len(stats) - 1, -1, -1):
+            span += stats[i].interval_s
+            view = next((n for n in stats[i].nodes if n.node == node), None)
+            mine = view.operation(key) if view is not None else None
+            decided += mine.answered if mine is not None else 0
+            if covers(span, self.grace_s) and decided >= self.min_decided:
+                return list(stats[i:]), True
+            if covers(span, window):
+                break
+        return list(stats[i:]), False
 
-def _by_node(stats: WorkloadStats, op: OperationStats) -> dict[str, dict[str, int]]:
-    out = {}
-    for n in stats.nodes:
-        mine = n.operation(op.name)
-        if mine is not None:
-            out[n.node] = {"sent": mine.sent, "allowed": mine.ok, "blocked": mine.rejected, "errors": mine.errors}
+
+def total_s(intervals: Sequence[WorkloadStats]) -> float:
+    """Seconds of traffic ``intervals`` cover."""
+    return sum(s.interval_s for s in intervals)
+
+
+def _key_totals(intervals: Sequence[WorkloadStats], key: str) -> tuple[int, int]:
+    """Requests on ``key`` over ``intervals``: (sent, allowed)."""
+    sent = allowed = 0
+    for s in intervals:
+        op = s.operation(key)
+        if op is not None:
+            sent, allowed = sent + op.sent, allowed + op.ok
+    return sent, allowed
+
+
+def _by_node(intervals: Sequence[WorkloadStats], key: str) -> dict[str, dict[str, int]]:
+    """Per node, its checks on ``key`` over ``intervals``: sent, allowed, blocked, errors."""
+    out: dict[str, dict[str, int]] = {}
+    for s in intervals:
+        for n in s.nodes:
+            mine = n.operation(key)
+            if mine is not None:
+                c = out.setdefault(n.node, {"sent": 0, "allowed": 0, "blocked": 0, "errors": 0})
+                c["sent"] += mine.sent
+                c["allowed"] += mine.ok
+                c["blocked"] += mine.rejected
+                c["errors"] += mine.errors
     return out
 
 

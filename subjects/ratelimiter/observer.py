@@ -6,7 +6,12 @@ bounded by ``observe_timeout_s`` and never raises. Each observation also writes
 a probe key (bounded by ``write_probe_timeout_s``): the store reads ``ok`` only
 if Redis answers *and* accepts writes, so a write-paused or out-of-memory Redis
 shows as failing with the reason, while the reads that observation needs (all
-read-only, the counters script flagged ``no-writes``) still work.
+read-only, the counters script flagged ``no-writes``) still work. A server that
+says in its INFO that it holds writes (``paused_actions``: valkey reports a
+``CLIENT PAUSE`` there) needs no probe to wait out its timeout: the probe is
+dropped and the write reads ``paused`` at once, so the observation stays as
+fast as every other (a paused store is judged at the monitor's cadence, not
+the probe's timeout's). Servers that do not say so are caught by the timeout.
 
 The snapshot's neutral core: the nodes (``up``/``down``) and one component,
 ``redis`` (``up``; ``degraded`` when it answers reads but refuses or stalls
@@ -26,7 +31,7 @@ from redis.exceptions import RedisError
 from events import ComponentView, NodeView, ObsSnapshot, Status
 from events.envelope import utcnow
 from subjects.contract import Invariant, Observer
-from subjects.ratelimiter.backend import REDIS_TARGET
+from subjects.ratelimiter.backend import REDIS_TARGET, WriteProbe, paused_actions
 from subjects.ratelimiter.cluster import ClusterRole, RateLimiterCluster, describe_error
 from subjects.ratelimiter.details import CounterView, NodeProcess, SnapshotDetails, StoreHealth
 from subjects.ratelimiter.invariants import INVARIANT_TYPES
@@ -76,7 +81,13 @@ class RateLimiterObserver(ClusterRole, Observer):
             probes_task.cancel()
             write_task.cancel()
             raise
-        probes, write = await asyncio.gather(probes_task, write_task)
+        held = paused_actions(info)
+        if held in ("write", "all") and not write_task.done():
+            write_task.cancel()  # it would only wait out its timeout
+            probes = await probes_task
+            write = WriteProbe("paused", 0.0, f"writes held by the server (CLIENT PAUSE {held})")
+        else:
+            probes, write = await asyncio.gather(probes_task, write_task)
         views = [cluster.view(node, records.get(node), probes[node]) for node in cluster.node_ids(records)]
         store = StoreHealth(ok=write.ok, latency_ms=round(ping_ms, 3), error=write.error, writable=write.ok,
                             write_error=write.error,

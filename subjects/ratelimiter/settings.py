@@ -38,6 +38,9 @@ DEFAULT_POLICY: dict[str, int] = {
     "tenant:acme": 50,
 }
 
+STATS_INTERVAL_S = 0.25
+"""How often the workload reports by default: see :mod:`subjects.ratelimiter.workload`."""
+
 DEFAULT_NODES = "node-1=http://127.0.0.1:8101,node-2=http://127.0.0.1:8102,node-3=http://127.0.0.1:8103"
 
 _NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -87,6 +90,9 @@ class RateLimiterSettings(BaseSettings):
     restart_deadline_s: float = Field(default=10.0, gt=0, description="How long restart_node waits")
     write_probe_timeout_s: float = Field(default=0.25, gt=0,
                                          description="Bound on the observer's write probe (a paused Redis hangs it)")
+    stats_interval_s: float = Field(default=STATS_INTERVAL_S, gt=0, le=10,
+                                    description="How often the workload reports what its clients saw "
+                                                "(workload.stats); loadgen's OPLAB_LOADGEN_INTERVAL_S overrides it")
     redis_maxmemory: int = Field(default=0, ge=0, description="Declared Redis maxmemory in bytes (0 = no limit)")
     redis_maxmemory_policy: Literal[
         "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",

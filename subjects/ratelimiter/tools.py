@@ -11,6 +11,11 @@ Targets outside the lab and values outside the allowed bounds raise
 :class:`SubjectError` with the reason. Every Redis call is bounded by the
 client's timeouts, so a paused or hung Redis makes a tool fail or report it,
 never hang.
+
+Every mutating tool names what a call acts on (``acts_on``) in the fault kit's
+target vocabulary: ``restart_node`` the node id, the key tools the key, the
+Redis tools ``redis`` - so a score can tell a remedy of the faulty entity from
+one of a healthy entity.
 """
 
 from __future__ import annotations
@@ -25,7 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
 from subjects.contract import RefusedError, SubjectError, Tool
-from subjects.ratelimiter.backend import describe_redis_error, guarded, out_of_memory, paused_actions
+from subjects.ratelimiter.backend import (
+    REDIS_TARGET,
+    describe_redis_error,
+    guarded,
+    out_of_memory,
+    paused_actions,
+)
 from subjects.ratelimiter.cluster import RateLimiterCluster
 
 
@@ -56,6 +67,20 @@ class RateLimiterTool(Tool):
 
     def __init__(self, cluster: RateLimiterCluster) -> None:
         self.cluster = cluster
+
+
+class KeyTool(RateLimiterTool):
+    """A tool on one policy key: it acts on the key (the fault kit's key targets)."""
+
+    def acts_on(self, args: BaseModel) -> str | None:
+        return args.key if isinstance(args, KeyArgs) else None
+
+
+class RedisTool(RateLimiterTool):
+    """A tool on the lab's Redis: it acts on ``redis`` (the fault kit's server target)."""
+
+    def acts_on(self, args: BaseModel) -> str | None:
+        return REDIS_TARGET
 
 
 class ListNodes(RateLimiterTool):
@@ -106,7 +131,7 @@ class ReadPolicy(RateLimiterTool):
                 "effective": effective}
 
 
-class ResetCounter(RateLimiterTool):
+class ResetCounter(KeyTool):
     name = "reset_counter"
     description = "Empty one policy key's window (every entry, legitimate or not). Mutating."
     args_model = KeyArgs
@@ -119,7 +144,7 @@ class ResetCounter(RateLimiterTool):
         return {"key": key, "removed": removed}
 
 
-class PruneCounter(RateLimiterTool):
+class PruneCounter(KeyTool):
     name = "prune_counter"
     description = (
         "Remove from one policy key's window the entries dated in the future and those older than the "
@@ -145,6 +170,9 @@ class RestartNode(RateLimiterTool):
     )
     args_model = RestartArgs
     mutating = True
+
+    def acts_on(self, args: BaseModel) -> str | None:
+        return args.node if isinstance(args, RestartArgs) else None
 
     async def run(self, args: BaseModel) -> Any:
         assert isinstance(args, RestartArgs)
@@ -263,7 +291,7 @@ class RedisInfo(RateLimiterTool):
         }
 
 
-class UnpauseRedis(RateLimiterTool):
+class UnpauseRedis(RedisTool):
     name = "unpause_redis"
     description = (
         "Lift a CLIENT PAUSE on the lab's Redis (CLIENT UNPAUSE), then check that a write is accepted. "
@@ -282,7 +310,7 @@ class UnpauseRedis(RateLimiterTool):
         return {"unpaused": True, "paused_before": before, "writable": write.ok, "write": write.as_dict()}
 
 
-class SetMemoryLimit(RateLimiterTool):
+class SetMemoryLimit(RedisTool):
     name = "set_memory_limit"
     description = (
         "Restore the lab's declared Redis memory configuration (maxmemory and maxmemory-policy, from the lab "
@@ -302,7 +330,7 @@ class SetMemoryLimit(RateLimiterTool):
                 "write": write.as_dict()}
 
 
-class SetLimit(RateLimiterTool):
+class SetLimit(KeyTool):
     name = "set_limit"
     description = (
         "Set the limit in force for one policy key: by default back to the declared policy's value; another "

@@ -1,17 +1,26 @@
 """Realistic client traffic on the rate limiter, doubling as a black-box prober.
 
 Each policy key gets a steady arrival rate relative to its limit: by default
-the keys cycle through 80%, 65%, 90%, 250% and 75% of their limit per window,
-so most traffic is admitted and the 250% key is routinely blocked, as a real
+the keys cycle through 80%, 65%, 90%, 400% and 75% of their limit per window,
+so most traffic is admitted and the 400% key is routinely blocked, as a real
 API's abusive client would be. Arrivals are evenly spaced with ±20% jitter.
 
 The over-rate key doubles as a black-box probe of enforcement: every node
 receives a share of it, so every correct node blocks part of that share. A node
 that fails open blocks none of its share while clients get far more than the
-limit through, which is how ``node_over_admitting`` sees and attributes it (with
-a barely-over-rate key the fail-open node's share would be within the limit
-anyway and it would be invisible: at 2.5x a correct node blocks ~60%, and with
-one fail-open node among three clients get ~1.8x the limit).
+limit through, which is how ``node_over_admitting`` sees and attributes it.
+Why 4x: attribution within a fraction of a second rests on a node's newest
+few decisions, and a correct node must not block none of them by chance. At
+4x a correct node blocks ~75% of its share (~62% while another node fails
+open), so it blocks none of 8 with p ≈ 0.04%, and each node decides ~20 checks
+of the key per second, so 8 take ~0.4 s; with one fail-open node among three
+clients get ~2.3x the limit. (At 2.5x, the previous choice, those are 40%,
+p ≈ 1.7%, and 12.5 checks per second: attribution needed whole seconds.)
+
+Stats come every ``stats_interval_s`` (0.25 s, ``OPLAB_RL_STATS_INTERVAL_S``)
+unless the caller asks for another interval: short intervals let the monitor
+see a fault within a quarter second of its start, and the invariants judge
+sliding windows of them for sample size (:mod:`subjects.ratelimiter.invariants`).
 
 Requests go round-robin over the nodes; a connection error or timeout counts
 as an error against that node and the request fails over to the next node
@@ -50,7 +59,7 @@ from subjects.ratelimiter.settings import RateLimiterSettings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FACTORS = (0.8, 0.65, 0.9, 2.5, 0.75)
+DEFAULT_FACTORS = (0.8, 0.65, 0.9, 4.0, 0.75)
 
 
 @dataclass
@@ -195,8 +204,11 @@ class RateLimiterWorkload(Workload):
             c.sent += 1
             c.errors += 1
 
-    async def run(self, stop: asyncio.Event, on_stats: StatsSink, interval_s: float = 1.0) -> None:
-        """Send traffic until ``stop`` is set; ``on_stats`` once per interval (and once at the end)."""
+    async def run(self, stop: asyncio.Event, on_stats: StatsSink, interval_s: float | None = None) -> None:
+        """Send traffic until ``stop`` is set; ``on_stats`` once per interval (and once at the end).
+        ``interval_s`` unset: the settings' ``stats_interval_s``."""
+        if interval_s is None:
+            interval_s = self.settings.stats_interval_s
         loop = asyncio.get_running_loop()
         rates = self.rates()
         gaps = {k: 1.0 / r for k, r in rates.items()}

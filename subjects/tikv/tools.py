@@ -6,6 +6,12 @@ Read-only: ``list_stores``, ``store_detail``, ``region_health``, ``pd_members``,
 ``transfer_pd_leader``, ``remove_tombstones``. Each takes a pydantic argument model
 (``extra="forbid"``); none runs a shell. Stores and members outside the cluster are
 refused before anything is done; a failure to act is a SubjectError with the reason.
+
+What a mutating call acts on (``acts_on``), in the fault kit's target names: the store tools
+the store's name, ``start_pd_member`` the member's name (``pd_leader_kill`` targets the leader
+by its member name). ``transfer_pd_leader`` (it moves leadership *to* a member; what it acts on
+is PD as a whole, which no fault targets) and ``remove_tombstones`` name nothing: unknown, never
+judged unsafe.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ from subjects.tikv.pd import PDUnavailable, StoreInfo, parse_size
 class StoreArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     store: str = Field(description="a store's name, as list_stores shows it (e.g. tikv2)")
+
+
+def _store_of(args: BaseModel) -> str | None:
+    return args.store if isinstance(args, StoreArgs) else None
 
 
 class MemberArgs(BaseModel):
@@ -166,6 +176,9 @@ class _StoreProcessRemedy(TiKVTool):
     args_model = StoreArgs
     mutating = True
 
+    def acts_on(self, args: BaseModel) -> str | None:
+        return _store_of(args)
+
     async def act(self, name: str) -> str:
         raise NotImplementedError
 
@@ -209,6 +222,9 @@ class SetStoreUp(TiKVTool):
     args_model = StoreArgs
     mutating = True
 
+    def acts_on(self, args: BaseModel) -> str | None:
+        return _store_of(args)
+
     async def run(self, args: BaseModel) -> Any:
         assert isinstance(args, StoreArgs)
         name, info = await _pd("set_store_up", self.cluster.require_store(args.store))
@@ -221,6 +237,9 @@ class StartPDMember(TiKVTool):
     description = "Start a PD member's process if it is not running (harmless if it runs). Mutating."
     args_model = MemberArgs
     mutating = True
+
+    def acts_on(self, args: BaseModel) -> str | None:
+        return args.member if isinstance(args, MemberArgs) else None
 
     async def run(self, args: BaseModel) -> Any:
         assert isinstance(args, MemberArgs)

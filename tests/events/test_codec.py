@@ -24,6 +24,8 @@ def _example(model: type[BaseModel]) -> BaseModel:
             values[name] = datetime(2026, 11, 25, tzinfo=UTC)
         elif "Literal" in ann:
             values[name] = field.annotation.__args__[0]  # type: ignore[union-attr]
+        elif ann.startswith("list"):
+            values[name] = []
         elif "int" in ann and "str" not in ann:
             values[name] = 3
         elif "float" in ann:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +171,42 @@ async def test_a_rebuild_while_the_projector_feeds_the_same_view_ends_equal_to_a
     assert checked.position >= last and checked.differences == []
     mine = [r for r in live.dump_rows() if r["run"] == run_id]
     assert len(mine) == 25 and sum(r["status"] == "claimed" for r in mine) == 15
+
+
+# -- a log whose first events aged out ----------------------------------------
+
+
+async def test_a_rebuild_refuses_to_drop_tickets_whose_events_aged_out_and_verify_compares_the_rest(
+        tmp_path: Path) -> None:
+    from events.settings import STREAM_NAME, BusSettings
+    from oplab.infra import start_nats
+    from projections.ticket_log import POPOTicketLogView
+    from projections.ticket_log.rebuild import HistoryAgedOut
+
+    server = start_nats(tmp_path / "nats")  # its own: the session's stream must never be purged
+    own = await Bus.connect(BusSettings(nats_url=server.url), source="tests")
+    try:
+        old, kept = new_ticket_id(), new_ticket_id()
+        run = "r20261207t180000-aged"
+        await publish(own, run, happy_path(old))
+        first_kept = await own.last_seq() + 1
+        await publish(own, run, happy_path(kept))
+        view = POPOTicketLogView()
+        await catch_up(own, TicketLogFeeder(TicketLogProjection(view)))
+        before = view.dump_rows()
+        assert {r["ticket_id"] for r in before} == {old, kept}
+        await own.js.purge_stream(STREAM_NAME, seq=first_kept)  # the old ticket's events age out
+
+        with pytest.raises(HistoryAgedOut) as refused:
+            await rebuild(own, view)
+        assert refused.value.first_seq == first_kept
+        assert view.dump_rows() == before, "a refused rebuild changes nothing"
+
+        checked = await verify(own, view)
+        assert (checked.first_seq, checked.unverifiable, checked.differences) == (first_kept, 1, [])
+
+        forced = await rebuild(own, view, force=True)
+        assert forced.rows == 1 and {r["ticket_id"] for r in view.dump_rows()} == {kept}
+    finally:
+        await own.close()
+        server.stop()

@@ -163,22 +163,23 @@ def test_undetected_when_no_ticket_follows_the_fault() -> None:
                                  fault_id="f-1", target="rl-2")
 
 
-def test_no_fault_injected() -> None:
+def test_a_named_fault_that_never_got_injected_is_not_injected_not_no_fault() -> None:
     s = Story(RUN)
     s.run_started(0, fault="counter_drift")
     s.opened(3)
     summary = fold(s).summary()
-    assert (summary.outcome, summary.fault, summary.ticket) == ("no_fault", "counter_drift", None)
+    assert (summary.outcome, summary.fault, summary.ticket) == ("not_injected", "counter_drift", None)
+    assert not summary.agent_resolved
 
 
-def test_a_failed_injection_is_no_fault_and_names_the_requested_kind() -> None:
+def test_a_failed_injection_is_not_injected_and_names_the_requested_kind() -> None:
     s = Story(RUN)
     s.run_started(0, fault=None)
     s.fault(10, kind="counter_drift", target="user:1")
     s.events.pop()  # keep the request, drop the injection
     s.at(10.1, FaultFailed(fault_id="f-1", stage="inject", reason="no such key"))
     tl = fold(s)
-    assert tl.summary().outcome == "no_fault"
+    assert tl.summary().outcome == "not_injected"
     assert tl.summary().fault == "counter_drift"
     assert tl.faults["f-1"].status == "failed"
     assert tl.active_faults == []

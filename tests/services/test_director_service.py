@@ -438,6 +438,8 @@ async def test_a_fault_lost_before_detection_ends_the_story_at_once(
     assert chapters == [("inject", "fault_lost"), ("end", "timeout")]  # detection never waited out
     why = "could not be injected (node-1 vanished)" if lost == "inject_failed" else "reverted (explicit) before"
     assert why in run_log.of_type("run.finished")[0].data.summary["ended"]
+    if lost == "inject_failed":  # asked for and never in: a failure, never read as "no fault"
+        assert run_log.of_type("run.finished")[0].data.outcome == "not_injected"
     summary_chapter = run_log.of_type("director.chapter_started")[-1]
     assert summary_chapter.data.chapter == "end" and why in summary_chapter.data.narration
     assert await d.terminate() == 0

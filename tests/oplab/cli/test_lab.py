@@ -18,3 +18,14 @@ def test_a_headless_demo_waiting_for_approvals_is_refused_before_anything_starts
     assert result.returncode == 2
     assert "--approve needs the console: in a headless run nobody is there to approve" in result.stderr
     assert not (home / "stack.json").exists()
+
+
+def test_a_headless_demo_succeeds_only_when_the_agent_fixed_it_or_nobody_acted_on_a_control() -> None:
+    from oplab.cli.lab import demo_succeeded
+
+    assert demo_succeeded({"outcome": "resolved", "resolved_by": "agent"})
+    assert not demo_succeeded({"outcome": "resolved", "resolved_by": "self-healed"})
+    assert not demo_succeeded({"outcome": "not_injected", "fault": "node_kill"})  # never "no fault": a failure
+    assert demo_succeeded({"outcome": "no_action", "control": True, "open_tickets": 0})
+    assert not demo_succeeded({"outcome": "not_injected", "control": True, "open_tickets": 0})
+    assert not demo_succeeded({"outcome": "false_positive", "control": True})

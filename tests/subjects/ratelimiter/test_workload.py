@@ -16,7 +16,7 @@ from tests.subjects.ratelimiter.conftest import Cluster, Watcher, eventually
 
 
 @asynccontextmanager
-async def running(workload: RateLimiterWorkload, interval_s: float) -> AsyncIterator[list[WorkloadStats]]:
+async def running(workload: RateLimiterWorkload, interval_s: float | None) -> AsyncIterator[list[WorkloadStats]]:
     stats: list[WorkloadStats] = []
 
     async def sink(s: WorkloadStats) -> None:
@@ -45,7 +45,7 @@ async def test_workload_stats_are_plausible(cluster: Cluster, watcher: Watcher) 
     rates = workload.rates()
     over = [k for k, f in workload.factors.items() if f > 1]
     assert over == ["api:checkout"] and all(0.6 <= f <= 0.95 for k, f in workload.factors.items() if k not in over)
-    assert math.isclose(rates["api:checkout"], 2.5 * 15)
+    assert math.isclose(rates["api:checkout"], 4.0 * 15)  # the probe of enforcement: see the module doc
 
     async with running(workload, interval_s=1.0) as stats:
         async def blocked_and_observed() -> bool:
@@ -110,3 +110,18 @@ async def test_requests_fail_over_from_a_dead_node(cluster: Cluster) -> None:
     assert node2.errors > 0 and node2.ok == 0
     assert all(o.errors == 0 and o.ok > 0 for o in last.operations)
     assert all(n.sent > 0 and n.errors == 0 for n in last.nodes if n.node != "node-2")
+
+
+async def test_stats_come_every_quarter_second_unless_told_otherwise(cluster: Cluster) -> None:
+    workload = RateLimiterWorkload(cluster.settings, factors={"api:checkout": 4.0})
+    assert cluster.settings.stats_interval_s == 0.25
+    async with running(workload, interval_s=None) as stats:
+        await eventually(having(stats, lambda s: len(s) >= 5), timeout=10.0, what="five intervals")
+    full = stats[1:5]  # the first one starts with the traffic's stagger
+    assert all(0.2 <= s.interval_s <= 0.4 for s in full), [s.interval_s for s in full]
+    # 60 checks/s of the key: each quarter second holds ~15 of them
+    assert all(10 <= sum(o.sent for o in s.operations) <= 25 for s in full), [s.operations for s in full]
+    slower = cluster.settings.model_copy(update={"stats_interval_s": 0.5})
+    async with running(RateLimiterWorkload(slower, factors={"api:checkout": 1.0}), interval_s=None) as stats:
+        await eventually(having(stats, lambda s: len(s) >= 3), timeout=10.0, what="three intervals")
+    assert all(0.45 <= s.interval_s <= 0.65 for s in stats[1:3]), [s.interval_s for s in stats]

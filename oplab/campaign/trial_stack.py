@@ -1,0 +1,349 @@
+"""The lab a campaign runs on: NATS and the subject's infrastructure started once, each trial's
+processes started and stopped around it.
+
+:class:`CampaignLab` starts supervisord, the embedded NATS (unless ``NATS_URL``) and the subject's
+*infrastructure* once: the processes its provisioner marks ``restart_on_crash`` (the rate
+limiter's valkey), which no fault kills and whose state every run keeps apart (the rate limiter's
+key prefix is per run). Every trial is a new run: its id, the subject's other processes (the
+nodes) and the lab's services are new, started at once (the services with the subject's first
+stage of processes: the monitor judges nothing before it has seen the subject whole) and stopped
+at once at the end (faults reverted first). Nothing of a trial survives into the next but the
+infrastructure, so each trial starts clean: a new key prefix, new processes, a new run in the log.
+
+Ports are handed out once and replayed for every trial (:class:`ReplayedPorts`): the provisioner
+plans the same infrastructure command each time, and the lab checks it did - a subject whose
+infrastructure changes between runs is refused with the reason.
+
+The programs change per trial through supervisord's own reload (``reloadConfig``, then
+``removeProcessGroup``/``addProcessGroup`` for what changed: ``supervisorctl update``), so one
+supervisord serves the whole campaign; ``<home>/stack.json`` always describes the current trial,
+so ``oplab status``, ``oplab logs`` and ``oplab down`` work during a campaign.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from events import new_run_id
+from oplab.infra import free_port
+from oplab.nats_auth import ADMIN, LabCredentials, write_private
+from oplab.settings import LabSettings
+from oplab.stack import (
+    Stack,
+    StackError,
+    StackInfo,
+    _create_stream,
+    _healthy,
+    _listening,
+    _pid_alive,
+    _read_pid,
+    _revert_all,
+    _wait,
+    _wait_services_ready,
+    redacted,
+)
+from oplab.supervisor import SERVICES, Program, Supervisor, render_config, supervisord_binary
+from subjects.contract import Deployment, LocalProcess, Site
+from subjects.registry import load_subject
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+MARKER = "campaign.json"
+"""``<home>/campaign.json``: which campaign the running stack belongs to (a resume takes it down)."""
+SUBJECT_STOP_S = 3
+"""A trial's subject processes get this long to stop after SIGTERM: the run is over and its faults
+reverted, and their state is per run, so nothing is lost by not waiting for idle connections."""
+STOPPED = {"STOPPED", "EXITED", "FATAL", "BACKOFF"}
+
+
+class ReplayedPorts:
+    """``Site.free_port`` for a campaign: free ports on the first plan, the same ones in the same
+    order on every later plan (:meth:`rewind` before each)."""
+
+    def __init__(self) -> None:
+        self.ports: list[int] = []
+        self._next = 0
+
+    def rewind(self) -> None:
+        self._next = 0
+
+    def __call__(self) -> int:
+        if self._next == len(self.ports):
+            self.ports.append(free_port())
+        port = self.ports[self._next]
+        self._next += 1
+        return port
+
+
+class CampaignLab:
+    """One supervisord, NATS and infrastructure for a campaign; a fresh run per trial (module doc)."""
+
+    def __init__(self, settings: LabSettings, subject: str, campaign_id: str,
+                 progress: Progress = lambda _: None) -> None:
+        self.settings = settings
+        self.stack = Stack(settings)
+        self.home = self.stack.home
+        self.subject = load_subject(subject)
+        self.campaign_id = campaign_id
+        self.progress = progress
+        self.ports = ReplayedPorts()
+        self.supervisor_url = ""
+        self.nats_url = settings.nats_url or ""
+        self.embedded = settings.nats_url is None
+        self.infrastructure: dict[str, LocalProcess] = {}
+        self.current: StackInfo | None = None
+        self._programs: dict[str, Program] = {}  # what supervisord.conf holds now
+        self._trial_programs: list[str] = []
+
+    # -- the campaign's lab -------------------------------------------------------------
+
+    def open(self) -> None:
+        """Start supervisord, NATS and the subject's infrastructure."""
+        if self.stack.running():
+            info = self.stack.info()
+            raise StackError(f"a stack is already running here (run {info.run if info else '?'}): "
+                             "`oplab down` first")
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        supervisor_url = f"http://lab:{_token()}@127.0.0.1:{free_port()}"
+        if self.embedded:
+            self.stack._stop_reader_servers(self.progress)  # one server per store: a reader's must go first
+            self.nats_url = f"nats://127.0.0.1:{free_port()}"
+            LabCredentials.create(self.home)
+        deployment = self._deployment(new_run_id(), supervisor_url)
+        if deployment.compose is not None:
+            raise StackError(f"subject {self.subject.name} runs as a Docker Compose project: campaigns run "
+                             "subjects whose processes the lab starts itself (run its trials with `oplab demo`)")
+        self.infrastructure = {p.name: p for p in deployment.processes if p.restart_on_crash}
+        programs = self._nats_programs()
+        for process in self.infrastructure.values():
+            programs.append(Program(process.name, process.command, priority=20 + process.stage, autorestart="true",
+                                    environment=dict(deployment.env)))
+        self.supervisor_url = supervisor_url
+        self._write(programs)
+        write_private(self.home / MARKER, json.dumps({"campaign": self.campaign_id,
+                                                      "supervisor_url": self.supervisor_url}))
+        # stack.json from the start, so `oplab down` can always take the campaign's lab down
+        self._save(self._info(new_run_id(), deployment, fault=""))
+        self.progress(f"campaign {self.campaign_id}: starting supervisord")
+        subprocess.run([supervisord_binary(), "-c", str(self.home / "supervisord.conf")], check=True)
+        sup = self.supervisor()
+        timeout = self.settings.start_timeout_s
+        _wait(sup.alive, timeout, "supervisord did not come up")
+        if self.embedded:
+            self.progress(f"starting nats-server on {self.nats_url}")
+            sup.start("nats")
+        _wait(lambda: _listening(self.nats_url.split(",")[0]), timeout,
+              f"NATS at {redacted(self.nats_url)} is not reachable")
+        if self.embedded:
+            asyncio.run(_create_stream(self.admin_url, 1, timeout))
+        for stage in _stages(list(self.infrastructure.values())):
+            self.progress(f"starting {', '.join(p.name for p in stage)}")
+            self._start_together(sup, stage)
+
+    def supervisor(self) -> Supervisor:
+        return Supervisor(self.supervisor_url)
+
+    @property
+    def admin_url(self) -> str:
+        return self.url_for(ADMIN)
+
+    def url_for(self, role: str) -> str:
+        """The lab's NATS URL as ``role`` (with its user where the lab runs its own NATS)."""
+        credentials = LabCredentials.load(self.home) if self.embedded else None
+        return self.nats_url if credentials is None else credentials.url(self.nats_url, role)
+
+    def close(self) -> None:
+        """Take the lab down: the current trial's faults reverted and its processes stopped
+        (:meth:`end_trial`), then supervisord with the infrastructure and NATS."""
+        if self.current is not None or self._trial_programs:
+            with contextlib.suppress(Exception):  # the shutdown below stops whatever is left
+                self.end_trial()
+        if not self.supervisor_url:
+            return  # never opened (another stack runs here, say): nothing of ours to take down
+        sup = self.supervisor()
+        if sup.alive():
+            # everything at once, NATS last; stopped here because supervisord's own shutdown takes
+            # seconds more per program group once groups were removed and added under it
+            self._stop_all(sup, [name for name in self._programs if name != "nats"])
+            self._stop_all(sup, ["nats"])
+            pid = _read_pid(self.home / "supervisord.pid")
+            with contextlib.suppress(OSError):
+                sup.shutdown()
+            if pid is not None:
+                _wait(lambda: not _pid_alive(pid), 60.0, "supervisord did not exit")
+        with contextlib.suppress(FileNotFoundError):
+            (self.home / MARKER).unlink()
+
+    # -- trials -------------------------------------------------------------------------
+
+    def start_trial(self, *, run: str, fault: str, scenario: Path, agent_env: dict[str, str]) -> StackInfo:
+        """Start run ``run`` of ``fault``: the subject's processes (stage by stage, each stage at once),
+        then every service at once; returns once every service reported ready."""
+        deployment = self._deployment(run)
+        changed = [p.name for p in deployment.processes if p.restart_on_crash
+                   and (p.name not in self.infrastructure or p.command != self.infrastructure[p.name].command)]
+        if changed:
+            raise StackError(f"subject {self.subject.name} plans its infrastructure ({', '.join(changed)}) "
+                             "differently for each run; a campaign cannot share it")
+        info = self._info(run, deployment, fault=fault)
+        env = {**self.stack.service_env(info), "OPLAB_SCENARIO": str(scenario)}
+        credentials = LabCredentials.load(self.home) if self.embedded else None
+        trial: list[Program] = []
+        subject_processes = [p for p in deployment.processes if not p.restart_on_crash]
+        for process in subject_processes:
+            trial.append(Program(process.name, process.command, priority=30 + process.stage, autorestart="false",
+                                 stopwaitsecs=SUBJECT_STOP_S, environment=env))
+        for priority, service in enumerate(SERVICES, start=50):
+            service_env = {**env, **(agent_env if service == "agent" else {})}
+            if credentials is not None:
+                service_env |= {"OPLAB_NATS_USER": service, "OPLAB_NATS_PASSWORD": credentials.passwords[service]}
+            trial.append(Program(service, [sys.executable, "-m", f"services.{service}"], priority=priority,
+                                 environment=service_env))
+        sup = self.supervisor()
+        self._apply([*self._infrastructure_programs(), *trial])
+        self._trial_programs = [p.name for p in trial]
+        self._save(info)
+        started_at = time.time()
+        # the services start with the subject's processes, not after them: the monitor judges nothing
+        # before it has seen the subject whole (and forgets what it saw before), and the director
+        # injects nothing before that baseline - so a trial is up in the time of its slowest process
+        stages = _stages(subject_processes)
+        first = stages[0] if stages else []
+        self._start_together(sup, first, names=[*(p.name for p in first), *SERVICES])
+        for stage in stages[1:]:
+            self._start_together(sup, stage)
+        timeout = self.settings.start_timeout_s
+        missing = asyncio.run(_wait_services_ready(run, self.admin_url, 1, set(SERVICES), timeout,
+                                                   since=started_at - 1))
+        if missing:
+            raise StackError(f"not ready within {timeout:.0f}s: {', '.join(sorted(missing))}; "
+                             f"see {self.home / 'logs'}")
+        self.current = info
+        return info
+
+    def end_trial(self) -> None:
+        """Revert the trial's faults, then stop its processes, all at once."""
+        if self.current is not None or self._trial_programs:
+            # the director's summary reverts every fault; this covers a run cut short - also one cut
+            # short before all its services were ready (its director may have injected already, on
+            # infrastructure the next trial shares, whose chaos adopts only its own run's faults). Best effort:
+            # the trial's processes stop anyway, and a chaos service that does not answer has nothing to say
+            with contextlib.suppress(Exception):
+                asyncio.run(_revert_all(self.url_for("operator"), 10.0))
+        self.stop_trial_programs()
+        self.current = None
+        self._trial_programs = []
+
+    def stop_trial_programs(self) -> None:
+        """SIGTERM every program of the trial at once and wait until all have stopped."""
+        self._stop_all(self.supervisor(), self._trial_programs)
+
+    @staticmethod
+    def _stop_all(sup: Supervisor, programs: list[str]) -> None:
+        names = [p["name"] for p in sup.processes() if p["name"] in programs and p["statename"] not in STOPPED]
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            list(pool.map(sup.stop, names))
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _deployment(self, run: str, supervisor_url: str | None = None) -> Deployment:
+        self.ports.rewind()
+        site = Site(run=run, home=self.home, python=sys.executable,
+                    supervisor_url=supervisor_url or self.supervisor_url, free_port=self.ports)
+        try:
+            return self.subject.provisioner().plan(site)
+        except ValueError as exc:
+            raise StackError(f"subject {self.subject.name} cannot be deployed: {exc}") from None
+
+    def _info(self, run: str, deployment: Deployment, *, fault: str) -> StackInfo:
+        return StackInfo(run=run, subject=self.subject.name, nats_url=self.nats_url,
+                         supervisor_url=self.supervisor_url, fault=fault, mode="auto", embedded_nats=self.embedded,
+                         started_at=time.time(), subject_env=dict(deployment.env), endpoints=dict(deployment.endpoints))
+
+    def _save(self, info: StackInfo) -> None:
+        info.save(self.home / "stack.json")
+
+    def _nats_programs(self) -> list[Program]:
+        if not self.embedded:
+            return []
+        from oplab.infra import nats_command
+        from oplab.stack import _port
+
+        credentials = LabCredentials.load(self.home)
+        port = _port(self.nats_url)
+        config = None
+        if credentials is not None:
+            config = credentials.write_server_config(self.home / "nats.conf", port, self.home / "nats" / "js")
+        return [Program("nats", nats_command(self.home / "nats", port, config=config), priority=10,
+                        autorestart="true")]
+
+    def _infrastructure_programs(self) -> list[Program]:
+        return [p for name, p in self._programs.items() if name == "nats" or name in self.infrastructure]
+
+    def _write(self, programs: list[Program]) -> None:
+        self._programs = {p.name: p for p in programs}
+        write_private(self.home / "supervisord.conf", render_config(self.home, self.supervisor_url, programs))
+
+    def _apply(self, programs: list[Program]) -> None:
+        """Rewrite supervisord.conf and apply it: changed and removed programs go (they are stopped),
+        changed and added ones come in; the infrastructure, unchanged, keeps running."""
+        self._write(programs)
+        proxy = _proxy(self.supervisor_url)
+        added, changed, removed = proxy.reloadConfig()[0]
+        for name in [*changed, *removed]:
+            with contextlib.suppress(Exception):  # already stopped, or already gone
+                proxy.stopProcessGroup(name, True)
+            proxy.removeProcessGroup(name)
+        for name in [*changed, *added]:
+            proxy.addProcessGroup(name)
+
+    def _start_together(self, sup: Supervisor, processes: list[LocalProcess], names: list[str] | None = None) -> None:
+        """Start these programs at once, then wait for each one's health check."""
+        names = names if names is not None else [p.name for p in processes]
+        for name in names:
+            sup.start(name, wait=False)
+        timeout = self.settings.start_timeout_s
+        for process in processes:
+            if process.health is not None:
+                _wait(lambda h=process.health: _healthy(h), timeout,
+                      f"{process.name} did not become ready ({redacted(process.health.url)}); "
+                      f"see {self.home / 'logs' / (process.name + '.log')}")
+
+
+def _stages(processes: list[LocalProcess]) -> list[list[LocalProcess]]:
+    stages: dict[int, list[LocalProcess]] = {}
+    for p in processes:
+        stages.setdefault(p.stage, []).append(p)
+    return [stages[s] for s in sorted(stages)]
+
+
+def _proxy(url: str) -> Any:
+    import xmlrpc.client
+
+    return xmlrpc.client.ServerProxy(url + "/RPC2").supervisor
+
+
+def _token() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(16)
+
+
+def campaign_of_running_stack(home: Path) -> str | None:
+    """The campaign whose lab is running in ``home`` (left by a campaign process that was killed), or None."""
+    try:
+        doc = json.loads((home / MARKER).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    campaign = doc.get("campaign") if isinstance(doc, dict) else None
+    return campaign if isinstance(campaign, str) else None

@@ -1,0 +1,185 @@
+"""``oplab eval [run]``: run an evaluation campaign, or resume one (``--resume ID``).
+
+Bad input (an unknown subject, fault, policy form or agent setting, repeats < 1, a bad campaign
+file) exits 2 with the choices before anything starts. Progress goes to stderr: a rich progress
+bar on a terminal (trials done / total, the current trial, an ETA), one line per trial otherwise.
+stdout ends with the scoreboard: the table of ``oplab eval show`` (:mod:`oplab.cli.eval_show`), or
+(``--json``) one JSON object on the last line.
+Exit 0 once every trial ran (whatever the scores), 1 if the campaign could not run, 130 when
+interrupted (it says how to resume).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from oplab.cli.common import JsonOpt, fail
+from oplab.cli.eval import eval_app
+from oplab.settings import LabSettings
+from subjects.registry import DEFAULT_SUBJECT
+
+
+@eval_app.command("run")
+def run(
+    faults: Annotated[str | None, typer.Option(
+        help="Faults, comma-separated (`oplab subjects`; default: every fault of the subject's scenario)")] = None,
+    policies: Annotated[str | None, typer.Option(
+        help="Operator variants, comma-separated: rules, claude:<model>, replay:<run> (default: rules)")] = None,
+    repeats: Annotated[int | None, typer.Option(help="Seeded repeats of each (fault, variant) (default 1)")] = None,
+    seed: Annotated[int | None, typer.Option(help="The campaign's seed; each trial's is derived from it")] = None,
+    noise: Annotated[bool | None, typer.Option(
+        "--noise/--no-noise", help="Run the subject's control burst alongside each real fault")] = None,
+    parallel: Annotated[int | None, typer.Option(help="Trials at once (1 only, for now)")] = None,
+    subject: Annotated[str | None, typer.Option(
+        help=f"System under test (default: OPLAB_SUBJECT, else {DEFAULT_SUBJECT})")] = None,
+    file: Annotated[Path | None, typer.Option(
+        "--file", help="A campaign file (.yaml or .toml): subject, faults, variants with settings, repeats...")] = None,
+    resume: Annotated[str | None, typer.Option(
+        help="Continue campaign ID where it was cut off (finished trials are not run again)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a campaign: faults x operator variants x seeded repeats, each trial a run in the log."""
+    from oplab.campaign.plan import PlanError
+    from oplab.campaign.runner import CampaignInterrupted, CampaignNotFound, resume_campaign, run_campaign
+    from oplab.stack import StackError
+    from projections.scoreboard import scoreboard_json
+
+    settings = LabSettings()
+    if resume is not None:
+        given = {"--faults": faults, "--policies": policies, "--repeats": repeats, "--seed": seed,
+                 "--noise": noise, "--subject": subject, "--file": file}
+        clash = [name for name, value in given.items() if value is not None]
+        if clash:
+            fail(f"--resume continues the campaign as planned: drop {', '.join(clash)}", 2)
+    else:
+        try:
+            campaign = _planned(settings, faults, policies, repeats, seed, noise, parallel, subject, file)
+        except PlanError as exc:
+            fail(str(exc), 2)
+        if campaign.parallel > 1:
+            fail("--parallel above 1 is not supported yet: each trial would need a subject instance and "
+                 "services of its own, which the campaign lab does not isolate; run with --parallel 1", 2)
+    watcher = _watcher(as_json)
+    try:
+        if resume is not None:
+            result = resume_campaign(resume, settings, watcher)
+        else:
+            from events import new_campaign_id
+
+            result = run_campaign(campaign, new_campaign_id(), settings, watcher)
+    except CampaignInterrupted as exc:
+        watcher.close()
+        typer.secho(str(exc), fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(130) from None
+    except CampaignNotFound as exc:
+        watcher.close()
+        fail(str(exc), 1)
+    except StackError as exc:
+        watcher.close()
+        fail(str(exc), 1)
+    watcher.close()
+    board = result.scoreboard
+    if as_json:
+        typer.echo(json.dumps(scoreboard_json(board)))
+        return
+    from rich.console import Console
+
+    from oplab.cli.eval_show import print_scoreboard
+
+    console = Console(highlight=False)  # a file or pipe: wide enough not to wrap the table's rows
+    print_scoreboard(board, console if console.is_terminal else Console(highlight=False, width=200))
+    typer.echo(f"campaign {board.campaign}: {board.done}/{len(board.trials)} trials. Read it again: "
+               f"`oplab eval show {board.campaign}`; report: `oplab eval report {board.campaign} --out DIR`")
+
+
+def _planned(settings: LabSettings, faults: str | None, policies: str | None, repeats: int | None,
+             seed: int | None, noise: bool | None, parallel: int | None, subject: str | None,
+             file: Path | None) -> Any:
+    """The campaign from the file (if any) with the flags on top; PlanError if it is not valid."""
+    from oplab.campaign.plan import CampaignFile, load_campaign_file, parse_list, parse_variant, plan_campaign
+
+    doc = load_campaign_file(file) if file is not None else CampaignFile()
+    variants = ([parse_variant(p) for p in parse_list(policies) or []] if policies is not None
+                else doc.parsed_variants() or [parse_variant("rules")])
+    return plan_campaign(
+        subject=subject or doc.subject or settings.subject, faults=parse_list(faults) or doc.faults,
+        variants=variants, repeats=repeats if repeats is not None else (doc.repeats or 1),
+        seed=seed if seed is not None else (doc.seed if doc.seed is not None else 1),
+        noise=noise if noise is not None else bool(doc.noise),
+        parallel=parallel if parallel is not None else (doc.parallel or 1), scenario=settings.scenario)
+
+
+class _Lines:
+    """One line per trial on stderr (not a terminal: CI, pipes)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+
+    def begin(self, campaign_id: str, total: int, done: int) -> None:
+        self.total, self.done = total, done
+        typer.echo(f"campaign {campaign_id}: {total} trials" + (f", {done} already done" if done else "")
+                   + f" (Ctrl-C stops it; `oplab eval --resume {campaign_id}` continues it)", err=True)
+
+    def trial_started(self, trial: Any, run: str) -> None:
+        pass
+
+    def trial_finished(self, trial: Any, run: str, outcome: str, wall_s: float) -> None:
+        self.done += 1
+        typer.echo(f"[{self.done}/{self.total}] trial {trial.trial}: {trial.fault} x {trial.variant} "
+                   f"#{trial.repeat + 1} -> {outcome} ({wall_s:.1f}s, run {run})", err=True)
+
+    def note(self, message: str) -> None:
+        typer.secho(f"  {message}", fg=typer.colors.BRIGHT_BLACK, err=True)
+
+    def close(self) -> None:
+        pass
+
+
+class _Bar(_Lines):
+    """A rich progress bar on stderr: trials done / total, the current trial, an ETA."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True),
+                                 transient=False)
+        self.task: Any = None
+
+    def begin(self, campaign_id: str, total: int, done: int) -> None:
+        super().begin(campaign_id, total, done)
+        self.progress.start()
+        self.task = self.progress.add_task("starting", total=total, completed=done)
+
+    def trial_started(self, trial: Any, run: str) -> None:
+        self.progress.update(self.task, description=f"trial {trial.trial}: {trial.fault} x {trial.variant} "
+                                                    f"#{trial.repeat + 1}")
+
+    def trial_finished(self, trial: Any, run: str, outcome: str, wall_s: float) -> None:
+        self.done += 1
+        self.progress.console.print(f"trial {trial.trial}: {trial.fault} x {trial.variant} #{trial.repeat + 1} "
+                                    f"-> {outcome} ({wall_s:.1f}s)", highlight=False)
+        self.progress.advance(self.task)
+
+    def note(self, message: str) -> None:
+        if self.task is None:
+            super().note(message)
+        else:  # above the live bar, never lost under it
+            self.progress.console.print(f"  {message}", style="bright_black", highlight=False)
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+
+def _watcher(as_json: bool) -> _Lines:
+    return _Bar() if sys.stderr.isatty() else _Lines()
+

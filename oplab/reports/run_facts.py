@@ -1,0 +1,240 @@
+"""What a run report shows, folded from one run's events: the run, its workload over time, its
+incidents (:class:`projections.incident.IncidentTimeline`), each ticket's story, the operator's
+transcript (:mod:`oplab.reports.transcript`) and its score (:class:`projections.scores.TrialScorer`).
+
+:func:`fold_run` is pure: events in log order in, :class:`RunFacts` out; every time comes from the
+envelopes, so a report of a stored run is the same every time it is made.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    TicketActionApproved,
+    TicketActionExecuted,
+    TicketActionRejected,
+    TicketActionRequested,
+    TicketClaimed,
+    TicketDiagnosed,
+    TicketEscalated,
+    TicketOpened,
+    TicketRecurred,
+    TicketReopened,
+    TicketResolved,
+    TicketVerified,
+    WorkloadStats,
+)
+from oplab.reports.document import abridge
+from oplab.reports.transcript import Session, TranscriptFold, call_text, result_text
+from projections.incident import Incident, IncidentTimeline
+from projections.scores import TrialScore, TrialScorer
+
+EVIDENCE_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadPoint:
+    """One ``workload.stats`` interval's counts, at its envelope time (the interval's end)."""
+
+    at: datetime
+    interval_s: float
+    ok: int
+    rejected: int
+    errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoryLine:
+    """One step of a ticket's story: what happened and the detail that matters (evidence, result)."""
+
+    at: datetime
+    what: str
+    detail: str = ""
+    ok: bool | None = None
+
+
+@dataclass(slots=True)
+class TicketStory:
+    ticket_id: str
+    invariant: str
+    entity: str
+    opened_at: datetime
+    lines: list[StoryLine] = field(default_factory=list)
+    status: str = "open"
+
+
+@dataclass(slots=True)
+class RunFacts:
+    run: str
+    first_at: datetime
+    last_at: datetime
+    subject: str | None = None
+    scenario: str | None = None
+    requested_fault: str | None = None
+    outcome: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    workload: list[WorkloadPoint] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
+    tickets: list[TicketStory] = field(default_factory=list)
+    sessions: list[Session] = field(default_factory=list)
+    score: TrialScore | None = None
+    events: int = 0
+
+    @property
+    def origin(self) -> datetime:
+        """Time zero of the report: the first fault's injection, else the run's first event."""
+        first = next((i for i in self.incidents if i.fault_id is not None), None)
+        return first.origin if first is not None else self.first_at
+
+    @property
+    def injected(self) -> bool:
+        return any(i.fault_id is not None for i in self.incidents)
+
+    def offset_s(self, at: datetime) -> float:
+        return (at - self.origin).total_seconds()
+
+    def stamp(self, at: datetime) -> str:
+        off = self.offset_s(at)
+        return f"t{'+' if off >= 0 else '-'}{abs(off):.2f}"
+
+
+def _json(value: Any, limit: int = EVIDENCE_CHARS) -> str:
+    return abridge(json.dumps(value, default=str, separators=(", ", ": ")), limit) if value else ""
+
+
+class _Stories:
+    """Each ticket's story from its ``ticket.*`` events."""
+
+    def __init__(self) -> None:
+        self.tickets: dict[str, TicketStory] = {}
+        self._calls: dict[str, str] = {}
+        self.handlers: dict[str, Callable[[Any, datetime], None]] = {
+            TicketOpened.TYPE: self._opened, TicketRecurred.TYPE: self._recurred, TicketClaimed.TYPE: self._claimed,
+            TicketDiagnosed.TYPE: self._diagnosed, TicketActionRequested.TYPE: self._requested,
+            TicketActionApproved.TYPE: self._approved, TicketActionRejected.TYPE: self._rejected,
+            TicketActionExecuted.TYPE: self._executed, TicketVerified.TYPE: self._verified,
+            TicketResolved.TYPE: self._resolved, TicketEscalated.TYPE: self._escalated,
+            TicketReopened.TYPE: self._reopened,
+        }
+
+    def _line(self, ticket_id: str, line: StoryLine, status: str | None = None) -> None:
+        story = self.tickets.get(ticket_id)
+        if story is not None:
+            story.lines.append(line)
+            story.status = status or story.status
+
+    def _opened(self, p: TicketOpened, at: datetime) -> None:
+        self.tickets.setdefault(p.ticket_id, TicketStory(p.ticket_id, p.invariant, p.entity, at))
+        self._line(p.ticket_id, StoryLine(at, f"opened: {p.invariant} on {p.entity}",
+                                          p.summary + (f"\nevidence: {_json(p.evidence)}" if p.evidence else "")))
+
+    def _recurred(self, p: TicketRecurred, at: datetime) -> None:
+        self._line(p.ticket_id, StoryLine(at, "the violation recurred", _json(p.evidence)))
+
+    def _claimed(self, p: TicketClaimed, at: datetime) -> None:
+        self._line(p.ticket_id, StoryLine(at, f"claimed by {p.agent} ({p.policy})"), "claimed")
+
+    def _diagnosed(self, p: TicketDiagnosed, at: datetime) -> None:
+        self._line(p.ticket_id, StoryLine(at, "diagnosis", p.hypothesis
+                                          + (f"\nevidence: {_json(p.evidence)}" if p.evidence else "")))
+
+    def _requested(self, p: TicketActionRequested, at: datetime) -> None:
+        call = call_text(p.tool, p.args)
+        self._calls[p.action_id] = call
+        if p.awaiting_approval:
+            self._line(p.ticket_id, StoryLine(at, f"asked for approval: {call}"))
+
+    def _approved(self, p: TicketActionApproved, at: datetime) -> None:
+        self._line(p.ticket_id, StoryLine(at, f"approved by {p.by}: {self._calls.get(p.action_id, p.action_id)}",
+                                          ok=True))
+
+    def _rejected(self, p: TicketActionRejected, at: datetime) -> None:
+        self._line(p.ticket_id, StoryLine(at, f"rejected by {p.by}: {self._calls.get(p.action_id, p.action_id)}",
+                                          p.reason, ok=False))
+
+    def _executed(self, p: TicketActionExecuted, at: datetime) -> None:
+        self._line(p.ticket_id, StoryLine(at, f"action {call_text(p.tool, p.args)}: {'ok' if p.ok else 'FAILED'}",
+                                          f"result: {result_text(p.result)}" if p.result is not None else "",
+                                          ok=p.ok))
+
+    def _verified(self, p: TicketVerified, at: datetime) -> None:
+        self._line(p.ticket_id, StoryLine(at, "verified: the violation cleared after the remedy", _json(p.evidence),
+                                          ok=True))
+
+    def _resolved(self, p: TicketResolved, at: datetime) -> None:
+        who = p.by + (f" ({p.agent})" if p.agent else "")
+        self._line(p.ticket_id, StoryLine(at, f"resolved by {who}", p.note, ok=True), "resolved")
+
+    def _escalated(self, p: TicketEscalated, at: datetime) -> None:
+        self._line(p.ticket_id, StoryLine(at, "escalated" + (f" by {p.agent}" if p.agent else ""), p.reason,
+                                          ok=False), "escalated")
+
+    def _reopened(self, p: TicketReopened, at: datetime) -> None:
+        self._line(p.ticket_id, StoryLine(at, "reopened", p.reason), "open")
+
+
+def workload_point(stats: WorkloadStats, at: datetime) -> WorkloadPoint:
+    """The interval's counts: the operations' (the nodes' when there are none)."""
+    parts = stats.operations or stats.nodes
+    return WorkloadPoint(at, stats.interval_s, sum(p.ok for p in parts), sum(p.rejected for p in parts),
+                         sum(p.errors for p in parts))
+
+
+def rates(points: Sequence[WorkloadPoint], window_s: float = 1.0) -> list[tuple[datetime, float, float, float]]:
+    """(time, ok/s, rejected/s, errors/s) at each point over a trailing window of about ``window_s``:
+    the counts of the intervals that ended within it divided by their summed length. A loader that
+    reports every 0.25 s sends a handful of requests per interval, so a rate per interval is noise."""
+    out = []
+    for i, point in enumerate(points):
+        chosen = [q for q in points[: i + 1] if (point.at - q.at).total_seconds() < window_s]
+        span = sum(q.interval_s for q in chosen) or 1.0
+        out.append((point.at, sum(q.ok for q in chosen) / span, sum(q.rejected for q in chosen) / span,
+                    sum(q.errors for q in chosen) / span))
+    return out
+
+
+def fold_run(events: Iterable[Event], run: str | None = None, *, control: bool | None = None) -> RunFacts | None:
+    """The report's facts about ``run`` (the first event's run when None); None for no events."""
+    incidents = IncidentTimeline(run)
+    scorer = TrialScorer(run, control=control)
+    transcript = TranscriptFold()
+    stories = _Stories()
+    facts: RunFacts | None = None
+    for event in events:
+        if run is None:
+            run = event.run
+        if event.run != run:
+            continue
+        if facts is None:
+            facts = RunFacts(run=run, first_at=event.time, last_at=event.time)
+        facts.events += 1
+        facts.first_at, facts.last_at = min(facts.first_at, event.time), max(facts.last_at, event.time)
+        incidents.apply(event)
+        scorer.apply(event)
+        transcript.apply(event)
+        data = event.data
+        if isinstance(data, WorkloadStats):
+            facts.workload.append(workload_point(data, event.time))
+        elif isinstance(data, RunStarted):
+            facts.subject, facts.scenario, facts.requested_fault = data.subject, data.scenario, data.fault
+        elif isinstance(data, RunFinished):
+            facts.outcome, facts.summary = data.outcome, dict(data.summary)
+        else:
+            handler = stories.handlers.get(event.type)
+            if handler is not None:
+                handler(data, event.time)
+    if facts is None:
+        return None
+    facts.incidents = list(incidents.incidents)
+    facts.tickets = sorted(stories.tickets.values(), key=lambda t: t.opened_at)
+    facts.sessions = list(transcript.sessions)
+    facts.score = scorer.score()
+    return facts

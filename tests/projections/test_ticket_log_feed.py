@@ -1,0 +1,236 @@
+"""Feeding the ticket log: a catch-up through a reader process folds exactly what a plain
+per-event fold does, resumes from its tracked position, and never buffers beyond its bound.
+``head_start=False`` makes the reader process read everything (by default this process reads
+while the reader starts, and on small logs it finishes first).
+
+The module has a nats-server of its own, so it can fold the whole log (``lab.>``, the
+projector's filter) the way a rebuild does: several runs, ticket and other events, garbage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from events import (
+    ServiceHeartbeat,
+    TicketActionExecuted,
+    TicketActionRequested,
+    TicketClaimed,
+    TicketDiagnosed,
+    TicketEscalated,
+    TicketOpened,
+    TicketPayload,
+    TicketRecurred,
+    TicketReopened,
+    TicketResolved,
+    TicketVerified,
+    new_run_id,
+    new_ticket_id,
+)
+from events.bus import Bus, Delivered
+from events.codec import InvalidEvent
+from events.envelope import Payload, utcnow
+from events.settings import BusSettings
+from events.subjects import ALL_EVENTS
+from oplab.infra import RunningServer, start_nats
+from projections.ticket_log import (
+    POPOTicketLogView,
+    TicketLogFeeder,
+    TicketLogProjection,
+    TicketLogSettings,
+    TicketLogView,
+    catch_up,
+    open_ticket_log,
+    to_row,
+)
+from projections.tickets.state import TicketState, apply_event
+
+GARBAGE_PER_RUN = 3
+
+
+@pytest.fixture(scope="module")
+def own_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    server = start_nats(tmp_path_factory.mktemp("feed-nats"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+async def own_bus(own_nats: RunningServer) -> AsyncIterator[Bus]:
+    bus = await Bus.connect(BusSettings(nats_url=own_nats.url), source="tests")
+    yield bus
+    await bus.close()
+
+
+@pytest.fixture
+def sqlite_view(tmp_path: Path) -> Iterator[TicketLogView]:
+    view = open_ticket_log(TicketLogSettings(ticketlog_url=f"sqlite:///{tmp_path / 'ticketlog.sqlite'}"))
+    yield view
+    view.close()
+
+
+def lifecycle(tid: str, n: int) -> list[Payload]:
+    """One of three paths, by ``n``: resolved after an action, escalated, self-healed then reopened."""
+    now = utcnow()
+    opened = TicketOpened(ticket_id=tid, invariant="node_down", entity=f"node-{n % 3}", subject="ratelimiter",
+                          summary="a node is down", evidence={"n": n}, first_seen=now)
+    if n % 3 == 0:
+        return [opened, TicketRecurred(ticket_id=tid, evidence={}),
+                TicketClaimed(ticket_id=tid, agent="agent-1", policy="rules", lease_until=now + timedelta(seconds=30)),
+                TicketDiagnosed(ticket_id=tid, hypothesis="not running"),
+                TicketActionRequested(ticket_id=tid, action_id="x1", tool="restart_node", args={"node": "n"}),
+                TicketActionExecuted(ticket_id=tid, action_id="x1", tool="restart_node", args={"node": "n"},
+                                     ok=True, result="started"),
+                TicketVerified(ticket_id=tid, evidence={}),
+                TicketResolved(ticket_id=tid, by="agent", agent="agent-1", note="restarted")]
+    if n % 3 == 1:
+        return [opened, TicketClaimed(ticket_id=tid, agent="agent-2", policy="rules", lease_until=now),
+                TicketEscalated(ticket_id=tid, reason="agent stopping", agent="agent-2")]
+    return [opened, TicketResolved(ticket_id=tid, by="self-healed"), TicketReopened(ticket_id=tid, reason="again")]
+
+
+async def publish_run(bus: Bus, run: str, tickets: int) -> int:
+    """A run's interleaved lifecycles with heartbeats, an orphan ticket event (no ``ticket.opened``:
+    not foldable) and garbage; returns how many valid events were stored."""
+    scripts = [lifecycle(new_ticket_id(), n) for n in range(tickets)]
+    payloads: list[Payload] = [TicketClaimed(ticket_id=new_ticket_id(), agent="a", policy="rules",
+                                             lease_until=utcnow())]
+    for i in range(max(len(s) for s in scripts)):
+        payloads += [s[i] for s in scripts if i < len(s)]
+        payloads.append(ServiceHeartbeat(service="monitor", instance="m1", version="t", pid=i, uptime_s=float(i)))
+    half = len(payloads) // 2
+    await bus.publish_batch([bus.event(p, run=run) for p in payloads[:half]])
+    await bus.js.publish(f"lab.{run}.svc.heartbeat", b"\x00not json")
+    await bus.js.publish(f"lab.{run}.ticket.tk-garbage", b'{"type": "ticket.opened", "run": "r", "data": {}}')
+    await bus.js.publish(f"lab.{run}.svc.heartbeat", b'{"type": "no.such", "data": {}}')
+    await bus.publish_batch([bus.event(p, run=run) for p in payloads[half:]])
+    return len(payloads)
+
+
+@dataclass
+class PlainFold:
+    rows: list[dict[str, Any]]
+    valid: int
+    last_seq: int
+    invalid: int
+
+
+async def plain_fold(bus: Bus) -> PlainFold:
+    """The reference: every stored event replayed in this process, folded one at a time."""
+    states: dict[tuple[str, str], TicketState] = {}
+    last: dict[tuple[str, str], int] = {}
+    seen: list[int] = []
+
+    async def fold(d: Delivered) -> None:
+        seen.append(d.seq)
+        payload = d.event.data
+        if isinstance(payload, TicketPayload):
+            key = (d.event.run, payload.ticket_id)
+            try:
+                states[key] = apply_event(states.get(key), payload, d.event.time, d.event.run)
+            except ValueError:
+                return
+            last[key] = d.seq
+
+    invalid: list[int] = []
+
+    async def count_invalid(_invalid: InvalidEvent, seq: int, _subject: str) -> None:
+        invalid.append(seq)
+
+    await bus.replay(ALL_EVENTS, fold, on_invalid=count_invalid)
+    return PlainFold([to_row(states[k], last[k]) for k in sorted(states)], len(seen), max(seen), len(invalid))
+
+
+async def test_a_catch_up_through_a_reader_process_gives_the_rows_of_a_plain_per_event_fold(
+        own_bus: Bus, sqlite_view: TicketLogView) -> None:
+    for _ in range(3):
+        await publish_run(own_bus, new_run_id(), tickets=30)
+    reference = await plain_fold(own_bus)
+
+    feeder = TicketLogFeeder(TicketLogProjection(sqlite_view), batch_size=50, max_batch=100)
+    folded = await catch_up(own_bus, feeder, reader_process=True, head_start=False)
+
+    assert sqlite_view.dump_rows() == reference.rows
+    assert folded == reference.valid
+    assert sqlite_view.tracked() == reference.last_seq
+    assert feeder.invalid == 3 * GARBAGE_PER_RUN
+    assert feeder.batches > 1
+
+
+async def test_a_catch_up_in_this_process_gives_the_same_rows_and_counts(own_bus: Bus) -> None:
+    await publish_run(own_bus, new_run_id(), tickets=12)
+    reference = await plain_fold(own_bus)
+
+    inline, through_reader = POPOTicketLogView(), POPOTicketLogView()
+    inline_feeder = TicketLogFeeder(TicketLogProjection(inline))
+    reader_feeder = TicketLogFeeder(TicketLogProjection(through_reader))
+    assert await catch_up(own_bus, inline_feeder, reader_process=False) == reference.valid
+    assert await catch_up(own_bus, reader_feeder, reader_process=True, head_start=False) == reference.valid
+
+    assert inline.dump_rows() == through_reader.dump_rows() == reference.rows
+    assert inline_feeder.invalid == reader_feeder.invalid > 0
+
+
+async def test_a_catch_up_resumes_from_the_tracked_position_and_folds_each_event_once(
+        own_bus: Bus, sqlite_view: TicketLogView) -> None:
+    await publish_run(own_bus, new_run_id(), tickets=9)
+    before = await plain_fold(own_bus)
+    feeder = TicketLogFeeder(TicketLogProjection(sqlite_view))
+    assert await catch_up(own_bus, feeder, reader_process=True, head_start=False) == before.valid
+
+    added = await publish_run(own_bus, new_run_id(), tickets=9)
+    after = await plain_fold(own_bus)
+    resumed = TicketLogFeeder(TicketLogProjection(sqlite_view))
+    assert await catch_up(own_bus, resumed, reader_process=True, head_start=False) == added
+    assert resumed.invalid == GARBAGE_PER_RUN  # only the new part was read
+    assert sqlite_view.dump_rows() == after.rows
+    assert sqlite_view.tracked() == after.last_seq
+
+    again = TicketLogFeeder(TicketLogProjection(sqlite_view))
+    assert await catch_up(own_bus, again, reader_process=True, head_start=False) == 0
+    assert sqlite_view.dump_rows() == after.rows
+
+
+async def test_the_feeder_never_buffers_beyond_its_bound_while_the_reader_runs_ahead(own_bus: Bus) -> None:
+    await publish_run(own_bus, new_run_id(), tickets=30)
+    reference = await plain_fold(own_bus)
+
+    view = POPOTicketLogView()
+    feeder = TicketLogFeeder(TicketLogProjection(view), batch_size=10, max_batch=20, max_pending=40)
+    await catch_up(own_bus, feeder, reader_process=True, head_start=False)
+
+    # a reader batch holds far more than 40 events: the buffer filled to its bound and no further
+    assert feeder.high_water == 40
+    assert view.dump_rows() == reference.rows
+
+
+async def test_the_bus_handler_waits_for_the_fold_when_the_buffer_is_full(own_bus: Bus) -> None:
+    await publish_run(own_bus, new_run_id(), tickets=30)
+    reference = await plain_fold(own_bus)
+
+    view = POPOTicketLogView()
+    feeder = TicketLogFeeder(TicketLogProjection(view), batch_size=10, max_batch=20, max_pending=40)
+    await catch_up(own_bus, feeder, reader_process=False)
+
+    assert 0 < feeder.high_water <= 40
+    assert view.dump_rows() == reference.rows
+
+
+async def test_a_catch_up_that_starts_here_and_hands_over_to_the_reader_folds_each_event_once(
+        own_bus: Bus, sqlite_view: TicketLogView) -> None:
+    for _ in range(5):
+        await publish_run(own_bus, new_run_id(), tickets=1000)  # long enough to outlast the reader's start
+    reference = await plain_fold(own_bus)
+
+    feeder = TicketLogFeeder(TicketLogProjection(sqlite_view), batch_size=200, max_batch=500)
+    assert await catch_up(own_bus, feeder, reader_process=True) == reference.valid
+
+    assert sqlite_view.dump_rows() == reference.rows
+    assert sqlite_view.tracked() == reference.last_seq
+    assert feeder.invalid == reference.invalid
