@@ -161,6 +161,7 @@ async def run_console(
     start: int = 0,
     screen: urwid.BaseScreen | None = None,
     app_kwargs: dict[str, Any] | None = None,
+    notice: str | None = None,
 ) -> LabView:
     """Show run ``run`` until the user quits; returns the folded view.
 
@@ -172,7 +173,8 @@ async def run_console(
     ``replay_speed`` (None or 0: all at once); the keys drive the
     :class:`~console.replay.ReplayPlayer` and the clock is the log's time.
     ``on_decide`` (live only) approves or rejects a pending action (see
-    :class:`~console.app.ConsoleApp`).
+    :class:`~console.app.ConsoleApp`). ``notice``: shown in the footer from the start (a replay
+    of a run whose beginning aged out of the log says so).
     """
     view = LabView(run)
     if on_decide is None and not replay:
@@ -180,6 +182,8 @@ async def run_console(
     player = ReplayPlayer(view, speed=replay_speed or 1.0) if replay else None
     app = ConsoleApp(view, None if replay else on_next, on_decide=None if replay else on_decide, live=not replay,
                      screen=screen, replay=player, **(app_kwargs or {}))
+    if notice:  # e.g. a replay of a run whose beginning aged out of the log: said on screen, not hidden
+        app.widget.status = notice
     feed = LiveFeed(bus, run, view, on_change=app.invalidate)
 
     async def feed_task() -> None:

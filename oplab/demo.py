@@ -75,6 +75,7 @@ async def open_console(nats_url: str, run: str, replay: bool = False, *, speed: 
     from console.live import run_console
     from console.replay import read_history
     from oplab.replay_from import start_index
+    from projections.retention import run_completeness
 
     bus = await Bus.connect(BusSettings(nats_url=nats_url), source="oplab-console")
 
@@ -90,7 +91,8 @@ async def open_console(nats_url: str, run: str, replay: bool = False, *, speed: 
         if not history:
             raise NothingToReplay(f"run {run} has no events in the log (`oplab runs` lists the recorded runs)")
         start = start_index(history, start_from) if start_from else 0
-        await run_console(bus, run, replay=True, replay_speed=speed, history=history, start=start)
+        gap = (await run_completeness(bus, run)).notice
+        await run_console(bus, run, replay=True, replay_speed=speed, history=history, start=start, notice=gap)
     finally:
         await bus.close()
 

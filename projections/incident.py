@@ -30,13 +30,11 @@ tells one stage in words - what happened, or what it is waiting for.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
 
 from events import (
-    Event,
     FaultInjected,
     FaultReverted,
     InvariantCleared,
@@ -52,6 +50,7 @@ from events import (
     TicketReopened,
     TicketResolved,
 )
+from projections.run_fold import RunFold
 
 Stage = Literal["injection", "detection", "remediation", "verification"]
 STAGES: tuple[Stage, ...] = get_args(Stage)
@@ -257,7 +256,7 @@ def waiting_facts(stage: Stage) -> list[Fact]:
              "verification": Fact("waiting for a ticket", False)}[stage]]
 
 
-class IncidentTimeline:
+class IncidentTimeline(RunFold):
     """Pure fold of one run's incidents. Call :meth:`apply` in log order; read :attr:`incidents`
     (oldest first) or :meth:`current`.
 
@@ -266,12 +265,12 @@ class IncidentTimeline:
     """
 
     def __init__(self, run: str | None = None) -> None:
-        self.run = run
+        super().__init__(run)
         self.incidents: list[Incident] = []
         self._by_ticket: dict[str, Incident] = {}
         self._by_fault: dict[str, Incident] = {}
         self._violated: dict[tuple[str, str], datetime] = {}  # active violations: when recorded
-        self._handlers: dict[str, Callable[[Any, datetime], None]] = {
+        self.handlers |= {
             FaultInjected.TYPE: self._injected,
             FaultReverted.TYPE: self._reverted,
             InvariantViolated.TYPE: self._violation,
@@ -287,17 +286,6 @@ class IncidentTimeline:
             TicketEscalated.TYPE: self._escalated,
             TicketReopened.TYPE: self._reopened,
         }
-
-    def apply(self, event: Event) -> bool:
-        """Fold one event. Returns True if it belonged to this run."""
-        if self.run is None:
-            self.run = event.run
-        elif event.run != self.run:
-            return False
-        handler = self._handlers.get(event.type)
-        if handler is not None:
-            handler(event.data, event.time)
-        return True
 
     def current(self) -> Incident | None:
         """The latest incident (the one the audience watches), or None before any."""

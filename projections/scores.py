@@ -57,7 +57,7 @@ Durations are rounded to milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -85,6 +85,7 @@ from events import (
     TicketReopened,
     TicketResolved,
 )
+from projections.run_fold import RunFold
 
 Verdict = Literal["mitigated", "no_action", "false_positive", "not_injected", "undetected", "escalated",
                   "self_healed", "not_mitigated", "open"]
@@ -145,7 +146,7 @@ class _Ticket:
     actions: list[_Action] = field(default_factory=list)
 
 
-class TrialScorer:
+class TrialScorer(RunFold):
     """Pure fold of one run's events into a :class:`TrialScore`. Events of other runs are ignored.
 
     ``control`` and ``fault`` (the kind the trial plays) may be given by whoever planned the trial
@@ -153,7 +154,7 @@ class TrialScorer:
     ``run.finished``."""
 
     def __init__(self, run: str | None = None, *, control: bool | None = None, fault: str | None = None) -> None:
-        self.run = run
+        super().__init__(run)
         self._control = control
         self._control_in_log: bool | None = None
         self._fault = fault
@@ -174,7 +175,7 @@ class TrialScorer:
         self._tool_failures = 0
         self._tokens = 0
         self._cost = 0.0
-        self._handlers: dict[str, Callable[[Any, datetime], None]] = {
+        self.handlers |= {
             RunStarted.TYPE: self._run_started,
             RunFinished.TYPE: self._run_finished,
             FaultRequested.TYPE: self._fault_requested,
@@ -202,17 +203,6 @@ class TrialScorer:
         for event in events:
             scorer.apply(event)
         return scorer.score()
-
-    def apply(self, event: Event) -> bool:
-        """Fold one event; True if it belonged to this run."""
-        if self.run is None:
-            self.run = event.run
-        elif event.run != self.run:
-            return False
-        handler = self._handlers.get(event.type)
-        if handler is not None:
-            handler(event.data, event.time)
-        return True
 
     # -- folding ------------------------------------------------------------
 

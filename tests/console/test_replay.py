@@ -254,3 +254,17 @@ def test_the_header_label_says_where_how_fast_and_whether_paused_or_ended() -> N
     assert ReplayStatus(58, at, 0.25, paused=False, ended=False).label(compact=True) == "REPLAY #58 20:02:28 x0.25"
     assert ReplayStatus(108, at, 4.0, paused=False, ended=True).label() == "REPLAY #108 20:02:28.70 END"
     assert ReplayStatus(None, None, 1.0, paused=False, ended=False, loaded=False).label() == "REPLAY loading…"
+
+
+async def test_a_notice_given_to_the_console_is_on_screen_from_the_start(bus: Bus, run_id: str,
+                                                                        history: list[Recorded]) -> None:
+    """A replay of a run whose beginning aged out says so (oplab.demo.open_console passes the notice)."""
+    screen = WatchedScreen((200, 60))
+    notice = f"run {run_id} is incomplete: its beginning aged out of the log"
+    console = asyncio.create_task(run_console(bus, run_id, replay=True, replay_speed=0.25, history=history,
+                                              screen=screen, notice=notice))
+    try:
+        await screen.wait_for_text(notice, DEADLINE_S)
+    finally:
+        screen.press("q")
+        await asyncio.wait_for(console, DEADLINE_S)
