@@ -49,8 +49,10 @@ The system under your care:
 {description}"""
 
 
-def system_prompt(toolbox: Toolbox, max_steps: int) -> str:
-    return SYSTEM_PROMPT.format(max_steps=max_steps, description=toolbox.description.strip())
+def system_prompt(toolbox: Toolbox, max_steps: int, extra: str = "") -> str:
+    """The lab's operator prompt for ``toolbox``, then ``extra`` (the variant's own instructions) if any."""
+    prompt = SYSTEM_PROMPT.format(max_steps=max_steps, description=toolbox.description.strip())
+    return f"{prompt}\n\nAdditional instructions:\n{extra.strip()}" if extra.strip() else prompt
 
 
 def escalate_name(toolbox: Toolbox) -> str:

@@ -98,6 +98,9 @@ class AgentSettings(BaseSettings):
 
     # -- Claude -------------------------------------------------------------------
     model: str = "claude-sonnet-4-6"
+    prompt: str = Field(default="", description=(
+        "Instructions added to the model's system prompt, after the lab's own (OPLAB_AGENT_PROMPT; a "
+        "campaign variant's `prompt` setting): how to compare prompts on the same faults"))
     api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("OPLAB_AGENT_API_KEY", "ANTHROPIC_API_KEY", "api_key"))
     base_url: str | None = Field(

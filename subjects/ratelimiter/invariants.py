@@ -537,11 +537,13 @@ class NodeOverAdmitting(Invariant):
        window is faulty;
     2. and the node's newest decisions on ``k`` — the newest intervals covering
        at least ``grace_s`` = 0.25 s, extended back (at most ``W``) until they
-       hold at least ``min_decided`` = 8 — include at most 5% blocked. Under (1)
+       hold at least ``min_decided`` = 12 — include at most 5% blocked. Under (1)
        the key is over its limit, so every correct node blocks most of its share
-       (at 4x with one node failing open, ~62%): a correct node blocks none of 8
-       by chance with p ≈ 0.375^8 ≈ 0.04%, while the over-admitting node blocks
-       none. A node decides ~20 checks/s of the 4x key, so 8 take ~0.4 s.
+       (at 4x with one node failing open, ~62% on average; less while the window
+       fills): a correct node blocks none of 12 by chance with p ≈ 0.375^12 ≈ 1e-5
+       (with 8, a suite run on a loaded machine once blamed a correct peer too),
+       while the over-admitting node blocks none. A node decides ~20 checks/s of
+       the 4x key, so 12 take ~0.6 s.
 
     Each interval gives each node a verdict: *suspect* (1 and 2 on some key:
     the evidence); *innocent* when on some key clients asked for more than the
@@ -564,7 +566,7 @@ class NodeOverAdmitting(Invariant):
     grace_s = 0.25
     slack_ratio = 1.25
     slack_abs = 2
-    min_decided = 8
+    min_decided = 12
     max_blocked_ratio = 0.05
 
     def evaluate(

@@ -57,6 +57,9 @@ async def test_a_crashed_chaos_service_hands_its_faults_to_the_next(quiet_stack,
     log, replay = await follow_run(bus, info.run)
     sup = Supervisor(info.supervisor_url)
     try:
+        # as the director does: break nothing before the monitor has seen the subject whole (it judges
+        # nothing before that, and a node killed first would keep it waiting for its baseline timeout)
+        await log.wait_for(lambda e: e.type == "inv.baseline", 30, "the monitor's baseline")
         injected = await request(bus.nc, "chaos", "inject", {"kind": "node_kill", "target": "node-3", "ttl_s": 600})
         fault_id = injected["fault"]["fault_id"]
         await log.wait_for(lambda e: e.type == "chaos.fault_effective", 15, "fault effective")

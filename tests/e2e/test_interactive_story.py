@@ -81,6 +81,7 @@ async def test_with_approval_the_remedy_waits_for_the_presenter(lab_settings: La
         info = await asyncio.to_thread(stack.up, fault="node_kill", mode="interactive")
         log, replay = await follow_run(bus, info.run)
         try:
+            await log.wait_for(lambda e: e.type == "inv.baseline", 30, "the monitor's baseline")  # as the director does
             await request(bus.nc, "chaos", "inject", {"kind": "node_kill", "target": "node-2", "ttl_s": 120})
             asked = await log.wait_for(lambda e: e.type == "ticket.action_requested", 60, "a remedy asked for")
         finally:

@@ -22,6 +22,7 @@ async def test_a_restarted_monitor_keeps_the_episode_and_self_heals_the_unclaime
     log, replay = await follow_run(bus, info.run)
     try:
         await asyncio.to_thread(Supervisor(info.supervisor_url).stop, "agent")  # nobody will claim
+        await log.wait_for(lambda e: e.type == "inv.baseline", 30, "the monitor's baseline")  # as the director does
         injected = await request(bus.nc, "chaos", "inject", {"kind": "node_kill", "target": "node-2", "ttl_s": 120})
         opened = await log.wait_for(lambda e: e.type == "ticket.opened", 20, "ticket opened")
         assert (opened.data.invariant, opened.data.entity) == ("node_down", "node-2")

@@ -119,7 +119,7 @@ class Conversation:
         self.session = session
         self.model = model
         toolbox = session.toolbox
-        self.system = system_prompt(toolbox, session.max_steps)
+        self.system = system_prompt(toolbox, session.max_steps, self.settings.prompt)
         self.tools = tool_schemas(toolbox)
         self.escalate_tool = escalate_name(toolbox)
         snapshots = list(policy.snapshots)

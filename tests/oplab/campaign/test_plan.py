@@ -76,6 +76,8 @@ def test_a_variant_gives_its_agent_its_policy_model_and_settings() -> None:
     assert variant.env() == {"OPLAB_AGENT_POLICY": "claude", "OPLAB_AGENT_MODEL": "claude-sonnet-4-6",
                              "OPLAB_AGENT_MAX_STEPS": "4", "OPLAB_APPROVAL": "auto"}
     assert parse_variant("replay:r1").env() == {"OPLAB_AGENT_POLICY": "replay", "OPLAB_AGENT_REPLAY_RUN": "r1"}
+    prompted = parse_variant("claude:claude-sonnet-4-6", name="careful", settings={"prompt": "Never restart twice."})
+    assert prompted.env()["OPLAB_AGENT_PROMPT"] == "Never restart twice."  # prompts compared like any setting
 
 
 def test_variant_settings_are_checked_against_the_agents_settings() -> None:

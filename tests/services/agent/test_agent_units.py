@@ -127,6 +127,14 @@ def test_prompt_is_generic_and_tools_carry_json_schemas() -> None:
     assert tool_schema(toolbox.tool("list_nodes"))["input_schema"]["type"] == "object"  # type: ignore[arg-type]
 
 
+def test_a_variants_prompt_comes_after_the_labs_own_and_a_blank_one_adds_nothing() -> None:
+    toolbox = RateLimiterToolbox()
+    base = system_prompt(toolbox, 7)
+    assert system_prompt(toolbox, 7, "  ") == base
+    extended = system_prompt(toolbox, 7, "Never restart twice.")
+    assert extended == f"{base}\n\nAdditional instructions:\nNever restart twice."
+
+
 def _reachable(root: object, depth: int = 3) -> list[object]:
     """Every object reachable from ``root``'s attributes (and their lists and dicts), ``depth`` deep."""
     seen, frontier, found = {id(root)}, [root], []

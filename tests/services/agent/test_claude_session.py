@@ -46,7 +46,7 @@ async def test_a_scripted_session_fixes_a_real_fault_and_replays_without_the_api
         lab: AgentLab, api: FakeAnthropic, bus: Bus, bus_settings: BusSettings, agent_cluster: Cluster) -> None:
     api.script(SCRIPT)
     await lab.start_monitor()
-    await lab.start_agent(claude_config(api, verify_timeout_s=10.0))
+    await lab.start_agent(claude_config(api, verify_timeout_s=10.0, prompt="Prefer the least invasive remedy."))
     await kill(agent_cluster, "node-2")
 
     opened = await lab.log.wait_for(lambda e: e.type == "ticket.opened", 15, "ticket opened")
@@ -71,6 +71,7 @@ async def test_a_scripted_session_fixes_a_real_fault_and_replays_without_the_api
     requests = [e.data for e in lab.of("agent.llm_request", ticket)]
     assert [r.turn for r in requests] == [1, 2, 3, 4]
     assert requests[0].system and "distributed system" in requests[0].system
+    assert requests[0].system.endswith("Additional instructions:\nPrefer the least invasive remedy.")  # the variant's
     assert "node_kill" not in requests[0].system and "node_kill" not in str(requests[0].messages)
     assert {t["name"] for t in requests[0].tool_schemas} >= {"list_nodes", "restart_node", "escalate"}
     rebuilt = [m for r in requests for m in r.messages]
