@@ -46,7 +46,6 @@ def workload(cluster: Cluster) -> RateLimiterWorkload:
 
 
 async def test_redis_pause_fires_redis_unavailable_alone_and_unpause_clears_it(redis_cluster: Cluster) -> None:
-    settings = redis_cluster.settings
     watcher = Watcher(redis_cluster.observer)
     fault = redis_cluster.kit.fault("redis_pause")
     assert fault is not None
@@ -68,8 +67,8 @@ async def test_redis_pause_fires_redis_unavailable_alone_and_unpause_clears_it(r
             snap = watcher.history[-1]
             backend = snapshot_details(snap).backend
             assert snap.ok and backend is not None and backend.ok is False
+            # read from INFO, not from a probe that timed out (a duration would time the machine, not the code)
             assert backend.writable is False and "CLIENT PAUSE write" in (backend.write_error or "")
-            assert snap.duration_ms < settings.write_probe_timeout_s * 1000, "no probe waited out its timeout"
 
             # let the pause show everywhere: heartbeats (writes) go stale, every check fails
             async def heartbeats_stale() -> bool:
