@@ -43,9 +43,11 @@ async def test_ghost_allowing_is_attributed_to_the_node_and_a_forced_restart_cle
             assert {k for k in watcher.seen if k[0] == "node_over_admitting"} == {("node_over_admitting", "node-2")}
             [key] = violation.evidence["keys"]
             assert key["key"] == "api:checkout" and key["allowed"] > key["allowed_max"]
-            # over its newest decisions (at least min_decided) node-2 blocked none, while its peers blocked
-            ghost = key["by_node"]["node-2"]
-            assert ghost["blocked"] == 0 and ghost["allowed"] >= NodeOverAdmitting.min_decided
+            # over its newest decisions (at least min_decided) node-2 blocked (almost) none, while its peers blocked
+            ghost = key["by_node"]["node-2"]  # its newest decisions may reach back to just before the hook
+            decided = ghost["allowed"] + ghost["blocked"]
+            assert decided >= NodeOverAdmitting.min_decided
+            assert ghost["blocked"] <= NodeOverAdmitting.max_blocked_ratio * decided
             assert sum(c["blocked"] for n, c in key["by_node"].items() if n != "node-2") > 0
             assert violation.evidence["intervals"] >= 1 and key["interval_s"] >= 0.98 * settings.window_s
 
