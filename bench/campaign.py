@@ -8,7 +8,10 @@ stopped) - with the ratio to the target (>= 400 trials/hour, i.e. <= 9 s per tri
 set-up and tear-down). The campaign's own set-up (NATS, valkey) and tear-down are counted in
 trials/hour, spread over the trials.
 
-    .venv/bin/python bench/campaign.py [--repeats 2] [--faults a,b] [--seed 1] [--json]
+    .venv/bin/python bench/campaign.py [--repeats 2] [--faults a,b] [--seed 1] [--parallel 2] [--json]
+
+With ``--parallel N`` the trials run N at a time (one slot each); TTD and TTM p50 over the trials are
+printed too, as an overloaded machine shows first in the times to detect and to mitigate.
 
 The load average at the start and end is printed: on a shared machine it moves the figures.
 """
@@ -57,12 +60,13 @@ def main() -> None:
     parser.add_argument("--faults", help="comma-separated (default: every incident fault of the scenario)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     scenario = load_scenario(None, load_subject(args.subject))
     faults = parse_list(args.faults) or [f for f, spec in scenario.faults.items() if not spec.control]
     campaign = plan_campaign(subject=args.subject, faults=faults, variants=[parse_variant("rules")],
-                             repeats=args.repeats, seed=args.seed)
+                             repeats=args.repeats, seed=args.seed, parallel=args.parallel)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="oplab-bench-campaign-") as home:
         from events import new_campaign_id
@@ -72,11 +76,13 @@ def main() -> None:
         total_s = time.monotonic() - started
     report = figures(result.timings, total_s, result.setup_s, result.teardown_s)
     report |= {"load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
-               "success": sum(1 for t in result.scoreboard.trials if t.score and t.score.success)}
+               "success": sum(1 for t in result.scoreboard.trials if t.score and t.score.success),
+               "parallel": args.parallel, **detection(result.scoreboard.trials)}
     if args.json:
         print(json.dumps(report))
         return
-    print(f"{report['trials']} trials ({', '.join(faults)} x rules x {args.repeats}) in {total_s:.0f}s, "
+    print(f"{report['trials']} trials ({', '.join(faults)} x rules x {args.repeats}, {args.parallel} at a time) "
+          f"in {total_s:.0f}s, "
           f"{report['success']} succeeded; load average {report['load_before']} -> {report['load_after']} "
           f"on {os.cpu_count()} cores")
     for t in result.scoreboard.trials:
@@ -90,6 +96,15 @@ def main() -> None:
     print(f"  where it goes (p50): up {report['up_p50_s']:.2f}s, scenario {report['scenario_p50_s']:.2f}s, "
           f"down {report['down_p50_s']:.2f}s; campaign set-up {report['setup_s']:.2f}s, "
           f"tear-down {report['teardown_s']:.2f}s")
+    print(f"  TTD p50 {report['ttd_p50_s']:.2f}s, TTM p50 {report['ttm_p50_s']:.2f}s over the trials")
+
+
+def detection(trials: list[Any]) -> dict[str, float]:
+    scores = [t.score for t in trials if t.score is not None]
+    ttd = [s.ttd_s for s in scores if s.ttd_s is not None]
+    ttm = [s.ttm_s for s in scores if s.ttm_s is not None]
+    return {"ttd_p50_s": round(statistics.median(ttd), 2) if ttd else 0.0,
+            "ttm_p50_s": round(statistics.median(ttm), 2) if ttm else 0.0}
 
 
 def figures(timings: list[Any], total_s: float, setup_s: float, teardown_s: float) -> dict[str, Any]:

@@ -27,14 +27,15 @@ class CommandError(Exception):
 
 
 async def request(nc: Client, service: str, verb: str, body: dict[str, Any] | None = None,
-                  timeout: float = 10.0, wait_for_service_s: float = 3.0) -> dict[str, Any]:
-    """Send a command; a service that is briefly away (restarting) is waited for up to
-    ``wait_for_service_s`` before the command fails with 503."""
+                  timeout: float = 10.0, wait_for_service_s: float = 3.0, scope: str | None = None) -> dict[str, Any]:
+    """Send a command (to the service of lab ``scope``, see :func:`events.subjects.command`); a
+    service that is briefly away (restarting) is waited for up to ``wait_for_service_s`` before the
+    command fails with 503."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_for_service_s
     while True:
         try:
-            reply = await nc.request(command(service, verb), json.dumps(body or {}).encode(), timeout=timeout)
+            reply = await nc.request(command(service, verb, scope), json.dumps(body or {}).encode(), timeout=timeout)
             break
         except NoRespondersError as exc:
             if loop.time() >= deadline:

@@ -1,7 +1,9 @@
 """The NATS subject scheme. Services build subjects only through these functions.
 
 Events:   ``lab.<run>.<domain>.<name>``; ticket events ``lab.<run>.ticket.<ticket_id>``
-Commands: ``cmd.<service>.<verb>`` (request/reply, not stored)
+Commands: ``cmd.<service>.<verb>`` (request/reply, not stored); ``cmd.<service>.<verb>.<scope>``
+for the services of one *scoped* lab on a shared NATS (a campaign's parallel trial slots: each
+slot's chaos and director answer only their own scope, so no command reaches another slot's run)
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ def run_of(subject: str) -> str | None:
     return parts[1] if len(parts) >= 3 and parts[0] == ROOT else None
 
 
-def command(service: str, verb: str) -> str:
+def command(service: str, verb: str, scope: str | None = None) -> str:
+    """The subject of ``verb`` on ``service``: unscoped (the lab's one instance of the service),
+    or the instance of lab ``scope``."""
     _check(service, verb)
-    return f"{COMMAND_ROOT}.{service}.{verb}"
+    if not scope:
+        return f"{COMMAND_ROOT}.{service}.{verb}"
+    _check(scope)
+    return f"{COMMAND_ROOT}.{service}.{verb}.{scope}"

@@ -88,6 +88,9 @@ class StackInfo:
     approval: str | None = None
     """The agents' approval mode the run was started with (``manual``: the console decides, so it
     connects as the ``operator`` user, who may write the decision)."""
+    command_scope: str | None = None
+    """The scope its chaos and director answer commands in (a campaign's parallel trial slot, see
+    :func:`events.subjects.command`); None: unscoped, the lab's one instance."""
 
     def save(self, path: Path) -> None:
         # holds the supervisor's credentials (and a compose run's NATS passwords): owner-only from the start
@@ -113,6 +116,9 @@ def saved_url(path: Path, key: str) -> str | None:
 
 
 Progress = Callable[[str], None]
+CHILD_STACKS = "slots"
+"""``<home>/slots/<name>/``: stacks started beside this one on its NATS (a campaign's parallel trial
+slots, each with a supervisord of its own); :meth:`Stack.down` takes them down with it."""
 
 
 class Stack:
@@ -187,6 +193,8 @@ class Stack:
             "OPLAB_DIRECTOR_MODE": info.mode,
             "PYTHONUNBUFFERED": "1",
         }
+        if info.command_scope:
+            env["OPLAB_COMMAND_SCOPE"] = info.command_scope
         if self.settings.scenario:
             env["OPLAB_SCENARIO"] = self.settings.scenario
         if self.settings.approval:
@@ -377,7 +385,8 @@ class Stack:
 
         The revert comes first because stopping the chaos service alone reverts nothing
         (it hands its faults over to the next one): the lab going down must leave no
-        fault behind."""
+        fault behind. Child stacks (:data:`CHILD_STACKS`) go first: they use this stack's NATS."""
+        children = [child.down(progress) for child in self.children()]
         compose = self.compose()
         if compose is not None or self.supervisor() is not None:
             self._revert_faults(progress)
@@ -389,7 +398,7 @@ class Stack:
             return True
         sup = self.supervisor()
         if sup is None:
-            return self._stop_reader_servers(progress)
+            return self._stop_reader_servers(progress) or any(children)
         progress("stopping services (SIGTERM, each finishes its work) and infrastructure: a few seconds")
         pid = _read_pid(self.home / "supervisord.pid")
         with contextlib.suppress(OSError):
@@ -398,6 +407,12 @@ class Stack:
             _wait(lambda: not _pid_alive(pid), 60.0, "supervisord did not exit")
         self._stop_reader_servers(progress)
         return True
+
+    def children(self) -> list[Stack]:
+        """The child stacks in ``<home>/slots/`` that are still up."""
+        homes = sorted(path.parent for path in (self.home / CHILD_STACKS).glob("*/stack.json"))
+        return [child for child in (Stack(self.settings.model_copy(update={"home": home})) for home in homes)
+                if child.supervisor() is not None]
 
     def _stop_reader_servers(self, progress: Progress) -> bool:
         """Stop the nats-server readers of the stopped lab's log started on its store (see
@@ -420,7 +435,7 @@ class Stack:
             return  # a stack an older lab started: its chaos service reverts on SIGTERM
         progress("reverting active faults")
         try:
-            result = asyncio.run(_revert_all(self.nats_url(info, "operator"), REVERT_TIMEOUT_S))
+            result = asyncio.run(_revert_all(self.nats_url(info, "operator"), REVERT_TIMEOUT_S, info.command_scope))
         except Exception as exc:  # best effort: the subject's processes stop with the lab anyway
             progress(f"could not revert the faults ({exc}); stopping anyway")
             return
@@ -483,12 +498,13 @@ class Stack:
         return path
 
 
-async def _revert_all(nats_url: str, timeout: float) -> dict[str, Any]:
-    """Ask the chaos service to revert every fault, as the lab goes down."""
+async def _revert_all(nats_url: str, timeout: float, scope: str | None = None) -> dict[str, Any]:
+    """Ask the chaos service (of lab ``scope``) to revert every fault, as the lab goes down."""
     bus = await asyncio.wait_for(Bus.connect(BusSettings(nats_url=nats_url), source="oplab", ensure_stream=False),
                                  timeout)  # a connect to nothing retries for ever
     try:
-        return await request(bus.nc, "chaos", "revert", {"all": True, "reason": "shutdown"}, timeout=timeout)
+        return await request(bus.nc, "chaos", "revert", {"all": True, "reason": "shutdown"}, timeout=timeout,
+                             scope=scope)
     finally:
         await bus.close()
 

@@ -23,13 +23,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import subprocess
+import threading
 import time
 import xmlrpc.client
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from events import Event, FaultFailed, FaultInjected, RunFinished, new_run_id
 from events.bus import Bus
@@ -45,6 +48,7 @@ from oplab.stack import Stack, StackError
 from projections.scoreboard import CampaignFold, Scoreboard
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class CampaignInterrupted(Exception):
@@ -67,6 +71,30 @@ class Watcher(Protocol):
     def trial_started(self, trial: PlannedTrial, run: str) -> None: ...
     def trial_finished(self, trial: PlannedTrial, run: str, outcome: str, wall_s: float) -> None: ...
     def note(self, message: str) -> None: ...
+
+
+class _Serialised:
+    """A watcher told by one trial slot at a time."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self._watcher = watcher
+        self._lock = threading.Lock()
+
+    def begin(self, campaign_id: str, total: int, done: int) -> None:
+        with self._lock:
+            self._watcher.begin(campaign_id, total, done)
+
+    def trial_started(self, trial: PlannedTrial, run: str) -> None:
+        with self._lock:
+            self._watcher.trial_started(trial, run)
+
+    def trial_finished(self, trial: PlannedTrial, run: str, outcome: str, wall_s: float) -> None:
+        with self._lock:
+            self._watcher.trial_finished(trial, run, outcome, wall_s)
+
+    def note(self, message: str) -> None:
+        with self._lock:
+            self._watcher.note(message)
 
 
 @dataclass
@@ -100,9 +128,9 @@ def run_campaign(campaign: Campaign, campaign_id: str, settings: LabSettings, wa
     return _Runner(campaign, campaign_id, settings, watcher).run(fresh=True, pending=campaign.trials)
 
 
-def load_for_resume(campaign_id: str, settings: LabSettings) -> tuple[Campaign, CampaignFold]:
-    """The campaign ``campaign_id`` as recorded and what of it is done, from the log. A lab left
-    running by the campaign's killed process is taken down first."""
+def load_for_resume(campaign_id: str, settings: LabSettings, parallel: int = 1) -> tuple[Campaign, CampaignFold]:
+    """The campaign ``campaign_id`` as recorded (to run ``parallel`` trials at once) and what of it is
+    done, from the log. A lab left running by the campaign's killed process is taken down first."""
     from oplab.access import lab_nats_url
 
     stack = Stack(settings)
@@ -121,14 +149,14 @@ def load_for_resume(campaign_id: str, settings: LabSettings) -> tuple[Campaign, 
         subject=started.subject, faults=list(started.faults),
         variants=[Variant.model_validate(v) for v in started.variants], repeats=started.repeats,
         seed=started.seed, noise=started.noise, noise_fault=_noise_fault(started.subject) if started.noise else None,
-        parallel=1, controls=sorted({str(t["fault"]) for t in started.plan if t.get("control")}),
+        parallel=parallel, controls=sorted({str(t["fault"]) for t in started.plan if t.get("control")}),
         trials=[PlannedTrial.model_validate(t) for t in started.plan])
     return campaign, fold
 
 
-def resume_campaign(campaign_id: str, settings: LabSettings, watcher: Watcher) -> CampaignResult:
+def resume_campaign(campaign_id: str, settings: LabSettings, watcher: Watcher, parallel: int = 1) -> CampaignResult:
     """Run what is left of campaign ``campaign_id``: every planned trial without ``trial_finished``."""
-    campaign, fold = load_for_resume(campaign_id, settings)
+    campaign, fold = load_for_resume(campaign_id, settings, parallel)
     done = {t.trial for t in fold.scoreboard().trials if t.finished}
     pending = [t for t in campaign.trials if t.trial not in done]
     if not pending and fold.closing is not None:  # nothing left: the scoreboard as the log has it
@@ -153,83 +181,152 @@ def _noise_fault(subject: str) -> str | None:
 
 
 class _Runner:
+    """Runs the pending trials on ``campaign.parallel`` slots (:class:`CampaignLab`), one worker
+    thread per slot taking the next trial from one queue. Ctrl-C (or SIGTERM) reaches the main
+    thread, which cancels what every worker awaits; each worker then reverts its trial's faults and
+    stops its processes, and records nothing for the cut trial (a resume runs it again)."""
+
     def __init__(self, campaign: Campaign, campaign_id: str, settings: LabSettings, watcher: Watcher) -> None:
         self.campaign = campaign
         self.campaign_id = campaign_id
         self.settings = settings
-        self.watcher = watcher
-        self.lab = CampaignLab(settings, campaign.subject, campaign_id, progress=watcher.note)
+        self.watcher = _Serialised(watcher)
+        self.lab = CampaignLab(settings, campaign.subject, campaign_id, progress=self.watcher.note)
+        self.slots = [self.lab]
         directory = self.lab.home / "campaigns" / campaign_id
         directory.mkdir(parents=True, exist_ok=True)
         self.scenario = Path(settings.scenario) if settings.scenario else brisk_scenario(campaign.subject, directory)
         self.timings: list[Timing] = []
+        self._queue: queue.SimpleQueue[PlannedTrial] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._awaiting: dict[asyncio.Task[object], asyncio.AbstractEventLoop] = {}
+        self._lock = threading.Lock()
 
     def run(self, *, fresh: bool, pending: list[PlannedTrial]) -> CampaignResult:
         total = len(self.campaign.trials)
-        done = total - len(pending)
         t0 = time.monotonic()
         closed = False
         try:
             self.lab.open()
             if fresh:
-                asyncio.run(self._record(lambda r: r.started(self.campaign)))
+                asyncio.run(self._record(self.lab, lambda r: r.started(self.campaign)))
+            for number in range(1, min(self.campaign.parallel, len(pending))):
+                self.slots.append(self.lab.slot(number))
+                self.slots[-1].open()
             setup_s = time.monotonic() - t0
-            self.watcher.begin(self.campaign_id, total, done)
-            for trial in pending:
-                self._trial(trial)
-                done += 1
-            asyncio.run(self._record(lambda r: r.finished(total, done)))
+            self.watcher.begin(self.campaign_id, total, total - len(pending))
+            self._run_trials(pending)
+            asyncio.run(self._record(self.lab, lambda r: r.finished(total, total - len(pending) + len(self.timings))))
             board = asyncio.run(read_scoreboard(self.lab.url_for("viewer"), self.campaign_id))
             t1 = time.monotonic()
-            self.lab.close()
+            self._close()
             closed = True
             return CampaignResult(self.campaign_id, board, self.timings, setup_s, time.monotonic() - t1)
         except (KeyboardInterrupt, SystemExit):
-            self.watcher.note("stopping: reverting the current trial's faults and taking the lab down")
-            raise CampaignInterrupted(self.campaign_id, done, total) from None
+            self.watcher.note("stopping: reverting the current trials' faults and taking the lab down")
+            raise CampaignInterrupted(self.campaign_id, total - len(pending) + len(self.timings), total) from None
         except (OSError, xmlrpc.client.Fault, subprocess.CalledProcessError) as exc:
             # NATS or supervisord gone mid-campaign: a clear error (the lab comes down below), resumable
             raise StackError(f"the campaign's lab failed ({type(exc).__name__}: {exc}); what finished is in "
                              f"the log: `oplab eval --resume {self.campaign_id}`") from exc
         finally:
             if not closed:
-                self.lab.close()
+                self._close()
 
-    async def _record(self, what: Callable[[CampaignRecorder], Awaitable[Event]]) -> Event:
-        bus = await Bus.connect(BusSettings(nats_url=self.lab.url_for("operator")), source=SOURCE,
-                                ensure_stream=False)
+    def _run_trials(self, pending: list[PlannedTrial]) -> None:
+        """Every pending trial, each slot's worker taking the next; the first failure of a worker
+        (its lab broke) or an interrupt stops them all, and is raised here."""
+        for trial in pending:
+            self._queue.put(trial)
+        pool = ThreadPoolExecutor(max_workers=len(self.slots), thread_name_prefix="trial-slot")
         try:
-            return await what(CampaignRecorder(bus, self.campaign_id))
+            futures = [pool.submit(self._work, slot) for slot in self.slots]
+            for future in as_completed(futures):
+                future.result()
+        except BaseException:
+            self._stop_workers()
+            raise
+        finally:
+            pool.shutdown(wait=True)  # each worker has cleaned up its trial
+
+    def _work(self, slot: CampaignLab) -> None:
+        while not self._stopping.is_set():
+            try:
+                trial = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._trial(slot, trial)
+
+    def _stop_workers(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            for task, loop in self._awaiting.items():
+                loop.call_soon_threadsafe(task.cancel)
+
+    def _await(self, coro: Coroutine[object, object, T]) -> T:
+        """Run ``coro`` on this worker thread, cancelled by :meth:`_stop_workers`."""
+
+        async def main() -> T:
+            task = asyncio.current_task()
+            assert task is not None
+            with self._lock:
+                if self._stopping.is_set():
+                    coro.close()
+                    raise asyncio.CancelledError
+                self._awaiting[task] = asyncio.get_running_loop()
+            try:
+                return await coro
+            finally:
+                with self._lock:
+                    self._awaiting.pop(task, None)
+
+        return asyncio.run(main())
+
+    def _close(self) -> None:
+        """The further slots first (they use the first one's NATS), all at once."""
+        with ThreadPoolExecutor(max_workers=len(self.slots)) as pool:
+            list(pool.map(CampaignLab.close, self.slots[1:]))
+        self.lab.close()
+
+    @staticmethod
+    async def _record(lab: CampaignLab, what: Callable[[CampaignRecorder], Awaitable[Event]]) -> Event:
+        bus = await Bus.connect(BusSettings(nats_url=lab.url_for("operator")), source=SOURCE, ensure_stream=False)
+        try:
+            return await what(CampaignRecorder(bus, lab.campaign_id))
         finally:
             await bus.close()
 
-    def _trial(self, trial: PlannedTrial) -> None:
+    def _trial(self, slot: CampaignLab, trial: PlannedTrial) -> None:
         run = new_run_id()
         variant = self.campaign.variant(trial.variant)
         t0 = time.monotonic()
-        asyncio.run(self._record(lambda r: r.trial_started(trial, run)))
+        self._await(self._record(slot, lambda r: r.trial_started(trial, run)))
         self.watcher.trial_started(trial, run)
         up = scenario = 0.0
         try:
-            self.lab.start_trial(run=run, fault=trial.fault, scenario=self.scenario, agent_env=variant.env())
-            up = time.monotonic() - t0
-            outcome = asyncio.run(self._watch(run, trial))
-            scenario = time.monotonic() - t0 - up
-        except StackError as exc:
-            outcome = f"failed: {exc}"
-            log.warning("trial could not run trial=%s run=%s error=%s", trial.trial, run, exc)
-        t1 = time.monotonic()
-        self.lab.end_trial()
-        down = time.monotonic() - t1
+            try:
+                slot.start_trial(run=run, fault=trial.fault, scenario=self.scenario, agent_env=variant.env(),
+                                 seed=trial.seed)
+                up = time.monotonic() - t0
+                outcome = self._await(self._watch(slot, run, trial))
+                scenario = time.monotonic() - t0 - up
+            except StackError as exc:
+                outcome = f"failed: {exc}"
+                log.warning("trial could not run trial=%s run=%s error=%s", trial.trial, run, exc)
+        finally:  # also when cut short: no fault of the trial outlives it
+            t1 = time.monotonic()
+            slot.end_trial()
+            down = time.monotonic() - t1
+        if self._stopping.is_set():
+            return  # cut short by an interrupt (its outcome says so): not finished, a resume runs it again
         wall = time.monotonic() - t0
-        asyncio.run(self._record(lambda r: r.trial_finished(trial, run, outcome, wall)))
+        self._await(self._record(slot, lambda r: r.trial_finished(trial, run, outcome, wall)))
         self.timings.append(Timing(trial.trial, trial.fault, outcome, up, scenario or wall - up - down, down))
         self.watcher.trial_finished(trial, run, outcome, wall)
 
-    async def _watch(self, run: str, trial: PlannedTrial) -> str:
+    async def _watch(self, slot: CampaignLab, run: str, trial: PlannedTrial) -> str:
         """Follow the trial's run until ``run.finished``; with noise, add the burst right after the fault."""
-        bus = await Bus.connect(BusSettings(nats_url=self.lab.url_for("operator")), source=SOURCE,
-                                ensure_stream=False)
+        bus = await Bus.connect(BusSettings(nats_url=slot.url_for("operator")), source=SOURCE, ensure_stream=False)
         try:
             events, replay = await follow_run(bus, run)
         except BaseException:
@@ -241,7 +338,7 @@ class _Runner:
                 first = await events.wait_for(
                     lambda e: isinstance(e.data, FaultInjected | FaultFailed | RunFinished), timeout, "the fault")
                 if isinstance(first.data, FaultInjected):
-                    await self._inject_noise(bus, self.campaign.noise_fault)
+                    await self._inject_noise(bus, self.campaign.noise_fault, slot.command_scope)
             finished = await events.wait_for(lambda e: isinstance(e.data, RunFinished), timeout, "run.finished")
             assert isinstance(finished.data, RunFinished)
             return finished.data.outcome
@@ -251,16 +348,16 @@ class _Runner:
             await replay.stop()
             await bus.close()
 
-    async def _inject_noise(self, bus: Bus, kind: str) -> None:
+    async def _inject_noise(self, bus: Bus, kind: str, scope: str | None) -> None:
         """The control fault beside the real one, on a target the real fault does not hold."""
         targets: list[str | None] = [None]
         with contextlib.suppress(CommandError, TimeoutError):
-            targets += [t for t in (await request(bus.nc, "chaos", "list", timeout=5.0)).get("targets", [])
+            targets += [t for t in (await request(bus.nc, "chaos", "list", timeout=5.0, scope=scope)).get("targets", [])
                         if isinstance(t, str)]
         reasons = []
         for target in targets:
             try:
-                await request(bus.nc, "chaos", "inject", {"kind": kind, "target": target}, timeout=10.0)
+                await request(bus.nc, "chaos", "inject", {"kind": kind, "target": target}, timeout=10.0, scope=scope)
                 return
             except CommandError as exc:
                 reasons.append(exc.description)

@@ -14,6 +14,14 @@ Ports are handed out once and replayed for every trial (:class:`ReplayedPorts`):
 plans the same infrastructure command each time, and the lab checks it did - a subject whose
 infrastructure changes between runs is refused with the reason.
 
+Parallel trials run in *slots*: the first slot is the lab above; each further one
+(:meth:`CampaignLab.slot`) is a lab of its own in ``<home>/slots/<k>/`` - its own supervisord, its
+own subject infrastructure (a Redis fault in one slot must not touch another's trial), its own
+trial processes - on the first slot's NATS, so every trial is a run in the one log. A slot's chaos
+and director answer commands in the slot's scope (:func:`events.subjects.command`), so the
+campaign's commands reach the slot's own run only. The ticket-log projector runs in the first
+slot only: it folds every run of the log, and the trials need none of it.
+
 The programs change per trial through supervisord's own reload (``reloadConfig``, then
 ``removeProcessGroup``/``addProcessGroup`` for what changed: ``supervisorctl update``), so one
 supervisord serves the whole campaign; ``<home>/stack.json`` always describes the current trial,
@@ -39,6 +47,7 @@ from oplab.infra import free_port
 from oplab.nats_auth import ADMIN, LabCredentials, write_private
 from oplab.settings import LabSettings
 from oplab.stack import (
+    CHILD_STACKS,
     Stack,
     StackError,
     StackInfo,
@@ -89,7 +98,11 @@ class CampaignLab:
     """One supervisord, NATS and infrastructure for a campaign; a fresh run per trial (module doc)."""
 
     def __init__(self, settings: LabSettings, subject: str, campaign_id: str,
-                 progress: Progress = lambda _: None) -> None:
+                 progress: Progress = lambda _: None, *, host: CampaignLab | None = None, slot: int = 0) -> None:
+        self.host = host
+        self.slot_number = slot
+        if host is not None:  # a further slot: its own home, supervisord and infrastructure, the host's NATS
+            settings = settings.model_copy(update={"home": host.home / CHILD_STACKS / str(slot)})
         self.settings = settings
         self.stack = Stack(settings)
         self.home = self.stack.home
@@ -98,12 +111,20 @@ class CampaignLab:
         self.progress = progress
         self.ports = ReplayedPorts()
         self.supervisor_url = ""
-        self.nats_url = settings.nats_url or ""
-        self.embedded = settings.nats_url is None
+        self.nats_url = host.nats_url if host is not None else settings.nats_url or ""
+        self.embedded = host.embedded if host is not None else settings.nats_url is None
+        self.command_scope = f"slot{slot}" if host is not None else None
+        self.services = SERVICES if host is None else tuple(s for s in SERVICES if s != "projector")
         self.infrastructure: dict[str, LocalProcess] = {}
         self.current: StackInfo | None = None
         self._programs: dict[str, Program] = {}  # what supervisord.conf holds now
         self._trial_programs: list[str] = []
+
+    def slot(self, number: int) -> CampaignLab:
+        """Slot ``number`` (1, 2, ...) for parallel trials, on this lab's NATS (module doc); open it
+        after this one."""
+        return CampaignLab(self.settings, self.subject.name, self.campaign_id, self.progress, host=self,
+                           slot=number)
 
     # -- the campaign's lab -------------------------------------------------------------
 
@@ -115,10 +136,12 @@ class CampaignLab:
                              "`oplab down` first")
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         supervisor_url = f"http://lab:{_token()}@127.0.0.1:{free_port()}"
-        if self.embedded:
+        if self.runs_nats:
             self.stack._stop_reader_servers(self.progress)  # one server per store: a reader's must go first
             self.nats_url = f"nats://127.0.0.1:{free_port()}"
             LabCredentials.create(self.home)
+        elif self.host is not None and self.embedded:  # the host's users, so `oplab down` of the slot can revert
+            write_private(self.home / LabCredentials.FILE, (self.host.home / LabCredentials.FILE).read_text())
         deployment = self._deployment(new_run_id(), supervisor_url)
         if deployment.compose is not None:
             raise StackError(f"subject {self.subject.name} runs as a Docker Compose project: campaigns run "
@@ -134,17 +157,18 @@ class CampaignLab:
                                                       "supervisor_url": self.supervisor_url}))
         # stack.json from the start, so `oplab down` can always take the campaign's lab down
         self._save(self._info(new_run_id(), deployment, fault=""))
-        self.progress(f"campaign {self.campaign_id}: starting supervisord")
+        where = f" slot {self.slot_number}" if self.host is not None else ""
+        self.progress(f"campaign {self.campaign_id}{where}: starting supervisord")
         subprocess.run([supervisord_binary(), "-c", str(self.home / "supervisord.conf")], check=True)
         sup = self.supervisor()
         timeout = self.settings.start_timeout_s
         _wait(sup.alive, timeout, "supervisord did not come up")
-        if self.embedded:
+        if self.runs_nats:
             self.progress(f"starting nats-server on {self.nats_url}")
             sup.start("nats")
         _wait(lambda: _listening(self.nats_url.split(",")[0]), timeout,
               f"NATS at {redacted(self.nats_url)} is not reachable")
-        if self.embedded:
+        if self.runs_nats:
             asyncio.run(_create_stream(self.admin_url, 1, timeout))
         for stage in _stages(list(self.infrastructure.values())):
             self.progress(f"starting {', '.join(p.name for p in stage)}")
@@ -152,6 +176,11 @@ class CampaignLab:
 
     def supervisor(self) -> Supervisor:
         return Supervisor(self.supervisor_url)
+
+    @property
+    def runs_nats(self) -> bool:
+        """Whether this lab's supervisord runs the embedded NATS (the first slot, without ``NATS_URL``)."""
+        return self.embedded and self.host is None
 
     @property
     def admin_url(self) -> str:
@@ -186,9 +215,11 @@ class CampaignLab:
 
     # -- trials -------------------------------------------------------------------------
 
-    def start_trial(self, *, run: str, fault: str, scenario: Path, agent_env: dict[str, str]) -> StackInfo:
+    def start_trial(self, *, run: str, fault: str, scenario: Path, agent_env: dict[str, str],
+                    seed: int | None = None) -> StackInfo:
         """Start run ``run`` of ``fault``: the subject's processes (stage by stage, each stage at once),
-        then every service at once; returns once every service reported ready."""
+        then every service at once; returns once every service reported ready. ``seed`` goes to every
+        process as ``OPLAB_SEED``, for the subject's randomness (its workload, the targets it picks)."""
         deployment = self._deployment(run)
         changed = [p.name for p in deployment.processes if p.restart_on_crash
                    and (p.name not in self.infrastructure or p.command != self.infrastructure[p.name].command)]
@@ -197,13 +228,15 @@ class CampaignLab:
                              "differently for each run; a campaign cannot share it")
         info = self._info(run, deployment, fault=fault)
         env = {**self.stack.service_env(info), "OPLAB_SCENARIO": str(scenario)}
+        if seed is not None:
+            env["OPLAB_SEED"] = str(seed)
         credentials = LabCredentials.load(self.home) if self.embedded else None
         trial: list[Program] = []
         subject_processes = [p for p in deployment.processes if not p.restart_on_crash]
         for process in subject_processes:
             trial.append(Program(process.name, process.command, priority=30 + process.stage, autorestart="false",
                                  stopwaitsecs=SUBJECT_STOP_S, environment=env))
-        for priority, service in enumerate(SERVICES, start=50):
+        for priority, service in enumerate(self.services, start=50):
             service_env = {**env, **(agent_env if service == "agent" else {})}
             if credentials is not None:
                 service_env |= {"OPLAB_NATS_USER": service, "OPLAB_NATS_PASSWORD": credentials.passwords[service]}
@@ -219,11 +252,11 @@ class CampaignLab:
         # injects nothing before that baseline - so a trial is up in the time of its slowest process
         stages = _stages(subject_processes)
         first = stages[0] if stages else []
-        self._start_together(sup, first, names=[*(p.name for p in first), *SERVICES])
+        self._start_together(sup, first, names=[*(p.name for p in first), *self.services])
         for stage in stages[1:]:
             self._start_together(sup, stage)
         timeout = self.settings.start_timeout_s
-        missing = asyncio.run(_wait_services_ready(run, self.admin_url, 1, set(SERVICES), timeout,
+        missing = asyncio.run(_wait_services_ready(run, self.admin_url, 1, set(self.services), timeout,
                                                    since=started_at - 1))
         if missing:
             raise StackError(f"not ready within {timeout:.0f}s: {', '.join(sorted(missing))}; "
@@ -239,7 +272,7 @@ class CampaignLab:
             # infrastructure the next trial shares, whose chaos adopts only its own run's faults). Best effort:
             # the trial's processes stop anyway, and a chaos service that does not answer has nothing to say
             with contextlib.suppress(Exception):
-                asyncio.run(_revert_all(self.url_for("operator"), 10.0))
+                asyncio.run(_revert_all(self.url_for("operator"), 10.0, self.command_scope))
         self.stop_trial_programs()
         self.current = None
         self._trial_programs = []
@@ -268,13 +301,14 @@ class CampaignLab:
     def _info(self, run: str, deployment: Deployment, *, fault: str) -> StackInfo:
         return StackInfo(run=run, subject=self.subject.name, nats_url=self.nats_url,
                          supervisor_url=self.supervisor_url, fault=fault, mode="auto", embedded_nats=self.embedded,
-                         started_at=time.time(), subject_env=dict(deployment.env), endpoints=dict(deployment.endpoints))
+                         started_at=time.time(), subject_env=dict(deployment.env), endpoints=dict(deployment.endpoints),
+                         command_scope=self.command_scope)
 
     def _save(self, info: StackInfo) -> None:
         info.save(self.home / "stack.json")
 
     def _nats_programs(self) -> list[Program]:
-        if not self.embedded:
+        if not self.runs_nats:
             return []
         from oplab.infra import nats_command
         from oplab.stack import _port

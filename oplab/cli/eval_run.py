@@ -34,7 +34,8 @@ def run(
     seed: Annotated[int | None, typer.Option(help="The campaign's seed; each trial's is derived from it")] = None,
     noise: Annotated[bool | None, typer.Option(
         "--noise/--no-noise", help="Run the subject's control burst alongside each real fault")] = None,
-    parallel: Annotated[int | None, typer.Option(help="Trials at once (1 only, for now)")] = None,
+    parallel: Annotated[int | None, typer.Option(
+        help="Trials at once, each on a slot of its own (infrastructure, services); at most one per CPU")] = None,
     subject: Annotated[str | None, typer.Option(
         help=f"System under test (default: OPLAB_SUBJECT, else {DEFAULT_SUBJECT})")] = None,
     file: Annotated[Path | None, typer.Option(
@@ -61,13 +62,13 @@ def run(
             campaign = _planned(settings, faults, policies, repeats, seed, noise, parallel, subject, file)
         except PlanError as exc:
             fail(str(exc), 2)
-        if campaign.parallel > 1:
-            fail("--parallel above 1 is not supported yet: each trial would need a subject instance and "
-                 "services of its own, which the campaign lab does not isolate; run with --parallel 1", 2)
+        parallel = campaign.parallel
+    if parallel is not None:
+        _check_parallel(parallel)
     watcher = _watcher(as_json)
     try:
         if resume is not None:
-            result = resume_campaign(resume, settings, watcher)
+            result = resume_campaign(resume, settings, watcher, parallel or 1)
         else:
             from events import new_campaign_id
 
@@ -112,6 +113,20 @@ def _planned(settings: LabSettings, faults: str | None, policies: str | None, re
         seed=seed if seed is not None else (doc.seed if doc.seed is not None else 1),
         noise=noise if noise is not None else bool(doc.noise),
         parallel=parallel if parallel is not None else (doc.parallel or 1), scenario=settings.scenario)
+
+
+def _check_parallel(parallel: int) -> None:
+    """Exit 2 unless ``parallel`` trials fit the machine: a trial keeps about a CPU busy (its subject's
+    processes, six services, the workload), and an overloaded machine slows detection and skews the
+    very times the campaign measures."""
+    import os
+
+    cpus = os.cpu_count() or 1
+    if parallel < 1:
+        fail(f"--parallel must be at least 1 (got {parallel})", 2)
+    if parallel > cpus:
+        fail(f"--parallel {parallel}: this machine has {cpus} CPU{'s' if cpus > 1 else ''}; at most one trial "
+             "per CPU, or an overloaded machine skews the times measured", 2)
 
 
 class _Lines:

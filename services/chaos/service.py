@@ -150,7 +150,8 @@ class ChaosService(ServiceProcess):
                                         description="Inject, list and revert faults")
         for verb, handler in (("inject", self._cmd_inject), ("revert", self._cmd_revert),
                               ("list", self._cmd_list)):
-            await self._micro.add_endpoint(name=verb, subject=command("chaos", verb), handler=handler)
+            await self._micro.add_endpoint(name=verb, subject=command("chaos", verb, self.settings.command_scope),
+                                            handler=handler)
         await self.bus.nc.flush()  # ready means the server routes commands to us
         self.ready.set()
         await self.stopping.wait()

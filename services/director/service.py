@@ -255,8 +255,10 @@ class DirectorService(ServiceProcess):
         await self.follow([run_domain(self.run, d) for d in domains], self._on_event)
         self._micro = await add_service(self.bus.nc, name="director", version="0.1.0",
                                         description="Scenario chapters: next, status")
-        await self._micro.add_endpoint(name="next", subject=command("director", "next"), handler=self._cmd_next)
-        await self._micro.add_endpoint(name="status", subject=command("director", "status"),
+        scope = self.settings.command_scope
+        await self._micro.add_endpoint(name="next", subject=command("director", "next", scope),
+                                       handler=self._cmd_next)
+        await self._micro.add_endpoint(name="status", subject=command("director", "status", scope),
                                        handler=self._cmd_status)
         await self.bus.nc.flush()  # ready means the server routes commands to us
         self.ready.set()
@@ -474,7 +476,7 @@ class DirectorService(ServiceProcess):
         deadline = loop.time() + patience_s
         while True:
             try:
-                result = await request(self.bus.nc, "chaos", verb, body)
+                result = await request(self.bus.nc, "chaos", verb, body, scope=self.settings.command_scope)
                 log.info("chaos %s -> %s", verb, result)
                 return result
             except CommandError as exc:

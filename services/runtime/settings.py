@@ -26,6 +26,9 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     heartbeat_s: float = Field(default=HEARTBEAT_S, gt=0, description=(
         "Seconds between heartbeats; recorded in each, so readers judge this instance gone after a few missed"))
+    command_scope: str = Field(default="", pattern=r"^[A-Za-z0-9_-]*$", description=(
+        "The lab scope this instance answers commands in (``cmd.<service>.<verb>.<scope>``); empty: "
+        "unscoped. A campaign's parallel trial slots share one NATS, each in a scope of its own"))
     ready_file: Path | None = Field(default=None, description=(
         "A file that exists while the service is ready for work, for a container healthcheck "
         "(removed at start, written once ready, removed on the way out)"))

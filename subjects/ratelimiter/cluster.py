@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import random
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -239,8 +240,12 @@ class RateLimiterCluster:
         return [self.view(n, (records or {}).get(n), probes.get(n)) for n in self.node_ids(records)]
 
     async def pick_healthy_node(self) -> str:
-        """The first lab node whose process runs and whose /health answers."""
-        for node in self.settings.node_urls:
+        """A lab node whose process runs and whose /health answers: the first in an order drawn from
+        the run's seed (the same node for the same seed), the first in the configuration without one."""
+        nodes = list(self.settings.node_urls)
+        if self.settings.seed is not None:
+            random.Random(self.settings.seed).shuffle(nodes)
+        for node in nodes:
             try:
                 if await self.control.state(node) in RUNNING_STATES and (await self.probe(node)).ok:
                     return node

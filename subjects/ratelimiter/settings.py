@@ -79,6 +79,9 @@ class RateLimiterSettings(BaseSettings):
         description="XML-RPC URL (http:// or unix://) of the supervisord running the nodes",
     )
     key_prefix: str = Field(default="rl", description="Prefix of every Redis key the limiter uses")
+    seed: int | None = Field(default=None, validation_alias=AliasChoices("OPLAB_RL_SEED", "OPLAB_SEED"), description=(
+        "The run's seed (a campaign trial's, ``OPLAB_SEED``): the workload's arrival jitter and the node a "
+        "fault picks when given none follow it; unset: random"))
     window_s: float = Field(default=1.0, gt=0)
     heartbeat_s: float = Field(default=0.25, gt=0)
     down_after_s: float = Field(default=1.0, gt=0, description="Heartbeat age after which a node is down")

@@ -129,7 +129,7 @@ class RateLimiterWorkload(Workload):
             raise ValueError("no nodes configured")
         self.concurrency = concurrency
         self.request_timeout_s = request_timeout_s
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed if seed is not None else settings.seed)
         self._rr = count()
         self._keys: dict[str, _KeyCounts] = {}
         self._node_counts: dict[str, _NodeCounts] = {}

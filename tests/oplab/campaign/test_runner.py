@@ -238,3 +238,36 @@ async def test_ctrl_c_mid_trial_reverts_its_fault_takes_the_lab_down_and_says_ho
     assert [e.data.fault_id for e in by_type(events, "chaos.fault_reverted")] == [injected.data.fault_id]
     assert not by_type(await run_log(bus, campaign_id), "campaign.finished")  # it can be resumed
     assert not Stack(LabSettings(home=Path(eval_env["OPLAB_HOME"]))).running()
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="--parallel 2 needs 2 CPUs (one trial per CPU at most)")
+async def test_parallel_trials_run_at_once_each_on_a_slot_of_its_own(eval_env: dict[str, str], bus: Bus) -> None:
+    # no REDIS_URL: each slot starts a valkey of its own, so the Redis fault in one trial cannot touch the other
+    env = {k: v for k, v in eval_env.items() if k != "REDIS_URL"}
+    board = oplab_eval("--faults", "redis_pause,limit_misconfig", "--parallel", "2", "--json", env=env, timeout=300)
+
+    assert [t["fault"] for t in board["trials"]] == ["redis_pause", "limit_misconfig"]
+    violated = {}
+    for trial in board["trials"]:  # each fixed, and only its own fault in its run
+        assert trial["score"]["success"] and trial["score"]["resolution"] == "agent", trial["score"]
+        assert trial["score"]["unsafe_actions"] == 0
+        events = await run_log(bus, trial["run"])
+        assert [e.data.kind for e in by_type(events, "chaos.fault_injected")] == [trial["fault"]]
+        violated[trial["fault"]] = {e.data.invariant for e in by_type(events, "inv.violated")}
+    # the paused Redis was the first slot's alone: the other trial saw only its own violation
+    assert violated == {"redis_pause": {"redis_unavailable"}, "limit_misconfig": {"limit_policy_drift"}}, violated
+
+    # at once: the second trial started before the first finished
+    campaign = [e.type for e in await run_log(bus, board["campaign"])]
+    assert campaign[:3] == ["campaign.started", "campaign.trial_started", "campaign.trial_started"], campaign
+
+    # two slots, each with its own store and supervisord, all of it gone afterwards
+    home = Path(env["OPLAB_HOME"])
+    stores = {json.loads(path.read_text())["subject_env"]["OPLAB_RL_REDIS_URL"]
+              for path in (home / "stack.json", home / "slots" / "1" / "stack.json")}
+    assert len(stores) == 2
+    # each trial's processes ran with the trial's seed (the subject's random choices follow it)
+    configs = (home / "supervisord.conf").read_text() + (home / "slots" / "1" / "supervisord.conf").read_text()
+    assert {f'OPLAB_SEED="{t["seed"]}"' for t in board["trials"]} <= set(re.findall(r'OPLAB_SEED="\d+"', configs))
+    assert not Stack(LabSettings(home=home)).running()
+    assert not Stack(LabSettings(home=home / "slots" / "1")).running()

@@ -47,7 +47,8 @@ async def oplab_eval(env: dict[str, str], *args: str) -> subprocess.CompletedPro
     (["--policies", "rules,gpt"], "unknown operator variant 'gpt'; write one of: rules, claude:<model>, replay:<run>"),
     (["--repeats", "0"], "repeats must be at least 1"),
     (["--subject", "nope"], "unknown subject 'nope'; known: ratelimiter"),
-    (["--parallel", "2"], "--parallel above 1 is not supported yet"),
+    (["--parallel", str((os.cpu_count() or 1) + 1)], "at most one trial per CPU"),
+    (["--parallel", "0"], "--parallel must be at least 1"),
     (["--resume", "c20261207t170000-ab12", "--faults", "node_kill"], "drop --faults"),
 ])
 async def test_bad_input_exits_2_with_the_choices_and_starts_nothing(env: dict[str, str], args: list[str],
