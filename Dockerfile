@@ -5,6 +5,7 @@ ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY events events
+COPY tickets tickets
 COPY projections projections
 COPY subjects subjects
 COPY services services

@@ -31,7 +31,7 @@ from events import Event
 from events.bus import Bus, Delivered, Replay
 from events.subjects import run_events
 from projections.lab_view import LabView
-from projections.tickets.approvals import ActionRef, decide
+from tickets.approvals import ActionRef, decide
 
 log = logging.getLogger(__name__)
 

@@ -45,9 +45,9 @@ from console.subject_rows import cluster_rows, picture, row_markup, rows_for, wo
 from projections.cluster import ServiceRow
 from projections.incident import STAGES, Fact, Incident, waiting_facts
 from projections.lab_view import LabView, Step, fmt_tokens
-from projections.tickets.state import ACTIVE, Action, TicketState, TicketStatus
 from projections.timeline import Chapter
 from subjects.contract import NeutralRows, fmt_duration
+from tickets.state import ACTIVE, Action, TicketState, TicketStatus
 
 Markup = Any  # urwid text markup: str | tuple[attr, Markup] | list[Markup]
 

@@ -15,7 +15,7 @@ from typing import Any
 from events import Event
 from oplab.event_query import Position
 from projections.lab_view import LabView
-from projections.tickets.state import ACTIVE
+from tickets.state import ACTIVE
 
 
 def fold_until(run: str, history: Iterable[tuple[int, Event]],

@@ -41,7 +41,7 @@ from projections.ticket_log import (
     catch_up,
     open_ticket_log,
 )
-from projections.tickets import TicketState
+from tickets import TicketState
 
 Notice = Callable[[str], None]
 NatsUrl = Callable[[], AbstractContextManager[str]]

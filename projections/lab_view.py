@@ -7,7 +7,7 @@
 - :class:`~projections.incident.IncidentTimeline` (each fault's story: injected,
   detected, claimed, remedied, cleared, resolved, at offsets from the injection),
 - the tickets, folded with the ticket log's own fold
-  (:func:`projections.tickets.state.apply_event`), so the console and the
+  (:func:`tickets.state.apply_event`), so the console and the
   projector can never disagree on a ticket's state,
 - an agent timeline: per ticket, the ordered ``ticket.*`` and ``agent.*`` steps
   as short human lines (:class:`Step`): the conversation as it happens — the
@@ -62,8 +62,8 @@ from events import (
 )
 from projections.cluster import ClusterView
 from projections.incident import IncidentTimeline
-from projections.tickets.state import ACTIVE, Action, TicketState, TicketStatus, apply_event
 from projections.timeline import RunTimeline
+from tickets.state import ACTIVE, Action, TicketState, TicketStatus, apply_event
 
 log = logging.getLogger(__name__)
 

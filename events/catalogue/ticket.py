@@ -1,6 +1,6 @@
 """``ticket.*``: the ticket aggregate's events, each on ``lab.<run>.ticket.<id>``.
 
-These payloads are the aggregate's stored events (see ``projections.tickets``):
+These payloads are the aggregate's stored events (see ``tickets``):
 the lifecycle rules live in the aggregate, not here.
 """
 

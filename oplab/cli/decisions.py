@@ -39,8 +39,8 @@ def _decide(action_id: str, *, approve: bool, reason: str, run: str | None, as_j
     from events.bus import Bus
     from events.settings import BusSettings
     from oplab.access import lab_nats_url
-    from projections.tickets import IllegalTransition
-    from projections.tickets.approvals import ActionNotFound, decide, find_action
+    from tickets import IllegalTransition
+    from tickets.approvals import ActionNotFound, decide, find_action
 
     settings = LabSettings()
     stack = Stack(settings)

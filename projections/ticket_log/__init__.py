@@ -1,6 +1,6 @@
 """The ticket log: an ``eventsourcing`` projection of the ``LAB`` stream, one row per ticket.
 
-Read side of the ticket aggregate (``projections.tickets``). The projector service
+Read side of the ticket aggregate (``tickets``). The projector service
 feeds it; the CLI (``oplab tickets list/show``) and anyone else query it::
 
     view = open_ticket_log()                # OPLAB_TICKETLOG_URL / OPLAB_HOME

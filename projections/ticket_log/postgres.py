@@ -31,7 +31,7 @@ from projections.ticket_log.view import (
     TicketLogView,
     check_status,
 )
-from projections.tickets.state import TicketState, TicketStatus
+from tickets.state import TicketState, TicketStatus
 
 TRACKING_TABLE = "ticket_log_tracking"
 _LOCK_KEY = 0x6F706C6162_7469  # "oplab"+"ti": one advisory lock for ticket log writers

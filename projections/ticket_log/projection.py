@@ -4,8 +4,8 @@
 one transaction. Inside that transaction it reads the tracked sequence, drops
 every delivery at or below it (and duplicates within the batch), loads the rows
 of the tickets the rest touch, folds them with
-:func:`projections.tickets.state.apply_event` (the same fold the aggregate uses, per ticket
-through :class:`~projections.tickets.state.TicketFold`)
+:func:`tickets.state.apply_event` (the same fold the aggregate uses, per ticket
+through :class:`~tickets.state.TicketFold`)
 and writes the changed rows together with ``Tracking("LAB", <highest seq>)``.
 
 Consequences:
@@ -33,7 +33,7 @@ from events.bus import Delivered
 from events.subjects import event_subject
 from projections.ticket_log.rows import TicketKey
 from projections.ticket_log.view import APPLICATION_NAME, BatchChanges, Loader, TicketLogView
-from projections.tickets.state import TicketFold, TicketState
+from tickets.state import TicketFold, TicketState
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from projections.ticket_log.feed import TicketLogFeeder
 from projections.ticket_log.projection import TicketLogProjection
 from projections.ticket_log.rows import COLUMNS, from_row
 from projections.ticket_log.view import POPOTicketLogView, TicketLogView
-from projections.tickets.state import TicketState
+from tickets.state import TicketState
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from projections.tickets.state import TicketState
+from tickets.state import TicketState
 
 TABLE = "ticket_log"
 

@@ -26,7 +26,7 @@ from projections.ticket_log.view import (
     TicketLogView,
     check_status,
 )
-from projections.tickets.state import TicketState, TicketStatus
+from tickets.state import TicketState, TicketStatus
 
 _IN_CHUNK = 500  # keys per "IN (...)" (SQLite allows 32766 parameters; stay modest)
 

@@ -26,7 +26,7 @@ from eventsourcing.persistence import Tracking, TrackingRecorder
 from eventsourcing.popo import POPOTrackingRecorder
 
 from projections.ticket_log.rows import TicketKey, key_of, to_row
-from projections.tickets.state import TicketState, TicketStatus
+from tickets.state import TicketState, TicketStatus
 
 #: The tracked "application": the JetStream stream whose sequences we track.
 APPLICATION_NAME = "LAB"

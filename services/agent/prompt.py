@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from events import ObsSnapshot
-from projections.tickets import TicketState
 from subjects.contract import Tool, Toolbox
+from tickets import TicketState
 
 ESCALATE_TOOL = "escalate"
 EVIDENCE_CHARS = 1500

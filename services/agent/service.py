@@ -55,8 +55,6 @@ from events import AgentSessionFinished, AgentSessionStarted, ObsSnapshot, Ticke
 from events.bus import ConcurrencyConflict, Delivered
 from events.envelope import utcnow
 from events.subjects import run_domain, run_type
-from projections.tickets import IllegalTransition, TicketState, TicketStore
-from projections.tickets.state import apply_event
 from services.agent.approvals import Approvals
 from services.agent.policies import Policy, make_policy
 from services.agent.redact import Redactor, install_log_redaction
@@ -67,6 +65,8 @@ from services.runtime import ServiceProcess
 from services.runtime.subject import role_of
 from subjects.contract import Toolbox
 from subjects.registry import SubjectSettings
+from tickets import IllegalTransition, TicketState, TicketStore
+from tickets.state import apply_event
 
 log = logging.getLogger(__name__)
 

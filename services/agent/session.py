@@ -44,11 +44,11 @@ from pydantic import ValidationError
 
 from events import AgentThought, AgentToolCall, AgentToolResult
 from events.bus import Bus
-from projections.tickets import IllegalTransition, TicketState, TicketStore
 from services.agent.approvals import Approvals, Decision
 from services.agent.redact import Redactor
 from services.agent.violations import ViolationTracker
 from subjects.contract import SubjectError, Tool, Toolbox
+from tickets import IllegalTransition, TicketState, TicketStore
 
 log = logging.getLogger(__name__)
 

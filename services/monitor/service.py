@@ -64,13 +64,13 @@ from events import (
 from events.bus import ConcurrencyConflict, Delivered
 from events.envelope import utcnow
 from events.subjects import run_domain, run_type
-from projections.tickets import TERMINAL, IllegalTransition, Ticket, TicketState, TicketStatus, TicketStore
-from projections.tickets.state import apply_event
 from services.monitor.judge import Active, Judge
 from services.runtime import ServiceProcess
 from services.runtime.subject import role_of
 from subjects.contract import Observer, Violation
 from subjects.registry import SubjectSettings
+from tickets import TERMINAL, IllegalTransition, Ticket, TicketState, TicketStatus, TicketStore
+from tickets.state import apply_event
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from events import AgentLlmResponse, AgentToolResult, EventRejected, TicketClaimed
 from projections.lab_view import LabView, abridge, format_call
-from projections.tickets.state import TicketStatus
 from tests.console.script import Story, node_kill_story
+from tickets.state import TicketStatus
 
 RUN = "r20261124t235800-ef56"
 

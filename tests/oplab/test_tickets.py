@@ -19,8 +19,8 @@ from events.settings import STREAM_NAME, BusSettings
 from oplab.tickets import get_ticket, list_tickets
 from projections.ticket_log import TicketLogFeeder, TicketLogProjection, TicketLogSettings, open_ticket_log
 from projections.ticket_log.rebuild import fold_into
-from projections.tickets import Ticket, TicketStore
 from tests.oplab.recorded_run import EVENTS, RUN, imported_home, oplab, served
+from tickets import Ticket, TicketStore
 
 
 @pytest.fixture

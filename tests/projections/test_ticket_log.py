@@ -50,7 +50,7 @@ from projections.ticket_log import (
     open_ticket_log,
     parse_store_url,
 )
-from projections.tickets.state import TicketStatus
+from tickets.state import TicketStatus
 
 PG_BASE = "postgresql://postgres@127.0.0.1:5432"
 ViewFactory = Callable[[str], TicketLogView]

@@ -49,7 +49,7 @@ from projections.ticket_log import (
     open_ticket_log,
     to_row,
 )
-from projections.tickets.state import TicketState, apply_event
+from tickets.state import TicketState, apply_event
 
 GARBAGE_PER_RUN = 3
 

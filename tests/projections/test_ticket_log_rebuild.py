@@ -18,7 +18,6 @@ from events.envelope import Payload, utcnow
 from projections.ticket_log import TicketLogFeeder, TicketLogProjection, TicketLogView, catch_up, follow
 from projections.ticket_log.rebuild import RowDifference, compare_rows, rebuild, verify
 from projections.ticket_log.rows import from_row, to_row
-from projections.tickets.state import TicketState, apply_event
 from tests.projections import test_ticket_log as shared
 from tests.projections.test_ticket_log import (
     ViewFactory,
@@ -28,6 +27,7 @@ from tests.projections.test_ticket_log import (
     publish,
     self_healed_then_reopened,
 )
+from tickets.state import TicketState, apply_event
 
 # the ticket log tests' stores (SQLite files, a PostgreSQL schema per view, memory), by fixture name
 pg_database, store, make_view = shared.pg_database, shared.store, shared.make_view

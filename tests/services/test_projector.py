@@ -41,7 +41,7 @@ from projections.ticket_log import (
     catch_up,
     open_ticket_log,
 )
-from projections.tickets.state import TicketStatus
+from tickets.state import TicketStatus
 
 REPO = Path(__file__).resolve().parents[2]
 

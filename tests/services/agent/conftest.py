@@ -26,7 +26,6 @@ from events.bus import Bus
 from events.envelope import utcnow
 from events.settings import BusSettings
 from oplab.infra import RunningServer
-from projections.tickets import Ticket, TicketStore
 from services.agent.service import AgentService
 from services.agent.settings import AgentSettings
 from services.monitor.service import MonitorService
@@ -37,6 +36,7 @@ from subjects.ratelimiter.toolbox import RateLimiterToolbox
 from tests.e2e.conftest import RunLog
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.subjects.ratelimiter.conftest import Cluster, running_cluster, settings_env
+from tickets import Ticket, TicketStore
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -21,7 +21,6 @@ from events import (
     new_event,
 )
 from projections.lab_view import LabView
-from projections.tickets import IllegalTransition, Ticket
 from services.agent.policies.replay import differs, shape
 from services.agent.prompt import system_prompt, tool_schema, tool_schemas
 from services.agent.redact import MASK, Redactor, install_log_redaction
@@ -29,6 +28,7 @@ from services.agent.settings import AgentSettings
 from subjects.contract.fault_kit import Fault, FaultKit
 from subjects.ratelimiter.toolbox import RateLimiterToolbox
 from subjects.registry import load_subject
+from tickets import IllegalTransition, Ticket
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -238,7 +238,7 @@ def test_a_reclaim_supersedes_the_previous_holders_pending_approvals() -> None:
 
     from events import TicketOpened
     from events.envelope import utcnow
-    from projections.tickets import IllegalTransition, Ticket
+    from tickets import IllegalTransition, Ticket
 
     t = Ticket.open(TicketOpened(ticket_id="tk-r", invariant="node_down", entity="node-1", subject="s",
                                  summary="down", first_seen=utcnow()))

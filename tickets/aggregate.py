@@ -47,7 +47,7 @@ from events import (
     TicketVerified,
 )
 from events.envelope import utcnow
-from projections.tickets.state import ACTIVE, TERMINAL, TicketStatus, apply_event
+from tickets.state import ACTIVE, TERMINAL, TicketStatus, apply_event
 
 _NAMESPACE = uuid.UUID("6f1c9c4e-1d1a-4a43-9a55-0c2b7f0e8a11")
 

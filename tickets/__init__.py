@@ -1,4 +1,5 @@
-"""Tickets: the event-sourced aggregate (write side) and the ticket log (read side).
+"""Tickets, the write side: the event-sourced aggregate the monitor and the agents change (the
+ticket log, its read side, is :mod:`projections.ticket_log`).
 
 - ``state``: the fold of ticket events into a :class:`TicketState` (shared by both sides)
 - ``aggregate``: :class:`Ticket`, an ``eventsourcing`` aggregate enforcing the lifecycle
@@ -6,9 +7,9 @@
 - ``store``: load/save tickets on their JetStream subjects with optimistic concurrency
 """
 
-from projections.tickets.aggregate import IllegalTransition, Ticket
-from projections.tickets.state import ACTIVE, TERMINAL, TicketState, TicketStatus, apply_event
-from projections.tickets.store import TicketNotFound, TicketStore
+from tickets.aggregate import IllegalTransition, Ticket
+from tickets.state import ACTIVE, TERMINAL, TicketState, TicketStatus, apply_event
+from tickets.store import TicketNotFound, TicketStore
 
 __all__ = [
     "ACTIVE",

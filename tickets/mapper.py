@@ -12,7 +12,7 @@ from eventsourcing.utils import get_topic
 
 from events import Event, TicketOpened, TicketPayload
 from events.envelope import new_event
-from projections.tickets.aggregate import Ticket, aggregate_id
+from tickets.aggregate import Ticket, aggregate_id
 
 
 def to_envelope(domain_event: CanMutateAggregate, *, run: str, source: str,

@@ -2,10 +2,10 @@
 
 Used by the CLI (``oplab approve ID`` / ``oplab reject ID --reason …``) and the
 console. The decision is a command on the ticket aggregate, saved through the
-:class:`~projections.tickets.store.TicketStore` with optimistic concurrency: a
+:class:`~tickets.store.TicketStore` with optimistic concurrency: a
 decision racing the agent (or another human) is retried on fresh state, and an
 action that is no longer pending (already decided, or its ticket closed) is
-refused with :class:`~projections.tickets.aggregate.IllegalTransition`.
+refused with :class:`~tickets.aggregate.IllegalTransition`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from events import Event, TicketActionRequested
 from events.bus import Bus, Delivered
 from events.subjects import ROOT, run_domain
-from projections.tickets.aggregate import IllegalTransition
-from projections.tickets.store import TicketStore
+from tickets.aggregate import IllegalTransition
+from tickets.store import TicketStore
 
 
 class ActionNotFound(LookupError):

@@ -11,7 +11,7 @@ from events import TicketOpened
 from events.bus import Bus, ConcurrencyConflict
 from events.envelope import utcnow
 from events.subjects import ticket_subject
-from projections.tickets import IllegalTransition, Ticket, TicketStatus, TicketStore
+from tickets import IllegalTransition, Ticket, TicketStatus, TicketStore
 
 
 def opened(ticket_id: str = "tk-1") -> TicketOpened:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from events import Event
 from events.bus import Bus, ConcurrencyConflict
 from events.subjects import ticket_subject
-from projections.tickets.aggregate import Ticket
-from projections.tickets.mapper import replay_ticket, to_envelope
+from tickets.aggregate import Ticket
+from tickets.mapper import replay_ticket, to_envelope
 
 log = logging.getLogger(__name__)
 
