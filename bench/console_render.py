@@ -39,7 +39,7 @@ import urwid
 from urwid.display import raw
 
 from console.app import ConsoleApp
-from console.widgets import LabScreen
+from console.screen import LabScreen
 from events import (
     AgentThought,
     AgentToolCall,

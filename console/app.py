@@ -47,8 +47,11 @@ from typing import Any
 
 import urwid
 
+from console.format import PALETTE
+from console.panels import action_call
 from console.replay import ReplayPlayer
-from console.widgets import PALETTE, PROMPT_COLS, LabScreen, RejectPrompt, action_call, prompt_overlay
+from console.screen import LabScreen
+from console.widgets import PROMPT_COLS, RejectPrompt, prompt_overlay
 from projections.lab_view import LabView
 
 log = logging.getLogger(__name__)
@@ -288,7 +291,7 @@ class ConsoleApp:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("next chapter request failed: %r", exc)
+            log.warning("next chapter request failed", extra={"error": repr(exc)})
             self.set_status(f"next failed: {exc.__class__.__name__} {exc}".strip())
             return
         self.set_status("")
@@ -381,7 +384,8 @@ class ConsoleApp:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("decision on %s failed: %r", action_id, exc)
+            log.warning("decision failed",
+                        extra={"ticket": ticket_id, "action": action_id, "approve": approve, "error": repr(exc)})
             self.set_status(f"{action_id}: {exc}".strip())
             return
         self.set_status(f"{'approved' if approve else 'rejected'} {action_id}")

@@ -28,7 +28,8 @@ import urwid
 from console.app import ConsoleApp, Decide, NextChapter
 from console.replay import Recorded, ReplayPlayer, read_history
 from events import Event
-from events.bus import Bus, Delivered, Replay
+from events.bus import Bus
+from events.replay import Delivered, Replay
 from events.subjects import run_events
 from projections.lab_view import LabView
 from tickets.approvals import ActionRef, decide
@@ -63,7 +64,7 @@ class LiveFeed:
             folded = self.view.apply(event)
         except Exception:
             self.errors += 1
-            log.exception("console fold failed type=%s id=%s", event.type, event.id)
+            log.exception("console fold failed", extra={"type": event.type, "id": event.id})
             return
         if not folded:
             return
@@ -119,7 +120,7 @@ class LiveFeed:
 
     def _caught_up(self) -> None:
         self.caught_up.set()
-        log.info("console caught up run=%s events=%s", self.run, self.view.events)
+        log.info("console caught up", extra={"run": self.run, "events": self.view.events})
         if self.on_change is not None:
             self.on_change()
 
@@ -202,7 +203,7 @@ async def run_console(
 
     def feed_done(t: asyncio.Task[None]) -> None:
         if not t.cancelled() and t.exception() is not None:
-            log.error("console feed failed: %r", t.exception())
+            log.error("console feed failed", extra={"error": repr(t.exception())})
             app.set_status(f"feed failed: {t.exception()!r}")
 
     task.add_done_callback(feed_done)

@@ -48,7 +48,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from events import ChapterStarted, Event
-from events.bus import Bus, Delivered
+from events.bus import Bus
+from events.replay import Delivered
 from events.subjects import run_events
 from projections.lab_view import LabView
 
@@ -307,8 +308,8 @@ class ReplayPlayer:
                 self.view.apply(event)
             except Exception:
                 self.errors += 1
-                log.exception("replay fold failed seq=%s type=%s id=%s", self.history[index].seq, event.type,
-                              event.id)
+                log.exception("replay fold failed",
+                              extra={"seq": self.history[index].seq, "type": event.type, "id": event.id})
         self.cursor = max(self.cursor, until)
 
     def _changed(self) -> None:

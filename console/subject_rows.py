@@ -33,7 +33,7 @@ def subject_rows(subject: str) -> NeutralRows:
     try:
         return found.console_rows()
     except Exception:  # a subject's bug must not take the console down
-        log.exception("console rows of subject %s failed; drawing neutral rows", subject)
+        log.exception("console rows of a subject failed; drawing neutral rows", extra={"subject": subject})
         return _NEUTRAL
 
 
@@ -62,7 +62,7 @@ def _guarded(rows: NeutralRows, picture: Picture, draw: Callable[[NeutralRows], 
     except Exception:  # a subject's bug must not take the console down
         if type(rows) not in _failed:
             _failed.add(type(rows))
-            log.exception("%s failed to draw; drawing neutral rows", type(rows).__name__)
+            log.exception("subject rows failed to draw; drawing neutral rows", extra={"rows": type(rows).__name__})
         return draw(_NEUTRAL)
 
 

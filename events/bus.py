@@ -8,7 +8,8 @@ Contract:
   otherwise :class:`ConcurrencyConflict` is raised.
 - ``publish_batch`` pipelines publishes (``publish_async``) for bursts.
 - ``replay`` delivers, in order, events matching a filter from a sequence or
-  time, and returns once caught up (or keeps following).
+  time, and returns once caught up (or keeps following): the ordered consumer
+  and its contract are in :mod:`events.replay`.
 - ``consume`` runs a durable consumer with explicit acks: a handler that keeps
   failing, or bytes that do not decode, end up as a ``bus.rejected`` event
   with the reason instead of blocking the consumer or vanishing.
@@ -20,8 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
@@ -32,10 +32,14 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_delay, wait_fixed
 
 from events.catalogue.bus import EventRejected
 from events.codec import InvalidEvent, decode, encode
 from events.envelope import Event, new_event
+from events.replay import Delivered, Handler, InvalidHandler, Replay, StoredHandler
+from events.replay import replay as replay_events
+from events.replay import replay_stored as replay_stored_messages
 from events.settings import STREAM_NAME, BusSettings
 from events.subjects import ALL_EVENTS, event_subject, run_of
 
@@ -43,9 +47,11 @@ log = logging.getLogger(__name__)
 
 WRONG_LAST_SEQUENCE = 10071
 _REDELIVERY_DELAY_S = 0.5
-#: the most a replay's subscription may hold undelivered to its handler (see :meth:`Bus.replay_stored`)
-REPLAY_PENDING_MSGS = 1_000_000
-REPLAY_PENDING_BYTES = 1024**3
+#: NATS away for a moment, so a publish is tried again (NoStreamResponse: the stream has no
+#: leader this moment, a cluster electing one); JetStream's own 503 answers are retried too
+_PUBLISH_TRANSIENT = (nats.errors.TimeoutError, nats.errors.NoRespondersError, NoStreamResponseError,
+                      nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError)
+_PUBLISH_PAUSE_S = 0.25  # NATS is away: the back-off before the next attempt
 
 
 class BusRefused(ConnectionError):
@@ -55,21 +61,6 @@ class BusRefused(ConnectionError):
 
 class ConcurrencyConflict(Exception):
     """The subject moved on since it was read: reload and retry, or give up."""
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    """An event as read from the stream, with where it sits."""
-
-    event: Event
-    seq: int
-    subject: str
-    num_delivered: int = 1
-
-
-Handler = Callable[[Delivered], Awaitable[None]]
-StoredHandler = Callable[[int, str, bytes], Awaitable[None]]
-InvalidHandler = Callable[[InvalidEvent, int, str], Awaitable[None]]
 
 
 def stream_config(settings: BusSettings) -> js_api.StreamConfig:
@@ -84,25 +75,6 @@ def stream_config(settings: BusSettings) -> js_api.StreamConfig:
         allow_direct=True,
         num_replicas=settings.stream_replicas,
     )
-
-
-class Replay:
-    """A running ordered replay. ``caught_up`` is set once the history is delivered."""
-
-    def __init__(self) -> None:
-        self.caught_up = asyncio.Event()
-        self.delivered = 0
-        self.errors = 0
-        self.last_seq = 0
-        self._sub: Any = None
-
-    async def stop(self) -> None:
-        if self._sub is not None:
-            sub, self._sub = self._sub, None
-            try:
-                await sub.unsubscribe()
-            except Exception as exc:  # connection already closed: nothing to undo
-                log.debug("replay unsubscribe: %s", exc)
 
 
 class Bus:
@@ -132,10 +104,10 @@ class Bus:
         async def on_disconnect() -> None:
             if holder and (holder[0].is_draining or holder[0].is_closed):
                 return  # our own close, not an outage
-            log.warning("nats disconnected source=%s", source)
+            log.warning("nats disconnected", extra={"source": source})
 
         async def on_reconnect() -> None:
-            log.info("nats reconnected source=%s", source)
+            log.info("nats reconnected", extra={"source": source})
 
         refused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -147,7 +119,7 @@ class Bus:
                     "violation. The lab's NATS has a user per role: give one with OPLAB_NATS_USER and "
                     "OPLAB_NATS_PASSWORD (or a directory of them, OPLAB_NATS_AUTH_DIR)"))
                 return
-            log.warning("nats error source=%s error=%r", source, exc)
+            log.warning("nats error", extra={"source": source, "error": repr(exc)})
 
         credentials = settings.credentials()
         connecting = asyncio.ensure_future(nats.connect(
@@ -192,8 +164,8 @@ class Bus:
             config.num_replicas = max(config.num_replicas or 1, info.config.num_replicas or 1)
             await self.js.update_stream(config)
         elif info.config.subjects != config.subjects:
-            log.warning("stream %s has subjects %s, expected %s", STREAM_NAME, info.config.subjects,
-                        config.subjects)
+            log.warning("stream has other subjects than expected",
+                        extra={"stream": STREAM_NAME, "subjects": info.config.subjects, "expected": config.subjects})
 
     async def close(self) -> None:
         if self.nc.is_closed:
@@ -201,7 +173,7 @@ class Bus:
         try:
             await self.nc.drain()
         except Exception as exc:  # draining a broken connection: close instead
-            log.debug("drain failed: %s", exc)
+            log.debug("drain failed", extra={"error": str(exc)})
             await self.nc.close()
 
     # -- writing ----------------------------------------------------------
@@ -232,26 +204,38 @@ class Bus:
 
     async def _publish(self, subject: str, payload: bytes, headers: dict[str, str], retry_for_s: float,
                        what: str) -> int:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + retry_for_s
-        while True:
-            try:
+        """One publish, tried again every 0.25 s while NATS is away, until ``retry_for_s`` has passed
+        since the first attempt; then the last failure surfaces as it was raised. A lost race
+        (wrong last subject sequence) is never retried here: it becomes ConcurrencyConflict."""
+
+        def transient(exc: BaseException) -> bool:
+            if isinstance(exc, APIError):
+                return exc.code == 503 and exc.err_code != WRONG_LAST_SEQUENCE
+            # a connection we closed ourselves never comes back: fail at once
+            return isinstance(exc, _PUBLISH_TRANSIENT) and not self.nc.is_closed
+
+        def log_retry(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome else None
+            log.warning("publish retry", extra={"what": what, "error": repr(failure)})
+
+        started = asyncio.get_running_loop().time()
+        try:
+            try:  # first without a retrier: building one costs ~0.1 ms, on every event a service records
                 ack = await self.js.publish(subject, payload, stream=STREAM_NAME, headers=headers)
-                return ack.seq
-            except APIError as exc:
-                if exc.err_code == WRONG_LAST_SEQUENCE:
-                    raise ConcurrencyConflict(exc.description or "wrong last sequence") from exc
-                if exc.code != 503 or loop.time() > deadline:
+            except Exception as exc:
+                if not transient(exc) or asyncio.get_running_loop().time() - started >= retry_for_s:
                     raise
-                failure: Exception = exc
-            except (nats.errors.TimeoutError, nats.errors.NoRespondersError, NoStreamResponseError,
-                    nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError) as exc:
-                # NoStreamResponse: the stream has no leader this moment (a cluster electing one)
-                if self.nc.is_closed or loop.time() > deadline:
-                    raise
-                failure = exc
-            log.warning("publish retry what=%s error=%r", what, failure)
-            await asyncio.sleep(0.25)  # NATS is away: back off before the next attempt
+                log.warning("publish retry", extra={"what": what, "error": repr(exc)})
+                await asyncio.sleep(_PUBLISH_PAUSE_S)
+                left = retry_for_s - (asyncio.get_running_loop().time() - started)
+                retrying = AsyncRetrying(retry=retry_if_exception(transient), stop=stop_after_delay(max(0.0, left)),
+                                         wait=wait_fixed(_PUBLISH_PAUSE_S), before_sleep=log_retry, reraise=True)
+                ack = await retrying(self.js.publish, subject, payload, stream=STREAM_NAME, headers=headers)
+        except APIError as exc:
+            if exc.err_code == WRONG_LAST_SEQUENCE:
+                raise ConcurrencyConflict(exc.description or "wrong last sequence") from exc
+            raise
+        return ack.seq
 
     async def publish_batch(self, events: Sequence[Event]) -> list[int]:
         """Publish many events pipelined; returns their sequences in order."""
@@ -283,8 +267,8 @@ class Bus:
             if isinstance(decoded, Event):
                 out.append(Delivered(decoded, raw.seq or 0, subject))
             else:
-                log.warning("skipping invalid event subject=%s seq=%s reason=%s",
-                            subject, raw.seq, decoded.reason)
+                log.warning("skipping invalid event",
+                            extra={"subject": subject, "seq": raw.seq, "reason": decoded.reason})
             seq = (raw.seq or 0) + 1
 
     async def replay(
@@ -297,26 +281,10 @@ class Bus:
         follow: bool = False,
         on_invalid: InvalidHandler | None = None,
     ) -> Replay:
-        """Deliver matching events in stream order through an ordered consumer.
-
-        ``filter_subject`` is one subject filter or several (one consumer, one
-        stream order across all of them). Without ``follow`` this returns after the last stored match has been
-        handled. With ``follow`` it returns at once; ``caught_up`` tells when the
-        history has been delivered, and delivery continues until ``stop()``.
-        Events stored with an older schema version arrive upcast (see :mod:`events.upcasting`).
-        """
-
-        async def on_stored(seq: int, subject: str, data: bytes) -> None:
-            decoded = decode(data)
-            if isinstance(decoded, Event):
-                await handler(Delivered(decoded, seq, subject))
-            elif on_invalid is not None:
-                await on_invalid(decoded, seq, subject)
-            else:
-                log.warning("replay skipped invalid event seq=%s reason=%s", seq, decoded.reason)
-
-        return await self.replay_stored(filter_subject, on_stored, from_seq=from_seq, from_time=from_time,
-                                        follow=follow)
+        """Deliver matching events in stream order through an ordered consumer: see
+        :func:`events.replay.replay` (one filter or several, ``follow``, ``caught_up``, upcasting)."""
+        return await replay_events(self.js, filter_subject, handler, from_seq=from_seq, from_time=from_time,
+                                   follow=follow, on_invalid=on_invalid)
 
     async def replay_stored(
         self,
@@ -328,61 +296,9 @@ class Bus:
         follow: bool = False,
     ) -> Replay:
         """As :meth:`replay`, but hand over each message as stored: (sequence, subject, bytes),
-        undecoded (an export must keep old versions and garbage exactly as they are)."""
-        replay = Replay()
-        subjects = [filter_subject] if isinstance(filter_subject, str) else list(filter_subject)
-        if not subjects:
-            raise ValueError("replay needs at least one subject filter")
-        config = js_api.ConsumerConfig(
-            deliver_policy=js_api.DeliverPolicy.ALL,
-            inactive_threshold=60.0,
-        )
-        if len(subjects) > 1:
-            config.filter_subjects = subjects
-        else:
-            config.filter_subject = subjects[0]
-        if from_seq is not None and from_seq > 1:
-            config.deliver_policy = js_api.DeliverPolicy.BY_START_SEQUENCE
-            config.opt_start_seq = from_seq
-        elif from_time is not None:
-            config.deliver_policy = js_api.DeliverPolicy.BY_START_TIME
-            config.opt_start_time = from_time
-
-        async def on_msg(msg: Msg) -> None:
-            seq, pending = stream_position(msg)
-            try:
-                await handler(seq, msg.subject, msg.data)
-            except Exception:  # one bad event must not stall the feed or hide the rest
-                replay.errors += 1
-                log.exception("replay handler failed seq=%s subject=%s", seq, msg.subject)
-            replay.delivered += 1
-            replay.last_seq = seq
-            if pending == 0:
-                replay.caught_up.set()
-
-        # nats-py answers the server's flow control as messages arrive, not as the handler takes
-        # them: a slow handler lets the subscription's queue grow up to these limits. They stay
-        # high on purpose: past them nats-py drops messages *and* moves the ordered consumer past
-        # them (nats-py 2.16), a silent gap. Bounded memory for bulk reads: events.raw_reader,
-        # which stops and resumes its consumer instead of letting the queue grow.
-        sub = await self.js.subscribe(
-            subjects[0],
-            stream=STREAM_NAME,
-            cb=on_msg,
-            ordered_consumer=True,
-            config=config,
-            idle_heartbeat=2.0,
-            pending_msgs_limit=REPLAY_PENDING_MSGS,
-            pending_bytes_limit=REPLAY_PENDING_BYTES,
-        )
-        replay._sub = sub
-        info = await sub.consumer_info()
-        if info.num_pending == 0 and info.delivered.consumer_seq == 0:
-            replay.caught_up.set()
-        if not follow:
-            await replay.caught_up.wait()
-            await replay.stop()
-        return replay
+        undecoded (see :func:`events.replay.replay_stored`)."""
+        return await replay_stored_messages(self.js, filter_subject, handler, from_seq=from_seq,
+                                            from_time=from_time, follow=follow)
 
     async def consume(
         self,
@@ -424,8 +340,7 @@ class Bus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.exception("handler failed consumer=%s seq=%s attempt=%s",
-                              durable, seq, meta.num_delivered)
+                log.exception("handler failed", extra={"consumer": durable, "seq": seq, "attempt": meta.num_delivered})
                 if meta.num_delivered >= max_deliver:
                     if decoded.type != EventRejected.TYPE:
                         await self._reject(durable, msg.subject, seq,
@@ -455,8 +370,7 @@ class Bus:
         return reject
 
     async def _reject(self, consumer: str, subject: str, seq: int, reason: str, raw: str) -> None:
-        log.warning("rejected consumer=%s subject=%s seq=%s reason=%s",
-                    consumer, subject, seq, reason)
+        log.warning("message rejected", extra={"consumer": consumer, "subject": subject, "seq": seq, "reason": reason})
         run = run_of(subject) or "unknown"
         event = self.event(
             EventRejected(consumer=consumer, subject=subject, seq=seq, reason=reason, raw=raw),
@@ -465,22 +379,7 @@ class Bus:
         try:
             await self.publish(event)
         except Exception:  # the rejection record is best effort; the log line remains
-            log.exception("could not record rejection seq=%s", seq)
-
-
-def stream_position(msg: Msg) -> tuple[int, int]:
-    """(stream sequence, matching messages still pending) of a JetStream delivery, read from its
-    reply subject (ADR-15: ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>``,
-    or with domain and account hash before the stream: 11 tokens or more). The same figures as
-    ``msg.metadata``, without building its objects for every message of a replay."""
-    tokens = (msg.reply or "").split(".")
-    if tokens[:2] == ["$JS", "ACK"]:
-        if len(tokens) == 9:
-            return int(tokens[5]), int(tokens[8])
-        if len(tokens) >= 11:
-            return int(tokens[7]), int(tokens[10])
-    meta = msg.metadata  # not a JetStream delivery: nats-py raises the error that says so
-    return meta.sequence.stream, meta.num_pending
+            log.exception("could not record rejection", extra={"seq": seq})
 
 
 def where(url: str) -> str:

@@ -16,7 +16,8 @@ from events.settings import BusSettings
 from oplab.nats_auth import with_user
 from oplab.reader_server import reader_server
 from oplab.settings import LabSettings
-from oplab.stack import Stack, saved_url
+from oplab.stack import Stack
+from oplab.stack_info import saved_url
 
 
 @contextmanager
@@ -24,7 +25,7 @@ def lab_nats_url(settings: LabSettings, role: str = "viewer") -> Iterator[str]:
     """The URL to reach the lab's log as ``role`` (see :mod:`oplab.nats_auth`: ``viewer`` reads,
     ``operator`` approves and commands, ``admin`` imports)."""
     stack = Stack(settings)
-    running = saved_url(stack.home / "stack.json", "nats_url") if stack.running() else None
+    running = saved_url(stack.settings.stack_file, "nats_url") if stack.running() else None
     info = stack.info() if running is not None else None
     if info is not None:
         yield stack.nats_url(info, role)

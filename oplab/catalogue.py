@@ -11,7 +11,8 @@ def describe_subjects() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the loadable subjects, the broken ones), each a JSON-ready document, sorted by name.
 
     A subject document: ``name``, ``package``, ``description``, ``scenarios``, ``faults`` (``kind``,
-    ``description``, ``default_ttl_s``, ``params``: a JSON schema), ``invariants`` (``name``,
+    ``description``, ``default_ttl_s``, ``params``: a JSON schema, ``detected_by``: the invariant it
+    is meant to trip, null for a control), ``invariants`` (``name``,
     ``description``, ``grace_s``), ``tools`` (``name``, ``description``, ``mutating``, ``read_only``)
     and ``error: null``. A broken one has the same keys, empty lists and the ``error``.
     """
@@ -32,7 +33,7 @@ def describe_subjects() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             "description": subject.description,
             "scenarios": scenarios,
             "faults": [{"kind": f.kind, "description": f.description, "default_ttl_s": f.default_ttl_s,
-                        "params": f.params} for f in catalogue.faults],
+                        "params": f.params, "detected_by": f.detected_by} for f in catalogue.faults],
             "invariants": [{"name": i.name, "description": i.description, "grace_s": i.grace_s}
                            for i in catalogue.invariants],
             "tools": [{"name": t.name, "description": t.description, "mutating": t.mutating,

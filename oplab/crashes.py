@@ -34,6 +34,7 @@ from events import Event
 from events.bus import Bus
 from events.settings import BusSettings
 from events.subjects import run_domain
+from events.waiting import WaitTimeout, wait_until
 from oplab.nats_auth import ADMIN
 from oplab.run_log import RunLog, follow_run
 from oplab.settings import LabSettings
@@ -229,14 +230,13 @@ async def _view_matches_a_rebuild(bus: Bus, stack: Stack, info: StackInfo, log: 
     """The projector's ticket view (once it has caught up with the run) equals a fold from scratch."""
     last_ticket_seq = max((seq for seq, e in log.events if e.domain == "ticket"), default=0)
     settings = TicketLogSettings(home=stack.home)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 20
     view = open_ticket_log(settings)
     try:
-        while view.tracked() < last_ticket_seq:
-            if loop.time() > deadline:
-                return [f"the ticket view stayed behind the log (at {view.tracked()}, log at {last_ticket_seq})"]
-            await asyncio.sleep(0.1)  # polling another process's view under a deadline
+        try:  # another process's view: polled (every 0.1 s) under a deadline
+            await wait_until(lambda: view.tracked() >= last_ticket_seq, timeout=20, interval=0.1,
+                             what="the ticket view to catch up")
+        except WaitTimeout:
+            return [f"the ticket view stayed behind the log (at {view.tracked()}, log at {last_ticket_seq})"]
         kept = view.list_tickets(run=info.run, status=None, limit=10_000)
     finally:
         view.close()

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from events import ChapterStarted, RunFinished
-from events.bus import Bus, Delivered
+from events.bus import Bus
 from events.commands import request
+from events.replay import Delivered
 from events.settings import BusSettings
 from events.subjects import run_events
 from oplab.settings import LabSettings
-from oplab.stack import StackInfo
+from oplab.stack_info import StackInfo
 from projections.timeline import RunTimeline
 
 

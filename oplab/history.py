@@ -7,7 +7,8 @@ from typing import Any
 from nats.js.errors import NotFoundError
 
 from events import Event, RunFinished, RunStarted, decode
-from events.bus import Bus, Delivered
+from events.bus import Bus
+from events.replay import Delivered
 from events.settings import STREAM_NAME, BusSettings
 from events.subjects import ALL_EVENTS, ROOT, run_events
 

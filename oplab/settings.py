@@ -30,6 +30,9 @@ class LabSettings(BaseSettings):
         "The agents' approval mode (OPLAB_APPROVAL): manual makes every mutating call wait for a human "
         "(`oplab approve`, the console's a / r); None leaves the agents' own default"))
     start_timeout_s: float = 30.0
+    supervisor_timeout_s: float = Field(default=10.0, gt=0, description=(
+        "One call to the lab's supervisord (a start or stop that waits on a program gets 30 s more): "
+        "one that does not answer fails `oplab status`, `down`, ... after this long instead of hanging them"))
     demo_timeout_s: float = 180.0
 
     @field_validator("nats_cluster")
@@ -45,4 +48,5 @@ class LabSettings(BaseSettings):
 
     @property
     def stack_file(self) -> Path:
+        """``<home>/stack.json``: what the running stack is (:class:`oplab.stack.StackInfo`), owner-only."""
         return self.home / "stack.json"

@@ -1,4 +1,6 @@
-"""supervisord: the configuration the stack runs under, and a small XML-RPC client.
+"""supervisord: the configuration the stack runs under. Its client is :class:`subjects.supervisor.Supervisor`
+(re-exported here), the one the subjects use too: every call with a timeout, so a hung supervisord
+fails ``oplab status`` or ``oplab down`` with an error instead of hanging it.
 
 Programs: ``nats`` (embedded, when no ``NATS_URL`` is given), the subject's
 processes (from its provisioner; by default never auto-restarted, so a killed
@@ -9,15 +11,15 @@ its own processes (restarting a node, say) is given the same endpoint.
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import xmlrpc.client
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
-from supervisor.xmlrpc import Faults
+from subjects.supervisor import Supervisor, SupervisorError, SupervisorFault
+
+__all__ = ["SERVICES", "Program", "Supervisor", "SupervisorError", "SupervisorFault", "render_config",
+           "supervisord_binary"]
 
 SERVICES = ("projector", "monitor", "chaos", "agent", "loadgen", "director")
 
@@ -95,57 +97,3 @@ password={parsed.password}
 
 def supervisord_binary() -> str:
     return str(Path(sys.executable).parent / "supervisord")
-
-
-class Supervisor:
-    """XML-RPC to one supervisord. Methods are blocking; ``a*`` variants run in a thread."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def _proxy(self) -> Any:
-        return xmlrpc.client.ServerProxy(self.url + "/RPC2").supervisor
-
-    def alive(self) -> bool:
-        try:
-            return self._proxy().getState()["statename"] == "RUNNING"
-        except (OSError, xmlrpc.client.Error):
-            return False
-
-    def processes(self) -> list[dict[str, Any]]:
-        return list(self._proxy().getAllProcessInfo())
-
-    def start(self, name: str, wait: bool = True) -> None:
-        self._proxy().startProcess(name, wait)
-
-    def ensure_started(self, name: str) -> None:
-        """Start a program; one that supervisord already (re)started counts as started.
-
-        A crashed service with ``autorestart`` may be started by supervisord between a
-        caller's look at its state and this call."""
-        try:
-            self.start(name)
-        except xmlrpc.client.Fault as exc:
-            if exc.faultCode != Faults.ALREADY_STARTED:
-                raise
-
-    def start_group(self, name: str) -> None:
-        self._proxy().startProcessGroup(name, True)
-
-    def stop(self, name: str) -> None:
-        """Stop and wait; a program that exited on its own meanwhile counts as stopped."""
-        try:
-            self._proxy().stopProcess(name, True)
-        except xmlrpc.client.Fault as exc:
-            if exc.faultCode != Faults.NOT_RUNNING:
-                raise
-
-    def signal(self, name: str, signal: str) -> None:
-        """Send ``signal`` (``KILL``, ``STOP``...) to a program's process."""
-        self._proxy().signalProcess(name, signal)
-
-    def shutdown(self) -> None:
-        self._proxy().shutdown()
-
-    async def astart(self, name: str) -> None:
-        await asyncio.to_thread(self.start, name)

@@ -16,9 +16,10 @@ from datetime import datetime
 from nats.js.errors import NotFoundError
 
 from events import Event
-from events.bus import Bus, Delivered
+from events.bus import Bus
 from events.codec import decode
 from events.envelope import utcnow
+from events.replay import Delivered
 from events.settings import STREAM_NAME
 from events.subjects import ROOT, run_domain, run_events
 from oplab.event_query import Position, parse_position

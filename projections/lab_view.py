@@ -229,7 +229,7 @@ class LabView:
             self.tickets[p.ticket_id] = apply_event(self.tickets.get(p.ticket_id), p, event.time, event.run)
         except ValueError as exc:
             self.orphans += 1
-            log.debug("skipping ticket event without history: %s", exc)
+            log.debug("skipping a ticket event without history", extra={"ticket": p.ticket_id, "reason": str(exc)})
             return
         self.last_ticket_id = p.ticket_id
 

@@ -17,7 +17,7 @@ from events import new_run_id
 from events.bus import Bus
 from events.settings import BusSettings
 from oplab.infra import RunningServer, start_nats
-from tests.servers import start_valkey
+from tests.servers import EmbeddedValkey, start_valkey
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,7 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
 
 
 @pytest.fixture(scope="session")
-def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedValkey]:
     server = start_valkey(tmp_path_factory.mktemp("valkey"))
     yield server
     server.stop()
@@ -52,14 +52,14 @@ def run_id() -> str:
 
 
 @pytest.fixture
-async def redis_client(valkey_server: RunningServer) -> AsyncIterator[aioredis.Redis]:
+async def redis_client(valkey_server: EmbeddedValkey) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(valkey_server.url)
     yield client
     await client.aclose()
 
 
 @pytest.fixture
-def lab_env(nats_server: RunningServer, valkey_server: RunningServer, tmp_path: Path) -> dict[str, str]:
+def lab_env(nats_server: RunningServer, valkey_server: EmbeddedValkey, tmp_path: Path) -> dict[str, str]:
     """Environment for child processes (services) pointed at the test servers."""
     env = dict(os.environ)
     env.update(

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from console.layout import render_text
 from console.live import LiveFeed
-from console.widgets import render_text
 from events import Event, ObsSnapshot, WorkloadStats, decode
 from events.bus import Bus
 from events.settings import BusSettings

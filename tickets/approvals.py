@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from events import Event, TicketActionRequested
-from events.bus import Bus, Delivered
+from events.bus import Bus
+from events.replay import Delivered
 from events.subjects import ROOT, run_domain
 from tickets.aggregate import IllegalTransition
 from tickets.store import TicketStore

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from events import Event
 from events.bus import Bus, ConcurrencyConflict
@@ -33,14 +34,6 @@ log = logging.getLogger(__name__)
 
 class TicketNotFound(LookupError):
     pass
-
-
-@dataclass
-class Loaded:
-    """A ticket and the subject sequence it was read at."""
-
-    ticket: Ticket
-    last_seq: int
 
 
 class TicketStore:
@@ -77,14 +70,18 @@ class TicketStore:
 
     async def update(self, ticket_id: str, command: Callable[[Ticket], None], *,
                      causation: str | None = None, attempts: int = 3) -> list[Event]:
-        """Load, apply ``command``, save; on a conflict retry with fresh state."""
-        for attempt in range(1, attempts + 1):
+        """Load, apply ``command``, save; on a conflict retry with fresh state, at once, up to
+        ``attempts`` times in all; the last conflict is raised. Anything else (TicketNotFound, an
+        illegal transition) is raised as it comes: a fresh load would not change the answer."""
+
+        async def attempt() -> list[Event]:
             ticket = await self.load(ticket_id)
             command(ticket)
-            try:
-                return await self.save(ticket, causation=causation)
-            except ConcurrencyConflict:
-                log.info("ticket conflict ticket=%s attempt=%s", ticket_id, attempt)
-                if attempt == attempts:
-                    raise
-        raise AssertionError("unreachable")
+            return await self.save(ticket, causation=causation)
+
+        def log_conflict(state: RetryCallState) -> None:
+            log.info("ticket conflict", extra={"ticket": ticket_id, "attempt": state.attempt_number})
+
+        retrying = AsyncRetrying(retry=retry_if_exception_type(ConcurrencyConflict), stop=stop_after_attempt(attempts),
+                                 after=log_conflict, reraise=True)
+        return await retrying(attempt)

@@ -10,7 +10,8 @@ nothing is kept on the side, so what a campaign prints equals a re-fold of the l
 from __future__ import annotations
 
 from events import CampaignFinished, CampaignStarted, Event, TrialFinished, TrialStarted
-from events.bus import Bus, Delivered
+from events.bus import Bus
+from events.replay import Delivered
 from events.settings import BusSettings
 from events.subjects import run_events
 from oplab.campaign.plan import Campaign, PlannedTrial

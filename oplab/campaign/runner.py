@@ -27,7 +27,6 @@ import queue
 import subprocess
 import threading
 import time
-import xmlrpc.client
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from oplab.crashes import brisk_scenario
 from oplab.run_log import follow_run
 from oplab.settings import LabSettings
 from oplab.stack import Stack, StackError
+from oplab.supervisor import SupervisorError
 from projections.scoreboard import CampaignFold, Scoreboard
 
 log = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ class _Runner:
         except (KeyboardInterrupt, SystemExit):
             self.watcher.note("stopping: reverting the current trials' faults and taking the lab down")
             raise CampaignInterrupted(self.campaign_id, total - len(pending) + len(self.timings), total) from None
-        except (OSError, xmlrpc.client.Fault, subprocess.CalledProcessError) as exc:
+        except (OSError, SupervisorError, subprocess.CalledProcessError) as exc:
             # NATS or supervisord gone mid-campaign: a clear error (the lab comes down below), resumable
             raise StackError(f"the campaign's lab failed ({type(exc).__name__}: {exc}); what finished is in "
                              f"the log: `oplab eval --resume {self.campaign_id}`") from exc
@@ -312,7 +312,7 @@ class _Runner:
                 scenario = time.monotonic() - t0 - up
             except StackError as exc:
                 outcome = f"failed: {exc}"
-                log.warning("trial could not run trial=%s run=%s error=%s", trial.trial, run, exc)
+                log.warning("trial could not run", extra={"trial": trial.trial, "run": run, "error": str(exc)})
         finally:  # also when cut short: no fault of the trial outlives it
             t1 = time.monotonic()
             slot.end_trial()

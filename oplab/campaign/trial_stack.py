@@ -40,28 +40,25 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from events import new_run_id
 from oplab.infra import free_port
+from oplab.lab_bus import create_stream, revert_all, wait_services_ready
 from oplab.nats_auth import ADMIN, LabCredentials, write_private
+from oplab.probes import healthy, listening, pid_alive, read_pid, redacted, wait_for
 from oplab.settings import LabSettings
-from oplab.stack import (
-    CHILD_STACKS,
-    Stack,
-    StackError,
-    StackInfo,
-    _create_stream,
-    _healthy,
-    _listening,
-    _pid_alive,
-    _read_pid,
-    _revert_all,
-    _wait,
-    _wait_services_ready,
-    redacted,
+from oplab.stack import CHILD_STACKS, Stack
+from oplab.stack_info import StackError, StackInfo
+from oplab.stack_plan import nats_programs
+from oplab.supervisor import (
+    SERVICES,
+    Program,
+    Supervisor,
+    SupervisorError,
+    SupervisorFault,
+    render_config,
+    supervisord_binary,
 )
-from oplab.supervisor import SERVICES, Program, Supervisor, render_config, supervisord_binary
 from subjects.contract import Deployment, LocalProcess, Site
 from subjects.registry import load_subject
 
@@ -137,7 +134,7 @@ class CampaignLab:
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         supervisor_url = f"http://lab:{_token()}@127.0.0.1:{free_port()}"
         if self.runs_nats:
-            self.stack._stop_reader_servers(self.progress)  # one server per store: a reader's must go first
+            self.stack.stop_reader_servers(self.progress)  # one server per store: a reader's must go first
             self.nats_url = f"nats://127.0.0.1:{free_port()}"
             LabCredentials.create(self.home)
         elif self.host is not None and self.embedded:  # the host's users, so `oplab down` of the slot can revert
@@ -162,20 +159,20 @@ class CampaignLab:
         subprocess.run([supervisord_binary(), "-c", str(self.home / "supervisord.conf")], check=True)
         sup = self.supervisor()
         timeout = self.settings.start_timeout_s
-        _wait(sup.alive, timeout, "supervisord did not come up")
+        wait_for(sup.alive, timeout, "supervisord did not come up")
         if self.runs_nats:
             self.progress(f"starting nats-server on {self.nats_url}")
             sup.start("nats")
-        _wait(lambda: _listening(self.nats_url.split(",")[0]), timeout,
-              f"NATS at {redacted(self.nats_url)} is not reachable")
+        wait_for(lambda: listening(self.nats_url.split(",")[0]), timeout,
+                 f"NATS at {redacted(self.nats_url)} is not reachable")
         if self.runs_nats:
-            asyncio.run(_create_stream(self.admin_url, 1, timeout))
+            asyncio.run(create_stream(self.admin_url, 1, timeout))
         for stage in _stages(list(self.infrastructure.values())):
             self.progress(f"starting {', '.join(p.name for p in stage)}")
             self._start_together(sup, stage)
 
     def supervisor(self) -> Supervisor:
-        return Supervisor(self.supervisor_url)
+        return Supervisor(self.supervisor_url, self.settings.supervisor_timeout_s)
 
     @property
     def runs_nats(self) -> bool:
@@ -205,11 +202,11 @@ class CampaignLab:
             # seconds more per program group once groups were removed and added under it
             self._stop_all(sup, [name for name in self._programs if name != "nats"])
             self._stop_all(sup, ["nats"])
-            pid = _read_pid(self.home / "supervisord.pid")
-            with contextlib.suppress(OSError):
+            pid = read_pid(self.home / "supervisord.pid")
+            with contextlib.suppress(SupervisorError):  # it may close the connection as it goes
                 sup.shutdown()
             if pid is not None:
-                _wait(lambda: not _pid_alive(pid), 60.0, "supervisord did not exit")
+                wait_for(lambda: not pid_alive(pid), 60.0, "supervisord did not exit")
         with contextlib.suppress(FileNotFoundError):
             (self.home / MARKER).unlink()
 
@@ -256,8 +253,8 @@ class CampaignLab:
         for stage in stages[1:]:
             self._start_together(sup, stage)
         timeout = self.settings.start_timeout_s
-        missing = asyncio.run(_wait_services_ready(run, self.admin_url, 1, set(self.services), timeout,
-                                                   since=started_at - 1))
+        missing = asyncio.run(wait_services_ready(run, self.admin_url, 1, set(self.services), timeout,
+                                                  since=started_at - 1))
         if missing:
             raise StackError(f"not ready within {timeout:.0f}s: {', '.join(sorted(missing))}; "
                              f"see {self.home / 'logs'}")
@@ -272,7 +269,7 @@ class CampaignLab:
             # infrastructure the next trial shares, whose chaos adopts only its own run's faults). Best effort:
             # the trial's processes stop anyway, and a chaos service that does not answer has nothing to say
             with contextlib.suppress(Exception):
-                asyncio.run(_revert_all(self.url_for("operator"), 10.0, self.command_scope))
+                asyncio.run(revert_all(self.url_for("operator"), 10.0, self.command_scope))
         self.stop_trial_programs()
         self.current = None
         self._trial_programs = []
@@ -305,21 +302,11 @@ class CampaignLab:
                          command_scope=self.command_scope)
 
     def _save(self, info: StackInfo) -> None:
-        info.save(self.home / "stack.json")
+        info.save(self.settings.stack_file)
 
     def _nats_programs(self) -> list[Program]:
-        if not self.runs_nats:
-            return []
-        from oplab.infra import nats_command
-        from oplab.stack import _port
-
-        credentials = LabCredentials.load(self.home)
-        port = _port(self.nats_url)
-        config = None
-        if credentials is not None:
-            config = credentials.write_server_config(self.home / "nats.conf", port, self.home / "nats" / "js")
-        return [Program("nats", nats_command(self.home / "nats", port, config=config), priority=10,
-                        autorestart="true")]
+        """The embedded NATS (one server) when this lab runs it; none on a slot or an external NATS."""
+        return nats_programs(self.home, self.nats_url, LabCredentials.load(self.home)) if self.runs_nats else []
 
     def _infrastructure_programs(self) -> list[Program]:
         return [p for name, p in self._programs.items() if name == "nats" or name in self.infrastructure]
@@ -332,14 +319,14 @@ class CampaignLab:
         """Rewrite supervisord.conf and apply it: changed and removed programs go (they are stopped),
         changed and added ones come in; the infrastructure, unchanged, keeps running."""
         self._write(programs)
-        proxy = _proxy(self.supervisor_url)
-        added, changed, removed = proxy.reloadConfig()[0]
+        sup = self.supervisor()
+        added, changed, removed = sup.reload_config()
         for name in [*changed, *removed]:
-            with contextlib.suppress(Exception):  # already stopped, or already gone
-                proxy.stopProcessGroup(name, True)
-            proxy.removeProcessGroup(name)
+            with contextlib.suppress(SupervisorFault):  # already stopped, or already gone
+                sup.stop_group(name)
+            sup.remove_group(name)
         for name in [*changed, *added]:
-            proxy.addProcessGroup(name)
+            sup.add_group(name)
 
     def _start_together(self, sup: Supervisor, processes: list[LocalProcess], names: list[str] | None = None) -> None:
         """Start these programs at once, then wait for each one's health check."""
@@ -349,9 +336,9 @@ class CampaignLab:
         timeout = self.settings.start_timeout_s
         for process in processes:
             if process.health is not None:
-                _wait(lambda h=process.health: _healthy(h), timeout,
-                      f"{process.name} did not become ready ({redacted(process.health.url)}); "
-                      f"see {self.home / 'logs' / (process.name + '.log')}")
+                wait_for(lambda h=process.health: healthy(h), timeout,
+                         f"{process.name} did not become ready ({redacted(process.health.url)}); "
+                         f"see {self.home / 'logs' / (process.name + '.log')}")
 
 
 def _stages(processes: list[LocalProcess]) -> list[list[LocalProcess]]:
@@ -359,12 +346,6 @@ def _stages(processes: list[LocalProcess]) -> list[list[LocalProcess]]:
     for p in processes:
         stages.setdefault(p.stage, []).append(p)
     return [stages[s] for s in sorted(stages)]
-
-
-def _proxy(url: str) -> Any:
-    import xmlrpc.client
-
-    return xmlrpc.client.ServerProxy(url + "/RPC2").supervisor
 
 
 def _token() -> str:

@@ -31,10 +31,11 @@ def main() -> None:
     import logging
 
     from events.bus import BusRefused
+    from events.structured_logging import configure_logging
     from oplab.cli.common import exit_on_signals
     from oplab.infra import InfraError
     from oplab.stack import StackError
-    from services.runtime.logging import configure_logging
+    from oplab.supervisor import SupervisorError
 
     configure_logging("kv", "WARNING")
     exit_on_signals()
@@ -43,7 +44,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-    except (StackError, InfraError) as exc:  # any command: what went wrong with the lab, no traceback
+    except (StackError, InfraError, SupervisorError) as exc:  # any command: what went wrong with the lab, no traceback
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(1)
     except BusRefused as exc:  # any command, any NATS: the reason and what to do, no traceback

@@ -56,7 +56,7 @@ def exit_on_signals() -> None:
 
 def log_to_file(path: Path) -> None:
     """While the console owns the terminal, logs go to a file (never onto the screen)."""
-    from services.runtime.logging import KeyValueFormatter
+    from events.structured_logging import KeyValueFormatter
 
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)

@@ -75,7 +75,7 @@ async def _read(nats_url: str, campaign: str) -> tuple[Scoreboard | None, list[d
 async def list_campaigns(bus: Any) -> list[dict[str, Any]]:
     """Every campaign the log holds, oldest first: id, start time, subject, trials planned, finished."""
     from events import CampaignFinished, CampaignStarted
-    from events.bus import Delivered
+    from events.replay import Delivered
     from events.subjects import ROOT
 
     found: dict[str, dict[str, Any]] = {}

@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 import typer
 
 from oplab.cli.common import JsonOpt, emit, fail, log_to_file, progress, stack
+from oplab.probes import redacted
 from oplab.settings import LabSettings
-from oplab.stack import Stack, StackInfo, redacted
+from oplab.stack import Stack, StackInfo
 from subjects.registry import DEFAULT_SUBJECT
 
 SubjectOpt = Annotated[str | None, typer.Option(
@@ -227,7 +228,8 @@ def subjects(as_json: JsonOpt = False) -> None:
         typer.echo(f"  scenarios: {', '.join(doc['scenarios']) or 'none'}")
         typer.echo("  faults:")
         for f in doc["faults"]:
-            typer.echo(f"    {f['kind']:<20} ttl {f['default_ttl_s']:>4g}s  {f['description']}")
+            trips = f"trips {f['detected_by']}" if f["detected_by"] else "control"
+            typer.echo(f"    {f['kind']:<20} ttl {f['default_ttl_s']:>4g}s  {trips:<26} {f['description']}")
         typer.echo("  invariants:")
         for i in doc["invariants"]:
             typer.echo(f"    {i['name']:<20} {i['description']}")

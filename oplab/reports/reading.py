@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from events import Event
-from events.bus import Bus, Delivered
+from events.bus import Bus
+from events.replay import Delivered
 from events.settings import BusSettings
 from events.subjects import run_events
 from projections.scoreboard import CampaignFold

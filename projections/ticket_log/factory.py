@@ -34,5 +34,5 @@ def open_ticket_log(settings: TicketLogSettings | None = None) -> TicketLogView:
         view = PostgresTicketLogView.open(where)
     else:
         view = POPOTicketLogView()
-    log.debug("ticket log opened at %s", where.describe())
+    log.debug("ticket log opened", extra={"where": where.describe()})
     return view

@@ -7,9 +7,10 @@ runs at a time; deliveries keep arriving meanwhile and form the next batch, so
 batches grow under load (up to ``max_batch`` events per transaction).
 
 A commit that fails (store briefly unavailable) puts its events back and is
-retried with back-off; after ``max_failures`` consecutive failures the error
-propagates (the service exits non-zero and, restarted, resumes from the view's
-tracking position). Nothing is ever skipped silently.
+retried with back-off (0.2 s doubling, at most 5 s); after ``max_failures``
+consecutive failures the error propagates (the service exits non-zero and,
+restarted, resumes from the view's tracking position). Nothing is ever skipped
+silently.
 
 Memory is bounded: at most ``max_pending`` deliveries wait in the buffer; beyond that
 :meth:`TicketLogFeeder.offer` waits for the fold (backpressure: the bus handler waits, nats-py's
@@ -32,10 +33,13 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 
-from events.bus import Bus, Delivered
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from events.bus import Bus
 from events.codec import InvalidEvent, decode
 from events.envelope import Event
 from events.raw_reader import RawReader, RawReaderError, read_stored
+from events.replay import Delivered
 from events.subjects import ALL_EVENTS
 from projections.ticket_log.projection import TicketLogProjection
 from projections.ticket_log.view import BatchChanges
@@ -67,7 +71,6 @@ class TicketLogFeeder:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._failures = 0
         self._broken: BaseException | None = None
         self._wake_at = self.batch_size  # buffered deliveries that wake the runner
 
@@ -104,7 +107,8 @@ class TicketLogFeeder:
     def skip_invalid(self, invalid: InvalidEvent, seq: int, subject: str) -> None:
         """Count and log a stored message that is not a valid event (it is never folded)."""
         self.invalid += 1
-        log.warning("ticket log skipped invalid event seq=%s subject=%s reason=%s", seq, subject, invalid.reason)
+        log.warning("ticket log skipped an invalid event",
+                    extra={"seq": seq, "subject": subject, "reason": invalid.reason})
 
     async def on_invalid(self, invalid: InvalidEvent, seq: int, subject: str) -> None:
         """:meth:`skip_invalid` as ``Bus.replay``'s ``on_invalid`` handler."""
@@ -125,23 +129,27 @@ class TicketLogFeeder:
         async with self._lock:
             committed = 0
             while len(self._buffer) >= least:
-                batch = self._buffer[:self.max_batch]
-                del self._buffer[:len(batch)]
-                self._room.set()
-                try:
-                    changes = await asyncio.to_thread(self.projection.process_batch, batch)
-                except Exception:
-                    self._buffer[:0] = batch
-                    self._failures += 1
-                    if self._failures >= self.max_failures:
-                        raise
-                    delay = min(0.1 * 2 ** self._failures, 5.0)
-                    log.exception("ticket log commit failed failures=%s retry_in=%.1fs", self._failures, delay)
-                    await asyncio.sleep(delay)
-                    continue
-                self._failures = 0
+                retrying = AsyncRetrying(retry=retry_if_exception_type(Exception),
+                                         stop=stop_after_attempt(self.max_failures),
+                                         wait=wait_exponential(multiplier=0.2, max=5.0),  # 0.1 s * 2^failures
+                                         before_sleep=_log_commit_failure, reraise=True)
+                batch, changes = await retrying(self._commit_next)
                 committed += self._account(batch, changes)
             return committed
+
+    async def _commit_next(self) -> tuple[list[Delivered], BatchChanges | None]:
+        """One attempt to commit the next batch (the buffer's first ``max_batch``). A failed one
+        puts its events back in front, in order, before raising: while the retry waits they count
+        as buffered (``offer``'s bound holds), and the retry takes them (and maybe more) again."""
+        batch = self._buffer[:self.max_batch]
+        del self._buffer[:len(batch)]
+        self._room.set()
+        try:
+            changes = await asyncio.to_thread(self.projection.process_batch, batch)
+        except Exception:
+            self._buffer[:0] = batch
+            raise
+        return batch, changes
 
     def _account(self, batch: Sequence[Delivered], changes: BatchChanges | None) -> int:
         self.committed_seq = max(self.committed_seq, max(d.seq for d in batch))
@@ -150,9 +158,9 @@ class TicketLogFeeder:
             return 0
         self.batches += 1
         self.events += changes.events
-        log.debug("ticket log batch seqs=%s..%s events=%s tickets=%s skipped=%s",
-                  changes.first_seq, changes.tracking.notification_id, changes.events,
-                  len(changes.rows), changes.skipped)
+        log.debug("ticket log batch committed", extra={
+            "first_seq": changes.first_seq, "last_seq": changes.tracking.notification_id, "events": changes.events,
+            "tickets": len(changes.rows), "skipped": changes.skipped})
         return changes.events
 
     async def run(self, stop: asyncio.Event, *, bulk: bool = False) -> None:
@@ -181,6 +189,12 @@ class TicketLogFeeder:
             self._wake_at = self.batch_size
 
 
+def _log_commit_failure(state: RetryCallState) -> None:
+    log.error("ticket log commit failed",
+              extra={"failures": state.attempt_number, "retry_in_s": round(state.upcoming_sleep, 3)},
+              exc_info=state.outcome.exception() if state.outcome else None)
+
+
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
     await source.wait()
     target.set()
@@ -204,12 +218,12 @@ async def follow(bus: Bus, feeder: TicketLogFeeder, stop: asyncio.Event, *,
         await catch_up(bus, feeder, filter_subject=filter_subject)
     tracked = await asyncio.to_thread(view.tracked)
     replay = await bus.replay(filter_subject, feeder.offer, from_seq=tracked + 1, follow=True)
-    log.info("ticket log following subject=%s from_seq=%s", filter_subject, tracked + 1)
+    log.info("ticket log following", extra={"subject": filter_subject, "from_seq": tracked + 1})
 
     async def report_caught_up() -> None:
         await replay.caught_up.wait()
-        log.info("ticket log caught up replayed=%s last_seq=%s in=%.2fs",
-                 replay.delivered, replay.last_seq, time.monotonic() - started)
+        log.info("ticket log caught up", extra={"replayed": replay.delivered, "last_seq": replay.last_seq,
+                                                "elapsed_s": round(time.monotonic() - started, 3)})
 
     reporter = asyncio.create_task(report_caught_up())
     try:
@@ -300,9 +314,9 @@ async def _fold_from_reader_process(bus: Bus, feeder: TicketLogFeeder, filter_su
                 else:
                     feeder.skip_invalid(decoded, seq, subject)
             await feeder.offer_many(deliveries)
-        log.info("ticket log read by a reader process pid=%s messages=%s batches=%s largest_batch_bytes=%s "
-                 "reader=%s", reader.pid, reader.stats.messages, reader.stats.batches,
-                 reader.stats.high_water_bytes, reader.stats.child)
+        log.info("ticket log read by a reader process", extra={
+            "pid": reader.pid, "messages": reader.stats.messages, "batches": reader.stats.batches,
+            "largest_batch_bytes": reader.stats.high_water_bytes, "reader": reader.stats.child})
 
 
 async def _replay_until_ready(bus: Bus, feeder: TicketLogFeeder, filter_subject: str, from_seq: int,
@@ -348,7 +362,7 @@ async def _replay_until_ready(bus: Bus, feeder: TicketLogFeeder, filter_subject:
         try:
             await ready
         except RawReaderError as exc:
-            log.warning("ticket log reader process unavailable (%s): replaying in this process", exc)
+            log.warning("ticket log reader process unavailable: replaying in this process", extra={"error": str(exc)})
             await bus.replay(filter_subject, feeder.offer, from_seq=last + 1, on_invalid=feeder.on_invalid)
             return None
         return last

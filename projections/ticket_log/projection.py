@@ -27,9 +27,10 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 from eventsourcing.projection import Projection
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from events import Event, TicketPayload
-from events.bus import Delivered
+from events.replay import Delivered
 from events.subjects import event_subject
 from projections.ticket_log.rows import TicketKey
 from projections.ticket_log.view import APPLICATION_NAME, BatchChanges, Loader, TicketLogView
@@ -59,14 +60,15 @@ class TicketLogProjection(Projection[TicketLogView]):
         """
         if not batch:
             return None
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return self.view.commit_batch(lambda last, load: plan_batch(batch, last, load))
-            except (IntegrityError, OperationalError) as exc:
-                if attempt == self.attempts:
-                    raise
-                log.warning("ticket log batch retried attempt=%s error=%s", attempt, exc)
-        return None  # pragma: no cover - the loop returns or raises
+
+        def log_retry(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning("ticket log batch retried", extra={"attempt": state.attempt_number, "error": str(error)})
+
+        # at once (the plan reads the fresh position inside the new transaction), up to ``attempts`` in all
+        retrying = Retrying(retry=retry_if_exception_type((IntegrityError, OperationalError)),
+                            stop=stop_after_attempt(self.attempts), before_sleep=log_retry, reraise=True)
+        return retrying(self.view.commit_batch, lambda last, load: plan_batch(batch, last, load))
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         """eventsourcing's per-event entry point: ``domain_event`` is an :class:`Event`
@@ -108,8 +110,8 @@ def plan_batch(batch: Sequence[Delivered], last: int | None, load: Loader) -> Ba
             fold.apply(payload, d.event.time, d.event.run)
         except ValueError as exc:
             skipped += 1
-            log.warning("ticket event not folded seq=%s type=%s ticket=%s reason=%s",
-                        d.seq, d.event.type, payload.ticket_id, exc)
+            log.warning("ticket event not folded", extra={
+                "seq": d.seq, "type": d.event.type, "ticket": payload.ticket_id, "reason": str(exc)})
             continue
         changed[key] = d.seq
     return BatchChanges(

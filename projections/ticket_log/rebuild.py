@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from events.bus import Bus, Delivered
+from events.bus import Bus
+from events.replay import Delivered
 from events.settings import STREAM_NAME
 from events.subjects import ALL_EVENTS
 from projections.ticket_log.feed import TicketLogFeeder
@@ -212,7 +213,7 @@ async def rebuild(bus: Bus, view: TicketLogView, *, on_progress: Progress | None
     target = await bus.last_seq()
     cleared = False
     if await asyncio.to_thread(view.tracked) > target:
-        log.warning("ticket log view is ahead of the stream: cleared before the rebuild last_seq=%s", target)
+        log.warning("ticket log view is ahead of the stream: cleared before the rebuild", extra={"last_seq": target})
         await asyncio.to_thread(view.clear)
         cleared = True
     scratch, feeder = _scratch()
@@ -221,8 +222,8 @@ async def rebuild(bus: Bus, view: TicketLogView, *, on_progress: Progress | None
         rows = [(from_row(r), int(r["last_seq"])) for r in scratch.dump_rows()]
         if await _swap(view, rows, target):
             seconds = time.monotonic() - started
-            log.info("ticket log rebuilt rows=%s position=%s events=%s in=%.2fs refused=%s",
-                     len(rows), target, feeder.events, seconds, refused)
+            log.info("ticket log rebuilt", extra={"rows": len(rows), "position": target, "events": feeder.events,
+                                                  "elapsed_s": round(seconds, 3), "swaps_refused": refused})
             return RebuildResult(rows=len(rows), position=target, events=feeder.events, seconds=seconds,
                                  swaps_refused=refused, cleared_ahead=cleared)
         # the projector committed beyond the scratch meanwhile: catch up to it, swap again
@@ -235,7 +236,7 @@ async def _swap(view: TicketLogView, rows: list[tuple[TicketState, int]], positi
     try:
         return await asyncio.to_thread(view.replace_rows, rows, position)
     except (IntegrityError, OperationalError) as exc:  # lost a race with a commit (SQLite: a stale snapshot)
-        log.info("ticket log swap lost a race, retried error=%s", exc)
+        log.info("ticket log swap lost a race, retried", extra={"error": str(exc)})
         return False
 
 

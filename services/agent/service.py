@@ -46,25 +46,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import deque
 from datetime import timedelta
 from typing import Any
 
 from events import AgentSessionFinished, AgentSessionStarted, ObsSnapshot, TicketOpened, TicketPayload
-from events.bus import ConcurrencyConflict, Delivered
-from events.envelope import utcnow
+from events.bus import Bus, ConcurrencyConflict
+from events.envelope import Payload, utcnow
+from events.replay import Delivered
 from events.subjects import run_domain, run_type
 from services.agent.approvals import Approvals
-from services.agent.policies import Policy, make_policy
+from services.agent.policies import Policy
 from services.agent.redact import Redactor, install_log_redaction
 from services.agent.session import Session, abridge
 from services.agent.settings import AgentSettings
 from services.agent.violations import ViolationTracker
-from services.runtime import ServiceProcess
-from services.runtime.subject import role_of
+from services.runtime import ServiceProcess, ServiceSettings
 from subjects.contract import Toolbox
-from subjects.registry import SubjectSettings
 from tickets import IllegalTransition, TicketState, TicketStore
 from tickets.state import apply_event
 
@@ -77,16 +77,18 @@ _OBSERVATIONS_S = 10.0  # how far back a starting agent reads observations
 class AgentService(ServiceProcess):
     name = "agent"
 
-    def __init__(self, bus, settings, toolbox: Toolbox | None = None,  # type: ignore[no-untyped-def]
-                 policy: Policy | None = None, config: AgentSettings | None = None) -> None:
+    def __init__(self, bus: Bus, settings: ServiceSettings, *, config: AgentSettings, subject: str,
+                 toolbox: Toolbox, policy: Policy, snapshots: deque[ObsSnapshot]) -> None:
+        """Built by :func:`services.agent.bootstrap.build` (in production and in tests alike);
+        ``snapshots`` is the deque the agent keeps its latest observations in, shared with the policy."""
         super().__init__(bus, settings)
-        self.config = config or AgentSettings()
-        self.subject = SubjectSettings().subject
-        self.toolbox = toolbox or role_of(self.subject, lambda s: s.toolbox())
+        self.config = config
+        self.subject = subject
+        self.toolbox = toolbox
         self.redactor = Redactor([*self.config.secrets(), *self.toolbox.secrets()])
         install_log_redaction(self.redactor)
-        self.snapshots: deque[ObsSnapshot] = deque(maxlen=2)
-        self.policy = policy or make_policy(self.config.policy, self.config, self.snapshots)
+        self.snapshots = snapshots
+        self.policy = policy
         self.agent_id = f"agent/{settings.instance}"
         self.store = TicketStore(bus, self.run)
         self.tickets: dict[str, TicketState] = {}
@@ -105,18 +107,25 @@ class AgentService(ServiceProcess):
     # -- the log ----------------------------------------------------------------
 
     async def _on_event(self, d: Delivered) -> None:
-        data = d.event.data
-        if isinstance(data, TicketPayload):
-            self.tickets[data.ticket_id] = apply_event(self.tickets.get(data.ticket_id), data, d.event.time,
-                                                       self.run)
-            if isinstance(data, TicketOpened):
-                self.evidence[data.ticket_id] = dict(data.evidence)
-            await self.approvals.apply(data)
-            self._work.set()
-        elif isinstance(data, ObsSnapshot):
-            self.snapshots.append(data)
-        else:
-            await self.violations.apply(data, d.seq)
+        await self._take(d.event.data, d)
+
+    # what the agent keeps of each event, by payload type
+
+    @functools.singledispatchmethod
+    async def _take(self, data: Payload, d: Delivered) -> None:
+        await self.violations.apply(data, d.seq)  # inv.*: what the agent's verification waits on
+
+    @_take.register
+    async def _ticket_event(self, data: TicketPayload, d: Delivered) -> None:
+        self.tickets[data.ticket_id] = apply_event(self.tickets.get(data.ticket_id), data, d.event.time, self.run)
+        if isinstance(data, TicketOpened):
+            self.evidence[data.ticket_id] = dict(data.evidence)
+        await self.approvals.apply(data)
+        self._work.set()
+
+    @_take.register
+    async def _snapshot(self, data: ObsSnapshot, d: Delivered) -> None:
+        self.snapshots.append(data)
 
     def next_claimable(self) -> TicketState | None:
         now = utcnow()
@@ -182,11 +191,11 @@ class AgentService(ServiceProcess):
                     return  # the session has just closed the ticket
                 self._lost_claim = (f"lost the claim to {state.claimed_by}: this agent stalled past its lease "
                                     "and the ticket was reclaimed")
-                log.warning("ticket=%s %s", ticket_id, self._lost_claim)
+                log.warning("claim lost mid-session", extra={"ticket": ticket_id, "reason": self._lost_claim})
                 session.cancel()
                 return
             except Exception:  # the bus is briefly unavailable: the lease has two more periods to go
-                log.warning("lease renewal failed ticket=%s", ticket_id, exc_info=True)
+                log.warning("lease renewal failed", extra={"ticket": ticket_id}, exc_info=True)
 
     async def _claim(self, ticket: TicketState) -> bool:
         lease = utcnow() + timedelta(seconds=self.config.lease_s)
@@ -194,13 +203,13 @@ class AgentService(ServiceProcess):
             claimed = await self.store.update(ticket.ticket_id,
                                               lambda t: t.claim(self.agent_id, self.policy.name, lease))
         except (ConcurrencyConflict, IllegalTransition) as exc:
-            log.info("claim lost ticket=%s: %s", ticket.ticket_id, exc)
+            log.info("claim lost", extra={"ticket": ticket.ticket_id, "reason": str(exc)})
             fresh = await self.store.load(ticket.ticket_id)  # our view may lag the log
             self.tickets[ticket.ticket_id] = fresh.state
             return False
         self._claims[ticket.ticket_id] = claimed[-1].id
-        reclaimed = f" (reclaimed from {ticket.claimed_by}, whose lease ran out)" if ticket.claimed_by else ""
-        log.info("claimed ticket=%s%s", ticket.ticket_id, reclaimed)
+        # a previous holder means its lease ran out: the ticket is reclaimed from it
+        log.info("claimed", extra={"ticket": ticket.ticket_id, "reclaimed_from": ticket.claimed_by})
         return True
 
     # -- one session ---------------------------------------------------------------
@@ -215,7 +224,7 @@ class AgentService(ServiceProcess):
                 steps = await self._work_ticket(ticket_id)
         except TimeoutError:
             if not deadline.expired():  # raised by something inside the session, not the deadline
-                log.exception("session failed ticket=%s", ticket_id)
+                log.exception("session failed", extra={"ticket": ticket_id})
                 await self._escalate(ticket_id, "agent error: a timeout inside the session", steps)
                 return
             reason = f"session deadline of {self.config.session_deadline_s:.0f}s passed"
@@ -223,7 +232,7 @@ class AgentService(ServiceProcess):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("session failed ticket=%s", ticket_id)
+            log.exception("session failed", extra={"ticket": ticket_id})
             await self._escalate(ticket_id, f"agent error: {exc!r}", steps)
         finally:
             self._deadline = None
@@ -296,10 +305,10 @@ class AgentService(ServiceProcess):
         try:
             await self.store.update(ticket_id, lambda t: t.escalate(reason, agent=self.agent_id))
         except IllegalTransition as exc:
-            log.warning("could not escalate ticket=%s: %s", ticket_id, exc)
+            log.warning("could not escalate", extra={"ticket": ticket_id, "error": str(exc)})
         finally:  # even if the bus failed: the policy releases what it holds, the session is reported
             await self._finished(ticket_id, "escalated", steps, reason, session)
-        log.info("escalated ticket=%s reason=%s", ticket_id, reason)
+        log.info("escalated", extra={"ticket": ticket_id, "reason": reason})
 
     async def _finished(self, ticket_id: str, outcome: str, steps: int, reason: str = "",
                         session: Session | None = None) -> None:
@@ -312,13 +321,13 @@ class AgentService(ServiceProcess):
             try:
                 await self.policy.finished(session, outcome, reason)
             except Exception:  # a reporting hook must not keep the session open
-                log.exception("policy.finished failed ticket=%s", ticket_id)
+                log.exception("policy.finished failed", extra={"ticket": ticket_id})
             stats = session.stats
         await self._emit_session(AgentSessionFinished(
             ticket_id=ticket_id, outcome=outcome, steps=steps, reason=reason or None, turns=stats.get("turns"),
             tokens=stats.get("tokens"), cost_usd=stats.get("cost_usd"), divergences=stats.get("divergences")),
             ticket_id)
-        log.info("session finished ticket=%s outcome=%s steps=%s", ticket_id, outcome, steps)
+        log.info("session finished", extra={"ticket": ticket_id, "outcome": outcome, "steps": steps})
 
     async def _emit_session(self, data: Any, ticket_id: str) -> None:
         await self.emit(data, correlation=ticket_id, causation=self._claims.get(ticket_id))

@@ -289,7 +289,7 @@ class Session:
         except SubjectError as exc:
             return ToolResult(False, error=str(exc), executed=True)
         except Exception as exc:  # a tool bug must not kill the session: record it
-            log.exception("tool %s crashed", tool.name)
+            log.exception("tool crashed", extra={"tool": tool.name})
             return ToolResult(False, error=f"tool crashed: {exc!r}", executed=True)
 
     async def diagnose(self, hypothesis: str, evidence: dict[str, Any]) -> None:
@@ -306,7 +306,7 @@ class Session:
 def _report_lost_outcome(task: asyncio.Future[ToolResult]) -> None:
     """A tool call whose recording failed after its session ended: nobody awaits it any more."""
     if not task.cancelled() and task.exception() is not None:
-        log.error("a tool call's outcome could not be recorded: %r", task.exception())
+        log.error("a tool call's outcome could not be recorded", extra={"error": repr(task.exception())})
 
 
 def _validate(tool: Tool, args: Any) -> tuple[Any, str | None]:

@@ -1,4 +1,5 @@
+from services.director.bootstrap import build
 from services.director.service import DirectorService
 from services.runtime import run_service
 
-run_service(DirectorService)
+run_service(DirectorService, build)

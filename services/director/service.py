@@ -57,44 +57,33 @@ import contextlib
 import json
 import logging
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import Service
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from events import (
     ActionTaken,
-    BaselineEstablished,
     ChapterFinished,
     ChapterStarted,
     Event,
-    FaultFailed,
-    FaultInjected,
-    FaultRequested,
-    FaultReverted,
     RunFinished,
     RunStarted,
-    ServiceStarted,
-    TicketClaimed,
-    TicketEscalated,
-    TicketLeaseRenewed,
-    TicketOpened,
-    TicketReopened,
-    TicketResolved,
 )
-from events.bus import Delivered
+from events.bus import Bus
 from events.commands import CommandError, request
 from events.envelope import utcnow
+from events.replay import Delivered
 from events.subjects import command, run_domain
 from projections.timeline import RunTimeline
 from services.director.scenario import Chapter, Finish, Inject, RevertAll, Scenario, ScenarioError, load_scenario
-from services.runtime import ServiceProcess
-from services.runtime.subject import role_of
+from services.director.story import Story
+from services.runtime import ServiceProcess, ServiceSettings
 from subjects.contract import Subject
-from subjects.registry import SubjectSettings
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +106,12 @@ class DirectorSettings(BaseSettings):
 class DirectorService(ServiceProcess):
     name = "director"
 
-    def __init__(self, bus, settings, subject: Subject | None = None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, bus: Bus, settings: ServiceSettings, *, config: DirectorSettings, subject: Subject) -> None:
+        """Built by :func:`services.director.bootstrap.build` (in production and in tests alike); exits
+        with the reason when the scenario or the fault does not exist."""
         super().__init__(bus, settings)
-        self.config = DirectorSettings()
-        self.subject = subject or role_of(SubjectSettings().subject, lambda s: s)
+        self.config = config
+        self.subject = subject
         try:
             self.scenario: Scenario = load_scenario(self.config.scenario, self.subject)
         except ScenarioError as exc:
@@ -132,72 +123,24 @@ class DirectorService(ServiceProcess):
         self.chapters = self.scenario.chapters_for(self.fault)
         self.mode = self.config.director_mode
         self.timeline = RunTimeline()
-        self.services_up: set[str] = set()
-        self.run_started = False
-        self.run_finished = False
-        self.last_started: int | None = None  # index of the last chapter_started in the log
-        self.last_finished: int | None = None  # index of the last chapter_finished in the log
-        self.last_finished_seq = 0  # ... and its stream sequence
-        self.fault_seq = 0  # sequence of the run's first chaos.fault_injected
-        self.run_ticket: str | None = None  # the first ticket opened after it: the one the summary scores
         self.seen_seq = 0  # last sequence folded
-        self.leases: dict[str, datetime] = {}  # ticket -> lease_until, while an agent works it
-        self._leases_changed = asyncio.Event()
         self.held_by_agent = False  # the chapter's timeout has passed; an agent's lease holds it
-        self.first_started: dict[int, datetime] = {}  # chapter -> time of its first chapter_started
-        self.actions_done: dict[int, set[int]] = {}  # chapter -> positions of its entry actions done
-        self.run_fault_id: str | None = None  # the first fault requested in the run: the story's
-        self.lost: str | None = None  # why the story's fault is gone before anyone detected it
-        self._lost = asyncio.Event()
-        self._baseline = asyncio.Event()  # the monitor has begun judging (inv.baseline)
+        self.story = Story(self.scenario.name, self.scenario.requires_services, control=self.control,
+                           may_end=lambda: self._chapter is not self.chapters[-1])
         self._watched = {t for c in self.chapters if c.advance.when is not None for t in c.advance.when.types()}
         self._history: deque[tuple[int, Event]] = deque(maxlen=HISTORY)
         self._chapter: Chapter | None = None
         self._since = 0  # events after this sequence count for the current chapter
         self._condition = asyncio.Event()
         self._key = asyncio.Event()
-        self._services_ready = asyncio.Event()
         self._micro: Service | None = None
 
     # -- the log ----------------------------------------------------------------
 
     async def _on_event(self, d: Delivered) -> None:
-        event, data = d.event, d.event.data
+        event = d.event
         self.seen_seq = d.seq
-        if isinstance(data, ServiceStarted):
-            self.services_up.add(data.service)
-            if set(self.scenario.requires_services) <= self.services_up:
-                self._services_ready.set()
-        elif isinstance(data, RunStarted):
-            self.run_started = True
-        elif isinstance(data, RunFinished):
-            self.run_finished = True
-        elif isinstance(data, ChapterStarted) and data.scenario == self.scenario.name:
-            self.last_started = data.index
-            self.first_started.setdefault(data.index, event.time)
-        elif isinstance(data, ActionTaken) and data.scenario == self.scenario.name:
-            self.actions_done.setdefault(data.index, set()).add(data.action)
-        elif isinstance(data, FaultRequested) and self.run_fault_id is None:
-            self.run_fault_id = data.fault_id
-        elif isinstance(data, FaultFailed) and data.fault_id == self.run_fault_id and data.stage == "inject":
-            self._lose(f"the fault could not be injected ({data.reason})")
-        elif (isinstance(data, FaultReverted) and data.fault_id == self.run_fault_id and not self.control
-              and data.reason != "shutdown"):  # the lab going down is not the story's business
-            self._lose(f"the fault was reverted ({data.reason}) before anyone detected it")
-        elif isinstance(data, BaselineEstablished):
-            self._baseline.set()
-        elif isinstance(data, ChapterFinished) and data.scenario == self.scenario.name:
-            self.last_finished, self.last_finished_seq = data.index, d.seq
-        elif isinstance(data, FaultInjected) and not self.fault_seq:
-            self.fault_seq = d.seq
-        elif isinstance(data, TicketOpened) and self.fault_seq and self.run_ticket is None:
-            self.run_ticket = data.ticket_id
-        elif isinstance(data, TicketClaimed | TicketLeaseRenewed):
-            self.leases[data.ticket_id] = data.lease_until
-            self._leases_changed.set()
-        elif isinstance(data, TicketResolved | TicketEscalated | TicketReopened):
-            self.leases.pop(data.ticket_id, None)
-            self._leases_changed.set()
+        self.story.note(event.data, d)
         if event.type in self._watched:
             self._history.append((d.seq, event))
             chapter = self._chapter
@@ -205,21 +148,15 @@ class DirectorService(ServiceProcess):
                 self._condition.set()
         self.timeline.apply(event)
 
-    def _lose(self, why: str) -> None:
-        """The story's fault is gone: if nobody has detected it yet, the story ends (see module doc)."""
-        if self.run_ticket is None and self.lost is None and self._chapter is not self.chapters[-1]:
-            self.lost = why
-            self._lost.set()
-
     def _counts(self, chapter: Chapter, seq: int, event: Event) -> bool:
         """Does the event at ``seq`` meet ``chapter``'s advance condition?"""
         when = chapter.advance.when
         if when is None or not when.matches(event):
             return False
-        if when.run_ticket and getattr(event.data, "ticket_id", None) != self.run_ticket:
+        if when.run_ticket and getattr(event.data, "ticket_id", None) != self.story.run_ticket:
             return False
         if when.after_fault or when.run_ticket:
-            return bool(self.fault_seq) and seq > self.fault_seq
+            return bool(self.story.fault_seq) and seq > self.story.fault_seq
         return seq > self._since
 
     def _enter(self, chapter: Chapter, since: int) -> None:
@@ -237,14 +174,14 @@ class DirectorService(ServiceProcess):
 
     async def _cmd_next(self, req: Request) -> None:
         self._key.set()
-        await req.respond(json.dumps({"ok": True, "chapter": self.last_started}).encode())
+        await req.respond(json.dumps({"ok": True, "chapter": self.story.last_started}).encode())
 
     async def _cmd_status(self, req: Request) -> None:
         await req.respond(json.dumps({
             "scenario": self.scenario.name, "mode": self.mode, "fault": self.fault,
-            "chapter": self.last_started, "total": len(self.chapters), "finished": self.run_finished,
+            "chapter": self.story.last_started, "total": len(self.chapters), "finished": self.story.run_finished,
             "condition_met": self._condition.is_set(), "held_by_agent": self.held_by_agent,
-            "fault_lost": self.lost, "seen_seq": self.seen_seq}).encode())
+            "fault_lost": self.story.lost, "seen_seq": self.seen_seq}).encode())
 
     # -- playing ----------------------------------------------------------------
 
@@ -263,11 +200,11 @@ class DirectorService(ServiceProcess):
         await self.bus.nc.flush()  # ready means the server routes commands to us
         self.ready.set()
         try:
-            if self.run_finished:
-                log.warning("run %s is finished: nothing to play. To play again, start a new run: "
+            if self.story.run_finished:
+                log.warning("the run is finished: nothing to play. To play again, start a new run: "
                             "`oplab up` / `oplab demo` make one each time; under compose set OPLAB_RUN "
                             "(e.g. OPLAB_RUN=r2 docker compose up -d) or `docker compose down -v` first",
-                            self.run)
+                            extra={"run": self.run})
             else:
                 await self._play()
             await self.stopping.wait()
@@ -276,22 +213,22 @@ class DirectorService(ServiceProcess):
 
     def _resume_point(self) -> tuple[int, bool]:
         """(first chapter to play, whether to run its entry actions), from the log."""
-        if self.last_started is None:
+        if self.story.last_started is None:
             return 0, True
-        if self.last_finished == self.last_started:
-            return self.last_started + 1, True
-        return self.last_started, False
+        if self.story.last_finished == self.story.last_started:
+            return self.story.last_started + 1, True
+        return self.story.last_started, False
 
     async def _play(self) -> None:
         start, enter_first = self._resume_point()
-        if not self.run_started:
+        if not self.story.run_started:
             await self.emit(RunStarted(scenario=self.scenario.name, subject=self.subject.name,
                                        fault=self.fault, config={"mode": self.mode, "control": self.control}))
-        if self.last_started is None:
+        if self.story.last_started is None:
             await self._wait_ready()
         else:
-            log.info("resuming at chapter %s/%s", start + 1, len(self.chapters))
-        since, index, last = self.last_finished_seq, start, len(self.chapters) - 1
+            log.info("resuming", extra={"chapter": start + 1, "chapters": len(self.chapters)})
+        since, index, last = self.story.last_finished_seq, start, len(self.chapters) - 1
         while index <= last:
             if self.stopping.is_set():
                 return
@@ -300,26 +237,26 @@ class DirectorService(ServiceProcess):
                 return
             since, reason = played
             if reason == "fault_lost" and index < last:
-                log.warning("ending the story: %s", self.lost)
+                log.warning("ending the story: the fault is lost", extra={"reason": self.story.lost})
                 index = last
             else:
                 index += 1
-        if not self.run_finished and not self.stopping.is_set():
+        if not self.story.run_finished and not self.stopping.is_set():
             await self._finish_run()
 
     async def _wait_ready(self) -> None:
         """The cast is up, and - where the monitor is in it - judging has begun: a fault injected
         before the monitor has seen the subject whole would go unjudged (see the monitor's baseline)."""
-        if not set(self.scenario.requires_services) <= self.services_up:
+        if not set(self.scenario.requires_services) <= self.story.services_up:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._services_ready.wait(), self.config.director_ready_timeout_s)
-            missing = set(self.scenario.requires_services) - self.services_up
+                await asyncio.wait_for(self.story.services_ready.wait(), self.config.director_ready_timeout_s)
+            missing = set(self.scenario.requires_services) - self.story.services_up
             if missing:
-                log.warning("starting without services: %s", ", ".join(sorted(missing)))
-        if "monitor" in self.scenario.requires_services and not self._baseline.is_set():
+                log.warning("starting without services", extra={"missing": sorted(missing)})
+        if "monitor" in self.scenario.requires_services and not self.story.baseline.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._baseline.wait(), self.config.director_baseline_timeout_s)
-            if not self._baseline.is_set():
+                await asyncio.wait_for(self.story.baseline.wait(), self.config.director_baseline_timeout_s)
+            if not self.story.baseline.is_set():
                 log.warning("starting before the monitor established its baseline")
 
     async def _play_chapter(self, index: int, since: int, *, enter: bool) -> tuple[int, str] | None:
@@ -332,8 +269,9 @@ class DirectorService(ServiceProcess):
             title=chapter.title, narration=self._narrate(chapter.narration), advance=chapter.hint(self.mode),
             timeout_s=chapter.advance.timeout_s if self.mode == "auto" else None, about=list(chapter.about)))
         await self.bus.publish(started)
-        log.info("chapter %s/%s %s%s", index + 1, len(self.chapters), chapter.id, "" if enter else " (resumed)")
-        done = self.actions_done.get(index, set())
+        log.info("chapter", extra={"chapter": index + 1, "chapters": len(self.chapters), "id": chapter.id,
+                                   "resumed": not enter})
+        done = self.story.actions_done.get(index, set())
         pending = [(position, action) for position, action in enumerate(chapter.on_enter) if position not in done]
         if pending:
             countdown = chapter.countdown_s if enter else self._countdown_left(index, chapter)
@@ -357,7 +295,7 @@ class DirectorService(ServiceProcess):
 
     def _countdown_left(self, index: int, chapter: Chapter) -> float:
         """What a predecessor's countdown had left when it died (the presentation pause, once)."""
-        first = self.first_started.get(index)
+        first = self.story.first_started.get(index)
         if first is None:
             return chapter.countdown_s
         elapsed = (utcnow() - first) / timedelta(seconds=1)
@@ -374,7 +312,7 @@ class DirectorService(ServiceProcess):
             asyncio.create_task(self.stopping.wait()): "stopping",
         }
         if lost_ends_it:
-            waiters[asyncio.create_task(self._lost.wait())] = "fault_lost"
+            waiters[asyncio.create_task(self.story.lost_event.wait())] = "fault_lost"
         timeout = None
         if self.mode == "interactive" or chapter.advance.key:
             waiters[asyncio.create_task(self._key.wait())] = "key"
@@ -387,8 +325,8 @@ class DirectorService(ServiceProcess):
             # approve. Its lease bounds the wait (renewed only while it is alive and working).
             while not done and (busy_s := self._agent_busy_s()) > 0:
                 self.held_by_agent = True
-                self._leases_changed.clear()
-                changed = asyncio.create_task(self._leases_changed.wait())
+                self.story.leases_changed.clear()
+                changed = asyncio.create_task(self.story.leases_changed.wait())
                 try:
                     done, _ = await asyncio.wait({*waiters, changed}, timeout=busy_s,
                                                  return_when=asyncio.FIRST_COMPLETED)
@@ -407,7 +345,7 @@ class DirectorService(ServiceProcess):
     def _agent_busy_s(self) -> float:
         """Seconds until the last live lease on a ticket runs out (0: no agent is working)."""
         now = utcnow()
-        return max([(until - now).total_seconds() for until in self.leases.values()] + [0.0])
+        return max([(until - now).total_seconds() for until in self.story.leases.values()] + [0.0])
 
     @property
     def control(self) -> bool:
@@ -418,8 +356,8 @@ class DirectorService(ServiceProcess):
                                    summary=self._summary_line())
 
     def _summary_line(self) -> str:
-        if self.lost is not None:
-            return f"Fault {self.fault}: {self.lost}. The story ended there: nothing to score."
+        if self.story.lost is not None:
+            return f"Fault {self.fault}: {self.story.lost}. The story ended there: nothing to score."
         summary = self.timeline.summary()
         if self.control:
             verdict = "correct: nobody acted" if summary.actions_after_fault == 0 else "a FALSE POSITIVE"
@@ -452,7 +390,7 @@ class DirectorService(ServiceProcess):
         except CommandError as exc:
             if self.stopping.is_set():
                 return None
-            log.error("chaos refused %s: %s", action.action, exc.description)
+            log.error("chaos refused", extra={"action": action.action, "reason": exc.description})
             if isinstance(action, Inject):
                 self._lose(f"the chaos service refused the injection ({exc.description})")
             return {"ok": False, "error": exc.description}
@@ -464,26 +402,29 @@ class DirectorService(ServiceProcess):
             outcome = "no_action" if summary.actions_after_fault == 0 else "false_positive"
         await self.emit(RunFinished(outcome=outcome, summary={
             **summary.model_dump(mode="json"), "outcome": outcome, "control": self.control,
-            **({"ended": self.lost} if self.lost else {})}))
-        self.run_finished = True  # the feed will say so too; a second finish must not follow meanwhile
+            **({"ended": self.story.lost} if self.story.lost else {})}))
+        self.story.run_finished = True  # the feed will say so too; a second finish must not follow meanwhile
 
     async def _chaos(self, verb: str, body: dict[str, Any], patience_s: float = 15.0) -> dict[str, Any]:
         """Send a chaos command, waiting (bounded) for the chaos service to come up, or its successor
         to take over (503: none there or it is stopping; 504: no answer in time - asking again is
         safe, as an injection carries its request id). Raises CommandError when it refuses or does
-        not come back."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + patience_s
-        while True:
-            try:
-                result = await request(self.bus.nc, "chaos", verb, body, scope=self.settings.command_scope)
-                log.info("chaos %s -> %s", verb, result)
-                return result
-            except CommandError as exc:
-                if exc.code not in ("503", "504") or loop.time() > deadline or self.stopping.is_set():
-                    raise
-            if await self._interrupted(0.2):  # the chaos service is not up yet: retry shortly
+        not come back (the last answer), or CommandError 503 when the director stops meanwhile."""
+
+        def away(exc: BaseException) -> bool:
+            return isinstance(exc, CommandError) and exc.code in ("503", "504") and not self.stopping.is_set()
+
+        async def pause(seconds: float) -> None:
+            if await self._interrupted(seconds):
                 raise CommandError("503", "the director is stopping")
+
+        # the chaos service is not up yet: retry shortly (0.2 s) until patience runs out
+        retrying = AsyncRetrying(retry=retry_if_exception(away), stop=stop_after_delay(patience_s),
+                                 wait=wait_fixed(0.2), sleep=pause, reraise=True)
+        result: dict[str, Any] = await retrying(request, self.bus.nc, "chaos", verb, body,
+                                                scope=self.settings.command_scope)
+        log.info("chaos answered", extra={"verb": verb, "result": result})
+        return result
 
 
 def _secs(value: float | None) -> str:

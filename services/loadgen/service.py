@@ -18,10 +18,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import WorkloadStats
-from services.runtime import ServiceProcess
-from services.runtime.subject import role_of
+from events.bus import Bus
+from services.runtime import ServiceProcess, ServiceSettings
 from subjects.contract import Workload
-from subjects.registry import SubjectSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +34,13 @@ class LoadgenSettings(BaseSettings):
 class LoadgenService(ServiceProcess):
     name = "loadgen"
 
-    def __init__(self, bus, settings, workload: Workload | None = None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, bus: Bus, settings: ServiceSettings, *, config: LoadgenSettings, subject: str,
+                 workload: Workload) -> None:
+        """Built by :func:`services.loadgen.bootstrap.build` (in production and in tests alike)."""
         super().__init__(bus, settings)
-        self.config = LoadgenSettings()
-        self.subject = SubjectSettings().subject
-        self.workload = workload or role_of(self.subject, lambda s: s.workload())
+        self.config = config
+        self.subject = subject
+        self.workload = workload
 
     async def main(self) -> None:
         await self.ensure_run_subject(self.subject)
@@ -56,4 +57,4 @@ class LoadgenService(ServiceProcess):
         try:
             await self.emit(stats)
         except Exception as exc:
-            log.warning("workload stats not recorded: %s", exc)
+            log.warning("workload stats not recorded", extra={"error": str(exc)})

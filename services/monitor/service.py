@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from datetime import datetime, timedelta
@@ -61,14 +62,13 @@ from events import (
     WorkloadStats,
     new_ticket_id,
 )
-from events.bus import ConcurrencyConflict, Delivered
-from events.envelope import utcnow
+from events.bus import Bus, ConcurrencyConflict
+from events.envelope import Payload, utcnow
+from events.replay import Delivered
 from events.subjects import run_domain, run_type
 from services.monitor.judge import Active, Judge
-from services.runtime import ServiceProcess
-from services.runtime.subject import role_of
+from services.runtime import ServiceProcess, ServiceSettings
 from subjects.contract import Observer, Violation
-from subjects.registry import SubjectSettings
 from tickets import TERMINAL, IllegalTransition, Ticket, TicketState, TicketStatus, TicketStore
 from tickets.state import apply_event
 
@@ -86,11 +86,13 @@ class MonitorSettings(BaseSettings):
 class MonitorService(ServiceProcess):
     name = "monitor"
 
-    def __init__(self, bus, settings, observer: Observer | None = None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, bus: Bus, settings: ServiceSettings, *, config: MonitorSettings, subject: str,
+                 observer: Observer) -> None:
+        """Built by :func:`services.monitor.bootstrap.build` (in production and in tests alike)."""
         super().__init__(bus, settings)
-        self.config = MonitorSettings()
-        self.subject = SubjectSettings().subject  # what tickets are about; snapshots say it too
-        self.observer = observer or role_of(self.subject, lambda s: s.observer())
+        self.config = config
+        self.subject = subject  # what tickets are about; snapshots say it too
+        self.observer = observer
         self.judge = Judge(self.observer.invariants(), self.config.history_s)
         self.store = TicketStore(bus, self.run)
         self.tickets: dict[str, TicketState] = {}
@@ -111,26 +113,43 @@ class MonitorService(ServiceProcess):
                                                        self.run)
 
     async def _on_violation(self, d: Delivered) -> None:
-        data = d.event.data
         if self._restored:
             return  # live inv.* events are our own: the judge already knows
         self.baseline = True  # anything a predecessor judged means it had begun (runs before inv.baseline too)
-        if isinstance(data, InvariantViolated):
-            self.violated_ids[(data.invariant, data.entity)] = d.event.id
-            self.cleared_ids.pop((data.invariant, data.entity), None)  # a clear of an earlier episode
-            violation = Violation(data.invariant, data.entity, data.summary, data.evidence)
-            self.judge.restore_active((data.invariant, data.entity), violation, data.first_seen)
-        elif isinstance(data, InvariantCleared):
-            self.cleared_ids[(data.invariant, data.entity)] = d.event.id
-            self.judge.restore_cleared((data.invariant, data.entity))
+        self._restore(d.event.data, d)
+
+    @functools.singledispatchmethod
+    def _restore(self, data: Payload, d: Delivered) -> None:
+        pass  # inv.baseline: the flag above is all it says
+
+    @_restore.register
+    def _restore_violated(self, data: InvariantViolated, d: Delivered) -> None:
+        self.violated_ids[(data.invariant, data.entity)] = d.event.id
+        self.cleared_ids.pop((data.invariant, data.entity), None)  # a clear of an earlier episode
+        violation = Violation(data.invariant, data.entity, data.summary, data.evidence)
+        self.judge.restore_active((data.invariant, data.entity), violation, data.first_seen)
+
+    @_restore.register
+    def _restore_cleared(self, data: InvariantCleared, d: Delivered) -> None:
+        self.cleared_ids[(data.invariant, data.entity)] = d.event.id
+        self.judge.restore_cleared((data.invariant, data.entity))
 
     async def _on_observation(self, d: Delivered) -> None:
-        data = d.event.data
-        if isinstance(data, WorkloadStats):
-            self.judge.add_workload(d.event.time, data)
-            if self._restored and self.baseline:
-                await self._judge_stats(data.ended_at or d.event.time, d.event.id)
-        elif isinstance(data, ObsSnapshot) and not self._restored:
+        await self._take_observation(d.event.data, d)
+
+    @functools.singledispatchmethod
+    async def _take_observation(self, data: Payload, d: Delivered) -> None:
+        pass
+
+    @_take_observation.register
+    async def _workload(self, data: WorkloadStats, d: Delivered) -> None:
+        self.judge.add_workload(d.event.time, data)
+        if self._restored and self.baseline:
+            await self._judge_stats(data.ended_at or d.event.time, d.event.id)
+
+    @_take_observation.register
+    async def _snapshot(self, data: ObsSnapshot, d: Delivered) -> None:
+        if not self._restored:  # once restored, each tick hands the judge its own snapshot
             self.judge.add_snapshot(data)
 
     def open_ticket_for(self, invariant: str, entity: str) -> TicketState | None:
@@ -150,8 +169,8 @@ class MonitorService(ServiceProcess):
         await self.follow(run_type(self.run, WorkloadStats), self._on_observation, from_time=since)
         self._restored = True
         self.ready.set()
-        log.info("monitor restored snapshots=%s active=%s tickets=%s", len(self.judge.snapshots),
-                 len(self.judge.active), len(self.tickets))
+        log.info("monitor restored", extra={"snapshots": len(self.judge.snapshots),
+                                             "active": len(self.judge.active), "tickets": len(self.tickets)})
         loop = asyncio.get_running_loop()
         self._started = time.monotonic()
         next_tick = loop.time()
@@ -160,7 +179,7 @@ class MonitorService(ServiceProcess):
                 try:
                     await self.tick()
                 except (ConcurrencyConflict, IllegalTransition) as exc:
-                    log.info("tick raced another writer: %s", exc)
+                    log.info("tick raced another writer", extra={"error": str(exc)})
                 except Exception:
                     log.exception("tick failed; carrying on")
                 next_tick += self.config.interval_s
@@ -189,7 +208,7 @@ class MonitorService(ServiceProcess):
             async with self._judging:
                 await self._judge(at, causation)
         except (ConcurrencyConflict, IllegalTransition) as exc:
-            log.info("judging stats raced another writer: %s", exc)
+            log.info("judging stats raced another writer", extra={"error": str(exc)})
         except Exception:
             log.exception("judging stats failed; the next tick carries on")
 
@@ -230,8 +249,8 @@ class MonitorService(ServiceProcess):
         """Make tickets agree with the active violations (repairs a crash mid-transition)."""
         for (invariant, entity), active in list(self.judge.active.items()):
             if self.open_ticket_for(invariant, entity) is None and not self._episode_ticketed(active):
-                log.warning("active violation without a ticket invariant=%s entity=%s: opening one",
-                            invariant, entity)
+                log.warning("active violation without a ticket: opening one",
+                            extra={"invariant": invariant, "entity": entity})
                 await self._open(active, self.violated_ids.get((invariant, entity), causation))
         for ticket in list(self.tickets.values()):
             if ticket.status == TicketStatus.OPEN and (ticket.invariant, ticket.entity) not in self.judge.active:
@@ -251,7 +270,7 @@ class MonitorService(ServiceProcess):
         await self.bus.publish(event)
         self.violated_ids[(v.invariant, v.entity)] = event.id
         self.cleared_ids.pop((v.invariant, v.entity), None)  # a clear of an earlier episode
-        log.info("violated invariant=%s entity=%s", v.invariant, v.entity)
+        log.info("violated", extra={"invariant": v.invariant, "entity": v.entity})
         existing = self.open_ticket_for(v.invariant, v.entity)
         if existing is not None:
             with contextlib.suppress(IllegalTransition):  # caused by the ticket's previous event (module doc)
@@ -267,7 +286,7 @@ class MonitorService(ServiceProcess):
             first_seen=active.first_seen), run=self.run)
         await self.store.save(ticket, causation=causation)
         self.tickets[ticket.ticket_id] = ticket.state
-        log.info("ticket opened ticket=%s invariant=%s entity=%s", ticket.ticket_id, v.invariant, v.entity)
+        log.info("ticket opened", extra={"ticket": ticket.ticket_id, "invariant": v.invariant, "entity": v.entity})
 
     async def _cleared(self, active: Active, at: datetime, causation: str) -> None:
         v = active.violation
@@ -277,7 +296,7 @@ class MonitorService(ServiceProcess):
                            correlation=f"{v.invariant}:{v.entity}", causation=causation)
         await self.bus.publish(event)
         self.cleared_ids[(v.invariant, v.entity)] = event.id
-        log.info("cleared invariant=%s entity=%s after=%.2fs", v.invariant, v.entity, duration)
+        log.info("cleared", extra={"invariant": v.invariant, "entity": v.entity, "after_s": round(duration, 2)})
         ticket = self.open_ticket_for(v.invariant, v.entity)
         if ticket is not None and ticket.status == TicketStatus.OPEN:
             await self._self_heal(ticket, f"violation cleared after {duration:.1f}s before any agent claimed it",
@@ -288,7 +307,7 @@ class MonitorService(ServiceProcess):
             events = await self.store.update(ticket.ticket_id, lambda t: t.resolve_self_healed(note),
                                              causation=causation)
         except IllegalTransition:
-            log.info("ticket %s was claimed meanwhile; the agent verifies it", ticket.ticket_id)
+            log.info("ticket claimed meanwhile; the agent verifies it", extra={"ticket": ticket.ticket_id})
             return
         for e in events:  # our view must not wait for the feed, or the next tick repeats this
             self.tickets[ticket.ticket_id] = apply_event(self.tickets[ticket.ticket_id], e.data, e.time, self.run)

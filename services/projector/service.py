@@ -53,9 +53,10 @@ class ProjectorService(ServiceProcess):
 
     name = "projector"
 
-    def __init__(self, bus: Bus, settings: ServiceSettings) -> None:
+    def __init__(self, bus: Bus, settings: ServiceSettings, *, log_settings: TicketLogSettings) -> None:
+        """Built by :func:`services.projector.bootstrap.build` (in production and in tests alike)."""
         super().__init__(bus, settings)
-        self.log_settings = TicketLogSettings(home=settings.home)
+        self.log_settings = log_settings
         self.feeder: TicketLogFeeder | None = None
 
     async def main(self) -> None:
@@ -70,12 +71,12 @@ class ProjectorService(ServiceProcess):
                 max_batch=self.log_settings.ticketlog_max_batch,
                 flush_interval_s=self.log_settings.ticketlog_flush_interval_s,
             )
-            log.info("projecting the ticket log into %s tracked_seq=%s",
-                     where.describe(), await asyncio.to_thread(view.tracked))
+            log.info("projecting the ticket log", extra={"view": where.describe(),
+                                                          "tracked_seq": await asyncio.to_thread(view.tracked)})
             self.ready.set()
             await follow(self.bus, self.feeder, self.stopping)
-            log.info("ticket log stopped committed_seq=%s events=%s batches=%s",
-                     self.feeder.committed_seq, self.feeder.events, self.feeder.batches)
+            log.info("ticket log stopped", extra={"committed_seq": self.feeder.committed_seq,
+                                                   "events": self.feeder.events, "batches": self.feeder.batches})
         finally:
             await asyncio.to_thread(view.close)
 
@@ -83,6 +84,6 @@ class ProjectorService(ServiceProcess):
         tracked = await asyncio.to_thread(view.tracked)
         stream_last = await self.bus.last_seq()
         if tracked > stream_last:
-            log.warning("ticket log is ahead of the stream (tracked=%s stream_last=%s): "
-                        "the stream was reset; rebuilding the view from sequence 1", tracked, stream_last)
+            log.warning("the ticket log is ahead of the stream (it was reset): rebuilding the view from sequence 1",
+                        extra={"tracked": tracked, "stream_last": stream_last})
             await asyncio.to_thread(view.clear)

@@ -18,15 +18,16 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 
 from events import RunStarted, ServiceHeartbeat, ServiceStarted, ServiceStopping
-from events.bus import Bus, Delivered, Handler, Replay
+from events.bus import Bus
+from events.replay import Delivered, Handler, Replay
 from events.settings import BusSettings
+from events.structured_logging import configure_logging
 from events.subjects import run_type
-from services.runtime.logging import configure_logging
 from services.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -115,15 +116,19 @@ async def _heartbeat(service: ServiceProcess, started: float) -> None:
                 pid=os.getpid(), uptime_s=round(time.monotonic() - started, 1),
                 heartbeat_s=service.settings.heartbeat_s))
         except Exception as exc:  # NATS briefly away: the next beat will tell
-            log.warning("heartbeat failed: %s", exc)
+            log.warning("heartbeat failed", extra={"error": str(exc)})
+
+
+Build = Callable[[Bus, ServiceSettings], ServiceProcess]
+"""A service's bootstrap (``services.<name>.bootstrap.build``): the service with its dependencies."""
 
 
 async def serve(factory: type[ServiceProcess], settings: ServiceSettings | None = None,
-                bus_settings: BusSettings | None = None) -> int:
+                bus_settings: BusSettings | None = None, build: Build | None = None) -> int:
     settings = settings or ServiceSettings()
     source = f"{factory.name}/{settings.instance}"
     bus = await Bus.connect((bus_settings or BusSettings()).for_role(factory.name), source=source)
-    service = factory(bus, settings)
+    service = (build or factory)(bus, settings)
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -138,7 +143,7 @@ async def serve(factory: type[ServiceProcess], settings: ServiceSettings | None 
     if service.ready.is_set():
         await service.emit(ServiceStarted(service=factory.name, instance=settings.instance,
                                           version=_version(), pid=os.getpid(), heartbeat_s=settings.heartbeat_s))
-        log.info("started service=%s run=%s instance=%s", factory.name, service.run, settings.instance)
+        log.info("started", extra={"service": factory.name, "run": service.run, "instance": settings.instance})
         if settings.ready_file is not None:
             settings.ready_file.write_text(f"{os.getpid()}\n")
     beat = asyncio.create_task(_heartbeat(service, started), name=f"{factory.name}-heartbeat")
@@ -163,9 +168,9 @@ async def serve(factory: type[ServiceProcess], settings: ServiceSettings | None 
         await service.emit(ServiceStopping(service=factory.name, instance=settings.instance,
                                            reason=reason))
     except Exception as exc:
-        log.warning("could not record svc.stopping: %s", exc)
+        log.warning("could not record svc.stopping", extra={"error": str(exc)})
     await bus.close()
-    log.info("stopped service=%s reason=%s", factory.name, reason)
+    log.info("stopped", extra={"service": factory.name, "reason": reason})
     return status
 
 
@@ -174,8 +179,9 @@ def _unready(settings: ServiceSettings) -> None:
         settings.ready_file.unlink(missing_ok=True)
 
 
-def run_service(factory: type[ServiceProcess]) -> None:
-    """Entry point for ``python -m services.<name>``."""
+def run_service(factory: type[ServiceProcess], build: Build | None = None) -> None:
+    """Entry point for ``python -m services.<name>``: ``build`` makes the service (default: the class
+    with the bus and settings alone)."""
     settings = ServiceSettings()
     configure_logging(settings.log_format, settings.log_level)
-    raise SystemExit(asyncio.run(serve(factory, settings)))
+    raise SystemExit(asyncio.run(serve(factory, settings, build=build)))

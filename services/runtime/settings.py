@@ -7,23 +7,24 @@ import socket
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from events.catalogue.svc import HEARTBEAT_S
+from events.structured_logging import LogSettings
 
 
 def _default_instance() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(LogSettings):
+    """What every service reads from the environment (``OPLAB_*``), its logging's included."""
+
     model_config = SettingsConfigDict(env_prefix="OPLAB_", extra="ignore")
 
     run: str = Field(default="", description="Run id; required (the launcher sets it)")
     instance: str = Field(default_factory=_default_instance)
     home: Path = Field(default=Path(".oplab"), description="State dir for local stores")
-    log_format: str = Field(default="kv", pattern="^(kv|json)$")
-    log_level: str = "INFO"
     heartbeat_s: float = Field(default=HEARTBEAT_S, gt=0, description=(
         "Seconds between heartbeats; recorded in each, so readers judge this instance gone after a few missed"))
     command_scope: str = Field(default="", pattern=r"^[A-Za-z0-9_-]*$", description=(

@@ -61,7 +61,8 @@ class DetailsReader(Generic[M]):
         kept = {k: v for k, v in details.items() if k not in bad}
         for name in sorted(bad - self._reported):
             self._reported.add(name)
-            log.warning("ignoring invalid %s.%s in details (read as its default)", self.model.__name__, name)
+            log.warning("ignoring an invalid field in details (read as its default)",
+                        extra={"model": self.model.__name__, "field": name})
         try:
             return self.model.model_validate(kept)
         except ValidationError:  # a model-level rule failed: nothing can be trusted

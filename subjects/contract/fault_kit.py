@@ -44,6 +44,9 @@ class Fault(abc.ABC):
     description: ClassVar[str]
     params_model: ClassVar[type[BaseModel]] = NoArgs
     default_ttl_s: ClassVar[float] = 60.0
+    detected_by: ClassVar[str | None] = None
+    """The invariant this fault is meant to trip (its name in the subject's catalogue); None for a
+    control fault, which must trip nothing. The e2e tests and the docs read it from here."""
 
     async def resolve_target(self, target: str | None) -> str | None:
         """The concrete target an injection will hit (``None``: pick one). Called before

@@ -44,6 +44,8 @@ class FaultInfo:
     default_ttl_s: float
     params: dict[str, Any]
     """The JSON schema of the fault's parameters."""
+    detected_by: str | None = None
+    """The invariant the fault is meant to trip (None: a control)."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,8 @@ class Catalogue:
     def of(cls, faults: Iterable[type[Fault]], invariants: Iterable[type[Invariant]],
            tools: Iterable[type[Tool]]) -> Catalogue:
         return cls(
-            faults=[FaultInfo(f.kind, f.description, f.default_ttl_s, f.params_model.model_json_schema())
-                    for f in faults],
+            faults=[FaultInfo(f.kind, f.description, f.default_ttl_s, f.params_model.model_json_schema(),
+                              f.detected_by) for f in faults],
             invariants=[InvariantInfo(i.name, i.description, i.grace_s) for i in invariants],
             tools=[ToolInfo(t.name, t.description, t.mutating) for t in tools],
         )

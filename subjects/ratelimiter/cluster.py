@@ -32,6 +32,7 @@ import aiohttp
 from redis.exceptions import RedisError
 
 from events import NodeView
+from events.waiting import WaitTimeout, wait_until
 from subjects.contract import RefusedError, SubjectError
 from subjects.ratelimiter.backend import REDIS_TARGET, RedisBackend
 from subjects.ratelimiter.details import NodeProcess
@@ -256,18 +257,20 @@ class RateLimiterCluster:
     # -- making a node run again ------------------------------------------------------------
 
     async def wait_healthy(self, node: str, deadline_s: float) -> Probe:
-        """Poll until ``node`` answers ``/health`` 200 and its heartbeat is fresh; SubjectError on deadline."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + deadline_s
+        """Poll (every 0.05 s) until ``node`` answers ``/health`` 200 and its heartbeat is fresh;
+        SubjectError, with the last ``/health`` answer, on the deadline."""
         probe = Probe(node, False, None, "not probed", 0.0)
-        while loop.time() < deadline:
+
+        async def healthy() -> Probe | None:
+            nonlocal probe
             probe = await self.probe(node)
-            if probe.ok:
-                record = await self.heartbeat(node)
-                if record is not None and record.fresh:
-                    return probe
-            await asyncio.sleep(0.05)
-        raise SubjectError(f"node {node} not healthy {deadline_s:g}s after start: /health {probe.detail}")
+            record = await self.heartbeat(node) if probe.ok else None
+            return probe if record is not None and record.fresh else None
+
+        try:
+            return await wait_until(healthy, timeout=deadline_s, interval=0.05, what=f"node {node} healthy")
+        except WaitTimeout:
+            raise SubjectError(f"node {node} not healthy {deadline_s:g}s after start: /health {probe.detail}") from None
 
     async def ensure_running(self, node: str, deadline_s: float, unhealthy_grace_s: float = 3.0) -> str:
         """Make ``node`` run and answer ``/health``; returns what was done. Idempotent.
@@ -276,14 +279,16 @@ class RateLimiterCluster:
         and a just-spawned node is RUNNING before its port opens, so "RUNNING but
         unhealthy" is ambiguous: wait up to ``unhealthy_grace_s`` for it to resolve
         (health answers, or supervisord reports the death), then stop and start it.
-        Raises SubjectError if the node is not healthy within ``deadline_s``.
+        Looks every 0.05 s; raises SubjectError if the node is not healthy within ``deadline_s``.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + deadline_s
         unhealthy_since: float | None = None
         actions: list[str] = []
         probe = Probe(node, False, None, "not probed", 0.0)
-        while loop.time() < deadline:
+
+        async def healthy() -> str | None:
+            """One look: what was done once the node is healthy; else act on what it shows (None)."""
+            nonlocal probe, unhealthy_since
             probe = await self.probe(node)
             record = await self.heartbeat(node) if probe.ok else None
             if probe.ok and record is not None and record.fresh:
@@ -297,11 +302,14 @@ class RateLimiterCluster:
                 unhealthy_since = loop.time()
             elif loop.time() - unhealthy_since > unhealthy_grace_s:
                 actions.append(f"stopped unresponsive process ({await self.control.stop(node)})")
-                unhealthy_since = None
-                continue
-            await asyncio.sleep(0.05)
-        raise SubjectError(f"node {node} not healthy within {deadline_s:g}s "
-                           f"({'; '.join(actions) or 'nothing done'}): /health {probe.detail}")
+                unhealthy_since = None  # stopped: the next look starts it
+            return None
+
+        try:
+            return await wait_until(healthy, timeout=deadline_s, interval=0.05, what=f"node {node} healthy")
+        except WaitTimeout:
+            raise SubjectError(f"node {node} not healthy within {deadline_s:g}s "
+                               f"({'; '.join(actions) or 'nothing done'}): /health {probe.detail}") from None
 
     async def restart(self, node: str, deadline_s: float) -> str:
         """Stop the node's process (SIGTERM) and start it again, even if it reads healthy; wait until healthy."""

@@ -29,7 +29,10 @@ Arguments (each also from the environment): ``--id`` (``OPLAB_RL_NODE_ID``),
 ``--host`` (``OPLAB_RL_HOST``, default 127.0.0.1), ``--port`` (``OPLAB_RL_PORT``;
 default: the port of this node's URL in ``OPLAB_RL_NODES``), ``--url``
 (``OPLAB_RL_URL``, the address advertised in heartbeats; default: from
-``OPLAB_RL_NODES``, else ``http://host:port``), ``--log-level``.
+``OPLAB_RL_NODES``, else ``http://host:port``), ``--log-level`` (``OPLAB_LOG_LEVEL``, default INFO),
+``--log-format`` (``OPLAB_LOG_FORMAT``: ``kv``, the default, or ``json``). Logging is the lab's
+structured logging (:mod:`events.structured_logging`), configured as every service configures it:
+one line per record on stderr, the facts as fields.
 """
 
 from __future__ import annotations
@@ -51,14 +54,24 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import ValidationError
 from redis.exceptions import RedisError
+from yarl import URL
 
+from events.structured_logging import LogSettings, configure_logging
 from subjects.ratelimiter.limiter import LimiterStore
 from subjects.ratelimiter.settings import RateLimiterSettings
 
 log = logging.getLogger("subjects.ratelimiter.node")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+
+def _without_password(url: str) -> str:
+    """``url`` fit for a log line: its password, if any, masked."""
+    parsed = URL(url)
+    return str(parsed.with_password("***")) if parsed.password else url
 
 
 class UnknownKey(LookupError):
@@ -236,7 +249,7 @@ class Node:
     async def admin_reset(self, request: web.Request) -> web.Response:
         key = self._policy_key(request)
         removed = await self.store.reset(key)
-        log.info("counter reset key=%s removed=%d", key, removed)
+        log.info("counter reset", extra={"key": key, "removed": removed})
         return self._json({"key": key, "removed": removed})
 
     async def admin_set_limit(self, request: web.Request) -> web.Response:
@@ -245,7 +258,7 @@ class Node:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise ValueError("limit must be an integer >= 0")
         previous = await self.store.set_limit(key, limit)
-        log.info("limit set key=%s limit=%d previous=%d", key, limit, previous)
+        log.info("limit set", extra={"key": key, "limit": limit, "previous": previous})
         return self._json({"key": key, "limit": limit, "previous": previous})
 
     # -- fault hooks (chaos only) ----------------------------------------------------
@@ -264,10 +277,10 @@ class Node:
         if request.method == "PUT":
             if not previous:
                 self.fail_open_since = time.time()
-                log.warning("fault hook: failing open node=%s (admitting without Redis)", self.ident.node)
+                log.warning("fault hook: failing open (admitting without Redis)", extra={"node": self.ident.node})
         elif previous:
             self.fail_open_since = None
-            log.warning("fault hook: fail-open cleared node=%s", self.ident.node)
+            log.warning("fault hook: fail-open cleared", extra={"node": self.ident.node})
         return self._json({**self._fault_state(), "previous": previous})
 
     # -- heartbeat ----------------------------------------------------------------
@@ -280,13 +293,13 @@ class Node:
             self.metrics.heartbeats.labels(self.ident.node, "error").inc()
             self.metrics.redis.set(0)
             if not self._heartbeat_failing:
-                log.warning("heartbeat failed node=%s error=%s", self.ident.node, exc)
+                log.warning("heartbeat failed", extra={"node": self.ident.node, "error": str(exc)})
             self._heartbeat_failing = True
             return False
         self.metrics.heartbeats.labels(self.ident.node, "ok").inc()
         self.metrics.redis.set(1)
         if self._heartbeat_failing:
-            log.info("heartbeat restored node=%s", self.ident.node)
+            log.info("heartbeat restored", extra={"node": self.ident.node})
         self._heartbeat_failing = False
         return True
 
@@ -304,16 +317,17 @@ class Node:
         try:
             await self.store.seed_limits()
         except (RedisError, OSError) as exc:
-            log.warning("could not seed limits (redis down?) error=%s", exc)
+            log.warning("could not seed limits (redis down?)", extra={"node": self.ident.node, "error": str(exc)})
         await self.beat()
         runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.ident.host, self.ident.port, reuse_address=True)
         await site.start()
         self._heartbeat_task = asyncio.create_task(self._heartbeats(), name="heartbeat")
-        log.info("node started node=%s listen=%s:%d url=%s pid=%d redis=%s prefix=%s",
-                 self.ident.node, self.ident.host, self.ident.port, self.ident.url, os.getpid(),
-                 self.settings.redis_url, self.settings.key_prefix)
+        log.info("node started", extra={
+            "node": self.ident.node, "listen": f"{self.ident.host}:{self.ident.port}", "url": self.ident.url,
+            "pid": os.getpid(), "redis": _without_password(self.settings.redis_url),
+            "prefix": self.settings.key_prefix})
         return runner
 
     async def stop(self, runner: web.AppRunner) -> None:
@@ -323,7 +337,7 @@ class Node:
                 await self._heartbeat_task
         await runner.cleanup()
         await self.store.close()
-        log.info("node stopped node=%s", self.ident.node)
+        log.info("node stopped", extra={"node": self.ident.node})
 
 
 def identity(settings: RateLimiterSettings, node: str, host: str, port: int | None,
@@ -349,7 +363,7 @@ async def serve(settings: RateLimiterSettings, ident: NodeIdentity) -> None:
     runner = await node.start()
     try:
         await stop.wait()
-        log.info("signal received, stopping node=%s", ident.node)
+        log.info("signal received, stopping", extra={"node": ident.node})
     finally:
         await node.stop(runner)
 
@@ -361,7 +375,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default=env("OPLAB_RL_HOST", "127.0.0.1"), help="address to listen on")
     p.add_argument("--port", type=int, default=int(env("OPLAB_RL_PORT", "0")) or None)
     p.add_argument("--url", default=env("OPLAB_RL_URL"), help="address advertised in heartbeats")
-    p.add_argument("--log-level", default=env("OPLAB_LOG_LEVEL", "INFO"))
+    # the lab's one logging configuration (OPLAB_LOG_FORMAT, OPLAB_LOG_LEVEL), as the services read it
+    try:
+        logs = LogSettings()
+    except ValidationError as exc:
+        p.error(f"bad logging settings: {exc}")
+    p.add_argument("--log-level", default=logs.log_level, help="logging level (default: $OPLAB_LOG_LEVEL or INFO)")
+    p.add_argument("--log-format", choices=("kv", "json"), default=logs.log_format,
+                   help="key=value or JSON lines (default: $OPLAB_LOG_FORMAT or kv)")
     args = p.parse_args(argv)
     if not args.node:
         p.error("--id (or OPLAB_RL_NODE_ID) is required")
@@ -370,10 +391,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="time=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-    )
+    configure_logging(args.log_format, args.log_level)
     settings = RateLimiterSettings()
     ident = identity(settings, args.node, args.host, args.port, args.url)
     asyncio.run(serve(settings, ident))
@@ -381,3 +399,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+

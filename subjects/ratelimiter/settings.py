@@ -162,11 +162,6 @@ class RateLimiterSettings(BaseSettings):
         return f"{self.key_prefix}:nodes"
 
     @property
-    def seen_key(self) -> str:
-        """Hash: node id -> last heartbeat as Redis server time in microseconds."""
-        return f"{self.key_prefix}:seen"
-
-    @property
     def maintenance_key(self) -> str:
         """Hash: node id -> JSON {until_us, reason}: a planned restart announced by restart_node."""
         return f"{self.key_prefix}:maintenance"

@@ -10,12 +10,12 @@ targets: nothing else may be touched.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
 import aiohttp
 
+from events.waiting import WaitTimeout, wait_until
 from subjects.contract import RefusedError, SubjectError
 from subjects.tikv.control import ProcessControl, make_control
 from subjects.tikv.pd import PDClient, PDUnavailable, StoreInfo
@@ -134,23 +134,28 @@ class TiKVCluster:
         return StatusProbe(ok, detail, (time.perf_counter() - start) * 1000)
 
     async def wait_store_up(self, name: str, deadline_s: float) -> str:
-        """Poll until PD reads ``name`` Up and its status port answers; SubjectError on the deadline."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + deadline_s
+        """Poll (every 0.2 s) until PD reads ``name`` Up and its status port answers; SubjectError,
+        with what the last look saw, on the deadline."""
         last = "not checked"
-        while loop.time() < deadline:
+
+        async def up() -> str | None:
+            nonlocal last
             try:
                 stores = await self.stores()
             except PDUnavailable as exc:
                 last = str(exc)
-            else:
-                info = stores.get(name)
-                if info is None:
-                    last = "PD does not list it"
-                else:
-                    probe = await self.probe(info.store.status_address)
-                    if info.store.state_name == "Up" and probe.ok:
-                        return f"{name} is Up in PD and its status port answers"
-                    last = f"PD state {info.store.state_name}, status port {probe.detail}"
-            await asyncio.sleep(0.2)  # polling the real cluster for recovery
-        raise SubjectError(f"{name} not up within {deadline_s:g}s: {last}")
+                return None
+            info = stores.get(name)
+            if info is None:
+                last = "PD does not list it"
+                return None
+            probe = await self.probe(info.store.status_address)
+            if info.store.state_name == "Up" and probe.ok:
+                return f"{name} is Up in PD and its status port answers"
+            last = f"PD state {info.store.state_name}, status port {probe.detail}"
+            return None
+
+        try:
+            return await wait_until(up, timeout=deadline_s, interval=0.2, what=f"{name} up")
+        except WaitTimeout:
+            raise SubjectError(f"{name} not up within {deadline_s:g}s: {last}") from None

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import tikv
@@ -83,6 +84,14 @@ class TiKVFault(Fault):
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         return {"target": target}
 
+    async def _on_process(self, target: str | None, act: Callable[[str], Awaitable[object]]) -> Injection:
+        """Resolve the target, then ``act`` on its process; the undo names it (its revert needs no more).
+        ``act`` is called only after the target resolved (the cluster's process control is made on first
+        use, and a refused target must be refused before that can fail)."""
+        name = await self.resolve_target(target)
+        await act(name)
+        return Injection(target=name, undo={"target": name})
+
     async def _start(self, name: str) -> Reverted:
         """Start a killed process; one already running (restarted by someone) needed nothing."""
         running = await self.cluster.control.state(name) in ("running", "disconnected")
@@ -95,12 +104,11 @@ class TiKVFault(Fault):
 
 class StoreKill(TiKVFault):
     kind = "store_kill"
+    detected_by = "store_not_up"
     description = "SIGKILL one TiKV store's process; it stays down until started again"
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
-        name = await self.resolve_target(target)
-        await self.cluster.control.kill(name)
-        return Injection(target=name, undo={"target": name})
+        return await self._on_process(target, lambda name: self.cluster.control.kill(name))
 
     async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
         probe = await self.cluster.probe(await self._status_address(injection.target))
@@ -115,12 +123,11 @@ class StoreKill(TiKVFault):
 
 class StorePause(TiKVFault):
     kind = "store_pause"
+    detected_by = "store_not_up"
     description = "freeze one TiKV store's process: it stops heartbeating and answering, yet still exists"
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
-        name = await self.resolve_target(target)
-        await self.cluster.control.pause(name)
-        return Injection(target=name, undo={"target": name})
+        return await self._on_process(target, lambda name: self.cluster.control.pause(name))
 
     async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
         state = await self.cluster.control.state(injection.target)
@@ -136,6 +143,7 @@ class StorePause(TiKVFault):
 
 class StorePartition(TiKVFault):
     kind = "store_partition"
+    detected_by = "store_not_up"
     description = "cut one TiKV store off the cluster's network; it keeps running, unreachable"
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
@@ -160,13 +168,12 @@ class StorePartition(TiKVFault):
 
 class PDLeaderKill(TiKVFault):
     kind = "pd_leader_kill"
+    detected_by = "pd_member_down"
     target_kind = "pd"
     description = "SIGKILL the PD leader's process (a PD of three members elects another)"
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
-        name = await self.resolve_target(target)
-        await self.cluster.control.kill(name)
-        return Injection(target=name, undo={"target": name})
+        return await self._on_process(target, lambda name: self.cluster.control.kill(name))
 
     async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
         state = await self.cluster.control.state(injection.target)

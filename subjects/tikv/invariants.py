@@ -23,7 +23,17 @@ from typing import Any
 
 from events import NodeView, ObsSnapshot, WorkloadStats
 from subjects.contract import Invariant, Violation
-from subjects.judging import ObserverBlind, held, intervals_held, iso, persisting, recent_workload, since, usable
+from subjects.judging import (
+    ObserverBlind,
+    held,
+    intervals_held,
+    iso,
+    persistent,
+    persisting,
+    recent_workload,
+    since,
+    usable,
+)
 from subjects.tikv.details import PDMember, RegionHealth, snapshot_details, workload_details
 
 
@@ -34,18 +44,14 @@ class StoreNotUp(Invariant):
 
     def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
         good = usable(history)
-        if not good:
-            return []
-        out = []
-        for node in good[-1].nodes:
-            def not_up(snap: ObsSnapshot, name: str = node.node) -> NodeView | None:
-                view = snap.node(name)
-                return view if view is not None and view.status != "up" else None
 
-            run = persisting(good, not_up)
-            seconds = held(run, self.grace_s)
-            if seconds is None:
-                continue
+        def not_up(snap: ObsSnapshot, name: str) -> NodeView | None:
+            view = snap.node(name)
+            return view if view is not None and view.status != "up" else None
+
+        stores = [n.node for n in good[-1].nodes] if good else []  # as the newest snapshot lists them
+        out = []
+        for _, run, seconds in persistent(good, stores, not_up, self.grace_s):
             last, view = run[-1]
             facts = snapshot_details(last).stores.get(view.node)
             evidence: dict[str, Any] = {
@@ -122,18 +128,15 @@ class PDMemberDown(Invariant):
 
     def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
         good = usable(history)
-        if not good:
-            return []
-        out = []
-        for member in _members(good[-1]):
-            def down(snap: ObsSnapshot, name: str = member.name) -> PDMember | None:
-                found = next((m for m in _members(snap) if m.name == name), None)
-                return found if found is not None and found.healthy is False and not found.leader else None
+        members = {m.name: m for m in _members(good[-1])} if good else {}  # as the newest snapshot lists them
 
-            run = persisting(good, down)
-            seconds = held(run, self.grace_s)
-            if seconds is None:
-                continue
+        def down(snap: ObsSnapshot, name: str) -> PDMember | None:
+            found = next((m for m in _members(snap) if m.name == name), None)
+            return found if found is not None and found.healthy is False and not found.leader else None
+
+        out = []
+        for name, run, seconds in persistent(good, members, down, self.grace_s):
+            member = members[name]
             evidence = {"member": member.name, "client_urls": member.client_urls,
                         "leader": snapshot_details(good[-1]).pd_leader, "since": iso(run[0][0].observed_at),
                         "down_for_s": round(seconds, 3)}

@@ -117,7 +117,7 @@ class TiKVWorkload(Workload):
             by_id = {s.store.id: name for name, s in stores.items()}
             regions = await self.cluster.pd.regions()
         except PDUnavailable as exc:
-            log.debug("leaders unknown this interval: %s", exc)
+            log.debug("leaders unknown this interval", extra={"error": str(exc)})
             return
         self._leaders = [(bytes.fromhex(r.start_key), bytes.fromhex(r.end_key),
                           by_id.get(r.leader.store_id, UNKNOWN_STORE) if r.leader else UNKNOWN_STORE)
@@ -162,7 +162,8 @@ class TiKVWorkload(Workload):
         if found != value:
             self.lost_total += 1
             self.lost_keys = [*self.lost_keys, key.decode()][-20:]
-            log.error("acknowledged write lost key=%s expected=%r found=%r", key.decode(), value, found)
+            log.error("acknowledged write lost",
+                      extra={"key": key.decode(), "expected": repr(value), "found": repr(found)})
         self._interval.count("get", self._store_of(key), True, (time.perf_counter() - started) * 1000)
 
     def _next_op(self) -> str:

@@ -11,7 +11,8 @@ from datetime import datetime
 
 import pytest
 
-from console.widgets import build_screen, chapter_facts, render_text
+from console.layout import build_screen, render_text
+from console.narration import chapter_facts
 from events import Event
 from projections.lab_view import LabView
 from tests.projections.recorded import TEMPLATE, TICKET, as_interactive, recorded_events

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime
 from typing import Any
 
@@ -11,19 +12,14 @@ import urwid
 from urwid.testing import check_box_sizing
 
 from console.app import ConsoleApp
-from console.widgets import (
-    LabScreen,
-    build_screen,
-    chaos_lines,
-    fmt_clock,
-    fmt_duration,
-    footer_parts,
-    narration_lines,
-    narration_title,
-    render_text,
-)
+from console.format import fmt_clock
+from console.layout import build_screen, render_text
+from console.narration import narration_lines, narration_title
+from console.panels import chaos_lines, cluster_lines, footer_parts, workload_lines
+from console.screen import LabScreen
 from events import AgentThought, TicketActionRequested, TicketClaimed, TicketEscalated
 from projections.lab_view import LabView
+from subjects.contract import fmt_duration
 from tests.console.screens import WatchedScreen
 from tests.console.script import Story, node_kill_story
 
@@ -111,33 +107,62 @@ def test_the_full_story_fits_at_other_sizes(size: tuple[int, int]) -> None:
     assert_fits(lines, size)
 
 
-def test_lab_screen_box_sizing_holds_for_degenerate_sizes() -> None:
+@pytest.mark.parametrize("size", [*SIZES, (40, 12), (300, 100)])
+def test_lab_screen_box_sizing_holds_for_degenerate_sizes(size: tuple[int, int]) -> None:
+    """Whatever the size (the design sizes, the smallest compact screen, a huge one) and the degenerate
+    sizes urwid may ask for (a row or a column of it, none at all), the screen is a canvas of exactly
+    that size; its text fits, and the layout keeps what matters most on it."""
+    cols, rows = size
     _, view, now = mid_story()
-    check_box_sizing(LabScreen(view, lambda: now), cols=80, rows=24)
-    check_box_sizing(LabScreen(view, lambda: now), cols=200, rows=60)
-    check_box_sizing(LabScreen(LabView(RUN), lambda: now), cols=80, rows=24)
+    check_box_sizing(LabScreen(view, lambda: now), cols=cols, rows=rows)
+    check_box_sizing(LabScreen(LabView(RUN), lambda: now), cols=cols, rows=rows)
+    lines = render_text(view, size, now)
+    assert_fits(lines, size)
+    assert "chapter 3/7" in lines[0] and "quit" in lines[-1]
+    assert "Fault injection" in lines[1] and "Chaos kills one rate limiter node." in lines[2]
+    if size == (40, 12):  # the compact layout's least rows: narration, then cluster|workload, cut at the footer
+        assert "Cluster" in lines[6] and "Workload" in lines[6] and "rl-2     DOWN" in lines[8]
+    if size == (300, 100):  # room to spare: every panel, and the agent's whole story without a cut
+        text = plain(lines)
+        assert all(title in text for title in ("Cluster", "Workload", "Chaos", "Services", "Tickets", "Incident",
+                                               "Agent · tk-1"))
+        assert "opened: node_down rl-2" in text and "earlier" not in text
 
 
-def test_over_limit_keys_come_first_and_are_flagged() -> None:
+def panel_rows(lines: list[str], title: str) -> list[str]:
+    """The text rows of the panel whose title starts with ``title`` (ruled at 80x24, boxed when wide):
+    the screen rows below its title, cut to the title's span, without borders."""
+    pattern = re.compile(r"[─┌] " + re.escape(title) + r"[^─]*─+┐?")
+    top, match = next((i, m) for i, line in enumerate(lines) if (m := pattern.search(line)))
+    rows: list[str] = []
+    for line in lines[top + 1:]:
+        part = line[match.start():match.end()]
+        if not part or part.startswith(("─", "└", "┌")) or "quit" in line:
+            break
+        rows.append(part.strip("│").rstrip())
+    return rows
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_over_limit_keys_come_first_and_are_flagged(size: tuple[int, int]) -> None:
     s = Story(RUN)
     s.snapshot(1, counters={"user:calm": (10, 100), "user:drift": (250, 100)})
-    text = plain(render_text(fold(s.events), (80, 24), s.t(2)))
-    workload = [line.split("│")[-1] for line in text.splitlines()]
-    drift = next(i for i, line in enumerate(text.splitlines()) if "user:drift" in line)
-    calm = next(i for i, line in enumerate(text.splitlines()) if "user:calm" in line)
-    assert drift < calm
-    assert "250/100 OVER" in text
-    assert workload
+    workload = [row for row in panel_rows(render_text(fold(s.events), size, s.t(2)), "Workload") if row]
+    assert [row.split()[0] for row in workload] == ["user:drift", "user:calm"]
+    assert "250/100 OVER" in workload[0]
+    assert "10/100" in workload[1] and "OVER" not in workload[1]
 
 
 def test_observer_blind_is_shown_not_healthy() -> None:
     s = Story(RUN)
     s.snapshot(1)
     s.snapshot(2, ok=False)
-    text = plain(render_text(fold(s.events), (80, 24), s.t(3)))
-    assert "OBSERVER BLIND: connection refused" in text
+    lines = render_text(fold(s.events), (80, 24), s.t(3))
+    cluster = [row for row in panel_rows(lines, "Cluster") if row]
+    assert cluster[0] == "OBSERVER BLIND: connection refused"
+    assert [row.split()[:2] for row in cluster[1:3]] == [["rl-1", "?"], ["rl-2", "?"]]  # then "… +2 more"
+    assert not any("UP" in row for row in cluster)
     assert "redis    ?    stale: observer blind" in plain(render_text(fold(s.events), (200, 60), s.t(3)))
-    assert "UP" not in text.split("Workload")[0].split("Cluster")[1]
 
 
 def test_a_long_agent_timeline_shows_its_newest_steps() -> None:
@@ -323,7 +348,6 @@ def test_urwid_is_the_expected_major_version() -> None:
 
 
 def test_a_subject_whose_rows_fail_is_drawn_with_the_neutral_rows() -> None:
-    from console.widgets import cluster_lines, workload_lines
     from subjects.contract import NeutralRows, Picture, Row
 
     class Broken(NeutralRows):

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 import pytest
 
 from console.app import ConsoleApp
+from console.layout import render_text
 from console.live import run_console
 from console.replay import Recorded, ReplayPlayer
-from console.widgets import render_text
 from events import ChapterStarted
 from events.bus import Bus
 from oplab.replay_from import start_index

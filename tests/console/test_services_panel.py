@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from console.widgets import render_text, services_lines
+from console.layout import render_text
+from console.panels import services_lines
 from events import ServiceHeartbeat, ServiceStarted, ServiceStopping
 from projections.lab_view import LabView
 from tests.console.script import Story, node_kill_story

@@ -8,17 +8,19 @@ from pathlib import Path
 import pytest
 
 from events import Event
-from events.bus import Bus, Delivered
+from events.bus import Bus
+from events.replay import Delivered
 from events.subjects import run_events
 from oplab.crashes import brisk_scenario  # noqa: F401 - re-exported for the tests
 from oplab.infra import RunningServer
 from oplab.run_log import RunLog, follow_run  # noqa: F401 - re-exported for the tests
 from oplab.settings import LabSettings
 from oplab.stack import Stack
+from tests.servers import EmbeddedValkey
 
 
 @pytest.fixture
-def lab_settings(tmp_path: Path, nats_server: RunningServer, valkey_server: RunningServer,
+def lab_settings(tmp_path: Path, nats_server: RunningServer, valkey_server: EmbeddedValkey,
                  monkeypatch: pytest.MonkeyPatch) -> LabSettings:
     """The lab on the test NATS; its rate limiter on the test valkey (its provisioner reads REDIS_URL)."""
     monkeypatch.setenv("REDIS_URL", valkey_server.url)

@@ -15,17 +15,17 @@ from events.bus import STREAM_NAME, Bus
 from events.codec import encode
 from events.settings import BusSettings
 from events.subjects import event_subject
-from oplab.infra import RunningServer
 from oplab.nats_auth import ADMIN, LabCredentials
 from oplab.settings import LabSettings
 from oplab.stack import Stack, StackInfo
 from oplab.supervisor import SERVICES
+from tests.servers import EmbeddedValkey
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def own_nats_stack(tmp_path: Path, valkey_server: RunningServer,
+def own_nats_stack(tmp_path: Path, valkey_server: EmbeddedValkey,
                    monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Stack, StackInfo]]:
     monkeypatch.setenv("REDIS_URL", valkey_server.url)
     monkeypatch.delenv("NATS_URL", raising=False)

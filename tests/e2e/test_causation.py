@@ -18,6 +18,7 @@ import pytest
 
 from oplab.infra import RunningServer
 from tests.e2e.conftest import brisk_scenario
+from tests.servers import EmbeddedValkey
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +36,7 @@ def docs(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory, nats_server: RunningServer,
-         valkey_server: RunningServer) -> tuple[dict[str, str], dict[str, Any]]:
+         valkey_server: EmbeddedValkey) -> tuple[dict[str, str], dict[str, Any]]:
     """One finished node_kill run resolved by the agent: the CLI's environment and the run's summary."""
     tmp = tmp_path_factory.mktemp("causation")
     env = {**os.environ, "OPLAB_HOME": str(tmp / "oplab"), "NATS_URL": nats_server.url,

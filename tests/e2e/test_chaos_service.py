@@ -63,7 +63,7 @@ async def test_a_crashed_chaos_service_hands_its_faults_to_the_next(quiet_stack,
         injected = await request(bus.nc, "chaos", "inject", {"kind": "node_kill", "target": "node-3", "ttl_s": 600})
         fault_id = injected["fault"]["fault_id"]
         await log.wait_for(lambda e: e.type == "chaos.fault_effective", 15, "fault effective")
-        await asyncio.to_thread(sup._proxy().signalProcess, "chaos", "KILL")  # a crash: no cleanup runs
+        await asyncio.to_thread(sup.signal, "chaos", "KILL")  # a crash: no cleanup runs
         await asyncio.to_thread(stack.restart, "chaos")
         adopted = await log.wait_for(lambda e: e.type == "chaos.fault_adopted", 30, "adopted after restart")
         assert adopted.data.fault_id == fault_id

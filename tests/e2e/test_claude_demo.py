@@ -28,6 +28,7 @@ from oplab.stack import Stack
 from subjects.registry import load_subject
 from tests.e2e.conftest import brisk_scenario
 from tests.fakes.anthropic_server import FakeAnthropic, Reply, final, ticket_of, tool_use
+from tests.servers import EmbeddedValkey
 
 pytestmark = pytest.mark.e2e
 
@@ -81,7 +82,7 @@ def of(events: list[dict[str, Any]], type_: str, ticket: str) -> list[dict[str, 
 
 
 async def test_oplab_demo_headless_with_the_claude_policy_is_resolved_by_the_agent(
-        tmp_path: Path, nats_server: RunningServer, valkey_server: RunningServer) -> None:
+        tmp_path: Path, nats_server: RunningServer, valkey_server: EmbeddedValkey) -> None:
     api = FakeAnthropic()
     await api.start()
     api.script(SCRIPT)

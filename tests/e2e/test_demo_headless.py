@@ -17,7 +17,10 @@ import pytest
 
 from events.bus import Bus
 from oplab.infra import RunningServer
+from services.director.scenario import load_scenario
+from subjects.registry import load_subject
 from tests.e2e.conftest import brisk_scenario, run_log
+from tests.servers import EmbeddedValkey
 
 pytestmark = pytest.mark.e2e
 
@@ -25,15 +28,30 @@ OPLAB = str(Path(sys.executable).parent / "oplab")
 TICKET_STORY = ["ticket.opened", "ticket.claimed", "ticket.diagnosed", "ticket.action_requested",
                 "ticket.action_executed", "ticket.verified", "ticket.resolved"]
 
-# the README's fault table: fault -> (invariant that must fire, the rules agent's remedy)
-CATALOGUE = {
-    "node_kill": ("node_down", "restart_node"),
-    "counter_drift": ("future_dated_entries", "prune_counter"),
-    "ghost_allowing": ("node_over_admitting", "restart_node"),
-    "redis_pause": ("redis_unavailable", "unpause_redis"),
-    "redis_oom": ("error_rate", "set_memory_limit"),
-    "limit_misconfig": ("limit_policy_drift", "set_limit"),
+SUBJECT = load_subject("ratelimiter")
+SCENARIO = load_scenario(None, SUBJECT)
+# the rules agent's remedy for each incident fault (what this test expects of the operator); the
+# invariant each must fire is the subject's own word (Fault.detected_by)
+REMEDY = {
+    "node_kill": "restart_node",
+    "counter_drift": "prune_counter",
+    "ghost_allowing": "restart_node",
+    "redis_pause": "unpause_redis",
+    "redis_oom": "set_memory_limit",
+    "limit_misconfig": "set_limit",
 }
+DETECTED_BY = {f.kind: f.detected_by for f in SUBJECT.catalogue().faults}
+INCIDENTS = [f for f, spec in SCENARIO.faults.items() if not spec.control]
+CONTROLS = [f for f, spec in SCENARIO.faults.items() if spec.control]
+
+
+def test_the_scenario_the_subject_and_these_tests_name_the_same_faults() -> None:
+    assert sorted(SCENARIO.faults) == sorted(DETECTED_BY)  # the scenario plays every fault the subject has
+    assert sorted(REMEDY) == sorted(INCIDENTS)  # and this module tests each incident fault...
+    assert CONTROLS == ["hot_key_burst"]  # ...and the control below
+    assert all(DETECTED_BY[f] for f in INCIDENTS) and not any(DETECTED_BY[f] for f in CONTROLS)
+    invariants = {i.name for i in SUBJECT.catalogue().invariants}
+    assert {DETECTED_BY[f] for f in INCIDENTS} <= invariants
 
 
 def run_demo(fault: str, env: dict[str, str]) -> tuple[dict, str]:  # type: ignore[type-arg]
@@ -45,16 +63,16 @@ def run_demo(fault: str, env: dict[str, str]) -> tuple[dict, str]:  # type: igno
 
 
 @pytest.fixture
-def demo_env(tmp_path: Path, nats_server: RunningServer, valkey_server: RunningServer) -> dict[str, str]:
+def demo_env(tmp_path: Path, nats_server: RunningServer, valkey_server: EmbeddedValkey) -> dict[str, str]:
     return {**os.environ, "OPLAB_HOME": str(tmp_path / "oplab"), "NATS_URL": nats_server.url,
             "REDIS_URL": valkey_server.url, "OPLAB_SCENARIO": str(brisk_scenario("ratelimiter", tmp_path))}
 
 
-@pytest.mark.parametrize("fault", list(CATALOGUE))
+@pytest.mark.parametrize("fault", INCIDENTS)
 async def test_every_incident_fault_is_detected_and_resolved_by_the_agent(
     fault: str, demo_env: dict[str, str], bus: Bus
 ) -> None:
-    invariant, remedy = CATALOGUE[fault]
+    invariant, remedy = DETECTED_BY[fault], REMEDY[fault]
     summary, stdout = run_demo(fault, demo_env)
     assert summary["fault"] == fault
     assert summary["outcome"] == "resolved" and summary["resolved_by"] == "agent"

@@ -7,6 +7,7 @@ exactly once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -19,10 +20,12 @@ from events.bus import STREAM_NAME, Bus
 from events.codec import decode
 from events.envelope import registered_types
 from events.settings import BusSettings
+from events.waiting import WaitTimeout, wait_until
 from oplab.infra import RunningServer
 from oplab.settings import LabSettings
 from oplab.stack import Stack, StackInfo
 from oplab.supervisor import Supervisor
+from tests.servers import EmbeddedValkey
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("hostile")]
 
@@ -45,7 +48,7 @@ RUN_HOLDER: dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def quiet_stack(tmp_path_factory: pytest.TempPathFactory, nats_server: RunningServer,
-                valkey_server: RunningServer) -> Iterator[tuple[Stack, StackInfo]]:
+                valkey_server: EmbeddedValkey) -> Iterator[tuple[Stack, StackInfo]]:
     import os
 
     os.environ["REDIS_URL"] = valkey_server.url  # the rate limiter's provisioner reads it
@@ -99,15 +102,17 @@ async def _publish_and_judge(info: StackInfo, subject: str, raw: bytes) -> None:
         if not hasattr(decode(raw), "reason"):
             return  # an event (with hostile values): judged by the services staying up
         expected = CONSUMERS[subject.split(".")[2]]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 15
-        while True:
+        consumers: list[str] = []
+
+        async def all_rejected() -> bool:
+            nonlocal consumers
             rejected = [d.event.data for d in await bus.read_subject(f"lab.{info.run}.bus.rejected")
                         if d.event.data.seq == seq]
             consumers = sorted(r.consumer for r in rejected)
-            if set(consumers) >= expected or loop.time() > deadline:
-                break
-            await asyncio.sleep(0.05)  # polling the log for the services' records, under a deadline
+            return set(consumers) >= expected
+
+        with contextlib.suppress(WaitTimeout):  # the assertion below says who did not reject it
+            await wait_until(all_rejected, timeout=15, interval=0.05, what="the services' rejections")
         assert set(consumers) == expected, (subject, raw[:200], consumers)
         assert len(consumers) == len(set(consumers)), f"rejected more than once: {consumers}"
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from console.widgets import render_text
+from console.layout import render_text
 from events import Event
 from events.bus import Bus
 from events.commands import request

@@ -15,6 +15,7 @@ import pytest
 from events import Event
 from events.bus import STREAM_NAME, Bus
 from events.settings import BusSettings
+from events.waiting import wait_until
 from oplab.crashes import brisk_scenario
 from oplab.history import run_history
 from oplab.nats_auth import ADMIN
@@ -68,19 +69,16 @@ def _every_ticket_ended(events: list[tuple[int, Event]]) -> bool:
 async def wait_until_log(stack: Stack, info: StackInfo, holds: Callable[[list[tuple[int, Event]]], bool],
                          timeout: float, what: str) -> list[tuple[int, Event]]:
     """The run's history once ``holds`` is true of it as a whole (read afresh each time, under a
-    deadline: it survives a server restart)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
+    deadline: it survives a server restart; polled every 0.25 s)."""
+
+    async def holding() -> list[tuple[int, Event]] | None:
         try:
             events = await asyncio.wait_for(history(stack, info), 10)
         except (OSError, TimeoutError, ConnectionError):
-            events = []  # the server is away: try again
-        if holds(events):
-            return events
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.25)  # polling the log under a deadline
+            return None  # the server is away: try again
+        return events if holds(events) else None
+
+    return await wait_until(holding, timeout=timeout, interval=0.25, what=what)
 
 
 def judge_complete(events: list[tuple[int, Event]]) -> dict[str, object]:
@@ -141,16 +139,17 @@ async def test_losing_one_server_of_a_nats_cluster_mid_run_loses_nothing(cluster
     finally:
         await bus.close()
     sup = Supervisor(info.supervisor_url)
-    killed = sup._proxy().getProcessInfo("nats-2")["pid"]
+    killed = sup.process("nats-2")["pid"]
     await asyncio.to_thread(sup.signal, "nats-2", "KILL")  # gone, no goodbye ...
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while (state := sup._proxy().getProcessInfo("nats-2"))["statename"] == "RUNNING" and state["pid"] == killed:
-        assert loop.time() < deadline, "supervisord never noticed the kill"
-        await asyncio.sleep(0.05)  # polling supervisord for the death it reports on its next tick
+
+    def noticed() -> bool:  # supervisord reports the death on its next tick: polled
+        state = sup.process("nats-2")
+        return state["statename"] != "RUNNING" or state["pid"] != killed
+
+    await wait_until(noticed, timeout=10, interval=0.05, what="supervisord to notice the kill")
     await asyncio.to_thread(sup.stop, "nats-2")  # ... and kept down: the run goes on with two of three
     after = await wait_in_log(stack, info, lambda e: e.type == "run.finished", 120, "the run to finish")
-    assert sup._proxy().getProcessInfo("nats-2")["statename"] in ("STOPPED", "EXITED")
+    assert sup.process("nats-2")["statename"] in ("STOPPED", "EXITED")
     stored = {e.id for _, e in after}
     assert all(e.id in stored for _, e in before), "an event stored before the loss was lost"
     summary = judge_complete(after)

@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from events import EventRejected, RunStarted, ServiceHeartbeat, TicketClaimed, TicketOpened
-from events.bus import Bus, ConcurrencyConflict, Delivered
+from events.bus import Bus, ConcurrencyConflict
 from events.envelope import utcnow
+from events.replay import Delivered
 from events.subjects import run_events, run_type, ticket_subject
 
 

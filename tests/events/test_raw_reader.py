@@ -11,7 +11,8 @@ from events import ServiceHeartbeat, TicketOpened, new_ticket_id
 from events.bus import Bus
 from events.codec import decode
 from events.envelope import utcnow
-from events.raw_reader import RawReaderError, StoredMessage, read_stored
+from events.raw_reader import RawReaderError, read_stored
+from events.raw_reader_wire import StoredMessage
 from events.settings import BusSettings
 from events.subjects import run_events
 from oplab.infra import RunningServer, free_port, start_nats

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
+
+import pytest
+from nats.js.errors import NoStreamResponseError
 
 from events import ServiceHeartbeat, new_run_id
 from events.bus import Bus
 from events.settings import BusSettings
 from events.subjects import run_events
+from events.waiting import wait_until
 from oplab.infra import free_port, start_nats
 
 
@@ -66,6 +71,46 @@ async def test_a_followed_replay_keeps_delivering_across_a_nats_restart(tmp_path
     finally:
         await bus.close()
         await writer.close()
+        server.stop()
+
+
+def _retries(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(1 for r in caplog.records if r.name == "events.bus" and r.getMessage().startswith("publish retry"))
+
+
+async def test_a_publish_is_retried_until_the_stream_is_there(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="events.bus")
+    server = start_nats(tmp_path / "nats", port=free_port())
+    bus = await Bus.connect(BusSettings(nats_url=server.url), source="t", ensure_stream=False)
+    run = new_run_id()
+    try:
+        beat = ServiceHeartbeat(service="t", instance="i", version="1", pid=1, uptime_s=0)
+        publishing = asyncio.create_task(bus.publish(bus.event(beat, run=run), retry_for_s=60))
+        await wait_until(lambda: _retries(caplog) >= 2, timeout=10, interval=0.02, what="two publish retries")
+        assert not publishing.done()
+        await bus.ensure_stream()
+        assert await asyncio.wait_for(publishing, 10) == 1  # stored once, at the first sequence
+    finally:
+        await bus.close()
+        server.stop()
+
+
+async def test_a_publish_that_outlasts_its_deadline_fails_as_its_last_attempt_did(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="events.bus")
+    server = start_nats(tmp_path / "nats", port=free_port())
+    bus = await Bus.connect(BusSettings(nats_url=server.url), source="t", ensure_stream=False)
+    try:
+        beat = ServiceHeartbeat(service="t", instance="i", version="1", pid=1, uptime_s=0)
+        with pytest.raises(NoStreamResponseError):  # no stream: no leader to store it, whatever the wait
+            await bus.publish(bus.event(beat, run=new_run_id()), retry_for_s=0.3)
+        assert _retries(caplog) >= 1
+        caplog.clear()
+        with pytest.raises(NoStreamResponseError):
+            await bus.publish(bus.event(beat, run=new_run_id()), retry_for_s=0)  # no time to wait: one attempt
+        assert _retries(caplog) == 0
+    finally:
+        await bus.close()
         server.stop()
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from events import Event
-from events.bus import Bus, Delivered
+from events.bus import Bus
+from events.replay import Delivered
 from events.settings import BusSettings
 from events.subjects import run_events
 from oplab.archive import ArchiveError, RunAlreadyInLog, export_run, import_run, read_archive

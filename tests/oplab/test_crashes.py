@@ -22,6 +22,7 @@ from events.envelope import utcnow
 from oplab.crashes import RANDOM, WINDOWS, _judge, brisk_scenario, plan, run_trial
 from oplab.infra import RunningServer
 from oplab.settings import LabSettings
+from tests.servers import EmbeddedValkey
 
 RUN = "r20261202t000000-crsh"
 
@@ -60,7 +61,7 @@ def test_the_judge_names_what_a_crash_broke() -> None:
 @pytest.mark.e2e
 @pytest.mark.parametrize("trial", plan(len(WINDOWS) + 1, seed=2026), ids=lambda t: f"{t.window}-{t.service}")
 def test_a_killed_service_loses_nothing_and_leaves_nothing_behind(
-        trial, tmp_path: Path, nats_server: RunningServer, valkey_server: RunningServer,  # type: ignore[no-untyped-def]
+        trial, tmp_path: Path, nats_server: RunningServer, valkey_server: EmbeddedValkey,  # type: ignore[no-untyped-def]
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDIS_URL", valkey_server.url)
     monkeypatch.setenv("OPLAB_AGENT_LEASE_S", "8")  # a killed agent's claim runs out soon

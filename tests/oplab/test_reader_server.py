@@ -15,12 +15,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from events.waiting import wait_until_sync
 from oplab.infra import start_nats
 from oplab.reader_server import KEEPER_MODULE, STATE, servers_on_store
 from oplab.settings import LabSettings
@@ -45,10 +45,8 @@ needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not i
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"not within {timeout_s}s: {what}"
-        time.sleep(0.05)  # another process's state: polled under a deadline
+    """Another process's state: polled (every 0.05 s) under a deadline; WaitTimeout naming ``what``."""
+    wait_until_sync(check, timeout=timeout_s, interval=0.05, what=what)
 
 
 def environment(home: Path) -> dict[str, str]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from events.waiting import wait_until_sync
 from oplab.infra import free_port
 from oplab.settings import LabSettings
 from oplab.stack import Stack, StackError
@@ -24,10 +24,7 @@ def test_a_stack_started_by_an_older_lab_is_brought_down(tmp_path: Path) -> None
     conf.write_text(render_config(home, url, []))
     subprocess.run([supervisord_binary(), "-c", str(conf)], check=True)
     sup = Supervisor(url)
-    deadline = time.monotonic() + 10
-    while not sup.alive():
-        assert time.monotonic() < deadline, "supervisord did not come up"
-        time.sleep(0.05)  # polling another process's readiness under a deadline
+    wait_until_sync(sup.alive, timeout=10, interval=0.05, what="supervisord to come up")
     # the stack file as the rate-limiter-only lab wrote it
     (home / "stack.json").write_text(json.dumps({
         "run": "r20261130t120000-abcd", "nats_url": "nats://127.0.0.1:1", "redis_url": "redis://127.0.0.1:2/0",

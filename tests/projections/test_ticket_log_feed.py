@@ -9,6 +9,9 @@ projector's filter) the way a rebuild does: several runs, ticket and other event
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
 from events import (
     ServiceHeartbeat,
@@ -33,14 +37,18 @@ from events import (
     new_run_id,
     new_ticket_id,
 )
-from events.bus import Bus, Delivered
+from events.bus import Bus
 from events.codec import InvalidEvent
-from events.envelope import Payload, utcnow
+from events.envelope import Payload, new_event, utcnow
+from events.replay import Delivered
 from events.settings import BusSettings
-from events.subjects import ALL_EVENTS
+from events.structured_logging import fields
+from events.subjects import ALL_EVENTS, event_subject
+from events.waiting import wait_until
 from oplab.infra import RunningServer, start_nats
 from projections.ticket_log import (
     POPOTicketLogView,
+    SQLiteTicketLogView,
     TicketLogFeeder,
     TicketLogProjection,
     TicketLogSettings,
@@ -234,3 +242,93 @@ async def test_a_catch_up_that_starts_here_and_hands_over_to_the_reader_folds_ea
     assert sqlite_view.dump_rows() == reference.rows
     assert sqlite_view.tracked() == reference.last_seq
     assert feeder.invalid == reference.invalid
+
+
+def deliveries(run: str, tickets: int) -> list[Delivered]:
+    """Tickets' lifecycles as the stream would deliver them (sequences from 1), without a stream."""
+    events = [new_event(p, run=run, source="tests") for n in range(tickets) for p in lifecycle(new_ticket_id(), n)]
+    return [Delivered(e, seq, event_subject(e)) for seq, e in enumerate(events, 1)]
+
+
+def write_locked(path: Path) -> sqlite3.Connection:
+    """Another connection holding the database's write lock: every commit of the view fails
+    ("database is locked") until it lets go."""
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    return blocker
+
+
+def commit_failures(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(1 for r in caplog.records if r.getMessage() == "ticket log commit failed")
+
+
+async def test_a_failed_commit_keeps_its_events_buffered_and_is_retried(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="projections.ticket_log.feed")
+    view = SQLiteTicketLogView.open(tmp_path / "ticketlog.sqlite", lock_timeout_s=0)
+    feeder = TicketLogFeeder(TicketLogProjection(view))
+    batch = deliveries(new_run_id(), tickets=6)
+    blocker = write_locked(tmp_path / "ticketlog.sqlite")
+    try:
+        await feeder.offer_many(batch)
+        flushing = asyncio.create_task(feeder.flush())
+        await wait_until(lambda: commit_failures(caplog), timeout=10, interval=0.01, what="a failed commit")
+        # the retry waits 0.2 s; meanwhile the events are back in the buffer, counted against its bound
+        assert feeder.pending == len(batch) and not flushing.done()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    try:
+        assert await asyncio.wait_for(flushing, 30) == len(batch)
+        assert feeder.pending == 0 and view.tracked() == len(batch)
+        assert fields(caplog.records[0]) == {"failures": 1, "retry_in_s": pytest.approx(0.2)}
+    finally:
+        view.close()
+
+
+async def test_a_commit_that_keeps_failing_raises_after_max_failures_and_loses_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="projections.ticket_log.feed")
+    view = SQLiteTicketLogView.open(tmp_path / "ticketlog.sqlite", lock_timeout_s=0)
+    feeder = TicketLogFeeder(TicketLogProjection(view), max_failures=3)
+    batch = deliveries(new_run_id(), tickets=3)
+    blocker = write_locked(tmp_path / "ticketlog.sqlite")
+    try:
+        await feeder.offer_many(batch)
+        with pytest.raises(OperationalError, match="locked"):
+            await feeder.flush()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    try:
+        # failures 1 and 2 were retried (after 0.2 s, then 0.4 s); the third one was raised
+        assert [(r.getMessage(), fields(r)) for r in caplog.records] == [
+            ("ticket log commit failed", {"failures": 1, "retry_in_s": pytest.approx(0.2)}),
+            ("ticket log commit failed", {"failures": 2, "retry_in_s": pytest.approx(0.4)})]
+        assert feeder.pending == len(batch) and view.tracked() == 0
+    finally:
+        view.close()
+
+
+def test_a_batch_the_store_refuses_is_tried_attempts_times_then_raised(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="projections.ticket_log.projection")
+    view = SQLiteTicketLogView.open(tmp_path / "ticketlog.sqlite", lock_timeout_s=0)
+    projection = TicketLogProjection(view, attempts=3)
+    batch = deliveries(new_run_id(), tickets=2)
+    blocker = write_locked(tmp_path / "ticketlog.sqlite")
+    try:
+        with pytest.raises(OperationalError, match="locked"):
+            projection.process_batch(batch)
+        retried = [r for r in caplog.records if r.name == "projections.ticket_log.projection"]
+        assert [(r.getMessage(), fields(r)["attempt"]) for r in retried] == [
+            ("ticket log batch retried", 1), ("ticket log batch retried", 2)]
+        assert all("locked" in fields(r)["error"] for r in retried)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    try:
+        assert view.tracked() == 0  # nothing written
+        assert projection.process_batch(batch) is not None and view.tracked() == len(batch)  # free again: one go
+    finally:
+        view.close()

@@ -18,19 +18,9 @@ from events.envelope import Payload, utcnow
 from projections.ticket_log import TicketLogFeeder, TicketLogProjection, TicketLogView, catch_up, follow
 from projections.ticket_log.rebuild import RowDifference, compare_rows, rebuild, verify
 from projections.ticket_log.rows import from_row, to_row
-from tests.projections import test_ticket_log as shared
-from tests.projections.test_ticket_log import (
-    ViewFactory,
-    escalated_path,
-    happy_path,
-    interleave,
-    publish,
-    self_healed_then_reopened,
-)
+from tests.projections.ticket_scripts import escalated_path, happy_path, interleave, publish, self_healed_then_reopened
+from tests.projections.ticket_stores import ViewFactory
 from tickets.state import TicketState, apply_event
-
-# the ticket log tests' stores (SQLite files, a PostgreSQL schema per view, memory), by fixture name
-pg_database, store, make_view = shared.pg_database, shared.store, shared.make_view
 
 STORES = pytest.mark.parametrize("store", ["sqlite", "postgres", "memory"], indirect=True)
 DEADLINE_S = 20.0

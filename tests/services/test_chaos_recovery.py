@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,8 @@ from events import Event, FaultInjected, FaultRequested, ServiceStopping, new_ev
 from events.bus import Bus
 from events.commands import CommandError, request
 from events.settings import BusSettings
+from events.waiting import wait_until
+from services.chaos.bootstrap import build as build_chaos
 from services.chaos.service import MID_INJECTION, ChaosService
 from services.runtime import ServiceSettings
 from subjects.contract import SubjectError
@@ -40,6 +43,7 @@ class Switchboard:
     def __init__(self) -> None:
         self.breaks: dict[str, set[str]] = {"t1": set(), "t2": set()}
         self.revert_failures = 0  # the next N reverts fail
+        self.failed_reverts: list[float] = []  # when each failed (monotonic clock)
 
     def broken(self, target: str) -> bool:
         return bool(self.breaks[target])
@@ -68,6 +72,7 @@ class Flip(Fault):
     async def revert(self, undo: dict[str, Any]) -> Reverted:
         if self.board.revert_failures > 0:
             self.board.revert_failures -= 1
+            self.board.failed_reverts.append(time.monotonic())
             raise SubjectError("switchboard unreachable")
         breaks = self.board.breaks[undo["target"]]
         was_broken = bool(breaks)
@@ -126,8 +131,7 @@ async def lab(bus_settings: BusSettings, bus: Bus, run_id: str, monkeypatch: pyt
 
     async def start() -> Chaos:
         chaos_bus = await Bus.connect(bus_settings, source="chaos/test")
-        service = ChaosService(chaos_bus, ServiceSettings(run=run_id, instance="test"),
-                               kit=SwitchboardKit(board))
+        service = build_chaos(chaos_bus, ServiceSettings(run=run_id, instance="test"), kit=SwitchboardKit(board))
         task = asyncio.create_task(service.main())
         ready = asyncio.create_task(service.ready.wait())
         await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
@@ -166,6 +170,27 @@ async def test_a_failed_ttl_revert_is_retried_until_it_works(lab, bus: Bus) -> N
     assert (await request(bus.nc, "chaos", "list"))["faults"] == []
     assert not chaos.service._timers and not chaos.service._confirms  # nothing left running for it
     await chaos.stop()
+
+
+async def test_a_failing_revert_is_retried_after_doubling_pauses_until_the_service_stops(  # type: ignore[no-untyped-def]
+        lab, bus: Bus) -> None:
+    board, start, log = lab  # pauses: 0.05 s doubling, at most 0.2 s (the lab fixture's settings)
+    chaos = await start()
+    board.revert_failures = 10**6
+    fault_id = (await request(bus.nc, "chaos", "inject", {"kind": "flip", "target": "t1", "ttl_s": 0.1}))[
+        "fault"]["fault_id"]
+    await wait_until(lambda: len(board.failed_reverts) >= 6, timeout=20, interval=0.02, what="six failed reverts")
+    gaps = [later - earlier for earlier, later in zip(board.failed_reverts, board.failed_reverts[1:], strict=False)]
+    for gap, pause in zip(gaps, [0.05, 0.1, 0.2, 0.2, 0.2], strict=False):
+        assert gap >= pause - 0.01, f"retried too soon: {gaps}"  # never sooner; later is the machine's load
+    await chaos.stop()  # ends the retries: the fault stays, on record, for the successor
+    assert board.broken("t1")
+    assert [e.data.stage for e in log.of_type("chaos.fault_failed") if e.data.fault_id == fault_id] == ["revert"]
+    board.revert_failures = 0
+    successor = await start()  # past its TTL: reverted on adoption
+    reverted = await log.wait_for(of_fault(fault_id, "chaos.fault_reverted"), 10, "revert by the successor")
+    assert reverted.data.reason == "ttl" and not board.broken("t1")
+    await successor.stop()
 
 
 async def test_requests_cut_off_mid_injection_are_settled_at_start(lab, bus: Bus, run_id: str) -> None:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from events.settings import BusSettings
+from events.waiting import wait_until
 from services.runtime import ServiceProcess, ServiceSettings
 from services.runtime.lifecycle import serve
 
@@ -26,11 +27,8 @@ async def test_the_ready_file_exists_while_the_service_is_ready(bus_settings: Bu
     Brief.done = asyncio.Event()
     settings = ServiceSettings(run=run_id, instance="t", ready_file=ready_file)
     serving = asyncio.create_task(serve(Brief, settings, bus_settings))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while not (ready_file.exists() and ready_file.read_text().strip().isdigit()):
-        assert loop.time() < deadline, "the ready file was never written"
-        await asyncio.sleep(0.02)  # polling a file another task writes, under a deadline
+    await wait_until(lambda: ready_file.exists() and ready_file.read_text().strip().isdigit(), timeout=10,
+                     interval=0.02, what="the ready file written")  # another task writes it: no event to wait on
     Brief.done.set()
     assert await asyncio.wait_for(serving, 10) == 0
     assert not ready_file.exists()

@@ -12,7 +12,8 @@ from events import WorkloadStats
 from events.bus import Bus
 from events.envelope import utcnow
 from events.settings import BusSettings
-from services.loadgen.service import LoadgenService, LoadgenSettings
+from services.loadgen.bootstrap import build as build_loadgen
+from services.loadgen.service import LoadgenSettings
 from services.runtime import ServiceSettings
 from subjects.contract import StatsSink, Workload
 from tests.e2e.conftest import follow_run
@@ -42,7 +43,7 @@ async def recorded(bus_settings: BusSettings, bus: Bus, run_id: str) -> tuple[Ti
     workload = Ticking()
     log, replay = await follow_run(bus, run_id)
     service_bus = await Bus.connect(bus_settings, source="loadgen/t")
-    service = LoadgenService(service_bus, ServiceSettings(run=run_id, instance="t"), workload=workload)
+    service = build_loadgen(service_bus, ServiceSettings(run=run_id, instance="t"), workload=workload)
     task = asyncio.create_task(service.main())
     try:
         await log.wait_for(lambda e: len(log.of_type("workload.stats")) >= 3, 10, "three intervals")

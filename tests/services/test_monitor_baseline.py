@@ -10,6 +10,7 @@ import pytest
 from events import NodeView, ObsSnapshot, WorkloadStats
 from events.bus import Bus
 from events.settings import BusSettings
+from services.monitor.bootstrap import build as build_monitor
 from services.monitor.service import MonitorService
 from services.runtime import ServiceSettings
 from subjects.contract import Invariant, Observer, Violation
@@ -58,7 +59,7 @@ async def monitor(bus_settings: BusSettings, run_id: str, monkeypatch: pytest.Mo
 
     async def start() -> MonitorService:
         bus = await Bus.connect(bus_settings, source=f"monitor/m{len(running)}")
-        service = MonitorService(bus, ServiceSettings(run=run_id, instance=f"m{len(running)}"), observer=observer)
+        service = build_monitor(bus, ServiceSettings(run=run_id, instance=f"m{len(running)}"), observer=observer)
         task = asyncio.create_task(service.main())
         await asyncio.wait_for(service.ready.wait(), 10)
         running.append((service, bus, task))

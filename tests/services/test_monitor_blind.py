@@ -9,7 +9,7 @@ import pytest
 from events import ObsSnapshot
 from events.bus import Bus
 from events.settings import BusSettings
-from services.monitor.service import MonitorService
+from services.monitor.bootstrap import build as build_monitor
 from services.runtime import ServiceSettings
 from subjects.contract import Invariant, Observer
 from tests.e2e.conftest import follow_run
@@ -28,7 +28,7 @@ async def test_an_observer_that_raises_is_recorded_as_blind_and_ticketed(
     monkeypatch.setenv("OPLAB_MONITOR_BASELINE_TIMEOUT_S", "1")  # it never looks whole: judged anyway
     log, replay = await follow_run(bus, run_id)
     monitor_bus = await Bus.connect(bus_settings, source="monitor/t")
-    monitor = MonitorService(monitor_bus, ServiceSettings(run=run_id, instance="t"), observer=Raising())
+    monitor = build_monitor(monitor_bus, ServiceSettings(run=run_id, instance="t"), observer=Raising())
     task = asyncio.create_task(monitor.main())
     try:
         snap = await log.wait_for(lambda e: e.type == "obs.snapshot", 10, "a snapshot")

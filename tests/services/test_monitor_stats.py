@@ -12,7 +12,7 @@ from events import ObsSnapshot, OperationStats, WorkloadStats, new_event
 from events.bus import Bus
 from events.envelope import utcnow
 from events.settings import BusSettings
-from services.monitor.service import MonitorService
+from services.monitor.bootstrap import build as build_monitor
 from services.runtime import ServiceSettings
 from subjects.contract import Invariant, Observer, Violation
 from tests.e2e.conftest import follow_run
@@ -52,7 +52,7 @@ async def monitor(bus_settings: BusSettings, run_id: str, monkeypatch: pytest.Mo
     monkeypatch.setenv("OPLAB_MONITOR_INTERVAL_S", str(TICK_S))
     observer = Whole()
     bus = await Bus.connect(bus_settings, source="monitor/s")
-    service = MonitorService(bus, ServiceSettings(run=run_id, instance="s"), observer=observer)
+    service = build_monitor(bus, ServiceSettings(run=run_id, instance="s"), observer=observer)
     task = asyncio.create_task(service.main())
     await asyncio.wait_for(service.ready.wait(), 10)
     yield observer
@@ -100,7 +100,7 @@ async def test_stats_before_the_baseline_are_history_not_judged(
     # stats from before the monitor started: restored as history, judged only from the first tick on
     await bus.publish(new_event(interval(errors=30), run=run_id, source="loadgen/t"))
     monitor_bus = await Bus.connect(bus_settings, source="monitor/s")
-    service = MonitorService(monitor_bus, ServiceSettings(run=run_id, instance="s"), observer=Whole())
+    service = build_monitor(monitor_bus, ServiceSettings(run=run_id, instance="s"), observer=Whole())
     task = asyncio.create_task(service.main())
     try:
         baseline = await log.wait_for(lambda e: e.type == "inv.baseline", 10, "the baseline")

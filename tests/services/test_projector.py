@@ -32,6 +32,7 @@ from events import (
 from events.bus import Bus
 from events.envelope import Payload, utcnow
 from events.subjects import ALL_EVENTS
+from events.waiting import WaitTimeout, wait_until
 from oplab.infra import RunningServer
 from projections.ticket_log import (
     TicketLogFeeder,
@@ -110,14 +111,18 @@ def projector(nats_server: RunningServer, run_id: str, tmp_path: Path) -> Iterat
 async def poll_until(condition: Callable[[], bool], timeout: float = 20.0,
                      alive: Callable[[], None] = lambda: None) -> bool:
     """Poll ``condition()`` (a read of the view, which has no change notification) until it
-    holds or ``timeout`` passes; ``alive`` may raise to fail fast. Returns whether it held."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
+    holds or ``timeout`` passes (every 0.02 s); ``alive`` may raise to fail fast. Returns whether it held."""
+
+    def held() -> bool:
         if condition():
             return True
         alive()
-        await asyncio.sleep(0.02)
-    return condition()
+        return False
+
+    try:
+        return await wait_until(held, timeout=timeout, interval=0.02, what="the view")
+    except WaitTimeout:
+        return False
 
 
 async def eventually(condition: Callable[[], bool], projector: Projector, timeout: float = 20.0) -> None:
@@ -214,8 +219,8 @@ async def test_a_view_ahead_of_the_stream_is_rebuilt(
     bus: Bus, run_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A view tracking beyond the stream's end was built from another stream: it is cleared."""
-    from events.bus import Delivered
-    from services.projector.service import ProjectorService
+    from events.replay import Delivered
+    from services.projector.bootstrap import build as build_projector
     from services.runtime import ServiceSettings
 
     monkeypatch.delenv("OPLAB_TICKETLOG_URL", raising=False)
@@ -226,7 +231,7 @@ async def test_a_view_ahead_of_the_stream_is_rebuilt(
     try:
         TicketLogProjection(view).process_batch(
             [Delivered(bus.event(opened(stale), run=run_id), 10**12, "lab.x.ticket.y")])
-        service = ProjectorService(bus, ServiceSettings(run=run_id, home=home))
+        service = build_projector(bus, ServiceSettings(run=run_id, home=home))
         main = asyncio.create_task(service.main())
 
         assert await poll_until(lambda: seq <= view.tracked() < 10**12)

@@ -37,7 +37,7 @@ from events import (
     TicketEscalated,
     TicketOpened,
 )
-from events.bus import Delivered
+from events.replay import Delivered
 from events.subjects import run_events
 from services.agent.llm import ModelError, ModelReply
 from services.agent.policies.base import SessionOutcome
@@ -225,4 +225,4 @@ class ReplayPolicy(ClaudePolicy):
             ticket_id=session.ticket_id, what=what, turn=turn, tool=tool,
             expected=abridge(redact.value(expected), 1000), actual=abridge(redact.value(actual), 1000)))
         await session.think(f"replay diverged at turn {turn}: {what}")
-        log.info("replay diverged ticket=%s turn=%s: %s", session.ticket_id, turn, what)
+        log.info("replay diverged", extra={"ticket": session.ticket_id, "turn": turn, "what": what})

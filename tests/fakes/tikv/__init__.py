@@ -15,15 +15,15 @@ import json
 import secrets
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from events.waiting import wait_until
 from oplab.infra import free_port
-from oplab.supervisor import Program, Supervisor, render_config, supervisord_binary
+from oplab.supervisor import Program, Supervisor, SupervisorError, render_config, supervisord_binary
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -107,17 +107,12 @@ async def running_double(home: Path, stores: int = 3, *, disconnect_after_s: flo
         await _until(lambda: _ready(double), 20, "every store Up and every region led")
         yield double
     finally:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(SupervisorError):
             await asyncio.to_thread(sup.shutdown)
         pid_file = home / "supervisord.pid"
         await _until(lambda: not pid_file.exists(), 20, "supervisord down")
 
 
-async def _until(check: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if await asyncio.to_thread(check):  # type: ignore[arg-type]
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        await asyncio.sleep(0.05)  # polling other processes' readiness under a deadline
+async def _until(check: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll other processes' readiness (a blocking ``check``, run in a thread) every 0.05 s."""
+    await wait_until(lambda: asyncio.to_thread(check), timeout=timeout, interval=0.05, what=what)

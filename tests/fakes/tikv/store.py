@@ -42,6 +42,8 @@ from tikv._proto import errorpb_pb2 as errorpb
 from tikv._proto import kvrpcpb_pb2 as kvrpcpb
 from tikv._proto import metapb_pb2 as metapb
 
+from events.structured_logging import configure_logging
+
 log = logging.getLogger("store-double")
 
 
@@ -254,7 +256,7 @@ class StoreDouble:
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
                 continue
             self.data = {bytes.fromhex(k): bytes.fromhex(v) for k, v in doc.items()}
-            log.info("caught up %d keys from %s", len(self.data), address)
+            log.info("caught up from a peer", extra={"keys": len(self.data), "peer": address})
             return
 
     async def open_ports(self) -> None:
@@ -290,10 +292,10 @@ class StoreDouble:
                                         timeout=aiohttp.ClientTimeout(total=0.5)) as resp:
                 doc = await resp.json()
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            log.warning("heartbeat failed: %r", exc)
+            log.warning("heartbeat failed", extra={"error": repr(exc)})
             return
         if doc.get("tombstone"):
-            log.warning("PD says this store is a tombstone")
+            log.warning("PD says this store is a tombstone", extra={"store": self.id})
             return
         self._last_beat = time.monotonic()
         self.regions = [RegionView(int(r["id"]), bytes.fromhex(r["start"]), bytes.fromhex(r["end"]), r["leader"],
@@ -322,7 +324,8 @@ async def serve(args: argparse.Namespace) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     await store.open_ports()
     beats = asyncio.create_task(store.heartbeats())
-    log.info("store %s: grpc %s status %s", args.id, store.address, store.status_address)
+    log.info("store double serving", extra={"store": args.id, "grpc": store.address,
+                                           "status_address": store.status_address})
     try:
         await stop.wait()
     finally:
@@ -343,7 +346,7 @@ def main() -> None:
     parser.add_argument("--heartbeat-s", type=float, default=0.2)
     parser.add_argument("--listen", default="127.0.0.1", help="the address to bind (0.0.0.0 in a container)")
     parser.add_argument("--advertise-host", default="127.0.0.1", help="the host PD gives clients")
-    logging.basicConfig(level=logging.INFO)
+    configure_logging()  # key=value lines on stderr, as the lab's processes write them
     asyncio.run(serve(parser.parse_args()))
 
 

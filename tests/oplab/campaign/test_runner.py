@@ -27,6 +27,7 @@ from oplab.stack import Stack
 from subjects.ratelimiter.details import snapshot_details
 from tests.e2e.conftest import run_log
 from tests.fakes.anthropic_server import FakeAnthropic, Reply, final, tool_use
+from tests.servers import EmbeddedValkey
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +35,7 @@ OPLAB = str(Path(sys.executable).parent / "oplab")
 
 
 @pytest.fixture
-def eval_env(tmp_path: Path, nats_server: RunningServer, valkey_server: RunningServer) -> Iterator[dict[str, str]]:
+def eval_env(tmp_path: Path, nats_server: RunningServer, valkey_server: EmbeddedValkey) -> Iterator[dict[str, str]]:
     """The CLI's environment: the test servers, a home of its own, no operator settings of the caller's."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ANTHROPIC_", "OPLAB_AGENT_", "OPLAB_APPROVAL", "OPLAB_SCENARIO"))}

@@ -5,7 +5,6 @@ answers). The CLI runs as a subprocess; rows are altered directly in the store, 
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.oplab.recorded_run import EVENTS, RUN, imported_home, oplab
-
-PG_BASE = "postgresql://postgres@127.0.0.1:5432"
+from tests.projections.ticket_stores import PG_BASE, fresh_database
 
 
 @pytest.fixture
@@ -25,22 +23,8 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """``OPLAB_TICKETLOG_URL`` of a fresh PostgreSQL database, dropped afterwards."""
-    try:
-        import psycopg
-        from psycopg import sql
-    except ImportError:
-        pytest.skip("psycopg is not installed (pip install 'eventsourcing[postgres]')")
-    try:
-        admin = psycopg.connect(f"{PG_BASE}/postgres", autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 does not answer (user postgres, trust auth): {exc}")
-    name = f"oplab_rebuild_{secrets.token_hex(4)}"
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
+    with fresh_database("oplab_rebuild") as name:
         yield f"{PG_BASE}/{name}"
-    finally:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
 
 
 def alter_sqlite(home: Path, sql: str) -> None:

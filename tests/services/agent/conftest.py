@@ -25,9 +25,10 @@ from events import InvariantCleared, InvariantViolated, TicketOpened, new_ticket
 from events.bus import Bus
 from events.envelope import utcnow
 from events.settings import BusSettings
-from oplab.infra import RunningServer
+from services.agent.bootstrap import build as build_agent
 from services.agent.service import AgentService
 from services.agent.settings import AgentSettings
+from services.monitor.bootstrap import build as build_monitor
 from services.monitor.service import MonitorService
 from services.runtime import ServiceSettings
 from subjects.contract import Toolbox
@@ -35,6 +36,7 @@ from subjects.ratelimiter.observer import RateLimiterObserver
 from subjects.ratelimiter.toolbox import RateLimiterToolbox
 from tests.e2e.conftest import RunLog
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.servers import EmbeddedValkey
 from tests.subjects.ratelimiter.conftest import Cluster, running_cluster, settings_env
 from tickets import Ticket, TicketStore
 
@@ -63,7 +65,7 @@ async def api(fake_api: FakeAnthropic) -> AsyncIterator[FakeAnthropic]:
 
 
 @pytest.fixture(scope="package")
-async def agent_cluster(valkey_server: RunningServer, tmp_path_factory: pytest.TempPathFactory
+async def agent_cluster(valkey_server: EmbeddedValkey, tmp_path_factory: pytest.TempPathFactory
                         ) -> AsyncIterator[Cluster]:
     """Three rate limiter nodes under supervisord, shared by the package (tests leave it healthy)."""
     async with running_cluster(tmp_path_factory.mktemp("agent-cluster"), valkey_server.url) as c:
@@ -119,9 +121,9 @@ class AgentLab:
     async def start_agent(self, config: AgentSettings, instance: str = "a1", policy: Any = None,
                           toolbox: Toolbox | None = None) -> RunningAgent:
         bus = await Bus.connect(self.bus_settings, source=f"agent/{instance}")
-        service = AgentService(bus, ServiceSettings(run=self.run, instance=instance),
-                               toolbox=toolbox or RateLimiterToolbox(self.cluster.settings), policy=policy,
-                               config=config)
+        service = build_agent(bus, ServiceSettings(run=self.run, instance=instance),
+                              toolbox=toolbox or RateLimiterToolbox(self.cluster.settings), policy=policy,
+                              config=config)
         task = asyncio.create_task(service.main())
         await asyncio.wait_for(service.ready.wait(), 15)
         agent = RunningAgent(service, bus, task, instance)
@@ -130,8 +132,8 @@ class AgentLab:
 
     async def start_monitor(self) -> MonitorService:
         bus = await Bus.connect(self.bus_settings, source="monitor/m1")
-        monitor = MonitorService(bus, ServiceSettings(run=self.run, instance="m1"),
-                                 observer=RateLimiterObserver(self.cluster.settings))
+        monitor = build_monitor(bus, ServiceSettings(run=self.run, instance="m1"),
+                                observer=RateLimiterObserver(self.cluster.settings))
         task = asyncio.create_task(monitor.main())
         await asyncio.wait_for(monitor.ready.wait(), 15)
         self.services.append((monitor, bus, task))

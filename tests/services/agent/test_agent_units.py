@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from console.widgets import render_text
+from console.layout import render_text
 from events import (
     AgentLlmResponse,
     AgentThought,

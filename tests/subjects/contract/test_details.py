@@ -8,6 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from events import ObsSnapshot
+from events.structured_logging import fields
 from subjects.contract import DetailsReader
 
 
@@ -40,5 +41,6 @@ def test_a_bad_field_reads_as_its_default_and_the_rest_is_kept(caplog: pytest.Lo
         got = read(snap({"counters": [{"key": "a", "count": 1}, {"key": "b"}], "store_ok": False}))
         read(snap({"counters": "nonsense", "store_ok": True}))
     assert got.counters == [] and got.store_ok is False  # the store's health survives a bad counter
-    assert [r.getMessage() for r in caplog.records] == [
-        "ignoring invalid Details.counters in details (read as its default)"]  # said once
+    assert [(r.getMessage(), fields(r)) for r in caplog.records] == [
+        ("ignoring an invalid field in details (read as its default)",
+         {"model": "Details", "field": "counters"})]  # said once

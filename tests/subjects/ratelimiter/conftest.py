@@ -17,7 +17,6 @@ import os
 import secrets
 import subprocess
 import sys
-import xmlrpc.client
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,13 +26,16 @@ from typing import Any, TypeVar
 import pytest
 
 from events import ObsSnapshot, WorkloadStats
-from oplab.infra import RunningServer, free_port
+from events.waiting import WaitTimeout, wait_until
+from oplab.infra import free_port
 from subjects.contract import Invariant, Observer, Violation, Workload
 from subjects.ratelimiter.cluster import RateLimiterCluster
 from subjects.ratelimiter.fault_kit import RateLimiterFaultKit
 from subjects.ratelimiter.observer import RateLimiterObserver
 from subjects.ratelimiter.settings import RateLimiterSettings
 from subjects.ratelimiter.toolbox import RateLimiterToolbox
+from subjects.supervisor import Supervisor, SupervisorError
+from tests.servers import EmbeddedValkey
 from tests.subjects.playbooks import run_playbook  # noqa: F401 - the rate limiter tests import it from here
 
 T = TypeVar("T")
@@ -44,17 +46,9 @@ BIN = Path(sys.executable).parent
 
 async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 10.0, interval: float = 0.05,
                      what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy (returned); fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: Any = None
-    while True:
-        last = await check()
-        if last:
-            return last  # type: ignore[no-any-return]
-        if loop.time() >= deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
-        await asyncio.sleep(interval)
+    """Poll ``check`` until it returns something truthy (returned); WaitTimeout, naming ``what`` and the
+    last answer, after ``timeout`` seconds (:func:`events.waiting.wait_until` with the tests' defaults)."""
+    return await wait_until(check, timeout=timeout, interval=interval, what=what)  # type: ignore[return-value]
 
 
 @dataclass
@@ -264,19 +258,16 @@ async def running_cluster(tmp: Path, redis_url: str, n: int = 3, **overrides: An
 
 async def _stop_programs(url: str) -> None:
     """SIGTERM every node at once (supervisord alone stops them one per ~1 s tick), wait until they exit."""
-    def call(method: str, *args: Any) -> Any:
-        with xmlrpc.client.ServerProxy(url) as proxy:
-            return getattr(proxy.supervisor, method)(*args)
-
+    sup = Supervisor(url)
     try:
-        await asyncio.to_thread(call, "signalAllProcesses", "TERM")
+        await asyncio.to_thread(sup.call, "supervisor.signalAllProcesses", "TERM")
 
         async def all_stopped() -> bool:
-            infos = await asyncio.to_thread(call, "getAllProcessInfo")
+            infos = await asyncio.to_thread(sup.processes)
             return all(i["statename"] not in ("RUNNING", "STARTING", "STOPPING") for i in infos)
 
         await eventually(all_stopped, timeout=10.0, what="nodes stopped")
-    except (OSError, xmlrpc.client.Error, AssertionError):
+    except (SupervisorError, WaitTimeout):
         pass  # supervisord gone or slow: terminating it below stops what is left
 
 
@@ -289,7 +280,7 @@ async def _healthy(lab: RateLimiterCluster, node: str) -> bool:
 
 
 @pytest.fixture(scope="package")
-async def cluster(valkey_server: RunningServer, tmp_path_factory: pytest.TempPathFactory
+async def cluster(valkey_server: EmbeddedValkey, tmp_path_factory: pytest.TempPathFactory
                   ) -> AsyncIterator[Cluster]:
     """A 3-node cluster (1 s window, default policy) shared by this package's tests, which must each
     leave it healthy and fault-free (faults reverted in ``finally``)."""
@@ -303,7 +294,7 @@ def watcher(cluster: Cluster) -> Watcher:
 
 
 @pytest.fixture
-async def store_settings(valkey_server: RunningServer) -> RateLimiterSettings:
+async def store_settings(valkey_server: EmbeddedValkey) -> RateLimiterSettings:
     """Settings with a fresh key prefix on the session valkey (no nodes running)."""
     return node_settings(valkey_server.url, {"node-1": "http://127.0.0.1:1"}, window_s=2.0,
                          policy={"k:small": 3, "k:big": 100})

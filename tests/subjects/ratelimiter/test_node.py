@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -13,16 +14,17 @@ from typing import Any
 import aiohttp
 import pytest
 
-from oplab.infra import RunningServer, free_port
+from oplab.infra import free_port
 from subjects.ratelimiter.cluster import RateLimiterCluster
 from subjects.ratelimiter.limiter import LimiterStore
-from subjects.ratelimiter.node import Node, identity
+from subjects.ratelimiter.node import Node, identity, parse_args
 from subjects.ratelimiter.settings import RateLimiterSettings
+from tests.servers import EmbeddedValkey
 from tests.subjects.ratelimiter.conftest import REPO, Cluster, eventually, node_settings, running_cluster, settings_env
 
 
 @pytest.fixture(scope="module")
-async def slow_cluster(valkey_server: RunningServer, tmp_path_factory: pytest.TempPathFactory
+async def slow_cluster(valkey_server: EmbeddedValkey, tmp_path_factory: pytest.TempPathFactory
                        ) -> AsyncIterator[Cluster]:
     """A 5 s window, so a sequence of requests surely falls in one window even on a loaded machine."""
     async with running_cluster(tmp_path_factory.mktemp("nodes"), valkey_server.url, window_s=5.0) as c:
@@ -128,11 +130,13 @@ async def test_health_is_503_when_redis_is_unreachable_and_sigterm_exits_cleanly
     port = free_port()
     settings = node_settings(f"redis://127.0.0.1:{free_port()}/0", {"node-9": f"http://127.0.0.1:{port}"})
     log_path = tmp_path / "node.log"
+    # the lab's logging settings, as the launcher (or compose) passes them to every process
+    env = {**settings_env(settings), "OPLAB_LOG_FORMAT": "json", "OPLAB_LOG_LEVEL": "INFO"}
 
     def spawn() -> subprocess.Popen[bytes]:
         with log_path.open("wb") as log:
             return subprocess.Popen([sys.executable, "-m", "subjects.ratelimiter.node", "--id", "node-9"],
-                                    cwd=REPO, env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT)
+                                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     proc = await asyncio.to_thread(spawn)
     lab = RateLimiterCluster(settings)
@@ -157,7 +161,25 @@ async def test_health_is_503_when_redis_is_unreachable_and_sigterm_exits_cleanly
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 10)
     assert code == 0
-    assert "node stopped node=node-9" in await asyncio.to_thread(log_path.read_text)
+    lines = (await asyncio.to_thread(log_path.read_text)).splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert len(records) == len(lines), lines  # every line is structured, nothing printed beside the log
+    assert [(r["logger"], r["node"]) for r in records if r["msg"] == "node stopped"] == [
+        ("subjects.ratelimiter.node", "node-9")]
+    failed = [r for r in records if r["msg"] == "heartbeat failed"]  # said once, with the reason as a field
+    assert len(failed) == 1 and failed[0]["level"] == "warning" and failed[0]["node"] == "node-9" and failed[0]["error"]
+
+
+def test_a_node_reads_the_lab_logging_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPLAB_LOG_FORMAT", "json")
+    monkeypatch.setenv("OPLAB_LOG_LEVEL", "debug")
+    args = parse_args(["--id", "node-1"])
+    assert (args.log_format, args.log_level) == ("json", "debug")
+    assert parse_args(["--id", "node-1", "--log-format", "kv"]).log_format == "kv"  # an argument wins
+    monkeypatch.setenv("OPLAB_LOG_FORMAT", "xml")
+    with pytest.raises(SystemExit) as refused:  # refused as a service refuses it, not taken for kv
+        parse_args(["--id", "node-1"])
+    assert refused.value.code == 2
 
 
 async def _answered(lab: RateLimiterCluster) -> Any:

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oplab.infra import RunningServer
+from tests.servers import EmbeddedValkey
 from tests.subjects.ratelimiter.conftest import Cluster, running_cluster
 
 
 @pytest.fixture(scope="module")
-async def fuzzed(valkey_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
+async def fuzzed(valkey_server: EmbeddedValkey, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
     async with running_cluster(tmp_path_factory.mktemp("fuzzed"), valkey_server.url) as c:
         yield c
 

@@ -247,3 +247,18 @@ async def test_an_undo_derived_from_the_target_alone_repairs_node_and_key_faults
     assert kill is not None and burst is not None
     assert kill.undo_for_target("node-2", NoArgs()) == {"node": "node-2"}
     assert not (await burst.revert(burst.undo_for_target("user:bob", BurstParams()) or {})).changed
+
+
+async def test_a_frozen_node_is_stopped_and_started_once_its_grace_is_over(cluster: Cluster) -> None:
+    lab = cluster.lab
+    before = await lab.control.pid("node-3")
+    await lab.control.signal("node-3", "STOP")  # RUNNING to supervisord, but /health never answers
+    try:
+        done = await lab.ensure_running("node-3", 30.0)  # the grace (3 s) outlasts a node's start
+    finally:  # a frozen node must not outlive the test (SIGCONT to a new process is harmless)
+        await lab.control.signal("node-3", "CONT")
+    assert done.startswith("stopped unresponsive process (") and done.endswith("(was STOPPED)"), done
+    assert done.count("stopped unresponsive process") == 1, done
+    assert await lab.control.pid("node-3") != before
+    assert (await lab.wait_healthy("node-3", 10.0)).ok
+    assert await lab.ensure_running("node-3", 10.0) == "already running and healthy"

@@ -7,13 +7,13 @@ in ``finally``, every store Up): starting one costs ~2 s. Tests that make a stor
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
+from events.waiting import wait_until
 from subjects.tikv.cluster import TiKVCluster
 from subjects.tikv.settings import TiKVSettings
 from tests.fakes.tikv import TiKVDouble, running_double
@@ -29,16 +29,9 @@ def settings_for(double: TiKVDouble, **overrides: object) -> TiKVSettings:
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 10.0, what: str = "condition") -> T:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: object = None
-    while True:
-        last = await check()
-        if last:
-            return last  # type: ignore[return-value]
-        if loop.time() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
-        await asyncio.sleep(0.1)  # polling the double's processes under a deadline
+    """Poll the double's processes (every 0.1 s) until ``check`` answers something truthy (returned);
+    WaitTimeout, naming ``what`` and the last answer, after ``timeout`` seconds."""
+    return await wait_until(check, timeout=timeout, interval=0.1, what=what)  # type: ignore[return-value]
 
 
 async def all_up(cluster: TiKVCluster) -> bool:

@@ -1,0 +1,134 @@
+"""Faults on one policy key: ``counter_drift`` and ``limit_misconfig``.
+
+- ``counter_drift``: write ``factor`` x limit bogus entries into a live key's
+  window, dated ``ahead_s`` (default one hour) after Redis now, as a writer
+  with a clock far ahead would. They never age out of the window, so the key
+  reads over its limit and its real traffic is blocked. Undo ``{"key",
+  "members"}``: ZREM exactly those members, nothing else.
+- ``limit_misconfig``: a key's limit set to ``factor`` (0.25) x its current
+  value, or to ``limit``, through a node's management API. Proof: the limit in
+  force is the wrong one. Undo ``{"key", "previous"}``: the limit before.
+
+``counter_drift`` cannot derive an undo from the target alone (its undo names
+the exact entries it wrote; the ``future_dated_entries`` invariant surfaces them
+and ``prune_counter`` removes them); ``limit_misconfig`` restores the *declared*
+limit (the one before is unknown).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from subjects.contract import RefusedError, SubjectError
+from subjects.contract.fault_kit import Injection, Reverted
+from subjects.ratelimiter.backend import guarded
+from subjects.ratelimiter.faults.base import RateLimiterFault, params_as
+
+
+class DriftParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    factor: float = Field(default=3.0, gt=0, le=20, description="bogus entries as a multiple of the limit")
+    ahead_s: float = Field(default=3600.0, gt=0, le=30 * 24 * 3600,
+                           description="how far after Redis now the bogus entries are dated")
+
+
+class CounterDrift(RateLimiterFault):
+    kind = "counter_drift"
+    detected_by = "future_dated_entries"
+    target_kind = "key"
+    description = "write bogus future-dated entries into a live key's window so it reads over its limit"
+    params_model = DriftParams
+    default_ttl_s = 60.0
+
+    async def inject(self, target: str | None, params: BaseModel) -> Injection:
+        p = params_as(DriftParams, params)
+        key = await self.resolve_target(target)
+        limit = (await guarded(f"counter_drift on {key}", self.cluster.store.limits()))[key]
+        n = max(1, round(p.factor * max(limit, 1)))
+        members = [f"drift:{secrets.token_hex(4)}:{i}" for i in range(n)]
+        await guarded(f"counter_drift on {key}", self.cluster.store.add_future_entries(key, members, p.ahead_s))
+        return Injection(target=key, undo={"key": key, "members": members})
+
+    async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
+        _, counters = await guarded("counter_drift", self.cluster.store.counters([injection.target]))
+        counter = counters[0]
+        if counter.count <= counter.limit:
+            return None
+        return counter.as_dict()
+
+    def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
+        return None  # the undo removes exactly the fault's own entries, whose names only the injection knew
+
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
+        key = self.cluster.require_key(str(undo.get("key", "")))
+        members = [str(m) for m in undo.get("members", [])]
+        removed = await guarded(f"counter_drift revert on {key}", self.cluster.store.remove_members(key, members))
+        return Reverted(f"removed {removed} of {len(members)} bogus entries from {key}", changed=removed > 0)
+
+
+class MisconfigParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    factor: float | None = Field(default=None, gt=0, le=100, description=(
+        "new limit as a multiple of the current one (default 0.25 when no limit is given)"))
+    limit: int | None = Field(default=None, ge=0, le=1_000_000, description="new limit, instead of a factor")
+
+    @model_validator(mode="after")
+    def _one(self) -> MisconfigParams:
+        if self.factor is not None and self.limit is not None:
+            raise ValueError("give either factor or limit, not both")
+        return self
+
+
+class LimitMisconfig(RateLimiterFault):
+    kind = "limit_misconfig"
+    detected_by = "limit_policy_drift"
+    target_kind = "key"
+    description = "change a key's limit to a wrong value through a node's management API"
+    params_model = MisconfigParams
+    default_ttl_s = 60.0
+
+    async def inject(self, target: str | None, params: BaseModel) -> Injection:
+        p = params_as(MisconfigParams, params)
+        key = await self.resolve_target(target)
+        current = (await guarded("limit_misconfig", self.cluster.store.limits()))[key]
+        new = p.limit if p.limit is not None else max(0, round(current * (p.factor or 0.25)))
+        if new == current:
+            raise RefusedError(f"limit {new} is the current limit of {key}: that changes nothing")
+        node, previous = await self._put(key, new)
+        return Injection(target=key, undo={"key": key, "previous": previous, "set_to": new, "node": node})
+
+    async def _put(self, key: str, limit: int) -> tuple[str, int]:
+        """``PUT /admin/limits/{key}`` on the first healthy node; (node, previous limit)."""
+        node = await self.cluster.pick_healthy_node()
+        status, body = await self.cluster.node_call(node, "PUT", f"/admin/limits/{key}", {"limit": limit})
+        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("previous"), int):
+            raise SubjectError(f"node {node} refused to set the limit of {key}: HTTP {status} {body!r}")
+        return node, int(body["previous"])
+
+    async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
+        key, set_to = injection.target, injection.undo.get("set_to")
+        live = (await guarded("limit_misconfig", self.cluster.store.limits()))[key]
+        if live != set_to:
+            return None
+        return {"key": key, "limit": live, "declared": self.cluster.settings.policy[key],
+                "previous": injection.undo.get("previous")}
+
+    def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
+        """The limit before is unknown: the declared policy's limit stands in for it."""
+        limit = self.cluster.settings.policy.get(target)
+        return None if limit is None else {"key": target, "previous": limit}
+
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
+        key = self.cluster.require_key(str(undo.get("key", "")))
+        previous = undo.get("previous")
+        if not isinstance(previous, int) or previous < 0:
+            raise RefusedError(f"bad undo data for limit_misconfig: {undo!r}")
+        try:
+            node, was = await self._put(key, previous)
+        except (RefusedError, SubjectError):  # no node answers: the shared state is reachable directly
+            was = await guarded("limit_misconfig revert", self.cluster.store.set_limit(key, previous))
+            node = "redis"
+        return Reverted(f"limit of {key} restored to {previous} (was {was}; via {node})", changed=was != previous)
