@@ -44,7 +44,6 @@ async def wait_services_ready(run: str, nats_url: str, replicas: int, services: 
     """Wait for each service's ``svc.started`` (recorded once it accepts work) at or after
     ``since`` (epoch seconds); return the services still missing at the deadline."""
     bus = await Bus.connect(BusSettings(nats_url=nats_url, stream_replicas=replicas), source="oplab-up")
-    await bus.ensure_stream(update=True)  # the launcher owns the stream's limits
     seen: set[str] = set()
     all_ready = asyncio.Event()
 
@@ -54,13 +53,16 @@ async def wait_services_ready(run: str, nats_url: str, replicas: int, services: 
             if services <= seen:
                 all_ready.set()
 
-    replay = await bus.replay(run_type(run, ServiceStarted), handle, follow=True)
     try:
-        await asyncio.wait_for(all_ready.wait(), timeout)
-    except TimeoutError:
-        pass
+        await bus.ensure_stream(update=True)  # the launcher owns the stream's limits
+        replay = await bus.replay(run_type(run, ServiceStarted), handle, follow=True)
+        try:
+            await asyncio.wait_for(all_ready.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            await replay.stop()
     finally:
-        await replay.stop()
         await bus.close()
     return services - seen
 

@@ -265,7 +265,19 @@ class Stack:
         The revert comes first because stopping the chaos service alone reverts nothing
         (it hands its faults over to the next one): the lab going down must leave no
         fault behind. Child stacks (:data:`CHILD_STACKS`) go first: they use this stack's NATS."""
-        children = [child.down(progress) for child in self.children()]
+        children, failures = [], []
+        for child in self.children():  # one that will not come down must not keep the rest up
+            try:
+                children.append(child.down(progress))
+            except (StackError, SupervisorError) as exc:
+                progress(f"{child.home}: {exc}")
+                failures.append(f"{child.home.name}: {exc}")
+        went_down = self._down_self(progress) or any(children)
+        if failures:
+            raise StackError(f"{len(failures)} child stack(s) did not come down: {'; '.join(failures)}")
+        return went_down
+
+    def _down_self(self, progress: Progress) -> bool:
         compose = self.compose()
         if compose is not None or self.supervisor() is not None:
             self._revert_faults(progress)
@@ -277,7 +289,7 @@ class Stack:
             return True
         sup = self.supervisor()
         if sup is None:
-            return self.stop_reader_servers(progress) or any(children)
+            return self.stop_reader_servers(progress)
         progress("stopping services (SIGTERM, each finishes its work) and infrastructure: a few seconds")
         pid = read_pid(self.home / "supervisord.pid")
         with contextlib.suppress(SupervisorError):  # it may close the connection as it goes
@@ -291,7 +303,13 @@ class Stack:
         """The child stacks in ``<home>/slots/`` that are still up."""
         homes = sorted(path.parent for path in (self.home / CHILD_STACKS).glob(f"*/{self.settings.stack_file.name}"))
         return [child for child in (Stack(self.settings.model_copy(update={"home": home})) for home in homes)
-                if child.supervisor() is not None]
+                if child._up_or_hung()]
+
+    def _up_or_hung(self) -> bool:
+        try:
+            return self.supervisor() is not None
+        except StackError:  # its supervisord hangs: still there, for `down` to report
+            return True
 
     def stop_reader_servers(self, progress: Progress) -> bool:
         """Stop the nats-server readers of the stopped lab's log started on its store (see

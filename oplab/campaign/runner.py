@@ -1,5 +1,6 @@
-"""Running a campaign: its plan recorded, then trial after trial on one :class:`CampaignLab`, each
-trial a run of its own, watched until its ``run.finished``; resuming one that was cut off.
+"""Running a campaign: its plan recorded, then its trials on one :class:`CampaignLab` (or, with
+``parallel``, on several slots of it, one trial each at a time), each trial a run of its own, watched
+until its ``run.finished``; resuming one that was cut off.
 
 A trial is recorded as ``campaign.trial_started`` (with its new run id) *before* its processes
 start and ``campaign.trial_finished`` (with the run's outcome) after its run finished, so the log
@@ -13,8 +14,8 @@ the trial's real fault is injected (``chaos.fault_injected`` of the run): the re
 first in the log, which is the one a trial is scored on (:mod:`projections.scores`). The director
 reverts both at the end of the story.
 
-Ctrl-C (or SIGTERM) stops cleanly: the current trial's faults are reverted and its processes
-stopped, the lab taken down, and the campaign is *not* marked finished, so it can be resumed
+Ctrl-C (or SIGTERM) stops cleanly: the running trials' faults are reverted and their processes
+stopped, the lab (every slot) taken down, and the campaign is *not* marked finished, so it can be resumed
 (:class:`CampaignInterrupted` says how).
 """
 
@@ -134,7 +135,7 @@ def load_for_resume(campaign_id: str, settings: LabSettings, parallel: int = 1) 
     from oplab.access import lab_nats_url
 
     stack = Stack(settings)
-    if stack.running():
+    if stack.running() or stack.children():
         owner = campaign_of_running_stack(stack.home)
         if owner is None:
             info = stack.info()
@@ -219,8 +220,8 @@ class _Runner:
             asyncio.run(self._record(self.lab, lambda r: r.finished(total, total - len(pending) + len(self.timings))))
             board = asyncio.run(read_scoreboard(self.lab.url_for("viewer"), self.campaign_id))
             t1 = time.monotonic()
+            closed = True  # a failure to come down is raised as it is, not taken for a failed campaign
             self._close()
-            closed = True
             return CampaignResult(self.campaign_id, board, self.timings, setup_s, time.monotonic() - t1)
         except (KeyboardInterrupt, SystemExit):
             self.watcher.note("stopping: reverting the current trials' faults and taking the lab down")
@@ -230,8 +231,12 @@ class _Runner:
             raise StackError(f"the campaign's lab failed ({type(exc).__name__}: {exc}); what finished is in "
                              f"the log: `oplab eval --resume {self.campaign_id}`") from exc
         finally:
-            if not closed:
-                self._close()
+            if not closed:  # an error is on its way out: one from coming down must not replace it
+                try:
+                    self._close()
+                except Exception as exc:
+                    log.warning("the campaign's lab did not come down cleanly", extra={"error": repr(exc)})
+                    self.watcher.note(f"the lab did not come down cleanly ({exc}): `oplab down` finishes it")
 
     def _run_trials(self, pending: list[PlannedTrial]) -> None:
         """Every pending trial, each slot's worker taking the next; the first failure of a worker
@@ -283,10 +288,19 @@ class _Runner:
         return asyncio.run(main())
 
     def _close(self) -> None:
-        """The further slots first (they use the first one's NATS), all at once."""
+        """The further slots first (they use the first one's NATS), all at once; then the first one,
+        whatever became of the others. The first failure is raised once all were tried."""
+        failures: list[BaseException] = []
         with ThreadPoolExecutor(max_workers=len(self.slots)) as pool:
-            list(pool.map(CampaignLab.close, self.slots[1:]))
-        self.lab.close()
+            for future in [pool.submit(slot.close) for slot in self.slots[1:]]:
+                if future.exception() is not None:
+                    failures.append(future.exception())  # type: ignore[arg-type]
+        try:
+            self.lab.close()
+        except Exception as exc:
+            failures.append(exc)
+        if failures:
+            raise failures[0]
 
     @staticmethod
     async def _record(lab: CampaignLab, what: Callable[[CampaignRecorder], Awaitable[Event]]) -> Event:
@@ -318,7 +332,7 @@ class _Runner:
             slot.end_trial()
             down = time.monotonic() - t1
         if self._stopping.is_set():
-            return  # cut short by an interrupt (its outcome says so): not finished, a resume runs it again
+            return  # the campaign is stopping (an interrupt, or another slot's lab broke): not finished, resumable
         wall = time.monotonic() - t0
         self._await(self._record(slot, lambda r: r.trial_finished(trial, run, outcome, wall)))
         self.timings.append(Timing(trial.trial, trial.fault, outcome, up, scenario or wall - up - down, down))

@@ -24,8 +24,9 @@ slot only: it folds every run of the log, and the trials need none of it.
 
 The programs change per trial through supervisord's own reload (``reloadConfig``, then
 ``removeProcessGroup``/``addProcessGroup`` for what changed: ``supervisorctl update``), so one
-supervisord serves the whole campaign; ``<home>/stack.json`` always describes the current trial,
-so ``oplab status``, ``oplab logs`` and ``oplab down`` work during a campaign.
+supervisord serves the whole campaign (per slot); each slot's ``stack.json`` (``<home>/stack.json``
+for the first) always describes its current trial, so ``oplab status``, ``oplab logs`` and
+``oplab down`` work during a campaign.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ class ReplayedPorts:
 
 
 class CampaignLab:
-    """One supervisord, NATS and infrastructure for a campaign; a fresh run per trial (module doc)."""
+    """One supervisord and the subject's infrastructure (and, in the first slot, NATS) for a campaign;
+    a fresh run per trial (module doc)."""
 
     def __init__(self, settings: LabSettings, subject: str, campaign_id: str,
                  progress: Progress = lambda _: None, *, host: CampaignLab | None = None, slot: int = 0) -> None:
@@ -144,6 +146,10 @@ class CampaignLab:
             raise StackError(f"subject {self.subject.name} runs as a Docker Compose project: campaigns run "
                              "subjects whose processes the lab starts itself (run its trials with `oplab demo`)")
         self.infrastructure = {p.name: p for p in deployment.processes if p.restart_on_crash}
+        if self.host is not None and not self.infrastructure:
+            raise StackError(f"subject {self.subject.name} starts no infrastructure of its own here (it uses an "
+                             "external one, e.g. REDIS_URL): parallel trials would share it, and one trial's "
+                             "faults would reach another's; run with --parallel 1")
         programs = self._nats_programs()
         for process in self.infrastructure.values():
             programs.append(Program(process.name, process.command, priority=20 + process.stage, autorestart="true",

@@ -37,10 +37,8 @@ log = logging.getLogger(__name__)
 
 
 class ChaosService(FaultCommands, FaultRecovery):
-    """The process: recovers what the log says a predecessor left, then answers commands until stopped.
-
-    ``kit``: the fault kit to use (tests give one); by default the run's subject's, from the registry.
-    """
+    """The process: recovers what the log says a predecessor left, then answers commands until stopped
+    with ``kit``, the run's subject's fault kit (see :mod:`services.chaos.bootstrap`)."""
 
     name = "chaos"
 

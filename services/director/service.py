@@ -392,7 +392,7 @@ class DirectorService(ServiceProcess):
                 return None
             log.error("chaos refused", extra={"action": action.action, "reason": exc.description})
             if isinstance(action, Inject):
-                self._lose(f"the chaos service refused the injection ({exc.description})")
+                self.story.lose(f"the chaos service refused the injection ({exc.description})")
             return {"ok": False, "error": exc.description}
 
     async def _finish_run(self) -> None:

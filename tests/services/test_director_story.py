@@ -150,10 +150,14 @@ async def test_a_chapter_on_the_runs_ticket_ignores_a_second_ticket_of_the_same_
     assert finished.data.reason == "condition"
 
 
-@pytest.mark.parametrize("lost", ["inject_failed", "reverted"])
+@pytest.mark.parametrize("lost", ["inject_failed", "reverted", "refused"])
 async def test_a_fault_lost_before_detection_ends_the_story_at_once(
         lost: str, director: StartDirector, bus: Bus, run_id: str, run_log: RunLog) -> None:
     async def chaos_loses_it(msg) -> None:  # type: ignore[no-untyped-def]
+        if lost == "refused":  # chaos says no (as a nats.micro error reply): nothing was ever asked of the subject
+            await bus.nc.publish(msg.reply, b"", headers={"Nats-Service-Error": "no running, healthy node to target",
+                                                         "Nats-Service-Error-Code": "400"})
+            return
         fault_id = new_fault_id()
         await publish(bus, run_id, FaultRequested(fault_id=fault_id, kind="node_kill", ttl_s=60))
         if lost == "inject_failed":
@@ -172,7 +176,8 @@ async def test_a_fault_lost_before_detection_ends_the_story_at_once(
         await sub.unsubscribe()
     chapters = [(e.data.chapter, e.data.reason) for e in run_log.of_type("director.chapter_finished")]
     assert chapters == [("inject", "fault_lost"), ("end", "timeout")]  # detection never waited out
-    why = "could not be injected (node-1 vanished)" if lost == "inject_failed" else "reverted (explicit) before"
+    why = {"inject_failed": "could not be injected (node-1 vanished)", "reverted": "reverted (explicit) before",
+           "refused": "refused the injection (no running, healthy node to target)"}[lost]
     assert why in run_log.of_type("run.finished")[0].data.summary["ended"]
     if lost == "inject_failed":  # asked for and never in: a failure, never read as "no fault"
         assert run_log.of_type("run.finished")[0].data.outcome == "not_injected"

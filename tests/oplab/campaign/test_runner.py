@@ -56,17 +56,21 @@ def by_type(events: list[Event], type_: str) -> list[Event]:
     return [e for e in events if e.type == type_]
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="--parallel 2 needs 2 CPUs (one trial per CPU at most)")
 async def test_a_campaign_of_two_faults_and_the_control_scores_what_the_log_says_and_starts_each_trial_clean(
         eval_env: dict[str, str], nats_server: RunningServer, bus: Bus) -> None:
-    board = oplab_eval("--faults", "limit_misconfig,node_kill,hot_key_burst", "--policies", "rules",
-                       "--repeats", "2", "--seed", "5", "--json", env=eval_env, timeout=600)
+    # two trials at once, each slot with a valkey of its own (no REDIS_URL): a paused Redis in one trial
+    # must not touch the trial beside it
+    env = {k: v for k, v in eval_env.items() if k != "REDIS_URL"}
+    board = oplab_eval("--faults", "limit_misconfig,redis_pause,hot_key_burst", "--policies", "rules",
+                       "--repeats", "2", "--seed", "5", "--parallel", "2", "--json", env=env, timeout=600)
 
-    # the matrix ran whole, in the planned order: repeat by repeat, fault by fault
-    assert [(t["repeat"], t["fault"]) for t in board["trials"]] == [
-        (r, f) for r in (0, 1) for f in ("limit_misconfig", "node_kill", "hot_key_burst")]
+    # the matrix ran whole, reported in the planned order: repeat by repeat, fault by fault
+    faults = ("limit_misconfig", "redis_pause", "hot_key_burst")
+    assert [(t["repeat"], t["fault"]) for t in board["trials"]] == [(r, f) for r in (0, 1) for f in faults]
     assert all(t["outcome"] is not None and t["score"] is not None for t in board["trials"]), board["trials"]
     cells = {c["fault"]: c for c in board["cells"]}
-    for fault in ("limit_misconfig", "node_kill"):
+    for fault in ("limit_misconfig", "redis_pause"):
         assert cells[fault]["mitigated"]["rate"] == 1.0 and cells[fault]["success"]["rate"] == 1.0, cells[fault]
         assert cells[fault]["ttd_p50"] > 0 and cells[fault]["ttm_p50"] > 0
     control = cells["hot_key_burst"]
@@ -78,10 +82,32 @@ async def test_a_campaign_of_two_faults_and_the_control_scores_what_the_log_says
     assert refolded.model_dump(mode="json") == board
 
     campaign = await run_log(bus, board["campaign"])
-    assert [e.type for e in campaign] == (["campaign.started"]
-                                          + ["campaign.trial_started", "campaign.trial_finished"] * 6
-                                          + ["campaign.finished"])
-    assert [e.data.seed for e in by_type(campaign, "campaign.trial_started")] == [t["seed"] for t in board["trials"]]
+    types = [e.type for e in campaign]
+    assert types[0] == "campaign.started" and types[-1] == "campaign.finished"
+    assert types.count("campaign.trial_started") == types.count("campaign.trial_finished") == 6
+    assert types[1:3] == ["campaign.trial_started"] * 2  # at once: the second began before the first ended
+    assert {e.data.trial: e.data.seed for e in by_type(campaign, "campaign.trial_started")} == {
+        t["trial"]: t["seed"] for t in board["trials"]}
+
+    # each run saw its own fault and nothing else
+    for trial in board["trials"]:
+        events = await run_log(bus, trial["run"])
+        assert [e.data.kind for e in by_type(events, "chaos.fault_injected")] == [trial["fault"]]
+        violated = {e.data.invariant for e in by_type(events, "inv.violated")}
+        expected = {"limit_misconfig": {"limit_policy_drift"}, "redis_pause": {"redis_unavailable"}}
+        assert violated == expected.get(trial["fault"], set()), (trial["fault"], violated)
+
+    # two slots, each with its own store and supervisord, all of it gone afterwards; each trial's
+    # processes ran with the trial's seed (the subject's random choices follow it)
+    home = Path(env["OPLAB_HOME"])
+    stores = {json.loads(path.read_text())["subject_env"]["OPLAB_RL_REDIS_URL"]
+              for path in (home / "stack.json", home / "slots" / "1" / "stack.json")}
+    assert len(stores) == 2
+    configs = (home / "supervisord.conf").read_text() + (home / "slots" / "1" / "supervisord.conf").read_text()
+    seeds = set(re.findall(r'OPLAB_SEED="(\d+)"', configs))  # each slot's last trial
+    assert len(seeds) == 2 and seeds <= {str(t["seed"]) for t in board["trials"]}, seeds
+    assert not Stack(LabSettings(home=home)).running()
+    assert not Stack(LabSettings(home=home / "slots" / "1")).running()
 
     # each trial starts clean: nothing of the previous trial's fault, counters or tickets
     runs = [t["run"] for t in board["trials"]]
@@ -239,36 +265,3 @@ async def test_ctrl_c_mid_trial_reverts_its_fault_takes_the_lab_down_and_says_ho
     assert [e.data.fault_id for e in by_type(events, "chaos.fault_reverted")] == [injected.data.fault_id]
     assert not by_type(await run_log(bus, campaign_id), "campaign.finished")  # it can be resumed
     assert not Stack(LabSettings(home=Path(eval_env["OPLAB_HOME"]))).running()
-
-
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="--parallel 2 needs 2 CPUs (one trial per CPU at most)")
-async def test_parallel_trials_run_at_once_each_on_a_slot_of_its_own(eval_env: dict[str, str], bus: Bus) -> None:
-    # no REDIS_URL: each slot starts a valkey of its own, so the Redis fault in one trial cannot touch the other
-    env = {k: v for k, v in eval_env.items() if k != "REDIS_URL"}
-    board = oplab_eval("--faults", "redis_pause,limit_misconfig", "--parallel", "2", "--json", env=env, timeout=300)
-
-    assert [t["fault"] for t in board["trials"]] == ["redis_pause", "limit_misconfig"]
-    violated = {}
-    for trial in board["trials"]:  # each fixed, and only its own fault in its run
-        assert trial["score"]["success"] and trial["score"]["resolution"] == "agent", trial["score"]
-        assert trial["score"]["unsafe_actions"] == 0
-        events = await run_log(bus, trial["run"])
-        assert [e.data.kind for e in by_type(events, "chaos.fault_injected")] == [trial["fault"]]
-        violated[trial["fault"]] = {e.data.invariant for e in by_type(events, "inv.violated")}
-    # the paused Redis was the first slot's alone: the other trial saw only its own violation
-    assert violated == {"redis_pause": {"redis_unavailable"}, "limit_misconfig": {"limit_policy_drift"}}, violated
-
-    # at once: the second trial started before the first finished
-    campaign = [e.type for e in await run_log(bus, board["campaign"])]
-    assert campaign[:3] == ["campaign.started", "campaign.trial_started", "campaign.trial_started"], campaign
-
-    # two slots, each with its own store and supervisord, all of it gone afterwards
-    home = Path(env["OPLAB_HOME"])
-    stores = {json.loads(path.read_text())["subject_env"]["OPLAB_RL_REDIS_URL"]
-              for path in (home / "stack.json", home / "slots" / "1" / "stack.json")}
-    assert len(stores) == 2
-    # each trial's processes ran with the trial's seed (the subject's random choices follow it)
-    configs = (home / "supervisord.conf").read_text() + (home / "slots" / "1" / "supervisord.conf").read_text()
-    assert {f'OPLAB_SEED="{t["seed"]}"' for t in board["trials"]} <= set(re.findall(r'OPLAB_SEED="\d+"', configs))
-    assert not Stack(LabSettings(home=home)).running()
-    assert not Stack(LabSettings(home=home / "slots" / "1")).running()
