@@ -293,8 +293,8 @@ class _Runner:
         failures: list[BaseException] = []
         with ThreadPoolExecutor(max_workers=len(self.slots)) as pool:
             for future in [pool.submit(slot.close) for slot in self.slots[1:]]:
-                if future.exception() is not None:
-                    failures.append(future.exception())  # type: ignore[arg-type]
+                if (exc := future.exception()) is not None:
+                    failures.append(exc)
         try:
             self.lab.close()
         except Exception as exc:

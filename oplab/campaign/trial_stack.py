@@ -34,11 +34,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -48,7 +46,7 @@ from oplab.lab_bus import create_stream, revert_all, wait_services_ready
 from oplab.nats_auth import ADMIN, LabCredentials, write_private
 from oplab.probes import healthy, listening, pid_alive, read_pid, redacted, wait_for
 from oplab.settings import LabSettings
-from oplab.stack import CHILD_STACKS, Stack
+from oplab.stack import CHILD_STACKS, Progress, Stack
 from oplab.stack_info import StackError, StackInfo
 from oplab.stack_plan import nats_programs
 from oplab.supervisor import (
@@ -63,8 +61,6 @@ from oplab.supervisor import (
 from subjects.contract import Deployment, LocalProcess, Site
 from subjects.registry import load_subject
 
-log = logging.getLogger(__name__)
-Progress = Callable[[str], None]
 MARKER = "campaign.json"
 """``<home>/campaign.json``: which campaign the running stack belongs to (a resume takes it down)."""
 SUBJECT_STOP_S = 3

@@ -8,13 +8,14 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from events.waiting import wait_until_sync
 from oplab.infra import free_port
+from oplab.probes import pid_alive, read_pid
 from oplab.settings import LabSettings
 from oplab.stack import Stack, StackError, StackInfo
 from oplab.supervisor import Program, Supervisor, SupervisorFault, render_config, supervisord_binary
@@ -35,14 +36,14 @@ def sup(tmp_path: Path) -> Iterator[Supervisor]:
     conf.write_text(render_config(tmp_path, url, [sleeper]))
     subprocess.run([supervisord_binary(), "-c", str(conf)], check=True)
     client = Supervisor(url)
-    deadline = time.monotonic() + 10
-    while not client.alive():
-        assert time.monotonic() < deadline, "supervisord did not come up"
-        time.sleep(0.05)  # polling another process's readiness under a deadline
+    wait_until_sync(client.alive, timeout=10, interval=0.05, what="supervisord up")
     try:
         yield client
     finally:
+        pid = read_pid(tmp_path / "supervisord.pid")
         client.shutdown()
+        if pid is not None:  # gone before the next test's supervisord starts
+            wait_until_sync(lambda: not pid_alive(pid), timeout=30, interval=0.05, what="supervisord gone")
 
 
 def _state(sup: Supervisor) -> str:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 from supervisor.xmlrpc import Faults
 
+from events.waiting import wait_until_sync
 from oplab.infra import free_port
 from oplab.supervisor import supervisord_binary
 from subjects.contract import SubjectError
@@ -70,10 +70,7 @@ def supervisord(tmp_path: Path, short_dir: Path) -> Iterator[Supervisord]:
     subprocess.run([supervisord_binary(), "-c", str(conf)], check=True)
     found = Supervisord(f"http://lab:{password}@127.0.0.1:{port}", f"unix://{sock}", password)
     client = Supervisor(found.tcp_url)
-    deadline = time.monotonic() + 10
-    while not client.alive():
-        assert time.monotonic() < deadline, "supervisord did not come up"
-        time.sleep(0.05)  # polling another process's readiness under a deadline
+    wait_until_sync(client.alive, timeout=10, interval=0.05, what="supervisord up")
     try:
         yield found
     finally:
