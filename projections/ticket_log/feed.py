@@ -174,7 +174,9 @@ class TicketLogFeeder:
         try:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+                    # not wait_for: in Python 3.11 it can lose a cancellation that races its timeout
+                    async with asyncio.timeout(self.flush_interval_s):
+                        await self._wake.wait()
                 self._wake.clear()
                 if self._buffer:
                     await self.flush(full_batches_only=bulk)

@@ -185,6 +185,8 @@ class FaultLifecycle(ServiceProcess):
 
     async def _interrupted(self, seconds: float) -> bool:
         """Pause ``seconds`` unless the service stops first; whether it is stopping."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), seconds)  # a backoff pause, not a sync
+        with contextlib.suppress(TimeoutError):  # a backoff pause, not a sync
+            # not wait_for: in Python 3.11 it can lose a cancellation that races its timeout
+            async with asyncio.timeout(seconds):
+                await self.stopping.wait()
         return self.stopping.is_set()

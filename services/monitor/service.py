@@ -187,7 +187,9 @@ class MonitorService(ServiceProcess):
                 if delay == 0.0:
                     next_tick = loop.time()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), delay)
+                    # not wait_for: in Python 3.11 it can lose a cancellation that races its timeout
+                    async with asyncio.timeout(delay):
+                        await self.stopping.wait()
         finally:
             await self.observer.close()
 

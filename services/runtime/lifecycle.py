@@ -106,8 +106,10 @@ class ServiceProcess(abc.ABC):
 
 async def _heartbeat(service: ServiceProcess, started: float) -> None:
     while not service.stopping.is_set():
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(service.stopping.wait(), service.settings.heartbeat_s)
+        with contextlib.suppress(TimeoutError):
+            # not wait_for: in Python 3.11 it can lose a cancellation that races its timeout
+            async with asyncio.timeout(service.settings.heartbeat_s):
+                await service.stopping.wait()
         if service.stopping.is_set():
             return
         try:
