@@ -40,26 +40,8 @@ from urwid.display import raw
 
 from console.app import ConsoleApp
 from console.screen import LabScreen
-from events import (
-    AgentThought,
-    AgentToolCall,
-    AgentToolResult,
-    ChapterStarted,
-    ComponentView,
-    Event,
-    NodeStats,
-    NodeView,
-    ObsSnapshot,
-    OperationStats,
-    RunStarted,
-    ServiceHeartbeat,
-    TicketClaimed,
-    TicketDiagnosed,
-    TicketOpened,
-    TicketResolved,
-    WorkloadStats,
-    new_event,
-)
+from events import Event, new_event
+from events.catalogue import agent, director, obs, run, svc, ticket, workload
 from projections.lab_view import LabView
 from subjects.ratelimiter.details import CounterView, SnapshotDetails, StoreHealth, WorkloadDetails
 
@@ -75,56 +57,59 @@ def synthetic_run(n: int, t0: datetime, step_s: float = 0.001) -> list[Event]:
     def add(i: int, data: object, source: str = "bench") -> None:
         out.append(new_event(data, run=RUN, source=source, time=t0 + timedelta(seconds=i * step_s)))  # type: ignore[arg-type]
 
-    add(0, RunStarted(scenario="ratelimiter-demo", subject="ratelimiter", fault="node_kill"))
-    add(0, ChapterStarted(scenario="ratelimiter-demo", index=3, total=7, chapter="fault", title="Fault injection",
-                          narration="Chaos kills one node. Watch the monitor notice it.", advance="press space",
-                          timeout_s=30))
-    ticket = 0
+    add(0, run.RunStarted(scenario="ratelimiter-demo", subject="ratelimiter", fault="node_kill"))
+    add(0, director.ChapterStarted(scenario="ratelimiter-demo", index=3, total=7, chapter="fault",
+                                   title="Fault injection",
+                                   narration="Chaos kills one node. Watch the monitor notice it.",
+                                   advance="press space", timeout_s=30))
+    tickets_opened = 0
     i = 2
     while len(out) < n:
         at = t0 + timedelta(seconds=i * step_s)
         kind = i % 10
         if kind in (0, 1):
-            add(i, ObsSnapshot(
+            add(i, obs.ObsSnapshot(
                 subject="ratelimiter", ok=True, observed_at=at,
-                nodes=[NodeView(node=nd, status="down" if (nd == "rl-2" and ticket % 2) else "up", last_seen=at)
+                nodes=[obs.NodeView(node=nd, status="down" if (nd == "rl-2" and tickets_opened % 2) else "up",
+                                    last_seen=at)
                        for nd in NODES],
-                components=[ComponentView(name="redis", status="up", latency_ms=0.5)],
+                components=[obs.ComponentView(name="redis", status="up", latency_ms=0.5)],
                 details=SnapshotDetails(
                     backend=StoreHealth(ok=True, latency_ms=0.5),
                     counters=[CounterView(key=k, count=(i + j * 7) % 140, limit=100, window_s=1.0)
                               for j, k in enumerate(KEYS)]).model_dump(mode="json")), "monitor")
         elif kind == 2:
-            add(i, WorkloadStats(interval_s=1.0,
-                                 operations=[OperationStats(name=k, sent=90, ok=80, rejected=10) for k in KEYS],
-                                 nodes=[NodeStats(node=nd, sent=300, p99_ms=3.0) for nd in NODES],
-                                 details=WorkloadDetails(limits=dict.fromkeys(KEYS, 100)).model_dump()), "loadgen")
+            add(i, workload.WorkloadStats(
+                interval_s=1.0,
+                operations=[workload.OperationStats(name=k, sent=90, ok=80, rejected=10) for k in KEYS],
+                nodes=[workload.NodeStats(node=nd, sent=300, p99_ms=3.0) for nd in NODES],
+                details=WorkloadDetails(limits=dict.fromkeys(KEYS, 100)).model_dump()), "loadgen")
         elif kind in (3, 4):
-            add(i, ServiceHeartbeat(service=("monitor", "agent", "chaos")[i % 3], instance="x", version="1",
-                                    pid=1, uptime_s=i * step_s))
+            add(i, svc.ServiceHeartbeat(service=("monitor", "agent", "chaos")[i % 3], instance="x", version="1",
+                                        pid=1, uptime_s=i * step_s))
         else:
-            tid = f"tk-{ticket:010d}"
+            tid = f"tk-{tickets_opened:010d}"
             phase = (i // 10) % 8
             if phase == 0 and kind == 5:
-                ticket += 1
-                tid = f"tk-{ticket:010d}"
-                add(i, TicketOpened(ticket_id=tid, invariant="node_down", entity="rl-2", subject="ratelimiter",
-                                    summary="rl-2 is down", first_seen=at), "monitor")
-            elif ticket == 0:
-                add(i, AgentThought(ticket_id="tk-none", text="idle"), "agent")
+                tickets_opened += 1
+                tid = f"tk-{tickets_opened:010d}"
+                add(i, ticket.TicketOpened(ticket_id=tid, invariant="node_down", entity="rl-2", subject="ratelimiter",
+                                           summary="rl-2 is down", first_seen=at), "monitor")
+            elif tickets_opened == 0:
+                add(i, agent.AgentThought(ticket_id="tk-none", text="idle"), "agent")
             elif phase == 1 and kind == 5:
-                add(i, TicketClaimed(ticket_id=tid, agent="agent-1", policy="rules",
-                                     lease_until=at + timedelta(seconds=30)), "agent")
+                add(i, ticket.TicketClaimed(ticket_id=tid, agent="agent-1", policy="rules",
+                                            lease_until=at + timedelta(seconds=30)), "agent")
             elif phase == 3 and kind == 5:
-                add(i, TicketDiagnosed(ticket_id=tid, hypothesis="rl-2 process died"), "agent")
+                add(i, ticket.TicketDiagnosed(ticket_id=tid, hypothesis="rl-2 process died"), "agent")
             elif phase == 7 and kind == 9:
-                add(i, TicketResolved(ticket_id=tid, by="agent", agent="agent-1"), "agent")
+                add(i, ticket.TicketResolved(ticket_id=tid, by="agent", agent="agent-1"), "agent")
             elif kind in (6, 7):
-                add(i, AgentToolCall(ticket_id=tid, call_id=str(i), tool="list_nodes", args={"node": "rl-2"}),
+                add(i, agent.AgentToolCall(ticket_id=tid, call_id=str(i), tool="list_nodes", args={"node": "rl-2"}),
                     "agent")
             else:
-                add(i, AgentToolResult(ticket_id=tid, call_id=str(i), tool="list_nodes", ok=True,
-                                       result={"nodes": [{"node": "rl-2", "status": "down"}]}), "agent")
+                add(i, agent.AgentToolResult(ticket_id=tid, call_id=str(i), tool="list_nodes", ok=True,
+                                             result={"nodes": [{"node": "rl-2", "status": "down"}]}), "agent")
         i += 1
     return out[:n]
 

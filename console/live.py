@@ -27,6 +27,7 @@ import urwid
 
 from console.app import ConsoleApp, Decide, NextChapter
 from console.replay import Recorded, ReplayPlayer, read_history
+from console.waiters import Waiters
 from events import Event
 from events.bus import Bus
 from events.replay import Delivered, Replay
@@ -53,7 +54,7 @@ class LiveFeed:
         self.errors = 0
         self._replay: Replay | None = None
         self._watch: asyncio.Task[None] | None = None
-        self._waiters: list[tuple[Predicate, asyncio.Future[None]]] = []
+        self._waiters: Waiters[LabView] = Waiters()
 
     # -- folding ------------------------------------------------------------
 
@@ -68,40 +69,16 @@ class LiveFeed:
             return
         if not folded:
             return
-        if self._waiters:
-            self._check_waiters()
+        self._waiters.check(self.view)
         if self.on_change is not None:
             self.on_change()
 
     async def _handle(self, delivered: Delivered) -> None:
         self.apply(delivered.event)
 
-    def _check_waiters(self) -> None:
-        keep: list[tuple[Predicate, asyncio.Future[None]]] = []
-        for predicate, fut in self._waiters:
-            if fut.done():
-                continue
-            try:
-                ok = predicate(self.view)
-            except Exception as exc:  # a broken predicate fails its waiter, not the feed
-                fut.set_exception(exc)
-                continue
-            if ok:
-                fut.set_result(None)
-            else:
-                keep.append((predicate, fut))
-        self._waiters = keep
-
     async def wait_until(self, predicate: Predicate, timeout_s: float) -> None:
         """Return once ``predicate(view)`` holds; raise TimeoutError after ``timeout_s``."""
-        if predicate(self.view):
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((predicate, fut))
-        try:
-            await asyncio.wait_for(fut, timeout_s)
-        finally:
-            self._waiters = [(p, f) for p, f in self._waiters if f is not fut]
+        await self._waiters.wait_until(self.view, predicate, timeout_s)
 
     # -- subscription -------------------------------------------------------
 
@@ -132,9 +109,7 @@ class LiveFeed:
         if self._replay is not None:
             replay, self._replay = self._replay, None
             await replay.stop()
-        for _, fut in self._waiters:
-            fut.cancel()
-        self._waiters = []
+        self._waiters.cancel_all()
         self.done.set()
 
 

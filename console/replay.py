@@ -47,6 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from console.waiters import Waiters
 from events import ChapterStarted, Event
 from events.bus import Bus
 from events.replay import Delivered
@@ -124,7 +125,7 @@ class ReplayPlayer:
         self._timer: asyncio.TimerHandle | None = None
         self._due = 0.0  # loop time the next event is (or was) due
         self._anchor = 0.0  # loop time of the position, for the pace and the clock
-        self._waiters: list[tuple[Condition, asyncio.Future[None]]] = []
+        self._waiters: Waiters[ReplayPlayer] = Waiters()
         if history is not None:
             self.load(history)
 
@@ -252,9 +253,7 @@ class ReplayPlayer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for _, fut in self._waiters:
-            fut.cancel()
-        self._waiters = []
+        self._waiters.cancel_all()
 
     def _restart_pace(self) -> None:
         """The position is now: the next gap is measured from this moment."""
@@ -318,37 +317,13 @@ class ReplayPlayer:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        if self._waiters:
-            self._check_waiters()
+        self._waiters.check(self)
         if self.on_change is not None:
             self.on_change()
 
-    def _check_waiters(self) -> None:
-        keep: list[tuple[Condition, asyncio.Future[None]]] = []
-        for condition, fut in self._waiters:
-            if fut.done():
-                continue
-            try:
-                ok = condition(self)
-            except Exception as exc:  # a broken condition fails its waiter, not the replay
-                fut.set_exception(exc)
-                continue
-            if ok:
-                fut.set_result(None)
-            else:
-                keep.append((condition, fut))
-        self._waiters = keep
-
     async def wait_until(self, condition: Condition, timeout_s: float) -> None:
         """Return once ``condition(player)`` holds (checked after every change); TimeoutError after ``timeout_s``."""
-        if condition(self):
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((condition, fut))
-        try:
-            await asyncio.wait_for(fut, timeout_s)
-        finally:
-            self._waiters = [(c, f) for c, f in self._waiters if f is not fut]
+        await self._waiters.wait_until(self, condition, timeout_s)
 
 
 # -- the history and positions in it ----------------------------------------------------------------

@@ -22,8 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlparse
 
 import nats
@@ -37,7 +36,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from events.catalogue.bus import EventRejected
 from events.codec import InvalidEvent, decode, encode
 from events.envelope import Event, new_event
-from events.replay import Delivered, Handler, InvalidHandler, Replay, StoredHandler
+from events.replay import Delivered, Handler, InvalidHandler, Replay, ReplayOptions, StoredHandler
 from events.replay import replay as replay_events
 from events.replay import replay_stored as replay_stored_messages
 from events.settings import STREAM_NAME, BusSettings
@@ -276,29 +275,23 @@ class Bus:
         filter_subject: str | Sequence[str],
         handler: Handler,
         *,
-        from_seq: int | None = None,
-        from_time: datetime | None = None,
-        follow: bool = False,
         on_invalid: InvalidHandler | None = None,
+        **options: Unpack[ReplayOptions],
     ) -> Replay:
         """Deliver matching events in stream order through an ordered consumer: see
-        :func:`events.replay.replay` (one filter or several, ``follow``, ``caught_up``, upcasting)."""
-        return await replay_events(self.js, filter_subject, handler, from_seq=from_seq, from_time=from_time,
-                                   follow=follow, on_invalid=on_invalid)
+        :func:`events.replay.replay` (one filter or several, ``caught_up``, upcasting) and
+        :class:`~events.replay.ReplayOptions` (``from_seq``, ``from_time``, ``follow``)."""
+        return await replay_events(self.js, filter_subject, handler, on_invalid=on_invalid, **options)
 
     async def replay_stored(
         self,
         filter_subject: str | Sequence[str],
         handler: StoredHandler,
-        *,
-        from_seq: int | None = None,
-        from_time: datetime | None = None,
-        follow: bool = False,
+        **options: Unpack[ReplayOptions],
     ) -> Replay:
         """As :meth:`replay`, but hand over each message as stored: (sequence, subject, bytes),
         undecoded (see :func:`events.replay.replay_stored`)."""
-        return await replay_stored_messages(self.js, filter_subject, handler, from_seq=from_seq,
-                                            from_time=from_time, follow=follow)
+        return await replay_stored_messages(self.js, filter_subject, handler, **options)
 
     async def consume(
         self,

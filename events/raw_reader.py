@@ -41,19 +41,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from events.raw_reader_wire import (
-    BACKLOG_BYTES,
-    BATCH,
-    CONNECT_TIMEOUT_S,
-    DEFAULT_BATCH_BYTES,
-    END,
-    FAILED,
-    FRAME,
-    PIPE_BYTES,
-    READY,
-    StoredMessage,
-    parse_batch,
-)
+from events import raw_reader_wire as wire
 from events.settings import BusSettings
 
 log = logging.getLogger(__name__)
@@ -100,10 +88,10 @@ class RawReader:
         if self._ready:
             return
         kind, payload = await self._next_frame()
-        if kind == FAILED:
+        if kind == wire.FAILED:
             self.ended = True  # it said why: its stderr adds nothing
             raise RawReaderError(payload.decode("utf-8", "replace"))
-        if kind != READY:
+        if kind != wire.READY:
             raise RawReaderError(f"the reader process sent {kind!r} before it was ready")
         self._ready = True
 
@@ -118,31 +106,31 @@ class RawReader:
         stdout = self._proc.stdout
         assert stdout is not None
         try:
-            kind, length = FRAME.unpack(await stdout.readexactly(FRAME.size))
+            kind, length = wire.FRAME.unpack(await stdout.readexactly(wire.FRAME.size))
             return kind, await stdout.readexactly(length)
         except asyncio.IncompleteReadError:
             raise RawReaderError(f"the reader process ended before the history did: {await self._failure()}")\
                 from None
 
-    async def batches(self) -> AsyncIterator[list[StoredMessage]]:
+    async def batches(self) -> AsyncIterator[list[wire.StoredMessage]]:
         """Every batch up to the end of the stored history, then return (after :meth:`start`)."""
         await self.wait_ready()
         while True:
             kind, payload = await self._next_frame()
             length = len(payload)
-            if kind == BATCH:
-                batch = parse_batch(payload)
+            if kind == wire.BATCH:
+                batch = wire.parse_batch(payload)
                 self.stats.batches += 1
                 self.stats.messages += len(batch)
                 self.stats.high_water_bytes = max(self.stats.high_water_bytes, length)
                 if batch:
                     self.stats.last_seq = batch[-1][0]
                 yield batch
-            elif kind == END:
+            elif kind == wire.END:
                 self.stats.child = json.loads(payload)
                 self.ended = True
                 return
-            elif kind == FAILED:
+            elif kind == wire.FAILED:
                 self.ended = True  # it said why: its stderr adds nothing
                 raise RawReaderError(payload.decode("utf-8", "replace"))
             else:
@@ -185,9 +173,9 @@ class RawReader:
 
 @contextlib.asynccontextmanager
 async def read_stored(settings: BusSettings, filter_subject: str | Sequence[str], *, from_seq: int | None = 1,
-                      batch_bytes: int = DEFAULT_BATCH_BYTES, backlog_bytes: int = BACKLOG_BYTES,
-                      pipe_bytes: int = PIPE_BYTES,
-                      connect_timeout_s: float = CONNECT_TIMEOUT_S) -> AsyncIterator[RawReader]:
+                      batch_bytes: int = wire.DEFAULT_BATCH_BYTES, backlog_bytes: int = wire.BACKLOG_BYTES,
+                      pipe_bytes: int = wire.PIPE_BYTES,
+                      connect_timeout_s: float = wire.CONNECT_TIMEOUT_S) -> AsyncIterator[RawReader]:
     """A reader process for ``filter_subject`` from ``from_seq``; stopped when the block exits.
     With ``from_seq=None`` it connects and waits for :meth:`RawReader.start`. A NATS that does not
     answer within ``connect_timeout_s`` fails the reader. The child holds at most about

@@ -27,19 +27,8 @@ import sys
 import threading
 from typing import Any, BinaryIO
 
+from events import raw_reader_wire as wire
 from events.bus import Bus, where
-from events.raw_reader_wire import (
-    BACKLOG_BYTES,
-    BATCH,
-    CONNECT_TIMEOUT_S,
-    DEFAULT_BATCH_BYTES,
-    END,
-    FAILED,
-    PIPE_BYTES,
-    READY,
-    frame,
-    pack_record,
-)
 from events.settings import BusSettings
 from events.structured_logging import configure_logging
 
@@ -90,7 +79,7 @@ class _Writer:
             return  # not taken: read again after last_seq when the consumer resumes
         self.last_seq = seq
         self.taken += 1
-        record = pack_record(seq, subject, data)
+        record = wire.pack_record(seq, subject, data)
         self.parts.append(record)
         self.size += len(record)
         self.backlog += len(record)
@@ -101,13 +90,13 @@ class _Writer:
         """The records so far make a batch frame, queued for writing."""
         if self.parts:
             self.backlog -= self.size  # counted again, as a frame, by queue
-            self.queue(BATCH, b"".join(self.parts))
+            self.queue(wire.BATCH, b"".join(self.parts))
             self.parts, self.size = [], 0
 
     def queue(self, kind: bytes, payload: bytes) -> None:
         if self._failure is not None:
             raise self._failure
-        data = frame(kind, payload)
+        data = wire.frame(kind, payload)
         self.backlog += len(data)
         self.peak_backlog = max(self.peak_backlog, self.backlog)
         if self.backlog > self.backlog_bytes:
@@ -154,10 +143,10 @@ class _Writer:
 async def _serve(request: dict[str, Any], out: BinaryIO) -> None:
     settings = BusSettings(nats_url=request["nats_url"], nats_user=request.get("user"),
                            nats_password=request.get("password"))
-    writer = _Writer(out, int(request.get("batch_bytes") or DEFAULT_BATCH_BYTES),
-                     int(request.get("backlog_bytes") or BACKLOG_BYTES))
-    _widen_pipe(1, int(request.get("pipe_bytes") or PIPE_BYTES))
-    timeout = float(request.get("connect_timeout_s") or CONNECT_TIMEOUT_S)
+    writer = _Writer(out, int(request.get("batch_bytes") or wire.DEFAULT_BATCH_BYTES),
+                     int(request.get("backlog_bytes") or wire.BACKLOG_BYTES))
+    _widen_pipe(1, int(request.get("pipe_bytes") or wire.PIPE_BYTES))
+    timeout = float(request.get("connect_timeout_s") or wire.CONNECT_TIMEOUT_S)
     try:
         # Bus.connect waits for a NATS that is away (services do); this reader's caller is connected
         # already, so a NATS that does not answer now is an error to report, not to wait out
@@ -166,7 +155,7 @@ async def _serve(request: dict[str, Any], out: BinaryIO) -> None:
     except TimeoutError:
         raise ReaderFailure(f"no answer from NATS at {where(settings.nats_url)} in {timeout:g} s") from None
     try:
-        writer.queue(READY, b"")
+        writer.queue(wire.READY, b"")
         start = json.loads(await asyncio.get_running_loop().run_in_executor(None, _read_line, 0) or b"null")
         if start is None:
             return  # the caller closed our stdin: it needs us no more
@@ -175,7 +164,7 @@ async def _serve(request: dict[str, Any], out: BinaryIO) -> None:
         writer.cut()
         figures["max_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         figures["peak_backlog_bytes"] = writer.peak_backlog
-        writer.queue(END, json.dumps(figures).encode())
+        writer.queue(wire.END, json.dumps(figures).encode())
         await writer.close()
     finally:
         await bus.close()
@@ -245,7 +234,7 @@ def main() -> None:
         log.exception("reader failed")
         reason = str(exc) if isinstance(exc, ReaderFailure) else f"{type(exc).__name__}: {exc}"
         with contextlib.suppress(OSError):
-            out.write(frame(FAILED, reason.encode()))
+            out.write(wire.frame(wire.FAILED, reason.encode()))
             out.flush()
         sys.exit(1)
 

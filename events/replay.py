@@ -24,7 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -58,6 +58,18 @@ StoredHandler = Callable[[int, str, bytes], Awaitable[None]]
 InvalidHandler = Callable[[InvalidEvent, int, str], Awaitable[None]]
 
 
+class ReplayOptions(TypedDict, total=False):
+    """Where a replay starts and whether it keeps going: the keyword arguments every replay takes
+    (:func:`replay`, :func:`replay_stored` and the :class:`~events.bus.Bus` methods that offer them).
+    ``from_seq`` (above 1): the first stream sequence to deliver; otherwise ``from_time``: the first
+    message stored at or after it; neither: the whole history. ``follow``: keep delivering after
+    catching up, until :meth:`Replay.stop` (default False: return once caught up)."""
+
+    from_seq: int | None
+    from_time: datetime | None
+    follow: bool
+
+
 class Replay:
     """A running ordered replay. ``caught_up`` is set once the history is delivered."""
 
@@ -82,10 +94,8 @@ async def replay(
     filter_subject: str | Sequence[str],
     handler: Handler,
     *,
-    from_seq: int | None = None,
-    from_time: datetime | None = None,
-    follow: bool = False,
     on_invalid: InvalidHandler | None = None,
+    **options: Unpack[ReplayOptions],
 ) -> Replay:
     """Deliver matching events in stream order through an ordered consumer.
 
@@ -105,7 +115,7 @@ async def replay(
         else:
             log.warning("replay skipped invalid event", extra={"seq": seq, "reason": decoded.reason})
 
-    return await replay_stored(js, filter_subject, on_stored, from_seq=from_seq, from_time=from_time, follow=follow)
+    return await replay_stored(js, filter_subject, on_stored, **options)
 
 
 async def replay_stored(

@@ -1,6 +1,7 @@
 """What a launcher asks of the lab's bus while it starts or stops a run.
 
 :func:`create_stream` makes the stream (the launcher owns its limits) once JetStream answers,
+:func:`ensure_stream` makes it only if missing (on a NATS of the user's),
 :func:`wait_services_ready` waits for the services' ``svc.started``, and :func:`revert_all` asks the
 chaos service to revert every fault before the processes stop. Each connects, does its one thing
 and closes: the launchers are synchronous and call them through ``asyncio.run``.
@@ -37,6 +38,13 @@ async def create_stream(nats_url: str, replicas: int, timeout: float) -> None:
                          "see the nats logs") from None
     finally:
         await bus.close()
+
+
+async def ensure_stream(nats_url: str) -> None:
+    """Create the lab's stream if it is missing, leaving an existing one's limits alone (a NATS
+    of the user's, whose services would create it too, but a launcher may write first)."""
+    bus = await Bus.connect(BusSettings(nats_url=nats_url), source="oplab-up")
+    await bus.close()
 
 
 async def wait_services_ready(run: str, nats_url: str, replicas: int, services: set[str], timeout: float,

@@ -34,22 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from events import (
-    FaultInjected,
-    FaultReverted,
-    InvariantCleared,
-    InvariantViolated,
-    TicketActionApproved,
-    TicketActionExecuted,
-    TicketActionRejected,
-    TicketActionRequested,
-    TicketClaimed,
-    TicketDiagnosed,
-    TicketEscalated,
-    TicketOpened,
-    TicketReopened,
-    TicketResolved,
-)
+from events.catalogue import chaos, inv, ticket
 from projections.run_fold import RunFold
 
 Stage = Literal["injection", "detection", "remediation", "verification"]
@@ -271,20 +256,20 @@ class IncidentTimeline(RunFold):
         self._by_fault: dict[str, Incident] = {}
         self._violated: dict[tuple[str, str], datetime] = {}  # active violations: when recorded
         self.handlers |= {
-            FaultInjected.TYPE: self._injected,
-            FaultReverted.TYPE: self._reverted,
-            InvariantViolated.TYPE: self._violation,
-            InvariantCleared.TYPE: self._cleared,
-            TicketOpened.TYPE: self._opened,
-            TicketClaimed.TYPE: self._claimed,
-            TicketDiagnosed.TYPE: self._diagnosed,
-            TicketActionRequested.TYPE: self._requested,
-            TicketActionApproved.TYPE: self._approved,
-            TicketActionRejected.TYPE: self._rejected,
-            TicketActionExecuted.TYPE: self._executed,
-            TicketResolved.TYPE: self._resolved,
-            TicketEscalated.TYPE: self._escalated,
-            TicketReopened.TYPE: self._reopened,
+            chaos.FaultInjected.TYPE: self._injected,
+            chaos.FaultReverted.TYPE: self._reverted,
+            inv.InvariantViolated.TYPE: self._violation,
+            inv.InvariantCleared.TYPE: self._cleared,
+            ticket.TicketOpened.TYPE: self._opened,
+            ticket.TicketClaimed.TYPE: self._claimed,
+            ticket.TicketDiagnosed.TYPE: self._diagnosed,
+            ticket.TicketActionRequested.TYPE: self._requested,
+            ticket.TicketActionApproved.TYPE: self._approved,
+            ticket.TicketActionRejected.TYPE: self._rejected,
+            ticket.TicketActionExecuted.TYPE: self._executed,
+            ticket.TicketResolved.TYPE: self._resolved,
+            ticket.TicketEscalated.TYPE: self._escalated,
+            ticket.TicketReopened.TYPE: self._reopened,
         }
 
     def current(self) -> Incident | None:
@@ -293,7 +278,7 @@ class IncidentTimeline(RunFold):
 
     # -- folding --------------------------------------------------------------------------------
 
-    def _injected(self, p: FaultInjected, at: datetime) -> None:
+    def _injected(self, p: chaos.FaultInjected, at: datetime) -> None:
         if p.fault_id in self._by_fault:  # an adopted or re-announced fault: same story
             return
         incident = Incident(origin=at, fault_id=p.fault_id, fault_kind=p.kind, target=p.target)
@@ -301,7 +286,7 @@ class IncidentTimeline(RunFold):
         self.incidents.append(incident)
         self._by_fault[p.fault_id] = incident
 
-    def _reverted(self, p: FaultReverted, at: datetime) -> None:
+    def _reverted(self, p: chaos.FaultReverted, at: datetime) -> None:
         incident = self._by_fault.get(p.fault_id)
         if incident is None or incident.reverted_at is not None:
             return
@@ -309,7 +294,7 @@ class IncidentTimeline(RunFold):
         nothing = " (nothing left to undo)" if p.changed is False else ""
         incident.add(at, "reverted", f"fault reverted ({p.reason}){nothing}", brief=f"reverted ({p.reason})")
 
-    def _violation(self, p: InvariantViolated, at: datetime) -> None:
+    def _violation(self, p: inv.InvariantViolated, at: datetime) -> None:
         key = (p.invariant, p.entity)
         self._violated.setdefault(key, at)
         incident = self.current()
@@ -319,7 +304,7 @@ class IncidentTimeline(RunFold):
             incident.violations.add(key)
             incident.add(at, "violated", f"violation {p.invariant}/{p.entity}")
 
-    def _cleared(self, p: InvariantCleared, at: datetime) -> None:
+    def _cleared(self, p: inv.InvariantCleared, at: datetime) -> None:
         self._violated.pop((p.invariant, p.entity), None)
         for incident in self.incidents:
             if (incident.cleared_at is None and incident.opened_at is not None and at >= incident.opened_at
@@ -327,7 +312,7 @@ class IncidentTimeline(RunFold):
                 incident.cleared_at = at
                 incident.add(at, "cleared", f"cleared {p.invariant}/{p.entity}", True, brief="cleared")
 
-    def _opened(self, p: TicketOpened, at: datetime) -> None:
+    def _opened(self, p: ticket.TicketOpened, at: datetime) -> None:
         if p.ticket_id in self._by_ticket:
             return
         incident = self.current()
@@ -349,7 +334,7 @@ class IncidentTimeline(RunFold):
                      brief=f"{p.ticket_id} opened")
         self._by_ticket[p.ticket_id] = incident
 
-    def _claimed(self, p: TicketClaimed, at: datetime) -> None:
+    def _claimed(self, p: ticket.TicketClaimed, at: datetime) -> None:
         incident = self._by_ticket.get(p.ticket_id)
         if incident is None:
             return
@@ -358,32 +343,32 @@ class IncidentTimeline(RunFold):
         incident.add(at, "claimed", f"claimed by {p.agent}" if first else f"claimed again by {p.agent}",
                      brief="claimed" if first else "claimed again")
 
-    def _diagnosed(self, p: TicketDiagnosed, at: datetime) -> None:
+    def _diagnosed(self, p: ticket.TicketDiagnosed, at: datetime) -> None:
         incident = self._by_ticket.get(p.ticket_id)
         if incident is not None:
             incident.diagnosis = p.hypothesis
             incident.add(at, "diagnosed", f"diagnosed: {_short(p.hypothesis, 50)}", brief="diagnosed")
 
-    def _requested(self, p: TicketActionRequested, at: datetime) -> None:
+    def _requested(self, p: ticket.TicketActionRequested, at: datetime) -> None:
         incident = self._by_ticket.get(p.ticket_id)
         if incident is not None and p.awaiting_approval:
             call = _call(p.tool, p.args)
             incident.awaiting[p.action_id] = call
             incident.add(at, "approval_requested", f"{call} awaits approval")
 
-    def _approved(self, p: TicketActionApproved, at: datetime) -> None:
+    def _approved(self, p: ticket.TicketActionApproved, at: datetime) -> None:
         incident = self._by_ticket.get(p.ticket_id)
         if incident is not None:
             call = incident.awaiting.pop(p.action_id, p.action_id)
             incident.add(at, "approved", f"{call} approved by {p.by}", True)
 
-    def _rejected(self, p: TicketActionRejected, at: datetime) -> None:
+    def _rejected(self, p: ticket.TicketActionRejected, at: datetime) -> None:
         incident = self._by_ticket.get(p.ticket_id)
         if incident is not None:
             call = incident.awaiting.pop(p.action_id, p.action_id)
             incident.add(at, "rejected", f"{call} rejected by {p.by}", False)
 
-    def _executed(self, p: TicketActionExecuted, at: datetime) -> None:
+    def _executed(self, p: ticket.TicketActionExecuted, at: datetime) -> None:
         incident = self._by_ticket.get(p.ticket_id)
         if incident is not None:
             call = _call(p.tool, p.args)
@@ -391,19 +376,19 @@ class IncidentTimeline(RunFold):
             incident.actions.append((at, call, p.ok))
             incident.add(at, "action", f"{call} {'ok' if p.ok else 'FAILED'}", p.ok)
 
-    def _resolved(self, p: TicketResolved, at: datetime) -> None:
+    def _resolved(self, p: ticket.TicketResolved, at: datetime) -> None:
         incident = self._by_ticket.get(p.ticket_id)
         if incident is not None:
             incident.resolved_at, incident.resolved_by, incident.resolver = at, p.by, p.agent
             incident.add(at, "resolved", f"resolved by {p.by}", True)
 
-    def _escalated(self, p: TicketEscalated, at: datetime) -> None:
+    def _escalated(self, p: ticket.TicketEscalated, at: datetime) -> None:
         incident = self._by_ticket.get(p.ticket_id)
         if incident is not None:
             incident.escalated_at, incident.escalation = at, p.reason
             incident.add(at, "escalated", f"escalated: {_short(p.reason, 50)}", False, brief="escalated")
 
-    def _reopened(self, p: TicketReopened, at: datetime) -> None:
+    def _reopened(self, p: ticket.TicketReopened, at: datetime) -> None:
         incident = self._by_ticket.get(p.ticket_id)
         if incident is not None:
             incident.resolved_at = incident.resolved_by = incident.resolver = None

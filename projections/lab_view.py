@@ -35,31 +35,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from events import (
-    AgentLlmResponse,
-    AgentReplayDiverged,
-    AgentSessionFinished,
-    AgentSessionStarted,
-    AgentThought,
-    AgentToolCall,
-    AgentToolResult,
-    Event,
-    EventRejected,
-    TicketActionApproved,
-    TicketActionExecuted,
-    TicketActionRejected,
-    TicketActionRequested,
-    TicketClaimed,
-    TicketDiagnosed,
-    TicketEscalated,
-    TicketLeaseRenewed,
-    TicketOpened,
-    TicketPayload,
-    TicketRecurred,
-    TicketReopened,
-    TicketResolved,
-    TicketVerified,
-)
+from events import Event, EventRejected
+from events.catalogue import agent, ticket
 from projections.cluster import ClusterView
 from projections.incident import IncidentTimeline
 from projections.timeline import RunTimeline
@@ -145,51 +122,51 @@ class LabView:
         self._max_steps = max_steps_per_ticket
         self._cache: dict[str, tuple[int, Any]] = {}
         self._steppers: dict[str, Callable[[Any], tuple[str, str, bool | None] | None]] = {
-            TicketOpened.TYPE: lambda p: ("opened", f"opened: {p.invariant} {p.entity} - {p.summary}", None),
-            TicketRecurred.TYPE: lambda p: ("recurred", "violation recurred", None),
-            TicketClaimed.TYPE: lambda p: ("claimed", f"claimed by {p.agent} ({p.policy})", None),
-            TicketLeaseRenewed.TYPE: lambda p: None,  # keeps the claim: nothing to show
-            TicketDiagnosed.TYPE: lambda p: ("diagnosed", f"diagnosed: {p.hypothesis}", None),
-            TicketActionRequested.TYPE: lambda p: (
+            ticket.TicketOpened.TYPE: lambda p: ("opened", f"opened: {p.invariant} {p.entity} - {p.summary}", None),
+            ticket.TicketRecurred.TYPE: lambda p: ("recurred", "violation recurred", None),
+            ticket.TicketClaimed.TYPE: lambda p: ("claimed", f"claimed by {p.agent} ({p.policy})", None),
+            ticket.TicketLeaseRenewed.TYPE: lambda p: None,  # keeps the claim: nothing to show
+            ticket.TicketDiagnosed.TYPE: lambda p: ("diagnosed", f"diagnosed: {p.hypothesis}", None),
+            ticket.TicketActionRequested.TYPE: lambda p: (
                 ("approval_requested", f"APPROVAL NEEDED: {format_call(p.tool, p.args)} [{p.action_id}]", None)
                 if p.awaiting_approval else
                 ("action_requested", f"action requested: {format_call(p.tool, p.args)}", None)),
-            TicketActionApproved.TYPE: lambda p: (
+            ticket.TicketActionApproved.TYPE: lambda p: (
                 "action_approved", f"approved by {p.by}: [{p.action_id}]", True),
-            TicketActionRejected.TYPE: lambda p: (
+            ticket.TicketActionRejected.TYPE: lambda p: (
                 "action_rejected", f"rejected by {p.by}: [{p.action_id}] {abridge(p.reason, 120)}", False),
-            AgentReplayDiverged.TYPE: lambda p: (
+            agent.AgentReplayDiverged.TYPE: lambda p: (
                 "replay_diverged", f"replay diverged (turn {p.turn}): {abridge(p.what, 120)}", False),
-            TicketActionExecuted.TYPE: lambda p: (
+            ticket.TicketActionExecuted.TYPE: lambda p: (
                 "action_executed",
                 f"action executed: {format_call(p.tool, p.args)} -> "
                 f"{'ok' if p.ok else 'FAILED'} {abridge(p.result, 40) if p.result is not None else ''}"
                 .rstrip(),
                 p.ok),
-            TicketVerified.TYPE: lambda p: (
+            ticket.TicketVerified.TYPE: lambda p: (
                 "verified", f"verified{': ' + abridge(p.evidence, 60) if p.evidence else ''}", True),
-            TicketResolved.TYPE: lambda p: (
+            ticket.TicketResolved.TYPE: lambda p: (
                 "resolved", f"resolved by {p.by}{' (' + p.agent + ')' if p.agent else ''}"
                             f"{': ' + p.note if p.note else ''}", True),
-            TicketEscalated.TYPE: lambda p: ("escalated", f"escalated: {p.reason}", False),
-            TicketReopened.TYPE: lambda p: ("reopened", f"reopened: {p.reason}", None),
-            AgentSessionStarted.TYPE: lambda p: (
+            ticket.TicketEscalated.TYPE: lambda p: ("escalated", f"escalated: {p.reason}", False),
+            ticket.TicketReopened.TYPE: lambda p: ("reopened", f"reopened: {p.reason}", None),
+            agent.AgentSessionStarted.TYPE: lambda p: (
                 "session_started", f"session started: {p.agent} ({p.policy})", None),
-            AgentThought.TYPE: lambda p: ("thought", abridge(p.text, 600), None),
-            AgentToolCall.TYPE: lambda p: (
+            agent.AgentThought.TYPE: lambda p: ("thought", abridge(p.text, 600), None),
+            agent.AgentToolCall.TYPE: lambda p: (
                 "tool_call", f"tool call: {format_call(p.tool, p.args)}", None),
-            AgentToolResult.TYPE: lambda p: (
+            agent.AgentToolResult.TYPE: lambda p: (
                 "tool_result",
                 f"tool result: {p.tool} ok {abridge(p.result)}" if p.ok
                 else f"tool result: {p.tool} FAILED {abridge(p.error or p.result)}",
                 p.ok),
-            AgentLlmResponse.TYPE: lambda p: (
+            agent.AgentLlmResponse.TYPE: lambda p: (
                 ("llm_response", f"llm {p.model}{_turn(p.turn)}: {abridge(p.error, 160)}", False) if p.error else
                 ("llm_response",
                  f"llm {p.model}{_turn(p.turn)}: {p.stop_reason or '-'}, "
                  f"{p.usage.get('input_tokens', 0)}/{p.usage.get('output_tokens', 0)} tokens, "
                  f"{p.latency_ms:.0f} ms" + (f", ${p.cost_usd:.4f}" if p.cost_usd is not None else ""), None)),
-            AgentSessionFinished.TYPE: lambda p: (
+            agent.AgentSessionFinished.TYPE: lambda p: (
                 "session_finished", f"session finished: {p.outcome} after {p.steps} steps", None),
         }
 
@@ -203,11 +180,11 @@ class LabView:
         self.cluster.apply(event)
         self.incident.apply(event)
         data = event.data
-        if isinstance(data, TicketPayload):
+        if isinstance(data, ticket.TicketPayload):
             self._ticket(event, data)
         elif event.type == EventRejected.TYPE:
             self.rejected += 1
-        elif isinstance(data, AgentLlmResponse):
+        elif isinstance(data, agent.AgentLlmResponse):
             usage = self.usage.setdefault(data.ticket_id, Usage())
             usage.model = data.model or usage.model
             usage.turns = max(usage.turns, data.turn)
@@ -224,7 +201,7 @@ class LabView:
             self.last_time = event.time
         return True
 
-    def _ticket(self, event: Event, p: TicketPayload) -> None:
+    def _ticket(self, event: Event, p: ticket.TicketPayload) -> None:
         try:
             self.tickets[p.ticket_id] = apply_event(self.tickets.get(p.ticket_id), p, event.time, event.run)
         except ValueError as exc:

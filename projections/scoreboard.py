@@ -113,8 +113,9 @@ class Cell(BaseModel):
     verdicts: dict[str, int]
 
 
-class Trial(BaseModel):
-    """One planned trial: where it sits in the matrix, its run once started, its score once finished."""
+class TrialPlace(BaseModel):
+    """Where a trial sits in the campaign's matrix, and its seed: what a campaign's plan decides
+    (``oplab.campaign.plan.PlannedTrial``) and a scoreboard reports of every trial."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -123,6 +124,11 @@ class Trial(BaseModel):
     variant: str
     repeat: int
     seed: int
+
+
+class Trial(TrialPlace):
+    """One planned trial: where it sits in the matrix, its run once started, its score once finished."""
+
     run: str | None = None
     outcome: str | None = None
     wall_s: float | None = None
@@ -157,11 +163,9 @@ class Scoreboard(BaseModel):
 
 @dataclass
 class _Planned:
-    trial: int
-    fault: str
-    variant: str
-    repeat: int
-    seed: int
+    """A trial as folded so far: its place, and what its latest start and its finish said."""
+
+    place: TrialPlace
     run: str | None = None
     control: bool = False
     outcome: str | None = None
@@ -182,7 +186,7 @@ class CampaignFold:
     @property
     def runs(self) -> list[str]:
         """The trial runs named so far, in trial order."""
-        return [p.run for p in sorted(self._planned.values(), key=lambda p: p.trial) if p.run]
+        return [p.run for p in self._in_trial_order() if p.run]
 
     def apply(self, event: Event) -> bool:
         """Fold one event; True if it belonged to the campaign or one of its trials."""
@@ -209,13 +213,12 @@ class CampaignFold:
         self.started = started
         for item in started.plan:
             trial = int(item["trial"])
-            self._planned.setdefault(trial, _Planned(
-                trial=trial, fault=str(item["fault"]), variant=str(item["variant"]),
-                repeat=int(item.get("repeat", 0)), seed=int(item.get("seed", 0)),
-                control=bool(item.get("control", False))))
+            place = TrialPlace(trial=trial, fault=str(item["fault"]), variant=str(item["variant"]),
+                               repeat=int(item.get("repeat", 0)), seed=int(item.get("seed", 0)))
+            self._planned.setdefault(trial, _Planned(place, control=bool(item.get("control", False))))
 
     def _trial_started(self, p: TrialStarted) -> None:
-        planned = self._planned.setdefault(p.trial, _Planned(p.trial, p.fault, p.variant, p.repeat, p.seed))
+        planned = self._planned.setdefault(p.trial, _Planned(TrialPlace.model_validate(p, from_attributes=True)))
         previous = planned.run
         if previous is not None and previous != p.run:  # restarted after an interruption: the new run counts
             self._by_run.pop(previous, None)
@@ -226,7 +229,7 @@ class CampaignFold:
 
     def scoreboard(self) -> Scoreboard:
         started = self.started
-        trials = [self._trial(p) for p in sorted(self._planned.values(), key=lambda p: p.trial)]
+        trials = [self._trial(p) for p in self._in_trial_order()]
         variants = [str(v.get("name")) for v in started.variants] if started else sorted({t.variant for t in trials})
         faults = list(started.faults) if started else sorted({t.fault for t in trials})
         return Scoreboard(
@@ -234,12 +237,14 @@ class CampaignFold:
             variants=variants, repeats=started.repeats if started else 0, seed=started.seed if started else None,
             noise=started.noise if started else False, finished=self.closing is not None,
             interrupted=bool(self.closing and self.closing.interrupted), trials=trials,
-            cells=cells_of(trials, faults, variants, {p.fault: p.control for p in self._planned.values()}))
+            cells=cells_of(trials, faults, variants, {p.place.fault: p.control for p in self._planned.values()}))
+
+    def _in_trial_order(self) -> list[_Planned]:
+        return sorted(self._planned.values(), key=lambda p: p.place.trial)
 
     def _trial(self, p: _Planned) -> Trial:
         score = self._scorers[p.run].score() if p.run is not None and p.outcome is not None else None
-        return Trial(trial=p.trial, fault=p.fault, variant=p.variant, repeat=p.repeat, seed=p.seed, run=p.run,
-                     outcome=p.outcome, wall_s=p.wall_s, score=score)
+        return Trial(**dict(p.place), run=p.run, outcome=p.outcome, wall_s=p.wall_s, score=score)
 
 
 def cells_of(trials: Iterable[Trial], faults: Sequence[str], variants: Sequence[str],

@@ -58,7 +58,7 @@ Durations are rounded to milliseconds.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -80,12 +80,9 @@ from events import (
     TicketActionExecuted,
     TicketActionRequested,
     TicketClaimed,
-    TicketEscalated,
-    TicketOpened,
-    TicketReopened,
-    TicketResolved,
 )
 from projections.run_fold import RunFold
+from projections.run_tickets import RunTicket, RunTickets
 
 Verdict = Literal["mitigated", "no_action", "false_positive", "not_injected", "undetected", "escalated",
                   "self_healed", "not_mitigated", "open"]
@@ -133,17 +130,7 @@ class _Action:
     started: datetime  # its ticket.action_requested (the act began there), else its execution record
 
 
-@dataclass(slots=True)
-class _Ticket:
-    ticket_id: str
-    invariant: str
-    entity: str
-    opened_at: datetime
-    status: str = "open"
-    resolved_by: str | None = None
-    resolved_at: datetime | None = None
-    reason: str | None = None
-    actions: list[_Action] = field(default_factory=list)
+_Ticket = RunTicket[_Action]  # a ticket of the run, with the actions executed on it
 
 
 class TrialScorer(RunFold):
@@ -166,8 +153,7 @@ class TrialScorer(RunFold):
         self._failed: dict[str, str] = {}
         self._injections: list[tuple[FaultInjected, datetime]] = []
         self._reverts: list[tuple[str, datetime, bool | None, str]] = []
-        self._clears: list[tuple[str, str, datetime]] = []
-        self._tickets: dict[str, _Ticket] = {}
+        self._tickets: RunTickets[_Action] = RunTickets()
         self._actions: list[_Action] = []
         self._call_ids: set[str] = set()  # agent.tool_call ids: an action with one of these is traced
         self._requested_at: dict[str, datetime] = {}  # action id -> its ticket.action_requested
@@ -175,21 +161,18 @@ class TrialScorer(RunFold):
         self._tool_failures = 0
         self._tokens = 0
         self._cost = 0.0
-        self.handlers |= {
+        # the tickets' lifecycle (opened, resolved, escalated, reopened) is folded by RunTickets
+        self.handlers |= self._tickets.handlers | {
             RunStarted.TYPE: self._run_started,
             RunFinished.TYPE: self._run_finished,
             FaultRequested.TYPE: self._fault_requested,
             FaultFailed.TYPE: self._fault_failed,
             FaultInjected.TYPE: self._fault_injected,
             FaultReverted.TYPE: self._fault_reverted,
-            InvariantCleared.TYPE: self._inv_cleared,
-            TicketOpened.TYPE: self._ticket_opened,
+            InvariantCleared.TYPE: self._tickets.record_clear,
             TicketClaimed.TYPE: self._ticket_claimed,
             TicketActionRequested.TYPE: self._action_requested,
             TicketActionExecuted.TYPE: self._action_executed,
-            TicketResolved.TYPE: self._ticket_resolved,
-            TicketEscalated.TYPE: self._ticket_escalated,
-            TicketReopened.TYPE: self._ticket_reopened,
             AgentSessionStarted.TYPE: self._session_started,
             AgentToolCall.TYPE: self._tool_call,
             AgentToolResult.TYPE: self._tool_result,
@@ -229,12 +212,6 @@ class TrialScorer(RunFold):
     def _fault_reverted(self, p: FaultReverted, at: datetime) -> None:
         self._reverts.append((p.fault_id, at, p.changed, p.reason))
 
-    def _inv_cleared(self, p: InvariantCleared, at: datetime) -> None:
-        self._clears.append((p.invariant, p.entity, at))
-
-    def _ticket_opened(self, p: TicketOpened, at: datetime) -> None:
-        self._tickets[p.ticket_id] = _Ticket(p.ticket_id, p.invariant, p.entity, at)
-
     def _ticket_claimed(self, p: TicketClaimed, at: datetime) -> None:
         self.policy = self.policy or p.policy
 
@@ -248,22 +225,6 @@ class TrialScorer(RunFold):
         ticket = self._tickets.get(p.ticket_id)
         if ticket is not None:
             ticket.actions.append(action)
-
-    def _ticket_resolved(self, p: TicketResolved, at: datetime) -> None:
-        ticket = self._tickets.get(p.ticket_id)
-        if ticket is not None:
-            ticket.status, ticket.resolved_by, ticket.resolved_at = "resolved", p.by, at
-            ticket.reason = p.note or None
-
-    def _ticket_escalated(self, p: TicketEscalated, at: datetime) -> None:
-        ticket = self._tickets.get(p.ticket_id)
-        if ticket is not None:
-            ticket.status, ticket.reason = "escalated", p.reason
-
-    def _ticket_reopened(self, p: TicketReopened, at: datetime) -> None:
-        ticket = self._tickets.get(p.ticket_id)
-        if ticket is not None:
-            ticket.status, ticket.resolved_by, ticket.resolved_at, ticket.reason = "open", None, None, p.reason
 
     def _session_started(self, p: AgentSessionStarted, at: datetime) -> None:
         self.policy = p.policy
@@ -313,7 +274,7 @@ class TrialScorer(RunFold):
             return TrialScore(**base, fault=self._requested_kind(), verdict="not_injected", success=False,
                               failure=self._why_not_injected())
         injected, injected_at = trial
-        after = sorted((t for t in self._tickets.values() if t.opened_at >= injected_at), key=lambda t: t.opened_at)
+        after = self._tickets.opened_since(injected_at)
         actions = [a for a in self._actions if a.at >= injected_at]
         base |= {
             "fault": injected.kind, "target": injected.target, "injected": True, "mutating_actions": len(actions),
@@ -333,7 +294,7 @@ class TrialScorer(RunFold):
                               failure="no ticket was opened after the fault was injected")
         ticket = after[0]
         mitigated_at = self._mitigated_at(ticket, injected.fault_id)
-        cleared_at = self._cleared_at(ticket)
+        cleared_at = self._tickets.cleared_at(ticket)
         resolution = _resolution(ticket)
         healing = self._changing_revert_before(injected.fault_id, cleared_at or ticket.resolved_at)
         if resolution == "agent" and healing is not None:
@@ -375,18 +336,13 @@ class TrialScorer(RunFold):
             return "open", "mitigated, but the ticket was still open at the end of the run"
         return "mitigated", None
 
-    def _cleared_at(self, ticket: _Ticket, not_before: datetime | None = None) -> datetime | None:
-        floor = max(ticket.opened_at, not_before) if not_before is not None else ticket.opened_at
-        return min((at for inv, ent, at in self._clears
-                    if inv == ticket.invariant and ent == ticket.entity and at >= floor), default=None)
-
     def _mitigated_at(self, ticket: _Ticket, fault_id: str) -> datetime | None:
         # from when the successful act began: a remedy's effect (Redis unpaused, a node up) can reach
         # the monitor, and its clear the log, before the agent has recorded that the call returned
         first_ok = min((a.started for a in ticket.actions if a.ok), default=None)
         if first_ok is None:
             return None
-        cleared = self._cleared_at(ticket, first_ok)
+        cleared = self._tickets.cleared_at(ticket, first_ok)
         if cleared is None or self._changing_revert_before(fault_id, cleared) is not None:
             return None
         return cleared

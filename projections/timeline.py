@@ -59,11 +59,8 @@ from events import (
     RunStarted,
     ScenarioRestarted,
     TicketActionExecuted,
-    TicketEscalated,
-    TicketOpened,
-    TicketReopened,
-    TicketResolved,
 )
+from projections.run_tickets import RunTickets
 
 log = logging.getLogger(__name__)
 
@@ -158,21 +155,6 @@ class Violation:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class _TicketRecord:
-    """What scoring needs of a ticket: when it opened, what for, how it ended."""
-
-    ticket_id: str
-    invariant: str
-    entity: str
-    opened_at: datetime
-    status: str = "open"
-    resolved_at: datetime | None = None
-    resolved_by: str | None = None
-    agent: str | None = None
-    actions: int = 0
-
-
 class RunSummary(BaseModel):
     """The scored result of one run (see the module docstring for every rule).
 
@@ -232,9 +214,9 @@ class RunTimeline:
         self.chapters_started: int = 0
         self.faults: dict[str, Fault] = {}
         self.violations: dict[tuple[str, str], Violation] = {}
-        self._clears: list[tuple[str, str, datetime]] = []
-        self._tickets: dict[str, _TicketRecord] = {}
-        self._handlers: dict[str, Callable[[Any, datetime], None]] = {
+        self._tickets: RunTickets[datetime] = RunTickets()  # for the summary; an action: when it was executed
+        # the tickets' lifecycle (opened, resolved, escalated, reopened) is folded by RunTickets
+        self._handlers: dict[str, Callable[[Any, datetime], None]] = self._tickets.handlers | {
             RunStarted.TYPE: self._run_started,
             RunFinished.TYPE: self._run_finished,
             ChapterStarted.TYPE: self._chapter_started,
@@ -247,11 +229,7 @@ class RunTimeline:
             FaultFailed.TYPE: self._fault_failed,
             InvariantViolated.TYPE: self._violated,
             InvariantCleared.TYPE: self._cleared,
-            TicketOpened.TYPE: self._ticket_opened,
-            TicketResolved.TYPE: self._ticket_resolved,
             TicketActionExecuted.TYPE: self._ticket_action,
-            TicketEscalated.TYPE: self._ticket_escalated,
-            TicketReopened.TYPE: self._ticket_reopened,
         }
 
     # -- folding ------------------------------------------------------------
@@ -350,35 +328,12 @@ class RunTimeline:
 
     def _cleared(self, p: InvariantCleared, at: datetime) -> None:
         self.violations.pop((p.invariant, p.entity), None)
-        self._clears.append((p.invariant, p.entity, at))
-
-    def _ticket_opened(self, p: TicketOpened, at: datetime) -> None:
-        self._tickets[p.ticket_id] = _TicketRecord(p.ticket_id, p.invariant, p.entity, at)
+        self._tickets.record_clear(p, at)
 
     def _ticket_action(self, p: TicketActionExecuted, at: datetime) -> None:
-        rec = self._tickets.get(p.ticket_id)
-        if rec is not None:
-            rec.actions += 1
-
-    def _ticket_resolved(self, p: TicketResolved, at: datetime) -> None:
-        rec = self._tickets.get(p.ticket_id)
-        if rec is not None:
-            rec.status = "resolved"
-            rec.resolved_at = at
-            rec.resolved_by = p.by
-            rec.agent = p.agent
-
-    def _ticket_escalated(self, p: TicketEscalated, at: datetime) -> None:
-        rec = self._tickets.get(p.ticket_id)
-        if rec is not None:
-            rec.status = "escalated"
-            rec.agent = p.agent
-
-    def _ticket_reopened(self, p: TicketReopened, at: datetime) -> None:
-        rec = self._tickets.get(p.ticket_id)
-        if rec is not None:
-            rec.status = "open"
-            rec.resolved_at = rec.resolved_by = rec.agent = None
+        ticket = self._tickets.get(p.ticket_id)
+        if ticket is not None:
+            ticket.actions.append(at)
 
     # -- reading ------------------------------------------------------------
 
@@ -413,22 +368,18 @@ class RunTimeline:
             return RunSummary(run=run, fault=kind, ticket=None, outcome="no_fault" if kind is None else "not_injected",
                               resolved_by=None, ttd_s=None, ttm_s=None, scenario=self.scenario)
         injected_at = fault.injected_at
-        after = [t for t in self._tickets.values() if t.opened_at >= injected_at]
+        after = self._tickets.opened_since(injected_at)
         base: dict[str, Any] = {
             "run": run, "fault": fault.kind, "scenario": self.scenario, "fault_id": fault.fault_id,
             "target": fault.target, "fault_reverted": fault.revert_reason,
-            "tickets_after_fault": len(after), "actions_after_fault": sum(t.actions for t in after),
-            "open_tickets": sum(1 for t in self._tickets.values() if t.status not in ("resolved", "escalated")),
+            "tickets_after_fault": len(after), "actions_after_fault": sum(len(t.actions) for t in after),
+            "open_tickets": sum(1 for t in self._tickets.by_id.values() if t.status not in ("resolved", "escalated")),
         }
         if not after:
             return RunSummary(**base, ticket=None, outcome="undetected", resolved_by=None,
                               ttd_s=None, ttm_s=None)
-        ticket = min(after, key=lambda t: t.opened_at)
-        cleared_at = min(
-            (at for inv, ent, at in self._clears
-             if inv == ticket.invariant and ent == ticket.entity and at >= ticket.opened_at),
-            default=None,
-        )
+        ticket = after[0]
+        cleared_at = self._tickets.cleared_at(ticket)
         outcome: Outcome = ticket.status if ticket.status in ("resolved", "escalated") else "open"  # type: ignore[assignment]
         resolved_by = ticket.resolved_by if outcome == "resolved" else None
         if resolved_by is not None:

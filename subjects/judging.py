@@ -12,7 +12,10 @@ decides exactly as before.
   0.5 s cadence two snapshots suffice, a faster observer needs more of them to
   cover the same time, and one unlucky snapshot never opens a ticket. Workload
   conditions need :data:`MIN_INTERVALS` consecutive intervals covering
-  ``grace_s`` of traffic (:func:`intervals_held`).
+  ``grace_s`` of traffic (:func:`intervals_held`). The evidence of a condition
+  that persisted ends alike whatever the invariant: when it was first seen, for
+  how long and over how many snapshots or intervals (:func:`persisted_for`,
+  :func:`persisted_for_intervals`).
 - **Windows of workload.** Short stats intervals answer fast but each holds few
   requests; a judge that needs a sample size sums the newest intervals covering
   a span (:func:`trailing`): a sliding window, so enough requests back every
@@ -21,8 +24,9 @@ decides exactly as before.
   late), so a span counts as covered within :data:`SPAN_SLACK` of it.
 - **Stale workload stats.** Stats whose newest interval ended more than
   :data:`STALE_S` before the newest snapshot (the load generator stopped) are
-  no evidence either way (:func:`recent_workload`), so a stopped load generator
-  never keeps a violation open.
+  no evidence either way (:func:`recent_workload`, which every
+  :class:`WorkloadInvariant` judges by), so a stopped load generator never keeps
+  a violation open.
 - **Blindness.** Snapshots with ``ok=False`` neither confirm nor refute a
   condition (:func:`usable`: judges skip them, so a condition seen before and
   after a blind spell has persisted through it, and blindness never reads as
@@ -32,6 +36,7 @@ decides exactly as before.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -93,6 +98,16 @@ def persistent(
             yield entity, run, seconds
 
 
+def persisted_for(run: Sequence[tuple[ObsSnapshot, Any]], seconds: float, held_as: str) -> dict[str, Any]:
+    """The evidence's closing fields for a snapshot condition that persisted through ``run``: when
+    it was first seen, ``<held_as>_for_s`` (seconds held, to the millisecond) and how many snapshots."""
+    return {
+        "since": iso(run[0][0].observed_at),
+        f"{held_as}_for_s": round(seconds, 3),
+        "snapshots": len(run),
+    }
+
+
 def recent_workload(history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[WorkloadStats]:
     """The workload stats worth judging: all of them, oldest first, unless they went stale.
 
@@ -119,6 +134,17 @@ def intervals_held(run: Sequence[tuple[WorkloadStats, Any]], grace_s: float) -> 
         return None
     seconds = sum(s.interval_s for s, _ in run)
     return seconds if covers(seconds, grace_s) else None
+
+
+def persisted_for_intervals(run: Sequence[tuple[WorkloadStats, Any]], seconds: float,
+                            held_as: str) -> dict[str, Any]:
+    """The evidence's closing fields for a workload condition that held through ``run``: how many
+    intervals, when the first began and ``<held_as>_for_s`` (seconds of traffic, to the millisecond)."""
+    return {
+        "intervals": len(run),
+        "since": since(run),
+        f"{held_as}_for_s": round(seconds, 3),
+    }
 
 
 def covers(seconds: float, span_s: float) -> bool:
@@ -148,6 +174,22 @@ def since(run: Sequence[tuple[WorkloadStats, Any]]) -> str | None:
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+class WorkloadInvariant(Invariant):
+    """An invariant on what the workload's clients experienced: it judges the recent stats only
+    (:func:`recent_workload`), and finds nothing when there are none (stale stats are no evidence)."""
+
+    def evaluate(
+        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
+    ) -> list[Violation]:
+        stats = recent_workload(history, workload)
+        return self.judge(stats, history) if stats else []
+
+    @abc.abstractmethod
+    def judge(self, stats: list[WorkloadStats], history: Sequence[ObsSnapshot]) -> list[Violation]:
+        """Violations now, given the recent workload stats (oldest first, at least one) and the snapshots
+        (oldest first: for what they explain, such as an outage that the clients' failures belong to)."""
 
 
 class ObserverBlind(Invariant):

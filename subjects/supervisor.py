@@ -152,6 +152,17 @@ class Supervisor:
             raise SupervisorUnreachable(f"supervisord at {self.address} unreachable ({method}): "
                                         f"{type(exc).__name__}: {exc}") from None
 
+    def _call_unless(self, already: int, method: str, *args: Any, wait: bool) -> bool:
+        """:meth:`call` ``method``; False when supervisord answers with the fault ``already`` (what the
+        call asks for holds already: ``ALREADY_STARTED``, ``NOT_RUNNING``), True when it did it."""
+        try:
+            self.call(method, *args, wait=wait)
+        except SupervisorFault as exc:
+            if exc.code != already:
+                raise
+            return False
+        return True
+
     def alive(self) -> bool:
         """Whether supervisord answers and runs. False when nothing of it answers at the URL (nothing
         listening, another server, a wrong password) or it is shutting down; a supervisord that
@@ -184,13 +195,7 @@ class Supervisor:
 
         A crashed service with ``autorestart`` may be started by supervisord between a caller's look
         at its state and this call: that counts as started, not as an error."""
-        try:
-            self.start(name, wait)
-        except SupervisorFault as exc:
-            if exc.code != Faults.ALREADY_STARTED:
-                raise
-            return False
-        return True
+        return self._call_unless(Faults.ALREADY_STARTED, "supervisor.startProcess", name, wait, wait=wait)
 
     def start_group(self, name: str) -> None:
         """Start every process of a group (``numprocs`` > 1) and wait for them."""
@@ -199,13 +204,7 @@ class Supervisor:
     def stop(self, name: str) -> bool:
         """Stop a program and wait (SIGTERM, then SIGKILL after its ``stopwaitsecs``); True if it was
         running. A program that exited on its own meanwhile counts as stopped."""
-        try:
-            self.call("supervisor.stopProcess", name, True, wait=True)
-        except SupervisorFault as exc:
-            if exc.code != Faults.NOT_RUNNING:
-                raise
-            return False
-        return True
+        return self._call_unless(Faults.NOT_RUNNING, "supervisor.stopProcess", name, True, wait=True)
 
     def stop_group(self, name: str) -> None:
         """Stop every process of a group and wait."""

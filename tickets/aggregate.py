@@ -30,22 +30,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
-from events import (
-    TicketActionApproved,
-    TicketActionExecuted,
-    TicketActionRejected,
-    TicketActionRequested,
-    TicketClaimed,
-    TicketDiagnosed,
-    TicketEscalated,
-    TicketLeaseRenewed,
-    TicketOpened,
-    TicketPayload,
-    TicketRecurred,
-    TicketReopened,
-    TicketResolved,
-    TicketVerified,
-)
+from events.catalogue import ticket
 from events.envelope import utcnow
 from tickets.state import ACTIVE, TERMINAL, TicketStatus, apply_event
 
@@ -65,28 +50,28 @@ class Ticket(Aggregate):
     """One ticket. ``state`` is its current :class:`TicketState`."""
 
     class Opened(Aggregate.Created):
-        payload: TicketOpened
+        payload: ticket.TicketOpened
 
     class Recorded(Aggregate.Event):
         """Any event after opening; ``payload`` says which."""
 
-        payload: TicketPayload
+        payload: ticket.TicketPayload
 
         def apply(self, aggregate: Any) -> None:
             aggregate.state = apply_event(aggregate.state, self.payload, self.timestamp,
                                           aggregate.state.run)
 
-    def __init__(self, payload: TicketOpened) -> None:
+    def __init__(self, payload: ticket.TicketOpened) -> None:
         self.state = apply_event(None, payload, utcnow())
 
     # -- creation -----------------------------------------------------------
 
     @classmethod
-    def open(cls, payload: TicketOpened, *, run: str = "", at: datetime | None = None) -> Ticket:
-        ticket = cls._create(cls.Opened, id=aggregate_id(payload.ticket_id), payload=payload,
-                             timestamp=at)
-        ticket.state = apply_event(None, payload, ticket.created_on, run)
-        return ticket
+    def open(cls, payload: ticket.TicketOpened, *, run: str = "", at: datetime | None = None) -> Ticket:
+        created = cls._create(cls.Opened, id=aggregate_id(payload.ticket_id), payload=payload,
+                              timestamp=at)
+        created.state = apply_event(None, payload, created.created_on, run)
+        return created
 
     # -- reading ------------------------------------------------------------
 
@@ -102,49 +87,49 @@ class Ticket(Aggregate):
 
     def recur(self, evidence: dict[str, Any]) -> None:
         self._require_not(TERMINAL, "recur")
-        self._record(TicketRecurred(ticket_id=self.ticket_id, evidence=evidence))
+        self._record(ticket.TicketRecurred(ticket_id=self.ticket_id, evidence=evidence))
 
     def claim(self, agent: str, policy: str, lease_until: datetime, now: datetime | None = None) -> None:
         now = now or utcnow()
         if not self.state.claimable(now):
             holder = f" held by {self.state.claimed_by}" if self.state.claimed_by else ""
             raise IllegalTransition(f"{self.ticket_id} is {self.status}{holder}: cannot claim")
-        self._record(TicketClaimed(ticket_id=self.ticket_id, agent=agent, policy=policy,
-                                   lease_until=lease_until))
+        self._record(ticket.TicketClaimed(ticket_id=self.ticket_id, agent=agent, policy=policy,
+                                          lease_until=lease_until))
 
     def renew_lease(self, agent: str, lease_until: datetime) -> None:
         """The holder keeps its claim for longer (it is alive, e.g. waiting on a human)."""
         self._require_holder(agent, "renew the lease of")
         if self.state.lease_until is not None and lease_until <= self.state.lease_until:
             raise IllegalTransition(f"{self.ticket_id}: a renewed lease must end later than the current one")
-        self._record(TicketLeaseRenewed(ticket_id=self.ticket_id, agent=agent, lease_until=lease_until))
+        self._record(ticket.TicketLeaseRenewed(ticket_id=self.ticket_id, agent=agent, lease_until=lease_until))
 
     def diagnose(self, agent: str, hypothesis: str, evidence: dict[str, Any]) -> None:
         self._require_holder(agent, "diagnose")
-        self._record(TicketDiagnosed(ticket_id=self.ticket_id, hypothesis=hypothesis,
-                                     evidence=evidence))
+        self._record(ticket.TicketDiagnosed(ticket_id=self.ticket_id, hypothesis=hypothesis,
+                                            evidence=evidence))
 
     def request_action(self, agent: str, action_id: str, tool: str, args: dict[str, Any], *,
                        awaiting_approval: bool = False, target: str | None = None) -> None:
         self._require_holder(agent, "request an action on")
         if self.state.action(action_id) is not None:
             raise IllegalTransition(f"{self.ticket_id}: action {action_id} was already requested")
-        self._record(TicketActionRequested(ticket_id=self.ticket_id, action_id=action_id,
-                                           tool=tool, args=args, awaiting_approval=awaiting_approval,
-                                           target=target))
+        self._record(ticket.TicketActionRequested(ticket_id=self.ticket_id, action_id=action_id,
+                                                  tool=tool, args=args, awaiting_approval=awaiting_approval,
+                                                  target=target))
 
     def approve_action(self, action_id: str, by: str) -> None:
         """A human lets a pending action run (manual approval). Anyone may decide, not only the holder."""
         self._require_pending(action_id, "approve")
-        self._record(TicketActionApproved(ticket_id=self.ticket_id, action_id=action_id, by=by))
+        self._record(ticket.TicketActionApproved(ticket_id=self.ticket_id, action_id=action_id, by=by))
 
     def reject_action(self, action_id: str, by: str, reason: str) -> None:
         """A human refuses a pending action; the agent gets ``reason`` back."""
         if not reason.strip():
             raise IllegalTransition("a rejection needs a reason")
         self._require_pending(action_id, "reject")
-        self._record(TicketActionRejected(ticket_id=self.ticket_id, action_id=action_id, by=by,
-                                          reason=reason))
+        self._record(ticket.TicketActionRejected(ticket_id=self.ticket_id, action_id=action_id, by=by,
+                                                 reason=reason))
 
     def record_action(self, agent: str, action_id: str, tool: str, args: dict[str, Any],
                       ok: bool, result: Any, *, target: str | None = None) -> None:
@@ -152,18 +137,18 @@ class Ticket(Aggregate):
         action = self.state.action(action_id)
         if action is not None and action.status in ("awaiting_approval", "rejected"):
             raise IllegalTransition(f"action {action_id} is {action.status}: it may not run")
-        self._record(TicketActionExecuted(ticket_id=self.ticket_id, action_id=action_id,
-                                          tool=tool, args=args, ok=ok, result=result, target=target))
+        self._record(ticket.TicketActionExecuted(ticket_id=self.ticket_id, action_id=action_id,
+                                                 tool=tool, args=args, ok=ok, result=result, target=target))
 
     def verify(self, agent: str, evidence: dict[str, Any]) -> None:
         self._require_holder(agent, "verify")
-        self._record(TicketVerified(ticket_id=self.ticket_id, evidence=evidence))
+        self._record(ticket.TicketVerified(ticket_id=self.ticket_id, evidence=evidence))
 
     def resolve_by_agent(self, agent: str, note: str = "") -> None:
         self._require_holder(agent, "resolve")
         if self.status != TicketStatus.VERIFIED:
             raise IllegalTransition(f"{self.ticket_id} is {self.status}: verify before resolving")
-        self._record(TicketResolved(ticket_id=self.ticket_id, by="agent", agent=agent, note=note))
+        self._record(ticket.TicketResolved(ticket_id=self.ticket_id, by="agent", agent=agent, note=note))
 
     def resolve_self_healed(self, note: str = "", agent: str | None = None) -> None:
         """The violation cleared with nobody's help: an unclaimed ticket, or one whose
@@ -176,22 +161,22 @@ class Ticket(Aggregate):
         else:
             raise IllegalTransition(
                 f"{self.ticket_id} is {self.status}: only an unclaimed ticket self-heals")
-        self._record(TicketResolved(ticket_id=self.ticket_id, by="self-healed", agent=agent, note=note))
+        self._record(ticket.TicketResolved(ticket_id=self.ticket_id, by="self-healed", agent=agent, note=note))
 
     def escalate(self, reason: str, agent: str | None = None) -> None:
         self._require_not(TERMINAL, "escalate")
         if agent is not None and self.status in ACTIVE and self.state.claimed_by != agent:
             raise IllegalTransition(f"{self.ticket_id} is held by {self.state.claimed_by}, not {agent}")
-        self._record(TicketEscalated(ticket_id=self.ticket_id, reason=reason, agent=agent))
+        self._record(ticket.TicketEscalated(ticket_id=self.ticket_id, reason=reason, agent=agent))
 
     def reopen(self, reason: str) -> None:
         if self.status not in TERMINAL:
             raise IllegalTransition(f"{self.ticket_id} is {self.status}: only a closed ticket reopens")
-        self._record(TicketReopened(ticket_id=self.ticket_id, reason=reason))
+        self._record(ticket.TicketReopened(ticket_id=self.ticket_id, reason=reason))
 
     # -- internals ------------------------------------------------------------
 
-    def _record(self, payload: TicketPayload, at: datetime | None = None) -> None:
+    def _record(self, payload: ticket.TicketPayload, at: datetime | None = None) -> None:
         self.trigger_event(self.Recorded, payload=payload, timestamp=at)
 
     def _require_not(self, statuses: frozenset[TicketStatus], verb: str) -> None:

@@ -13,22 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from events import (
-    TicketActionApproved,
-    TicketActionExecuted,
-    TicketActionRejected,
-    TicketActionRequested,
-    TicketClaimed,
-    TicketDiagnosed,
-    TicketEscalated,
-    TicketLeaseRenewed,
-    TicketOpened,
-    TicketPayload,
-    TicketRecurred,
-    TicketReopened,
-    TicketResolved,
-    TicketVerified,
-)
+from events.catalogue import ticket
 
 
 class TicketStatus(StrEnum):
@@ -114,7 +99,7 @@ def _replace_action(actions: tuple[Action, ...], action_id: str, **changes: Any)
     return tuple(a.model_copy(update=changes) if a.action_id == action_id else a for a in actions)
 
 
-def opened_state(payload: TicketOpened, at: datetime, run: str = "") -> TicketState:
+def opened_state(payload: ticket.TicketOpened, at: datetime, run: str = "") -> TicketState:
     return TicketState(
         ticket_id=payload.ticket_id, run=run, invariant=payload.invariant,
         entity=payload.entity, subject=payload.subject, summary=payload.summary,
@@ -122,7 +107,7 @@ def opened_state(payload: TicketOpened, at: datetime, run: str = "") -> TicketSt
     )
 
 
-def apply_event(state: TicketState | None, payload: TicketPayload, at: datetime,
+def apply_event(state: TicketState | None, payload: ticket.TicketPayload, at: datetime,
                 run: str = "") -> TicketState:
     """The next state after ``payload`` happened at ``at``."""
     fold = TicketFold(state)
@@ -148,9 +133,9 @@ class TicketFold:
         self._current: dict[str, Any] | None = None  # the state's fields with the pending changes
         self._changes: dict[str, Any] = {}  # changed since _state was last materialised
 
-    def apply(self, payload: TicketPayload, at: datetime, run: str = "") -> None:
+    def apply(self, payload: ticket.TicketPayload, at: datetime, run: str = "") -> None:
         """Fold ``payload``; raises ``ValueError`` (changing nothing) where :func:`apply_event` does."""
-        if isinstance(payload, TicketOpened):
+        if isinstance(payload, ticket.TicketOpened):
             self._state, self._current, self._changes = opened_state(payload, at, run), None, {}
             return
         if self._state is None:
@@ -175,46 +160,46 @@ class TicketFold:
         return self._state
 
 
-def _changes(state: dict[str, Any], p: TicketPayload) -> dict[str, Any]:
+def _changes(state: dict[str, Any], p: ticket.TicketPayload) -> dict[str, Any]:
     """The fields ``p`` changes, given the current ones (``state``: field name -> value)."""
     match p:
-        case TicketRecurred():
+        case ticket.TicketRecurred():
             return {"recurrences": state["recurrences"] + 1}
-        case TicketClaimed():
+        case ticket.TicketClaimed():
             # a new claim supersedes whatever the previous holder was still waiting on:
             # its session is gone, so approving that request would run nothing
             actions = tuple(a.model_copy(update={"status": "superseded", "reason": f"reclaimed by {p.agent}"})
                             if a.pending_approval else a for a in state["actions"])
             return {"status": TicketStatus.CLAIMED, "claimed_by": p.agent,
                     "policy": p.policy, "lease_until": p.lease_until, "actions": actions}
-        case TicketLeaseRenewed():
+        case ticket.TicketLeaseRenewed():
             return {"lease_until": p.lease_until}
-        case TicketDiagnosed():
+        case ticket.TicketDiagnosed():
             return {"status": TicketStatus.DIAGNOSED, "hypothesis": p.hypothesis}
-        case TicketActionRequested():
+        case ticket.TicketActionRequested():
             action = Action(action_id=p.action_id, tool=p.tool, args=p.args,
                             status="awaiting_approval" if p.awaiting_approval else "requested")
             return {"status": TicketStatus.REMEDIATING, "actions": (*state["actions"], action)}
-        case TicketActionApproved():
+        case ticket.TicketActionApproved():
             return {"actions": _replace_action(state["actions"], p.action_id, status="approved", decided_by=p.by)}
-        case TicketActionRejected():
+        case ticket.TicketActionRejected():
             return {"actions": _replace_action(state["actions"], p.action_id, status="rejected", decided_by=p.by,
                                                reason=p.reason)}
-        case TicketActionExecuted():
+        case ticket.TicketActionExecuted():
             previous = next((a for a in state["actions"] if a.action_id == p.action_id), None)
             done = Action(action_id=p.action_id, tool=p.tool, args=p.args,
                           status="executed", ok=p.ok, decided_by=previous.decided_by if previous else None)
             kept = tuple(a for a in state["actions"] if a.action_id != p.action_id)
             return {"status": TicketStatus.REMEDIATING, "actions": (*kept, done)}
-        case TicketVerified():
+        case ticket.TicketVerified():
             return {"status": TicketStatus.VERIFIED}
-        case TicketResolved():
+        case ticket.TicketResolved():
             return {"status": TicketStatus.RESOLVED, "resolved_by": p.by,
                     "outcome_note": p.note or None, "lease_until": None}
-        case TicketEscalated():
+        case ticket.TicketEscalated():
             return {"status": TicketStatus.ESCALATED, "outcome_note": p.reason,
                     "lease_until": None}
-        case TicketReopened():
+        case ticket.TicketReopened():
             return {"status": TicketStatus.OPEN, "claimed_by": None, "lease_until": None,
                     "resolved_by": None, "outcome_note": p.reason}
     raise ValueError(f"unknown ticket event {p.TYPE}")

@@ -16,9 +16,22 @@ from typing import Any
 from events.envelope import Payload
 
 
-class AgentSessionStarted(Payload):
-    TYPE = "agent.session_started"
+class AgentPayload(Payload):
+    """Base of all agent events: each belongs to the session working on ``ticket_id``. (Not a
+    ticket event: the ticket's own story is ``ticket.*``.)"""
+
     ticket_id: str
+
+
+class AgentToolStep(AgentPayload):
+    """One side of a tool call: ``call_id`` pairs an ``agent.tool_call`` with its ``agent.tool_result``."""
+
+    call_id: str
+    tool: str
+
+
+class AgentSessionStarted(AgentPayload):
+    TYPE = "agent.session_started"
     agent: str
     policy: str
     model: str | None = None
@@ -26,27 +39,20 @@ class AgentSessionStarted(Payload):
     replay_of: dict[str, Any] | None = None
 
 
-class AgentThought(Payload):
+class AgentThought(AgentPayload):
     TYPE = "agent.thought"
-    ticket_id: str
     text: str
 
 
-class AgentToolCall(Payload):
+class AgentToolCall(AgentToolStep):
     TYPE = "agent.tool_call"
-    ticket_id: str
-    call_id: str
-    tool: str
     args: dict[str, Any] = {}
     mutating: bool = False
     tool_use_id: str | None = None
 
 
-class AgentToolResult(Payload):
+class AgentToolResult(AgentToolStep):
     TYPE = "agent.tool_result"
-    ticket_id: str
-    call_id: str
-    tool: str
     ok: bool
     result: Any = None
     error: str | None = None
@@ -54,9 +60,8 @@ class AgentToolResult(Payload):
     truncated: bool = False
 
 
-class AgentLlmRequest(Payload):
+class AgentLlmRequest(AgentPayload):
     TYPE = "agent.llm_request"
-    ticket_id: str
     model: str
     messages: list[dict[str, Any]] = []
     tools: list[str] = []
@@ -67,9 +72,8 @@ class AgentLlmRequest(Payload):
     max_tokens: int | None = None
 
 
-class AgentLlmResponse(Payload):
+class AgentLlmResponse(AgentPayload):
     TYPE = "agent.llm_response"
-    ticket_id: str
     model: str
     content: list[dict[str, Any]] = []
     stop_reason: str | None = None
@@ -83,9 +87,8 @@ class AgentLlmResponse(Payload):
     error: str | None = None
 
 
-class AgentSessionFinished(Payload):
+class AgentSessionFinished(AgentPayload):
     TYPE = "agent.session_finished"
-    ticket_id: str
     outcome: str
     steps: int = 0
     reason: str | None = None
@@ -95,11 +98,10 @@ class AgentSessionFinished(Payload):
     divergences: int | None = None
 
 
-class AgentReplayDiverged(Payload):
+class AgentReplayDiverged(AgentPayload):
     """A replayed session (policy ``replay``) did not go as recorded at this point."""
 
     TYPE = "agent.replay_diverged"
-    ticket_id: str
     what: str
     turn: int = 0
     tool: str | None = None

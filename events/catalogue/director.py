@@ -5,10 +5,21 @@ from typing import Any
 from events.envelope import Payload
 
 
-class ChapterStarted(Payload):
-    TYPE = "director.chapter_started"
+class DirectorPayload(Payload):
+    """Base of all director events: each names the scenario it plays."""
+
     scenario: str
-    index: int  # 0-based position in the scenario; shown to people as index + 1 of total
+
+
+class ChapterPayload(DirectorPayload):
+    """A director event about one chapter: ``index`` is its 0-based position in the scenario (shown
+    to people as index + 1 of the total)."""
+
+    index: int
+
+
+class ChapterStarted(ChapterPayload):
+    TYPE = "director.chapter_started"
     total: int
     chapter: str
     title: str
@@ -20,28 +31,23 @@ class ChapterStarted(Payload):
     about: list[str] = []
 
 
-class ChapterFinished(Payload):
+class ChapterFinished(ChapterPayload):
     TYPE = "director.chapter_finished"
-    scenario: str
-    index: int
     chapter: str
     reason: str
 
 
-class ScenarioRestarted(Payload):
+class ScenarioRestarted(DirectorPayload):
     TYPE = "director.scenario_restarted"
-    scenario: str
 
 
-class ActionTaken(Payload):
+class ActionTaken(ChapterPayload):
     """One of a chapter's entry actions done: ``action`` is its position in the chapter's
     ``on_enter``, ``kind`` its name (``inject``, ``revert_all``, ``finish``), ``result`` what came
     of it (``ok``, and ``fault_id`` or ``error``). A restarted director redoes the entry actions of
     the chapter it resumes that have no such record, and only those."""
 
     TYPE = "director.action_taken"
-    scenario: str
-    index: int
     action: int
     kind: str
     result: dict[str, Any] = {}

@@ -6,19 +6,22 @@ from typing import Any
 from events.envelope import Payload
 
 
-class InvariantViolated(Payload):
-    TYPE = "inv.violated"
+class InvariantPayload(Payload):
+    """A transition of one invariant on one entity (a node, a key, a component: the subject names it)."""
+
     invariant: str
     entity: str
+
+
+class InvariantViolated(InvariantPayload):
+    TYPE = "inv.violated"
     evidence: dict[str, Any] = {}
     first_seen: datetime
     summary: str = ""
 
 
-class InvariantCleared(Payload):
+class InvariantCleared(InvariantPayload):
     TYPE = "inv.cleared"
-    invariant: str
-    entity: str
     first_seen: datetime
     violated_for_s: float
 

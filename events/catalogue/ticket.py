@@ -11,9 +11,27 @@ from events.envelope import Payload
 
 
 class TicketPayload(Payload):
-    """Base of all ticket events: each names its ticket."""
+    """Base of all ticket events: each names its ticket. Every ticket event derives from it directly
+    (the ticket log lists its topics from ``TicketPayload.__subclasses__()``); the field groups some
+    share come in as the mixins below, listed before it so ``ticket_id`` stays the first field."""
 
     ticket_id: str
+
+
+class _ActionCall(Payload):
+    """The mutating call an action makes (requested, then executed): ``action_id`` names the action
+    (the agent gives it its ``agent.tool_call``'s ``call_id``), ``tool`` and ``args`` the call."""
+
+    action_id: str
+    tool: str
+    args: dict[str, Any] = {}
+
+
+class _ActionDecision(Payload):
+    """A human's decision on a requested action: ``by`` is who decided."""
+
+    action_id: str
+    by: str
 
 
 class TicketOpened(TicketPayload):
@@ -52,43 +70,33 @@ class TicketDiagnosed(TicketPayload):
     evidence: dict[str, Any] = {}
 
 
-class TicketActionRequested(TicketPayload):
+class TicketActionRequested(_ActionCall, TicketPayload):
     """A mutating call the agent means to make. ``target``: the entity it acts on, named as the
     subject's fault kit names its targets (the tool's ``acts_on``); None when unknown (older runs,
     tools that do not say)."""
 
     TYPE = "ticket.action_requested"
-    action_id: str
-    tool: str
-    args: dict[str, Any] = {}
     awaiting_approval: bool = False
     target: str | None = None
 
 
-class TicketActionApproved(TicketPayload):
+class TicketActionApproved(_ActionDecision, TicketPayload):
     """A human approved a requested action (manual approval mode)."""
 
     TYPE = "ticket.action_approved"
-    action_id: str
-    by: str
 
 
-class TicketActionRejected(TicketPayload):
+class TicketActionRejected(_ActionDecision, TicketPayload):
     """A human rejected a requested action; the reason goes back to the agent."""
 
     TYPE = "ticket.action_rejected"
-    action_id: str
-    by: str
     reason: str
 
 
-class TicketActionExecuted(TicketPayload):
+class TicketActionExecuted(_ActionCall, TicketPayload):
     """A mutating call that ran. ``target`` as on ``ticket.action_requested``."""
 
     TYPE = "ticket.action_executed"
-    action_id: str
-    tool: str
-    args: dict[str, Any] = {}
     ok: bool
     result: Any = None
     target: str | None = None

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from projections.scoreboard import TrialPlace
 from services.director.scenario import Scenario, ScenarioError, load_scenario
 from subjects.contract import Subject
 from subjects.registry import UnknownSubject, load_subject
@@ -157,16 +158,9 @@ def load_campaign_file(path: Path) -> CampaignFile:
         raise PlanError(f"campaign file {path}: {problems}") from None
 
 
-class PlannedTrial(BaseModel):
-    """One trial of the plan: where it sits in the matrix and its derived seed."""
+class PlannedTrial(TrialPlace):
+    """One trial of the plan: where it sits in the matrix, its derived seed, and what it plays."""
 
-    model_config = ConfigDict(frozen=True)
-
-    trial: int
-    fault: str
-    variant: str
-    repeat: int
-    seed: int
     control: bool = False
     noise: bool = False
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from events import new_run_id
 from oplab.infra import free_port
-from oplab.lab_bus import create_stream, revert_all, wait_services_ready
+from oplab.lab_bus import create_stream, ensure_stream, revert_all, wait_services_ready
 from oplab.nats_auth import ADMIN, LabCredentials, write_private
 from oplab.probes import healthy, listening, pid_alive, read_pid, redacted, wait_for
 from oplab.settings import LabSettings
@@ -169,6 +169,8 @@ class CampaignLab:
                  f"NATS at {redacted(self.nats_url)} is not reachable")
         if self.runs_nats:
             asyncio.run(create_stream(self.admin_url, 1, timeout))
+        elif self.host is None:  # a NATS of the user's: the campaign's first event comes before any service
+            asyncio.run(ensure_stream(self.admin_url))
         for stage in _stages(list(self.infrastructure.values())):
             self.progress(f"starting {', '.join(p.name for p in stage)}")
             self._start_together(sup, stage)

@@ -55,15 +55,17 @@ def exit_on_signals() -> None:
 
 
 def log_to_file(path: Path) -> None:
-    """While the console owns the terminal, logs go to a file (never onto the screen)."""
-    from events.structured_logging import KeyValueFormatter
+    """While the console owns the terminal, logs go to a file (never onto the screen), in the format
+    and from the level ``OPLAB_LOG_FORMAT`` / ``OPLAB_LOG_LEVEL`` say, like every other process."""
+    from events.structured_logging import LogSettings, formatter
 
+    settings = LogSettings()
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
-    handler.setFormatter(KeyValueFormatter())
+    handler.setFormatter(formatter(settings.log_format))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(settings.log_level.upper())
 
 
 def scalar(text: str) -> Any:

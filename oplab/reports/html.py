@@ -6,19 +6,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from oplab.reports.document import (
-    Block,
-    Bullets,
-    Cell,
-    Document,
-    Element,
-    Figure,
-    Heading,
-    Link,
-    Note,
-    Paragraph,
-    Table,
-)
+from oplab.reports.document import Cell, Document, Link, Renderer
 
 CSS = """
 body { font: 15px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1f2328;
@@ -42,7 +30,7 @@ figcaption { color: #57606a; font-size: 13px; }
 
 def render_html(doc: Document) -> str:
     """The whole page (UTF-8 text)."""
-    body = "\n".join(_block(b) for b in doc.blocks)
+    body = "\n".join(_HTML.element(b) for b in doc.blocks)
     subtitle = f'<p class="subtitle">{escape(doc.subtitle)}</p>' if doc.subtitle else ""
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{escape(doc.title)}</title><style>{CSS}</style></head>\n"
@@ -59,27 +47,35 @@ def _cell(cell: Cell) -> str:
     return escape(cell)
 
 
-def _block(block: Element) -> str:
-    match block:
-        case Heading(text, level):
-            level = min(max(level, 2), 4)
-            return f"<h{level}>{escape(text)}</h{level}>"
-        case Paragraph(text):
-            return f"<p>{escape(text)}</p>"
-        case Note(text):
-            return f'<p class="note">{escape(text)}</p>'
-        case Bullets(items):
-            return "<ul>" + "".join(f"<li>{_cell(i)}</li>" for i in items) + "</ul>"
-        case Table(header, rows):
-            head = "".join(f"<th>{escape(h)}</th>" for h in header)
-            thead = f"<thead><tr>{head}</tr></thead>" if any(header) else ""  # a key/value table has none
-            body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
-            return f"<table>{thead}<tbody>{body}</tbody></table>"
-        case Block(text, label, tone):
-            caption = f'<div class="label">{escape(label)}</div>' if label else ""
-            css = f' class="{escape(tone)}"' if tone else ""
-            return f"{caption}<pre{css}>{escape(text)}</pre>"
-        case Figure(name, png, caption):
-            return (f'<figure id="{escape(name)}"><img alt="{escape(caption)}" src="{data_uri(png)}">'
-                    f"<figcaption>{escape(caption)}</figcaption></figure>")
-    raise TypeError(f"not a report block: {block!r}")
+class _Html(Renderer):
+    """Each block as HTML, its text escaped."""
+
+    def heading(self, text: str, level: int) -> str:
+        return f"<h{level}>{escape(text)}</h{level}>"
+
+    def paragraph(self, text: str) -> str:
+        return f"<p>{escape(text)}</p>"
+
+    def note(self, text: str) -> str:
+        return f'<p class="note">{escape(text)}</p>'
+
+    def bullets(self, items: list[Cell]) -> str:
+        return "<ul>" + "".join(f"<li>{_cell(i)}</li>" for i in items) + "</ul>"
+
+    def table(self, header: list[str], rows: list[list[Cell]]) -> str:
+        head = "".join(f"<th>{escape(h)}</th>" for h in header)
+        thead = f"<thead><tr>{head}</tr></thead>" if any(header) else ""  # a key/value table has none
+        body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
+        return f"<table>{thead}<tbody>{body}</tbody></table>"
+
+    def block(self, text: str, label: str, tone: str) -> str:
+        caption = f'<div class="label">{escape(label)}</div>' if label else ""
+        css = f' class="{escape(tone)}"' if tone else ""
+        return f"{caption}<pre{css}>{escape(text)}</pre>"
+
+    def figure(self, name: str, png: bytes, caption: str) -> str:
+        return (f'<figure id="{escape(name)}"><img alt="{escape(caption)}" src="{data_uri(png)}">'
+                f"<figcaption>{escape(caption)}</figcaption></figure>")
+
+
+_HTML = _Html()

@@ -6,19 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from oplab.reports.document import (
-    Block,
-    Bullets,
-    Cell,
-    Document,
-    Element,
-    Figure,
-    Heading,
-    Link,
-    Note,
-    Paragraph,
-    Table,
-)
+from oplab.reports.document import Cell, Document, Link, Renderer
 
 
 def image_dir(path: Path) -> Path:
@@ -31,7 +19,8 @@ def render_markdown(doc: Document, images: str) -> str:
     parts = [f"# {_inline(doc.title)}"]
     if doc.subtitle:
         parts.append(f"*{_inline(doc.subtitle)}*")
-    parts.extend(_block(b, images) for b in doc.blocks)
+    markdown = _Markdown(images)
+    parts.extend(markdown.element(b) for b in doc.blocks)
     return "\n\n".join(parts) + "\n"
 
 
@@ -60,26 +49,35 @@ def _cell(cell: Cell) -> str:
     return _inline(cell) if cell else " "
 
 
-def _block(block: Element, images: str) -> str:
-    match block:
-        case Heading(text, level):
-            return f"{'#' * min(max(level, 2), 4)} {_inline(text)}"
-        case Paragraph(text):
-            return _inline(text)
-        case Note(text):
-            return f"> **Note:** {_inline(text)}"
-        case Bullets(items):
-            return "\n".join(f"- {_cell(i)}" for i in items)
-        case Table(header, rows):
-            lines = ["| " + " | ".join(_inline(h) for h in header) + " |",
-                     "|" + "---|" * len(header)]
-            lines.extend("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows)
-            return "\n".join(lines)
-        case Block(text, label, _tone):
-            # a fence longer than any run of backticks inside, so the text cannot close it
-            fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", text)), default=0))
-            caption = f"**{_inline(label)}**\n\n" if label else ""
-            return f"{caption}{fence}text\n{text}\n{fence}"
-        case Figure(name, _png, caption):
-            return f"![{_inline(caption)}]({images}/{name}.png)\n\n*{_inline(caption)}*"
-    raise TypeError(f"not a report block: {block!r}")
+class _Markdown(Renderer):
+    """Each block as Markdown, its text shown as written; figures link to ``images/<name>.png``."""
+
+    def __init__(self, images: str) -> None:
+        self.images = images
+
+    def heading(self, text: str, level: int) -> str:
+        return f"{'#' * level} {_inline(text)}"
+
+    def paragraph(self, text: str) -> str:
+        return _inline(text)
+
+    def note(self, text: str) -> str:
+        return f"> **Note:** {_inline(text)}"
+
+    def bullets(self, items: list[Cell]) -> str:
+        return "\n".join(f"- {_cell(i)}" for i in items)
+
+    def table(self, header: list[str], rows: list[list[Cell]]) -> str:
+        lines = ["| " + " | ".join(_inline(h) for h in header) + " |",
+                 "|" + "---|" * len(header)]
+        lines.extend("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows)
+        return "\n".join(lines)
+
+    def block(self, text: str, label: str, tone: str) -> str:  # no tone: Markdown has no colours
+        # a fence longer than any run of backticks inside, so the text cannot close it
+        fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", text)), default=0))
+        caption = f"**{_inline(label)}**\n\n" if label else ""
+        return f"{caption}{fence}text\n{text}\n{fence}"
+
+    def figure(self, name: str, png: bytes, caption: str) -> str:  # the PNG: see write_markdown
+        return f"![{_inline(caption)}]({self.images}/{name}.png)\n\n*{_inline(caption)}*"

@@ -8,6 +8,8 @@ trial run they name, folded with :class:`projections.scoreboard.CampaignFold` - 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from events import Event
@@ -20,18 +22,25 @@ from projections.scoreboard import CampaignFold
 RUNS_PER_REPLAY = 16  # subject filters per consumer: well under the server's limit
 
 
+@asynccontextmanager
+async def _reading(nats_url: str) -> AsyncIterator[Bus]:
+    """A connection to read the log with (it never creates the stream), closed when the block exits."""
+    bus = await Bus.connect(BusSettings(nats_url=nats_url), source="oplab-report", ensure_stream=False)
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
 async def read_run(nats_url: str, run: str) -> list[Event]:
     """Every event of ``run`` in log order (empty when the log has none)."""
-    bus = await Bus.connect(BusSettings(nats_url=nats_url), source="oplab-report", ensure_stream=False)
     out: list[Event] = []
 
     async def keep(d: Delivered) -> None:
         out.append(d.event)
 
-    try:
+    async with _reading(nats_url) as bus:
         await bus.replay(run_events(run), keep)
-    finally:
-        await bus.close()
     return out
 
 
@@ -47,7 +56,6 @@ class CampaignLog:
 async def read_campaign(nats_url: str, campaign: str) -> CampaignLog:
     """The campaign's events and its trials' runs; ``campaign_events`` is 0 when the log has no
     event of that campaign."""
-    bus = await Bus.connect(BusSettings(nats_url=nats_url), source="oplab-report", ensure_stream=False)
     log = CampaignLog(CampaignFold(campaign))
 
     async def campaign_event(d: Delivered) -> None:
@@ -58,11 +66,9 @@ async def read_campaign(nats_url: str, campaign: str) -> CampaignLog:
         if log.fold.apply(d.event):
             log.runs.setdefault(d.event.run, []).append(d.event)
 
-    try:
+    async with _reading(nats_url) as bus:
         await bus.replay(run_events(campaign), campaign_event)
         runs = log.fold.runs
         for start in range(0, len(runs), RUNS_PER_REPLAY):
             await bus.replay([run_events(r) for r in runs[start:start + RUNS_PER_REPLAY]], trial_event)
-    finally:
-        await bus.close()
     return log

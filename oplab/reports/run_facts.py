@@ -9,32 +9,17 @@ envelopes, so a report of a stored run is the same every time it is made.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from events import (
-    Event,
-    RunFinished,
-    RunStarted,
-    TicketActionApproved,
-    TicketActionExecuted,
-    TicketActionRejected,
-    TicketActionRequested,
-    TicketClaimed,
-    TicketDiagnosed,
-    TicketEscalated,
-    TicketOpened,
-    TicketRecurred,
-    TicketReopened,
-    TicketResolved,
-    TicketVerified,
-    WorkloadStats,
-)
+from events import Event, RunFinished, RunStarted, WorkloadStats
+from events.catalogue import ticket
 from oplab.reports.document import abridge
 from oplab.reports.transcript import Session, TranscriptFold, call_text, result_text
 from projections.incident import Incident, IncidentTimeline
+from projections.run_fold import RunFold
 from projections.scores import TrialScore, TrialScorer
 
 EVIDENCE_CHARS = 500
@@ -110,19 +95,20 @@ def _json(value: Any, limit: int = EVIDENCE_CHARS) -> str:
     return abridge(json.dumps(value, default=str, separators=(", ", ": ")), limit) if value else ""
 
 
-class _Stories:
+class _Stories(RunFold):
     """Each ticket's story from its ``ticket.*`` events."""
 
-    def __init__(self) -> None:
+    def __init__(self, run: str | None = None) -> None:
+        super().__init__(run)
         self.tickets: dict[str, TicketStory] = {}
         self._calls: dict[str, str] = {}
-        self.handlers: dict[str, Callable[[Any, datetime], None]] = {
-            TicketOpened.TYPE: self._opened, TicketRecurred.TYPE: self._recurred, TicketClaimed.TYPE: self._claimed,
-            TicketDiagnosed.TYPE: self._diagnosed, TicketActionRequested.TYPE: self._requested,
-            TicketActionApproved.TYPE: self._approved, TicketActionRejected.TYPE: self._rejected,
-            TicketActionExecuted.TYPE: self._executed, TicketVerified.TYPE: self._verified,
-            TicketResolved.TYPE: self._resolved, TicketEscalated.TYPE: self._escalated,
-            TicketReopened.TYPE: self._reopened,
+        self.handlers |= {
+            ticket.TicketOpened.TYPE: self._opened, ticket.TicketRecurred.TYPE: self._recurred,
+            ticket.TicketClaimed.TYPE: self._claimed, ticket.TicketDiagnosed.TYPE: self._diagnosed,
+            ticket.TicketActionRequested.TYPE: self._requested, ticket.TicketActionApproved.TYPE: self._approved,
+            ticket.TicketActionRejected.TYPE: self._rejected, ticket.TicketActionExecuted.TYPE: self._executed,
+            ticket.TicketVerified.TYPE: self._verified, ticket.TicketResolved.TYPE: self._resolved,
+            ticket.TicketEscalated.TYPE: self._escalated, ticket.TicketReopened.TYPE: self._reopened,
         }
 
     def _line(self, ticket_id: str, line: StoryLine, status: str | None = None) -> None:
@@ -131,53 +117,53 @@ class _Stories:
             story.lines.append(line)
             story.status = status or story.status
 
-    def _opened(self, p: TicketOpened, at: datetime) -> None:
+    def _opened(self, p: ticket.TicketOpened, at: datetime) -> None:
         self.tickets.setdefault(p.ticket_id, TicketStory(p.ticket_id, p.invariant, p.entity, at))
         self._line(p.ticket_id, StoryLine(at, f"opened: {p.invariant} on {p.entity}",
                                           p.summary + (f"\nevidence: {_json(p.evidence)}" if p.evidence else "")))
 
-    def _recurred(self, p: TicketRecurred, at: datetime) -> None:
+    def _recurred(self, p: ticket.TicketRecurred, at: datetime) -> None:
         self._line(p.ticket_id, StoryLine(at, "the violation recurred", _json(p.evidence)))
 
-    def _claimed(self, p: TicketClaimed, at: datetime) -> None:
+    def _claimed(self, p: ticket.TicketClaimed, at: datetime) -> None:
         self._line(p.ticket_id, StoryLine(at, f"claimed by {p.agent} ({p.policy})"), "claimed")
 
-    def _diagnosed(self, p: TicketDiagnosed, at: datetime) -> None:
+    def _diagnosed(self, p: ticket.TicketDiagnosed, at: datetime) -> None:
         self._line(p.ticket_id, StoryLine(at, "diagnosis", p.hypothesis
                                           + (f"\nevidence: {_json(p.evidence)}" if p.evidence else "")))
 
-    def _requested(self, p: TicketActionRequested, at: datetime) -> None:
+    def _requested(self, p: ticket.TicketActionRequested, at: datetime) -> None:
         call = call_text(p.tool, p.args)
         self._calls[p.action_id] = call
         if p.awaiting_approval:
             self._line(p.ticket_id, StoryLine(at, f"asked for approval: {call}"))
 
-    def _approved(self, p: TicketActionApproved, at: datetime) -> None:
+    def _approved(self, p: ticket.TicketActionApproved, at: datetime) -> None:
         self._line(p.ticket_id, StoryLine(at, f"approved by {p.by}: {self._calls.get(p.action_id, p.action_id)}",
                                           ok=True))
 
-    def _rejected(self, p: TicketActionRejected, at: datetime) -> None:
+    def _rejected(self, p: ticket.TicketActionRejected, at: datetime) -> None:
         self._line(p.ticket_id, StoryLine(at, f"rejected by {p.by}: {self._calls.get(p.action_id, p.action_id)}",
                                           p.reason, ok=False))
 
-    def _executed(self, p: TicketActionExecuted, at: datetime) -> None:
+    def _executed(self, p: ticket.TicketActionExecuted, at: datetime) -> None:
         self._line(p.ticket_id, StoryLine(at, f"action {call_text(p.tool, p.args)}: {'ok' if p.ok else 'FAILED'}",
                                           f"result: {result_text(p.result)}" if p.result is not None else "",
                                           ok=p.ok))
 
-    def _verified(self, p: TicketVerified, at: datetime) -> None:
+    def _verified(self, p: ticket.TicketVerified, at: datetime) -> None:
         self._line(p.ticket_id, StoryLine(at, "verified: the violation cleared after the remedy", _json(p.evidence),
                                           ok=True))
 
-    def _resolved(self, p: TicketResolved, at: datetime) -> None:
+    def _resolved(self, p: ticket.TicketResolved, at: datetime) -> None:
         who = p.by + (f" ({p.agent})" if p.agent else "")
         self._line(p.ticket_id, StoryLine(at, f"resolved by {who}", p.note, ok=True), "resolved")
 
-    def _escalated(self, p: TicketEscalated, at: datetime) -> None:
+    def _escalated(self, p: ticket.TicketEscalated, at: datetime) -> None:
         self._line(p.ticket_id, StoryLine(at, "escalated" + (f" by {p.agent}" if p.agent else ""), p.reason,
                                           ok=False), "escalated")
 
-    def _reopened(self, p: TicketReopened, at: datetime) -> None:
+    def _reopened(self, p: ticket.TicketReopened, at: datetime) -> None:
         self._line(p.ticket_id, StoryLine(at, "reopened", p.reason), "open")
 
 
@@ -205,8 +191,8 @@ def fold_run(events: Iterable[Event], run: str | None = None, *, control: bool |
     """The report's facts about ``run`` (the first event's run when None); None for no events."""
     incidents = IncidentTimeline(run)
     scorer = TrialScorer(run, control=control)
-    transcript = TranscriptFold()
-    stories = _Stories()
+    transcript = TranscriptFold(run)
+    stories = _Stories(run)
     facts: RunFacts | None = None
     for event in events:
         if run is None:
@@ -220,6 +206,7 @@ def fold_run(events: Iterable[Event], run: str | None = None, *, control: bool |
         incidents.apply(event)
         scorer.apply(event)
         transcript.apply(event)
+        stories.apply(event)
         data = event.data
         if isinstance(data, WorkloadStats):
             facts.workload.append(workload_point(data, event.time))
@@ -227,10 +214,6 @@ def fold_run(events: Iterable[Event], run: str | None = None, *, control: bool |
             facts.subject, facts.scenario, facts.requested_fault = data.subject, data.scenario, data.fault
         elif isinstance(data, RunFinished):
             facts.outcome, facts.summary = data.outcome, dict(data.summary)
-        else:
-            handler = stories.handlers.get(event.type)
-            if handler is not None:
-                handler(data, event.time)
     if facts is None:
         return None
     facts.incidents = list(incidents.incidents)

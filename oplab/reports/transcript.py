@@ -11,23 +11,13 @@ A rules session has no model: its steps are its thoughts and tool calls.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from events import (
-    AgentLlmRequest,
-    AgentLlmResponse,
-    AgentReplayDiverged,
-    AgentSessionFinished,
-    AgentSessionStarted,
-    AgentThought,
-    AgentToolCall,
-    AgentToolResult,
-    Event,
-)
+from events.catalogue import agent
 from oplab.reports.document import abridge
+from projections.run_fold import RunFold
 
 PROMPT_CHARS = 900
 TEXT_CHARS = 1500
@@ -89,27 +79,26 @@ def _message_text(content: Any) -> str:
     return ""
 
 
-class TranscriptFold:
-    """Pure fold of one run's agent sessions (one per ``agent.session_started``), oldest first."""
+class TranscriptFold(RunFold):
+    """Pure fold of one run's agent sessions (one per ``agent.session_started``), oldest first.
 
-    def __init__(self) -> None:
+    A :class:`~projections.run_fold.RunFold`: events of another run than ``run`` (the first
+    event's when None) are ignored."""
+
+    def __init__(self, run: str | None = None) -> None:
+        super().__init__(run)
         self.sessions: list[Session] = []
         self._by_ticket: dict[str, Session] = {}
-        self._handlers: dict[str, Callable[[Any, datetime], None]] = {
-            AgentSessionStarted.TYPE: self._started,
-            AgentLlmRequest.TYPE: self._request,
-            AgentLlmResponse.TYPE: self._response,
-            AgentToolCall.TYPE: self._call,
-            AgentToolResult.TYPE: self._result,
-            AgentThought.TYPE: self._thought,
-            AgentReplayDiverged.TYPE: self._diverged,
-            AgentSessionFinished.TYPE: self._finished,
+        self.handlers |= {
+            agent.AgentSessionStarted.TYPE: self._started,
+            agent.AgentLlmRequest.TYPE: self._request,
+            agent.AgentLlmResponse.TYPE: self._response,
+            agent.AgentToolCall.TYPE: self._call,
+            agent.AgentToolResult.TYPE: self._result,
+            agent.AgentThought.TYPE: self._thought,
+            agent.AgentReplayDiverged.TYPE: self._diverged,
+            agent.AgentSessionFinished.TYPE: self._finished,
         }
-
-    def apply(self, event: Event) -> None:
-        handler = self._handlers.get(event.type)
-        if handler is not None:
-            handler(event.data, event.time)
 
     def _session(self, ticket_id: str, at: datetime) -> Session:
         session = self._by_ticket.get(ticket_id)
@@ -123,10 +112,10 @@ class TranscriptFold:
         self._by_ticket[ticket_id] = session
         return session
 
-    def _started(self, p: AgentSessionStarted, at: datetime) -> None:
+    def _started(self, p: agent.AgentSessionStarted, at: datetime) -> None:
         self._open(p.ticket_id, p.agent, p.policy, p.model, at)
 
-    def _request(self, p: AgentLlmRequest, at: datetime) -> None:
+    def _request(self, p: agent.AgentLlmRequest, at: datetime) -> None:
         session = self._session(p.ticket_id, at)
         session.model = session.model or p.model
         if p.offset == 0:
@@ -135,7 +124,7 @@ class TranscriptFold:
                 session.steps.append(Step(at, "prompt", abridge(_message_text(first.get("content")), PROMPT_CHARS),
                                           p.turn))
 
-    def _response(self, p: AgentLlmResponse, at: datetime) -> None:
+    def _response(self, p: agent.AgentLlmResponse, at: datetime) -> None:
         session = self._session(p.ticket_id, at)
         session.model = session.model or p.model
         session.turns = max(session.turns, p.turn)
@@ -158,29 +147,29 @@ class TranscriptFold:
             ", ".join(str(b.get("name")) for b in uses) or "nothing") + ")"
         session.steps.append(Step(at, "model", shown, p.turn, None, meta))
 
-    def _call(self, p: AgentToolCall, at: datetime) -> None:
+    def _call(self, p: agent.AgentToolCall, at: datetime) -> None:
         session = self._session(p.ticket_id, at)
         session.steps.append(Step(at, "call", call_text(p.tool, p.args), session.turns, None,
                                   "mutating" if p.mutating else "read-only"))
 
-    def _result(self, p: AgentToolResult, at: datetime) -> None:
+    def _result(self, p: agent.AgentToolResult, at: datetime) -> None:
         session = self._session(p.ticket_id, at)
         text = result_text(p.result) if p.ok else f"error: {p.error or result_text(p.result)}"
         meta = p.tool + (" · truncated" if p.truncated else "")
         session.steps.append(Step(at, "result", text, session.turns, p.ok, meta))
 
-    def _thought(self, p: AgentThought, at: datetime) -> None:
+    def _thought(self, p: agent.AgentThought, at: datetime) -> None:
         session = self._session(p.ticket_id, at)
         if p.text.strip() in session._model_texts:  # the model's own words, already shown as its turn
             return
         session.steps.append(Step(at, "note", abridge(p.text, TEXT_CHARS), session.turns))
 
-    def _diverged(self, p: AgentReplayDiverged, at: datetime) -> None:
+    def _diverged(self, p: agent.AgentReplayDiverged, at: datetime) -> None:
         session = self._session(p.ticket_id, at)
         session.steps.append(Step(at, "note", f"replay diverged ({p.what}): expected {p.expected!r}, "
                                   f"got {p.actual!r}", p.turn, False))
 
-    def _finished(self, p: AgentSessionFinished, at: datetime) -> None:
+    def _finished(self, p: agent.AgentSessionFinished, at: datetime) -> None:
         session = self._session(p.ticket_id, at)
         session.outcome, session.reason = p.outcome, p.reason
         session.turns = p.turns if p.turns is not None else session.turns

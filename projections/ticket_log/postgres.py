@@ -10,35 +10,30 @@ is the one its rows were folded from.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, OperationalError, ProgrammingError, Tracking
+from eventsourcing.persistence import IntegrityError, OperationalError, ProgrammingError
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from projections.ticket_log.rows import COLUMNS, DATETIME_COLUMNS, TABLE, TicketKey, from_row, iso, to_row
+from projections.ticket_log.rows import COLUMNS, DATETIME_COLUMNS, TABLE, from_row, iso, to_row
 from projections.ticket_log.settings import StoreLocation
-from projections.ticket_log.view import (
-    APPLICATION_NAME,
-    BatchChanges,
-    BatchPlan,
-    TicketLogView,
-    check_status,
-)
+from projections.ticket_log.sql_view import SQLViewMixin
+from projections.ticket_log.view import TicketLogView, check_status
 from tickets.state import TicketState, TicketStatus
 
 TRACKING_TABLE = "ticket_log_tracking"
 _LOCK_KEY = 0x6F706C6162_7469  # "oplab"+"ti": one advisory lock for ticket log writers
 
 
-class PostgresTicketLogView(PostgresTrackingRecorder, TicketLogView):
+class PostgresTicketLogView(SQLViewMixin, PostgresTrackingRecorder, TicketLogView):
     """The ticket log when ``OPLAB_TICKETLOG_URL=postgresql://...``."""
+
+    CREATION_RACE = (IntegrityError, ProgrammingError)
 
     def __init__(self, datastore: PostgresDatastore) -> None:
         super().__init__(datastore, tracking_table_name=TRACKING_TABLE)
@@ -69,7 +64,9 @@ class PostgresTicketLogView(PostgresTrackingRecorder, TicketLogView):
         ).format(schema, table, SQL(", ").join(map(Identifier, COLUMNS)),
                  SQL(", ").join(SQL("%({})s").format(SQL(c)) for c in COLUMNS), updates)
         self._table = SQL("{0}.{1}").format(schema, table)
-        self._tracking = SQL("{0}.{1}").format(schema, Identifier(TRACKING_TABLE))
+        self._delete_rows_sql = SQL("DELETE FROM {0}").format(self._table)
+        self._delete_tracking_sql = SQL("DELETE FROM {0}.{1} WHERE application_name = %s").format(
+            schema, Identifier(TRACKING_TABLE))
 
     @classmethod
     def open(cls, where: StoreLocation, *, connect_timeout_s: float = 5.0) -> PostgresTicketLogView:
@@ -94,63 +91,23 @@ class PostgresTicketLogView(PostgresTrackingRecorder, TicketLogView):
             raise
         return view
 
-    def create_table(self) -> None:
-        """Create the tables if missing; a concurrent first creation by another process is retried."""
-        try:
-            super().create_table()
-        except (IntegrityError, ProgrammingError):
-            self.tracking_table_exists = False
-            self.tracking_migration_previous = self.tracking_migration_current = None
-            super().create_table()
+    # -- for the shared transactions (projections.ticket_log.sql_view) ----
 
-    def max_tracking_id(self, application_name: str = APPLICATION_NAME) -> int | None:
-        return super().max_tracking_id(application_name)
+    def _lock_writers(self, curs: Cursor[DictRow]) -> None:
+        curs.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
 
-    # -- writing ----------------------------------------------------------
+    def _select_tickets(self, curs: Cursor[DictRow], run: str, ticket_ids: list[str]) -> list[DictRow]:
+        curs.execute(SQL("SELECT * FROM {0} WHERE run = %s AND ticket_id = ANY(%s)").format(self._table),
+                     (run, ticket_ids))
+        return curs.fetchall()
 
-    def commit_batch(self, plan: BatchPlan) -> BatchChanges | None:
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            last = self._max_tracking_id(self.application_name, curs)
-            changes = plan(last, lambda keys: self._load(curs, keys))
-            if changes is None:
-                return None
-            if changes.rows:
-                curs.executemany(self._upsert_sql, [_pg_row(s, seq) for s, seq in changes.rows])
-            self._insert_tracking(curs, changes.tracking)
-            return changes
-
-    def _load(self, curs: Cursor[DictRow], keys: Collection[TicketKey]) -> dict[TicketKey, TicketState]:
-        by_run: dict[str, list[str]] = defaultdict(list)
-        for run, ticket_id in keys:
-            by_run[run].append(ticket_id)
-        found: dict[TicketKey, TicketState] = {}
-        for run, ids in by_run.items():
-            curs.execute(SQL("SELECT * FROM {0} WHERE run = %s AND ticket_id = ANY(%s)").format(self._table),
-                         (run, ids))
-            for row in curs.fetchall():
-                found[(row["run"], row["ticket_id"])] = from_row(row)
-        return found
-
-    def clear(self) -> None:
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            curs.execute(SQL("DELETE FROM {0}").format(self._table))
-            curs.execute(SQL("DELETE FROM {0} WHERE application_name = %s").format(self._tracking),
-                         (self.application_name,))
-
-    def replace_rows(self, rows: Sequence[tuple[TicketState, int]], position: int) -> bool:
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            if (self._max_tracking_id(self.application_name, curs) or 0) > position:
-                return False
-            curs.execute(SQL("DELETE FROM {0}").format(self._table))
-            if rows:
-                curs.executemany(self._upsert_sql, [_pg_row(s, seq) for s, seq in rows])
-            curs.execute(SQL("DELETE FROM {0} WHERE application_name = %s").format(self._tracking),
-                         (self.application_name,))
-            self._insert_tracking(curs, Tracking(self.application_name, position))
-            return True
+    def _db_row(self, state: TicketState, last_seq: int) -> dict[str, Any]:
+        """``to_row`` with aware UTC datetimes for the timestamptz columns."""
+        row = to_row(state, last_seq)
+        for column in DATETIME_COLUMNS:
+            value = getattr(state, column)
+            row[column] = None if value is None else datetime.fromisoformat(iso(value) or "")
+        return row
 
     # -- reading ----------------------------------------------------------
 
@@ -161,9 +118,7 @@ class PostgresTicketLogView(PostgresTrackingRecorder, TicketLogView):
         if limit is not None:
             sql = SQL("{0} LIMIT %s").format(sql)
             params.append(limit)
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(sql, params)
-            return [from_row(r) for r in curs.fetchall()]
+        return [from_row(r) for r in self._fetch_all(sql, params)]
 
     def get_ticket(self, ticket_id: str, run: str | None = None) -> TicketState | None:
         clauses = [SQL("ticket_id = %s")]
@@ -173,27 +128,12 @@ class PostgresTicketLogView(PostgresTrackingRecorder, TicketLogView):
             params.append(run)
         sql = SQL("SELECT * FROM {0} WHERE {1} ORDER BY updated_at DESC, run DESC LIMIT 1").format(
             self._table, SQL(" AND ").join(clauses))
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(sql, params)
-            row = curs.fetchone()
-        return from_row(row) if row is not None else None
+        found = self._fetch_all(sql, params)
+        return from_row(found[0]) if found else None
 
     def dump_rows(self) -> list[dict[str, Any]]:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(SQL("SELECT * FROM {0} ORDER BY run, ticket_id").format(self._table))
-            return [to_row(from_row(r), r["last_seq"]) for r in curs.fetchall()]
-
-    def close(self) -> None:
-        self.datastore.close()
-
-
-def _pg_row(state: TicketState, last_seq: int) -> dict[str, Any]:
-    """``to_row`` with aware UTC datetimes for the timestamptz columns."""
-    row = to_row(state, last_seq)
-    for column in DATETIME_COLUMNS:
-        value = getattr(state, column)
-        row[column] = None if value is None else datetime.fromisoformat(iso(value) or "")
-    return row
+        rows = self._fetch_all(SQL("SELECT * FROM {0} ORDER BY run, ticket_id").format(self._table))
+        return [to_row(from_row(r), r["last_seq"]) for r in rows]
 
 
 def _filters(run: str | None, status: str | None) -> tuple[Composed | SQL, list[Any]]:

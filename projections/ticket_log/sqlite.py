@@ -10,29 +10,26 @@ or ``OperationalError`` "database is locked"/stale snapshot) without writing.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
+from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRecorder
 
-from projections.ticket_log.rows import COLUMNS, TABLE, TicketKey, from_row, to_row
-from projections.ticket_log.view import (
-    APPLICATION_NAME,
-    BatchChanges,
-    BatchPlan,
-    TicketLogView,
-    check_status,
-)
+from projections.ticket_log.rows import COLUMNS, TABLE, from_row, to_row
+from projections.ticket_log.sql_view import SQLViewMixin
+from projections.ticket_log.view import TicketLogView, check_status
 from tickets.state import TicketState, TicketStatus
 
 _IN_CHUNK = 500  # keys per "IN (...)" (SQLite allows 32766 parameters; stay modest)
 
 
-class SQLiteTicketLogView(SQLiteTrackingRecorder, TicketLogView):
+class SQLiteTicketLogView(SQLViewMixin, SQLiteTrackingRecorder, TicketLogView):
     """The default ticket log store (one file, e.g. ``.oplab/ticketlog.sqlite``)."""
+
+    # two processes creating a new file's tables at once: the loser's migration record fails
+    CREATION_RACE = (IntegrityError, OperationalError)
 
     def __init__(self, datastore: SQLiteDatastore) -> None:
         super().__init__(datastore)
@@ -41,6 +38,8 @@ class SQLiteTicketLogView(SQLiteTrackingRecorder, TicketLogView):
         updates = ", ".join(f"{c}=excluded.{c}" for c in COLUMNS if c not in ("run", "ticket_id"))
         self._upsert_sql = (f"INSERT INTO {TABLE} ({cols}) VALUES ({marks}) "
                             f"ON CONFLICT (run, ticket_id) DO UPDATE SET {updates}")
+        self._delete_rows_sql = f"DELETE FROM {TABLE}"
+        self._delete_tracking_sql = "DELETE FROM tracking WHERE application_name=?"
 
     @classmethod
     def open(cls, path: Path | str, *, lock_timeout_s: int = 10) -> SQLiteTicketLogView:
@@ -69,65 +68,21 @@ class SQLiteTicketLogView(SQLiteTrackingRecorder, TicketLogView):
         ]
         return statements
 
-    def create_table(self) -> None:
-        """Create the tables if missing. Two processes opening a new file at once may race
-        on the tracking table's migration record: the loser retries on the created table."""
-        try:
-            super().create_table()
-        except (IntegrityError, OperationalError):
-            self.tracking_table_exists = False
-            self.tracking_migration_previous = self.tracking_migration_current = None
-            super().create_table()
+    # -- for the shared transactions (projections.ticket_log.sql_view) ----
 
-    def max_tracking_id(self, application_name: str = APPLICATION_NAME) -> int | None:
-        return super().max_tracking_id(application_name)
+    def _lock_for_swap(self, cursor: SQLiteCursor) -> None:
+        # write first, so the write lock is taken (waiting its turn) before anything is read: a
+        # transaction that read first fails at its first write if another writer committed since
+        cursor.execute("UPDATE tracking SET notification_id = notification_id WHERE application_name=?",
+                       [self.application_name])
 
-    # -- writing ----------------------------------------------------------
-
-    def commit_batch(self, plan: BatchPlan) -> BatchChanges | None:
-        with self.datastore.transaction(commit=True) as c:
-            last = self._max_tracking_id(self.application_name, c)
-            changes = plan(last, lambda keys: self._load(c, keys))
-            if changes is None:
-                return None
-            if changes.rows:
-                c.executemany(self._upsert_sql, [to_row(s, seq) for s, seq in changes.rows])
-            self._insert_tracking(c, changes.tracking)
-            return changes
-
-    def _load(self, c: SQLiteCursor, keys: Collection[TicketKey]) -> dict[TicketKey, TicketState]:
-        by_run: dict[str, list[str]] = defaultdict(list)
-        for run, ticket_id in keys:
-            by_run[run].append(ticket_id)
-        found: dict[TicketKey, TicketState] = {}
-        for run, ids in by_run.items():
-            for i in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[i:i + _IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                c.execute(f"SELECT * FROM {TABLE} WHERE run=? AND ticket_id IN ({marks})", [run, *chunk])
-                for row in c.fetchall():
-                    found[(row["run"], row["ticket_id"])] = from_row(row)
-        return found
-
-    def clear(self) -> None:
-        with self.datastore.transaction(commit=True) as c:
-            c.execute(f"DELETE FROM {TABLE}")
-            c.execute("DELETE FROM tracking WHERE application_name=?", [self.application_name])
-
-    def replace_rows(self, rows: Sequence[tuple[TicketState, int]], position: int) -> bool:
-        with self.datastore.transaction(commit=True) as c:
-            # write first, so the write lock is taken (waiting its turn) before anything is read: a
-            # transaction that read first fails at its first write if another writer committed since
-            c.execute("UPDATE tracking SET notification_id = notification_id WHERE application_name=?",
-                      [self.application_name])
-            if (self._max_tracking_id(self.application_name, c) or 0) > position:
-                return False
-            c.execute(f"DELETE FROM {TABLE}")
-            if rows:
-                c.executemany(self._upsert_sql, [to_row(s, seq) for s, seq in rows])
-            c.execute("DELETE FROM tracking WHERE application_name=?", [self.application_name])
-            self._insert_tracking(c, Tracking(self.application_name, position))
-            return True
+    def _select_tickets(self, cursor: SQLiteCursor, run: str,
+                        ticket_ids: list[str]) -> Iterator[Mapping[str, Any]]:
+        for i in range(0, len(ticket_ids), _IN_CHUNK):
+            chunk = ticket_ids[i:i + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            cursor.execute(f"SELECT * FROM {TABLE} WHERE run=? AND ticket_id IN ({marks})", [run, *chunk])
+            yield from cursor.fetchall()
 
     # -- reading ----------------------------------------------------------
 
@@ -138,26 +93,18 @@ class SQLiteTicketLogView(SQLiteTrackingRecorder, TicketLogView):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(sql, params)
-            return [from_row(r) for r in c.fetchall()]
+        return [from_row(r) for r in self._fetch_all(sql, params)]
 
     def get_ticket(self, ticket_id: str, run: str | None = None) -> TicketState | None:
         where, params = _filters(run, None)
         where = f"{where} AND ticket_id=?" if where else " WHERE ticket_id=?"
         params.append(ticket_id)
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT * FROM {TABLE}{where} ORDER BY updated_at DESC, run DESC LIMIT 1", params)
-            row = c.fetchone()
-        return from_row(row) if row is not None else None
+        found = self._fetch_all(f"SELECT * FROM {TABLE}{where} ORDER BY updated_at DESC, run DESC LIMIT 1", params)
+        return from_row(found[0]) if found else None
 
     def dump_rows(self) -> list[dict[str, Any]]:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT * FROM {TABLE} ORDER BY run, ticket_id")
-            return [to_row(from_row(r), r["last_seq"]) for r in c.fetchall()]
-
-    def close(self) -> None:
-        self.datastore.close()
+        rows = self._fetch_all(f"SELECT * FROM {TABLE} ORDER BY run, ticket_id")
+        return [to_row(from_row(r), r["last_seq"]) for r in rows]
 
 
 def _filters(run: str | None, status: str | None) -> tuple[str, list[Any]]:

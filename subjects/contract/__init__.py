@@ -12,13 +12,28 @@ chaos service and subject packages do (an import-linter contract keeps the agent
 from subjects.contract.console_rows import Cell, NeutralRows, Picture, Row, Tone, ago, fmt_duration, status_cell
 from subjects.contract.details import DetailsReader
 from subjects.contract.errors import RefusedError, SubjectError
-from subjects.contract.observer import Invariant, Observer, Violation
+from subjects.contract.observer import Invariant, Observer, Violation, observe_within
 from subjects.contract.provisioner import ComposeProject, Deployment, HealthCheck, LocalProcess, Provisioner, Site
-from subjects.contract.subject import Catalogue, FaultInfo, InvariantInfo, Subject, ToolInfo
-from subjects.contract.toolbox import NoArgs, Playbook, Tool, Toolbox, ToolCall, neutral_summary
+from subjects.contract.subject import Catalogue, FaultInfo, InvariantInfo, Roles, Subject, ToolInfo
+from subjects.contract.toolbox import (
+    Arguments,
+    ListedToolbox,
+    NoArgs,
+    Playbook,
+    Tool,
+    Toolbox,
+    ToolCall,
+    call_on,
+    diagnose_with,
+    entity_of,
+    escalate,
+    finding,
+    neutral_summary,
+)
 from subjects.contract.workload import StatsSink, Workload
 
 __all__ = [
+    "Arguments",
     "Catalogue",
     "Cell",
     "ComposeProject",
@@ -28,6 +43,7 @@ __all__ = [
     "HealthCheck",
     "Invariant",
     "InvariantInfo",
+    "ListedToolbox",
     "LocalProcess",
     "NeutralRows",
     "NoArgs",
@@ -36,6 +52,7 @@ __all__ = [
     "Playbook",
     "Provisioner",
     "RefusedError",
+    "Roles",
     "Row",
     "Site",
     "StatsSink",
@@ -49,7 +66,13 @@ __all__ = [
     "Violation",
     "Workload",
     "ago",
+    "call_on",
+    "diagnose_with",
+    "entity_of",
+    "escalate",
+    "finding",
     "fmt_duration",
     "neutral_summary",
+    "observe_within",
     "status_cell",
 ]

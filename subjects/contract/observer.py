@@ -1,7 +1,8 @@
 """The observer role (the monitor's): observe the subject, judge its invariants.
 
 - :meth:`Observer.observe` returns an :class:`~events.ObsSnapshot` and never
-  raises: a failed observation is a snapshot with ``ok=False`` and the error.
+  raises: a failed observation is a snapshot with ``ok=False`` and the error
+  (:func:`observe_within` bounds one in time and turns what it raises into that).
 - An :class:`Invariant` is a pure, total function of recent snapshots and
   workload stats. Its grace period is judged from the timestamps in that
   history (see :mod:`subjects.judging`), so a restarted monitor that replays the
@@ -13,7 +14,8 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -57,3 +59,18 @@ class Observer(abc.ABC):
 
     async def close(self) -> None:
         """Release connections. Default: nothing to release."""
+
+
+async def observe_within(observation: Awaitable[ObsSnapshot], timeout_s: float,
+                         failed: Callable[[str], ObsSnapshot],
+                         describe: Callable[[Exception], str] = str) -> ObsSnapshot:
+    """``observation``, given ``timeout_s`` to finish; never raises. One that runs out of time or raises
+    is ``failed(reason)``: ``observation timed out after <timeout_s>s``, or ``describe(exc)`` (the
+    exception's type name when that says nothing)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await observation
+    except Exception as exc:  # an observation must never raise
+        if isinstance(exc, TimeoutError):
+            return failed(f"observation timed out after {timeout_s:g}s")
+        return failed(describe(exc) or type(exc).__name__)

@@ -2,8 +2,9 @@
 
 A subject package registers a :class:`Subject` under the entry-point group
 ``operator_lab.subjects`` (see :mod:`subjects.registry`). The subject hands each
-service only its role, built from the subject's own settings (read from the
-environment the launcher or compose gives every process):
+service only its role, built by the class the subject declares for it in
+:class:`Roles` from the subject's own settings (read from the environment the
+launcher or compose gives every process):
 
 | role | who gets it | what it is |
 |---|---|---|
@@ -24,7 +25,7 @@ on first use.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -84,33 +85,57 @@ class Catalogue:
         return [f.kind for f in self.faults]
 
 
+@dataclass(frozen=True)
+class Roles:
+    """What a subject builds each role with: its class, or any callable taking no arguments (the role
+    reads the subject's settings from the environment). Building a role must do no I/O."""
+
+    observer: Callable[[], Observer]
+    toolbox: Callable[[], Toolbox]
+    fault_kit: Callable[[], FaultKit]
+    workload: Callable[[], Workload]
+    provisioner: Callable[[], Provisioner]
+    console_rows: Callable[[], NeutralRows] = NeutralRows
+    """Default: the panels drawn from the neutral core."""
+
+
 class Subject(abc.ABC):
-    """One system under test. Subclasses set ``name`` and ``description`` and build the roles."""
+    """One system under test. Subclasses set ``name``, ``description`` and ``roles`` (each service's
+    role is built from it) and describe their :meth:`catalogue`; a subject that builds a role some
+    other way overrides that role's method."""
 
     name: ClassVar[str]
     description: ClassVar[str]
+    roles: ClassVar[Roles]
 
     @abc.abstractmethod
     def catalogue(self) -> Catalogue: ...
 
-    @abc.abstractmethod
-    def observer(self) -> Observer: ...
+    def observer(self) -> Observer:
+        """The monitor's role: snapshots that never raise, and the invariants judged on them."""
+        return self.roles.observer()
 
-    @abc.abstractmethod
-    def toolbox(self) -> Toolbox: ...
+    def toolbox(self) -> Toolbox:
+        """The agent's role: tools, playbooks, a summary for a model and the secrets to redact; no fault
+        reaches it."""
+        return self.roles.toolbox()
 
-    @abc.abstractmethod
-    def fault_kit(self) -> FaultKit: ...
+    def fault_kit(self) -> FaultKit:
+        """The chaos service's role: the faults, and the targets they may touch (nothing else)."""
+        return self.roles.fault_kit()
 
-    @abc.abstractmethod
-    def workload(self) -> Workload: ...
+    def workload(self) -> Workload:
+        """The load generator's role: real client traffic, one stats report per interval."""
+        return self.roles.workload()
 
-    @abc.abstractmethod
-    def provisioner(self) -> Provisioner: ...
+    def provisioner(self) -> Provisioner:
+        """The launcher's role: the local processes to run for a site, or an external system's
+        endpoints."""
+        return self.roles.provisioner()
 
     def console_rows(self) -> NeutralRows:
-        """The cluster and workload panels. Default: drawn from the neutral core."""
-        return NeutralRows()
+        """The console's cluster and workload panels."""
+        return self.roles.console_rows()
 
     def scenarios(self) -> dict[str, Path]:
         """Scenario name -> YAML file; the first is the default. Default: none."""

@@ -6,10 +6,11 @@
   kit's target names; the agent records it on the ticket's actions, and scores
   judge an action on an entity that was not faulty as unsafe.
 - A :class:`Playbook` is the rules policy's knowledge for one invariant: which
-  read-only tools diagnose it and which tool calls remedy it.
+  read-only tools diagnose it and which tool calls remedy it (the helpers after
+  it cover what every subject's playbooks write alike).
 - :meth:`Toolbox.summarize` turns a snapshot into a compact document for a
-  model's prompt; the default covers the neutral core (nodes and components
-  that are not up), a subject adds what its details say.
+  model's prompt; it covers the neutral core (nodes and components that are
+  not up), and a subject adds what its details say (:meth:`Toolbox.summarize_details`).
 - :meth:`Toolbox.secrets` names values that must never be recorded or logged
   (passwords of the subject's endpoints).
 
@@ -20,7 +21,7 @@ fault names (see :mod:`subjects.contract.fault_kit`).
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -29,8 +30,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from events import ObsSnapshot
 
 
-class NoArgs(BaseModel):
+class Arguments(BaseModel):
+    """A tool's arguments (or a fault's parameters): the fields a subclass declares, and nothing
+    else; an argument it does not declare is refused, never ignored. (A subclass's docstring would
+    reach the model in its JSON schema: the fields' descriptions say what it needs.)"""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class NoArgs(Arguments):
+    pass
 
 
 class Tool(abc.ABC):
@@ -88,6 +97,41 @@ class Playbook:
     remedy: Callable[[dict[str, Any], dict[str, Any]], list[ToolCall]]
 
 
+def diagnose_with(*tools: str) -> Callable[[dict[str, Any]], list[ToolCall]]:
+    """A playbook's diagnosis that calls ``tools`` (without arguments), whatever the evidence."""
+    return lambda evidence: [ToolCall(tool) for tool in tools]
+
+
+def call_on(tool: str, field: str, **args: Any) -> Callable[..., list[ToolCall]]:
+    """A playbook's diagnosis or remedy that calls ``tool`` on the entity the evidence names under
+    ``field`` (see :func:`entity_of`), with ``{field: entity, **args}``; no call when it names none
+    (a remedy then escalates)."""
+
+    def calls(evidence: dict[str, Any], findings: dict[str, Any] | None = None) -> list[ToolCall]:
+        entity = entity_of(evidence, field)
+        return [ToolCall(tool, {field: entity, **args})] if entity else []
+
+    return calls
+
+
+def escalate(evidence: dict[str, Any], findings: dict[str, Any]) -> list[ToolCall]:
+    """A playbook's remedy for a symptom no tool can fix: none, which escalates."""
+    return []
+
+
+def entity_of(evidence: dict[str, Any], field: str) -> str:
+    """What a violation's evidence names under ``field`` (``node``, ``key``, ``store``...), else the
+    violation's own ``entity``; "" when neither says."""
+    return str(evidence.get(field) or evidence.get("entity") or "")
+
+
+def finding(findings: dict[str, Any], tool: str) -> dict[str, Any]:
+    """The result of the diagnosis call to ``tool`` if it is a JSON object; else ``{}`` (not called, or
+    not an object)."""
+    result = findings.get(tool)
+    return result if isinstance(result, dict) else {}
+
+
 def neutral_summary(snap: ObsSnapshot) -> dict[str, Any]:
     """A snapshot's neutral core in few tokens: every node's status (with the subject's state and
     the detail when it is not up) and the components that are not up."""
@@ -122,8 +166,17 @@ class Toolbox(abc.ABC):
     def playbooks(self) -> list[Playbook]: ...
 
     def summarize(self, snapshot: ObsSnapshot) -> dict[str, Any]:
-        """A snapshot in few tokens for a model. Default: the neutral core."""
-        return neutral_summary(snapshot)
+        """A snapshot in few tokens for a model: the neutral core (:func:`neutral_summary`) and, for a
+        good snapshot, what :meth:`summarize_details` adds."""
+        doc = neutral_summary(snapshot)
+        if snapshot.ok:
+            doc.update(self.summarize_details(snapshot))
+        return doc
+
+    def summarize_details(self, snapshot: ObsSnapshot) -> dict[str, Any]:
+        """What the subject's details add to a good snapshot's summary: only what needs attention (it
+        goes into a prompt). Default: nothing."""
+        return {}
 
     def secrets(self) -> list[str]:
         """Values that must never be recorded or logged. Default: none."""
@@ -134,3 +187,18 @@ class Toolbox(abc.ABC):
 
     async def close(self) -> None:
         """Release connections. Default: nothing to release."""
+
+
+class ListedToolbox(Toolbox):
+    """A toolbox of the tools and playbooks it is built with (the usual case): :meth:`tools` and
+    :meth:`playbooks` hand out copies of those lists."""
+
+    def __init__(self, tools: Iterable[Tool], playbooks: Iterable[Playbook]) -> None:
+        self._tools = list(tools)
+        self._playbooks = list(playbooks)
+
+    def tools(self) -> list[Tool]:
+        return list(self._tools)
+
+    def playbooks(self) -> list[Playbook]:
+        return list(self._playbooks)

@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from events import ComponentView, NodeView, ObsSnapshot, Status
 from events.envelope import utcnow
-from subjects.contract import Invariant, Observer
+from subjects.contract import Invariant, Observer, observe_within
 from subjects.ratelimiter.backend import REDIS_TARGET, WriteProbe, paused_actions
 from subjects.ratelimiter.cluster import ClusterRole, RateLimiterCluster, describe_error
 from subjects.ratelimiter.details import CounterView, NodeProcess, SnapshotDetails, StoreHealth
@@ -52,15 +52,13 @@ class RateLimiterObserver(ClusterRole, Observer):
         """One snapshot of nodes, Redis and counters. Never raises; failure is ``ok=False``."""
         observed_at = utcnow()
         start = time.perf_counter()
-        timeout = self.cluster.settings.observe_timeout_s
-        try:
-            async with asyncio.timeout(timeout):
-                return await self._observe(observed_at, start)
-        except Exception as exc:  # an observation must never raise
-            error = f"observation timed out after {timeout:g}s" if isinstance(exc, TimeoutError) \
-                else describe_error(exc)
+
+        def failed(error: str) -> ObsSnapshot:
             store = StoreHealth(ok=False, error=error, info={"address": self.cluster.redis_address()})
             return self._snapshot(observed_at, start, ok=False, error=error, store=store)
+
+        return await observe_within(self._observe(observed_at, start), self.cluster.settings.observe_timeout_s,
+                                    failed, describe_error)
 
     async def _observe(self, observed_at: datetime, start: float) -> ObsSnapshot:
         cluster = self.cluster

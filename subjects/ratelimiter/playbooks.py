@@ -23,11 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from subjects.contract import Playbook, ToolCall
-
-
-def _entity(evidence: dict[str, Any], field: str) -> str:
-    return str(evidence.get(field) or evidence.get("entity") or "")
+from subjects.contract import Playbook, ToolCall, call_on, diagnose_with, entity_of, escalate, finding
 
 
 def _node_row(findings: dict[str, Any], node: str) -> dict[str, Any] | None:
@@ -45,12 +41,8 @@ def _counter_row(findings: dict[str, Any], key: str) -> dict[str, Any] | None:
 # -- node_down ------------------------------------------------------------------
 
 
-def _node_down_diagnose(evidence: dict[str, Any]) -> list[ToolCall]:
-    return [ToolCall("list_nodes")]
-
-
 def _node_down_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str:
-    node = _entity(evidence, "node")
+    node = entity_of(evidence, "node")
     row = _node_row(findings, node)
     if row is None:
         return f"node {node} is down; it does not appear in the node list"
@@ -64,20 +56,11 @@ def _node_down_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) ->
             f"{row.get('last_seen') or 'never'}); starting it should recover it")
 
 
-def _node_down_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> list[ToolCall]:
-    node = _entity(evidence, "node")
-    return [ToolCall("restart_node", {"node": node})] if node else []
-
-
 # -- over_limit -----------------------------------------------------------------
 
 
-def _over_limit_diagnose(evidence: dict[str, Any]) -> list[ToolCall]:
-    return [ToolCall("read_counters")]
-
-
 def _future(evidence: dict[str, Any], findings: dict[str, Any]) -> int:
-    row = _counter_row(findings, _entity(evidence, "key"))
+    row = _counter_row(findings, entity_of(evidence, "key"))
     source = row if row is not None else evidence
     try:
         return int(source.get("future_entries") or 0)
@@ -86,7 +69,7 @@ def _future(evidence: dict[str, Any], findings: dict[str, Any]) -> int:
 
 
 def _over_limit_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str:
-    key = _entity(evidence, "key")
+    key = entity_of(evidence, "key")
     row = _counter_row(findings, key) or evidence
     count, limit, future = row.get("count"), row.get("limit"), _future(evidence, findings)
     if future > 0:
@@ -97,7 +80,7 @@ def _over_limit_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -
 
 
 def _over_limit_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> list[ToolCall]:
-    key = _entity(evidence, "key")
+    key = entity_of(evidence, "key")
     if not key:
         return []
     tool = "prune_counter" if _future(evidence, findings) > 0 else "reset_counter"
@@ -108,7 +91,7 @@ def _over_limit_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> li
 
 
 def _future_dated_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str:
-    key = _entity(evidence, "key")
+    key = entity_of(evidence, "key")
     row = _counter_row(findings, key) or evidence
     future = _future(evidence, findings)
     if future <= 0:
@@ -118,17 +101,7 @@ def _future_dated_hypothesis(evidence: dict[str, Any], findings: dict[str, Any])
             f"pruning them keeps the legitimate entries")
 
 
-def _future_dated_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> list[ToolCall]:
-    key = _entity(evidence, "key")
-    return [ToolCall("prune_counter", {"key": key})] if key else []
-
-
 # -- node_over_admitting ---------------------------------------------------------------
-
-
-def _over_admitting_diagnose(evidence: dict[str, Any]) -> list[ToolCall]:
-    node = _entity(evidence, "node")
-    return [ToolCall("node_status", {"node": node})] if node else []
 
 
 def _over_admitting_keys(evidence: dict[str, Any]) -> list[dict[str, Any]]:
@@ -137,7 +110,7 @@ def _over_admitting_keys(evidence: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _over_admitting_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str:
-    node = _entity(evidence, "node")
+    node = entity_of(evidence, "node")
     parts = []
     for k in _over_admitting_keys(evidence):
         by_node = k.get("by_node") if isinstance(k.get("by_node"), dict) else {}
@@ -147,7 +120,7 @@ def _over_admitting_hypothesis(evidence: dict[str, Any], findings: dict[str, Any
         parts.append(f"on {k.get('key')} (limit {k.get('limit')}) clients got {k.get('allowed')} through, "
                      f"{node} blocked {own.get('blocked')}/{own.get('allowed', 0) + own.get('blocked', 0)}"
                      + (f" while {', '.join(peers)}" if peers else ""))
-    status = findings.get("node_status") if isinstance(findings.get("node_status"), dict) else {}
+    status = finding(findings, "node_status")
     health = status.get("health", {}) if isinstance(status.get("health"), dict) else {}
     state = f"it reads healthy ({status.get('process', 'unknown')})" if health.get("ok") else \
         f"its health reads {health.get('detail', 'unknown')}"
@@ -156,26 +129,12 @@ def _over_admitting_hypothesis(evidence: dict[str, Any], findings: dict[str, Any
             f"and a restart clears it")
 
 
-def _over_admitting_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> list[ToolCall]:
-    node = _entity(evidence, "node")
-    return [ToolCall("restart_node", {"node": node, "force": True})] if node else []
-
-
 # -- the store: redis_unavailable, high_latency, error_rate -------------------------
-
-
-def _redis_diagnose(evidence: dict[str, Any]) -> list[ToolCall]:
-    return [ToolCall("redis_info")]
-
-
-def _info(findings: dict[str, Any]) -> dict[str, Any]:
-    info = findings.get("redis_info")
-    return info if isinstance(info, dict) else {}
 
 
 def _store_state(findings: dict[str, Any]) -> str:
     """``unreachable``, ``paused``, ``oom`` or ``healthy``, from redis_info."""
-    info = _info(findings)
+    info = finding(findings, "redis_info")
     if not info.get("reachable", False):
         return "unreachable"
     if info.get("out_of_memory"):
@@ -186,7 +145,7 @@ def _store_state(findings: dict[str, Any]) -> str:
 
 
 def _describe_store(findings: dict[str, Any]) -> str:
-    info = _info(findings)
+    info = finding(findings, "redis_info")
     state = _store_state(findings)
     write = info.get("write") if isinstance(info.get("write"), dict) else {}
     if state == "unreachable":
@@ -243,20 +202,16 @@ def _error_rate_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -
 # -- limit_policy_drift -----------------------------------------------------------
 
 
-def _policy_diagnose(evidence: dict[str, Any]) -> list[ToolCall]:
-    return [ToolCall("read_policy")]
-
-
 def _declared(evidence: dict[str, Any], findings: dict[str, Any]) -> tuple[Any, Any]:
-    key = _entity(evidence, "key")
-    policy = findings.get("read_policy") if isinstance(findings.get("read_policy"), dict) else {}
+    key = entity_of(evidence, "key")
+    policy = finding(findings, "read_policy")
     declared = (policy.get("declared") or {}).get(key, evidence.get("declared_limit"))
     effective = (policy.get("effective") or {}).get(key, evidence.get("limit"))
     return declared, effective
 
 
 def _policy_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str:
-    key = _entity(evidence, "key")
+    key = entity_of(evidence, "key")
     declared, effective = _declared(evidence, findings)
     if declared == effective:
         return f"key {key}'s limit is back to the declared {declared}; setting it again is harmless"
@@ -267,7 +222,7 @@ def _policy_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> st
 
 
 def _policy_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> list[ToolCall]:
-    key = _entity(evidence, "key")
+    key = entity_of(evidence, "key")
     declared, _ = _declared(evidence, findings)
     if not key or not isinstance(declared, int):
         return []
@@ -277,30 +232,25 @@ def _policy_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> list[T
 # -- observer_blind ---------------------------------------------------------------
 
 
-def _blind_diagnose(evidence: dict[str, Any]) -> list[ToolCall]:
-    return [ToolCall("list_nodes")]
-
-
 def _blind_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str:
     return (f"the observer cannot read the rate limiter ({evidence.get('error') or 'unknown error'}); "
             f"the shared store or the network to it is the likely cause, which no tool here can fix")
 
 
-def _blind_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> list[ToolCall]:
-    return []
-
-
 def playbooks() -> list[Playbook]:
     return [
-        Playbook("node_down", _node_down_diagnose, _node_down_hypothesis, _node_down_remedy),
-        Playbook("over_limit", _over_limit_diagnose, _over_limit_hypothesis, _over_limit_remedy),
-        Playbook("future_dated_entries", _over_limit_diagnose, _future_dated_hypothesis, _future_dated_remedy),
-        Playbook("node_over_admitting", _over_admitting_diagnose, _over_admitting_hypothesis, _over_admitting_remedy),
-        Playbook("redis_unavailable", _redis_diagnose, _unavailable_hypothesis,
+        Playbook("node_down", diagnose_with("list_nodes"), _node_down_hypothesis, call_on("restart_node", "node")),
+        Playbook("over_limit", diagnose_with("read_counters"), _over_limit_hypothesis, _over_limit_remedy),
+        Playbook("future_dated_entries", diagnose_with("read_counters"), _future_dated_hypothesis,
+                 call_on("prune_counter", "key")),
+        Playbook("node_over_admitting", call_on("node_status", "node"), _over_admitting_hypothesis,
+                 call_on("restart_node", "node", force=True)),
+        Playbook("redis_unavailable", diagnose_with("redis_info"), _unavailable_hypothesis,
                  _store_remedy({"paused": "unpause_redis", "oom": "set_memory_limit"})),
-        Playbook("high_latency", _redis_diagnose, _latency_hypothesis, _store_remedy({"paused": "unpause_redis"})),
-        Playbook("error_rate", _redis_diagnose, _error_rate_hypothesis,
+        Playbook("high_latency", diagnose_with("redis_info"), _latency_hypothesis,
+                 _store_remedy({"paused": "unpause_redis"})),
+        Playbook("error_rate", diagnose_with("redis_info"), _error_rate_hypothesis,
                  _store_remedy({"oom": "set_memory_limit", "paused": "unpause_redis"})),
-        Playbook("limit_policy_drift", _policy_diagnose, _policy_hypothesis, _policy_remedy),
-        Playbook("observer_blind", _blind_diagnose, _blind_hypothesis, _blind_remedy),
+        Playbook("limit_policy_drift", diagnose_with("read_policy"), _policy_hypothesis, _policy_remedy),
+        Playbook("observer_blind", diagnose_with("list_nodes"), _blind_hypothesis, escalate),
     ]

@@ -64,6 +64,15 @@ def parse_nodes(spec: str) -> dict[str, str]:
     return out
 
 
+def _redis_key(name: str, holds: str) -> property:
+    """A settings property: the Redis key ``<key_prefix>:<name>``, documented by what it ``holds``."""
+
+    def key(settings: RateLimiterSettings) -> str:
+        return f"{settings.key_prefix}:{name}"
+
+    return property(key, doc=holds)
+
+
 class RateLimiterSettings(BaseSettings):
     """Everything the nodes and the lab's roles (observer, toolbox, fault kit, workload) need to agree on."""
 
@@ -151,25 +160,11 @@ class RateLimiterSettings(BaseSettings):
         }
 
     # Redis key layout, in one place.
-    @property
-    def limits_key(self) -> str:
-        """Hash: policy key -> effective limit (seeded from the policy when absent)."""
-        return f"{self.key_prefix}:limits"
-
-    @property
-    def nodes_key(self) -> str:
-        """Hash: node id -> JSON {url, pid, started_at_us} written by each node's heartbeat."""
-        return f"{self.key_prefix}:nodes"
-
-    @property
-    def maintenance_key(self) -> str:
-        """Hash: node id -> JSON {until_us, reason}: a planned restart announced by restart_node."""
-        return f"{self.key_prefix}:maintenance"
-
-    @property
-    def probe_key(self) -> str:
-        """String the observer writes (with a short expiry) to prove Redis accepts writes."""
-        return f"{self.key_prefix}:probe"
+    limits_key = _redis_key("limits", "Hash: policy key -> effective limit (seeded from the policy when absent)")
+    nodes_key = _redis_key("nodes", "Hash: node id -> JSON {url, pid, started_at_us} written by each node's heartbeat")
+    maintenance_key = _redis_key(
+        "maintenance", "Hash: node id -> JSON {until_us, reason}: a planned restart announced by restart_node")
+    probe_key = _redis_key("probe", "String the observer writes (with a short expiry) to prove Redis accepts writes")
 
     def window_key(self, key: str) -> str:
         """ZSET holding the sliding-window log of one policy key (score = microseconds)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from subjects.contract import Catalogue, Subject
+from subjects.contract import Catalogue, Roles, Subject
 from subjects.ratelimiter.console_rows import RateLimiterRows
 from subjects.ratelimiter.fault_kit import RateLimiterFaultKit
 from subjects.ratelimiter.faults import FAULT_TYPES
@@ -23,27 +23,11 @@ class RateLimiterSubject(Subject):
     name = SUBJECT_NAME
     description = ("Three (OPLAB_RL_NODE_COUNT) stateless HTTP rate limiter nodes sharing one Redis "
                    "(embedded valkey unless REDIS_URL is set): sliding-window logs per key, per-key limits.")
+    roles = Roles(observer=RateLimiterObserver, toolbox=RateLimiterToolbox, fault_kit=RateLimiterFaultKit,
+                  workload=RateLimiterWorkload, provisioner=RateLimiterProvisioner, console_rows=RateLimiterRows)
 
     def catalogue(self) -> Catalogue:
         return Catalogue.of(FAULT_TYPES, INVARIANT_TYPES, TOOL_TYPES)
-
-    def observer(self) -> RateLimiterObserver:
-        return RateLimiterObserver()
-
-    def toolbox(self) -> RateLimiterToolbox:
-        return RateLimiterToolbox()
-
-    def fault_kit(self) -> RateLimiterFaultKit:
-        return RateLimiterFaultKit()
-
-    def workload(self) -> RateLimiterWorkload:
-        return RateLimiterWorkload()
-
-    def provisioner(self) -> RateLimiterProvisioner:
-        return RateLimiterProvisioner()
-
-    def console_rows(self) -> RateLimiterRows:
-        return RateLimiterRows()
 
     def scenarios(self) -> dict[str, Path]:
         return {"ratelimiter": SCENARIOS / "ratelimiter.yaml"}

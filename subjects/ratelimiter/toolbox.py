@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from events import ObsSnapshot
-from subjects.contract import Playbook, Tool, Toolbox, neutral_summary
+from subjects.contract import ListedToolbox
 from subjects.ratelimiter.cluster import ClusterRole, RateLimiterCluster
 from subjects.ratelimiter.details import snapshot_details
 from subjects.ratelimiter.playbooks import playbooks
@@ -30,25 +30,16 @@ DESCRIPTION = (
 )
 
 
-class RateLimiterToolbox(ClusterRole, Toolbox):
+class RateLimiterToolbox(ClusterRole, ListedToolbox):
     description = DESCRIPTION
 
     def __init__(self, settings: RateLimiterSettings | None = None, *,
                  cluster: RateLimiterCluster | None = None) -> None:
-        super().__init__(settings, cluster=cluster)
-        self._tools: list[Tool] = [cls(self.cluster) for cls in TOOL_TYPES]
-        self._playbooks = playbooks()
+        ClusterRole.__init__(self, settings, cluster=cluster)  # it does not call super(): each base in turn
+        ListedToolbox.__init__(self, [tool(self.cluster) for tool in TOOL_TYPES], playbooks())
 
-    def tools(self) -> list[Tool]:
-        return list(self._tools)
-
-    def playbooks(self) -> list[Playbook]:
-        return list(self._playbooks)
-
-    def summarize(self, snapshot: ObsSnapshot) -> dict[str, Any]:
-        doc = neutral_summary(snapshot)
-        if not snapshot.ok:
-            return doc
+    def summarize_details(self, snapshot: ObsSnapshot) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
         details = snapshot_details(snapshot)
         backend = details.backend
         if backend is not None and not backend.ok:

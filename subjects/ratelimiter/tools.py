@@ -20,16 +20,17 @@ one of a healthy entity.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import math
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
-from subjects.contract import RefusedError, SubjectError, Tool
+from subjects.contract import Arguments, RefusedError, SubjectError, Tool
 from subjects.ratelimiter.backend import (
     REDIS_TARGET,
     describe_redis_error,
@@ -40,13 +41,11 @@ from subjects.ratelimiter.backend import (
 from subjects.ratelimiter.cluster import RateLimiterCluster
 
 
-class KeyArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class KeyArgs(Arguments):
     key: str = Field(description="a policy key, e.g. user:alice")
 
 
-class NodeArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NodeArgs(Arguments):
     node: str = Field(description="a node id, e.g. node-2")
 
 
@@ -70,14 +69,29 @@ class RateLimiterTool(Tool):
 
 
 class KeyTool(RateLimiterTool):
-    """A tool on one policy key: it acts on the key (the fault kit's key targets)."""
+    """A mutating tool on one policy key, named in its arguments (``KeyArgs`` or a subclass): a key the
+    policy does not declare is refused before :meth:`on_key` runs. It acts on the key (the fault kit's
+    key targets)."""
+
+    args_model = KeyArgs
+    mutating = True
 
     def acts_on(self, args: BaseModel) -> str | None:
         return args.key if isinstance(args, KeyArgs) else None
 
+    async def run(self, args: BaseModel) -> Any:
+        assert isinstance(args, KeyArgs)
+        return await self.on_key(self.cluster.require_key(args.key), args)
+
+    @abc.abstractmethod
+    async def on_key(self, key: str, args: KeyArgs) -> dict[str, Any]:
+        """Act on ``key`` (a declared policy key); the call's result."""
+
 
 class RedisTool(RateLimiterTool):
-    """A tool on the lab's Redis: it acts on ``redis`` (the fault kit's server target)."""
+    """A mutating tool on the lab's Redis: it acts on ``redis`` (the fault kit's server target)."""
+
+    mutating = True
 
     def acts_on(self, args: BaseModel) -> str | None:
         return REDIS_TARGET
@@ -134,12 +148,8 @@ class ReadPolicy(RateLimiterTool):
 class ResetCounter(KeyTool):
     name = "reset_counter"
     description = "Empty one policy key's window (every entry, legitimate or not). Mutating."
-    args_model = KeyArgs
-    mutating = True
 
-    async def run(self, args: BaseModel) -> Any:
-        assert isinstance(args, KeyArgs)
-        key = self.cluster.require_key(args.key)
+    async def on_key(self, key: str, args: KeyArgs) -> dict[str, Any]:
         removed = await guarded("reset_counter", self.cluster.store.reset(key))
         return {"key": key, "removed": removed}
 
@@ -150,12 +160,8 @@ class PruneCounter(KeyTool):
         "Remove from one policy key's window the entries dated in the future and those older than the "
         "window, keeping the legitimate recent ones. Mutating."
     )
-    args_model = KeyArgs
-    mutating = True
 
-    async def run(self, args: BaseModel) -> Any:
-        assert isinstance(args, KeyArgs)
-        key = self.cluster.require_key(args.key)
+    async def on_key(self, key: str, args: KeyArgs) -> dict[str, Any]:
         result = await guarded("prune_counter", self.cluster.store.prune(key))
         return {"key": key, **result}
 
@@ -297,7 +303,6 @@ class UnpauseRedis(RedisTool):
         "Lift a CLIENT PAUSE on the lab's Redis (CLIENT UNPAUSE), then check that a write is accepted. "
         "Harmless when nothing is paused. Mutating."
     )
-    mutating = True
 
     async def run(self, args: BaseModel) -> Any:
         backend = self.cluster.backend
@@ -316,7 +321,6 @@ class SetMemoryLimit(RedisTool):
         "Restore the lab's declared Redis memory configuration (maxmemory and maxmemory-policy, from the lab "
         "settings; takes no value), then check that a write is accepted. Mutating."
     )
-    mutating = True
 
     async def run(self, args: BaseModel) -> Any:
         settings, backend = self.cluster.settings, self.cluster.backend
@@ -337,11 +341,9 @@ class SetLimit(KeyTool):
         "value must lie within a quarter and four times the declared limit. Mutating."
     )
     args_model = SetLimitArgs
-    mutating = True
 
-    async def run(self, args: BaseModel) -> Any:
+    async def on_key(self, key: str, args: KeyArgs) -> dict[str, Any]:
         assert isinstance(args, SetLimitArgs)
-        key = self.cluster.require_key(args.key)
         declared = self.cluster.settings.policy[key]
         limit = declared if args.limit is None else args.limit
         low, high = math.ceil(declared / 4), declared * 4

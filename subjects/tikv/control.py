@@ -33,28 +33,38 @@ T = TypeVar("T")
 
 
 class ProcessControl(abc.ABC):
-    """The cluster's processes, by target name."""
+    """The cluster's processes, by target name. Every verb but :meth:`state` returns what it did, in
+    words (a tool's or a fault's result), and raises SubjectError when it cannot act. The verbs that
+    undo a fault (start, unpause, reconnect) are harmless on a process that needs nothing: remedies
+    and reverts rely on that."""
 
     @abc.abstractmethod
-    async def state(self, name: str) -> str: ...
+    async def state(self, name: str) -> str:
+        """One of the states above."""
 
     @abc.abstractmethod
-    async def kill(self, name: str) -> str: ...
+    async def kill(self, name: str) -> str:
+        """SIGKILL: it stays down until started."""
 
     @abc.abstractmethod
-    async def start(self, name: str) -> str: ...
+    async def start(self, name: str) -> str:
+        """Start it unless it runs."""
 
     @abc.abstractmethod
-    async def pause(self, name: str) -> str: ...
+    async def pause(self, name: str) -> str:
+        """Freeze it: it still exists, and neither answers nor heartbeats."""
 
     @abc.abstractmethod
-    async def unpause(self, name: str) -> str: ...
+    async def unpause(self, name: str) -> str:
+        """Resume it if frozen."""
 
     @abc.abstractmethod
-    async def disconnect(self, name: str) -> str: ...
+    async def disconnect(self, name: str) -> str:
+        """Cut it off the cluster's network; it keeps running."""
 
     @abc.abstractmethod
-    async def reconnect(self, name: str) -> str: ...
+    async def reconnect(self, name: str) -> str:
+        """Put it back on the cluster's network if cut off."""
 
     async def close(self) -> None:
         """Release connections. Default: nothing to release."""

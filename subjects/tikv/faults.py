@@ -25,13 +25,12 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import tikv
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from subjects.contract import RefusedError, SubjectError
+from subjects.contract import Arguments, RefusedError, SubjectError
 from subjects.contract.fault_kit import Fault, Injection, Reverted
 from subjects.tikv.cluster import TiKVCluster
 from subjects.tikv.pd import PDUnavailable
@@ -84,31 +83,41 @@ class TiKVFault(Fault):
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         return {"target": target}
 
-    async def _on_process(self, target: str | None, act: Callable[[str], Awaitable[object]]) -> Injection:
-        """Resolve the target, then ``act`` on its process; the undo names it (its revert needs no more).
-        ``act`` is called only after the target resolved (the cluster's process control is made on first
-        use, and a refused target must be refused before that can fail)."""
-        name = await self.resolve_target(target)
-        await act(name)
-        return Injection(target=name, undo={"target": name})
-
-    async def _start(self, name: str) -> Reverted:
-        """Start a killed process; one already running (restarted by someone) needed nothing."""
-        running = await self.cluster.control.state(name) in ("running", "disconnected")
-        return Reverted(await self.cluster.control.start(name), changed=not running)
-
     async def _status_address(self, name: str) -> str:
         stores = await self.cluster.stores()
         return stores[name].store.status_address if name in stores else ""
 
 
-class StoreKill(TiKVFault):
+class _ProcessFault(TiKVFault):
+    """A fault that is one verb of the cluster's process control (``verb``) on the target's process;
+    the undo names the target (its revert needs no more)."""
+
+    verb: ClassVar[Literal["kill", "pause"]]
+
+    async def inject(self, target: str | None, params: BaseModel) -> Injection:
+        # resolved first: the process control is made on first use, and a refused target must be
+        # refused before that can fail
+        name = await self.resolve_target(target)
+        await getattr(self.cluster.control, self.verb)(name)
+        return Injection(target=name, undo={"target": name})
+
+
+class _KillFault(_ProcessFault):
+    """SIGKILL the target's process; revert: start it (one already running, restarted by someone,
+    needed nothing)."""
+
+    verb = "kill"
+
+    async def revert(self, undo: dict[str, Any]) -> Reverted:
+        name = str(undo.get("target", ""))
+        running = await self.cluster.control.state(name) in ("running", "disconnected")
+        return Reverted(await self.cluster.control.start(name), changed=not running)
+
+
+class StoreKill(_KillFault):
     kind = "store_kill"
     detected_by = "store_not_up"
     description = "SIGKILL one TiKV store's process; it stays down until started again"
-
-    async def inject(self, target: str | None, params: BaseModel) -> Injection:
-        return await self._on_process(target, lambda name: self.cluster.control.kill(name))
 
     async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
         probe = await self.cluster.probe(await self._status_address(injection.target))
@@ -117,17 +126,12 @@ class StoreKill(TiKVFault):
         return {"store": injection.target, "status_port": probe.detail,
                 "process": await self.cluster.control.state(injection.target)}
 
-    async def revert(self, undo: dict[str, Any]) -> Reverted:
-        return await self._start(str(undo.get("target", "")))
 
-
-class StorePause(TiKVFault):
+class StorePause(_ProcessFault):
     kind = "store_pause"
     detected_by = "store_not_up"
     description = "freeze one TiKV store's process: it stops heartbeating and answering, yet still exists"
-
-    async def inject(self, target: str | None, params: BaseModel) -> Injection:
-        return await self._on_process(target, lambda name: self.cluster.control.pause(name))
+    verb = "pause"
 
     async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
         state = await self.cluster.control.state(injection.target)
@@ -166,14 +170,11 @@ class StorePartition(TiKVFault):
         return Reverted(await self.cluster.control.reconnect(name), changed=not reachable)
 
 
-class PDLeaderKill(TiKVFault):
+class PDLeaderKill(_KillFault):
     kind = "pd_leader_kill"
     detected_by = "pd_member_down"
     target_kind = "pd"
     description = "SIGKILL the PD leader's process (a PD of three members elects another)"
-
-    async def inject(self, target: str | None, params: BaseModel) -> Injection:
-        return await self._on_process(target, lambda name: self.cluster.control.kill(name))
 
     async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
         state = await self.cluster.control.state(injection.target)
@@ -188,12 +189,8 @@ class PDLeaderKill(TiKVFault):
         return {"member": injection.target, "process": state, "new_leader": leader.name if leader else None,
                 **({"pd_error": error} if error else {})}
 
-    async def revert(self, undo: dict[str, Any]) -> Reverted:
-        return await self._start(str(undo.get("target", "")))
 
-
-class BurstParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BurstParams(Arguments):
     rate: float = Field(default=300.0, gt=0, le=2000, description="reads per second")
     duration_s: float = Field(default=120.0, gt=0, le=900, description="the burst stops by itself after this")
 

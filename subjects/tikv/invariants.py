@@ -25,13 +25,14 @@ from events import NodeView, ObsSnapshot, WorkloadStats
 from subjects.contract import Invariant, Violation
 from subjects.judging import (
     ObserverBlind,
+    WorkloadInvariant,
     held,
     intervals_held,
     iso,
+    persisted_for,
+    persisted_for_intervals,
     persistent,
     persisting,
-    recent_workload,
-    since,
     usable,
 )
 from subjects.tikv.details import PDMember, RegionHealth, snapshot_details, workload_details
@@ -58,8 +59,7 @@ class StoreNotUp(Invariant):
                 "store": view.node, "address": view.address, "pd_state": view.state, "detail": view.detail,
                 "store_id": facts.id if facts else None,
                 "status_port": None if facts is None else ("ok" if facts.probe_ok else facts.probe_error),
-                "last_heartbeat": iso(view.last_seen), "since": iso(run[0][0].observed_at),
-                "not_up_for_s": round(seconds, 3), "snapshots": len(run),
+                "last_heartbeat": iso(view.last_seen), **persisted_for(run, seconds, "not_up"),
             }
             out.append(Violation(self.name, view.node, f"store {view.node} is not up ({view.detail})", evidence))
         return out
@@ -144,19 +144,19 @@ class PDMemberDown(Invariant):
         return out
 
 
-class KVErrorRate(Invariant):
+class KVErrorRate(WorkloadInvariant):
     name = "kv_error_rate"
     description = "clients' KV operations succeed (under 10% failing)"
     grace_s = 1.0
     threshold = 0.10
     min_sent = 20
 
-    def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
+    def judge(self, stats: list[WorkloadStats], history: Sequence[ObsSnapshot]) -> list[Violation]:
         def failing(s: WorkloadStats) -> tuple[int, int] | None:
             sent, errors = sum(o.sent for o in s.operations), sum(o.errors for o in s.operations)
             return (sent, errors) if sent >= self.min_sent and errors >= self.threshold * sent else None
 
-        run = persisting(recent_workload(history, workload), failing)
+        run = persisting(stats, failing)
         seconds = intervals_held(run, self.grace_s)
         if seconds is None:
             return []
@@ -164,20 +164,17 @@ class KVErrorRate(Invariant):
         sent, errors = sum(x[0] for _, x in run), sum(x[1] for _, x in run)
         evidence = {"sent": sent, "errors": errors, "error_ratio": round(errors / sent, 3),
                     "threshold": self.threshold, "operations": {o.name: o.errors for o in last.operations if o.errors},
-                    "stores": {n.node: n.errors for n in last.nodes if n.errors}, "intervals": len(run),
-                    "since": since(run), "failing_for_s": round(seconds, 3)}
+                    "stores": {n.node: n.errors for n in last.nodes if n.errors},
+                    **persisted_for_intervals(run, seconds, "failing")}
         return [Violation(self.name, "kv", f"{errors} of {sent} KV operations failed over {seconds:.1f}s", evidence)]
 
 
-class AcknowledgedWriteLost(Invariant):
+class AcknowledgedWriteLost(WorkloadInvariant):
     name = "acknowledged_write_lost"
     description = "every write the cluster acknowledged reads back as written"
     grace_s = 0.0
 
-    def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
-        stats = recent_workload(history, workload)
-        if not stats:
-            return []
+    def judge(self, stats: list[WorkloadStats], history: Sequence[ObsSnapshot]) -> list[Violation]:
         details = workload_details(stats[-1])
         if details.lost_total <= 0:
             return []

@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 
 from events import ComponentView, NodeView, ObsSnapshot, Status
-from subjects.contract import Invariant, Observer
+from subjects.contract import Invariant, Observer, observe_within
 from subjects.tikv.cluster import TiKVCluster
 from subjects.tikv.details import PDMember, RegionHealth, SnapshotDetails, StoreFacts
 from subjects.tikv.invariants import INVARIANT_TYPES
@@ -43,14 +43,8 @@ class TiKVObserver(Observer):
     async def observe(self) -> ObsSnapshot:
         observed_at = datetime.now(UTC)
         start = time.perf_counter()
-        timeout = self.cluster.settings.observe_timeout_s
-        try:
-            async with asyncio.timeout(timeout):
-                return await self._observe(observed_at, start)
-        except Exception as exc:  # an observation must never raise
-            error = f"observation timed out after {timeout:g}s" if isinstance(exc, TimeoutError) else str(exc)
-            return ObsSnapshot(subject=SUBJECT_NAME, ok=False, error=error or type(exc).__name__,
-                               observed_at=observed_at, duration_ms=_ms(start))
+        return await observe_within(self._observe(observed_at, start), self.cluster.settings.observe_timeout_s,
+                                    lambda error: _failed(observed_at, start, error))
 
     async def _observe(self, observed_at: datetime, start: float) -> ObsSnapshot:
         cluster, pd = self.cluster, self.cluster.pd
@@ -64,8 +58,7 @@ class TiKVObserver(Observer):
         except PDUnavailable as exc:
             for task in (stores_task, members_task, health_task, regions_task):
                 task.cancel()
-            return ObsSnapshot(subject=SUBJECT_NAME, ok=False, error=str(exc), observed_at=observed_at,
-                               duration_ms=_ms(start))
+            return _failed(observed_at, start, str(exc))
         live = {name: s for name, s in stores.items() if s.store.state_name != "Tombstone"}
         probes = await asyncio.gather(*(cluster.probe(s.store.status_address) for s in live.values()))
         try:
@@ -105,6 +98,10 @@ class TiKVObserver(Observer):
 
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
+
+
+def _failed(observed_at: datetime, start: float, error: str) -> ObsSnapshot:
+    return ObsSnapshot(subject=SUBJECT_NAME, ok=False, error=error, observed_at=observed_at, duration_ms=_ms(start))
 
 
 def _facts(info: StoreInfo, probe_ok: bool, probe_error: str | None) -> StoreFacts:

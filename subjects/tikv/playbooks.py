@@ -20,17 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from subjects.contract import Playbook, ToolCall
-
-
-def _entity(evidence: dict[str, Any], field: str) -> str:
-    return str(evidence.get(field) or evidence.get("entity") or "")
+from subjects.contract import Playbook, ToolCall, call_on, diagnose_with, entity_of, escalate, finding
 
 
 def _rows(findings: dict[str, Any]) -> list[dict[str, Any]]:
-    listing = findings.get("list_stores")
-    rows = listing.get("stores", []) if isinstance(listing, dict) else []
-    return [r for r in rows if isinstance(r, dict)]
+    return [r for r in finding(findings, "list_stores").get("stores", []) if isinstance(r, dict)]
 
 
 def _up(row: dict[str, Any]) -> bool:
@@ -67,14 +61,14 @@ def _describe(row: dict[str, Any] | None) -> str:
 # -- store_not_up ------------------------------------------------------------------
 
 
-def _store_diagnose(evidence: dict[str, Any]) -> list[ToolCall]:
-    store = _entity(evidence, "store")
-    return [ToolCall("store_detail", {"store": store})] if store else []
+def _detail(findings: dict[str, Any]) -> dict[str, Any] | None:
+    row = findings.get("store_detail")
+    return row if isinstance(row, dict) else None
 
 
 def _store_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str:
-    store = _entity(evidence, "store")
-    row = findings.get("store_detail") if isinstance(findings.get("store_detail"), dict) else None
+    store = entity_of(evidence, "store")
+    row = _detail(findings)
     remedy = store_remedy(row)
     what = {"start_store": "its process is not running: starting it should bring it back",
             "unpause_store": "its process is paused: resuming it should bring it back",
@@ -85,14 +79,10 @@ def _store_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str
 
 
 def _store_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> list[ToolCall]:
-    return store_remedy(findings.get("store_detail") if isinstance(findings.get("store_detail"), dict) else None)
+    return store_remedy(_detail(findings))
 
 
 # -- the cluster-wide symptoms ----------------------------------------------------------
-
-
-def _list_stores(evidence: dict[str, Any]) -> list[ToolCall]:
-    return [ToolCall("list_stores")]
 
 
 def _first_down(findings: dict[str, Any]) -> dict[str, Any] | None:
@@ -112,13 +102,9 @@ def _regions_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> list[
     return store_remedy(_first_down(findings))
 
 
-def _errors_diagnose(evidence: dict[str, Any]) -> list[ToolCall]:
-    return [ToolCall("list_stores"), ToolCall("recent_client_errors")]
-
-
 def _errors_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str:
     row = _first_down(findings)
-    probe = findings.get("recent_client_errors") if isinstance(findings.get("recent_client_errors"), dict) else {}
+    probe = finding(findings, "recent_client_errors")
     lead = (f"{evidence.get('errors')} of {evidence.get('sent')} KV operations failed; a probe now: "
             f"{probe.get('errors')}")
     if row is None:
@@ -129,14 +115,8 @@ def _errors_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> st
 # -- PD ----------------------------------------------------------------------------------
 
 
-def _pd_diagnose(evidence: dict[str, Any]) -> list[ToolCall]:
-    return [ToolCall("pd_members")]
-
-
 def _members(findings: dict[str, Any]) -> list[dict[str, Any]]:
-    doc = findings.get("pd_members")
-    members = doc.get("members", []) if isinstance(doc, dict) else []
-    return [m for m in members if isinstance(m, dict)]
+    return [m for m in finding(findings, "pd_members").get("members", []) if isinstance(m, dict)]
 
 
 def _stopped_member(findings: dict[str, Any], name: str | None = None) -> dict[str, Any] | None:
@@ -158,21 +138,14 @@ def _pd_leader_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> lis
 
 
 def _pd_member_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str:
-    member = _entity(evidence, "member")
+    member = entity_of(evidence, "member")
     row = next((m for m in _members(findings) if m.get("name") == member), {})
     return f"PD member {member} is unhealthy (process {row.get('process', 'unknown')}); starting it should recover it"
 
 
-def _pd_member_remedy(evidence: dict[str, Any], findings: dict[str, Any]) -> list[ToolCall]:
-    member = _entity(evidence, "member")
-    return [ToolCall("start_pd_member", {"member": member})] if member else []
 
 
 # -- data loss, blindness ------------------------------------------------------------------
-
-
-def _loss_diagnose(evidence: dict[str, Any]) -> list[ToolCall]:
-    return [ToolCall("recent_client_errors"), ToolCall("region_health")]
 
 
 def _loss_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str:
@@ -187,17 +160,16 @@ def _blind_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) -> str
             "to it is the likely cause, which no tool here can fix")
 
 
-def _never(evidence: dict[str, Any], findings: dict[str, Any]) -> list[ToolCall]:
-    return []
-
-
 def playbooks() -> list[Playbook]:
     return [
-        Playbook("store_not_up", _store_diagnose, _store_hypothesis, _store_remedy),
-        Playbook("regions_under_replicated", _list_stores, _regions_hypothesis, _regions_remedy),
-        Playbook("pd_no_healthy_leader", _pd_diagnose, _pd_leader_hypothesis, _pd_leader_remedy),
-        Playbook("pd_member_down", _pd_diagnose, _pd_member_hypothesis, _pd_member_remedy),
-        Playbook("kv_error_rate", _errors_diagnose, _errors_hypothesis, _regions_remedy),
-        Playbook("acknowledged_write_lost", _loss_diagnose, _loss_hypothesis, _never),
-        Playbook("observer_blind", _pd_diagnose, _blind_hypothesis, _never),
+        Playbook("store_not_up", call_on("store_detail", "store"), _store_hypothesis, _store_remedy),
+        Playbook("regions_under_replicated", diagnose_with("list_stores"), _regions_hypothesis, _regions_remedy),
+        Playbook("pd_no_healthy_leader", diagnose_with("pd_members"), _pd_leader_hypothesis, _pd_leader_remedy),
+        Playbook("pd_member_down", diagnose_with("pd_members"), _pd_member_hypothesis,
+                 call_on("start_pd_member", "member")),
+        Playbook("kv_error_rate", diagnose_with("list_stores", "recent_client_errors"), _errors_hypothesis,
+                 _regions_remedy),
+        Playbook("acknowledged_write_lost", diagnose_with("recent_client_errors", "region_health"), _loss_hypothesis,
+                 escalate),
+        Playbook("observer_blind", diagnose_with("pd_members"), _blind_hypothesis, escalate),
     ]

@@ -29,23 +29,16 @@ from urllib.parse import urlparse
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from subjects.contract.settings import parse_named
+
 SUBJECT_NAME = "tikv"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def parse_targets(spec: str) -> dict[str, str]:
     """``"name=address,…"`` → {name: address}; ValueError on a malformed entry."""
-    out: dict[str, str] = {}
-    for raw in spec.split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        name, sep, address = item.partition("=")
-        name, address = name.strip(), address.strip()
-        if not sep or not _NAME.match(name) or ":" not in address:
-            raise ValueError(f"bad target {item!r}: expected name=host:port")
-        out[name] = address
-    return out
+    return parse_named(spec, entry="target", expected="name=host:port",
+                       valid=lambda name, address: bool(_NAME.match(name)) and ":" in address)
 
 
 class TiKVSettings(BaseSettings):

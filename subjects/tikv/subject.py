@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from subjects.contract import Catalogue, Subject
+from subjects.contract import Catalogue, Roles, Subject
 from subjects.tikv.console_rows import TiKVRows
 from subjects.tikv.fault_kit import TiKVFaultKit
 from subjects.tikv.faults import FAULT_TYPES
@@ -23,27 +23,11 @@ class TiKVSubject(Subject):
     name = SUBJECT_NAME
     description = ("A TiKV cluster (PD + three stores) under Docker Compose (profile tikv), or any cluster at "
                    "OPLAB_TIKV_PD_URL: PD-aware observation, container faults, a raw-KV prober.")
+    roles = Roles(observer=TiKVObserver, toolbox=TiKVToolbox, fault_kit=TiKVFaultKit,
+                  workload=TiKVWorkload, provisioner=TiKVProvisioner, console_rows=TiKVRows)
 
     def catalogue(self) -> Catalogue:
         return Catalogue.of(FAULT_TYPES, INVARIANT_TYPES, TOOL_TYPES)
-
-    def observer(self) -> TiKVObserver:
-        return TiKVObserver()
-
-    def toolbox(self) -> TiKVToolbox:
-        return TiKVToolbox()
-
-    def fault_kit(self) -> TiKVFaultKit:
-        return TiKVFaultKit()
-
-    def workload(self) -> TiKVWorkload:
-        return TiKVWorkload()
-
-    def provisioner(self) -> TiKVProvisioner:
-        return TiKVProvisioner()
-
-    def console_rows(self) -> TiKVRows:
-        return TiKVRows()
 
     def scenarios(self) -> dict[str, Path]:
         return {"tikv": SCENARIOS / "tikv.yaml"}

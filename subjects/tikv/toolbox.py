@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from events import ObsSnapshot
-from subjects.contract import Playbook, Tool, Toolbox, neutral_summary
+from subjects.contract import ListedToolbox
 from subjects.tikv.cluster import TiKVCluster
 from subjects.tikv.details import snapshot_details
 from subjects.tikv.playbooks import playbooks
@@ -28,24 +28,15 @@ DESCRIPTION = (
 )
 
 
-class TiKVToolbox(Toolbox):
+class TiKVToolbox(ListedToolbox):
     description = DESCRIPTION
 
     def __init__(self, settings: TiKVSettings | None = None, *, cluster: TiKVCluster | None = None) -> None:
         self.cluster = cluster if cluster is not None else TiKVCluster(settings)
-        self._tools: list[Tool] = [cls(self.cluster) for cls in TOOL_TYPES]
-        self._playbooks = playbooks()
+        super().__init__([tool(self.cluster) for tool in TOOL_TYPES], playbooks())
 
-    def tools(self) -> list[Tool]:
-        return list(self._tools)
-
-    def playbooks(self) -> list[Playbook]:
-        return list(self._playbooks)
-
-    def summarize(self, snapshot: ObsSnapshot) -> dict[str, Any]:
-        doc = neutral_summary(snapshot)
-        if not snapshot.ok:
-            return doc
+    def summarize_details(self, snapshot: ObsSnapshot) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
         details = snapshot_details(snapshot)
         if details.regions is not None:
             r = details.regions

@@ -16,29 +16,24 @@ judged unsafe.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import time
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import tikv
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from subjects.contract import SubjectError, Tool
+from subjects.contract import Arguments, SubjectError, Tool
 from subjects.tikv.cluster import TiKVCluster
 from subjects.tikv.pd import PDUnavailable, StoreInfo, parse_size
 
 
-class StoreArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StoreArgs(Arguments):
     store: str = Field(description="a store's name, as list_stores shows it (e.g. tikv2)")
 
 
-def _store_of(args: BaseModel) -> str | None:
-    return args.store if isinstance(args, StoreArgs) else None
-
-
-class MemberArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MemberArgs(Arguments):
     member: str = Field(description="a PD member's name, as pd_members shows it (e.g. pd1)")
 
 
@@ -72,6 +67,41 @@ async def _pd(what: str, call: Any) -> Any:
         raise SubjectError(f"{what}: {exc}") from exc
 
 
+class StoreTool(TiKVTool):
+    """A tool on one store, named in its arguments: a store PD does not list is refused before
+    :meth:`on_store` runs. A mutating one acts on the store (the name the ``store_*`` faults target)."""
+
+    args_model = StoreArgs
+
+    def acts_on(self, args: BaseModel) -> str | None:
+        return args.store if self.mutating and isinstance(args, StoreArgs) else None
+
+    async def run(self, args: BaseModel) -> Any:
+        assert isinstance(args, StoreArgs)
+        name, info = await _pd(self.name, self.cluster.require_store(args.store))
+        return await self.on_store(name, info)
+
+    @abc.abstractmethod
+    async def on_store(self, name: str, info: StoreInfo) -> dict[str, Any]:
+        """Act on the store ``name`` (PD's ``info`` of it, as resolved); the call's result."""
+
+
+class MemberTool(TiKVTool):
+    """A mutating tool on one PD member, named in its arguments: a name that is no member of the cluster
+    is refused before :meth:`on_member` runs."""
+
+    args_model = MemberArgs
+    mutating = True
+
+    async def run(self, args: BaseModel) -> Any:
+        assert isinstance(args, MemberArgs)
+        return await self.on_member(await _pd(self.name, self.cluster.require_member(args.member)))
+
+    @abc.abstractmethod
+    async def on_member(self, name: str) -> dict[str, Any]:
+        """Act on the member ``name``; the call's result."""
+
+
 class ListStores(TiKVTool):
     name = "list_stores"
     description = ("Every TiKV store: PD's state for it (Up, Disconnected, Down, Offline, Tombstone), whether its "
@@ -84,14 +114,11 @@ class ListStores(TiKVTool):
         return {"stores": rows}
 
 
-class StoreDetail(TiKVTool):
+class StoreDetail(StoreTool):
     name = "store_detail"
     description = "One TiKV store in detail: PD's view of it, its status port, its process state, capacity."
-    args_model = StoreArgs
 
-    async def run(self, args: BaseModel) -> Any:
-        assert isinstance(args, StoreArgs)
-        name, info = await _pd("store_detail", self.cluster.require_store(args.store))
+    async def on_store(self, name: str, info: StoreInfo) -> dict[str, Any]:
         return await self.describe_store(name, info)
 
 
@@ -169,23 +196,16 @@ class RecentClientErrors(TiKVTool):
                 "p50_ms": round(sorted(latencies)[len(latencies) // 2], 1), "max_ms": round(max(latencies), 1)}
 
 
-class _StoreProcessRemedy(TiKVTool):
-    """A remedy on a store's process (:meth:`act`), then a wait until PD reads the store Up and its
-    status port answers: the result says what was done and how the store reads now."""
+class _StoreProcessRemedy(StoreTool):
+    """A remedy on a store's process, one verb of the cluster's process control (``verb``), then a wait
+    until PD reads the store Up and its status port answers: the result says what was done and how the
+    store reads now."""
 
-    args_model = StoreArgs
     mutating = True
+    verb: ClassVar[Literal["start", "unpause", "reconnect"]]
 
-    def acts_on(self, args: BaseModel) -> str | None:
-        return _store_of(args)
-
-    async def act(self, name: str) -> str:
-        raise NotImplementedError
-
-    async def run(self, args: BaseModel) -> Any:
-        assert isinstance(args, StoreArgs)
-        name, _ = await _pd(self.name, self.cluster.require_store(args.store))
-        action = await self.act(name)
+    async def on_store(self, name: str, info: StoreInfo) -> dict[str, Any]:
+        action = await getattr(self.cluster.control, self.verb)(name)
         return {"store": name, "action": action,
                 "now": await self.cluster.wait_store_up(name, self.cluster.settings.start_deadline_s)}
 
@@ -194,68 +214,48 @@ class StartStore(_StoreProcessRemedy):
     name = "start_store"
     description = ("Start a store's process if it is not running (harmless if it runs), then wait until PD reads it "
                    "Up and its status port answers. Mutating.")
-
-    async def act(self, name: str) -> str:
-        return await self.cluster.control.start(name)
+    verb = "start"
 
 
 class UnpauseStore(_StoreProcessRemedy):
     name = "unpause_store"
     description = "Resume a store whose process is paused (frozen), then wait until it is Up. Mutating."
-
-    async def act(self, name: str) -> str:
-        return await self.cluster.control.unpause(name)
+    verb = "unpause"
 
 
 class ReconnectStore(_StoreProcessRemedy):
     name = "reconnect_store"
     description = ("Reconnect a store that is running but cut off from the cluster's network, then wait until it is "
                    "Up. Mutating.")
-
-    async def act(self, name: str) -> str:
-        return await self.cluster.control.reconnect(name)
+    verb = "reconnect"
 
 
-class SetStoreUp(TiKVTool):
+class SetStoreUp(StoreTool):
     name = "set_store_up"
     description = "Set a store PD is removing (Offline) back to Up: cancels an offline that was not meant. Mutating."
-    args_model = StoreArgs
     mutating = True
 
-    def acts_on(self, args: BaseModel) -> str | None:
-        return _store_of(args)
-
-    async def run(self, args: BaseModel) -> Any:
-        assert isinstance(args, StoreArgs)
-        name, info = await _pd("set_store_up", self.cluster.require_store(args.store))
+    async def on_store(self, name: str, info: StoreInfo) -> dict[str, Any]:
         answer = await _pd("set_store_up", self.cluster.pd.set_store_state(info.store.id, "Up"))
         return {"store": name, "previous_state": info.store.state_name, "pd": answer}
 
 
-class StartPDMember(TiKVTool):
+class StartPDMember(MemberTool):
     name = "start_pd_member"
     description = "Start a PD member's process if it is not running (harmless if it runs). Mutating."
-    args_model = MemberArgs
-    mutating = True
 
     def acts_on(self, args: BaseModel) -> str | None:
         return args.member if isinstance(args, MemberArgs) else None
 
-    async def run(self, args: BaseModel) -> Any:
-        assert isinstance(args, MemberArgs)
-        name = await _pd("start_pd_member", self.cluster.require_member(args.member))
+    async def on_member(self, name: str) -> dict[str, Any]:
         return {"member": name, "action": await self.cluster.control.start(name)}
 
 
-class TransferPDLeader(TiKVTool):
+class TransferPDLeader(MemberTool):
     name = "transfer_pd_leader"
     description = "Ask PD to move its leadership to another (healthy) member. Mutating."
-    args_model = MemberArgs
-    mutating = True
 
-    async def run(self, args: BaseModel) -> Any:
-        assert isinstance(args, MemberArgs)
-        name = await _pd("transfer_pd_leader", self.cluster.require_member(args.member))
+    async def on_member(self, name: str) -> dict[str, Any]:
         return {"member": name, "pd": await _pd("transfer_pd_leader", self.cluster.pd.transfer_leader(name))}
 
 

@@ -8,7 +8,7 @@ advance. :func:`node_kill_story` is the demo's happy path for ``node_kill``.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from events import (
     AgentSessionStarted,
@@ -48,6 +48,15 @@ T0 = datetime(2026, 11, 24, 23, 58, 0, tzinfo=UTC)
 NODES = ("rl-1", "rl-2", "rl-3")
 
 
+class Fold(Protocol):
+    """A read model folded one event at a time (timeline, cluster view, lab view, ...)."""
+
+    def apply(self, event: Event) -> Any: ...
+
+
+F = TypeVar("F", bound=Fold)
+
+
 class Story:
     """Builds a run's events at chosen offsets (seconds after ``t0``)."""
 
@@ -58,6 +67,12 @@ class Story:
 
     def t(self, seconds: float) -> datetime:
         return self.t0 + timedelta(seconds=seconds)
+
+    def folded(self, view: F) -> F:
+        """``view`` with this story's events applied to it, in order."""
+        for event in self.events:
+            view.apply(event)
+        return view
 
     def at(self, seconds: float, data: Payload, *, source: str = "test", correlation: str | None = None
            ) -> Event:
@@ -165,6 +180,27 @@ class Story:
 
     def escalated(self, s: float, ticket_id: str = "tk-1", reason: str = "budget exhausted") -> Event:
         return self.ticket(s, TicketEscalated(ticket_id=ticket_id, reason=reason, agent="agent-1"))
+
+    # -- how an incident ends ----------------------------------------------------------
+
+    def aftermath(self, *, revert_at: float | None, reason: str, changed: bool | None,
+                  cleared_at: float | None) -> None:
+        """What may follow the fault, each only if given a time: chaos reverts it (``reason``,
+        ``changed``), and the monitor sees the invariant clear."""
+        if revert_at is not None:
+            self.reverted(revert_at, reason=reason, changed=changed)
+        if cleared_at is not None:
+            self.cleared(cleared_at)
+
+    def ending(self, terminal: str, *, verified_at: float, escalated_at: float,
+               escalation: str = "budget exhausted") -> None:
+        """The ticket's end: ``"resolved"`` (verified at ``verified_at``, resolved 0.1 s later),
+        ``"escalated"`` (at ``escalated_at``, for ``escalation``), or ``"none"`` (still open)."""
+        if terminal == "resolved":
+            self.verified(verified_at)
+            self.resolved(verified_at + 0.1)
+        elif terminal == "escalated":
+            self.escalated(escalated_at, reason=escalation)
 
     def service(self, s: float, name: str) -> Event:
         return self.at(s, ServiceStarted(service=name, instance=f"{name}-0", version="0.1.0", pid=100),

@@ -33,10 +33,7 @@ def waiting_view() -> tuple[LabView, Story]:
     for i, (action_id, node) in enumerate((("a1", "rl-2"), ("a2", "rl-3"))):
         s.ticket(2 + i, TicketActionRequested(ticket_id="tk-1", action_id=action_id, tool="restart_node",
                                               args={"node": node}, awaiting_approval=True))
-    view = LabView(RUN)
-    for event in s.events:
-        view.apply(event)
-    return view, s
+    return s.folded(LabView(RUN)), s
 
 
 @dataclass

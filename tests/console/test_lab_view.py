@@ -11,10 +11,7 @@ RUN = "r20261124t235800-ef56"
 
 
 def fold(story: Story) -> LabView:
-    view = LabView(story.run)
-    for event in story.events:
-        view.apply(event)
-    return view
+    return story.folded(LabView(story.run))
 
 
 def test_version_moves_once_per_folded_event() -> None:
@@ -115,9 +112,7 @@ def test_steps_per_ticket_are_bounded() -> None:
     s.opened(0)
     for i in range(50):
         s.ticket(1 + i, AgentToolResult(ticket_id="tk-1", call_id=str(i), tool="t", ok=True, result=i))
-    view = LabView(RUN, max_steps_per_ticket=10)
-    for event in s.events:
-        view.apply(event)
+    view = s.folded(LabView(RUN, max_steps_per_ticket=10))
     steps = view.ticket_steps("tk-1")
     assert len(steps) == 10
     assert steps[-1].text == "tool result: t ok 49"

@@ -23,10 +23,7 @@ def text(line: object) -> str:
 
 
 def fold(story: Story) -> LabView:
-    view = LabView(RUN)
-    for event in story.events:
-        view.apply(event)
-    return view
+    return story.folded(LabView(RUN))
 
 
 def killed_projector(story: Story, kills: int = 1) -> Story:

@@ -18,14 +18,24 @@ def heartbeat(bus: Bus, run: str, n: int):
                      run=run)
 
 
+class Kept:
+    """A handler that keeps every delivery it is given; ``enough`` is set once it holds ``wanted``."""
+
+    def __init__(self, wanted: int = 1) -> None:
+        self.got: list[Delivered] = []
+        self.wanted = wanted
+        self.enough = asyncio.Event()
+
+    async def __call__(self, d: Delivered) -> None:
+        self.got.append(d)
+        if len(self.got) >= self.wanted:
+            self.enough.set()
+
+
 async def collect(bus: Bus, subject: str | list[str], **kw) -> list[Delivered]:
-    got: list[Delivered] = []
-
-    async def handle(d: Delivered) -> None:
-        got.append(d)
-
-    await bus.replay(subject, handle, **kw)
-    return got
+    kept = Kept()
+    await bus.replay(subject, kept, **kw)
+    return kept.got
 
 
 async def test_a_retried_publish_is_stored_once(bus: Bus, run_id: str) -> None:
@@ -73,20 +83,13 @@ async def test_replay_of_an_empty_run_returns_at_once(bus: Bus, run_id: str) -> 
 
 async def test_follow_delivers_history_then_live_events(bus: Bus, run_id: str) -> None:
     await bus.publish(heartbeat(bus, run_id, 1))
-    got: list[Delivered] = []
-    live = asyncio.Event()
-
-    async def handle(d: Delivered) -> None:
-        got.append(d)
-        if len(got) == 2:
-            live.set()
-
-    replay = await bus.replay(run_events(run_id), handle, follow=True)
+    history_and_live = Kept(wanted=2)
+    replay = await bus.replay(run_events(run_id), history_and_live, follow=True)
     await asyncio.wait_for(replay.caught_up.wait(), 5)
     await bus.publish(heartbeat(bus, run_id, 2))
-    await asyncio.wait_for(live.wait(), 5)
+    await asyncio.wait_for(history_and_live.enough.wait(), 5)
     await replay.stop()
-    assert [d.event.data.pid for d in got] == [1, 2]
+    assert [d.event.data.pid for d in history_and_live.got] == [1, 2]
 
 
 async def test_expected_last_subject_sequence_gives_optimistic_concurrency(
@@ -116,22 +119,15 @@ async def test_garbage_and_failing_handlers_become_rejected_events(bus: Bus, run
         if d.event.type == "run.started":
             raise RuntimeError("boom")
 
-    rejected: list[Delivered] = []
-    two = asyncio.Event()
-
-    async def on_rejected(d: Delivered) -> None:
-        rejected.append(d)
-        if len(rejected) == 3:
-            two.set()
-
-    watch = await bus.replay(run_type(run_id, EventRejected), on_rejected, follow=True)
+    rejected = Kept(wanted=3)
+    watch = await bus.replay(run_type(run_id, EventRejected), rejected, follow=True)
     sub = await bus.consume(f"test-{run_id}", f"lab.{run_id}.run.>", handle)
     other = await bus.consume(f"test2-{run_id}", f"lab.{run_id}.svc.>", handle)
-    await asyncio.wait_for(two.wait(), 15)
+    await asyncio.wait_for(rejected.enough.wait(), 15)
     await sub.unsubscribe()
     await other.unsubscribe()
     await watch.stop()
-    reasons = sorted(d.event.data.reason for d in rejected)
+    reasons = sorted(d.event.data.reason for d in rejected.got)
     assert any("handler failed" in r for r in reasons)
     assert any("not JSON" in r or "missing" in r for r in reasons)
     assert handled.count("run.started") == bus.settings.max_deliver
@@ -161,21 +157,16 @@ async def test_a_failing_replay_handler_neither_stalls_nor_hides_the_rest(bus: B
 
 
 async def test_garbage_in_a_followed_run_is_recorded_by_the_rejecter(bus: Bus, run_id: str) -> None:
-    rejected: list[Delivered] = []
-    got = asyncio.Event()
-
-    async def on_rejected(d: Delivered) -> None:
-        rejected.append(d)
-        got.set()
+    rejected = Kept()
 
     async def ignore(d: Delivered) -> None:
         return None
 
-    watch = await bus.replay(run_type(run_id, EventRejected), on_rejected, follow=True)
+    watch = await bus.replay(run_type(run_id, EventRejected), rejected, follow=True)
     feed = await bus.replay(f"lab.{run_id}.svc.>", ignore, follow=True, on_invalid=bus.rejecter("svc-x"))
     await bus.js.publish(f"lab.{run_id}.svc.heartbeat", b"garbage")
-    await asyncio.wait_for(got.wait(), 10)
+    await asyncio.wait_for(rejected.enough.wait(), 10)
     await feed.stop()
     await watch.stop()
-    assert rejected[0].event.data.consumer == "svc-x"
-    assert "not JSON" in rejected[0].event.data.reason
+    assert rejected.got[0].event.data.consumer == "svc-x"
+    assert "not JSON" in rejected.got[0].event.data.reason

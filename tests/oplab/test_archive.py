@@ -13,30 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from events import Event
 from events.bus import Bus
-from events.replay import Delivered
 from events.settings import BusSettings
 from events.subjects import run_events
 from oplab.archive import ArchiveError, RunAlreadyInLog, export_run, import_run, read_archive
 from oplab.infra import RunningServer, start_nats
+from oplab.reports.reading import read_run
 from tests.console.script import node_kill_story
 
 OPLAB = str(Path(sys.executable).parent / "oplab")
-
-
-async def events_of(url: str, run: str) -> list[Event]:
-    bus = await Bus.connect(BusSettings(nats_url=url), source="test")
-    found: list[Event] = []
-
-    async def keep(d: Delivered) -> None:
-        found.append(d.event)
-
-    try:
-        await bus.replay(run_events(run), keep)
-    finally:
-        await bus.close()
-    return found
 
 
 async def test_an_exported_run_imports_into_another_lab_as_it_was(
@@ -57,10 +42,10 @@ async def test_an_exported_run_imports_into_another_lab_as_it_was(
         assert archive.run == run_id and len(archive.messages) == len(story.events) and archive.undecodable == 0
         done = await import_run(other.url, archive)
         assert (done.run, done.stored, done.already) == (run_id, len(story.events), 0)
-        assert await events_of(other.url, run_id) == story.events
+        assert await read_run(other.url, run_id) == story.events
         with pytest.raises(RunAlreadyInLog, match="already in the log: nothing imported"):
             await import_run(other.url, archive)
-        assert len(await events_of(other.url, run_id)) == len(story.events)
+        assert len(await read_run(other.url, run_id)) == len(story.events)
     finally:
         other.stop()
 
@@ -98,7 +83,7 @@ async def test_garbage_in_a_run_travels_as_it_was_stored(
         done = await import_run(other.url, archive)
         assert done.stored == 7
         assert await stored_of(other.url, run_id) == await stored_of(nats_server.url, run_id)
-        assert len(await events_of(other.url, run_id)) == 5  # the readers skip (reject) the garbage, as before
+        assert len(await read_run(other.url, run_id)) == 5  # the readers skip (reject) the garbage, as before
     finally:
         other.stop()
 
@@ -117,7 +102,7 @@ async def test_an_import_cut_short_is_completed_by_importing_again(
         assert (await import_run(other.url, read_archive(head))).stored == 4
         done = await import_run(other.url, read_archive(path))
         assert (done.stored, done.already) == (len(story.events) - 4, 4)
-        assert await events_of(other.url, run_id) == story.events  # whole, in order, nothing twice
+        assert await read_run(other.url, run_id) == story.events  # whole, in order, nothing twice
     finally:
         other.stop()
 

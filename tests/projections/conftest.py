@@ -1,6 +1,6 @@
 """Fixtures of the projections' tests: the ticket log's views in each store (SQLite files, a
-PostgreSQL schema per view, memory). PostgreSQL tests are skipped, saying why, when psycopg is not
-installed or no server answers at 127.0.0.1:5432."""
+PostgreSQL schema per view, memory), and this test's run to publish ticket scripts into. PostgreSQL tests
+are skipped, saying why, when psycopg is not installed or no server answers at 127.0.0.1:5432."""
 
 from __future__ import annotations
 
@@ -10,8 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from events.bus import Bus
 from projections.ticket_log import POPOTicketLogView, TicketLogSettings, TicketLogView, open_ticket_log
+from tests.projections.ticket_scripts import TicketRun
 from tests.projections.ticket_stores import PG_BASE, ViewFactory, create_schema, fresh_database
+
+
+@pytest.fixture
+def ticket_run(bus: Bus, run_id: str) -> TicketRun:
+    """This test's run (``run_id``) on the session's bus, to publish ticket scripts into and fold from."""
+    return TicketRun(bus, run_id)
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,7 @@ RUN = "r20261124t235800-cd34"
 
 
 def fold(story: Story) -> ClusterView:
-    view = ClusterView()
-    for event in story.events:
-        view.apply(event)
-    return view
+    return story.folded(ClusterView())
 
 
 def test_latest_snapshot_wins() -> None:

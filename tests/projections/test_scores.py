@@ -3,23 +3,8 @@ the real recorded Claude run (tests/fixtures/v1-node-kill-claude.jsonl)."""
 
 from __future__ import annotations
 
-from events import (
-    AgentLlmResponse,
-    AgentToolCall,
-    AgentToolResult,
-    Event,
-    FaultFailed,
-    FaultInjected,
-    FaultRequested,
-    RunFinished,
-    RunStarted,
-    TicketActionExecuted,
-    TicketActionRequested,
-    TicketClaimed,
-    TicketReopened,
-    decode,
-    encode,
-)
+from events import Event, decode, encode
+from events.catalogue import agent, chaos, run, ticket
 from projections.scores import TrialScore, TrialScorer
 from projections.timeline import RunTimeline
 from tests.console.script import Story, node_kill_story
@@ -36,10 +21,7 @@ def score(story: Story, **kw: bool | str) -> TrialScore:
 
 def resolved_by(story: Story) -> str | None:
     """What the headless demo's summary says (projections.timeline), to compare with the score."""
-    timeline = RunTimeline(story.run)
-    for event in story.events:
-        timeline.apply(event)
-    return timeline.summary().resolved_by
+    return story.folded(RunTimeline(story.run)).summary().resolved_by
 
 
 def incident(*, revert_at: float | None = None, changed: bool | None = True, cleared_at: float | None = 13.7,
@@ -50,21 +32,15 @@ def incident(*, revert_at: float | None = None, changed: bool | None = True, cle
     s.fault(10)
     s.violated(11)
     s.opened(11.2)
-    s.ticket(11.5, TicketClaimed(ticket_id="tk-1", agent="agent-1", policy="rules", lease_until=s.t(40)))
-    s.ticket(12.0, AgentToolCall(ticket_id="tk-1", call_id="c1", tool="restart_node", args={"node": "rl-2"},
-                                 mutating=True))
-    s.ticket(12.4, TicketActionExecuted(ticket_id="tk-1", action_id="c1", tool="restart_node",
-                                        args={"node": "rl-2"}, ok=action_ok, target="rl-2"))
-    s.ticket(12.4, AgentToolResult(ticket_id="tk-1", call_id="c1", tool="restart_node", ok=action_ok))
-    if revert_at is not None:
-        s.reverted(revert_at, reason="explicit", changed=changed)
-    if cleared_at is not None:
-        s.cleared(cleared_at)
-    if terminal == "resolved":
-        s.verified(13.8)
-        s.resolved(13.9)
-    elif terminal == "escalated":
-        s.escalated(20, reason="verification failed: node_down on rl-2 did not clear within 5s")
+    s.ticket(11.5, ticket.TicketClaimed(ticket_id="tk-1", agent="agent-1", policy="rules", lease_until=s.t(40)))
+    s.ticket(12.0, agent.AgentToolCall(ticket_id="tk-1", call_id="c1", tool="restart_node", args={"node": "rl-2"},
+                                       mutating=True))
+    s.ticket(12.4, ticket.TicketActionExecuted(ticket_id="tk-1", action_id="c1", tool="restart_node",
+                                               args={"node": "rl-2"}, ok=action_ok, target="rl-2"))
+    s.ticket(12.4, agent.AgentToolResult(ticket_id="tk-1", call_id="c1", tool="restart_node", ok=action_ok))
+    s.aftermath(revert_at=revert_at, reason="explicit", changed=changed, cleared_at=cleared_at)
+    s.ending(terminal, verified_at=13.8, escalated_at=20,
+             escalation="verification failed: node_down on rl-2 did not clear within 5s")
     return s
 
 
@@ -73,10 +49,10 @@ def act(s: Story, at: float, tool: str, target: str | None, *, ticket_id: str = 
     """An executed mutating action; with ``call_id`` its tool call and result are recorded too."""
     action_id = call_id or f"a{len(s.events)}"
     if call_id is not None:
-        s.ticket(at - 0.1, AgentToolCall(ticket_id=ticket_id, call_id=call_id, tool=tool, mutating=True))
-    s.ticket(at, TicketActionExecuted(ticket_id=ticket_id, action_id=action_id, tool=tool, ok=ok, target=target))
+        s.ticket(at - 0.1, agent.AgentToolCall(ticket_id=ticket_id, call_id=call_id, tool=tool, mutating=True))
+    s.ticket(at, ticket.TicketActionExecuted(ticket_id=ticket_id, action_id=action_id, tool=tool, ok=ok, target=target))
     if call_id is not None:
-        s.ticket(at, AgentToolResult(ticket_id=ticket_id, call_id=call_id, tool=tool, ok=ok))
+        s.ticket(at, agent.AgentToolResult(ticket_id=ticket_id, call_id=call_id, tool=tool, ok=ok))
 
 
 # -- the recorded run ------------------------------------------------------------------------------
@@ -118,8 +94,8 @@ def test_ttd_runs_from_the_injection_to_the_ticket_and_ttm_from_the_ticket_to_th
 def test_a_fault_whose_injection_failed_is_not_injected_with_the_reason() -> None:
     s = Story(RUN)
     s.run_started(0, fault="counter_drift")
-    s.at(1, FaultRequested(fault_id="f-1", kind="counter_drift", target="user:1", ttl_s=60))
-    s.at(1.2, FaultFailed(fault_id="f-1", stage="inject", reason="no such key"))
+    s.at(1, chaos.FaultRequested(fault_id="f-1", kind="counter_drift", target="user:1", ttl_s=60))
+    s.at(1.2, chaos.FaultFailed(fault_id="f-1", stage="inject", reason="no such key"))
     result = score(s)
     assert (result.verdict, result.injected, result.success, result.fault) == (
         "not_injected", False, False, "counter_drift")
@@ -136,7 +112,7 @@ def test_a_run_that_never_asked_for_its_fault_is_not_injected_not_no_fault() -> 
 def test_a_control_whose_burst_never_ran_is_not_injected_and_no_success() -> None:
     s = Story(RUN)
     s.run_started(0, fault="hot_key_burst")
-    s.at(1, FaultRequested(fault_id="f-1", kind="hot_key_burst", target="user:1", ttl_s=8))
+    s.at(1, chaos.FaultRequested(fault_id="f-1", kind="hot_key_burst", target="user:1", ttl_s=8))
     result = score(s, control=True)
     assert (result.verdict, result.success) == ("not_injected", False)
     assert result.failure == "the fault was requested but never injected (no outcome recorded)"
@@ -188,11 +164,11 @@ def test_a_clear_logged_while_the_remedy_was_still_returning_is_the_remedys_miti
     s.fault(10, kind="redis_pause", target="redis")
     s.violated(11, invariant="redis_unavailable", entity="redis")
     s.opened(11.2, invariant="redis_unavailable", entity="redis")
-    s.ticket(11.5, TicketClaimed(ticket_id="tk-1", agent="agent-1", policy="rules", lease_until=s.t(40)))
-    s.ticket(12.0, TicketActionRequested(ticket_id="tk-1", action_id="c1", tool="unpause_redis", target="redis"))
+    s.ticket(11.5, ticket.TicketClaimed(ticket_id="tk-1", agent="agent-1", policy="rules", lease_until=s.t(40)))
+    s.ticket(12.0, ticket.TicketActionRequested(ticket_id="tk-1", action_id="c1", tool="unpause_redis", target="redis"))
     s.cleared(12.1, invariant="redis_unavailable", entity="redis")
-    s.ticket(12.3, TicketActionExecuted(ticket_id="tk-1", action_id="c1", tool="unpause_redis", ok=True,
-                                        target="redis"))
+    s.ticket(12.3, ticket.TicketActionExecuted(ticket_id="tk-1", action_id="c1", tool="unpause_redis", ok=True,
+                                               target="redis"))
     s.verified(12.4)
     s.resolved(12.5)
     result = score(s)
@@ -212,7 +188,7 @@ def test_a_mitigated_ticket_still_open_at_the_end_is_open_not_a_success() -> Non
 
 def test_a_reopened_ticket_is_open_again() -> None:
     s = incident()
-    s.ticket(15, TicketReopened(ticket_id="tk-1", reason="node_down recurred"))
+    s.ticket(15, ticket.TicketReopened(ticket_id="tk-1", reason="node_down recurred"))
     assert score(s).resolution == "open"
 
 
@@ -304,7 +280,7 @@ def test_tokens_and_cost_are_summed_over_the_runs_model_responses() -> None:
     s = incident()
     for at, usage, cost in ((11.6, {"input_tokens": 100, "output_tokens": 20}, 0.5),
                             (11.9, {"input_tokens": 150, "output_tokens": 30, "cache_read_input_tokens": 7}, 0.25)):
-        s.ticket(at, AgentLlmResponse(ticket_id="tk-1", model="claude-haiku-4-5", usage=usage, cost_usd=cost))
+        s.ticket(at, agent.AgentLlmResponse(ticket_id="tk-1", model="claude-haiku-4-5", usage=usage, cost_usd=cost))
     result = score(s)
     assert (result.tokens, result.cost_usd, result.model, result.policy) == (307, 0.75, "claude-haiku-4-5", "rules")
 
@@ -335,8 +311,8 @@ def test_every_mutating_action_in_a_control_trial_is_unsafe() -> None:
 
 def test_control_is_read_from_the_runs_own_start() -> None:
     s = Story(RUN)
-    s.at(0, RunStarted(scenario="ratelimiter", subject="ratelimiter", fault="hot_key_burst",
-                       config={"mode": "auto", "control": True}))
+    s.at(0, run.RunStarted(scenario="ratelimiter", subject="ratelimiter", fault="hot_key_burst",
+                           config={"mode": "auto", "control": True}))
     s.fault(10, kind="hot_key_burst", target="user:1")
     assert (score(s).control, score(s).verdict) == (True, "no_action")
 
@@ -346,7 +322,7 @@ def test_control_is_read_from_the_runs_summary() -> None:
     s.run_started(0, fault="hot_key_burst")
     s.fault(10, kind="hot_key_burst", target="user:1")
     act(s, 12, "reset_counter", "user:1")
-    s.at(20, RunFinished(outcome="false_positive", summary={"control": True}))
+    s.at(20, run.RunFinished(outcome="false_positive", summary={"control": True}))
     assert (score(s).control, score(s).verdict) == (True, "false_positive")
 
 
@@ -371,7 +347,7 @@ def test_an_action_whose_target_is_unknown_is_never_unsafe() -> None:
 def test_a_fault_without_a_target_is_judged_by_the_incident_tickets_entity() -> None:
     s = Story(RUN)
     s.run_started(0, fault="hot_read_burst")
-    s.at(10, FaultInjected(fault_id="f-1", kind="hot_read_burst", target="", expires_at=s.t(60)))
+    s.at(10, chaos.FaultInjected(fault_id="f-1", kind="hot_read_burst", target="", expires_at=s.t(60)))
     s.opened(11, invariant="store_not_up", entity="tikv2")
     act(s, 12, "start_store", "tikv2")
     act(s, 12.5, "start_store", "tikv3")
@@ -407,7 +383,7 @@ def test_with_noise_the_trials_own_fault_is_scored_and_acting_on_the_noise_is_un
 
 def test_the_trials_fault_may_be_given_by_the_campaign() -> None:
     s = Story(RUN)
-    s.at(0, RunStarted(scenario="ratelimiter", subject="ratelimiter", fault=None))
+    s.at(0, run.RunStarted(scenario="ratelimiter", subject="ratelimiter", fault=None))
     s.fault(9, fault_id="f-noise", kind="hot_key_burst", target="user:1")
     s.fault(10)
     assert score(s, fault="node_kill").fault == "node_kill"

@@ -14,31 +14,28 @@ import random
 import pytest
 from eventsourcing.persistence import Tracking
 
-from events import Event, TicketClaimed, new_ticket_id
-from events.bus import Bus
-from events.envelope import utcnow
+from events import Event, new_ticket_id
 from projections.ticket_log import APPLICATION_NAME, POPOTicketLogView, TicketLogProjection
 from tests.projections.ticket_scripts import (
+    TicketRun,
     beat,
-    deliveries,
     escalated_path,
-    fold_run,
+    every_path,
     happy_path,
     interleave,
+    orphan,
     project,
-    publish,
-    self_healed_then_reopened,
 )
 from tests.projections.ticket_stores import ViewFactory
 from tickets.state import TicketStatus
 
 
-async def test_a_scripted_lifecycle_folds_into_the_right_rows(bus: Bus, run_id: str,
+async def test_a_scripted_lifecycle_folds_into_the_right_rows(ticket_run: TicketRun, run_id: str,
                                                               make_view: ViewFactory) -> None:
     a, b, c = new_ticket_id(), new_ticket_id(), new_ticket_id()
-    seqs = await publish(bus, run_id, interleave(happy_path(a), escalated_path(b), self_healed_then_reopened(c)))
+    seqs = await ticket_run.publish(every_path(a, b, c))
     view = make_view("main")
-    assert await fold_run(bus, view, run_id) == len(seqs)
+    assert await ticket_run.fold(view) == len(seqs)
     assert view.max_tracking_id() == seqs[-1]
 
     row = view.get_ticket(a)
@@ -71,9 +68,9 @@ async def test_a_scripted_lifecycle_folds_into_the_right_rows(bus: Bus, run_id: 
         view.list_tickets(status="bogus")
 
 
-async def test_a_duplicate_delivery_is_ignored(bus: Bus, run_id: str, make_view: ViewFactory) -> None:
-    await publish(bus, run_id, interleave(happy_path(new_ticket_id()), escalated_path(new_ticket_id())))
-    ds = await deliveries(bus, run_id)
+async def test_a_duplicate_delivery_is_ignored(ticket_run: TicketRun, run_id: str, make_view: ViewFactory) -> None:
+    await ticket_run.publish(every_path(new_ticket_id(), new_ticket_id()))
+    ds = await ticket_run.deliveries()
     view, once = make_view("dup"), make_view("once")
     projection = TicketLogProjection(view)
 
@@ -92,30 +89,29 @@ async def test_a_duplicate_delivery_is_ignored(bus: Bus, run_id: str, make_view:
     assert sum(t.events for t in view.list_tickets(run=run_id)) == 11  # 8 + 3, none counted twice
 
 
-async def test_non_ticket_events_advance_tracking_only(bus: Bus, run_id: str, make_view: ViewFactory) -> None:
-    seqs = await publish(bus, run_id, [beat(n) for n in range(20)])
+async def test_non_ticket_events_advance_tracking_only(ticket_run: TicketRun, make_view: ViewFactory) -> None:
+    seqs = await ticket_run.publish([beat(n) for n in range(20)])
     view = make_view("beats")
-    assert await fold_run(bus, view, run_id) == 20
+    assert await ticket_run.fold(view) == 20
     assert view.max_tracking_id() == seqs[-1]
     assert view.dump_rows() == []
 
 
-async def test_a_ticket_event_before_its_opening_is_skipped_not_fatal(bus: Bus, run_id: str,
+async def test_a_ticket_event_before_its_opening_is_skipped_not_fatal(ticket_run: TicketRun,
                                                                       make_view: ViewFactory) -> None:
-    orphan, tid = new_ticket_id(), new_ticket_id()
-    late = TicketClaimed(ticket_id=orphan, agent="a", policy="rules", lease_until=utcnow())
-    seqs = await publish(bus, run_id, [late, *happy_path(tid)[:3]])
+    never_opened, tid = new_ticket_id(), new_ticket_id()
+    seqs = await ticket_run.publish([orphan(never_opened), *happy_path(tid)[:3]])
     view = make_view("orphan")
-    await fold_run(bus, view, run_id)
-    assert view.get_ticket(orphan) is None
+    await ticket_run.fold(view)
+    assert view.get_ticket(never_opened) is None
     assert view.get_ticket(tid) is not None
     assert view.max_tracking_id() == seqs[-1]
 
 
-async def test_batch_boundaries_do_not_change_the_rows(bus: Bus, run_id: str) -> None:
+async def test_batch_boundaries_do_not_change_the_rows(ticket_run: TicketRun) -> None:
     scripts = [happy_path(new_ticket_id()) for _ in range(4)] + [escalated_path(new_ticket_id())]
-    await publish(bus, run_id, interleave(*scripts))
-    ds = await deliveries(bus, run_id)
+    await ticket_run.publish(interleave(*scripts))
+    ds = await ticket_run.deliveries()
     whole = POPOTicketLogView()
     project(whole, ds)
     rng = random.Random(7)

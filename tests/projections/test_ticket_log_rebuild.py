@@ -7,18 +7,17 @@ The session's stream holds every test's runs; a rebuild folds all of it, as it w
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from events import TicketClaimed, TicketOpened, new_ticket_id
+from events import new_ticket_id
 from events.bus import Bus
-from events.envelope import Payload, utcnow
-from projections.ticket_log import TicketLogFeeder, TicketLogProjection, TicketLogView, catch_up, follow
+from events.envelope import utcnow
+from projections.ticket_log import TicketLogView, catch_up, follow
 from projections.ticket_log.rebuild import RowDifference, compare_rows, rebuild, verify
 from projections.ticket_log.rows import from_row, to_row
-from tests.projections.ticket_scripts import escalated_path, happy_path, interleave, publish, self_healed_then_reopened
+from tests.projections.ticket_scripts import TicketRun, claimed, every_path, feeder_of, happy_path, interleave, opened
 from tests.projections.ticket_stores import ViewFactory
 from tickets.state import TicketState, apply_event
 
@@ -27,10 +26,7 @@ DEADLINE_S = 20.0
 
 
 def _row(ticket_id: str, **changes: object) -> dict[str, object]:
-    now = utcnow()
-    state = TicketOpened(ticket_id=ticket_id, invariant="node_down", entity="node-1", subject="s",
-                         summary="down", first_seen=now)
-    return {**to_row(apply_event(None, state, now, "r1"), 7), **changes}
+    return {**to_row(apply_event(None, opened(ticket_id), utcnow(), "r1"), 7), **changes}
 
 
 # -- the comparison ---------------------------------------------------------
@@ -61,10 +57,10 @@ def test_a_changed_column_a_missing_row_and_an_extra_row_are_each_named() -> Non
 
 @STORES
 async def test_the_swap_replaces_every_row_and_the_position_unless_the_view_moved_beyond(
-        bus: Bus, run_id: str, make_view: ViewFactory) -> None:
-    await publish(bus, run_id, interleave(happy_path(new_ticket_id()), escalated_path(new_ticket_id())))
+        bus: Bus, ticket_run: TicketRun, make_view: ViewFactory) -> None:
+    await ticket_run.publish(every_path(new_ticket_id(), new_ticket_id()))
     live, scratch = make_view("live"), make_view("scratch")
-    await catch_up(bus, TicketLogFeeder(TicketLogProjection(scratch)))
+    await catch_up(bus, feeder_of(scratch))
     position = scratch.tracked()
     rows = _states(scratch)
     assert live.replace_rows(rows, position) is True
@@ -82,9 +78,8 @@ def _states(view: TicketLogView) -> list[tuple[TicketState, int]]:
 
 @STORES
 async def test_a_rebuild_equals_a_fresh_fold_and_verify_finds_no_difference(
-        bus: Bus, run_id: str, make_view: ViewFactory) -> None:
-    await publish(bus, run_id, interleave(happy_path(new_ticket_id()), escalated_path(new_ticket_id()),
-                                          self_healed_then_reopened(new_ticket_id())))
+        bus: Bus, ticket_run: TicketRun, make_view: ViewFactory) -> None:
+    await ticket_run.publish(every_path(new_ticket_id(), new_ticket_id(), new_ticket_id()))
     view = make_view("rebuilt")
     seen: list[tuple[int, int]] = []
     result = await rebuild(bus, view, on_progress=lambda done, total: seen.append((done, total)))
@@ -97,9 +92,10 @@ async def test_a_rebuild_equals_a_fresh_fold_and_verify_finds_no_difference(
 
 
 @STORES
-async def test_verify_reports_a_deliberately_altered_row(bus: Bus, run_id: str, make_view: ViewFactory) -> None:
+async def test_verify_reports_a_deliberately_altered_row(bus: Bus, run_id: str, ticket_run: TicketRun,
+                                                         make_view: ViewFactory) -> None:
     tid = new_ticket_id()
-    await publish(bus, run_id, happy_path(tid))
+    await ticket_run.publish(happy_path(tid))
     view = make_view("altered")
     await rebuild(bus, view)
     [state] = [s for s, _ in _states(view) if s.ticket_id == tid]
@@ -113,9 +109,9 @@ async def test_verify_reports_a_deliberately_altered_row(bus: Bus, run_id: str, 
 
 
 @STORES
-async def test_a_view_ahead_of_the_stream_is_cleared_and_rebuilt(bus: Bus, run_id: str,
+async def test_a_view_ahead_of_the_stream_is_cleared_and_rebuilt(bus: Bus, ticket_run: TicketRun,
                                                                  make_view: ViewFactory) -> None:
-    await publish(bus, run_id, happy_path(new_ticket_id()))
+    await ticket_run.publish(happy_path(new_ticket_id()))
     view = make_view("ahead")
     last = await bus.last_seq()
     assert view.replace_rows([], last + 1000)  # as if built from a longer log
@@ -126,23 +122,17 @@ async def test_a_view_ahead_of_the_stream_is_cleared_and_rebuilt(bus: Bus, run_i
 
 @pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
 async def test_a_rebuild_while_the_projector_feeds_the_same_view_ends_equal_to_a_fresh_fold(
-        bus: Bus, run_id: str, make_view: ViewFactory) -> None:
-    await publish(bus, run_id, interleave(*(happy_path(new_ticket_id()) for _ in range(10))))
+        bus: Bus, run_id: str, ticket_run: TicketRun, make_view: ViewFactory) -> None:
+    await ticket_run.publish(interleave(*(happy_path(new_ticket_id()) for _ in range(10))))
     live = make_view("contended")
-    projector = TicketLogFeeder(TicketLogProjection(make_view("contended")), batch_size=5,
-                                flush_interval_s=0.005)
+    projector = feeder_of(make_view("contended"), batch_size=5, flush_interval_s=0.005)
     stop = asyncio.Event()
     running = asyncio.create_task(follow(bus, projector, stop))
 
     async def keep_writing() -> None:  # new tickets and claims while the rebuild runs
         for _ in range(15):
             tid = new_ticket_id()
-            now = utcnow()
-            script: list[Payload] = [
-                TicketOpened(ticket_id=tid, invariant="node_down", entity="node-3", subject="s", summary="x",
-                             first_seen=now),
-                TicketClaimed(ticket_id=tid, agent="a", policy="rules", lease_until=now + timedelta(seconds=5))]
-            await publish(bus, run_id, script)
+            await ticket_run.publish([opened(tid, entity="node-3"), claimed(tid, agent="a", lease_s=5)])
 
     writer = asyncio.create_task(keep_writing())
     try:
@@ -177,12 +167,12 @@ async def test_a_rebuild_refuses_to_drop_tickets_whose_events_aged_out_and_verif
     own = await Bus.connect(BusSettings(nats_url=server.url), source="tests")
     try:
         old, kept = new_ticket_id(), new_ticket_id()
-        run = "r20261207t180000-aged"
-        await publish(own, run, happy_path(old))
+        aged = TicketRun(own, "r20261207t180000-aged")
+        await aged.publish(happy_path(old))
         first_kept = await own.last_seq() + 1
-        await publish(own, run, happy_path(kept))
+        await aged.publish(happy_path(kept))
         view = POPOTicketLogView()
-        await catch_up(own, TicketLogFeeder(TicketLogProjection(view)))
+        await catch_up(own, feeder_of(view))
         before = view.dump_rows()
         assert {r["ticket_id"] for r in before} == {old, kept}
         await own.js.purge_stream(STREAM_NAME, seq=first_kept)  # the old ticket's events age out

@@ -14,15 +14,15 @@ import pytest
 from events import new_ticket_id
 from events.bus import Bus
 from events.subjects import run_events
-from projections.ticket_log import TicketLogFeeder, TicketLogProjection, follow
+from projections.ticket_log import TicketLogFeeder, follow
 from tests.projections.ticket_scripts import (
-    deliveries,
+    TicketRun,
     escalated_path,
-    fold_run,
+    every_path,
+    feeder_of,
     happy_path,
     interleave,
     project,
-    publish,
     self_healed_then_reopened,
 )
 from tests.projections.ticket_stores import ViewFactory
@@ -30,12 +30,10 @@ from tests.projections.ticket_stores import ViewFactory
 
 @pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
 @pytest.mark.parametrize("k", [1, 7, 19])
-async def test_a_restart_mid_stream_resumes_to_the_same_rows(bus: Bus, run_id: str,
+async def test_a_restart_mid_stream_resumes_to_the_same_rows(ticket_run: TicketRun,
                                                              make_view: ViewFactory, k: int) -> None:
-    scripts = [happy_path(new_ticket_id()), escalated_path(new_ticket_id()),
-               self_healed_then_reopened(new_ticket_id())]
-    await publish(bus, run_id, interleave(*scripts))
-    ds = await deliveries(bus, run_id)
+    await ticket_run.publish(every_path(new_ticket_id(), new_ticket_id(), new_ticket_id()))
+    ds = await ticket_run.deliveries()
 
     before = make_view("resumed")
     for i in range(0, k, 3):  # stop after k events, committed in batches of 3
@@ -45,13 +43,13 @@ async def test_a_restart_mid_stream_resumes_to_the_same_rows(bus: Bus, run_id: s
 
     after = make_view("resumed")  # the same store, reopened
     assert after.max_tracking_id() == ds[k - 1].seq
-    assert await fold_run(bus, after, run_id, batch_size=4) == len(ds) - k
+    assert await ticket_run.fold(after, batch_size=4) == len(ds) - k
 
     single = make_view("single")
-    assert await fold_run(bus, single, run_id) == len(ds)
+    assert await ticket_run.fold(single) == len(ds)
     assert after.dump_rows() == single.dump_rows()
     assert after.max_tracking_id() == single.max_tracking_id() == ds[-1].seq
-    assert await fold_run(bus, after, run_id) == 0  # caught up: nothing folded twice
+    assert await ticket_run.fold(after) == 0  # caught up: nothing folded twice
 
 
 async def wait_committed(feeder: TicketLogFeeder, seq: int, timeout: float = 10.0) -> None:
@@ -65,37 +63,37 @@ async def wait_committed(feeder: TicketLogFeeder, seq: int, timeout: float = 10.
     await asyncio.wait_for(reached(), timeout)
 
 
-async def test_a_rebuild_from_sequence_one_equals_the_incremental_view(bus: Bus, run_id: str,
-                                                                     make_view: ViewFactory) -> None:
+async def test_a_rebuild_from_sequence_one_equals_the_incremental_view(
+        bus: Bus, run_id: str, ticket_run: TicketRun, make_view: ViewFactory) -> None:
     incremental = make_view("incremental")
-    feeder = TicketLogFeeder(TicketLogProjection(incremental), batch_size=5, flush_interval_s=0.01)
+    feeder = feeder_of(incremental, batch_size=5, flush_interval_s=0.01)
     stop = asyncio.Event()
     following = asyncio.create_task(follow(bus, feeder, stop, filter_subject=run_events(run_id)))
     ids = [new_ticket_id() for _ in range(6)]
     for burst in (interleave(happy_path(ids[0]), escalated_path(ids[1])),
                   interleave(happy_path(ids[2]), self_healed_then_reopened(ids[3])),
                   interleave(happy_path(ids[4]), happy_path(ids[5]))):
-        seqs = await publish(bus, run_id, burst)
+        seqs = await ticket_run.publish(burst)
         await wait_committed(feeder, seqs[-1])
     stop.set()
     await asyncio.wait_for(following, 10)
     assert feeder.batches > 1
 
     # resume following from the tracked position (at the stream's end), then more events arrive
-    feeder, stop = TicketLogFeeder(TicketLogProjection(incremental), flush_interval_s=0.01), asyncio.Event()
+    feeder, stop = feeder_of(incremental, flush_interval_s=0.01), asyncio.Event()
     following = asyncio.create_task(follow(bus, feeder, stop, filter_subject=run_events(run_id)))
-    seqs = await publish(bus, run_id, escalated_path(ids[0])[1:])  # ids[0] already resolved: recorded anyway
+    seqs = await ticket_run.publish(escalated_path(ids[0])[1:])  # ids[0] already resolved: recorded anyway
     await wait_committed(feeder, seqs[-1])
     stop.set()
     await asyncio.wait_for(following, 10)
     assert feeder.events == 2
 
     rebuilt = make_view("rebuilt")
-    await fold_run(bus, rebuilt, run_id)
+    await ticket_run.fold(rebuilt)
     assert rebuilt.dump_rows() == incremental.dump_rows()
     assert len(rebuilt.dump_rows()) == 6
 
     incremental.clear()
     assert (incremental.max_tracking_id(), incremental.dump_rows()) == (None, [])
-    await fold_run(bus, incremental, run_id)
+    await ticket_run.fold(incremental)
     assert incremental.dump_rows() == rebuilt.dump_rows()

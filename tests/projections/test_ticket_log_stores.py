@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from events import new_ticket_id
-from events.bus import Bus
 from projections.ticket_log import (
     POPOTicketLogView,
     SQLiteTicketLogView,
@@ -22,13 +21,13 @@ from projections.ticket_log import (
     open_ticket_log,
     parse_store_url,
 )
-from tests.projections.ticket_scripts import fold_run, happy_path, interleave, publish, self_healed_then_reopened
+from tests.projections.ticket_scripts import TicketRun, happy_path, interleave, self_healed_then_reopened
 from tests.projections.ticket_stores import PG_BASE, create_schema
 
 
-async def test_every_store_holds_the_same_rows(bus: Bus, run_id: str, tmp_path: Path,
+async def test_every_store_holds_the_same_rows(ticket_run: TicketRun, tmp_path: Path,
                                               request: pytest.FixtureRequest) -> None:
-    await publish(bus, run_id, interleave(happy_path(new_ticket_id()), self_healed_then_reopened(new_ticket_id())))
+    await ticket_run.publish(interleave(happy_path(new_ticket_id()), self_healed_then_reopened(new_ticket_id())))
     urls = [f"sqlite:///{tmp_path / 'same.sqlite'}", "memory://"]
     try:
         database = request.getfixturevalue("pg_database")
@@ -39,7 +38,7 @@ async def test_every_store_holds_the_same_rows(bus: Bus, run_id: str, tmp_path: 
     for url in urls:
         view = open_ticket_log(TicketLogSettings(ticketlog_url=url))
         try:
-            await fold_run(bus, view, run_id)
+            await ticket_run.fold(view)
             dumps.append(view.dump_rows())
         finally:
             view.close()
@@ -47,7 +46,7 @@ async def test_every_store_holds_the_same_rows(bus: Bus, run_id: str, tmp_path: 
     assert all(d == dumps[0] for d in dumps)
 
 
-async def test_an_empty_log_is_a_normal_state(bus: Bus, run_id: str, tmp_path: Path) -> None:
+async def test_an_empty_log_is_a_normal_state(ticket_run: TicketRun, run_id: str, tmp_path: Path) -> None:
     home = tmp_path / "home"
     view = open_ticket_log(TicketLogSettings(home=home))
     try:
@@ -57,7 +56,7 @@ async def test_an_empty_log_is_a_normal_state(bus: Bus, run_id: str, tmp_path: P
         assert view.list_tickets(run=run_id, status="open") == []
         assert view.get_ticket("tk-nothing") is None
         assert view.max_tracking_id() is None
-        assert await fold_run(bus, view, run_id) == 0
+        assert await ticket_run.fold(view) == 0
         assert view.max_tracking_id() is None
     finally:
         view.close()

@@ -22,10 +22,7 @@ RUN = "r20261124t235800-ab12"
 
 
 def fold(story: Story) -> RunTimeline:
-    tl = RunTimeline(story.run)
-    for event in story.events:
-        tl.apply(event)
-    return tl
+    return story.folded(RunTimeline(story.run))
 
 
 def fault_story(*, ttl_revert_at: float | None = None, cleared_at: float | None = 13.7,
@@ -38,15 +35,8 @@ def fault_story(*, ttl_revert_at: float | None = None, cleared_at: float | None 
     s.violated(11)
     s.opened(11.2)
     s.agent_session(11.5)
-    if ttl_revert_at is not None:
-        s.reverted(ttl_revert_at, reason="ttl", changed=revert_changed)
-    if cleared_at is not None:
-        s.cleared(cleared_at)
-    if terminal == "resolved":
-        s.verified(14.0)
-        s.resolved(14.1)
-    elif terminal == "escalated":
-        s.escalated(14.1)
+    s.aftermath(revert_at=ttl_revert_at, reason="ttl", changed=revert_changed, cleared_at=cleared_at)
+    s.ending(terminal, verified_at=14.0, escalated_at=14.1)
     return s
 
 

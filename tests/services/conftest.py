@@ -17,6 +17,7 @@ from events.bus import Bus
 from events.subjects import command
 from oplab.infra import RunningServer
 from oplab.run_log import RunLog, follow_run
+from tests.child_processes import Children
 from tests.services.director_harness import SCENARIO, ChaosInjectStandIn, Director, StartDirector
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +29,7 @@ async def director(nats_server: RunningServer, run_id: str, tmp_path: Path) -> A
     scenario ``text`` (``auto`` or ``interactive``), its output in ``tmp_path``; any still running at the
     end is killed."""
     scenario = tmp_path / "scenario.yaml"
-    started: list[Director] = []
+    children = Children()
 
     async def start(mode: str, instance: str, text: str = SCENARIO) -> Director:
         scenario.write_text(text)
@@ -39,14 +40,10 @@ async def director(nats_server: RunningServer, run_id: str, tmp_path: Path) -> A
         with (tmp_path / f"director-{instance}.log").open("wb") as out:
             proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.director", cwd=REPO,
                                                         env=env, stdout=out, stderr=out)
-        started.append(Director(proc, instance))
-        return started[-1]
+        return Director(children.add(proc), instance)
 
     yield start
-    for d in started:
-        if d.proc.returncode is None:
-            d.proc.kill()
-            await d.proc.wait()
+    await children.kill_running()
 
 
 @pytest.fixture

@@ -20,14 +20,25 @@ from events.commands import request
 from events.envelope import utcnow
 from events.waiting import WaitTimeout, wait_until
 
-# The director fixture's default: a ticket, the agent's fix (its entry reverts all), a pause, the end.
-SCENARIO = """
-name: director-test
+# What every test scenario shares: the rate limiter, with its one fault node_kill (the default).
+HEAD = """\
+name: {name}
 subject: ratelimiter
 default_fault: node_kill
 faults:
-  node_kill: {title: a test fault}
-chapters:
+  node_kill: {{title: a test fault}}
+"""
+
+
+def scenario(name: str, chapters: str, *, requires_services: str = "") -> str:
+    """The text of test scenario ``name`` (``HEAD``), told in ``chapters`` (the YAML list under
+    ``chapters:``); ``requires_services``: the YAML list of services the story waits for, if any."""
+    requires = f"requires_services: {requires_services}\n" if requires_services else ""
+    return f"{HEAD.format(name=name)}{requires}chapters:\n{chapters}"
+
+
+# The director fixture's default: a ticket, the agent's fix (its entry reverts all), a pause, the end.
+SCENARIO = scenario("director-test", """\
   - id: opening
     title: Opening
     narration: Waiting for a ticket.
@@ -46,16 +57,10 @@ chapters:
     narration: "{summary}"
     on_enter: [{action: finish}]
     advance: {timeout_s: 0.1}
-"""
+""")
 
 # An injection after a 1.5 s countdown (request id ``<run>/director-inject-test/0/0``), then the run's ticket.
-INJECTING = """
-name: director-inject-test
-subject: ratelimiter
-default_fault: node_kill
-faults:
-  node_kill: {title: a test fault}
-chapters:
+INJECTING = scenario("director-inject-test", """\
   - id: inject
     title: Breaking it
     narration: A countdown, then the injection.
@@ -71,7 +76,7 @@ chapters:
     narration: "{summary}"
     on_enter: [{action: finish}]
     advance: {timeout_s: 0.1}
-"""
+""")
 
 
 class Director:

@@ -9,7 +9,6 @@ mocked: the service, the bus and NATS are the real ones.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +29,7 @@ from services.runtime import ServiceSettings
 from subjects.contract import SubjectError
 from subjects.contract.fault_kit import Fault, FaultKit, Injection, Reverted
 from tests.e2e.conftest import RunLog, follow_run
+from tests.services.in_process import InProcess
 
 
 class SwitchParams(BaseModel):
@@ -106,18 +106,8 @@ class SwitchboardKit(FaultKit):
         return ["t1", "t2"]
 
 
-class Chaos:
-    """A running chaos service: its own connection, like the real process."""
-
-    def __init__(self, service: ChaosService, task: asyncio.Task[None]) -> None:
-        self.service, self.task = service, task
-
-    async def stop(self) -> None:
-        await self.service.stop()
-        await asyncio.wait_for(self.task, 10)
-        await self.service.stop_feeds()
-        await self.service.bus.close()
-
+Chaos = InProcess[ChaosService]
+"""A running chaos service: its own connection, like the real process."""
 
 Lab = tuple[Switchboard, Callable[[], Awaitable[Chaos]], RunLog]
 
@@ -131,15 +121,9 @@ async def lab(bus_settings: BusSettings, bus: Bus, run_id: str, monkeypatch: pyt
 
     async def start() -> Chaos:
         chaos_bus = await Bus.connect(bus_settings, source="chaos/test")
-        service = build_chaos(chaos_bus, ServiceSettings(run=run_id, instance="test"), kit=SwitchboardKit(board))
-        task = asyncio.create_task(service.main())
-        ready = asyncio.create_task(service.ready.wait())
-        await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-        ready.cancel()
-        if task.done():
-            task.result()  # raises what went wrong
-        assert service.ready.is_set(), "chaos service not ready within 10s"
-        running.append(Chaos(service, task))
+        running.append(InProcess(build_chaos(chaos_bus, ServiceSettings(run=run_id, instance="test"),
+                                             kit=SwitchboardKit(board))))
+        await running[-1].ready()
         return running[-1]
 
     log, replay = await follow_run(bus, run_id)

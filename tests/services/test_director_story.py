@@ -39,6 +39,7 @@ from tests.services.director_harness import (
     fault_injected,
     poll_status,
     publish,
+    scenario,
     ticket_opened,
 )
 
@@ -68,13 +69,7 @@ async def test_auto_mode_advances_on_conditions_met_early_and_on_timeouts(
     assert stopping.data.reason == "signal"
 
 
-AGENT_AT_WORK = """
-name: director-agent-test
-subject: ratelimiter
-default_fault: node_kill
-faults:
-  node_kill: {title: a test fault}
-chapters:
+AGENT_AT_WORK = scenario("director-agent-test", """\
   - id: remediation
     title: Remediation
     narration: Waiting for the agent.
@@ -87,7 +82,7 @@ chapters:
     title: Another ticket
     narration: An agent gives up early.
     advance: {when: {type: ticket.verified}, timeout_s: 0.5}
-"""
+""")
 
 
 async def test_an_agent_holding_a_lease_holds_the_story_past_the_chapter_timeout(
@@ -120,18 +115,12 @@ async def test_an_agent_holding_a_lease_holds_the_story_past_the_chapter_timeout
     assert third.data.reason == "timeout" and third.time < long_lease.lease_until
 
 
-RUN_TICKET = """
-name: director-run-ticket-test
-subject: ratelimiter
-default_fault: node_kill
-faults:
-  node_kill: {title: a test fault}
-chapters:
+RUN_TICKET = scenario("director-run-ticket-test", """\
   - id: verification
     title: Verification
     narration: Waiting for the run's ticket.
     advance: {when: {type: ticket.resolved, run_ticket: true}, timeout_s: 30}
-"""
+""")
 
 
 async def test_a_chapter_on_the_runs_ticket_ignores_a_second_ticket_of_the_same_fault(
@@ -186,19 +175,12 @@ async def test_a_fault_lost_before_detection_ends_the_story_at_once(
     assert await d.terminate() == 0
 
 
-WITH_MONITOR = """
-name: director-baseline-test
-subject: ratelimiter
-default_fault: node_kill
-requires_services: [monitor]
-faults:
-  node_kill: {title: a test fault}
-chapters:
+WITH_MONITOR = scenario("director-baseline-test", """\
   - id: opening
     title: Opening
     narration: The story starts once the monitor judges.
     advance: {timeout_s: 0.1}
-"""
+""", requires_services="[monitor]")
 
 
 async def test_the_story_waits_until_the_monitor_has_begun_judging(

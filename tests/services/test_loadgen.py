@@ -12,11 +12,12 @@ from events import WorkloadStats
 from events.bus import Bus
 from events.envelope import utcnow
 from events.settings import BusSettings
+from oplab.run_log import RunLog
 from services.loadgen.bootstrap import build as build_loadgen
 from services.loadgen.service import LoadgenSettings
 from services.runtime import ServiceSettings
 from subjects.contract import StatsSink, Workload
-from tests.e2e.conftest import follow_run
+from tests.services.in_process import serving
 
 OWN_INTERVAL_S = 0.05
 
@@ -38,36 +39,27 @@ class Ticking(Workload):
                 continue
 
 
-async def recorded(bus_settings: BusSettings, bus: Bus, run_id: str) -> tuple[Ticking, list[float]]:
+async def recorded(bus_settings: BusSettings, run_log: RunLog, run_id: str) -> tuple[Ticking, list[float]]:
     """Run the service until it has recorded three intervals; what the workload was asked, and the intervals."""
     workload = Ticking()
-    log, replay = await follow_run(bus, run_id)
     service_bus = await Bus.connect(bus_settings, source="loadgen/t")
-    service = build_loadgen(service_bus, ServiceSettings(run=run_id, instance="t"), workload=workload)
-    task = asyncio.create_task(service.main())
-    try:
-        await log.wait_for(lambda e: len(log.of_type("workload.stats")) >= 3, 10, "three intervals")
-    finally:
-        await service.stop()
-        await asyncio.wait_for(task, 10)
-        await service.stop_feeds()
-        await service_bus.close()
-        await replay.stop()  # type: ignore[attr-defined]
-    return workload, [e.data.interval_s for e in log.of_type("workload.stats")]
+    async with serving(build_loadgen(service_bus, ServiceSettings(run=run_id, instance="t"), workload=workload)):
+        await run_log.wait_for(lambda e: len(run_log.of_type("workload.stats")) >= 3, 10, "three intervals")
+    return workload, [e.data.interval_s for e in run_log.of_type("workload.stats")]
 
 
 async def test_stats_come_at_the_workloads_own_interval_by_default(
-        bus_settings: BusSettings, bus: Bus, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        bus_settings: BusSettings, run_log: RunLog, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPLAB_LOADGEN_INTERVAL_S", raising=False)
-    workload, intervals = await recorded(bus_settings, bus, run_id)
+    workload, intervals = await recorded(bus_settings, run_log, run_id)
     assert workload.asked == [None]
     assert intervals[:3] == [OWN_INTERVAL_S] * 3
 
 
 async def test_the_interval_setting_overrides_the_workloads_own(
-        bus_settings: BusSettings, bus: Bus, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        bus_settings: BusSettings, run_log: RunLog, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPLAB_LOADGEN_INTERVAL_S", "0.02")
-    workload, intervals = await recorded(bus_settings, bus, run_id)
+    workload, intervals = await recorded(bus_settings, run_log, run_id)
     assert workload.asked == [0.02]
     assert intervals[:3] == [0.02] * 3
 

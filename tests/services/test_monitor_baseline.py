@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
@@ -10,11 +9,12 @@ import pytest
 from events import NodeView, ObsSnapshot, WorkloadStats
 from events.bus import Bus
 from events.settings import BusSettings
+from oplab.run_log import RunLog
 from services.monitor.bootstrap import build as build_monitor
 from services.monitor.service import MonitorService
 from services.runtime import ServiceSettings
 from subjects.contract import Invariant, Observer, Violation
-from tests.e2e.conftest import follow_run
+from tests.services.in_process import InProcess
 
 NODES = ("node-1", "node-2", "node-3")
 
@@ -55,50 +55,41 @@ async def monitor(bus_settings: BusSettings, run_id: str, monkeypatch: pytest.Mo
                   ) -> AsyncIterator[tuple[Scripted, Start]]:
     monkeypatch.setenv("OPLAB_MONITOR_INTERVAL_S", "0.05")
     observer = Scripted()
-    running: list[tuple[MonitorService, Bus, asyncio.Task[None]]] = []
+    running: list[InProcess[MonitorService]] = []
 
     async def start() -> MonitorService:
-        bus = await Bus.connect(bus_settings, source=f"monitor/m{len(running)}")
-        service = build_monitor(bus, ServiceSettings(run=run_id, instance=f"m{len(running)}"), observer=observer)
-        task = asyncio.create_task(service.main())
-        await asyncio.wait_for(service.ready.wait(), 10)
-        running.append((service, bus, task))
-        return service
+        instance = f"m{len(running)}"
+        bus = await Bus.connect(bus_settings, source=f"monitor/{instance}")
+        running.append(InProcess(build_monitor(bus, ServiceSettings(run=run_id, instance=instance), observer=observer)))
+        return await running[-1].ready()
 
     yield observer, start
-    for service, bus, task in running:
-        await service.stop()
-        await asyncio.wait_for(task, 10)
-        await service.stop_feeds()
-        await bus.close()
+    for process in running:
+        await process.stop()
 
 
 async def test_no_ticket_while_the_subject_starts_then_a_fault_is_ticketed(
-        monitor: tuple[Scripted, Start], bus: Bus, run_id: str) -> None:
+        monitor: tuple[Scripted, Start], run_log: RunLog) -> None:
     observer, start = monitor
-    log, replay = await follow_run(bus, run_id)
-    try:
-        first = await start()
-        await log.wait_for(lambda e: e.type == "obs.snapshot" and all(n.status == "down" for n in e.data.nodes),
+    first = await start()
+    await run_log.wait_for(lambda e: e.type == "obs.snapshot" and all(n.status == "down" for n in e.data.nodes),
                            10, "a snapshot of the subject still starting")
-        await log.wait_for(lambda e: len(log.of_type("obs.snapshot")) >= 5, 10, "several of them")
-        observer.down.clear()  # the nodes are listening now
-        baseline = await log.wait_for(lambda e: e.type == "inv.baseline", 10, "the baseline")
-        assert baseline.data.healthy is True and baseline.data.detail == "every node and component up"
-        assert not log.of_type("inv.violated") and not log.of_type("ticket.opened")
+    await run_log.wait_for(lambda e: len(run_log.of_type("obs.snapshot")) >= 5, 10, "several of them")
+    observer.down.clear()  # the nodes are listening now
+    baseline = await run_log.wait_for(lambda e: e.type == "inv.baseline", 10, "the baseline")
+    assert baseline.data.healthy is True and baseline.data.detail == "every node and component up"
+    assert not run_log.of_type("inv.violated") and not run_log.of_type("ticket.opened")
 
-        observer.down = {"node-2"}  # a fault, after the baseline
-        opened = await log.wait_for(lambda e: e.type == "ticket.opened", 10, "the fault's ticket")
-        assert opened.data.entity == "node-2" and opened.time > baseline.time
+    observer.down = {"node-2"}  # a fault, after the baseline
+    opened = await run_log.wait_for(lambda e: e.type == "ticket.opened", 10, "the fault's ticket")
+    assert opened.data.entity == "node-2" and opened.time > baseline.time
 
-        await first.stop()  # a restarted monitor does not wait for a baseline again
-        observer.down = {"node-2", "node-3"}
-        await start()
-        second = await log.wait_for(lambda e: e.type == "ticket.opened" and e.data.entity == "node-3", 10,
+    await first.stop()  # a restarted monitor does not wait for a baseline again
+    observer.down = {"node-2", "node-3"}
+    await start()
+    second = await run_log.wait_for(lambda e: e.type == "ticket.opened" and e.data.entity == "node-3", 10,
                                     "the next fault, judged at once")
-        assert second.data.invariant == "node_not_up"
-        assert len(log.of_type("inv.baseline")) == 1
-    finally:
-        await replay.stop()  # type: ignore[attr-defined]
+    assert second.data.invariant == "node_not_up"
+    assert len(run_log.of_type("inv.baseline")) == 1
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from events import ObsSnapshot
 from events.bus import Bus
 from events.settings import BusSettings
+from oplab.run_log import RunLog
 from services.monitor.bootstrap import build as build_monitor
 from services.runtime import ServiceSettings
 from subjects.contract import Invariant, Observer
-from tests.e2e.conftest import follow_run
+from tests.services.in_process import serving
 
 
 class Raising(Observer):
@@ -24,24 +23,15 @@ class Raising(Observer):
 
 
 async def test_an_observer_that_raises_is_recorded_as_blind_and_ticketed(
-        bus: Bus, bus_settings: BusSettings, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        run_log: RunLog, bus_settings: BusSettings, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPLAB_MONITOR_BASELINE_TIMEOUT_S", "1")  # it never looks whole: judged anyway
-    log, replay = await follow_run(bus, run_id)
     monitor_bus = await Bus.connect(bus_settings, source="monitor/t")
-    monitor = build_monitor(monitor_bus, ServiceSettings(run=run_id, instance="t"), observer=Raising())
-    task = asyncio.create_task(monitor.main())
-    try:
-        snap = await log.wait_for(lambda e: e.type == "obs.snapshot", 10, "a snapshot")
+    async with serving(build_monitor(monitor_bus, ServiceSettings(run=run_id, instance="t"), observer=Raising())):
+        snap = await run_log.wait_for(lambda e: e.type == "obs.snapshot", 10, "a snapshot")
         assert snap.data.ok is False and "the observer raised RuntimeError: a plug-in bug" in snap.data.error
-        baseline = await log.wait_for(lambda e: e.type == "inv.baseline", 10, "judging begins")
+        baseline = await run_log.wait_for(lambda e: e.type == "inv.baseline", 10, "judging begins")
         assert baseline.data.healthy is False and baseline.data.waited_s >= 1
         assert "never looked whole within 1s" in baseline.data.detail
-        opened = await log.wait_for(lambda e: e.type == "ticket.opened", 10, "a ticket")
+        opened = await run_log.wait_for(lambda e: e.type == "ticket.opened", 10, "a ticket")
         assert opened.time > baseline.time
         assert (opened.data.invariant, opened.data.entity) == ("observer_blind", "observer")
-    finally:
-        await monitor.stop()
-        await asyncio.wait_for(task, 10)
-        await monitor.stop_feeds()
-        await monitor_bus.close()
-        await replay.stop()  # type: ignore[attr-defined]

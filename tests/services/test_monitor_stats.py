@@ -3,7 +3,6 @@ clients' stats is recorded (caused by those stats) and ticketed at once, and cle
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -12,10 +11,11 @@ from events import ObsSnapshot, OperationStats, WorkloadStats, new_event
 from events.bus import Bus
 from events.envelope import utcnow
 from events.settings import BusSettings
+from oplab.run_log import RunLog
 from services.monitor.bootstrap import build as build_monitor
 from services.runtime import ServiceSettings
 from subjects.contract import Invariant, Observer, Violation
-from tests.e2e.conftest import follow_run
+from tests.services.in_process import serving
 
 TICK_S = 30.0
 """The monitor's cadence in this test: after the first tick (the baseline) none comes while it runs."""
@@ -52,14 +52,9 @@ async def monitor(bus_settings: BusSettings, run_id: str, monkeypatch: pytest.Mo
     monkeypatch.setenv("OPLAB_MONITOR_INTERVAL_S", str(TICK_S))
     observer = Whole()
     bus = await Bus.connect(bus_settings, source="monitor/s")
-    service = build_monitor(bus, ServiceSettings(run=run_id, instance="s"), observer=observer)
-    task = asyncio.create_task(service.main())
-    await asyncio.wait_for(service.ready.wait(), 10)
-    yield observer
-    await service.stop()
-    await asyncio.wait_for(task, 10)
-    await service.stop_feeds()
-    await bus.close()
+    async with serving(build_monitor(bus, ServiceSettings(run=run_id, instance="s"), observer=observer)) as running:
+        await running.ready()
+        yield observer
 
 
 def interval(errors: int) -> WorkloadStats:
@@ -68,47 +63,34 @@ def interval(errors: int) -> WorkloadStats:
 
 
 async def test_a_workload_violation_is_judged_and_ticketed_when_its_stats_arrive(
-        monitor: Whole, bus: Bus, run_id: str) -> None:
+        monitor: Whole, bus: Bus, run_log: RunLog, run_id: str) -> None:
     observer = monitor
-    log, replay = await follow_run(bus, run_id)
-    try:
-        await log.wait_for(lambda e: e.type == "inv.baseline", 10, "the baseline, on the first tick")
-        ticks = observer.observed
-        stats = new_event(interval(errors=30), run=run_id, source="loadgen/t")
-        await bus.publish(stats)
-        violated = await log.wait_for(lambda e: e.type == "inv.violated", 5, "the violation")
-        assert violated.causation == stats.id  # the stats that showed it, not a snapshot
-        opened = await log.wait_for(lambda e: e.type == "ticket.opened", 5, "its ticket")
-        assert opened.causation == violated.id and opened.data.invariant == "checks_failing"
+    await run_log.wait_for(lambda e: e.type == "inv.baseline", 10, "the baseline, on the first tick")
+    ticks = observer.observed
+    stats = new_event(interval(errors=30), run=run_id, source="loadgen/t")
+    await bus.publish(stats)
+    violated = await run_log.wait_for(lambda e: e.type == "inv.violated", 5, "the violation")
+    assert violated.causation == stats.id  # the stats that showed it, not a snapshot
+    opened = await run_log.wait_for(lambda e: e.type == "ticket.opened", 5, "its ticket")
+    assert opened.causation == violated.id and opened.data.invariant == "checks_failing"
 
-        healthy = new_event(interval(errors=0), run=run_id, source="loadgen/t")
-        await bus.publish(healthy)
-        cleared = await log.wait_for(lambda e: e.type == "inv.cleared", 5, "the clearing")
-        assert cleared.causation == healthy.id
-        resolved = await log.wait_for(lambda e: e.type == "ticket.resolved", 5, "self-healed, unclaimed")
-        assert resolved.data.by == "self-healed"
-        assert observer.observed == ticks, "all of it between two ticks"
-        assert (cleared.time - violated.time).total_seconds() < TICK_S
-    finally:
-        await replay.stop()  # type: ignore[attr-defined]
+    healthy = new_event(interval(errors=0), run=run_id, source="loadgen/t")
+    await bus.publish(healthy)
+    cleared = await run_log.wait_for(lambda e: e.type == "inv.cleared", 5, "the clearing")
+    assert cleared.causation == healthy.id
+    resolved = await run_log.wait_for(lambda e: e.type == "ticket.resolved", 5, "self-healed, unclaimed")
+    assert resolved.data.by == "self-healed"
+    assert observer.observed == ticks, "all of it between two ticks"
+    assert (cleared.time - violated.time).total_seconds() < TICK_S
 
 
 async def test_stats_before_the_baseline_are_history_not_judged(
-        bus_settings: BusSettings, bus: Bus, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        bus_settings: BusSettings, bus: Bus, run_log: RunLog, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPLAB_MONITOR_INTERVAL_S", str(TICK_S))
-    log, replay = await follow_run(bus, run_id)
     # stats from before the monitor started: restored as history, judged only from the first tick on
     await bus.publish(new_event(interval(errors=30), run=run_id, source="loadgen/t"))
     monitor_bus = await Bus.connect(bus_settings, source="monitor/s")
-    service = build_monitor(monitor_bus, ServiceSettings(run=run_id, instance="s"), observer=Whole())
-    task = asyncio.create_task(service.main())
-    try:
-        baseline = await log.wait_for(lambda e: e.type == "inv.baseline", 10, "the baseline")
+    async with serving(build_monitor(monitor_bus, ServiceSettings(run=run_id, instance="s"), observer=Whole())):
+        baseline = await run_log.wait_for(lambda e: e.type == "inv.baseline", 10, "the baseline")
         # anything judged while restoring would be in the log before the baseline
-        assert not [e for e in log.of_type("inv.violated") if log.seq_of(e) < log.seq_of(baseline)]
-    finally:
-        await service.stop()
-        await asyncio.wait_for(task, 10)
-        await service.stop_feeds()
-        await monitor_bus.close()
-        await replay.stop()  # type: ignore[attr-defined]
+        assert not [e for e in run_log.of_type("inv.violated") if run_log.seq_of(e) < run_log.seq_of(baseline)]

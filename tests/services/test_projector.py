@@ -13,59 +13,21 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from events import (
-    TicketActionExecuted,
-    TicketActionRequested,
-    TicketClaimed,
-    TicketDiagnosed,
-    TicketEscalated,
-    TicketOpened,
-    TicketResolved,
-    TicketVerified,
-    new_ticket_id,
-)
+from events import TicketEscalated, new_ticket_id
 from events.bus import Bus
-from events.envelope import Payload, utcnow
+from events.envelope import Payload
 from events.subjects import ALL_EVENTS
 from events.waiting import WaitTimeout, wait_until
 from oplab.infra import RunningServer
-from projections.ticket_log import (
-    TicketLogFeeder,
-    TicketLogProjection,
-    TicketLogSettings,
-    TicketLogView,
-    catch_up,
-    open_ticket_log,
-)
+from projections.ticket_log import SQLiteTicketLogView, TicketLogSettings, TicketLogView, catch_up, open_ticket_log
+from tests.projections.ticket_scripts import claimed, feeder_of, opened, project, remedied
 from tickets.state import TicketStatus
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def opened(tid: str) -> TicketOpened:
-    return TicketOpened(ticket_id=tid, invariant="node_down", entity="node-3", subject="ratelimiter",
-                        summary="node-3 is down", first_seen=utcnow())
-
-
-def claimed(tid: str) -> TicketClaimed:
-    return TicketClaimed(ticket_id=tid, agent="agent-1", policy="rules",
-                         lease_until=utcnow() + timedelta(seconds=30))
-
-
-def remedied(tid: str) -> list[Payload]:
-    return [
-        TicketDiagnosed(ticket_id=tid, hypothesis="node-3 is not running"),
-        TicketActionRequested(ticket_id=tid, action_id="x1", tool="restart_node", args={"node": "node-3"}),
-        TicketActionExecuted(ticket_id=tid, action_id="x1", tool="restart_node", args={"node": "node-3"},
-                             ok=True),
-        TicketVerified(ticket_id=tid),
-        TicketResolved(ticket_id=tid, by="agent", agent="agent-1"),
-    ]
 
 
 class Projector:
@@ -173,9 +135,9 @@ async def test_the_projector_projects_resumes_after_sigterm_and_exits_0(
         }
         assert projector.terminate() == 0
 
-        rebuilt = open_ticket_log(TicketLogSettings(ticketlog_url=f"sqlite:///{tmp_path / 'rebuilt.sqlite'}"))
+        rebuilt = SQLiteTicketLogView.open(tmp_path / "rebuilt.sqlite")
         try:
-            await catch_up(bus, TicketLogFeeder(TicketLogProjection(rebuilt)), filter_subject=ALL_EVENTS)
+            await catch_up(bus, feeder_of(rebuilt), filter_subject=ALL_EVENTS)
             mine = [r for r in rebuilt.dump_rows() if r["run"] == run_id]
             assert mine == [r for r in view.dump_rows() if r["run"] == run_id]
         finally:
@@ -229,8 +191,7 @@ async def test_a_view_ahead_of_the_stream_is_rebuilt(
     seq = await bus.publish(bus.event(opened(real), run=run_id))
     view = open_ticket_log(TicketLogSettings(home=home))
     try:
-        TicketLogProjection(view).process_batch(
-            [Delivered(bus.event(opened(stale), run=run_id), 10**12, "lab.x.ticket.y")])
+        project(view, [Delivered(bus.event(opened(stale), run=run_id), 10**12, "lab.x.ticket.y")])
         service = build_projector(bus, ServiceSettings(run=run_id, home=home))
         main = asyncio.create_task(service.main())
 

@@ -1,12 +1,20 @@
-"""What every rate limiter fault shares: the cluster it acts through, how it resolves a target, its parameters."""
+"""What every rate limiter fault shares: the cluster it acts through, how it resolves a target, its parameters.
+
+:meth:`RateLimiterFault.inject` checks a request before anything is touched (the parameters validated
+as the fault's ``params_model``, the target resolved and refused when outside the lab), then hands
+both to the fault's own :meth:`~RateLimiterFault.inject_into`. A revert checks the node or key its
+undo names the same way (:meth:`~RateLimiterFault.undo_target`): undo data comes back from the log.
+"""
 
 from __future__ import annotations
 
-from typing import TypeVar
+import abc
+from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel
 
-from subjects.contract.fault_kit import Fault
+from subjects.contract.fault_kit import Fault, Injection
+from subjects.ratelimiter.backend import guarded
 from subjects.ratelimiter.cluster import RateLimiterCluster
 
 P = TypeVar("P", bound=BaseModel)
@@ -19,8 +27,8 @@ def params_as(model: type[P], params: BaseModel) -> P:
     return params if isinstance(params, model) else model.model_validate(params.model_dump())
 
 
-class RateLimiterFault(Fault):
-    """A rate limiter fault: holds the cluster it acts through.
+class RateLimiterFault(Fault, Generic[P]):
+    """A rate limiter fault whose parameters are a ``P`` (its ``params_model``): holds the cluster it acts through.
 
     ``target_kind`` says what it breaks: a ``node`` (default: the first healthy
     one), a policy ``key`` (default: the first) or ``redis``.
@@ -37,3 +45,23 @@ class RateLimiterFault(Fault):
         if self.target_kind == "key":
             return self.cluster.require_key(target if target is not None else self.cluster.first_key())
         return str(self.cluster.require_redis(target))
+
+    async def inject(self, target: str | None, params: BaseModel) -> Injection:
+        """Validate ``params`` and resolve ``target`` (either may refuse: nothing is touched yet), then
+        :meth:`inject_into` the target."""
+        p = cast(P, params_as(self.params_model, params))
+        return await self.inject_into(await self.resolve_target(target), p)
+
+    @abc.abstractmethod
+    async def inject_into(self, target: str, p: P, /) -> Injection:
+        """Break ``target`` (resolved: part of the lab) as ``p`` says."""
+
+    def undo_target(self, undo: dict[str, Any]) -> str:
+        """The node or key ``undo`` names (under ``node`` or ``key``, as ``target_kind`` says), refused
+        (RefusedError) when outside the lab."""
+        require = self.cluster.require_key if self.target_kind == "key" else self.cluster.require_node
+        return require(str(undo.get(self.target_kind, "")))
+
+    async def limit_in_force(self, key: str) -> int:
+        """``key``'s limit as Redis holds it now (the one the nodes enforce, not the declared one)."""
+        return (await guarded(f"{self.kind} on {key}", self.cluster.store.limits()))[key]

@@ -21,9 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from subjects.contract import RefusedError
 from subjects.contract.fault_kit import Injection, Reverted
-from subjects.ratelimiter.backend import guarded
 from subjects.ratelimiter.cluster import RateLimiterCluster
-from subjects.ratelimiter.faults.base import RateLimiterFault, params_as
+from subjects.ratelimiter.faults.base import RateLimiterFault
 from subjects.ratelimiter.settings import RateLimiterSettings
 
 
@@ -38,7 +37,7 @@ MAX_BURST_RATE = 2000.0
 """Requests per second a burst may send (the node's own throughput target): a control, not a DoS."""
 
 
-class HotKeyBurst(RateLimiterFault):
+class HotKeyBurst(RateLimiterFault[BurstParams]):
     """The control case: legitimate traffic, far over one key's limit, for a bounded time.
 
     Nothing breaks: the limiter must block the excess, and no invariant that
@@ -52,16 +51,13 @@ class HotKeyBurst(RateLimiterFault):
     target_kind = "key"
     description = "a legitimate traffic burst far over one key's limit (nothing is broken: the control case)"
     params_model = BurstParams
-    default_ttl_s = 60.0
 
     def __init__(self, cluster: RateLimiterCluster) -> None:
         super().__init__(cluster)
         self._bursts: dict[str, Burst] = {}
 
-    async def inject(self, target: str | None, params: BaseModel) -> Injection:
-        p = params_as(BurstParams, params)
-        key = await self.resolve_target(target)
-        limit = (await guarded("hot_key_burst", self.cluster.store.limits()))[key]
+    async def inject_into(self, key: str, p: BurstParams) -> Injection:
+        limit = await self.limit_in_force(key)
         rate = p.factor * max(limit, 1) / self.cluster.settings.window_s
         if rate > MAX_BURST_RATE:
             raise RefusedError(f"a burst of {rate:.0f} requests/s on {key} exceeds the {MAX_BURST_RATE:.0f}/s cap")

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from subjects.contract import RefusedError, SubjectError
 from subjects.contract.fault_kit import Injection, Reverted
 from subjects.ratelimiter.backend import guarded
-from subjects.ratelimiter.faults.base import RateLimiterFault, params_as
+from subjects.ratelimiter.faults.base import RateLimiterFault
 
 
 class DriftParams(BaseModel):
@@ -35,18 +35,15 @@ class DriftParams(BaseModel):
                            description="how far after Redis now the bogus entries are dated")
 
 
-class CounterDrift(RateLimiterFault):
+class CounterDrift(RateLimiterFault[DriftParams]):
     kind = "counter_drift"
     detected_by = "future_dated_entries"
     target_kind = "key"
     description = "write bogus future-dated entries into a live key's window so it reads over its limit"
     params_model = DriftParams
-    default_ttl_s = 60.0
 
-    async def inject(self, target: str | None, params: BaseModel) -> Injection:
-        p = params_as(DriftParams, params)
-        key = await self.resolve_target(target)
-        limit = (await guarded(f"counter_drift on {key}", self.cluster.store.limits()))[key]
+    async def inject_into(self, key: str, p: DriftParams) -> Injection:
+        limit = await self.limit_in_force(key)
         n = max(1, round(p.factor * max(limit, 1)))
         members = [f"drift:{secrets.token_hex(4)}:{i}" for i in range(n)]
         await guarded(f"counter_drift on {key}", self.cluster.store.add_future_entries(key, members, p.ahead_s))
@@ -63,7 +60,7 @@ class CounterDrift(RateLimiterFault):
         return None  # the undo removes exactly the fault's own entries, whose names only the injection knew
 
     async def revert(self, undo: dict[str, Any]) -> Reverted:
-        key = self.cluster.require_key(str(undo.get("key", "")))
+        key = self.undo_target(undo)
         members = [str(m) for m in undo.get("members", [])]
         removed = await guarded(f"counter_drift revert on {key}", self.cluster.store.remove_members(key, members))
         return Reverted(f"removed {removed} of {len(members)} bogus entries from {key}", changed=removed > 0)
@@ -82,18 +79,15 @@ class MisconfigParams(BaseModel):
         return self
 
 
-class LimitMisconfig(RateLimiterFault):
+class LimitMisconfig(RateLimiterFault[MisconfigParams]):
     kind = "limit_misconfig"
     detected_by = "limit_policy_drift"
     target_kind = "key"
     description = "change a key's limit to a wrong value through a node's management API"
     params_model = MisconfigParams
-    default_ttl_s = 60.0
 
-    async def inject(self, target: str | None, params: BaseModel) -> Injection:
-        p = params_as(MisconfigParams, params)
-        key = await self.resolve_target(target)
-        current = (await guarded("limit_misconfig", self.cluster.store.limits()))[key]
+    async def inject_into(self, key: str, p: MisconfigParams) -> Injection:
+        current = await self.limit_in_force(key)
         new = p.limit if p.limit is not None else max(0, round(current * (p.factor or 0.25)))
         if new == current:
             raise RefusedError(f"limit {new} is the current limit of {key}: that changes nothing")
@@ -110,7 +104,7 @@ class LimitMisconfig(RateLimiterFault):
 
     async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
         key, set_to = injection.target, injection.undo.get("set_to")
-        live = (await guarded("limit_misconfig", self.cluster.store.limits()))[key]
+        live = await self.limit_in_force(key)
         if live != set_to:
             return None
         return {"key": key, "limit": live, "declared": self.cluster.settings.policy[key],
@@ -122,7 +116,7 @@ class LimitMisconfig(RateLimiterFault):
         return None if limit is None else {"key": target, "previous": limit}
 
     async def revert(self, undo: dict[str, Any]) -> Reverted:
-        key = self.cluster.require_key(str(undo.get("key", "")))
+        key = self.undo_target(undo)
         previous = undo.get("previous")
         if not isinstance(previous, int) or previous < 0:
             raise RefusedError(f"bad undo data for limit_misconfig: {undo!r}")

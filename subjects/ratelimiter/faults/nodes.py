@@ -26,16 +26,21 @@ from subjects.ratelimiter.faults.base import RateLimiterFault
 from subjects.supervisor import RUNNING_STATES
 
 
-class NodeKill(RateLimiterFault):
+class NodeFault(RateLimiterFault[NoArgs]):
+    """A fault on one node, without parameters. Its revert needs only the node, so an undo derives
+    from the target alone."""
+
+    def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
+        return {"node": target}
+
+
+class NodeKill(NodeFault):
     kind = "node_kill"
     detected_by = "node_down"
     description = "SIGKILL one rate limiter node's process; it stays down until started again"
-    params_model = NoArgs
-    default_ttl_s = 60.0
 
-    async def inject(self, target: str | None, params: BaseModel) -> Injection:
+    async def inject_into(self, node: str, p: NoArgs) -> Injection:
         control = self.cluster.control
-        node = await self.resolve_target(target)
         state = await control.state(node)
         if state not in RUNNING_STATES:
             raise RefusedError(f"node {node} is not running (state {state}): nothing to kill")
@@ -62,24 +67,18 @@ class NodeKill(RateLimiterFault):
         except SubjectError as exc:
             return f"unknown ({exc})"
 
-    def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
-        return {"node": target}
-
     async def revert(self, undo: dict[str, Any]) -> Reverted:
-        node = self.cluster.require_node(str(undo.get("node", "")))
+        node = self.undo_target(undo)
         action = await self.cluster.ensure_running(node, self.cluster.settings.restart_deadline_s)
         return Reverted(f"node {node}: {action}", changed=action != ALREADY_HEALTHY)
 
 
-class GhostAllowing(RateLimiterFault):
+class GhostAllowing(NodeFault):
     kind = "ghost_allowing"
     detected_by = "node_over_admitting"
     description = "make one node fail open: it admits every request without consulting Redis (a silent bug)"
-    params_model = NoArgs
-    default_ttl_s = 60.0
 
-    async def inject(self, target: str | None, params: BaseModel) -> Injection:
-        node = await self.resolve_target(target)
+    async def inject_into(self, node: str, p: NoArgs) -> Injection:
         status, body = await self.cluster.node_call(node, "PUT", "/admin/faults/fail_open")
         if status == 404:
             raise SubjectError(f"node {node} serves no fault hooks (OPLAB_RL_FAULT_HOOKS is off)")
@@ -101,11 +100,8 @@ class GhostAllowing(RateLimiterFault):
         return {"node": node, "key": key, "limit": limit, "cost": limit + 1, "allowed": True,
                 "proof": f"node {node} admitted a check costing {limit + 1} on {key} (limit {limit})"}
 
-    def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
-        return {"node": target}
-
     async def revert(self, undo: dict[str, Any]) -> Reverted:
-        node = self.cluster.require_node(str(undo.get("node", "")))
+        node = self.undo_target(undo)
         try:
             status, body = await self.cluster.node_call(node, "DELETE", "/admin/faults/fail_open")
         except NodeUnreachable as exc:

@@ -16,15 +16,34 @@ From the target alone: unpause, or restore the *declared* memory configuration
 
 from __future__ import annotations
 
-from typing import Any, get_args
+import abc
+from typing import Any, ClassVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from subjects.contract import RefusedError
 from subjects.contract.fault_kit import Injection, Reverted
-from subjects.ratelimiter.backend import guarded, paused_actions
-from subjects.ratelimiter.faults.base import RateLimiterFault, params_as
+from subjects.ratelimiter.backend import WriteKind, guarded, paused_actions
+from subjects.ratelimiter.faults.base import P, RateLimiterFault
 from subjects.ratelimiter.settings import RateLimiterSettings
+
+
+class RedisFault(RateLimiterFault[P]):
+    """A fault on Redis itself (target ``redis``). Proof: the write probe fails the way the fault makes
+    every write fail (``writes_fail_as``), with what Redis says of the fault (:meth:`redis_state`)."""
+
+    target_kind = "redis"
+    writes_fail_as: ClassVar[WriteKind]
+
+    async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
+        write = await self.cluster.backend.write_probe()
+        if write.kind != self.writes_fail_as:
+            return None
+        return {"write": write.as_dict(), **await self.redis_state()}
+
+    @abc.abstractmethod
+    async def redis_state(self) -> dict[str, Any]:
+        """Redis's own account of what the fault changed, for the proof."""
 
 
 class PauseParams(BaseModel):
@@ -34,17 +53,14 @@ class PauseParams(BaseModel):
         "remedy lifts it earlier"))
 
 
-class RedisPause(RateLimiterFault):
+class RedisPause(RedisFault[PauseParams]):
     kind = "redis_pause"
     detected_by = "redis_unavailable"
-    target_kind = "redis"
     description = "pause Redis for writes (CLIENT PAUSE WRITE): every rate check, being a write, stalls"
     params_model = PauseParams
-    default_ttl_s = 60.0
+    writes_fail_as = "timeout"
 
-    async def inject(self, target: str | None, params: BaseModel) -> Injection:
-        p = params_as(PauseParams, params)
-        target = await self.resolve_target(target)
+    async def inject_into(self, target: str, p: PauseParams) -> Injection:
         backend = self.cluster.backend
         already = paused_actions(await guarded("redis_pause", backend.info()))
         if already is not None:
@@ -53,13 +69,9 @@ class RedisPause(RateLimiterFault):
         await guarded("redis_pause", backend.pause_writes(pause_ms))
         return Injection(target=target, undo={"pause_ms": pause_ms})
 
-    async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
-        backend = self.cluster.backend
-        write = await backend.write_probe()
-        if write.kind != "timeout":
-            return None
-        info = await guarded("redis_pause", backend.info())
-        return {"write": write.as_dict(), "paused_actions": info.get("paused_actions"),
+    async def redis_state(self) -> dict[str, Any]:
+        info = await guarded("redis_pause", self.cluster.backend.info())
+        return {"paused_actions": info.get("paused_actions"),
                 "paused_timeout_ms": info.get("paused_timeout_milliseconds")}
 
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
@@ -83,17 +95,14 @@ class OomParams(BaseModel):
 _POLICIES = frozenset(get_args(RateLimiterSettings.model_fields["redis_maxmemory_policy"].annotation))
 
 
-class RedisOom(RateLimiterFault):
+class RedisOom(RedisFault[OomParams]):
     kind = "redis_oom"
     detected_by = "error_rate"
-    target_kind = "redis"
     description = "lower Redis maxmemory below the memory in use, with noeviction: writes (every check) fail"
     params_model = OomParams
-    default_ttl_s = 60.0
+    writes_fail_as = "oom"
 
-    async def inject(self, target: str | None, params: BaseModel) -> Injection:
-        p = params_as(OomParams, params)
-        target = await self.resolve_target(target)
+    async def inject_into(self, target: str, p: OomParams) -> Injection:
         backend = self.cluster.backend
         before = await guarded("redis_oom", backend.memory_config())
         used = await guarded("redis_oom", backend.used_memory())
@@ -103,13 +112,10 @@ class RedisOom(RateLimiterFault):
         await guarded("redis_oom", backend.set_memory_config(limit, "noeviction"))
         return Injection(target=target, undo={**before, "set_to": limit})
 
-    async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
+    async def redis_state(self) -> dict[str, Any]:
         backend = self.cluster.backend
-        write = await backend.write_probe()
-        if write.kind != "oom":
-            return None
         config = await guarded("redis_oom", backend.memory_config())
-        return {"write": write.as_dict(), **config, "used_memory": await guarded("redis_oom", backend.used_memory())}
+        return {**config, "used_memory": await guarded("redis_oom", backend.used_memory())}
 
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         """The values before are unknown: the lab's declared memory configuration stands in for them."""

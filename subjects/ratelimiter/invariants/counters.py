@@ -3,42 +3,59 @@
 Each judges one condition on a key's counter (as the observer read it from
 Redis) and fires per key (entity: the policy key) when the condition held in
 every usable snapshot of a trailing run of at least 2 snapshots spanning at
-least the invariant's ``grace_s`` (:func:`key_violations`). The evidence is the
+least the invariant's ``grace_s`` (:class:`KeyInvariant`). The evidence is the
 counter's own fields, then ``since``, ``<condition>_for_s`` and ``snapshots``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import abc
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from events import ObsSnapshot, WorkloadStats
 from subjects.contract import Invariant, Violation
-from subjects.judging import usable
+from subjects.judging import persisted_for, usable
 from subjects.ratelimiter.details import CounterView
-from subjects.ratelimiter.invariants.snapshots import counter_of, per_key, persisted_for
+from subjects.ratelimiter.invariants.snapshots import counter_of, per_key
 
 T = TypeVar("T")
 
 
-def key_violations(name: str, snapshots: Sequence[ObsSnapshot],
-                   condition: Callable[[ObsSnapshot, CounterView], T | None], grace_s: float, held_as: str,
-                   describe: Callable[[T], tuple[dict[str, Any], str]]) -> list[Violation]:
-    """A violation of ``name`` (entity: the key) for each key whose ``condition`` persisted past ``grace_s``.
+class KeyInvariant(Invariant, Generic[T]):
+    """A condition on each key's counter: a violation (entity: the key) for each key where :meth:`found`
+    finds it in every usable snapshot of a run that persisted past ``grace_s``.
 
-    ``describe`` turns what the condition found in the newest snapshot of the run into the
-    evidence's own fields and the summary; the evidence then ends with :func:`persisted_for`'s
-    fields (``<held_as>_for_s``).
+    :meth:`describe` turns what was found in the newest snapshot of the run into the evidence's own
+    fields and the summary; the evidence then ends with :func:`persisted_for`'s fields
+    (``<held_as>_for_s``).
     """
-    out = []
-    for key, run, seconds in per_key(snapshots, condition, grace_s):
-        fields, summary = describe(run[-1][1])
-        out.append(Violation(name, key, summary, {**fields, **persisted_for(run, seconds, held_as)}))
-    return out
+
+    held_as: ClassVar[str]
+    """The condition's name in the evidence's ``<held_as>_for_s``."""
+
+    def evaluate(
+        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
+    ) -> list[Violation]:
+        good = usable(history)
+        out = []
+        for key, run, seconds in per_key(good, lambda snap, view: self.found(good, snap, view), self.grace_s):
+            fields, summary = self.describe(run[-1][1])
+            out.append(Violation(self.name, key, summary, {**fields, **persisted_for(run, seconds, self.held_as)}))
+        return out
+
+    @abc.abstractmethod
+    def found(self, good: Sequence[ObsSnapshot], snap: ObsSnapshot, view: CounterView, /) -> T | None:
+        """What the condition finds in ``view``, the key's counter in ``snap``; None where it does not hold.
+        ``good`` holds every usable snapshot (oldest first), for a condition that looks back."""
+
+    @abc.abstractmethod
+    def describe(self, found: T, /) -> tuple[dict[str, Any], str]:
+        """The evidence's own fields and the summary, from what :meth:`found` found."""
 
 
-class OverLimit(Invariant):
+class OverLimit(KeyInvariant[tuple[CounterView, int]]):
     """No key's window holds more requests than its limit (beyond a tolerance).
 
     The limiter admits a request only while ``count + cost <= limit``, so a
@@ -56,39 +73,37 @@ class OverLimit(Invariant):
     name = "over_limit"
     description = "every key's sliding window holds no more requests than its limit (10% tolerance)"
     grace_s = 0.2
+    held_as = "over"
     tolerance = 0.1
 
-    def evaluate(
-        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
-    ) -> list[Violation]:
-        good = usable(history)
+    def found(self, good: Sequence[ObsSnapshot], snap: ObsSnapshot,
+              view: CounterView) -> tuple[CounterView, int] | None:
+        """The counter and its ceiling, when its present-dated entries exceed the ceiling (with tolerance)."""
+        top = _ceiling(good, snap, view)
+        return None if view.count - view.future_entries <= top * (1 + self.tolerance) else (view, top)
 
-        def ceiling(snap: ObsSnapshot, view: CounterView) -> int:
-            start = snap.observed_at - timedelta(seconds=view.window_s)
-            limits = [c.limit for s in good if start <= s.observed_at <= snap.observed_at
-                      if (c := counter_of(s, view.key)) is not None]
-            return max([view.limit, *limits])
-
-        def over(snap: ObsSnapshot, view: CounterView) -> tuple[CounterView, int] | None:
-            top = ceiling(snap, view)
-            return None if view.count - view.future_entries <= top * (1 + self.tolerance) else (view, top)
-
-        def describe(found: tuple[CounterView, int]) -> tuple[dict[str, Any], str]:
-            view, top = found
-            return {
-                "key": view.key,
-                "count": view.count,
-                "limit": view.limit,
-                "ceiling": top,
-                "future_entries": view.future_entries,
-                "window_s": view.window_s,
-                "tolerance": self.tolerance,
-            }, f"key {view.key} holds {view.count} requests against a limit of {view.limit}"
-
-        return key_violations(self.name, good, over, self.grace_s, "over", describe)
+    def describe(self, found: tuple[CounterView, int]) -> tuple[dict[str, Any], str]:
+        view, top = found
+        return {
+            "key": view.key,
+            "count": view.count,
+            "limit": view.limit,
+            "ceiling": top,
+            "future_entries": view.future_entries,
+            "window_s": view.window_s,
+            "tolerance": self.tolerance,
+        }, f"key {view.key} holds {view.count} requests against a limit of {view.limit}"
 
 
-class FutureDatedEntries(Invariant):
+def _ceiling(good: Sequence[ObsSnapshot], snap: ObsSnapshot, view: CounterView) -> int:
+    """The highest limit of ``view``'s key in force during the window that ends at ``snap``."""
+    start = snap.observed_at - timedelta(seconds=view.window_s)
+    limits = [c.limit for s in good if start <= s.observed_at <= snap.observed_at
+              if (c := counter_of(s, view.key)) is not None]
+    return max([view.limit, *limits])
+
+
+class FutureDatedEntries(KeyInvariant[CounterView]):
     """No key's window holds entries dated in the future.
 
     The limiter scores entries with Redis time, so a future-dated entry comes
@@ -103,28 +118,24 @@ class FutureDatedEntries(Invariant):
     name = "future_dated_entries"
     description = "no key's sliding window holds entries dated in the future (no correct writer makes them)"
     grace_s = 0.2
+    held_as = "future_dated"
 
-    def evaluate(
-        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
-    ) -> list[Violation]:
-        def ahead(snap: ObsSnapshot, view: CounterView) -> CounterView | None:
-            return view if view.future_entries > 0 else None
+    def found(self, good: Sequence[ObsSnapshot], snap: ObsSnapshot, view: CounterView) -> CounterView | None:
+        return view if view.future_entries > 0 else None
 
-        def describe(view: CounterView) -> tuple[dict[str, Any], str]:
-            return {
-                "key": view.key,
-                "count": view.count,
-                "limit": view.limit,
-                "future_entries": view.future_entries,
-                "over_limit": view.count > view.limit,
-                "window_s": view.window_s,
-            }, (f"key {view.key} holds {view.future_entries} entries dated in the future "
-                f"({view.count} counted against a limit of {view.limit})")
-
-        return key_violations(self.name, usable(history), ahead, self.grace_s, "future_dated", describe)
+    def describe(self, view: CounterView) -> tuple[dict[str, Any], str]:
+        return {
+            "key": view.key,
+            "count": view.count,
+            "limit": view.limit,
+            "future_entries": view.future_entries,
+            "over_limit": view.count > view.limit,
+            "window_s": view.window_s,
+        }, (f"key {view.key} holds {view.future_entries} entries dated in the future "
+            f"({view.count} counted against a limit of {view.limit})")
 
 
-class LimitPolicyDrift(Invariant):
+class LimitPolicyDrift(KeyInvariant[CounterView]):
     """Every key's limit in force equals the lab's declared policy.
 
     The declared policy is configuration; a live limit that differs from it
@@ -139,19 +150,15 @@ class LimitPolicyDrift(Invariant):
     name = "limit_policy_drift"
     description = "every key's limit in force equals the declared policy"
     grace_s = 0.2
+    held_as = "drifted"
 
-    def evaluate(
-        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
-    ) -> list[Violation]:
-        def differs(snap: ObsSnapshot, view: CounterView) -> CounterView | None:
-            return None if view.declared_limit is None or view.limit == view.declared_limit else view
+    def found(self, good: Sequence[ObsSnapshot], snap: ObsSnapshot, view: CounterView) -> CounterView | None:
+        return None if view.declared_limit is None or view.limit == view.declared_limit else view
 
-        def describe(view: CounterView) -> tuple[dict[str, Any], str]:
-            return {
-                "key": view.key,
-                "limit": view.limit,
-                "declared_limit": view.declared_limit,
-                "window_s": view.window_s,
-            }, f"key {view.key} is limited to {view.limit} but the policy declares {view.declared_limit}"
-
-        return key_violations(self.name, usable(history), differs, self.grace_s, "drifted", describe)
+    def describe(self, view: CounterView) -> tuple[dict[str, Any], str]:
+        return {
+            "key": view.key,
+            "limit": view.limit,
+            "declared_limit": view.declared_limit,
+            "window_s": view.window_s,
+        }, f"key {view.key} is limited to {view.limit} but the policy declares {view.declared_limit}"

@@ -15,9 +15,20 @@ from typing import Any
 
 from events import NodeView, ObsSnapshot, WorkloadStats
 from subjects.contract import Invariant, Violation
-from subjects.judging import covers, held, interval_start, iso, ordered, persisting, recent_workload, trailing, usable
+from subjects.judging import (
+    WorkloadInvariant,
+    covers,
+    held,
+    interval_start,
+    iso,
+    ordered,
+    persisted_for,
+    persisting,
+    trailing,
+    usable,
+)
 from subjects.ratelimiter.details import snapshot_details, workload_details
-from subjects.ratelimiter.invariants.snapshots import persisted_for, store_refusing_writes
+from subjects.ratelimiter.invariants.snapshots import store_refusing_writes
 
 
 class NodeDown(Invariant):
@@ -100,7 +111,7 @@ def _latest_node_errors(workload: Sequence[WorkloadStats], node: str) -> int | N
     return None
 
 
-class NodeOverAdmitting(Invariant):
+class NodeOverAdmitting(WorkloadInvariant):
     """No node admits requests that the shared window would block (no node lets clients past the limit).
 
     A node that allows without consulting Redis is invisible to Redis (it
@@ -151,12 +162,7 @@ class NodeOverAdmitting(Invariant):
     min_decided = 12
     max_blocked_ratio = 0.05
 
-    def evaluate(
-        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
-    ) -> list[Violation]:
-        stats = recent_workload(history, workload)
-        if not stats:
-            return []
+    def judge(self, stats: list[WorkloadStats], history: Sequence[ObsSnapshot]) -> list[Violation]:
         windows = {c.key: c.window_s for s in ordered(history) for c in snapshot_details(s).counters}
         verdicts: dict[int, dict[str, list[dict[str, Any]] | None]] = {}
 

@@ -10,17 +10,15 @@ so a key or a backend reading that is absent is ``None`` here.
 - The backend (Redis) as observed: :func:`store_unavailable` (it does not serve
   the limiter) and :func:`store_refusing_writes` (it did not take the observer's
   write), the two readings the inhibition rules rest on.
-- :func:`persisted_for`: the fields every snapshot invariant's evidence ends
-  with, so they read alike whatever the invariant.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from events import ObsSnapshot
-from subjects.judging import iso, ordered, persistent
+from subjects.judging import ordered, persistent
 from subjects.ratelimiter.details import CounterView, StoreHealth, snapshot_details
 
 T = TypeVar("T")
@@ -47,16 +45,6 @@ def per_key(snapshots: Sequence[ObsSnapshot], condition: Callable[[ObsSnapshot, 
         return None if view is None else condition(snap, view)
 
     return list(persistent(snapshots, judged_keys(snapshots), on_key, grace_s))
-
-
-def persisted_for(run: Sequence[tuple[ObsSnapshot, Any]], seconds: float, held_as: str) -> dict[str, Any]:
-    """The evidence's closing fields for a snapshot condition that persisted through ``run``: when
-    it was first seen, ``<held_as>_for_s`` (seconds held, to the millisecond) and how many snapshots."""
-    return {
-        "since": iso(run[0][0].observed_at),
-        f"{held_as}_for_s": round(seconds, 3),
-        "snapshots": len(run),
-    }
 
 
 # -- the backend's state, as observed ------------------------------------------------

@@ -16,8 +16,17 @@ from typing import Any
 
 from events import NodeStats, ObsSnapshot, WorkloadStats
 from subjects.contract import Invariant, Violation
-from subjects.judging import held, interval_start, intervals_held, ordered, persisting, recent_workload, since
-from subjects.ratelimiter.invariants.snapshots import backend_of, newest_backend, persisted_for, store_unavailable
+from subjects.judging import (
+    WorkloadInvariant,
+    held,
+    interval_start,
+    intervals_held,
+    ordered,
+    persisted_for,
+    persisted_for_intervals,
+    persisting,
+)
+from subjects.ratelimiter.invariants.snapshots import backend_of, newest_backend, store_unavailable
 
 
 class RedisUnavailable(Invariant):
@@ -80,7 +89,7 @@ def explained_by_store(history: Sequence[ObsSnapshot]) -> Callable[[WorkloadStat
     return explained
 
 
-class ErrorRate(Invariant):
+class ErrorRate(WorkloadInvariant):
     """Clients' checks succeed: a check fails only when every node failed it.
 
     The load generator fails a request over to the next node, so a key's
@@ -106,10 +115,7 @@ class ErrorRate(Invariant):
     min_sent = 20
     min_errors = 5
 
-    def evaluate(
-        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
-    ) -> list[Violation]:
-        stats = recent_workload(history, workload)
+    def judge(self, stats: list[WorkloadStats], history: Sequence[ObsSnapshot]) -> list[Violation]:
         explained = explained_by_store(history)
 
         def failing(s: WorkloadStats) -> tuple[int, int] | None:
@@ -134,9 +140,7 @@ class ErrorRate(Invariant):
             "threshold": self.threshold,
             "keys": {o.name: o.errors for o in last.operations if o.errors},
             "node_errors": {n.node: n.errors for n in last.nodes if n.errors},
-            "intervals": len(run),
-            "since": since(run),
-            "failing_for_s": round(seconds, 3),
+            **persisted_for_intervals(run, seconds, "failing"),
         }
         backend = newest_backend(history)
         if backend is not None:
@@ -146,7 +150,7 @@ class ErrorRate(Invariant):
         return [Violation(self.name, "checks", summary, evidence)]
 
 
-class HighLatency(Invariant):
+class HighLatency(WorkloadInvariant):
     """Checks are fast: every node's p99 check latency (as clients see it) stays under 200 ms.
 
     Fires (entity ``checks``) for the nodes whose p99 was above ``threshold_ms``
@@ -170,10 +174,7 @@ class HighLatency(Invariant):
     threshold_ms = 200.0
     min_checks = 20
 
-    def evaluate(
-        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
-    ) -> list[Violation]:
-        stats = recent_workload(history, workload)
+    def judge(self, stats: list[WorkloadStats], history: Sequence[ObsSnapshot]) -> list[Violation]:
         explained = explained_by_store(history)
         nodes = sorted({n.node for s in stats[-1:] for n in s.nodes})
         slow: dict[str, tuple[float, int, list[tuple[WorkloadStats, NodeStats]]]] = {}
@@ -191,15 +192,13 @@ class HighLatency(Invariant):
                 slow[node] = (seconds, checks, run)
         if not slow:
             return []
-        longest = max(slow.values(), key=lambda x: x[0])
+        longest_s, _, longest_run = max(slow.values(), key=lambda x: x[0])
         p99 = {node: run[-1][1].p99_ms or 0.0 for node, (_, _, run) in slow.items()}
         evidence = {
             "p99_ms": p99,
             "threshold_ms": self.threshold_ms,
             "checks": {node: checks for node, (_, checks, _) in slow.items()},
-            "intervals": len(longest[2]),
-            "since": since(longest[2]),
-            "slow_for_s": round(longest[0], 3),
+            **persisted_for_intervals(longest_run, longest_s, "slow"),
         }
         worst = max(p99, key=p99.__getitem__)
         summary = f"rate checks are slow: p99 {p99[worst]:.0f} ms on {worst} (threshold {self.threshold_ms:.0f} ms)"

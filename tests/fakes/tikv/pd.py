@@ -45,10 +45,10 @@ import logging
 import grpc
 from aiohttp import web
 
-from events.structured_logging import configure_logging
 from tests.fakes.tikv.pd_cluster import PDState
 from tests.fakes.tikv.pd_grpc import grpc_handlers
 from tests.fakes.tikv.pd_http import http_app
+from tests.fakes.tikv.process import double_arguments, run_double
 
 log = logging.getLogger("pd-double")
 
@@ -74,7 +74,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = double_arguments(__doc__, advertise="the host in PD's member URLs")
     parser.add_argument("--http-port", type=int, required=True)
     parser.add_argument("--grpc-port", type=int, required=True)
     parser.add_argument("--splits", default="0333,0666", help="region boundaries, comma separated")
@@ -82,10 +82,7 @@ def main() -> None:
     parser.add_argument("--max-store-down-time-s", type=float, default=3.0)
     parser.add_argument("--election-s", type=float, default=0.6)
     parser.add_argument("--catch-up-s", type=float, default=0.5)
-    parser.add_argument("--listen", default="127.0.0.1", help="the address to bind (0.0.0.0 in a container)")
-    parser.add_argument("--advertise-host", default="127.0.0.1", help="the host in PD's member URLs")
-    configure_logging()  # key=value lines on stderr, as the lab's processes write them
-    asyncio.run(serve(parser.parse_args()))
+    run_double(parser, serve)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from tikv._proto import errorpb_pb2 as errorpb
 from tikv._proto import kvrpcpb_pb2 as kvrpcpb
 from tikv._proto import metapb_pb2 as metapb
 
-from events.structured_logging import configure_logging
+from tests.fakes.tikv.process import double_arguments, run_double
 
 log = logging.getLogger("store-double")
 
@@ -338,16 +338,13 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = double_arguments(__doc__, advertise="the host PD gives clients")
     parser.add_argument("--id", type=int, required=True)
     parser.add_argument("--pd", required=True, help="the PD double's HTTP URL")
     parser.add_argument("--grpc-port", type=int, required=True)
     parser.add_argument("--status-port", type=int, required=True)
     parser.add_argument("--heartbeat-s", type=float, default=0.2)
-    parser.add_argument("--listen", default="127.0.0.1", help="the address to bind (0.0.0.0 in a container)")
-    parser.add_argument("--advertise-host", default="127.0.0.1", help="the host PD gives clients")
-    configure_logging()  # key=value lines on stderr, as the lab's processes write them
-    asyncio.run(serve(parser.parse_args()))
+    run_double(parser, serve)
 
 
 if __name__ == "__main__":

@@ -120,11 +120,13 @@ async def test_a_campaign_of_two_faults_and_the_control_scores_what_the_log_says
         first_fault = next(i for i, e in enumerate(events) if e.type == "chaos.fault_injected")
         earlier = events[:first_fault]
         assert not [e for e in earlier if e.type in ("ticket.opened", "inv.violated", "chaos.fault_adopted")], run
-        snapshots = [e.data for e in earlier if e.type == "obs.snapshot" and e.data.ok]
-        assert snapshots, f"{run}: no observation before its fault"
-        first = snapshots[0]
-        assert first.nodes and all(n.status == "up" for n in first.nodes), first.nodes
-        counters = snapshot_details(first).counters
+        # judged at the baseline the director waits for before injecting: snapshots of a trial still
+        # starting may show a node slow to answer its first /health on a loaded machine
+        baselines = [e for e in earlier if e.type == "inv.baseline"]
+        assert baselines and baselines[0].data.healthy, f"{run}: no healthy baseline before its fault"
+        seen = next(e.data for e in earlier if e.id == baselines[0].causation)
+        assert seen.nodes and all(n.status == "up" for n in seen.nodes), seen.nodes
+        counters = snapshot_details(seen).counters
         assert counters and all(c.limit == c.declared_limit and c.future_entries == 0 and c.count <= c.limit
                                 for c in counters), counters
 
@@ -212,7 +214,10 @@ async def test_claude_variants_are_scored_one_fixing_the_fault_and_one_that_neve
         fixer=[tool_use("list_nodes", say="Looking at the nodes."), restart_the_ticket_node,
                final("The node had died; I restarted it.")],
         idle=[final("Everything looks fine to me; nothing to do.")]))
-    env = {**eval_env, "ANTHROPIC_API_KEY": api.api_key, "ANTHROPIC_BASE_URL": api.url}
+    # the idle model is asked twice, and each time the agent waits out its verification window: 2 s,
+    # not 15, is enough for a restart to show and keeps the trial short
+    env = {**eval_env, "ANTHROPIC_API_KEY": api.api_key, "ANTHROPIC_BASE_URL": api.url,
+           "OPLAB_AGENT_VERIFY_TIMEOUT_S": "2"}
     try:
         proc = await asyncio.create_subprocess_exec(
             OPLAB, "eval", "--faults", "node_kill", "--policies", "claude:claude-sonnet-4-6,claude:claude-haiku-4-5",

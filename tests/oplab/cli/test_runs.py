@@ -34,6 +34,7 @@ from events.envelope import utcnow
 from events.ids import new_event_id
 from events.settings import STREAM_NAME
 from oplab.infra import RunningServer
+from tests.child_processes import Children
 
 OPLAB = str(Path(sys.executable).parent / "oplab")
 TICKET, FAULT = "tk-00000000e1", "f-00000000e1"
@@ -217,19 +218,15 @@ class Follower:
 
 @pytest.fixture
 async def follow(env: dict[str, str]) -> AsyncIterator:  # type: ignore[type-arg]
-    started: list[Follower] = []
+    children = Children()
 
     async def start(*args: str) -> Follower:
         proc = await asyncio.create_subprocess_exec(OPLAB, "events", *args, "--follow", env=env,
                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        started.append(Follower(proc))
-        return started[-1]
+        return Follower(children.add(proc))
 
     yield start
-    for follower in started:
-        if follower.proc.returncode is None:
-            follower.proc.kill()
-            await follower.proc.wait()
+    await children.kill_running()
 
 
 async def test_follow_prints_the_stored_matches_then_a_new_event_within_a_second_and_ctrl_c_ends_it_cleanly(

@@ -18,7 +18,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +49,27 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 
     """Poll ``check`` until it returns something truthy (returned); WaitTimeout, naming ``what`` and the
     last answer, after ``timeout`` seconds (:func:`events.waiting.wait_until` with the tests' defaults)."""
     return await wait_until(check, timeout=timeout, interval=interval, what=what)  # type: ignore[return-value]
+
+
+@asynccontextmanager
+async def running(workload: Workload, interval_s: float | None,
+                  also: list[WorkloadStats] | None = None) -> AsyncIterator[list[WorkloadStats]]:
+    """Run ``workload`` while the block runs (``interval_s``: None for its own); each interval's stats are
+    appended to the yielded list, and to ``also`` if given."""
+    stats: list[WorkloadStats] = []
+
+    async def sink(s: WorkloadStats) -> None:
+        stats.append(s)
+        if also is not None:
+            also.append(s)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(workload.run(stop, sink, interval_s))
+    try:
+        yield stats
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
 
 
 @dataclass
@@ -88,22 +109,11 @@ class Watcher:
         """Every invariant's violations on the history so far."""
         return [v for inv in self.observer.invariants() for v in inv.evaluate(self.history, self.workload)]
 
-    @asynccontextmanager
-    async def traffic(self, workload: Workload, interval_s: float = 0.5) -> AsyncIterator[list[WorkloadStats]]:
-        """Run ``workload``; its stats are appended to ``self.workload`` (and to the yielded list)."""
-        stats: list[WorkloadStats] = []
-
-        async def sink(s: WorkloadStats) -> None:
-            stats.append(s)
-            self.workload.append(s)
-
-        stop = asyncio.Event()
-        task = asyncio.create_task(workload.run(stop, sink, interval_s))
-        try:
-            yield stats
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 10)
+    def traffic(self, workload: Workload, interval_s: float = 0.5
+                ) -> AbstractAsyncContextManager[list[WorkloadStats]]:
+        """Run ``workload`` while the block runs; its stats are appended to ``self.workload`` (and to the
+        yielded list)."""
+        return running(workload, interval_s, also=self.workload)
 
     @asynccontextmanager
     async def watching(self, interval_s: float = 0.1) -> AsyncIterator[None]:

@@ -12,9 +12,7 @@ RUN = "r20261124t235800-cd34"
 
 
 def picture(story: Story, blind: str | None = None) -> Picture:
-    view = ClusterView()
-    for event in story.events:
-        view.apply(event)
+    view = story.folded(ClusterView())
     return Picture(snapshot=view.good_snapshot, workload=view.workload, blind_error=blind, now=story.t(10))
 
 

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
 from events import WorkloadStats
 from subjects.contract import NoArgs
 from subjects.ratelimiter.details import snapshot_details, workload_details
 from subjects.ratelimiter.invariants import OverLimit
 from subjects.ratelimiter.workload import RateLimiterWorkload
-from tests.subjects.ratelimiter.conftest import Cluster, Watcher, eventually
-
-
-@asynccontextmanager
-async def running(workload: RateLimiterWorkload, interval_s: float | None) -> AsyncIterator[list[WorkloadStats]]:
-    stats: list[WorkloadStats] = []
-
-    async def sink(s: WorkloadStats) -> None:
-        stats.append(s)
-
-    stop = asyncio.Event()
-    task = asyncio.create_task(workload.run(stop, sink, interval_s))
-    try:
-        yield stats
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
+from tests.subjects.ratelimiter.conftest import Cluster, Watcher, eventually, running
 
 
 def having(stats: list[WorkloadStats], pred: Callable[[list[WorkloadStats]], bool]

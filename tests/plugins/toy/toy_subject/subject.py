@@ -30,16 +30,17 @@ from subjects.contract import (
     Deployment,
     HealthCheck,
     Invariant,
+    ListedToolbox,
     LocalProcess,
     Observer,
     Playbook,
     Provisioner,
+    Roles,
     Site,
     StatsSink,
     Subject,
     SubjectError,
     Tool,
-    Toolbox,
     ToolCall,
     Violation,
     Workload,
@@ -136,17 +137,11 @@ def _playbook() -> Playbook:
                     remedy=lambda evidence, findings: [ToolCall("switch_on")])
 
 
-class ToyToolbox(Toolbox):
+class ToyToolbox(ListedToolbox):
     description = "A lamp, served by one HTTP process. Healthy means: the lamp is lit."
 
     def __init__(self) -> None:
-        self._tools: list[Tool] = [SwitchOn(ToySettings().lamp_url)]
-
-    def tools(self) -> list[Tool]:
-        return list(self._tools)
-
-    def playbooks(self) -> list[Playbook]:
-        return [_playbook()]
+        super().__init__([SwitchOn(ToySettings().lamp_url)], [_playbook()])
 
 
 # -- fault kit ------------------------------------------------------------------------
@@ -235,24 +230,11 @@ class ToyProvisioner(Provisioner):
 class ToySubject(Subject):
     name = "toy"
     description = "A lamp that is lit or dark."
+    roles = Roles(observer=ToyObserver, toolbox=ToyToolbox, fault_kit=ToyFaultKit, workload=ToyWorkload,
+                  provisioner=ToyProvisioner)
 
     def catalogue(self) -> Catalogue:
         return Catalogue.of([CutPower], [LampDark, ObserverBlind], [SwitchOn])
-
-    def observer(self) -> ToyObserver:
-        return ToyObserver()
-
-    def toolbox(self) -> ToyToolbox:
-        return ToyToolbox()
-
-    def fault_kit(self) -> ToyFaultKit:
-        return ToyFaultKit()
-
-    def workload(self) -> ToyWorkload:
-        return ToyWorkload()
-
-    def provisioner(self) -> ToyProvisioner:
-        return ToyProvisioner()
 
     def scenarios(self) -> dict[str, Path]:
         return {"toy": Path(__file__).parent / "scenarios" / "toy.yaml"}
