@@ -8,7 +8,9 @@ decides exactly as before.
 - **Persistence over a grace period.** A snapshot condition counts as a
   violation only when it held in every usable snapshot of a trailing run of at
   least :data:`MIN_SNAPSHOTS` snapshots spanning at least the invariant's
-  ``grace_s`` (:func:`persisting`, :func:`held`, :func:`persistent`): with a
+  ``grace_s`` (:func:`persisting`, :func:`held`, :func:`persistent`; an invariant
+  on one such condition is a :class:`SnapshotCondition`, on one per entity an
+  :class:`EntityCondition`): with a
   0.5 s cadence two snapshots suffice, a faster observer needs more of them to
   cover the same time, and one unlucky snapshot never opens a ticket. Workload
   conditions need :data:`MIN_INTERVALS` consecutive intervals covering
@@ -39,7 +41,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from events import ObsSnapshot, WorkloadStats
 from subjects.contract import Invariant, Violation
@@ -176,6 +178,64 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+class SnapshotCondition(Invariant, Generic[T]):
+    """An invariant on one condition of the snapshots: violated (once) when :meth:`condition` finds it in
+    every snapshot of a trailing run that satisfies the grace rule (:func:`persisting`, :func:`held`);
+    :meth:`violation` describes that run."""
+
+    judges_blind: ClassVar[bool] = False
+    """Whether failed observations (``ok=False``) are judged too, for a condition they still show; by
+    default they are skipped (no evidence either way, so the condition persists through them)."""
+
+    def evaluate(
+        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
+    ) -> list[Violation]:
+        run = persisting(self.judged(history), self.condition)
+        seconds = held(run, self.grace_s)
+        return [] if seconds is None else [self.violation(run, seconds)]
+
+    def judged(self, history: Sequence[ObsSnapshot]) -> list[ObsSnapshot]:
+        """The snapshots the condition is looked for in, oldest first (see :attr:`judges_blind`)."""
+        return ordered(history) if self.judges_blind else usable(history)
+
+    @abc.abstractmethod
+    def condition(self, snap: ObsSnapshot, /) -> T | None:
+        """What the condition finds in ``snap``; None where it does not hold."""
+
+    @abc.abstractmethod
+    def violation(self, run: list[tuple[ObsSnapshot, T]], seconds: float, /) -> Violation:
+        """The violation, from the run the condition held through (oldest first: the newest snapshot and
+        what was found in it last) and the seconds it held."""
+
+
+class EntityCondition(Invariant, Generic[T]):
+    """An invariant on one condition of each entity the newest usable snapshot lists (a store, a member):
+    violated for each entity whose :meth:`condition` held in every usable snapshot of a trailing run that
+    satisfies the grace rule (:func:`persistent`). :meth:`violation` describes the entity's run."""
+
+    def evaluate(
+        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
+    ) -> list[Violation]:
+        good = usable(history)
+        if not good:
+            return []
+        found = persistent(good, self.entities(good[-1]), self.condition, self.grace_s)
+        return [self.violation(entity, run, seconds) for entity, run, seconds in found]
+
+    @abc.abstractmethod
+    def entities(self, newest: ObsSnapshot, /) -> Iterable[str]:
+        """The entities judged, as ``newest`` (the newest usable snapshot) lists them."""
+
+    @abc.abstractmethod
+    def condition(self, snap: ObsSnapshot, entity: str, /) -> T | None:
+        """What the condition finds of ``entity`` in ``snap``; None where it does not hold."""
+
+    @abc.abstractmethod
+    def violation(self, entity: str, run: list[tuple[ObsSnapshot, T]], seconds: float, /) -> Violation:
+        """The violation for ``entity``, from the run its condition held through (oldest first: the
+        newest snapshot and what was found in it last) and the seconds it held."""
+
+
 class WorkloadInvariant(Invariant):
     """An invariant on what the workload's clients experienced: it judges the recent stats only
     (:func:`recent_workload`), and finds nothing when there are none (stale stats are no evidence)."""
@@ -192,7 +252,7 @@ class WorkloadInvariant(Invariant):
         (oldest first: for what they explain, such as an outage that the clients' failures belong to)."""
 
 
-class ObserverBlind(Invariant):
+class ObserverBlind(SnapshotCondition[ObsSnapshot]):
     """The observer can see the subject.
 
     Fires (entity ``observer``) when the trailing run of failed observations
@@ -207,17 +267,17 @@ class ObserverBlind(Invariant):
     description = "the monitor can observe the subject (a failed observation is never read as healthy)"
     grace_s = 0.0
 
-    def evaluate(
-        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
-    ) -> list[Violation]:
-        run = persisting(ordered(history), lambda s: s if not s.ok else None)
-        if len(run) < MIN_SNAPSHOTS:
-            return []
+    judges_blind = True  # the failed observations are the evidence here
+
+    def condition(self, snap: ObsSnapshot) -> ObsSnapshot | None:
+        return snap if not snap.ok else None
+
+    def violation(self, run: list[tuple[ObsSnapshot, ObsSnapshot]], seconds: float) -> Violation:
         first, last = run[0][0], run[-1][0]
         evidence = {
             "error": last.error,
             "since": iso(first.observed_at),
             "failures": len(run),
-            "blind_for_s": round((last.observed_at - first.observed_at).total_seconds(), 3),
+            "blind_for_s": round(seconds, 3),
         }
-        return [Violation(self.name, "observer", f"observation failing: {last.error}", evidence)]
+        return Violation(self.name, "observer", f"observation failing: {last.error}", evidence)

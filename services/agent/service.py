@@ -63,7 +63,7 @@ from services.agent.redact import Redactor, install_log_redaction
 from services.agent.session import Session, abridge
 from services.agent.settings import AgentSettings
 from services.agent.violations import ViolationTracker
-from services.runtime import ServiceProcess, ServiceSettings
+from services.runtime import ServiceSettings, SubjectService
 from subjects.contract import Toolbox
 from tickets import IllegalTransition, TicketState, TicketStore
 from tickets.state import apply_event
@@ -74,16 +74,14 @@ STOPPED_REASON = "agent stopped mid-session (SIGTERM)"
 _OBSERVATIONS_S = 10.0  # how far back a starting agent reads observations
 
 
-class AgentService(ServiceProcess):
+class AgentService(SubjectService[AgentSettings]):
     name = "agent"
 
     def __init__(self, bus: Bus, settings: ServiceSettings, *, config: AgentSettings, subject: str,
                  toolbox: Toolbox, policy: Policy, snapshots: deque[ObsSnapshot]) -> None:
         """Built by :func:`services.agent.bootstrap.build` (in production and in tests alike);
         ``snapshots`` is the deque the agent keeps its latest observations in, shared with the policy."""
-        super().__init__(bus, settings)
-        self.config = config
-        self.subject = subject
+        super().__init__(bus, settings, config=config, subject=subject)
         self.toolbox = toolbox
         self.redactor = Redactor([*self.config.secrets(), *self.toolbox.secrets()])
         install_log_redaction(self.redactor)

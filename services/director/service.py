@@ -82,7 +82,7 @@ from events.subjects import command, run_domain
 from projections.timeline import RunTimeline
 from services.director.scenario import Chapter, Finish, Inject, RevertAll, Scenario, ScenarioError, load_scenario
 from services.director.story import Story
-from services.runtime import ServiceProcess, ServiceSettings
+from services.runtime import ServiceSettings, SubjectService
 from subjects.contract import Subject
 
 log = logging.getLogger(__name__)
@@ -103,17 +103,15 @@ class DirectorSettings(BaseSettings):
     director_baseline_timeout_s: float = 90.0  # beyond the monitor's own (60 s): it always gets there first
 
 
-class DirectorService(ServiceProcess):
+class DirectorService(SubjectService[DirectorSettings]):
     name = "director"
 
     def __init__(self, bus: Bus, settings: ServiceSettings, *, config: DirectorSettings, subject: Subject) -> None:
         """Built by :func:`services.director.bootstrap.build` (in production and in tests alike); exits
         with the reason when the scenario or the fault does not exist."""
-        super().__init__(bus, settings)
-        self.config = config
-        self.subject = subject
+        super().__init__(bus, settings, config=config, subject=subject.name)
         try:
-            self.scenario: Scenario = load_scenario(self.config.scenario, self.subject)
+            self.scenario: Scenario = load_scenario(self.config.scenario, subject)
         except ScenarioError as exc:
             raise SystemExit(f"director: {exc}") from exc
         self.fault = self.config.fault or self.scenario.default_fault
@@ -186,7 +184,7 @@ class DirectorService(ServiceProcess):
     # -- playing ----------------------------------------------------------------
 
     async def main(self) -> None:
-        await self.ensure_run_subject(self.subject.name)
+        await self.ensure_run_subject(self.subject)
         # what the story needs: never the observations or the agents' steps, the bulk of a long run
         domains = sorted(_STORY_DOMAINS | {t.split(".", 1)[0] for t in self._watched})
         await self.follow([run_domain(self.run, d) for d in domains], self._on_event)
@@ -222,7 +220,7 @@ class DirectorService(ServiceProcess):
     async def _play(self) -> None:
         start, enter_first = self._resume_point()
         if not self.story.run_started:
-            await self.emit(RunStarted(scenario=self.scenario.name, subject=self.subject.name,
+            await self.emit(RunStarted(scenario=self.scenario.name, subject=self.subject,
                                        fault=self.fault, config={"mode": self.mode, "control": self.control}))
         if self.story.last_started is None:
             await self._wait_ready()

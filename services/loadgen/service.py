@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import WorkloadStats
 from events.bus import Bus
-from services.runtime import ServiceProcess, ServiceSettings
+from services.runtime import ServiceSettings, SubjectService
 from subjects.contract import Workload
 
 log = logging.getLogger(__name__)
@@ -31,15 +31,13 @@ class LoadgenSettings(BaseSettings):
     """Seconds per stats interval; unset: the workload's own default (see the module doc)."""
 
 
-class LoadgenService(ServiceProcess):
+class LoadgenService(SubjectService[LoadgenSettings]):
     name = "loadgen"
 
     def __init__(self, bus: Bus, settings: ServiceSettings, *, config: LoadgenSettings, subject: str,
                  workload: Workload) -> None:
         """Built by :func:`services.loadgen.bootstrap.build` (in production and in tests alike)."""
-        super().__init__(bus, settings)
-        self.config = config
-        self.subject = subject
+        super().__init__(bus, settings, config=config, subject=subject)
         self.workload = workload
 
     async def main(self) -> None:

@@ -67,7 +67,7 @@ from events.envelope import Payload, utcnow
 from events.replay import Delivered
 from events.subjects import run_domain, run_type
 from services.monitor.judge import Active, Judge
-from services.runtime import ServiceProcess, ServiceSettings
+from services.runtime import ServiceSettings, SubjectService
 from subjects.contract import Observer, Violation
 from tickets import TERMINAL, IllegalTransition, Ticket, TicketState, TicketStatus, TicketStore
 from tickets.state import apply_event
@@ -83,15 +83,14 @@ class MonitorSettings(BaseSettings):
     """Judge anyway after this long without seeing the subject whole (see the module doc)."""
 
 
-class MonitorService(ServiceProcess):
+class MonitorService(SubjectService[MonitorSettings]):
     name = "monitor"
 
     def __init__(self, bus: Bus, settings: ServiceSettings, *, config: MonitorSettings, subject: str,
                  observer: Observer) -> None:
         """Built by :func:`services.monitor.bootstrap.build` (in production and in tests alike)."""
-        super().__init__(bus, settings)
-        self.config = config
-        self.subject = subject  # what tickets are about; snapshots say it too
+        # the subject is what tickets are about; snapshots say it too
+        super().__init__(bus, settings, config=config, subject=subject)
         self.observer = observer
         self.judge = Judge(self.observer.invariants(), self.config.history_s)
         self.store = TicketStore(bus, self.run)

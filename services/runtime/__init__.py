@@ -1,7 +1,7 @@
 """What every service process shares: settings, logging, lifecycle."""
 
 from events.structured_logging import configure_logging
-from services.runtime.lifecycle import ServiceProcess, run_service
+from services.runtime.lifecycle import ServiceProcess, SubjectService, run_service
 from services.runtime.settings import ServiceSettings
 
-__all__ = ["ServiceProcess", "ServiceSettings", "configure_logging", "run_service"]
+__all__ = ["ServiceProcess", "ServiceSettings", "SubjectService", "configure_logging", "run_service"]

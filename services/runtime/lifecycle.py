@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
+from typing import Generic, TypeVar
 
 from events import RunStarted, ServiceHeartbeat, ServiceStarted, ServiceStopping
 from events.bus import Bus
@@ -102,6 +103,21 @@ class ServiceProcess(abc.ABC):
 
     async def emit(self, data, **kwargs) -> int:  # type: ignore[no-untyped-def]
         return await self.bus.publish(self.event(data, **kwargs))
+
+
+ConfigT = TypeVar("ConfigT")
+
+
+class SubjectService(ServiceProcess, Generic[ConfigT]):
+    """A service that serves the run's subject: ``config`` is its own settings, ``subject`` the name
+    of the subject it serves (``OPLAB_SUBJECT``), which its ``main`` checks first with
+    :meth:`ensure_run_subject`. Its bootstrap gives it both, with the role of the subject it works
+    through."""
+
+    def __init__(self, bus: Bus, settings: ServiceSettings, *, config: ConfigT, subject: str) -> None:
+        super().__init__(bus, settings)
+        self.config = config
+        self.subject = subject
 
 
 async def _heartbeat(service: ServiceProcess, started: float) -> None:

@@ -3,11 +3,14 @@
 A subject may name its processes or endpoints in a single setting, ``name=value`` pairs
 separated by commas (``a=127.0.0.1:8101,b=127.0.0.1:8102``), so that one variable carries the
 whole list through the launcher, compose and the environment of every process of the run.
+The setting keeps that string (:func:`checked_by` refuses a malformed one when the settings are read).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+from pydantic import AfterValidator
 
 
 def parse_named(spec: str, *, entry: str, expected: str, valid: Callable[[str, str], bool],
@@ -29,3 +32,15 @@ def parse_named(spec: str, *, entry: str, expected: str, valid: Callable[[str, s
             raise ValueError(f"{entry} name {name!r} listed twice")
         out[name] = value
     return out
+
+
+def checked_by(parse: Callable[[str], object]) -> AfterValidator:
+    """A settings field's validator (``Annotated[str, checked_by(parse)]``): the value stays the string
+    as given, so that it travels on to other processes as is, once ``parse`` accepts it (its ValueError
+    refuses the settings)."""
+
+    def check(value: str) -> str:
+        parse(value)
+        return value
+
+    return AfterValidator(check)

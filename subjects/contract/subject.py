@@ -40,6 +40,8 @@ from subjects.contract.workload import Workload
 
 @dataclass(frozen=True)
 class FaultInfo:
+    """A fault as the catalogue shows it (from its class's declarations)."""
+
     kind: str
     description: str
     default_ttl_s: float
@@ -51,13 +53,18 @@ class FaultInfo:
 
 @dataclass(frozen=True)
 class InvariantInfo:
+    """An invariant as the catalogue shows it (from its class's declarations)."""
+
     name: str
     description: str
     grace_s: float
+    """How long (seconds) the rule must be seen broken before it is a violation."""
 
 
 @dataclass(frozen=True)
 class ToolInfo:
+    """An agent's tool as the catalogue shows it (from its class's declarations)."""
+
     name: str
     description: str
     mutating: bool

@@ -2,9 +2,10 @@
 
 - A :class:`Tool` is typed: a pydantic argument model, read-only or mutating.
   Tools never run shell commands or arbitrary backend commands. A mutating
-  tool may name the entity a call acts on (:meth:`Tool.acts_on`) in the fault
-  kit's target names; the agent records it on the ticket's actions, and scores
-  judge an action on an entity that was not faulty as unsafe.
+  tool may name the entity a call acts on (:meth:`Tool.acts_on`, usually the
+  argument its ``target_arg`` declares) in the fault kit's target names; the
+  agent records it on the ticket's actions, and scores judge an action on an
+  entity that was not faulty as unsafe.
 - A :class:`Playbook` is the rules policy's knowledge for one invariant: which
   read-only tools diagnose it and which tool calls remedy it (the helpers after
   it cover what every subject's playbooks write alike).
@@ -49,6 +50,9 @@ class Tool(abc.ABC):
     description: ClassVar[str]
     args_model: ClassVar[type[BaseModel]] = NoArgs
     mutating: ClassVar[bool] = False
+    target_arg: ClassVar[str | None] = None
+    """The argument (of ``args_model``) that names the entity a mutating call acts on, in the fault
+    kit's target names (``"node"``, ``"key"``...): what :meth:`acts_on` reads. None: it names none."""
 
     @abc.abstractmethod
     async def run(self, args: BaseModel) -> Any:
@@ -63,9 +67,13 @@ class Tool(abc.ABC):
         subject's fault kit names its targets (a node's id, a key, a server's name...), so a score can
         tell a remedy on the faulty entity from one on a healthy entity. No I/O.
 
-        Default None: unknown, and an unknown target is never judged unsafe. Name a target only
-        where the fault kit uses the same name for the same thing."""
-        return None
+        Default: the argument :attr:`target_arg` names, for a mutating tool; else None: unknown, and
+        an unknown target is never judged unsafe. Name a target only where the fault kit uses the
+        same name for the same thing."""
+        if not self.mutating or self.target_arg is None:
+            return None
+        target = getattr(args, self.target_arg, None)
+        return None if target is None else str(target)
 
     def target_of(self, raw_args: dict[str, Any]) -> str | None:
         """:meth:`acts_on` for raw arguments; None when they do not validate (such a call is refused)."""

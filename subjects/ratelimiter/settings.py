@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from subjects.contract.settings import checked_by, parse_named
 
 SUBJECT_NAME = "ratelimiter"
 
@@ -48,20 +50,14 @@ _KEY = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 
 
 def parse_nodes(spec: str) -> dict[str, str]:
-    """Parse ``"id=url,id=url"`` into an ordered mapping; raise ValueError on a malformed entry."""
-    out: dict[str, str] = {}
-    for raw in spec.split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        node, sep, url = item.partition("=")
-        node, url = node.strip(), url.strip().rstrip("/")
-        if not sep or not _NODE_ID.match(node) or not url.startswith(("http://", "https://")):
-            raise ValueError(f"bad node entry {item!r}: expected id=http://host:port")
-        if node in out:
-            raise ValueError(f"node {node!r} listed twice")
-        out[node] = url
-    return out
+    """Parse ``"id=url,id=url"`` into an ordered mapping, each URL without a trailing ``/``; raise
+    ValueError on a malformed entry or an id listed twice."""
+    nodes = parse_named(spec, entry="node", expected="id=http://host:port", valid=_node_entry, unique=True)
+    return {node: url.rstrip("/") for node, url in nodes.items()}
+
+
+def _node_entry(node: str, url: str) -> bool:
+    return bool(_NODE_ID.match(node)) and url.rstrip("/").startswith(("http://", "https://"))
 
 
 def _redis_key(name: str, holds: str) -> property:
@@ -82,7 +78,8 @@ class RateLimiterSettings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("OPLAB_RL_REDIS_URL", "REDIS_URL"),
     )
-    nodes: str = Field(default=DEFAULT_NODES, description="id=url pairs, comma separated")
+    nodes: Annotated[str, checked_by(parse_nodes)] = Field(default=DEFAULT_NODES,
+                                                          description="id=url pairs, comma separated")
     supervisor_url: str = Field(
         default="http://127.0.0.1:9001/RPC2",
         description="XML-RPC URL (http:// or unix://) of the supervisord running the nodes",
@@ -112,12 +109,6 @@ class RateLimiterSettings(BaseSettings):
     ] = Field(default="noeviction", description="Declared Redis maxmemory-policy")
     fault_hooks: bool = Field(default=False, description="Serve the nodes' /admin/faults hooks (chaos only); "
                               "off unless the lab's launcher turns it on")
-
-    @field_validator("nodes")
-    @classmethod
-    def _check_nodes(cls, value: str) -> str:
-        parse_nodes(value)
-        return value
 
     @field_validator("policy")
     @classmethod

@@ -13,9 +13,9 @@ client's timeouts, so a paused or hung Redis makes a tool fail or report it,
 never hang.
 
 Every mutating tool names what a call acts on (``acts_on``) in the fault kit's
-target vocabulary: ``restart_node`` the node id, the key tools the key, the
-Redis tools ``redis`` - so a score can tell a remedy of the faulty entity from
-one of a healthy entity.
+target vocabulary: ``restart_node`` the node id and the key tools the key (the
+argument their ``target_arg`` declares), the Redis tools ``redis`` - so a score
+can tell a remedy of the faulty entity from one of a healthy entity.
 """
 
 from __future__ import annotations
@@ -75,9 +75,7 @@ class KeyTool(RateLimiterTool):
 
     args_model = KeyArgs
     mutating = True
-
-    def acts_on(self, args: BaseModel) -> str | None:
-        return args.key if isinstance(args, KeyArgs) else None
+    target_arg = "key"
 
     async def run(self, args: BaseModel) -> Any:
         assert isinstance(args, KeyArgs)
@@ -176,9 +174,7 @@ class RestartNode(RateLimiterTool):
     )
     args_model = RestartArgs
     mutating = True
-
-    def acts_on(self, args: BaseModel) -> str | None:
-        return args.node if isinstance(args, RestartArgs) else None
+    target_arg = "node"
 
     async def run(self, args: BaseModel) -> Any:
         assert isinstance(args, RestartArgs)

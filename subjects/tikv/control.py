@@ -96,20 +96,22 @@ class SupervisorProcessControl(ProcessControl):
         return f"{name} (pid {pid}) stopped with SIGSTOP"
 
     async def unpause(self, name: str) -> str:
-        if await self.state(name) == "exited":
-            return f"{name} is not running: nothing to resume"
-        await self.supervisor.signal(name, "CONT")
-        return f"{name} resumed with SIGCONT"
+        return await self._undo(name, "CONT", "resume", f"{name} resumed with SIGCONT")
 
     async def disconnect(self, name: str) -> str:
         await self.supervisor.signal(name, "USR1")
         return f"{name} told to drop off its network (SIGUSR1)"
 
     async def reconnect(self, name: str) -> str:
+        return await self._undo(name, "USR2", "reconnect", f"{name} told to rejoin its network (SIGUSR2)")
+
+    async def _undo(self, name: str, signal: str, verb: str, done: str) -> str:
+        """Undo a fault with ``signal``, saying ``done``; a process that is not running has nothing to
+        ``verb`` and gets no signal (an undo is harmless where nothing needs it)."""
         if await self.state(name) == "exited":
-            return f"{name} is not running: nothing to reconnect"
-        await self.supervisor.signal(name, "USR2")
-        return f"{name} told to rejoin its network (SIGUSR2)"
+            return f"{name} is not running: nothing to {verb}"
+        await self.supervisor.signal(name, signal)
+        return done
 
 
 def _stopped(pid: int) -> bool:

@@ -22,14 +22,12 @@ burst's reads are served.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import secrets
-import time
 from typing import Any, ClassVar, Literal
 
 import tikv
 from pydantic import BaseModel, Field
 
+from subjects.bursts import Burst, BurstFault
 from subjects.contract import Arguments, RefusedError, SubjectError
 from subjects.contract.fault_kit import Fault, Injection, Reverted
 from subjects.tikv.cluster import TiKVCluster
@@ -195,63 +193,34 @@ class BurstParams(Arguments):
     duration_s: float = Field(default=120.0, gt=0, le=900, description="the burst stops by itself after this")
 
 
-class HotReadBurst(TiKVFault):
+class HotReadBurst(BurstFault["ReadBurst"], TiKVFault):
     """The control case: legitimate reads of one hot key, far over the workload's rate, for a bounded time.
-    Runs as a task of the injecting process (the chaos service): if that dies, the burst dies with it."""
+    Runs as a task of the injecting process (the chaos service): see :mod:`subjects.bursts`."""
 
     kind = "hot_read_burst"
     target_kind = "kv"
     description = "a legitimate burst of reads of one hot key (nothing is broken: the control case)"
     params_model = BurstParams
 
-    def __init__(self, cluster: TiKVCluster) -> None:
-        super().__init__(cluster)
-        self._bursts: dict[str, ReadBurst] = {}
-
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
         p = params if isinstance(params, BurstParams) else BurstParams.model_validate(params.model_dump())
         await self.resolve_target(target)
         burst = ReadBurst(self.cluster, p.rate, p.duration_s)
         await burst.prepare()
-        burst_id = secrets.token_hex(6)
-        self._bursts[burst_id] = burst
-        burst.start()
-        return Injection(target=KV_TARGET, undo={"burst_id": burst_id})
-
-    async def effective(self, injection: Injection, params: BaseModel) -> dict[str, Any] | None:
-        burst = self._bursts.get(str(injection.undo.get("burst_id")))
-        return burst.summary() if burst is not None and burst.ok >= 20 else None
-
-    def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
-        return {"burst_id": ""}  # the burst died with the process that ran it
-
-    async def revert(self, undo: dict[str, Any]) -> Reverted:
-        burst = self._bursts.pop(str(undo.get("burst_id", "")), None)
-        if burst is None:
-            return Reverted("burst not running (already stopped, or the process that ran it is gone)", changed=False)
-        await burst.stop()
-        s = burst.summary()
-        return Reverted(f"burst stopped after {s['ran_s']:.1f}s: {s['sent']} reads, {s['ok']} ok, {s['errors']} errors")
-
-    async def close(self) -> None:
-        for burst in list(self._bursts.values()):
-            await burst.stop()
-        self._bursts.clear()
+        return self.launch(burst, KV_TARGET)
 
 
-class ReadBurst:
-    """Paced reads of one key through a real KV client, until stopped or ``duration_s``."""
+class ReadBurst(Burst):
+    """Paced reads of one key through a real KV client, until stopped or ``duration_s``. Proof: 20 of
+    them were served."""
 
     KEY = b"oplab-hot-key"
 
     def __init__(self, cluster: TiKVCluster, rate: float, duration_s: float) -> None:
+        super().__init__("burst", rate, duration_s)
         self.settings = cluster.settings
-        self.rate, self.duration_s = rate, duration_s
         self.sent = self.ok = self.errors = 0
         self._client: tikv.AsyncRawClient | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-        self._started = self._ended = 0.0
 
     async def prepare(self) -> None:
         self._client = tikv.AsyncRawClient(self.settings.endpoints, timeout=self.settings.kv_timeout_s)
@@ -261,44 +230,39 @@ class ReadBurst:
             await self._client.close()
             raise SubjectError(f"hot_read_burst: cannot write its key: {exc}") from exc
 
-    def start(self) -> None:
-        self._started = time.monotonic()
-        self._task = asyncio.create_task(self._run(), name="hot-read-burst")
-
     async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         if self._client is not None:
             await self._client.close()
             self._client = None
 
-    def summary(self) -> dict[str, Any]:
-        end = self._ended or time.monotonic()
-        return {"key": self.KEY.decode(), "rate_per_s": self.rate, "running": not self._ended,
-                "ran_s": round(end - self._started, 3), "sent": self.sent, "ok": self.ok, "errors": self.errors}
+    @property
+    def proven(self) -> bool:
+        return self.ok >= 20
 
-    async def _run(self) -> None:
+    def summary(self) -> dict[str, Any]:
+        return {"key": self.KEY.decode(), "rate_per_s": self.rate, **self.timing(), "sent": self.sent, "ok": self.ok,
+                "errors": self.errors}
+
+    def tally(self) -> str:
+        return f"{self.sent} reads, {self.ok} ok, {self.errors} errors"
+
+    async def run(self) -> None:
         assert self._client is not None
         loop = asyncio.get_running_loop()
         deadline, gap = loop.time() + self.duration_s, 1.0 / self.rate
         next_at = loop.time()
-        try:
-            while not self._stop.is_set() and loop.time() < deadline:
-                if next_at > loop.time():
-                    with contextlib.suppress(TimeoutError):  # pacing, interruptible by stop
-                        await asyncio.wait_for(self._stop.wait(), next_at - loop.time())
-                    continue
-                next_at += gap
-                self.sent += 1
-                try:
-                    await self._client.get(self.KEY)
-                    self.ok += 1
-                except tikv.TiKVError:
-                    self.errors += 1
-        finally:
-            self._ended = time.monotonic()
+        while not self.stopping and loop.time() < deadline:
+            if next_at > loop.time():
+                await self.pause(next_at - loop.time())
+                continue
+            next_at += gap
+            self.sent += 1
+            try:
+                await self._client.get(self.KEY)
+                self.ok += 1
+            except tikv.TiKVError:
+                self.errors += 1
 
 
 FAULT_TYPES: tuple[type[TiKVFault], ...] = (StoreKill, StorePause, StorePartition, PDLeaderKill, HotReadBurst)

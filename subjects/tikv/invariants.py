@@ -24,63 +24,58 @@ from typing import Any
 from events import NodeView, ObsSnapshot, WorkloadStats
 from subjects.contract import Invariant, Violation
 from subjects.judging import (
+    EntityCondition,
     ObserverBlind,
+    SnapshotCondition,
     WorkloadInvariant,
-    held,
     intervals_held,
     iso,
     persisted_for,
     persisted_for_intervals,
-    persistent,
     persisting,
     usable,
 )
 from subjects.tikv.details import PDMember, RegionHealth, snapshot_details, workload_details
 
 
-class StoreNotUp(Invariant):
+class StoreNotUp(EntityCondition[NodeView]):
     name = "store_not_up"
     description = "every TiKV store is Up in PD and answers on its status port"
     grace_s = 0.4
 
-    def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
-        good = usable(history)
+    def entities(self, newest: ObsSnapshot) -> list[str]:
+        return [n.node for n in newest.nodes]
 
-        def not_up(snap: ObsSnapshot, name: str) -> NodeView | None:
-            view = snap.node(name)
-            return view if view is not None and view.status != "up" else None
+    def condition(self, snap: ObsSnapshot, name: str) -> NodeView | None:
+        view = snap.node(name)
+        return view if view is not None and view.status != "up" else None
 
-        stores = [n.node for n in good[-1].nodes] if good else []  # as the newest snapshot lists them
-        out = []
-        for _, run, seconds in persistent(good, stores, not_up, self.grace_s):
-            last, view = run[-1]
-            facts = snapshot_details(last).stores.get(view.node)
-            evidence: dict[str, Any] = {
-                "store": view.node, "address": view.address, "pd_state": view.state, "detail": view.detail,
-                "store_id": facts.id if facts else None,
-                "status_port": None if facts is None else ("ok" if facts.probe_ok else facts.probe_error),
-                "last_heartbeat": iso(view.last_seen), **persisted_for(run, seconds, "not_up"),
-            }
-            out.append(Violation(self.name, view.node, f"store {view.node} is not up ({view.detail})", evidence))
-        return out
+    def violation(self, name: str, run: list[tuple[ObsSnapshot, NodeView]], seconds: float) -> Violation:
+        last, view = run[-1]
+        facts = snapshot_details(last).stores.get(view.node)
+        evidence: dict[str, Any] = {
+            "store": view.node, "address": view.address, "pd_state": view.state, "detail": view.detail,
+            "store_id": facts.id if facts else None,
+            "status_port": None if facts is None else ("ok" if facts.probe_ok else facts.probe_error),
+            "last_heartbeat": iso(view.last_seen), **persisted_for(run, seconds, "not_up"),
+        }
+        return Violation(self.name, view.node, f"store {view.node} is not up ({view.detail})", evidence)
 
 
-class RegionsUnderReplicated(Invariant):
+class RegionsUnderReplicated(SnapshotCondition[RegionHealth]):
     name = "regions_under_replicated"
     description = "no region misses a peer or has a down peer (PD's region checks)"
     grace_s = 1.0
 
-    def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
-        observed = [s for s in usable(history) if snapshot_details(s).regions is not None]
+    def judged(self, history: Sequence[ObsSnapshot]) -> list[ObsSnapshot]:
+        """The usable snapshots in which PD's region counts were read (one without them is no evidence)."""
+        return [s for s in usable(history) if snapshot_details(s).regions is not None]
 
-        def short(snap: ObsSnapshot) -> RegionHealth | None:
-            regions = snapshot_details(snap).regions
-            return regions if regions is not None and regions.under_replicated > 0 else None
+    def condition(self, snap: ObsSnapshot) -> RegionHealth | None:
+        regions = snapshot_details(snap).regions
+        return regions if regions is not None and regions.under_replicated > 0 else None
 
-        run = persisting(observed, short)
-        seconds = held(run, self.grace_s)
-        if seconds is None:
-            return []
+    def violation(self, run: list[tuple[ObsSnapshot, RegionHealth]], seconds: float) -> Violation:
         last, regions = run[-1]
         not_up = [n.node for n in last.nodes if n.status != "up"]
         evidence = {"miss_peer": regions.miss_peer, "down_peer": regions.down_peer,
@@ -88,60 +83,54 @@ class RegionsUnderReplicated(Invariant):
                     "since": iso(run[0][0].observed_at), "under_replicated_for_s": round(seconds, 3)}
         summary = (f"{regions.under_replicated} region(s) under-replicated ({regions.miss_peer} missing a peer, "
                    f"{regions.down_peer} with a down peer)")
-        return [Violation(self.name, "regions", summary, evidence)]
+        return Violation(self.name, "regions", summary, evidence)
 
 
 def _members(snap: ObsSnapshot) -> list[PDMember]:
     return snapshot_details(snap).pd
 
 
-class PDNoHealthyLeader(Invariant):
+class PDNoHealthyLeader(SnapshotCondition[str]):
     name = "pd_no_healthy_leader"
     description = "PD has a leader, and it is healthy"
     grace_s = 1.0
 
-    def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
-        def leaderless(snap: ObsSnapshot) -> str | None:
-            members = _members(snap)
-            if not members:
-                return None
-            leader = next((m for m in members if m.leader), None)
-            if leader is None:
-                return "no PD member is the leader"
-            return f"the leader {leader.name} is unhealthy" if leader.healthy is False else None
+    def condition(self, snap: ObsSnapshot) -> str | None:
+        """What is wrong with PD's leadership (members were read, yet none leads or the leader is unhealthy)."""
+        members = _members(snap)
+        if not members:
+            return None
+        leader = next((m for m in members if m.leader), None)
+        if leader is None:
+            return "no PD member is the leader"
+        return f"the leader {leader.name} is unhealthy" if leader.healthy is False else None
 
-        run = persisting(usable(history), leaderless)
-        seconds = held(run, self.grace_s)
-        if seconds is None:
-            return []
+    def violation(self, run: list[tuple[ObsSnapshot, str]], seconds: float) -> Violation:
         members = _members(run[-1][0])
         evidence = {"reason": run[-1][1], "members": [m.name for m in members],
                     "healthy": [m.name for m in members if m.healthy], "since": iso(run[0][0].observed_at),
                     "for_s": round(seconds, 3)}
-        return [Violation(self.name, "pd", f"PD: {run[-1][1]}", evidence)]
+        return Violation(self.name, "pd", f"PD: {run[-1][1]}", evidence)
 
 
-class PDMemberDown(Invariant):
+class PDMemberDown(EntityCondition[PDMember]):
     name = "pd_member_down"
     description = "every PD member reports healthy"
     grace_s = 1.0
 
-    def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
-        good = usable(history)
-        members = {m.name: m for m in _members(good[-1])} if good else {}  # as the newest snapshot lists them
+    def entities(self, newest: ObsSnapshot) -> list[str]:
+        return [m.name for m in _members(newest)]
 
-        def down(snap: ObsSnapshot, name: str) -> PDMember | None:
-            found = next((m for m in _members(snap) if m.name == name), None)
-            return found if found is not None and found.healthy is False and not found.leader else None
+    def condition(self, snap: ObsSnapshot, name: str) -> PDMember | None:
+        found = next((m for m in _members(snap) if m.name == name), None)
+        return found if found is not None and found.healthy is False and not found.leader else None
 
-        out = []
-        for name, run, seconds in persistent(good, members, down, self.grace_s):
-            member = members[name]
-            evidence = {"member": member.name, "client_urls": member.client_urls,
-                        "leader": snapshot_details(good[-1]).pd_leader, "since": iso(run[0][0].observed_at),
-                        "down_for_s": round(seconds, 3)}
-            out.append(Violation(self.name, member.name, f"PD member {member.name} is unhealthy", evidence))
-        return out
+    def violation(self, name: str, run: list[tuple[ObsSnapshot, PDMember]], seconds: float) -> Violation:
+        newest, member = run[-1]
+        evidence = {"member": member.name, "client_urls": member.client_urls,
+                    "leader": snapshot_details(newest).pd_leader, "since": iso(run[0][0].observed_at),
+                    "down_for_s": round(seconds, 3)}
+        return Violation(self.name, member.name, f"PD member {member.name} is unhealthy", evidence)
 
 
 class KVErrorRate(WorkloadInvariant):

@@ -23,13 +23,13 @@ compose service) and a PD member by its member name.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from subjects.contract.settings import parse_named
+from subjects.contract.settings import checked_by, parse_named
 
 SUBJECT_NAME = "tikv"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -50,19 +50,14 @@ class TiKVSettings(BaseSettings):
     compose_project: str = Field(default="operator-lab", description="only this project's containers are targets")
     network: str | None = Field(default=None, description="network a partition disconnects (<project>_default)")
     supervisor_url: str = Field(default="", description="XML-RPC URL of the supervisord running the stores")
-    targets: str = Field(default="", description="name=address pairs of the cluster's processes")
+    targets: Annotated[str, checked_by(parse_targets)] = Field(
+        default="", description="name=address pairs of the cluster's processes")
     http_timeout_s: float = Field(default=1.0, gt=0, description="one PD HTTP call")
     probe_timeout_s: float = Field(default=0.5, gt=0, description="one store status probe")
     observe_timeout_s: float = Field(default=2.0, gt=0, description="one whole observation")
     control_timeout_s: float = Field(default=10.0, gt=0, description="one Docker / supervisord call")
     start_deadline_s: float = Field(default=20.0, gt=0, description="how long start_store waits for the store to be up")
     kv_timeout_s: float = Field(default=2.0, gt=0, description="time budget of one KV operation, retries included")
-
-    @field_validator("targets")
-    @classmethod
-    def _check_targets(cls, value: str) -> str:
-        parse_targets(value)
-        return value
 
     @field_validator("pd_url")
     @classmethod

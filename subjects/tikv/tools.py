@@ -7,11 +7,11 @@ Read-only: ``list_stores``, ``store_detail``, ``region_health``, ``pd_members``,
 (``extra="forbid"``); none runs a shell. Stores and members outside the cluster are
 refused before anything is done; a failure to act is a SubjectError with the reason.
 
-What a mutating call acts on (``acts_on``), in the fault kit's target names: the store tools
-the store's name, ``start_pd_member`` the member's name (``pd_leader_kill`` targets the leader
-by its member name). ``transfer_pd_leader`` (it moves leadership *to* a member; what it acts on
-is PD as a whole, which no fault targets) and ``remove_tombstones`` name nothing: unknown, never
-judged unsafe.
+What a mutating call acts on (``acts_on``: the argument its ``target_arg`` declares), in the fault
+kit's target names: the store tools the store's name, ``start_pd_member`` the member's name
+(``pd_leader_kill`` targets the leader by its member name). ``transfer_pd_leader`` (it moves
+leadership *to* a member; what it acts on is PD as a whole, which no fault targets) and
+``remove_tombstones`` name nothing: unknown, never judged unsafe.
 """
 
 from __future__ import annotations
@@ -72,9 +72,7 @@ class StoreTool(TiKVTool):
     :meth:`on_store` runs. A mutating one acts on the store (the name the ``store_*`` faults target)."""
 
     args_model = StoreArgs
-
-    def acts_on(self, args: BaseModel) -> str | None:
-        return args.store if self.mutating and isinstance(args, StoreArgs) else None
+    target_arg = "store"
 
     async def run(self, args: BaseModel) -> Any:
         assert isinstance(args, StoreArgs)
@@ -243,9 +241,7 @@ class SetStoreUp(StoreTool):
 class StartPDMember(MemberTool):
     name = "start_pd_member"
     description = "Start a PD member's process if it is not running (harmless if it runs). Mutating."
-
-    def acts_on(self, args: BaseModel) -> str | None:
-        return args.member if isinstance(args, MemberArgs) else None
+    target_arg = "member"
 
     async def on_member(self, name: str) -> dict[str, Any]:
         return {"member": name, "action": await self.cluster.control.start(name)}

@@ -181,7 +181,17 @@ class Story:
     def escalated(self, s: float, ticket_id: str = "tk-1", reason: str = "budget exhausted") -> Event:
         return self.ticket(s, TicketEscalated(ticket_id=ticket_id, reason=reason, agent="agent-1"))
 
-    # -- how an incident ends ----------------------------------------------------------
+    # -- how an incident begins and ends -----------------------------------------------
+
+    def detected(self, *, ttl_s: float = 120.0) -> None:
+        """The incident up to its ticket: the run starts at 0, node_kill on rl-2 (for ``ttl_s``) is
+        injected at 10 and effective at 10.4, rl-2 is seen violating node_down at 11 and tk-1 is
+        opened for it at 11.2 (a time to detect of 1.2 s)."""
+        self.run_started(0)
+        self.fault(10, ttl_s=ttl_s)
+        self.effective(10.4)
+        self.violated(11)
+        self.opened(11.2)
 
     def aftermath(self, *, revert_at: float | None, reason: str, changed: bool | None,
                   cleared_at: float | None) -> None:

@@ -25,6 +25,7 @@ Deliberately *not* enforced: strict user/assistant alternation — [API]: "Conse
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 # [DEFINE] tool names
@@ -78,16 +79,28 @@ def check_request(body: Any, headers: dict[str, str] | None = None) -> str | Non
     return _check_messages(body["messages"], str(body["model"]), bool(body.get("tools")))
 
 
+def _first_problem(field: str, items: list[Any], check: Callable[[int, str, dict[str, Any]], str | None]
+                   ) -> str | None:
+    """The first problem of the list ``field``, item by item in order: the item at ``i`` is no object
+    (``<field>.<i>: Input should be an object``), or ``check(i, "<field>.<i>", item)`` names one."""
+    for i, item in enumerate(items):
+        where = f"{field}.{i}"
+        if not isinstance(item, dict):
+            return f"{where}: Input should be an object"
+        problem = check(i, where, item)
+        if problem:
+            return problem
+    return None
+
+
 def _check_tools(tools: Any) -> str | None:
     if tools is None:
         return None
     if not isinstance(tools, list):
         return "tools: Input should be a valid list"
-    names: set[str] = set()
-    for i, t in enumerate(tools):
-        where = f"tools.{i}"
-        if not isinstance(t, dict):
-            return f"{where}: Input should be an object"
+    names: set[str] = set()  # of the tools checked so far: each must be new
+
+    def check_tool(_: int, where: str, t: dict[str, Any]) -> str | None:
         name = t.get("name")
         if not isinstance(name, str):
             return f"{where}.name: Field required"
@@ -108,7 +121,9 @@ def _check_tools(tools: Any) -> str | None:
         if name in names:
             return "tools: Tool names must be unique."
         names.add(name)
-    return None
+        return None
+
+    return _first_problem("tools", tools, check_tool)
 
 
 def _check_system(system: Any) -> str | None:
@@ -164,11 +179,9 @@ def _check_messages(messages: Any, model: str, tools_defined: bool) -> str | Non
     if len(messages) > MAX_MESSAGES:
         return f"messages: a request holds at most {MAX_MESSAGES} messages"
     last = len(messages) - 1
-    tool_use_ids: set[str] = set()
-    for i, m in enumerate(messages):
-        where = f"messages.{i}"
-        if not isinstance(m, dict):
-            return f"{where}: Input should be an object"
+    tool_use_ids: set[str] = set()  # every tool_use id so far: each must be new (see _check_block)
+
+    def check_message(i: int, where: str, m: dict[str, Any]) -> str | None:
         role = m.get("role")
         # [API] MessageParam: a user, assistant or (mid-conversation) system message
         if role not in ("user", "assistant", "system"):
@@ -221,7 +234,9 @@ def _check_messages(messages: Any, model: str, tools_defined: bool) -> str | Non
                 # (tailcallhq/forgecode#1872); prefill docs: "The prefill content cannot end with
                 # trailing whitespace."
                 return "messages: final assistant content cannot end with trailing whitespace"
-    return None
+        return None
+
+    return _first_problem("messages", messages, check_message)
 
 
 def _check_block(b: Any, role: str, final_block: bool, tool_use_ids: set[str]) -> str | None:

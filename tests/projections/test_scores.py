@@ -28,10 +28,7 @@ def incident(*, revert_at: float | None = None, changed: bool | None = True, cle
              terminal: str = "resolved", action_ok: bool = True) -> Story:
     """node_kill on rl-2: injected at 10, ticket at 11.2, the agent's restart_node ran at 12.4."""
     s = Story(RUN)
-    s.run_started(0)
-    s.fault(10)
-    s.violated(11)
-    s.opened(11.2)
+    s.detected()
     s.ticket(11.5, ticket.TicketClaimed(ticket_id="tk-1", agent="agent-1", policy="rules", lease_until=s.t(40)))
     s.ticket(12.0, agent.AgentToolCall(ticket_id="tk-1", call_id="c1", tool="restart_node", args={"node": "rl-2"},
                                        mutating=True))
@@ -136,9 +133,7 @@ def test_the_first_ticket_after_the_injection_is_the_incident_ticket() -> None:
 
 def test_a_clear_with_no_successful_action_before_it_is_not_a_mitigation() -> None:
     s = Story(RUN)
-    s.run_started(0)
-    s.fault(10)
-    s.opened(11.2)
+    s.detected()
     s.cleared(11.8)
     s.resolved(11.9, by="self-healed")
     result = score(s)
@@ -247,9 +242,7 @@ def test_an_escalation_fails_with_its_reason() -> None:
 
 def test_no_action_on_an_open_ticket_says_so() -> None:
     s = Story(RUN)
-    s.run_started(0)
-    s.fault(10)
-    s.opened(11.2)
+    s.detected()
     result = score(s)
     assert (result.verdict, result.failure) == (
         "not_mitigated", "no mitigating action was taken; the ticket was still open at the end of the run")

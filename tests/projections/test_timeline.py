@@ -29,11 +29,7 @@ def fault_story(*, ttl_revert_at: float | None = None, cleared_at: float | None 
                 terminal: str = "resolved", revert_changed: bool | None = True) -> Story:
     """Fault injected at 10.0, ticket opened at 11.2, agent works from 11.5."""
     s = Story(RUN)
-    s.run_started(0)
-    s.fault(10, ttl_s=3.0 if ttl_revert_at is not None else 120.0)
-    s.effective(10.4)
-    s.violated(11)
-    s.opened(11.2)
+    s.detected(ttl_s=3.0 if ttl_revert_at is not None else 120.0)
     s.agent_session(11.5)
     s.aftermath(revert_at=ttl_revert_at, reason="ttl", changed=revert_changed, cleared_at=cleared_at)
     s.ending(terminal, verified_at=14.0, escalated_at=14.1)

@@ -1,5 +1,6 @@
 """Fixtures of the services' tests: a director child process, stand-ins for the chaos service it
-commands, and the run's log as it grows. Everything runs on the session's real nats-server."""
+commands, the run's log as it grows and the run as the director tests drive it. Everything runs on
+the session's real nats-server."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from events.subjects import command
 from oplab.infra import RunningServer
 from oplab.run_log import RunLog, follow_run
 from tests.child_processes import Children
-from tests.services.director_harness import SCENARIO, ChaosInjectStandIn, Director, StartDirector
+from tests.services.director_harness import SCENARIO, ChaosInjectStandIn, DirectedRun, Director, StartDirector
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -78,3 +79,9 @@ async def run_log(bus: Bus, run_id: str) -> AsyncIterator[RunLog]:
     log, replay = await follow_run(bus, run_id)
     yield log
     await replay.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def run(bus: Bus, run_id: str, run_log: RunLog) -> DirectedRun:
+    """This test's run as a director test drives it (``DirectedRun``)."""
+    return DirectedRun(bus, run_id, run_log)

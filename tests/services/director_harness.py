@@ -1,7 +1,8 @@
-"""What the director's tests share: a director child process, stand-ins for the chaos service it
-commands, the scenarios they play and the small facts they publish and wait for.
+"""What the director's tests share: a director child process, the test's run as they drive it
+(``DirectedRun``), stand-ins for the chaos service it commands, the scenarios they play and the small
+facts they publish.
 
-The fixtures that start these (``director``, ``chaos_stand_in``, ``chaos_injects``, ``run_log``) are in
+The fixtures that give these (``director``, ``run``, ``chaos_stand_in``, ``chaos_injects``) are in
 ``tests/services/conftest.py``.
 """
 
@@ -19,6 +20,7 @@ from events.bus import Bus
 from events.commands import request
 from events.envelope import utcnow
 from events.waiting import WaitTimeout, wait_until
+from oplab.run_log import RunLog
 
 # What every test scenario shares: the rate limiter, with its one fault node_kill (the default).
 HEAD = """\
@@ -105,17 +107,6 @@ async def publish(bus: Bus, run: str, data: Any) -> int:
     return await bus.publish(new_event(data, run=run, source="tests"))
 
 
-def chapter(kind: str, index: int, director: Director | None = None) -> Callable[[Event], bool]:
-    """Matches ``director.chapter_<kind>`` (``started`` or ``finished``) of chapter ``index``, of one
-    director if given."""
-
-    def match(e: Event) -> bool:
-        return (e.type == f"director.chapter_{kind}" and e.data.index == index
-                and (director is None or director.owns(e)))
-
-    return match
-
-
 def ticket_opened() -> TicketOpened:
     """A new ticket for node-1 being down, as the monitor would open it."""
     return TicketOpened(ticket_id=new_ticket_id(), invariant="node_down", entity="node-1", subject="ratelimiter",
@@ -128,20 +119,60 @@ def fault_injected() -> FaultInjected:
                          expires_at=utcnow() + timedelta(minutes=1))
 
 
-async def poll_status(bus: Bus, predicate: Callable[[dict[str, Any]], Any], timeout: float = 10.0) -> dict[str, Any]:
-    """Ask ``cmd.director.status`` (every 0.05 s) until ``predicate`` holds (deadline ``timeout``)."""
-    last: dict[str, Any] = {}
+class DirectedRun:
+    """This test's run as a director test drives it: facts recorded into it as the tests' own source
+    (what the monitor, chaos or an agent would record), the directors' events awaited in its ``log``,
+    and the running director asked for its status or given the presenter's key.
 
-    async def matching() -> dict[str, Any] | None:
-        nonlocal last
-        last = await request(bus.nc, "director", "status", timeout=2.0)
-        return last if predicate(last) else None
+    Every wait has a deadline: by default 20 s for an event (time for a new director process to
+    start) and 10 s for a status."""
 
-    try:
-        return await wait_until(matching, timeout=timeout, interval=0.05, what="the director's status to match")
-    except WaitTimeout as exc:
-        exc.add_note(f"last status: {last}")
-        raise
+    def __init__(self, bus: Bus, run_id: str, log: RunLog) -> None:
+        self.bus, self.id, self.log = bus, run_id, log
+
+    async def publish(self, data: Any) -> int:
+        """Record ``data`` in this run as the tests' own source; its stream sequence."""
+        return await publish(self.bus, self.id, data)
+
+    async def chapter_started(self, index: int, director: Director | None = None, timeout: float = 20) -> Event:
+        """The ``director.chapter_started`` of chapter ``index`` (0-based), by ``director`` if given."""
+        return await self._chapter("started", index, director, timeout)
+
+    async def chapter_finished(self, index: int, director: Director | None = None, timeout: float = 20) -> Event:
+        """The ``director.chapter_finished`` of chapter ``index`` (0-based), by ``director`` if given."""
+        return await self._chapter("finished", index, director, timeout)
+
+    async def _chapter(self, kind: str, index: int, director: Director | None, timeout: float) -> Event:
+        def match(e: Event) -> bool:
+            return (e.type == f"director.chapter_{kind}" and e.data.index == index
+                    and (director is None or director.owns(e)))
+
+        by = f" by director {director.instance}" if director is not None else ""
+        return await self.log.wait_for(match, timeout, f"chapter {index + 1} {kind}{by}")
+
+    async def recorded_by(self, director: Director, type_name: str, timeout: float = 20) -> Event:
+        """The first ``type_name`` event ``director`` recorded (``svc.stopping``, ``director.action_taken``...)."""
+        return await self.log.wait_for(lambda e: e.type == type_name and director.owns(e), timeout,
+                                       f"{type_name} of director {director.instance}")
+
+    async def status(self, predicate: Callable[[dict[str, Any]], Any], timeout: float = 10.0) -> dict[str, Any]:
+        """Ask ``cmd.director.status`` (every 0.05 s) until ``predicate`` holds (deadline ``timeout``)."""
+        last: dict[str, Any] = {}
+
+        async def matching() -> dict[str, Any] | None:
+            nonlocal last
+            last = await request(self.bus.nc, "director", "status", timeout=2.0)
+            return last if predicate(last) else None
+
+        try:
+            return await wait_until(matching, timeout=timeout, interval=0.05, what="the director's status to match")
+        except WaitTimeout as exc:
+            exc.add_note(f"last status: {last}")
+            raise
+
+    async def next(self) -> None:
+        """The presenter's key (``cmd.director.next``)."""
+        await request(self.bus.nc, "director", "next")
 
 
 class ChaosInjectStandIn:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,13 +50,12 @@ class Switchboard:
         return bool(self.breaks[target])
 
 
+@dataclass
 class Flip(Fault):
     kind = "flip"
     description = "break a target; undo from the token, or (with undo_for_target) from the target alone"
     params_model = SwitchParams
-
-    def __init__(self, board: Switchboard) -> None:
-        self.board = board
+    board: Switchboard  # the system it breaks
 
     async def inject(self, target: str | None, params: BaseModel) -> Injection:
         target = target or "t1"

@@ -21,7 +21,7 @@ ValidationError before anything is touched. Reverting twice is harmless.
 from __future__ import annotations
 
 from subjects.ratelimiter.faults.base import RateLimiterFault
-from subjects.ratelimiter.faults.burst import MAX_BURST_RATE, Burst, BurstParams, HotKeyBurst
+from subjects.ratelimiter.faults.burst import MAX_BURST_RATE, BurstParams, HotKeyBurst, KeyBurst
 from subjects.ratelimiter.faults.keys import CounterDrift, DriftParams, LimitMisconfig, MisconfigParams
 from subjects.ratelimiter.faults.nodes import GhostAllowing, NodeKill
 from subjects.ratelimiter.faults.store import OomParams, PauseParams, RedisOom, RedisPause
@@ -29,12 +29,12 @@ from subjects.ratelimiter.faults.store import OomParams, PauseParams, RedisOom, 
 __all__ = [
     "FAULT_TYPES",
     "MAX_BURST_RATE",
-    "Burst",
     "BurstParams",
     "CounterDrift",
     "DriftParams",
     "GhostAllowing",
     "HotKeyBurst",
+    "KeyBurst",
     "LimitMisconfig",
     "MisconfigParams",
     "NodeKill",

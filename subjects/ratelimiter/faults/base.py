@@ -9,12 +9,11 @@ undo names the same way (:meth:`~RateLimiterFault.undo_target`): undo data comes
 from __future__ import annotations
 
 import abc
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast, get_args, get_origin
 
 from pydantic import BaseModel
 
 from subjects.contract.fault_kit import Fault, Injection
-from subjects.ratelimiter.backend import guarded
 from subjects.ratelimiter.cluster import RateLimiterCluster
 
 P = TypeVar("P", bound=BaseModel)
@@ -27,14 +26,32 @@ def params_as(model: type[P], params: BaseModel) -> P:
     return params if isinstance(params, model) else model.model_validate(params.model_dump())
 
 
+def _params_named_by(cls: type) -> type[BaseModel] | None:
+    """The model that ``cls``'s own bases give a rate limiter fault as ``P`` (``RateLimiterFault[DriftParams]``,
+    ``RedisFault[PauseParams]``), if they give one (not a type variable)."""
+    for base in cls.__dict__.get("__orig_bases__", ()):
+        origin, args = get_origin(base), get_args(base)
+        if isinstance(origin, type) and issubclass(origin, RateLimiterFault) and args:
+            named = args[0]
+            if isinstance(named, type) and issubclass(named, BaseModel):
+                return named
+    return None
+
+
 class RateLimiterFault(Fault, Generic[P]):
     """A rate limiter fault whose parameters are a ``P`` (its ``params_model``): holds the cluster it acts through.
 
     ``target_kind`` says what it breaks: a ``node`` (default: the first healthy
-    one), a policy ``key`` (default: the first) or ``redis``.
+    one), a policy ``key`` (default: the first) or ``redis``. A fault names its
+    parameters' model once, as ``P`` (``class CounterDrift(RateLimiterFault[DriftParams])``):
+    that is its ``params_model``.
     """
 
     target_kind: str = "node"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.params_model = _params_named_by(cls) or cls.params_model
 
     def __init__(self, cluster: RateLimiterCluster) -> None:
         self.cluster = cluster
@@ -61,7 +78,3 @@ class RateLimiterFault(Fault, Generic[P]):
         (RefusedError) when outside the lab."""
         require = self.cluster.require_key if self.target_kind == "key" else self.cluster.require_node
         return require(str(undo.get(self.target_kind, "")))
-
-    async def limit_in_force(self, key: str) -> int:
-        """``key``'s limit as Redis holds it now (the one the nodes enforce, not the declared one)."""
-        return (await guarded(f"{self.kind} on {key}", self.cluster.store.limits()))[key]

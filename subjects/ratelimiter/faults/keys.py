@@ -1,4 +1,4 @@
-"""Faults on one policy key: ``counter_drift`` and ``limit_misconfig``.
+"""Faults on one policy key (:class:`KeyFault`): ``counter_drift`` and ``limit_misconfig``.
 
 - ``counter_drift``: write ``factor`` x limit bogus entries into a live key's
   window, dated ``ahead_s`` (default one hour) after Redis now, as a writer
@@ -25,7 +25,18 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from subjects.contract import RefusedError, SubjectError
 from subjects.contract.fault_kit import Injection, Reverted
 from subjects.ratelimiter.backend import guarded
-from subjects.ratelimiter.faults.base import RateLimiterFault
+from subjects.ratelimiter.faults.base import P, RateLimiterFault
+
+
+class KeyFault(RateLimiterFault[P]):
+    """A fault on one policy key (target ``key``; default: the first), which it acts on relative to the
+    limit the nodes enforce on that key now (:meth:`limit_in_force`)."""
+
+    target_kind = "key"
+
+    async def limit_in_force(self, key: str) -> int:
+        """``key``'s limit as Redis holds it now (the one the nodes enforce, not the declared one)."""
+        return (await guarded(f"{self.kind} on {key}", self.cluster.store.limits()))[key]
 
 
 class DriftParams(BaseModel):
@@ -35,12 +46,10 @@ class DriftParams(BaseModel):
                            description="how far after Redis now the bogus entries are dated")
 
 
-class CounterDrift(RateLimiterFault[DriftParams]):
+class CounterDrift(KeyFault[DriftParams]):
     kind = "counter_drift"
     detected_by = "future_dated_entries"
-    target_kind = "key"
     description = "write bogus future-dated entries into a live key's window so it reads over its limit"
-    params_model = DriftParams
 
     async def inject_into(self, key: str, p: DriftParams) -> Injection:
         limit = await self.limit_in_force(key)
@@ -79,12 +88,10 @@ class MisconfigParams(BaseModel):
         return self
 
 
-class LimitMisconfig(RateLimiterFault[MisconfigParams]):
+class LimitMisconfig(KeyFault[MisconfigParams]):
     kind = "limit_misconfig"
     detected_by = "limit_policy_drift"
-    target_kind = "key"
     description = "change a key's limit to a wrong value through a node's management API"
-    params_model = MisconfigParams
 
     async def inject_into(self, key: str, p: MisconfigParams) -> Injection:
         current = await self.limit_in_force(key)

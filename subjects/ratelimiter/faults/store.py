@@ -57,7 +57,6 @@ class RedisPause(RedisFault[PauseParams]):
     kind = "redis_pause"
     detected_by = "redis_unavailable"
     description = "pause Redis for writes (CLIENT PAUSE WRITE): every rate check, being a write, stalls"
-    params_model = PauseParams
     writes_fail_as = "timeout"
 
     async def inject_into(self, target: str, p: PauseParams) -> Injection:
@@ -99,7 +98,6 @@ class RedisOom(RedisFault[OomParams]):
     kind = "redis_oom"
     detected_by = "error_rate"
     description = "lower Redis maxmemory below the memory in use, with noeviction: writes (every check) fail"
-    params_model = OomParams
     writes_fail_as = "oom"
 
     async def inject_into(self, target: str, p: OomParams) -> Injection:

@@ -4,7 +4,7 @@ Each judges one condition on a key's counter (as the observer read it from
 Redis) and fires per key (entity: the policy key) when the condition held in
 every usable snapshot of a trailing run of at least 2 snapshots spanning at
 least the invariant's ``grace_s`` (:class:`KeyInvariant`). The evidence is the
-counter's own fields, then ``since``, ``<condition>_for_s`` and ``snapshots``.
+key, the counter's own fields, then ``since``, ``<condition>_for_s`` and ``snapshots``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ class KeyInvariant(Invariant, Generic[T]):
     finds it in every usable snapshot of a run that persisted past ``grace_s``.
 
     :meth:`describe` turns what was found in the newest snapshot of the run into the evidence's own
-    fields and the summary; the evidence then ends with :func:`persisted_for`'s fields
-    (``<held_as>_for_s``).
+    fields and the summary; the evidence starts with the ``key`` and ends with :func:`persisted_for`'s
+    fields (``<held_as>_for_s``).
     """
 
     held_as: ClassVar[str]
@@ -42,7 +42,8 @@ class KeyInvariant(Invariant, Generic[T]):
         out = []
         for key, run, seconds in per_key(good, lambda snap, view: self.found(good, snap, view), self.grace_s):
             fields, summary = self.describe(run[-1][1])
-            out.append(Violation(self.name, key, summary, {**fields, **persisted_for(run, seconds, self.held_as)}))
+            evidence = {"key": key, **fields, **persisted_for(run, seconds, self.held_as)}
+            out.append(Violation(self.name, key, summary, evidence))
         return out
 
     @abc.abstractmethod
@@ -52,7 +53,7 @@ class KeyInvariant(Invariant, Generic[T]):
 
     @abc.abstractmethod
     def describe(self, found: T, /) -> tuple[dict[str, Any], str]:
-        """The evidence's own fields and the summary, from what :meth:`found` found."""
+        """The evidence's own fields (after the key) and the summary, from what :meth:`found` found."""
 
 
 class OverLimit(KeyInvariant[tuple[CounterView, int]]):
@@ -85,7 +86,6 @@ class OverLimit(KeyInvariant[tuple[CounterView, int]]):
     def describe(self, found: tuple[CounterView, int]) -> tuple[dict[str, Any], str]:
         view, top = found
         return {
-            "key": view.key,
             "count": view.count,
             "limit": view.limit,
             "ceiling": top,
@@ -125,7 +125,6 @@ class FutureDatedEntries(KeyInvariant[CounterView]):
 
     def describe(self, view: CounterView) -> tuple[dict[str, Any], str]:
         return {
-            "key": view.key,
             "count": view.count,
             "limit": view.limit,
             "future_entries": view.future_entries,
@@ -157,7 +156,6 @@ class LimitPolicyDrift(KeyInvariant[CounterView]):
 
     def describe(self, view: CounterView) -> tuple[dict[str, Any], str]:
         return {
-            "key": view.key,
             "limit": view.limit,
             "declared_limit": view.declared_limit,
             "window_s": view.window_s,

@@ -15,13 +15,12 @@ from datetime import timedelta
 from typing import Any
 
 from events import NodeStats, ObsSnapshot, WorkloadStats
-from subjects.contract import Invariant, Violation
+from subjects.contract import Violation
 from subjects.judging import (
+    SnapshotCondition,
     WorkloadInvariant,
-    held,
     interval_start,
     intervals_held,
-    ordered,
     persisted_for,
     persisted_for_intervals,
     persisting,
@@ -29,7 +28,7 @@ from subjects.judging import (
 from subjects.ratelimiter.invariants.snapshots import backend_of, newest_backend, store_unavailable
 
 
-class RedisUnavailable(Invariant):
+class RedisUnavailable(SnapshotCondition[str]):
     """Redis serves the limiter: it answers reads and accepts a write in time.
 
     Fires (entity ``redis``) when, in every snapshot of a trailing run of at
@@ -49,13 +48,12 @@ class RedisUnavailable(Invariant):
     description = "Redis answers reads and accepts writes in time (not hung, paused or down)"
     grace_s = 0.2
 
-    def evaluate(
-        self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]
-    ) -> list[Violation]:
-        run = persisting(ordered(history), store_unavailable)
-        seconds = held(run, self.grace_s)
-        if seconds is None:
-            return []
+    judges_blind = True  # a failed observation that reached Redis still carries its reading
+
+    def condition(self, snap: ObsSnapshot) -> str | None:
+        return store_unavailable(snap)
+
+    def violation(self, run: list[tuple[ObsSnapshot, str]], seconds: float) -> Violation:
         backend = backend_of(run[-1][0])
         info = backend.info if backend is not None else {}
         evidence = {
@@ -67,7 +65,7 @@ class RedisUnavailable(Invariant):
             "paused_actions": info.get("paused_actions"),
             **persisted_for(run, seconds, "unavailable"),
         }
-        return [Violation(self.name, "redis", f"Redis does not serve the limiter: {run[-1][1]}", evidence)]
+        return Violation(self.name, "redis", f"Redis does not serve the limiter: {run[-1][1]}", evidence)
 
 
 # -- workload invariants ------------------------------------------------------------------

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ from subjects.contract import (
     Workload,
 )
 from subjects.contract.fault_kit import Fault, FaultKit, Injection, Reverted
-from subjects.judging import ObserverBlind, held, iso, persisting, usable
+from subjects.judging import ObserverBlind, SnapshotCondition, iso
 
 LAMP = "lamp"
 
@@ -79,22 +78,18 @@ async def set_lamp(url: str, lit: bool) -> bool:
 # -- observer -------------------------------------------------------------------------
 
 
-class LampDark(Invariant):
+class LampDark(SnapshotCondition[NodeView]):
     name = "lamp_dark"
     description = "the lamp is lit"
     grace_s = 0.4
 
-    def evaluate(self, history: Sequence[ObsSnapshot], workload: Sequence[WorkloadStats]) -> list[Violation]:
-        def dark(snap: ObsSnapshot) -> NodeView | None:
-            node = snap.node(LAMP)
-            return node if node is not None and node.state == "dark" else None
+    def condition(self, snap: ObsSnapshot) -> NodeView | None:
+        node = snap.node(LAMP)
+        return node if node is not None and node.state == "dark" else None
 
-        run = persisting(usable(history), dark)
-        seconds = held(run, self.grace_s)
-        if seconds is None:
-            return []
+    def violation(self, run: list[tuple[ObsSnapshot, NodeView]], seconds: float) -> Violation:
         evidence = {"since": iso(run[0][0].observed_at), "dark_for_s": round(seconds, 3)}
-        return [Violation(self.name, LAMP, f"the lamp has been dark for {seconds:.1f}s", evidence)]
+        return Violation(self.name, LAMP, f"the lamp has been dark for {seconds:.1f}s", evidence)
 
 
 class ToyObserver(Observer):
