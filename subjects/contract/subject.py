@@ -25,7 +25,8 @@ on first use.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+import inspect
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -107,16 +108,21 @@ class Roles:
 
 
 class Subject(abc.ABC):
-    """One system under test. Subclasses set ``name``, ``description`` and ``roles`` (each service's
-    role is built from it) and describe their :meth:`catalogue`; a subject that builds a role some
-    other way overrides that role's method."""
+    """One system under test. Subclasses set ``name``, ``description``, ``roles`` (each service's
+    role is built from it) and the classes their catalogue describes (``faults``, ``invariants``,
+    ``tools``); a subject that builds a role some other way overrides that role's method. Its
+    scenarios are the YAML files in the ``scenarios/`` folder beside its module (:meth:`scenarios`)."""
 
     name: ClassVar[str]
     description: ClassVar[str]
     roles: ClassVar[Roles]
+    faults: ClassVar[Sequence[type[Fault]]] = ()
+    invariants: ClassVar[Sequence[type[Invariant]]] = ()
+    tools: ClassVar[Sequence[type[Tool]]] = ()
 
-    @abc.abstractmethod
-    def catalogue(self) -> Catalogue: ...
+    def catalogue(self) -> Catalogue:
+        """The declared faults, invariants and tools, described from their classes (no role built, no I/O)."""
+        return Catalogue.of(self.faults, self.invariants, self.tools)
 
     def observer(self) -> Observer:
         """The monitor's role: snapshots that never raise, and the invariants judged on them."""
@@ -145,8 +151,12 @@ class Subject(abc.ABC):
         return self.roles.console_rows()
 
     def scenarios(self) -> dict[str, Path]:
-        """Scenario name -> YAML file; the first is the default. Default: none."""
-        return {}
+        """Scenario name -> YAML file: each ``*.yaml`` in the ``scenarios/`` folder beside the subject's
+        module, named by its stem; the one named after the subject first (it is the default), then the
+        others by name. None when there is no such folder."""
+        folder = Path(inspect.getfile(type(self))).parent / "scenarios"
+        files = sorted(folder.glob("*.yaml"), key=lambda path: (path.stem != self.name, path.stem))
+        return {path.stem: path for path in files}
 
     def default_scenario(self) -> str | None:
         return next(iter(self.scenarios()), None)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from subjects.contract import Catalogue, Roles, Subject
+from subjects.contract import Roles, Subject
 from subjects.ratelimiter.console_rows import RateLimiterRows
 from subjects.ratelimiter.fault_kit import RateLimiterFaultKit
 from subjects.ratelimiter.faults import FAULT_TYPES
@@ -16,8 +14,6 @@ from subjects.ratelimiter.toolbox import RateLimiterToolbox
 from subjects.ratelimiter.tools import TOOL_TYPES
 from subjects.ratelimiter.workload import RateLimiterWorkload
 
-SCENARIOS = Path(__file__).parent / "scenarios"
-
 
 class RateLimiterSubject(Subject):
     name = SUBJECT_NAME
@@ -25,9 +21,4 @@ class RateLimiterSubject(Subject):
                    "(embedded valkey unless REDIS_URL is set): sliding-window logs per key, per-key limits.")
     roles = Roles(observer=RateLimiterObserver, toolbox=RateLimiterToolbox, fault_kit=RateLimiterFaultKit,
                   workload=RateLimiterWorkload, provisioner=RateLimiterProvisioner, console_rows=RateLimiterRows)
-
-    def catalogue(self) -> Catalogue:
-        return Catalogue.of(FAULT_TYPES, INVARIANT_TYPES, TOOL_TYPES)
-
-    def scenarios(self) -> dict[str, Path]:
-        return {"ratelimiter": SCENARIOS / "ratelimiter.yaml"}
+    faults, invariants, tools = FAULT_TYPES, INVARIANT_TYPES, TOOL_TYPES

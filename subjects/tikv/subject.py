@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from subjects.contract import Catalogue, Roles, Subject
+from subjects.contract import Roles, Subject
 from subjects.tikv.console_rows import TiKVRows
 from subjects.tikv.fault_kit import TiKVFaultKit
 from subjects.tikv.faults import FAULT_TYPES
@@ -16,8 +14,6 @@ from subjects.tikv.toolbox import TiKVToolbox
 from subjects.tikv.tools import TOOL_TYPES
 from subjects.tikv.workload import TiKVWorkload
 
-SCENARIOS = Path(__file__).parent / "scenarios"
-
 
 class TiKVSubject(Subject):
     name = SUBJECT_NAME
@@ -25,9 +21,4 @@ class TiKVSubject(Subject):
                    "OPLAB_TIKV_PD_URL: PD-aware observation, container faults, a raw-KV prober.")
     roles = Roles(observer=TiKVObserver, toolbox=TiKVToolbox, fault_kit=TiKVFaultKit,
                   workload=TiKVWorkload, provisioner=TiKVProvisioner, console_rows=TiKVRows)
-
-    def catalogue(self) -> Catalogue:
-        return Catalogue.of(FAULT_TYPES, INVARIANT_TYPES, TOOL_TYPES)
-
-    def scenarios(self) -> dict[str, Path]:
-        return {"tikv": SCENARIOS / "tikv.yaml"}
+    faults, invariants, tools = FAULT_TYPES, INVARIANT_TYPES, TOOL_TYPES

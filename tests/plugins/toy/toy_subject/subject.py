@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,7 +24,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import NodeStats, NodeView, ObsSnapshot, OperationStats, WorkloadStats
 from subjects.contract import (
-    Catalogue,
     Deployment,
     HealthCheck,
     Invariant,
@@ -227,9 +225,4 @@ class ToySubject(Subject):
     description = "A lamp that is lit or dark."
     roles = Roles(observer=ToyObserver, toolbox=ToyToolbox, fault_kit=ToyFaultKit, workload=ToyWorkload,
                   provisioner=ToyProvisioner)
-
-    def catalogue(self) -> Catalogue:
-        return Catalogue.of([CutPower], [LampDark, ObserverBlind], [SwitchOn])
-
-    def scenarios(self) -> dict[str, Path]:
-        return {"toy": Path(__file__).parent / "scenarios" / "toy.yaml"}
+    faults, invariants, tools = [CutPower], [LampDark, ObserverBlind], [SwitchOn]
