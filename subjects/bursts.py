@@ -123,7 +123,8 @@ class BurstFault(Fault, Generic[B]):
         burst_id = str(undo.get("burst_id", ""))
         burst = self._bursts.pop(burst_id, None)
         if burst is None:
-            return Reverted(f"burst {burst_id} not running (already stopped, or the process that ran it is gone)",
+            which = f"burst {burst_id}" if burst_id else "burst"
+            return Reverted(f"{which} not running (already stopped, or the process that ran it is gone)",
                             changed=False)
         await burst.stop()
         return Reverted(f"{burst.name} stopped after {burst.timing()['ran_s']:.1f}s: {burst.tally()}")

@@ -26,7 +26,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from subjects.contract import Subject
+from subjects.contract import Roles, Subject
 
 ENTRY_POINT_GROUP = "operator_lab.subjects"
 DEFAULT_SUBJECT = "ratelimiter"
@@ -74,6 +74,10 @@ class Registry:
         raise UnknownSubject(f"unknown subject {name!r}; known: {known}")
 
 
+ROLE_METHODS = ("observer", "toolbox", "fault_kit", "workload", "provisioner", "console_rows")
+"""The methods a subject builds its roles with, from ``roles`` unless it overrides them."""
+
+
 def _load(ep: EntryPoint) -> Subject:
     obj = ep.load()
     subject = obj() if isinstance(obj, type) and issubclass(obj, Subject) else obj
@@ -84,7 +88,12 @@ def _load(ep: EntryPoint) -> Subject:
     for attribute in ("name", "description"):
         if not isinstance(getattr(subject, attribute, None), str) or not getattr(subject, attribute):
             raise TypeError(f"{ep.value} has no {attribute} (a non-empty string class attribute)")
+    # found now, not when a service first asks for its role
+    inherited = [role for role in ROLE_METHODS if getattr(type(subject), role) is getattr(Subject, role)]
+    if inherited and not isinstance(getattr(subject, "roles", None), Roles):
+        raise TypeError(f"{ep.value} has no roles (a Roles class attribute) to build its {', '.join(inherited)}")
     return subject
+
 
 
 def _package(ep: EntryPoint) -> str:

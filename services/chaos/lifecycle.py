@@ -36,14 +36,14 @@ from events.waiting import WaitTimeout, wait_until
 from services.chaos.ledger import ActiveFault, Ledger
 from services.chaos.requests import describe
 from services.chaos.settings import ChaosSettings
-from services.runtime import ServiceProcess, ServiceSettings
+from services.runtime import ServiceSettings, SubjectService
 from subjects.contract import SubjectError
 from subjects.contract.fault_kit import FaultKit, Injection
 
 log = logging.getLogger(__name__)
 
 
-class FaultLifecycle(ServiceProcess):
+class FaultLifecycle(SubjectService[ChaosSettings]):
     """The faults this service holds (``ledger``) and the tasks working on them.
 
     Per active fault at most one timer task (``_timers``: its TTL expiry, then its revert retries)
@@ -52,9 +52,8 @@ class FaultLifecycle(ServiceProcess):
 
     kit: FaultKit  # the run's subject's fault kit: set by the service before anything runs
 
-    def __init__(self, bus: Bus, settings: ServiceSettings, *, config: ChaosSettings) -> None:
-        super().__init__(bus, settings)
-        self.config = config
+    def __init__(self, bus: Bus, settings: ServiceSettings, *, config: ChaosSettings, subject: str) -> None:
+        super().__init__(bus, settings, config=config, subject=subject)
         self.ledger = Ledger()
         self._timers: dict[str, asyncio.Task[None]] = {}  # per fault: TTL expiry, then revert retries
         self._confirms: set[asyncio.Task[None]] = set()

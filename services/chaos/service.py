@@ -45,8 +45,7 @@ class ChaosService(FaultCommands, FaultRecovery):
     def __init__(self, bus: Bus, settings: ServiceSettings, *, config: ChaosSettings, subject: str,
                  kit: FaultKit) -> None:
         """Built by :func:`services.chaos.bootstrap.build` (in production and in tests alike)."""
-        super().__init__(bus, settings, config=config)
-        self.subject = subject
+        super().__init__(bus, settings, config=config, subject=subject)
         self.kit = kit
         self._micro: Service | None = None
 

@@ -109,20 +109,20 @@ class Roles:
 
 class Subject(abc.ABC):
     """One system under test. Subclasses set ``name``, ``description``, ``roles`` (each service's
-    role is built from it) and the classes their catalogue describes (``faults``, ``invariants``,
-    ``tools``); a subject that builds a role some other way overrides that role's method. Its
+    role is built from it) and the classes their catalogue describes (``fault_types``,
+    ``invariant_types``, ``tool_types``); a subject that builds a role some other way overrides that role's method. Its
     scenarios are the YAML files in the ``scenarios/`` folder beside its module (:meth:`scenarios`)."""
 
     name: ClassVar[str]
     description: ClassVar[str]
     roles: ClassVar[Roles]
-    faults: ClassVar[Sequence[type[Fault]]] = ()
-    invariants: ClassVar[Sequence[type[Invariant]]] = ()
-    tools: ClassVar[Sequence[type[Tool]]] = ()
+    fault_types: ClassVar[Sequence[type[Fault]]] = ()
+    invariant_types: ClassVar[Sequence[type[Invariant]]] = ()
+    tool_types: ClassVar[Sequence[type[Tool]]] = ()
 
     def catalogue(self) -> Catalogue:
         """The declared faults, invariants and tools, described from their classes (no role built, no I/O)."""
-        return Catalogue.of(self.faults, self.invariants, self.tools)
+        return Catalogue.of(self.fault_types, self.invariant_types, self.tool_types)
 
     def observer(self) -> Observer:
         """The monitor's role: snapshots that never raise, and the invariants judged on them."""
@@ -152,9 +152,14 @@ class Subject(abc.ABC):
 
     def scenarios(self) -> dict[str, Path]:
         """Scenario name -> YAML file: each ``*.yaml`` in the ``scenarios/`` folder beside the subject's
-        module, named by its stem; the one named after the subject first (it is the default), then the
-        others by name. None when there is no such folder."""
-        folder = Path(inspect.getfile(type(self))).parent / "scenarios"
+        module (or, for a subclass defined elsewhere, the nearest base's that has one), named by its
+        stem; the one named after the subject first (it is the default), then the others by name.
+        Empty when no such folder exists."""
+        folders = (Path(inspect.getfile(cls)).parent / "scenarios" for cls in type(self).__mro__
+                   if issubclass(cls, Subject) and cls is not Subject)
+        folder = next((f for f in folders if f.is_dir()), None)
+        if folder is None:
+            return {}
         files = sorted(folder.glob("*.yaml"), key=lambda path: (path.stem != self.name, path.stem))
         return {path.stem: path for path in files}
 

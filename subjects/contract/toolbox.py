@@ -54,6 +54,13 @@ class Tool(abc.ABC):
     """The argument (of ``args_model``) that names the entity a mutating call acts on, in the fault
     kit's target names (``"node"``, ``"key"``...): what :meth:`acts_on` reads. None: it names none."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # a misspelt target_arg would read as "unknown target" forever: never judged unsafe
+        if cls.target_arg is not None and cls.target_arg not in cls.args_model.model_fields:
+            raise TypeError(f"{cls.__name__}.target_arg {cls.target_arg!r} is not an argument of "
+                            f"{cls.args_model.__name__} (its fields: {', '.join(cls.args_model.model_fields)})")
+
     @abc.abstractmethod
     async def run(self, args: BaseModel) -> Any:
         """Do it; return a JSON-serialisable result or raise SubjectError."""

@@ -21,4 +21,4 @@ class RateLimiterSubject(Subject):
                    "(embedded valkey unless REDIS_URL is set): sliding-window logs per key, per-key limits.")
     roles = Roles(observer=RateLimiterObserver, toolbox=RateLimiterToolbox, fault_kit=RateLimiterFaultKit,
                   workload=RateLimiterWorkload, provisioner=RateLimiterProvisioner, console_rows=RateLimiterRows)
-    faults, invariants, tools = FAULT_TYPES, INVARIANT_TYPES, TOOL_TYPES
+    fault_types, invariant_types, tool_types = FAULT_TYPES, INVARIANT_TYPES, TOOL_TYPES

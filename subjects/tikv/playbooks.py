@@ -143,8 +143,6 @@ def _pd_member_hypothesis(evidence: dict[str, Any], findings: dict[str, Any]) ->
     return f"PD member {member} is unhealthy (process {row.get('process', 'unknown')}); starting it should recover it"
 
 
-
-
 # -- data loss, blindness ------------------------------------------------------------------
 
 

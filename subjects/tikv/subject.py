@@ -21,4 +21,4 @@ class TiKVSubject(Subject):
                    "OPLAB_TIKV_PD_URL: PD-aware observation, container faults, a raw-KV prober.")
     roles = Roles(observer=TiKVObserver, toolbox=TiKVToolbox, fault_kit=TiKVFaultKit,
                   workload=TiKVWorkload, provisioner=TiKVProvisioner, console_rows=TiKVRows)
-    faults, invariants, tools = FAULT_TYPES, INVARIANT_TYPES, TOOL_TYPES
+    fault_types, invariant_types, tool_types = FAULT_TYPES, INVARIANT_TYPES, TOOL_TYPES

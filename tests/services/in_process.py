@@ -34,10 +34,12 @@ class InProcess(Generic[S]):
     async def stop(self) -> None:
         """Stop the service, wait (10 s at most) for ``main`` to return, stop its feeds and close its
         connection."""
-        await self.service.stop()
-        await asyncio.wait_for(self.task, 10)
-        await self.service.stop_feeds()
-        await self.service.bus.close()
+        try:
+            await self.service.stop()
+            await asyncio.wait_for(self.task, 10)
+            await self.service.stop_feeds()
+        finally:  # a service whose main failed still lets go of its connection
+            await self.service.bus.close()
 
 
 @asynccontextmanager

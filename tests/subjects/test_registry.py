@@ -21,6 +21,11 @@ class Impostor(RateLimiterSubject):
     name = "somebody-else"
 
 
+class Roleless(Subject):
+    name = "roleless"
+    description = "declares no roles"
+
+
 def ep(name: str, value: str) -> EntryPoint:
     return EntryPoint(name=name, value=value, group=ENTRY_POINT_GROUP)
 
@@ -42,6 +47,7 @@ def test_every_way_a_plugin_can_be_wrong_is_named_and_the_others_load() -> None:
         ep("nameless", f"{HERE}:Nameless"),
         ep("impostor", f"{HERE}:Impostor"),
         ep("notasubject", "json:dumps"),
+        ep("roleless", f"{HERE}:Roleless"),
     ])
     assert found.names() == ["ratelimiter"]
     reasons = {b.name: b.error for b in found.broken}
@@ -49,6 +55,7 @@ def test_every_way_a_plugin_can_be_wrong_is_named_and_the_others_load() -> None:
     assert "has no description" in reasons["nameless"]
     assert "is subject 'somebody-else' but is registered as 'impostor'" in reasons["impostor"]
     assert "not an operator_lab Subject" in reasons["notasubject"]
+    assert "has no roles (a Roles class attribute) to build its observer, toolbox" in reasons["roleless"]
     assert {b.package for b in found.broken if b.name == "missing"} == {"no_such_package"}
 
 

@@ -3,7 +3,8 @@
 :meth:`RateLimiterFault.inject` checks a request before anything is touched (the parameters validated
 as the fault's ``params_model``, the target resolved and refused when outside the lab), then hands
 both to the fault's own :meth:`~RateLimiterFault.inject_into`. A revert checks the node or key its
-undo names the same way (:meth:`~RateLimiterFault.undo_target`): undo data comes back from the log.
+undo names the same way (``NodeFault.undo_target``, ``KeyFault.undo_target``): undo data comes back
+from the log.
 """
 
 from __future__ import annotations
@@ -51,7 +52,14 @@ class RateLimiterFault(Fault, Generic[P]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.params_model = _params_named_by(cls) or cls.params_model
+        named = _params_named_by(cls)
+        if named is None:
+            return
+        declared = cls.__dict__.get("params_model")
+        if declared is not None and declared is not named:  # two answers to one question: say so, pick none
+            raise TypeError(f"{cls.__name__} names {named.__name__} as its parameters (P) but declares "
+                            f"params_model = {declared.__name__}")
+        cls.params_model = named
 
     def __init__(self, cluster: RateLimiterCluster) -> None:
         self.cluster = cluster
@@ -73,8 +81,3 @@ class RateLimiterFault(Fault, Generic[P]):
     async def inject_into(self, target: str, p: P, /) -> Injection:
         """Break ``target`` (resolved: part of the lab) as ``p`` says."""
 
-    def undo_target(self, undo: dict[str, Any]) -> str:
-        """The node or key ``undo`` names (under ``node`` or ``key``, as ``target_kind`` says), refused
-        (RefusedError) when outside the lab."""
-        require = self.cluster.require_key if self.target_kind == "key" else self.cluster.require_node
-        return require(str(undo.get(self.target_kind, "")))

@@ -38,6 +38,10 @@ class KeyFault(RateLimiterFault[P]):
         """``key``'s limit as Redis holds it now (the one the nodes enforce, not the declared one)."""
         return (await guarded(f"{self.kind} on {key}", self.cluster.store.limits()))[key]
 
+    def undo_target(self, undo: dict[str, Any]) -> str:
+        """The key ``undo`` names (under ``key``), refused (RefusedError) when the policy does not declare it."""
+        return self.cluster.require_key(str(undo.get("key", "")))
+
 
 class DriftParams(BaseModel):
     model_config = ConfigDict(extra="forbid")

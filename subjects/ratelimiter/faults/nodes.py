@@ -33,6 +33,10 @@ class NodeFault(RateLimiterFault[NoArgs]):
     def undo_for_target(self, target: str, params: BaseModel) -> dict[str, Any] | None:
         return {"node": target}
 
+    def undo_target(self, undo: dict[str, Any]) -> str:
+        """The node ``undo`` names (under ``node``), refused (RefusedError) when not one of the lab's."""
+        return self.cluster.require_node(str(undo.get("node", "")))
+
 
 class NodeKill(NodeFault):
     kind = "node_kill"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
 from subjects.contract import Arguments, Tool
@@ -45,3 +46,9 @@ def test_a_read_only_tool_or_one_that_declares_no_argument_names_nothing() -> No
 def test_arguments_that_do_not_validate_name_nothing() -> None:
     assert Restart().target_of({"node": "n1", "bogus": 1}) is None
     assert Restart().target_of({}) is None
+
+
+def test_a_target_arg_that_is_no_argument_is_refused_when_the_tool_is_declared() -> None:
+    with pytest.raises(TypeError, match="'nodes' is not an argument of NodeArgs"):
+        class Misspelt(Restart):  # declaring it is the act under test
+            target_arg = "nodes"

@@ -225,4 +225,4 @@ class ToySubject(Subject):
     description = "A lamp that is lit or dark."
     roles = Roles(observer=ToyObserver, toolbox=ToyToolbox, fault_kit=ToyFaultKit, workload=ToyWorkload,
                   provisioner=ToyProvisioner)
-    faults, invariants, tools = [CutPower], [LampDark, ObserverBlind], [SwitchOn]
+    fault_types, invariant_types, tool_types = [CutPower], [LampDark, ObserverBlind], [SwitchOn]
