@@ -320,7 +320,7 @@ class _Runner:
         try:
             try:
                 slot.start_trial(run=run, fault=trial.fault, scenario=self.scenario, agent_env=variant.env(),
-                                 seed=trial.seed)
+                                 seed=trial.seed, wait=self._await)  # Ctrl-C cancels the wait for readiness
                 up = time.monotonic() - t0
                 outcome = self._await(self._watch(slot, run, trial))
                 scenario = time.monotonic() - t0 - up

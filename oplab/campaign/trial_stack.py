@@ -37,8 +37,10 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from events import new_run_id
 from oplab.infra import free_port
@@ -217,10 +219,12 @@ class CampaignLab:
     # -- trials -------------------------------------------------------------------------
 
     def start_trial(self, *, run: str, fault: str, scenario: Path, agent_env: dict[str, str],
-                    seed: int | None = None) -> StackInfo:
+                    seed: int | None = None,
+                    wait: Callable[[Coroutine[Any, Any, set[str]]], set[str]] = asyncio.run) -> StackInfo:
         """Start run ``run`` of ``fault``: the subject's processes (stage by stage, each stage at once),
         then every service at once; returns once every service reported ready. ``seed`` goes to every
-        process as ``OPLAB_SEED``, for the subject's randomness (its workload, the targets it picks)."""
+        process as ``OPLAB_SEED``, for the subject's randomness (its workload, the targets it picks).
+        ``wait`` runs the wait for readiness (a campaign passes one it can cancel on Ctrl-C)."""
         deployment = self._deployment(run)
         changed = [p.name for p in deployment.processes if p.restart_on_crash
                    and (p.name not in self.infrastructure or p.command != self.infrastructure[p.name].command)]
@@ -257,8 +261,8 @@ class CampaignLab:
         for stage in stages[1:]:
             self._start_together(sup, stage)
         timeout = self.settings.start_timeout_s
-        missing = asyncio.run(wait_services_ready(run, self.admin_url, 1, set(self.services), timeout,
-                                                  since=started_at - 1))
+        missing = wait(wait_services_ready(run, self.admin_url, 1, set(self.services), timeout,
+                                           since=started_at - 1))
         if missing:
             raise StackError(f"not ready within {timeout:.0f}s: {', '.join(sorted(missing))}; "
                              f"see {self.home / 'logs'}")
