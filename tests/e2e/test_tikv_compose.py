@@ -1,5 +1,5 @@
 """`oplab demo --subject tikv` driving the compose project, on a real Docker engine (``DOCKER_HOST``;
-skipped when none answers: ``../shared/compose-kit/kit.sh up`` gives these machines one).
+skipped when none answers).
 
 PingCAP's images cannot be pulled here, so the whole run uses the repository's compose file with
 ``tests/fakes/tikv/docker-compose.double.yml`` over it: the PD double and the store doubles as
@@ -34,7 +34,7 @@ def _engine() -> Any:
 
     problem = docker_answers(2.0)
     if problem is not None:
-        pytest.skip(f"no Docker engine answers ({problem}): start one (../shared/compose-kit/kit.sh up)")
+        pytest.skip(f"no Docker engine answers ({problem}): start one, or point DOCKER_HOST at one")
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
         pytest.skip("no `docker compose` (Compose v2) on PATH")
     return docker.from_env(timeout=30)
@@ -92,7 +92,7 @@ def test_the_tikv_demo_runs_under_compose_and_the_run_is_kept_in_the_local_log(
     try:
         client.images.get(BASE_IMAGE)
     except docker.errors.ImageNotFound:
-        pytest.skip(f"image {BASE_IMAGE} is not on this engine (../shared/compose-kit/kit.sh images)")
+        pytest.skip(f"image {BASE_IMAGE} is not on this engine (pull or load it first)")
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if not host.startswith("unix://"):
         pytest.skip(f"the double's compose file mounts the engine's socket; DOCKER_HOST is {host}")

@@ -31,7 +31,10 @@ calls it hung: the command's own start-up is most of it."""
 def sup(tmp_path: Path) -> Iterator[Supervisor]:
     (tmp_path / "logs").mkdir()
     url = f"http://lab:{secrets.token_urlsafe(8)}@127.0.0.1:{free_port()}"
-    sleeper = Program("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"], priority=10)
+    # under load a stop right after the start once took supervisord's whole stopwaitsecs before its SIGKILL
+    # (the SIGTERM probably landed before the exec, while the child still had supervisord's handlers): 2 s
+    sleeper = Program("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"], priority=10,
+                      stopwaitsecs=2)
     conf = tmp_path / "supervisord.conf"
     conf.write_text(render_config(tmp_path, url, [sleeper]))
     subprocess.run([supervisord_binary(), "-c", str(conf)], check=True)

@@ -1,8 +1,8 @@
 """The Docker faults' verbs against a real Docker engine (``DOCKER_HOST``; skipped when none answers):
 only the compose project's containers are touched, and an engine that does not answer is a clear error.
 
-``../shared/compose-kit/kit.sh up`` gives these machines a real engine (no registry: the test uses the
-kit's local ``python:3.11-slim`` stand-in, which any real Docker host can pull)."""
+It needs only the ``python:3.11-slim`` image, which any Docker host can pull (machines without a
+registry load a local stand-in of it)."""
 
 from __future__ import annotations
 
@@ -26,12 +26,12 @@ def _engine() -> Any:
     import docker
 
     if docker_answers(2.0) is not None:
-        pytest.skip(f"no Docker engine answers ({docker_answers(2.0)}): start one (../shared/compose-kit/kit.sh up)")
+        pytest.skip(f"no Docker engine answers ({docker_answers(2.0)}): start one, or point DOCKER_HOST at one")
     client = docker.from_env(timeout=30)
     try:
         client.images.get(IMAGE)
     except docker.errors.ImageNotFound:
-        pytest.skip(f"image {IMAGE} is not on this engine (../shared/compose-kit/kit.sh images)")
+        pytest.skip(f"image {IMAGE} is not on this engine (pull or load it first)")
     return client
 
 
