@@ -93,13 +93,17 @@ async def test_a_campaign_of_two_faults_and_the_control_scores_what_the_log_says
     assert {e.data.trial: e.data.seed for e in by_type(campaign, "campaign.trial_started")} == {
         t["trial"]: t["seed"] for t in board["trials"]}
 
-    # each run saw its own fault and nothing else
+    # each run saw its own fault and none of the other trials' (a paused Redis in one slot never reaches
+    # the trial beside it); what the load of the machine shows (high_latency on a starved run) is no fault's
+    symptoms = {"limit_misconfig": {"limit_policy_drift"}, "redis_pause": {"redis_unavailable"}}
+    faults_symptoms = set().union(*symptoms.values())
     for trial in board["trials"]:
         events = await run_log(bus, trial["run"])
         assert [e.data.kind for e in by_type(events, "chaos.fault_injected")] == [trial["fault"]]
         violated = {e.data.invariant for e in by_type(events, "inv.violated")}
-        expected = {"limit_misconfig": {"limit_policy_drift"}, "redis_pause": {"redis_unavailable"}}
-        assert violated == expected.get(trial["fault"], set()), (trial["fault"], violated)
+        own = symptoms.get(trial["fault"], set())
+        others = faults_symptoms - own
+        assert own <= violated and not violated & others, (trial["fault"], violated)
 
     # two slots, each with its own store and supervisord, all of it gone afterwards; each trial's
     # processes ran with the trial's seed (the subject's random choices follow it)
@@ -123,7 +127,9 @@ async def test_a_campaign_of_two_faults_and_the_control_scores_what_the_log_says
         events = await run_log(bus, run)
         first_fault = next(i for i, e in enumerate(events) if e.type == "chaos.fault_injected")
         earlier = events[:first_fault]
-        assert not [e for e in earlier if e.type in ("ticket.opened", "inv.violated", "chaos.fault_adopted")], run
+        leftovers = [e for e in earlier if e.type == "chaos.fault_adopted"
+                     or (e.type in ("ticket.opened", "inv.violated") and e.data.invariant in faults_symptoms)]
+        assert not leftovers, (run, leftovers)
         # judged at the baseline the director waits for before injecting: snapshots of a trial still
         # starting may show a node slow to answer its first /health on a loaded machine
         baselines = [e for e in earlier if e.type == "inv.baseline"]
