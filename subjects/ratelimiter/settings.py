@@ -93,8 +93,10 @@ class RateLimiterSettings(BaseSettings):
     down_after_s: float = Field(default=1.0, gt=0, description="Heartbeat age after which a node is down")
     policy: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_POLICY))
     redis_timeout_s: float = Field(default=0.5, gt=0, description="Socket timeout of Redis calls")
-    probe_timeout_s: float = Field(default=0.3, gt=0, description="Timeout of one node /health probe")
-    observe_timeout_s: float = Field(default=1.0, gt=0, description="Bound on one whole observe()")
+    # 1 s, like a Kubernetes liveness probe: a process that is gone is refused at once (node_kill is seen
+    # as fast as ever); a shorter timeout made a starved machine's slow answer read as a dead node
+    probe_timeout_s: float = Field(default=1.0, gt=0, description="Timeout of one node /health probe")
+    observe_timeout_s: float = Field(default=2.0, gt=0, description="Bound on one whole observe()")
     supervisor_timeout_s: float = Field(default=5.0, gt=0)
     restart_deadline_s: float = Field(default=10.0, gt=0, description="How long restart_node waits")
     write_probe_timeout_s: float = Field(default=0.25, gt=0,
