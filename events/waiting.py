@@ -22,6 +22,8 @@ library that drives the lab's retries.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
@@ -67,6 +69,18 @@ async def wait_until(check: Callable[[], Awaitable[T] | T], *, timeout: float, i
         return cast(T, await AsyncRetrying(**_policy(timeout, interval))(answer))
     except RetryError as exc:
         raise WaitTimeout(what, timeout, _last(exc)) from None
+
+
+async def pause_unless(event: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds``, or less if ``event`` is set meanwhile; whether it is set. A pause (back-off,
+    pacing, a presentation's countdown), never a way to wait for a fact.
+
+    Not ``asyncio.wait_for``: in Python 3.11 it can lose a cancellation that races its timeout, leaving
+    a task that never ends."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    return event.is_set()
 
 
 def wait_until_sync(check: Callable[[], T], *, timeout: float, interval: float, what: str) -> T:

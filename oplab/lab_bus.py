@@ -51,7 +51,8 @@ async def wait_services_ready(run: str, nats_url: str, replicas: int, services: 
                               since: float | None = None) -> set[str]:
     """Wait for each service's ``svc.started`` (recorded once it accepts work) at or after
     ``since`` (epoch seconds); return the services still missing at the deadline."""
-    bus = await Bus.connect(BusSettings(nats_url=nats_url, stream_replicas=replicas), source="oplab-up")
+    bus = await Bus.connect(BusSettings(nats_url=nats_url, stream_replicas=replicas), source="oplab-up",
+                            ensure_stream=False)  # ensured below, with the launcher's limits
     seen: set[str] = set()
     all_ready = asyncio.Event()
 

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from events.waiting import pause_unless
 from subjects.contract.fault_kit import Fault, Injection, Reverted
 
 
@@ -55,8 +56,7 @@ class Burst(abc.ABC):
 
     async def pause(self, seconds: float) -> None:
         """Wait ``seconds`` before the next request, or less if the burst is stopped meanwhile."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+        await pause_unless(self._stop, seconds)
 
     def timing(self) -> dict[str, Any]:
         """The summary's ``running`` (its task has not ended) and ``ran_s`` (to the millisecond)."""

@@ -41,6 +41,7 @@ from events.envelope import Event
 from events.raw_reader import RawReader, RawReaderError, read_stored
 from events.replay import Delivered
 from events.subjects import ALL_EVENTS
+from events.waiting import pause_unless
 from projections.ticket_log.projection import TicketLogProjection
 from projections.ticket_log.view import BatchChanges
 
@@ -173,10 +174,7 @@ class TicketLogFeeder:
         self._wake_at = self.max_batch if bulk else self.batch_size
         try:
             while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    # not wait_for: in Python 3.11 it can lose a cancellation that races its timeout
-                    async with asyncio.timeout(self.flush_interval_s):
-                        await self._wake.wait()
+                await pause_unless(self._wake, self.flush_interval_s)
                 self._wake.clear()
                 if self._buffer:
                     await self.flush(full_batches_only=bulk)

@@ -57,6 +57,7 @@ from events.bus import Bus, ConcurrencyConflict
 from events.envelope import Payload, utcnow
 from events.replay import Delivered
 from events.subjects import run_domain, run_type
+from events.waiting import pause_unless
 from services.agent.approvals import Approvals
 from services.agent.policies import Policy
 from services.agent.redact import Redactor, install_log_redaction
@@ -154,9 +155,8 @@ class AgentService(SubjectService[AgentSettings]):
             ticket = self.next_claimable()
             if ticket is None:
                 self._work.clear()
-                with contextlib.suppress(TimeoutError):
-                    # wake on ticket events, and when the earliest lease runs out (another agent may have died)
-                    await asyncio.wait_for(self._work.wait(), self.next_lease_expiry_s())
+                # wake on ticket events, and when the earliest lease runs out (another agent may have died)
+                await pause_unless(self._work, self.next_lease_expiry_s())
                 continue
             self._current = ticket.ticket_id
             try:

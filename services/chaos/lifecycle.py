@@ -23,7 +23,6 @@ build on it. Everything that changes the ledger or the subject holds ``_lock``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -32,7 +31,7 @@ from tenacity import AsyncRetrying, retry_if_result, wait_exponential
 
 from events import FaultEffective, FaultFailed, FaultReverted, Payload
 from events.bus import Bus
-from events.waiting import WaitTimeout, wait_until
+from events.waiting import WaitTimeout, pause_unless, wait_until
 from services.chaos.ledger import ActiveFault, Ledger
 from services.chaos.requests import describe
 from services.chaos.settings import ChaosSettings
@@ -183,9 +182,5 @@ class FaultLifecycle(SubjectService[ChaosSettings]):
         self.ledger.apply(data)
 
     async def _interrupted(self, seconds: float) -> bool:
-        """Pause ``seconds`` unless the service stops first; whether it is stopping."""
-        with contextlib.suppress(TimeoutError):  # a backoff pause, not a sync
-            # not wait_for: in Python 3.11 it can lose a cancellation that races its timeout
-            async with asyncio.timeout(seconds):
-                await self.stopping.wait()
-        return self.stopping.is_set()
+        """A back-off pause of ``seconds``, cut short if the service stops; whether it is stopping."""
+        return await pause_unless(self.stopping, seconds)

@@ -79,6 +79,7 @@ from events.commands import CommandError, request
 from events.envelope import utcnow
 from events.replay import Delivered
 from events.subjects import command, run_domain
+from events.waiting import pause_unless
 from projections.timeline import RunTimeline
 from services.director.scenario import Chapter, Finish, Inject, RevertAll, Scenario, ScenarioError, load_scenario
 from services.director.story import Story
@@ -300,9 +301,8 @@ class DirectorService(SubjectService[DirectorSettings]):
         return max(0.0, chapter.countdown_s - elapsed)
 
     async def _interrupted(self, seconds: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), seconds)  # a presentation pause, not a sync
-        return self.stopping.is_set()
+        """A presentation pause of ``seconds``, cut short if the service stops; whether it is stopping."""
+        return await pause_unless(self.stopping, seconds)
 
     async def _wait_advance(self, chapter: Chapter, *, lost_ends_it: bool) -> str:
         """Why the chapter ends: ``key``, ``condition``, ``timeout``, ``fault_lost`` or ``stopping``."""

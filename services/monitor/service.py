@@ -66,6 +66,7 @@ from events.bus import Bus, ConcurrencyConflict
 from events.envelope import Payload, utcnow
 from events.replay import Delivered
 from events.subjects import run_domain, run_type
+from events.waiting import pause_unless
 from services.monitor.judge import Active, Judge
 from services.runtime import ServiceSettings, SubjectService
 from subjects.contract import Observer, Violation
@@ -185,10 +186,7 @@ class MonitorService(SubjectService[MonitorSettings]):
                 delay = max(0.0, next_tick - loop.time())
                 if delay == 0.0:
                     next_tick = loop.time()
-                with contextlib.suppress(TimeoutError):
-                    # not wait_for: in Python 3.11 it can lose a cancellation that races its timeout
-                    async with asyncio.timeout(delay):
-                        await self.stopping.wait()
+                await pause_unless(self.stopping, delay)
         finally:
             await self.observer.close()
 

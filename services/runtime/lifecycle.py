@@ -29,6 +29,7 @@ from events.replay import Delivered, Handler, Replay
 from events.settings import BusSettings
 from events.structured_logging import configure_logging
 from events.subjects import run_type
+from events.waiting import pause_unless
 from services.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -122,11 +123,7 @@ class SubjectService(ServiceProcess, Generic[ConfigT]):
 
 async def _heartbeat(service: ServiceProcess, started: float) -> None:
     while not service.stopping.is_set():
-        with contextlib.suppress(TimeoutError):
-            # not wait_for: in Python 3.11 it can lose a cancellation that races its timeout
-            async with asyncio.timeout(service.settings.heartbeat_s):
-                await service.stopping.wait()
-        if service.stopping.is_set():
+        if await pause_unless(service.stopping, service.settings.heartbeat_s):
             return
         try:
             await service.emit(ServiceHeartbeat(

@@ -42,7 +42,6 @@ Latency percentiles cover decided checks (200/429); failures are counted, not ti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import random
@@ -53,6 +52,7 @@ import aiohttp
 
 from events import NodeStats, OperationStats, WorkloadStats
 from events.envelope import utcnow
+from events.waiting import pause_unless
 from subjects.contract import StatsSink, Workload
 from subjects.ratelimiter.details import WorkloadDetails
 from subjects.ratelimiter.settings import RateLimiterSettings
@@ -247,8 +247,7 @@ class RateLimiterWorkload(Workload):
                     task.add_done_callback(in_flight.discard)
                     continue
                 wake = min(next_report, schedule[0][0] if schedule else next_report)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=max(0.0, wake - now))
+                await pause_unless(stop, max(0.0, wake - now))
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
         await on_stats(self._snapshot(loop.time() - interval_start))

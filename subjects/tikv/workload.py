@@ -23,7 +23,6 @@ answered ones; failed ones are counted, not timed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -36,6 +35,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import NodeStats, OperationStats, WorkloadStats
+from events.waiting import pause_unless
 from subjects.contract import StatsSink, Workload
 from subjects.tikv.cluster import TiKVCluster
 from subjects.tikv.details import WorkloadDetails
@@ -223,8 +223,7 @@ class TiKVWorkload(Workload):
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
                     continue
-                with contextlib.suppress(TimeoutError):  # pacing, interruptible by stop
-                    await asyncio.wait_for(stop.wait(), max(0.0, min(next_op, next_report) - now))
+                await pause_unless(stop, max(0.0, min(next_op, next_report) - now))  # pacing, stopped by stop
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
         finally:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from events.waiting import WaitTimeout, wait_until, wait_until_sync
+from events.waiting import WaitTimeout, pause_unless, wait_until, wait_until_sync
 
 
 class Answers:
@@ -82,3 +82,22 @@ def test_the_sync_variant_keeps_the_same_contract() -> None:
     assert stuck.ended[-1] - started >= 0.03
     with pytest.raises(KeyError):
         wait_until_sync(lambda: {}["x"], timeout=10, interval=0.001, what="a key")
+
+
+async def test_a_pause_ends_early_when_its_event_is_set_and_says_so() -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_soon(stop.set)
+    async with asyncio.timeout(30):  # a deadline for the test, far below the 3600 s pause
+        assert await pause_unless(stop, 3600) is True
+
+
+async def test_a_pause_that_runs_out_says_its_event_was_not_set() -> None:
+    assert await pause_unless(asyncio.Event(), 0.01) is False
+
+
+async def test_a_cancelled_pause_is_cancelled_not_swallowed() -> None:
+    pause = asyncio.create_task(pause_unless(asyncio.Event(), 3600))
+    await asyncio.sleep(0)  # let it start waiting
+    pause.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pause
