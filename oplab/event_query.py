@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from fnmatch import fnmatchcase
 
 from events import Event
+from events.type_docs import type_matches
 
 _AGE = re.compile(r"^-(\d+(?:\.\d+)?)(s|m|h)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600}
@@ -88,12 +88,12 @@ class EventQuery:
 
     def types_known(self, types: set[str]) -> bool:
         """Whether any of ``types`` (those a run has) matches the type filter at all."""
-        return any(fnmatchcase(t, p) or ("." not in p and t.split(".", 1)[0] == p) for t in types for p in self.types)
+        return any(type_matches(t, p) for t in types for p in self.types)
 
     def _type_matches(self, event: Event) -> bool:
         if not self.types:
             return True
-        return any(fnmatchcase(event.type, t) or ("." not in t and t == event.domain) for t in self.types)
+        return any(type_matches(event.type, p) for p in self.types)
 
     def _correlated(self, event: Event) -> bool:
         return self.correlation is None or self.correlation in correlation_keys(event)

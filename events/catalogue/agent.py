@@ -31,6 +31,11 @@ class AgentToolStep(AgentPayload):
 
 
 class AgentSessionStarted(AgentPayload):
+    """The agent service began working a ticket it claimed (after its ``ticket.claimed``). ``agent``: the instance
+    (``agent/<instance>``); ``policy``: ``rules``, ``claude`` or ``replay``; ``model``: the configured model (None under
+    ``rules``); ``approval``: ``auto`` or ``manual``; ``replay_of`` (replay only): the recording asked for, ``run`` and
+    ``ticket`` (None: chosen by the ticket's invariant)."""
+
     TYPE = "agent.session_started"
     agent: str
     policy: str
@@ -40,11 +45,19 @@ class AgentSessionStarted(AgentPayload):
 
 
 class AgentThought(AgentPayload):
+    """The session's narration in words (redacted): the model's reply text (``claude``, ``replay``) or the agent's own
+    notes (waiting to verify a remedy, waiting for a human's approval, a replay's divergence)."""
+
     TYPE = "agent.thought"
     text: str
 
 
 class AgentToolCall(AgentToolStep):
+    """A tool call the session was asked to make (``args`` redacted), recorded before any check: an unknown tool,
+    invalid arguments, an exhausted step budget or a human's rejection come back as a failed ``agent.tool_result``.
+    ``mutating``: the tool changes the subject (False for an unknown one); ``tool_use_id``: the model's id for the call
+    (None under ``rules``). The model's escalate tool is recorded as a call too (it runs nothing)."""
+
     TYPE = "agent.tool_call"
     args: dict[str, Any] = {}
     mutating: bool = False
@@ -52,6 +65,10 @@ class AgentToolCall(AgentToolStep):
 
 
 class AgentToolResult(AgentToolStep):
+    """What came of the ``agent.tool_call`` with the same ``call_id``: ``ok`` False with ``error`` for a refusal or a
+    failure. ``result`` is redacted and, in the log, cut to a budget (4,000 characters; ``truncated`` then True): the
+    policy itself got it whole."""
+
     TYPE = "agent.tool_result"
     ok: bool
     result: Any = None
@@ -61,6 +78,11 @@ class AgentToolResult(AgentToolStep):
 
 
 class AgentLlmRequest(AgentPayload):
+    """One request to the model (``claude``, ``replay``). ``turn``: the session's model turn, from 1; ``messages``:
+    those added since the previous request, from index ``offset`` (see the module docstring); ``system`` and
+    ``tool_schemas``: on the first request only; ``tools``: the tool names offered; ``max_tokens``: the output allowance
+    the token and cost budgets left."""
+
     TYPE = "agent.llm_request"
     model: str
     messages: list[dict[str, Any]] = []
@@ -73,6 +95,11 @@ class AgentLlmRequest(AgentPayload):
 
 
 class AgentLlmResponse(AgentPayload):
+    """The model's answer to the ``agent.llm_request`` of the same ``turn``: content blocks (redacted), stop reason, and
+    ``usage`` (token counts as the API reports them). ``cost_usd``: this response's (usage x the model's price);
+    ``session_tokens`` / ``session_cost_usd``: the session's totals so far. ``error`` (and no content): the call failed.
+    ``latency_ms`` is 0 for a replayed response."""
+
     TYPE = "agent.llm_response"
     model: str
     content: list[dict[str, Any]] = []
@@ -88,6 +115,11 @@ class AgentLlmResponse(AgentPayload):
 
 
 class AgentSessionFinished(AgentPayload):
+    """The agent's session on the ticket ended. ``outcome``: ``resolved``, ``self-healed``, ``escalated`` or
+    ``abandoned`` (its claim was taken over after it stalled past its lease); ``reason``: the resolution note, the
+    escalation reason, or why it was abandoned. ``steps``: tool calls made; ``turns``, ``tokens``, ``cost_usd``: the
+    model's totals (None if the session never reached a model, as under ``rules``); ``divergences``: replay only."""
+
     TYPE = "agent.session_finished"
     outcome: str
     steps: int = 0

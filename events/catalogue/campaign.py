@@ -14,8 +14,8 @@ from events.envelope import Payload
 
 class CampaignStarted(Payload):
     """The campaign's plan. ``variants``: one object per operator variant (``name``, ``policy``,
-    ``model``, ``settings`` overrides); ``plan``: one object per trial (``trial``, ``fault``,
-    ``variant``, ``repeat``, ``seed``), in the order they run."""
+    ``model``, ``settings`` overrides, ``replay_run``); ``plan``: one object per trial (``trial``,
+    ``fault``, ``variant``, ``repeat``, ``seed``, ``control``, ``noise``), in the order they run."""
 
     TYPE = "campaign.started"
     campaign: str
@@ -29,6 +29,11 @@ class CampaignStarted(Payload):
 
 
 class TrialStarted(Payload):
+    """``oplab eval`` starts a trial: recorded before the trial's processes start, with the run id it plays under
+    (``run``). ``control``: its fault is a control (a legitimate condition no operator should act on); ``noise``: the
+    subject's control fault is injected beside the real one. A trial resumed after an interruption gets a new one, under
+    a new run id."""
+
     TYPE = "campaign.trial_started"
     campaign: str
     trial: int
@@ -53,6 +58,10 @@ class TrialFinished(Payload):
 
 
 class CampaignFinished(Payload):
+    """Every trial of the plan has run: recorded by ``oplab eval`` after the last one. ``trials``: planned;
+    ``completed``: run, those of earlier (resumed) attempts included. An interrupted campaign records no
+    ``campaign.finished`` (so it can be resumed): ``interrupted`` is not set by the current runner."""
+
     TYPE = "campaign.finished"
     campaign: str
     trials: int

@@ -26,6 +26,10 @@ class FaultRequested(FaultPayload):
 
 
 class FaultInjected(FaultPayload):
+    """The chaos service put the fault in effect on ``target`` (as the subject's fault kit resolved it), with ``params``
+    as validated. ``undo``: the kit's data to revert it (a successor that adopts the fault reverts with it);
+    ``expires_at``: when its TTL runs out and it is reverted."""
+
     TYPE = "chaos.fault_injected"
     kind: str
     target: str
@@ -35,6 +39,9 @@ class FaultInjected(FaultPayload):
 
 
 class FaultEffective(FaultPayload):
+    """The chaos service saw the fault's effect on the real system (polled after the injection, or by a successor after
+    adopting it); ``evidence``: what the subject's fault kit observed (the kit's own shape, possibly empty)."""
+
     TYPE = "chaos.fault_effective"
     evidence: dict[str, Any] = {}
 
@@ -48,10 +55,11 @@ class FaultAdopted(FaultPayload):
 
 
 class FaultReverted(FaultPayload):
-    """A fault undone. ``reason``: ``ttl``, ``explicit`` (a revert command), ``shutdown`` (the
-    lab going down) or ``restart`` (runs before hand-over: a restarted chaos service reverted
-    what it found). ``changed`` False: there was nothing left to undo (the system had recovered,
-    or the effect died with its process); None in runs recorded before it was kept."""
+    """A fault undone. ``reason``: ``ttl``, ``explicit`` (a revert command), ``shutdown`` (the lab
+    going down, or a stopping chaos service undoing an injection the log does not carry) or
+    ``restart`` (only in runs recorded before hand-over, when a restarted chaos service reverted what
+    it found; no longer recorded). ``changed`` False: there was nothing left to undo (the system had
+    recovered, or the effect died with its process); None in runs recorded before it was kept."""
 
     TYPE = "chaos.fault_reverted"
     reason: Literal["ttl", "explicit", "restart", "shutdown"]
@@ -60,6 +68,11 @@ class FaultReverted(FaultPayload):
 
 
 class FaultFailed(FaultPayload):
+    """A step of the fault did not happen. ``inject``: refused or failed by the subject, undone (its target already had
+    a fault, or its record could not be stored), or cut off by a crash (recorded by the next chaos service); ``verify``:
+    no effect seen within ``effective_timeout_s``; ``revert``: the undo failed (recorded once). After ``verify`` and
+    ``revert`` the fault stays active, and a failed revert is retried."""
+
     TYPE = "chaos.fault_failed"
     stage: Literal["inject", "verify", "revert"]
     reason: str

@@ -19,6 +19,11 @@ class ChapterPayload(DirectorPayload):
 
 
 class ChapterStarted(ChapterPayload):
+    """The director entered a chapter: recorded before its countdown and entry actions, and again when a restarted
+    director resumes it. ``chapter``: its id in the scenario; ``narration``: the text shown (placeholders filled);
+    ``advance``: what ends it, in words; ``timeout_s``: its timeout in ``auto`` mode (None interactively, or if
+    none)."""
+
     TYPE = "director.chapter_started"
     total: int
     chapter: str
@@ -32,12 +37,19 @@ class ChapterStarted(ChapterPayload):
 
 
 class ChapterFinished(ChapterPayload):
+    """The director left a chapter. ``reason``: ``key`` (a key press), ``condition`` (its ``advance`` event is in the
+    log), ``timeout``, or ``fault_lost`` (the fault was lost before detection: the story goes on at its last
+    chapter)."""
+
     TYPE = "director.chapter_finished"
     chapter: str
     reason: str
 
 
 class ScenarioRestarted(DirectorPayload):
+    """Reserved for a scenario played again from its start: no service records it today (a restarted director resumes
+    with ``chapter_started``); a timeline that reads one forgets the chapter it was showing."""
+
     TYPE = "director.scenario_restarted"
 
 

@@ -14,6 +14,11 @@ class InvariantPayload(Payload):
 
 
 class InvariantViolated(InvariantPayload):
+    """The monitor judged the invariant newly broken on the entity (its grace period, if any, passed): a violation
+    episode begins, and opens a ticket (or recurs the one still open). ``first_seen``: when it was judged so (the
+    snapshot's ``observed_at`` or the stats' ``ended_at``), which names the episode; ``summary``, ``evidence``: the
+    subject's."""
+
     TYPE = "inv.violated"
     evidence: dict[str, Any] = {}
     first_seen: datetime
@@ -21,6 +26,10 @@ class InvariantViolated(InvariantPayload):
 
 
 class InvariantCleared(InvariantPayload):
+    """The monitor judged the violated invariant holding again on the entity: the episode that began at ``first_seen``
+    ended ``violated_for_s`` seconds later. The agent's verification waits for it; an unclaimed ticket for it is
+    resolved as self-healed."""
+
     TYPE = "inv.cleared"
     first_seen: datetime
     violated_for_s: float

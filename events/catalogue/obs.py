@@ -64,6 +64,11 @@ class ComponentView(BaseModel):
 
 
 class ObsSnapshot(Payload):
+    """One observation of the subject, made by its observer and recorded by the monitor every tick (0.25 s,
+    ``OPLAB_MONITOR_INTERVAL_S``): ``observed_at`` when it began, ``duration_ms`` how long it took. ``ok`` False: the
+    observation failed (``error``), blindness, not health. ``details`` is the subject's own (see the module
+    docstring)."""
+
     TYPE = "obs.snapshot"
     VERSION = 2
     subject: str

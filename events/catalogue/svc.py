@@ -12,6 +12,9 @@ HEARTBEAT_S = 5.0
 
 
 class ServiceStarted(Payload):
+    """A service instance is ready for work (its endpoints up, its state restored from the log). ``instance``: its id
+    (``<host>-<pid>`` unless ``OPLAB_INSTANCE`` sets it); ``version``: the operator-lab package's."""
+
     TYPE = "svc.started"
     service: str
     instance: str
@@ -21,6 +24,10 @@ class ServiceStarted(Payload):
 
 
 class ServiceStopping(Payload):
+    """A service instance is leaving: recorded once its work has stopped, before it disconnects. ``reason``: ``signal``
+    (SIGTERM/SIGINT), ``crash`` (its main task failed) or ``finished`` (its main task returned). An instance killed
+    outright records nothing: its heartbeats just stop."""
+
     TYPE = "svc.stopping"
     service: str
     instance: str
@@ -28,6 +35,9 @@ class ServiceStopping(Payload):
 
 
 class ServiceHeartbeat(Payload):
+    """A service instance is alive: one every ``heartbeat_s`` seconds while it runs. ``uptime_s``: seconds since the
+    process began serving."""
+
     TYPE = "svc.heartbeat"
     service: str
     instance: str

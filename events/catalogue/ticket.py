@@ -28,13 +28,18 @@ class _ActionCall(Payload):
 
 
 class _ActionDecision(Payload):
-    """A human's decision on a requested action: ``by`` is who decided."""
+    """A decision on a requested action: ``by`` is who decided (a human, or the agent itself when no
+    human decided in time)."""
 
     action_id: str
     by: str
 
 
 class TicketOpened(TicketPayload):
+    """The monitor opened a ticket for a new violation episode of ``invariant`` on ``entity`` that no unclosed ticket
+    covers (also when reconciliation finds an episode without one). ``summary``, ``evidence`` and ``first_seen`` are its
+    ``inv.violated``'s: ``first_seen`` names the episode."""
+
     TYPE = "ticket.opened"
     invariant: str
     entity: str
@@ -45,11 +50,18 @@ class TicketOpened(TicketPayload):
 
 
 class TicketRecurred(TicketPayload):
+    """The monitor saw the ticket's violation start again (a new ``inv.violated``) before the ticket was closed;
+    ``evidence``: the new episode's. A violation after the ticket closed opens a new ticket instead."""
+
     TYPE = "ticket.recurred"
     evidence: dict[str, Any] = {}
 
 
 class TicketClaimed(TicketPayload):
+    """An agent instance (``agent/<instance>``) took the ticket to work it with its ``policy``, and holds it until
+    ``lease_until`` (renewed while its session runs). A claim of a ticket whose lease ran out reclaims it from its
+    previous holder; optimistic concurrency lets one claim win."""
+
     TYPE = "ticket.claimed"
     agent: str
     policy: str
@@ -57,7 +69,8 @@ class TicketClaimed(TicketPayload):
 
 
 class TicketLeaseRenewed(TicketPayload):
-    """The holder extends its lease, e.g. while a human takes time to approve an action."""
+    """The holder extends its lease: the agent renews it every third of a lease for as long as its
+    session lasts (also while a human takes time to approve an action)."""
 
     TYPE = "ticket.lease_renewed"
     agent: str
@@ -65,6 +78,10 @@ class TicketLeaseRenewed(TicketPayload):
 
 
 class TicketDiagnosed(TicketPayload):
+    """The holder's diagnosis, recorded before any remedy: the ``rules`` policy's playbook hypothesis (``evidence``: the
+    read-only tools it ran), or the model's reasoning before its first mutating call (``evidence``: ``turn``,
+    ``remedy``)."""
+
     TYPE = "ticket.diagnosed"
     hypothesis: str
     evidence: dict[str, Any] = {}
@@ -87,7 +104,9 @@ class TicketActionApproved(_ActionDecision, TicketPayload):
 
 
 class TicketActionRejected(_ActionDecision, TicketPayload):
-    """A human rejected a requested action; the reason goes back to the agent."""
+    """A requested action was rejected, by a human or, when nobody decided within the approval timeout,
+    by the agent itself (``by`` its id, ``reason`` "no decision within Ns"); the reason goes back to the
+    agent."""
 
     TYPE = "ticket.action_rejected"
     reason: str
@@ -103,11 +122,20 @@ class TicketActionExecuted(_ActionCall, TicketPayload):
 
 
 class TicketVerified(TicketPayload):
+    """The holder saw the ticket's violation clear (the monitor's ``inv.cleared``) after its first successful remedy,
+    or, if every action that ran failed, after the first of them; ``evidence.cleared_after_seq``: the log position
+    of that action's ``agent.tool_call``. ``ticket.resolved`` follows."""
+
     TYPE = "ticket.verified"
     evidence: dict[str, Any] = {}
 
 
 class TicketResolved(TicketPayload):
+    """The ticket is closed as fixed. ``by`` ``agent``: the holder verified its remedy (``agent`` names it; ``note``
+    says so, with the model's summary if any); ``self-healed``: the violation cleared with no action by an agent,
+    recorded by the monitor (an unclaimed ticket, ``agent`` None) or by the holder that found it so. Run scoring may
+    credit a fault's revert instead (``projections.timeline``)."""
+
     TYPE = "ticket.resolved"
     by: Literal["agent", "self-healed"]
     agent: str | None = None
@@ -115,11 +143,18 @@ class TicketResolved(TicketPayload):
 
 
 class TicketEscalated(TicketPayload):
+    """The ticket is closed and handed to humans, with the ``reason``: the policy gave up, verification failed, a budget
+    or the session deadline ran out, an error, or the agent stopped mid-session. ``agent``: the holder that escalated it
+    (None: not an agent)."""
+
     TYPE = "ticket.escalated"
     reason: str
     agent: str | None = None
 
 
 class TicketReopened(TicketPayload):
+    """A closed (resolved or escalated) ticket made open again, with the ``reason``: readers count it open. The ticket
+    aggregate allows it (``Ticket.reopen``), but no service or command records it today."""
+
     TYPE = "ticket.reopened"
     reason: str

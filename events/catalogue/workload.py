@@ -24,6 +24,9 @@ from events.envelope import Payload
 
 
 class Counts(BaseModel):
+    """Requests over the interval: ``sent`` = ``ok`` + ``rejected`` + ``errors``; ``p50_ms`` / ``p99_ms``: latency
+    percentiles of the answered ones (ok or rejected), None when none was answered."""
+
     model_config = ConfigDict(frozen=True)
     sent: int = 0
     ok: int = 0
@@ -56,6 +59,10 @@ class NodeStats(Counts):
 
 
 class WorkloadStats(Payload):
+    """What the load generator's clients saw over one interval (``interval_s`` seconds, as measured), recorded by the
+    loadgen service when the subject's workload reports it (every 0.25 s for the rate limiter, else every second, unless
+    ``OPLAB_LOADGEN_INTERVAL_S``): counts per operation and per node (see the module docstring)."""
+
     TYPE = "workload.stats"
     VERSION = 2
     interval_s: float

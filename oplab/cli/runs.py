@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from oplab.cli.common import DefaultCommandGroup, JsonOpt, emit, fail, log_to_file, progress
+from oplab.cli.common import DefaultCommandGroup, JsonOpt, emit, fail, log_to_file, progress, stdout_console, table
 from oplab.nats_auth import ADMIN
 from oplab.settings import LabSettings
 from oplab.stack import Stack
@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from oplab.event_query import EventQuery
 
 events_app = typer.Typer(cls=DefaultCommandGroup, no_args_is_help=True,
-                         help="A run's events (`oplab events RUN ...`), or one event with its causes "
-                              "(`oplab events show SEQ|ID`).")
+                         help="A run's events (`oplab events RUN ...`), one event with its causes "
+                              "(`oplab events show SEQ|ID`), or what each type means (`oplab events types`).")
 
 
 def register(app: typer.Typer) -> None:
@@ -47,9 +47,11 @@ def runs(as_json: JsonOpt = False) -> None:
         return
     if not found:
         typer.echo("no runs recorded yet")
-    for r in found:
-        typer.echo(f"{r['run']}  {r['started'][:19]}  {r['subject']:<12} {r['scenario']:<12} "
-                   f"{r['fault'] or '-':<14} {r['outcome'] or 'unfinished'}")
+        return
+    stdout_console().print(table(
+        ("run", "started", "subject", "scenario", "fault", "outcome"),
+        ((r["run"], r["started"][:19], r["subject"], r["scenario"], r["fault"] or "-", r["outcome"] or "unfinished")
+         for r in found)))
 
 
 @events_app.command("list")
@@ -170,6 +172,30 @@ def events_show(ref: Annotated[str, typer.Argument(
                                "correlated": [event_doc(s, e) for s, e in correlated]}))
         return
     _show_event(seq, event, chain, correlated)
+
+
+@events_app.command("types")
+def events_types(patterns: Annotated[list[str] | None, typer.Argument(
+                     metavar="[TYPE]...", help="Event types, globs (ticket.*) or domains (default: all)")] = None,
+                 as_json: JsonOpt = False) -> None:
+    """The event catalogue: what each type means, its version and its fields (no lab needed).
+
+    ``--json``: one array, an object per type with ``type``, ``version``, ``meaning``, ``fields``
+    and its JSON ``schema``."""
+    from events.type_docs import catalogue
+
+    found = catalogue(patterns or ())
+    if not found:
+        fail(f"no event type matches {', '.join(patterns or ())}: `oplab events types` lists them all", 2)
+    if as_json:
+        typer.echo(json.dumps([doc.as_json() for doc in found]))
+        return
+    for doc in found:
+        typer.secho(f"{doc.type} (v{doc.version})", bold=True)
+        for line in (doc.meaning or "(undocumented)").splitlines():
+            typer.echo(f"  {line}".rstrip())
+        for field in doc.fields:
+            typer.echo(f"    {field.as_text()}")
 
 
 def _show_event(seq: int, event: Event, chain: Chain, correlated: list[tuple[int, Event]]) -> None:

@@ -345,3 +345,18 @@ async def servers_on(home: Path) -> list[str]:
                                                  stdout=asyncio.subprocess.PIPE)
     out, _ = await pgrep.communicate()
     return out.decode().split()
+
+
+async def test_types_explains_the_catalogue_without_a_lab(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPLAB_") and k != "NATS_URL"}
+    env["OPLAB_HOME"] = str(tmp_path / "no-lab")
+    done = await oplab(env, "events", "types", "ticket", "--json")
+    assert done.code == 0, done.stderr
+    [docs] = done.docs()
+    assert {d["type"] for d in docs} >= {"ticket.opened", "ticket.resolved"}
+    assert all(d["type"].startswith("ticket.") and d["meaning"] and d["schema"]["type"] == "object" for d in docs)
+    people = await oplab(env, "events", "types", "run.started")
+    assert people.code == 0 and people.stdout.startswith("run.started (v1)\n")
+    assert "    fault: str | None = None" in people.stdout.splitlines()
+    unknown = await oplab(env, "events", "types", "tick")
+    assert unknown.code == 2 and "no event type matches tick" in unknown.stderr
