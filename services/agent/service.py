@@ -269,12 +269,17 @@ class AgentService(SubjectService[AgentSettings]):
             if not outcome.remediated:
                 await self._escalate(ticket_id, outcome.reason, session.steps)
                 return session.steps
-            what = "remedy applied" if session.remedies else "the policy reports no action was needed"
+            if session.remedies:
+                what, after = "remedy applied", "after the remedy"
+            elif session.attempts:
+                what = f"{session.attempts} action(s) ran, none of which reported success"
+                after = "after the agent's action(s), none of which reported success"
+            else:
+                what, after = "the policy reports no action was needed", "and the agent changed nothing"
             await session.think(f"{what}; waiting up to {self.config.verify_timeout_s:.0f}s "
                                 f"for {ticket.invariant} on {ticket.entity} to clear")
             if await session.verify(self.config.verify_timeout_s):
                 break
-            after = "after the remedy" if session.remedies else "and the agent changed nothing"
             failure = (f"verification failed: {ticket.invariant} on {ticket.entity} still violated "
                        f"{self.config.verify_timeout_s:.0f}s {after}")
             attempt += 1
@@ -284,15 +289,17 @@ class AgentService(SubjectService[AgentSettings]):
                 await self._escalate(ticket_id, failure, session.steps)
                 return session.steps
             outcome = retry
-        if not session.remedies:  # cleared, but not by anything the agent did
+        if not session.attempts:  # cleared, but not by anything the agent did
             note = f"{ticket.invariant} on {ticket.entity} cleared without an action by the agent"
             await self.store.update(ticket_id, lambda t: t.resolve_self_healed(note, agent=self.agent_id))
             await self._finished(ticket_id, "self-healed", session.steps, note)
             return session.steps
-        evidence = {"cleared_after_seq": session.last_action_seq}
-        note = "violation cleared"
+        # an action ran (even one that failed): the agent acted on the ticket, so it verifies and resolves it
+        evidence = {"cleared_after_seq": session.cleared_after_seq}
+        note = ("violation cleared" if session.remedies
+                else "violation cleared after the agent's action(s), none of which reported success")
         if outcome.reason and self.policy.name != "rules":
-            note = f"violation cleared; agent's summary: {abridge(self.redactor.text(outcome.reason), 400)}"
+            note = f"{note}; agent's summary: {abridge(self.redactor.text(outcome.reason), 400)}"
         await self.store.update(ticket_id, lambda t: t.verify(self.agent_id, evidence))
         await self.store.update(ticket_id, lambda t: t.resolve_by_agent(self.agent_id, note))
         await self._finished(ticket_id, "resolved", session.steps, note)

@@ -25,7 +25,7 @@ and results are cut to a budget (with a note saying so).
 Ticket changes go through the aggregate with optimistic concurrency. The
 session, not the policy, decides success: ``verify`` waits for the monitor's
 ``inv.cleared`` for the ticket's violation, later in the log than the first
-successful remedy.
+successful remedy (or, if every action that ran failed, than the first of them).
 """
 
 from __future__ import annotations
@@ -108,8 +108,10 @@ class Session:
         self._settle_by: float | None = None  # loop time until which ``settle`` waits for it
         self._settled: str | None = None  # what ``settle`` found
         self.steps = 0
-        self.last_action_seq = 0
+        self.last_action_seq = 0  # log position of the first successful remedy's agent.tool_call
         self.remedies = 0  # mutating calls that ran and succeeded
+        self.attempts = 0  # mutating calls that ran, whether they succeeded or not: actions on the ticket
+        self.first_attempt_seq = 0  # log position of the first of them's agent.tool_call
         self.failures: Counter[str] = Counter()  # failing calls by (tool, args)
         # what the policy reports back when the session ends (tokens, cost, turns, ...)
         self.stats: dict[str, Any] = {}
@@ -218,6 +220,9 @@ class Session:
             outcome = value if result.ok else error
             await self.store.update(self.ticket_id, lambda t: t.record_action(
                 self.agent, call.call_id, call.name, call.safe_args, result.ok, outcome, target=call.target))
+            self.attempts += 1
+            if not self.first_attempt_seq:
+                self.first_attempt_seq = call.seq
             if result.ok:
                 self.remedies += 1
                 if not self.last_action_seq:
@@ -296,11 +301,17 @@ class Session:
         hypothesis, evidence = self.redact.text(hypothesis), self.redact.value(evidence)
         await self.store.update(self.ticket_id, lambda t: t.diagnose(self.agent, hypothesis, evidence))
 
+    @property
+    def cleared_after_seq(self) -> int:
+        """The log position a clear must follow to count: the first successful remedy's call; if
+        every action that ran failed, the first of them (it still acted); 0 if none ran."""
+        return self.last_action_seq or self.first_attempt_seq
+
     async def verify(self, timeout: float) -> bool:
-        """True if the ticket's violation cleared after the first successful remedy and has not
+        """True if the ticket's violation cleared after :attr:`cleared_after_seq` and has not
         been violated again since, within ``timeout``."""
         key = (self.ticket.invariant, self.ticket.entity)
-        return await self.violations.wait_cleared(key, self.last_action_seq, timeout)
+        return await self.violations.wait_cleared(key, self.cleared_after_seq, timeout)
 
 
 def _report_lost_outcome(task: asyncio.Future[ToolResult]) -> None:
