@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -18,9 +18,10 @@ from oplab.settings import LabSettings
 
 if TYPE_CHECKING:
     from projections.ticket_log import TicketLogView
-    from projections.ticket_log.rebuild import Progress, RebuildResult, VerifyResult
+    from projections.ticket_log.reading import Progress
+    from projections.ticket_log.rebuild import RebuildResult, VerifyResult
 
-KNOWN = ("ticket_log",)
+Projection = Literal["ticket_log"]
 """The stored views (the console's views live in memory and are folded afresh every time)."""
 
 projections_app = typer.Typer(help="Stored views folded from the log: rebuild them, verify them.",
@@ -32,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
 
 @projections_app.command("rebuild")
-def rebuild(name: Annotated[str, typer.Argument(help=f"The view: {', '.join(KNOWN)}")] = "ticket_log",
+def rebuild(name: Annotated[Projection, typer.Argument(help="The stored view")] = "ticket_log",
             verify: Annotated[bool, typer.Option(
                 "--verify", help="Change nothing: fold a scratch view up to the live one's position and "
                                  "compare them row by row (exit 1 on any difference)")] = False,
@@ -44,8 +45,6 @@ def rebuild(name: Annotated[str, typer.Argument(help=f"The view: {', '.join(KNOW
     old in one transaction), or with ``--verify`` check it against a fresh fold."""
     from oplab.access import lab_nats_url
 
-    if name not in KNOWN:
-        fail(f"unknown projection {name!r} (known: {', '.join(KNOWN)})", 2)
     view, where = _open_view()
     try:
         with lab_nats_url(LabSettings()) as url, _bar("verifying" if verify else "rebuilding") as bar:

@@ -16,8 +16,9 @@ and ``projection`` for the exactly-once folding; ``rebuild`` re-folds a view fro
 """
 
 from projections.ticket_log.factory import open_ticket_log
-from projections.ticket_log.feed import TicketLogFeeder, catch_up, follow
+from projections.ticket_log.feed import TicketLogFeeder
 from projections.ticket_log.projection import TICKET_TOPICS, TicketLogProjection, plan_batch
+from projections.ticket_log.reading import catch_up, follow
 from projections.ticket_log.rows import COLUMNS, TicketKey, from_row, to_row
 from projections.ticket_log.settings import StoreLocation, TicketLogSettings, parse_store_url
 from projections.ticket_log.sqlite import SQLiteTicketLogView

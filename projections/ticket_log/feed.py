@@ -16,31 +16,19 @@ Memory is bounded: at most ``max_pending`` deliveries wait in the buffer; beyond
 :meth:`TicketLogFeeder.offer` waits for the fold (backpressure: the bus handler waits, nats-py's
 flow control stalls the server). ``high_water`` says how full the buffer ever got.
 
-:func:`follow` resumes from the view's ``max_tracking_id() + 1`` and keeps going
-until ``stop`` is set; :func:`catch_up` folds what is stored and returns. A long catch-up
-receives in a reader process (:mod:`events.raw_reader`) while this process decodes and folds
-(docs/architecture.md, "Performance"); the rows are the same either way. A catch-up commits
-full ``max_batch`` batches only (nobody waits for the newest event) and pauses the cyclic
-garbage collector while it runs.
+What feeds it from the stream (the stored backlog, then live) is :mod:`projections.ticket_log.reading`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import logging
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from events.bus import Bus
-from events.codec import InvalidEvent, decode
-from events.envelope import Event
-from events.raw_reader import RawReader, RawReaderError, read_stored
+from events.codec import InvalidEvent
 from events.replay import Delivered
-from events.subjects import ALL_EVENTS
 from events.waiting import pause_unless
 from projections.ticket_log.projection import TicketLogProjection
 from projections.ticket_log.view import BatchChanges
@@ -110,10 +98,6 @@ class TicketLogFeeder:
         self.invalid += 1
         log.warning("ticket log skipped an invalid event",
                     extra={"seq": seq, "subject": subject, "reason": invalid.reason})
-
-    async def on_invalid(self, invalid: InvalidEvent, seq: int, subject: str) -> None:
-        """:meth:`skip_invalid` as ``Bus.replay``'s ``on_invalid`` handler."""
-        self.skip_invalid(invalid, seq, subject)
 
     async def _wait_for_room(self) -> None:
         while len(self._buffer) >= self.max_pending:
@@ -198,174 +182,3 @@ def _log_commit_failure(state: RetryCallState) -> None:
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
     await source.wait()
     target.set()
-
-
-async def follow(bus: Bus, feeder: TicketLogFeeder, stop: asyncio.Event, *,
-                 filter_subject: str = ALL_EVENTS) -> None:
-    """Fold the stream into the feeder's view from its tracked position until ``stop``.
-
-    The view should always be fed the same ``filter_subject`` (the projector feeds
-    ``lab.>``: the ticket log spans runs): its tracking position means "every
-    matching event up to here is folded".
-
-    The stored backlog is folded first by :func:`catch_up` (a large one through the reader
-    process, whose memory is bounded), and only then is the stream followed live: a push replay
-    of a backlog larger than nats-py's pending limits would lose messages silently.
-    """
-    view = feeder.projection.view
-    started = time.monotonic()
-    if not stop.is_set():
-        await catch_up(bus, feeder, filter_subject=filter_subject)
-    tracked = await asyncio.to_thread(view.tracked)
-    replay = await bus.replay(filter_subject, feeder.offer, from_seq=tracked + 1, follow=True)
-    log.info("ticket log following", extra={"subject": filter_subject, "from_seq": tracked + 1})
-
-    async def report_caught_up() -> None:
-        await replay.caught_up.wait()
-        log.info("ticket log caught up", extra={"replayed": replay.delivered, "last_seq": replay.last_seq,
-                                                "elapsed_s": round(time.monotonic() - started, 3)})
-
-    reporter = asyncio.create_task(report_caught_up())
-    try:
-        await feeder.run(stop)
-    finally:
-        reporter.cancel()
-        await replay.stop()
-    await feeder.flush()  # what arrived between the last flush and the unsubscribe
-
-
-async def catch_up(bus: Bus, feeder: TicketLogFeeder, *, filter_subject: str = ALL_EVENTS,
-                   reader_process: bool | None = None, head_start: bool = True) -> int:
-    """Fold every stored matching event after the view's tracked position; returns how many.
-
-    ``reader_process``: receive in a reader process (:mod:`events.raw_reader`) while this one
-    decodes and folds — True always, False never, None (default) when more than
-    :data:`READER_PROCESS_FROM` messages may be waiting. ``head_start``: while the reader process
-    starts (about half a second), replay in this process; the reader takes over from the next
-    sequence. Stored messages that are no valid event are counted in ``feeder.invalid`` and skipped.
-    The rows are the same whichever way the events came.
-    """
-    tracked = await asyncio.to_thread(feeder.projection.view.tracked)
-    if reader_process is None:
-        reader_process = await bus.last_seq() - tracked > READER_PROCESS_FROM
-    before = feeder.events
-    stop = asyncio.Event()
-    runner = asyncio.create_task(feeder.run(stop, bulk=True))
-    try:
-        with _collector_paused():
-            if reader_process:
-                await _fold_from_reader_process(bus, feeder, filter_subject, tracked + 1, head_start=head_start)
-            else:
-                await bus.replay(filter_subject, feeder.offer, from_seq=tracked + 1,
-                                 on_invalid=feeder.on_invalid)
-    finally:
-        stop.set()
-        await runner
-    return feeder.events - before
-
-
-#: above this many possibly waiting messages, :func:`catch_up` starts a reader process
-READER_PROCESS_FROM = 20_000
-
-_paused = 0  # catch-ups under way with the collector paused
-_collector_was_enabled = True
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a catch-up runs. Its events are freed by
-    reference counting; the collector would only walk each of them, again and again, while they
-    wait in the buffer (measured: about a tenth of a catch-up's time, for nothing). When the last
-    catch-up under way ends, the collector is as it was before the first began."""
-    global _paused, _collector_was_enabled
-    if _paused == 0:
-        _collector_was_enabled = gc.isenabled()
-        gc.disable()
-    _paused += 1
-    try:
-        yield
-    finally:
-        _paused -= 1
-        if _paused == 0 and _collector_was_enabled:
-            gc.enable()
-
-
-async def _fold_from_reader_process(bus: Bus, feeder: TicketLogFeeder, filter_subject: str, from_seq: int, *,
-                                    head_start: bool) -> None:
-    """Receive in a reader process, decode here and hand over to the feeder, batch by batch: the
-    pipe, the feeder's bound and nats-py's flow control keep every stage's memory bounded.
-
-    The reader process takes about half a second to start; meanwhile this process replays by
-    itself, and the reader takes over right after the last sequence offered. If the reader cannot
-    start, this process replays on alone."""
-    async with read_stored(bus.settings, filter_subject, from_seq=None) as reader:
-        offered: int | None = from_seq - 1
-        if head_start:
-            offered = await _replay_until_ready(bus, feeder, filter_subject, from_seq, reader)
-        if offered is None:
-            return  # the history ended before the reader was ready
-        await reader.start(offered + 1)
-        async for batch in reader.batches():
-            deliveries: list[Delivered] = []
-            for seq, subject, data in batch:
-                decoded = decode(data)
-                if isinstance(decoded, Event):
-                    deliveries.append(Delivered(decoded, seq, subject))
-                else:
-                    feeder.skip_invalid(decoded, seq, subject)
-            await feeder.offer_many(deliveries)
-        log.info("ticket log read by a reader process", extra={
-            "pid": reader.pid, "messages": reader.stats.messages, "batches": reader.stats.batches,
-            "largest_batch_bytes": reader.stats.high_water_bytes, "reader": reader.stats.child})
-
-
-async def _replay_until_ready(bus: Bus, feeder: TicketLogFeeder, filter_subject: str, from_seq: int,
-                              reader: RawReader) -> int | None:
-    """Replay in this process from ``from_seq`` until ``reader`` is ready (or the feeder's buffer
-    is full: this replay's handler must not wait, or nats-py would queue up behind it); returns
-    the last sequence taken (``from_seq - 1`` if none), or None if the history ended first. A
-    reader that fails to start is logged, and this process replays the rest itself (None)."""
-    last = from_seq - 1
-    handing_over = False
-    offering = asyncio.Lock()
-    full = asyncio.Event()
-
-    async def offer(delivered: Delivered) -> None:
-        nonlocal last, handing_over
-        async with offering:
-            if handing_over or feeder.pending >= feeder.max_pending:
-                # not taken: the reader reads from last + 1 (taking this too could fold it twice)
-                handing_over = True
-                full.set()
-                return
-            await feeder.offer(delivered)
-            last = delivered.seq
-
-    async def skip_invalid(invalid: InvalidEvent, seq: int, subject: str) -> None:
-        nonlocal last
-        async with offering:
-            if not handing_over:
-                feeder.skip_invalid(invalid, seq, subject)
-                last = seq
-
-    replay = await bus.replay(filter_subject, offer, from_seq=from_seq, follow=True, on_invalid=skip_invalid)
-    ready = asyncio.create_task(reader.wait_ready())
-    waits = [asyncio.create_task(replay.caught_up.wait()), asyncio.create_task(full.wait())]
-    try:
-        await asyncio.wait({ready, *waits}, return_when=asyncio.FIRST_COMPLETED)
-        handing_over = True
-        async with offering:  # an offer under way completes first
-            await replay.stop()
-        if replay.caught_up.is_set() and replay.last_seq <= last:
-            ready.cancel()
-            return None  # caught up, the last message taken (not one left while handing over)
-        try:
-            await ready
-        except RawReaderError as exc:
-            log.warning("ticket log reader process unavailable: replaying in this process", extra={"error": str(exc)})
-            await bus.replay(filter_subject, feeder.offer, from_seq=last + 1, on_invalid=feeder.on_invalid)
-            return None
-        return last
-    finally:
-        for task in (ready, *waits):
-            task.cancel()

@@ -13,8 +13,9 @@
 - :func:`verify`: folds a scratch view up to the live view's tracked position and compares them
   row by row. The live rows and their position are read as one consistent snapshot.
 
-Both fold through the public feeding API (:class:`TicketLogFeeder`, ``Bus.replay``) with the
-projector's subject filter (``lab.>``), so the scratch's tracking means what the live one means.
+Both fold through the projector's own catch-up (:func:`~projections.ticket_log.reading.catch_up`, up to
+a sequence: a large log through a reader process) with the projector's subject filter (``lab.>``),
+so the scratch's tracking means what the live one means.
 """
 
 from __future__ import annotations
@@ -22,26 +23,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from events.bus import Bus
-from events.replay import Delivered
 from events.settings import STREAM_NAME
 from events.subjects import ALL_EVENTS
 from projections.ticket_log.feed import TicketLogFeeder
 from projections.ticket_log.projection import TicketLogProjection
+from projections.ticket_log.reading import Progress, catch_up
 from projections.ticket_log.rows import COLUMNS, from_row
 from projections.ticket_log.view import POPOTicketLogView, TicketLogView
 from tickets.state import TicketState
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]
-"""Called as the scratch folds: (sequence folded so far, sequence it folds up to)."""
 
 SWAP_ATTEMPTS = 20
 SNAPSHOT_ATTEMPTS = 20
@@ -131,53 +128,6 @@ class VerifyResult:
         return self.position > self.stream_last_seq
 
 
-async def fold_into(bus: Bus, feeder: TicketLogFeeder, upto: int, *, on_progress: Progress | None = None,
-                    filter_subject: str = ALL_EVENTS) -> None:
-    """Fold the stream's events after the feeder's view's position, up to ``upto`` inclusive
-    (or the stream's end, if that comes first), then return."""
-    start = await asyncio.to_thread(feeder.projection.view.tracked) + 1
-    if upto < start:
-        return
-    reached = asyncio.Event()
-
-    async def offer(delivered: Delivered) -> None:
-        if delivered.seq > upto:
-            reached.set()
-            return
-        await feeder.offer(delivered)
-        if delivered.seq >= upto:
-            reached.set()
-
-    replay = await bus.replay(filter_subject, offer, from_seq=start, follow=True)
-    stop = asyncio.Event()
-    runner = asyncio.create_task(feeder.run(stop))  # after the replay started: nothing to stop if it failed
-    ended = asyncio.create_task(_first(reached.wait(), replay.caught_up.wait()))
-    try:
-        while not ended.done() and not runner.done():  # a fold that failed ends it too (raised below)
-            moved = asyncio.create_task(feeder.progress.wait())
-            await asyncio.wait({moved, ended, runner}, return_when=asyncio.FIRST_COMPLETED)
-            moved.cancel()
-            feeder.progress.clear()
-            if on_progress is not None:
-                on_progress(min(feeder.committed_seq, upto), upto)
-    finally:
-        ended.cancel()
-        await replay.stop()
-        stop.set()
-        await runner
-    if on_progress is not None:
-        on_progress(upto, upto)
-
-
-async def _first(*waits: Any) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-
-
 def _scratch() -> tuple[POPOTicketLogView, TicketLogFeeder]:
     scratch = POPOTicketLogView()
     return scratch, TicketLogFeeder(TicketLogProjection(scratch))
@@ -217,7 +167,7 @@ async def rebuild(bus: Bus, view: TicketLogView, *, on_progress: Progress | None
         await asyncio.to_thread(view.clear)
         cleared = True
     scratch, feeder = _scratch()
-    await fold_into(bus, feeder, target, on_progress=on_progress, filter_subject=filter_subject)
+    await catch_up(bus, feeder, upto=target, on_progress=on_progress, filter_subject=filter_subject)
     for refused in range(SWAP_ATTEMPTS):
         rows = [(from_row(r), int(r["last_seq"])) for r in scratch.dump_rows()]
         if await _swap(view, rows, target):
@@ -228,7 +178,7 @@ async def rebuild(bus: Bus, view: TicketLogView, *, on_progress: Progress | None
                                  swaps_refused=refused, cleared_ahead=cleared)
         # the projector committed beyond the scratch meanwhile: catch up to it, swap again
         target = max(target, await asyncio.to_thread(view.tracked))
-        await fold_into(bus, feeder, target, on_progress=on_progress, filter_subject=filter_subject)
+        await catch_up(bus, feeder, upto=target, on_progress=on_progress, filter_subject=filter_subject)
     raise RuntimeError(f"the ticket log kept moving beyond the rebuild ({SWAP_ATTEMPTS} swaps refused)")
 
 
@@ -259,7 +209,7 @@ async def verify(bus: Bus, view: TicketLogView, *, on_progress: Progress | None 
     last = await bus.last_seq()
     first = await first_seq(bus)
     scratch, feeder = _scratch()
-    await fold_into(bus, feeder, min(position, last), on_progress=on_progress, filter_subject=filter_subject)
+    await catch_up(bus, feeder, upto=min(position, last), on_progress=on_progress, filter_subject=filter_subject)
     rebuilt = scratch.dump_rows()
     unverifiable = 0
     if first > 1:  # rows built from events that aged out cannot be re-folded: compare what the log still holds

@@ -17,8 +17,7 @@ from events.bus import Bus
 from events.envelope import utcnow
 from events.settings import STREAM_NAME, BusSettings
 from oplab.tickets import get_ticket, list_tickets
-from projections.ticket_log import TicketLogFeeder, TicketLogProjection, TicketLogSettings, open_ticket_log
-from projections.ticket_log.rebuild import fold_into
+from projections.ticket_log import TicketLogFeeder, TicketLogProjection, TicketLogSettings, catch_up, open_ticket_log
 from tests.oplab.recorded_run import EVENTS, RUN, imported_home, oplab, served
 from tickets import Ticket, TicketStore
 
@@ -87,7 +86,7 @@ def _view_folded_up_to(home: Path, upto: int, *, purge_below: int | None = None)
         bus = await Bus.connect(BusSettings(nats_url=url), source="tests")
         view = open_ticket_log(TicketLogSettings(home=home))
         try:
-            await fold_into(bus, TicketLogFeeder(TicketLogProjection(view)), upto)
+            await catch_up(bus, TicketLogFeeder(TicketLogProjection(view)), upto=upto)
             assert view.tracked() == upto
             if purge_below is not None:
                 await bus.js.purge_stream(STREAM_NAME, seq=purge_below)
@@ -107,10 +106,23 @@ def recorded_home(tmp_path: Path) -> Path:
 def test_a_home_with_only_the_log_lists_its_tickets(recorded_home: Path) -> None:
     result = oplab("tickets", "list", home=recorded_home)
     assert result.returncode == 0, result.stderr
-    [line] = result.stdout.splitlines()
-    assert line.startswith("tk-") and " resolved " in line and "node_down/node-1" in line
+    [row] = [line for line in result.stdout.splitlines() if "tk-" in line]  # a table of one ticket
+    cells = [cell.strip() for cell in row.strip().strip("│").split("│")]
+    assert cells[0].startswith("tk-") and cells[1:3] == ["resolved", "node_down/node-1"]
     assert "no ticket-log view at sqlite:" in result.stderr and "folded 7 ticket event(s)" in result.stderr
     assert oplab("tickets", "list", "--run", RUN, "--json", home=recorded_home).returncode == 0
+
+
+def test_status_filters_the_list_and_an_unknown_one_is_bad_usage_naming_the_choices(recorded_home: Path) -> None:
+    resolved = oplab("tickets", "list", "--status", "resolved", "--json", home=recorded_home)
+    assert resolved.returncode == 0, resolved.stderr
+    assert [t["status"] for t in json.loads(resolved.stdout)] == ["resolved"]
+    still_open = oplab("tickets", "list", "--status", "open", home=recorded_home)
+    assert still_open.returncode == 0 and still_open.stdout == "no tickets\n"
+    bad = oplab("tickets", "list", "--status", "fixed", home=recorded_home)
+    said = " ".join(bad.stderr.replace("│", " ").split())  # typer's error box wraps its lines
+    assert bad.returncode == 2 and "'fixed' is not one of 'open', 'claimed', 'diagnosed'" in said
+    assert "'resolved', 'escalated'" in said
 
 
 def test_a_view_behind_the_log_is_caught_up_first_and_says_so(recorded_home: Path) -> None:

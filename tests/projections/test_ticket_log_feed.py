@@ -92,13 +92,18 @@ class PlainFold:
     invalid: int
 
 
-async def plain_fold(bus: Bus) -> PlainFold:
-    """The reference: every stored event replayed in this process, folded one at a time."""
+async def plain_fold(bus: Bus, upto: int | None = None) -> PlainFold:
+    """The reference: every stored event (up to ``upto``) replayed in this process, folded one at a time."""
     states: dict[tuple[str, str], TicketState] = {}
     last: dict[tuple[str, str], int] = {}
     seen: list[int] = []
 
+    def beyond(seq: int) -> bool:
+        return upto is not None and seq > upto
+
     async def fold(d: Delivered) -> None:
+        if beyond(d.seq):
+            return
         seen.append(d.seq)
         payload = d.event.data
         if isinstance(payload, TicketPayload):
@@ -112,7 +117,8 @@ async def plain_fold(bus: Bus) -> PlainFold:
     invalid: list[int] = []
 
     async def count_invalid(_invalid: InvalidEvent, seq: int, _subject: str) -> None:
-        invalid.append(seq)
+        if not beyond(seq):
+            invalid.append(seq)
 
     await bus.replay(ALL_EVENTS, fold, on_invalid=count_invalid)
     return PlainFold([to_row(states[k], last[k]) for k in sorted(states)], len(seen), max(seen), len(invalid))
@@ -166,6 +172,54 @@ async def test_a_catch_up_resumes_from_the_tracked_position_and_folds_each_event
     again = feeder_of(sqlite_view)
     assert await catch_up(own_bus, again, reader_process=True, head_start=False) == 0
     assert sqlite_view.dump_rows() == after.rows
+
+
+@pytest.mark.parametrize(("reader_process", "head_start"), [(False, False), (True, False), (True, True)],
+                         ids=["in-this-process", "reader-process", "reader-process-after-a-head-start"])
+async def test_a_catch_up_up_to_a_sequence_folds_nothing_beyond_it_and_the_next_one_folds_the_rest(
+        own_bus: Bus, sqlite_view: TicketLogView, reader_process: bool, head_start: bool) -> None:
+    before_run = await own_bus.last_seq()
+    half = await publish_run(own_bus, new_run_id(), tickets=12) // 2
+    # a ticket event of the run's first half, then the second of the garbage messages after that half
+    valid_upto, garbage_upto = before_run + 8, before_run + half + 2
+    first, second = await plain_fold(own_bus, valid_upto), await plain_fold(own_bus, garbage_upto)
+    reference = await plain_fold(own_bus)
+    assert first.last_seq == valid_upto and second.last_seq == garbage_upto - 2
+    assert first.rows != second.rows != reference.rows
+    options: dict[str, Any] = {"reader_process": reader_process, "head_start": head_start}
+    progress: list[tuple[int, int]] = []
+
+    def report(done: int, to: int) -> None:
+        progress.append((done, to))
+
+    # a buffer that never fills: a head start (which hands over to the reader when it does) reaches the bound itself
+    feeder = feeder_of(sqlite_view, batch_size=3, max_batch=3, max_pending=100_000)
+    assert await catch_up(own_bus, feeder, upto=valid_upto, on_progress=report, **options) == first.valid
+    assert feeder.invalid == first.invalid and feeder.batches > 1
+    assert sqlite_view.dump_rows() == first.rows and sqlite_view.tracked() == valid_upto
+    assert len(progress) > 1 and progress[-1] == (valid_upto, valid_upto)  # as it went, and at the end
+    assert all(to == valid_upto for _, to in progress) and [d for d, _ in progress] == sorted(d for d, _ in progress)
+
+    # up to a message that is no valid event: the view tracks the last valid one before it
+    progress.clear()
+    feeder = feeder_of(sqlite_view, batch_size=3, max_batch=3, max_pending=100_000)
+    assert await catch_up(own_bus, feeder, upto=garbage_upto, on_progress=report, **options) \
+        == second.valid - first.valid
+    assert feeder.invalid == second.invalid - first.invalid == 2
+    assert sqlite_view.dump_rows() == second.rows and sqlite_view.tracked() == second.last_seq
+    assert progress[-1] == (garbage_upto, garbage_upto)
+
+    # and without a bound, the rest: the rows of one catch-up of the whole log
+    assert await catch_up(own_bus, feeder_of(sqlite_view), **options) == reference.valid - second.valid
+    at_once = POPOTicketLogView()
+    await catch_up(own_bus, feeder_of(at_once), **options)
+    assert sqlite_view.dump_rows() == at_once.dump_rows() == reference.rows
+    assert sqlite_view.tracked() == reference.last_seq
+
+    # a bound the view has folded already: nothing to fold, nothing reported
+    progress.clear()
+    assert await catch_up(own_bus, feeder_of(sqlite_view), upto=valid_upto, on_progress=report, **options) == 0
+    assert progress == [] and sqlite_view.tracked() == reference.last_seq
 
 
 @dataclass
