@@ -27,9 +27,9 @@ Per cell (rules, also on :class:`Cell`):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -37,6 +37,8 @@ from events import CampaignFinished, CampaignStarted, Event, TrialFinished, Tria
 from projections.scores import TrialScore, TrialScorer
 
 Z_95 = 1.959964
+
+_CampaignPayload = CampaignStarted | TrialStarted | TrialFinished | CampaignFinished
 
 
 def wilson(successes: int, n: int, z: float = Z_95) -> tuple[float, float] | None:
@@ -182,6 +184,12 @@ class CampaignFold:
         self._planned: dict[int, _Planned] = {}
         self._by_run: dict[str, int] = {}
         self._scorers: dict[str, TrialScorer] = {}
+        self._handlers: dict[str, Callable[[Any], None]] = {
+            CampaignStarted.TYPE: self._plan,
+            TrialStarted.TYPE: self._trial_started,
+            TrialFinished.TYPE: self._trial_finished,
+            CampaignFinished.TYPE: self._finished,
+        }
 
     @property
     def runs(self) -> list[str]:
@@ -190,18 +198,12 @@ class CampaignFold:
 
     def apply(self, event: Event) -> bool:
         """Fold one event; True if it belonged to the campaign or one of its trials."""
-        data = event.data
         if event.run == self.campaign:
-            if isinstance(data, CampaignStarted) and data.campaign == self.campaign:
-                self._plan(data)
-            elif isinstance(data, TrialStarted) and data.campaign == self.campaign:
-                self._trial_started(data)
-            elif isinstance(data, TrialFinished) and data.campaign == self.campaign:
-                planned = self._planned.get(data.trial)
-                if planned is not None:
-                    planned.outcome, planned.wall_s = data.outcome, data.wall_s
-            elif isinstance(data, CampaignFinished) and data.campaign == self.campaign:
-                self.closing = data
+            handler = self._handlers.get(event.data.TYPE)
+            if handler is not None:
+                data = cast(_CampaignPayload, event.data)  # each type with a handler names its campaign
+                if data.campaign == self.campaign:
+                    handler(data)
             return True
         scorer = self._scorers.get(event.run)
         if scorer is None:
@@ -226,6 +228,14 @@ class CampaignFold:
         planned.run, planned.control, planned.outcome, planned.wall_s = p.run, p.control, None, None
         self._by_run[p.run] = p.trial
         self._scorers[p.run] = TrialScorer(p.run, control=p.control, fault=p.fault)
+
+    def _trial_finished(self, p: TrialFinished) -> None:
+        planned = self._planned.get(p.trial)
+        if planned is not None:
+            planned.outcome, planned.wall_s = p.outcome, p.wall_s
+
+    def _finished(self, p: CampaignFinished) -> None:
+        self.closing = p
 
     def scoreboard(self) -> Scoreboard:
         started = self.started

@@ -19,6 +19,7 @@ is folded from the log, or recorded here): what a fault's later events are cause
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,28 +51,44 @@ class Ledger:
         self.unrecorded: set[str] = set()  # active here, yet not in the log as injected
         self.requests: dict[str, FaultRequested] = {}  # by the requester's request_id
         self.requested_ids: dict[str, str] = {}  # fault id -> its fault_requested event's id, when known
+        self._handlers: dict[str, Callable[[Any, str | None], None]] = {
+            FaultRequested.TYPE: self._requested,
+            FaultInjected.TYPE: self._injected,
+            FaultEffective.TYPE: self._effective,
+            FaultFailed.TYPE: self._failed,
+            FaultReverted.TYPE: self._reverted,
+        }
 
     def apply(self, data: Payload, event_id: str | None = None) -> None:
         """Fold one ``chaos.*`` payload; ``event_id``: its event's id (kept for an injection)."""
-        if isinstance(data, FaultRequested):
-            self.pending[data.fault_id] = data
-            if event_id is not None:
-                self.requested_ids[data.fault_id] = event_id
-            if data.request_id is not None:
-                self.requests[data.request_id] = data
-        elif isinstance(data, FaultInjected):
-            self.pending.pop(data.fault_id, None)
-            self.active[data.fault_id] = ActiveFault(data.fault_id, data.kind, data.target,
-                                                     dict(data.params), dict(data.undo), data.expires_at,
-                                                     injected_id=event_id)
-        elif isinstance(data, FaultEffective) and data.fault_id in self.active:
+        handler = self._handlers.get(data.TYPE)
+        if handler is not None:
+            handler(data, event_id)
+
+    def _requested(self, data: FaultRequested, event_id: str | None) -> None:
+        self.pending[data.fault_id] = data
+        if event_id is not None:
+            self.requested_ids[data.fault_id] = event_id
+        if data.request_id is not None:
+            self.requests[data.request_id] = data
+
+    def _injected(self, data: FaultInjected, event_id: str | None) -> None:
+        self.pending.pop(data.fault_id, None)
+        self.active[data.fault_id] = ActiveFault(data.fault_id, data.kind, data.target,
+                                                 dict(data.params), dict(data.undo), data.expires_at,
+                                                 injected_id=event_id)
+
+    def _effective(self, data: FaultEffective, event_id: str | None) -> None:
+        if data.fault_id in self.active:
             self.active[data.fault_id].effective = True
-        elif isinstance(data, FaultFailed):
-            self.pending.pop(data.fault_id, None)
-        elif isinstance(data, FaultReverted):
-            self.pending.pop(data.fault_id, None)
-            self.active.pop(data.fault_id, None)
-            self.unrecorded.discard(data.fault_id)
+
+    def _failed(self, data: FaultFailed, event_id: str | None) -> None:
+        self.pending.pop(data.fault_id, None)
+
+    def _reverted(self, data: FaultReverted, event_id: str | None) -> None:
+        self.pending.pop(data.fault_id, None)
+        self.active.pop(data.fault_id, None)
+        self.unrecorded.discard(data.fault_id)
 
     def track(self, fault: ActiveFault) -> None:
         """Hold a fault in effect that the log does not carry as injected (its record failed)."""

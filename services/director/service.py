@@ -81,7 +81,7 @@ from events.replay import Delivered
 from events.subjects import command, run_domain
 from events.waiting import pause_unless
 from projections.timeline import RunTimeline
-from services.director.scenario import Chapter, Finish, Inject, RevertAll, Scenario, ScenarioError, load_scenario
+from services.director.scenario import Chapter, Finish, Inject, RevertAll, Scenario
 from services.director.story import Story
 from services.runtime import ServiceSettings, SubjectService
 from subjects.contract import Subject
@@ -102,23 +102,20 @@ class DirectorSettings(BaseSettings):
     fault: str | None = None
     director_ready_timeout_s: float = 30.0
     director_baseline_timeout_s: float = 90.0  # beyond the monitor's own (60 s): it always gets there first
+    seed: int | None = None
+    """The run's seed (``OPLAB_SEED``, a campaign trial's), recorded in ``run.started``."""
 
 
 class DirectorService(SubjectService[DirectorSettings]):
     name = "director"
 
-    def __init__(self, bus: Bus, settings: ServiceSettings, *, config: DirectorSettings, subject: Subject) -> None:
-        """Built by :func:`services.director.bootstrap.build` (in production and in tests alike); exits
-        with the reason when the scenario or the fault does not exist."""
+    def __init__(self, bus: Bus, settings: ServiceSettings, *, config: DirectorSettings, subject: Subject,
+                 scenario: Scenario, fault: str) -> None:
+        """Built by :func:`services.director.bootstrap.build` (in production and in tests alike), which
+        loads ``scenario`` and checks that it plays ``fault``."""
         super().__init__(bus, settings, config=config, subject=subject.name)
-        try:
-            self.scenario: Scenario = load_scenario(self.config.scenario, subject)
-        except ScenarioError as exc:
-            raise SystemExit(f"director: {exc}") from exc
-        self.fault = self.config.fault or self.scenario.default_fault
-        if self.fault not in self.scenario.faults:
-            raise SystemExit(f"director: fault {self.fault!r} is not in scenario {self.scenario.name} "
-                             f"(choose from {', '.join(self.scenario.faults)})")
+        self.scenario = scenario
+        self.fault = fault
         self.chapters = self.scenario.chapters_for(self.fault)
         self.mode = self.config.director_mode
         self.timeline = RunTimeline()
@@ -221,8 +218,8 @@ class DirectorService(SubjectService[DirectorSettings]):
     async def _play(self) -> None:
         start, enter_first = self._resume_point()
         if not self.story.run_started:
-            await self.emit(RunStarted(scenario=self.scenario.name, subject=self.subject,
-                                       fault=self.fault, config={"mode": self.mode, "control": self.control}))
+            await self.emit(RunStarted(scenario=self.scenario.name, subject=self.subject, fault=self.fault,
+                                       seed=self.config.seed, config={"mode": self.mode, "control": self.control}))
         if self.story.last_started is None:
             await self._wait_ready()
         else:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from events import (
@@ -39,6 +40,7 @@ from events import (
 )
 from events.replay import Delivered
 from events.subjects import run_events
+from projections.run_fold import RunFold
 from services.agent.llm import ModelError, ModelReply
 from services.agent.policies.base import SessionOutcome
 from services.agent.policies.claude import ClaudePolicy
@@ -64,30 +66,58 @@ class Recording:
     reason: str | None = None
 
 
+class _Recordings(RunFold):
+    """Folds a run's events into its recorded Claude/replay sessions, by ticket id."""
+
+    def __init__(self, run: str) -> None:
+        super().__init__(run)
+        self.found: dict[str, Recording] = {}
+        self.opened: dict[str, TicketOpened] = {}
+        self.handlers |= {
+            TicketOpened.TYPE: self._ticket_opened,
+            AgentSessionStarted.TYPE: self._session_started,
+            AgentLlmResponse.TYPE: self._llm_response,
+            AgentToolResult.TYPE: self._tool_result,
+            AgentSessionFinished.TYPE: self._session_finished,
+            TicketEscalated.TYPE: self._ticket_escalated,
+        }
+
+    def _ticket_opened(self, data: TicketOpened, at: datetime) -> None:
+        self.opened[data.ticket_id] = data
+
+    def _session_started(self, data: AgentSessionStarted, at: datetime) -> None:
+        if data.policy not in ("claude", "replay"):
+            return
+        rec = self.found[data.ticket_id] = Recording(self.run or "", data.ticket_id)
+        if data.ticket_id in self.opened:
+            rec.invariant, rec.entity = self.opened[data.ticket_id].invariant, self.opened[data.ticket_id].entity
+
+    def _llm_response(self, data: AgentLlmResponse, at: datetime) -> None:
+        if data.ticket_id in self.found and data.error is None:
+            self.found[data.ticket_id].responses.append(data)
+
+    def _tool_result(self, data: AgentToolResult, at: datetime) -> None:
+        if data.ticket_id in self.found and data.tool_use_id:
+            self.found[data.ticket_id].results[data.tool_use_id] = data
+
+    def _session_finished(self, data: AgentSessionFinished, at: datetime) -> None:
+        if data.ticket_id in self.found:
+            self.found[data.ticket_id].outcome = data.outcome
+
+    def _ticket_escalated(self, data: TicketEscalated, at: datetime) -> None:
+        if data.ticket_id in self.found:
+            self.found[data.ticket_id].reason = data.reason
+
+
 async def load_recordings(session: Session, run: str) -> dict[str, Recording]:
     """Every Claude/replay session recorded in ``run``, by ticket id."""
-    found: dict[str, Recording] = {}
-    opened: dict[str, TicketOpened] = {}
+    recordings = _Recordings(run)
 
-    async def handle(d: Delivered) -> None:
-        data = d.event.data
-        if isinstance(data, TicketOpened):
-            opened[data.ticket_id] = data
-        elif isinstance(data, AgentSessionStarted) and data.policy in ("claude", "replay"):
-            rec = found[data.ticket_id] = Recording(run, data.ticket_id)
-            if data.ticket_id in opened:
-                rec.invariant, rec.entity = opened[data.ticket_id].invariant, opened[data.ticket_id].entity
-        elif isinstance(data, AgentLlmResponse) and data.ticket_id in found and data.error is None:
-            found[data.ticket_id].responses.append(data)
-        elif isinstance(data, AgentToolResult) and data.ticket_id in found and data.tool_use_id:
-            found[data.ticket_id].results[data.tool_use_id] = data
-        elif isinstance(data, AgentSessionFinished) and data.ticket_id in found:
-            found[data.ticket_id].outcome = data.outcome
-        elif isinstance(data, TicketEscalated) and data.ticket_id in found:
-            found[data.ticket_id].reason = data.reason
+    async def fold(delivered: Delivered) -> None:
+        recordings.apply(delivered.event)
 
-    await session.bus.replay(run_events(run), handle)
-    return found
+    await session.bus.replay(run_events(run), fold)
+    return recordings.found
 
 
 def choose(recordings: dict[str, Recording], ticket_id: str | None, invariant: str, entity: str) -> Recording | None:

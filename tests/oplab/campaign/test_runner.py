@@ -96,6 +96,7 @@ async def test_a_campaign_of_two_faults_and_the_control_scores_what_the_log_says
     for trial in board["trials"]:
         events = await run_log(bus, trial["run"])
         assert [e.data.kind for e in by_type(events, "chaos.fault_injected")] == [trial["fault"]]
+        assert [e.data.seed for e in by_type(events, "run.started")] == [trial["seed"]]  # the run says its seed
         violated = {e.data.invariant for e in by_type(events, "inv.violated")}
         own = symptoms.get(trial["fault"], set())
         others = faults_symptoms - own
