@@ -24,6 +24,10 @@ decides exactly as before.
   verdict while a fault still shows within one interval of the span being
   filled. Interval lengths are measured (a timer wakes a few ms
   late), so a span counts as covered within :data:`SPAN_SLACK` of it.
+- **Error rates.** "At least a share of the operations failed, interval after
+  interval" is one judgement whatever the subject (:class:`ErrorRateInvariant`):
+  a subject declares its entity, words, evidence keys and minimums, and what
+  excuses an interval (a cause another invariant owns).
 - **Stale workload stats.** Stats whose newest interval ended more than
   :data:`STALE_S` before the newest snapshot (the load generator stopped) are
   no evidence either way (:func:`recent_workload`, which every
@@ -250,6 +254,87 @@ class WorkloadInvariant(Invariant):
     def judge(self, stats: list[WorkloadStats], history: Sequence[ObsSnapshot]) -> list[Violation]:
         """Violations now, given the recent workload stats (oldest first, at least one) and the snapshots
         (oldest first: for what they explain, such as an outage that the clients' failures belong to)."""
+
+
+class ErrorRateInvariant(WorkloadInvariant):
+    """An invariant on the share of the workload's operations that failed.
+
+    Violated (once, entity :attr:`entity`) when, in each interval of a trailing run that satisfies
+    the grace rule (:func:`persisting`, :func:`intervals_held`), at least :attr:`threshold` of the
+    operations sent failed (and at least one did), and at least :attr:`min_errors` failed over that
+    run and :attr:`min_sent` were sent: over the run, or (:attr:`min_sent_per_interval`) in each of
+    its intervals. An interval that :meth:`excused` explains (its failures belong to a cause another
+    invariant owns) breaks the run. Summary: ``<errors> of <sent> <counted> failed over <s>s``, then
+    `` (<ratio>%)`` if :attr:`summary_ratio`. Evidence: ``sent``, ``errors``, ``error_ratio``,
+    ``threshold``, the newest interval's errors per operation (key :attr:`operations_key`) and per
+    node (key :attr:`nodes_key`), the persisted-for fields (``intervals``, ``since``,
+    ``failing_for_s``), then :meth:`extra_evidence`.
+    """
+
+    entity: ClassVar[str]
+    """The violation's entity (``checks``, ``kv``)."""
+    counted: ClassVar[str]
+    """What the summary calls the operations (``rate checks``)."""
+    summary_ratio: ClassVar[bool] = False
+    """Whether the summary ends with the error ratio as a percentage."""
+    threshold: ClassVar[float] = 0.10
+    """The share of the operations sent that failed, in each interval of the run."""
+    min_sent: ClassVar[int] = 0
+    """Operations sent at least, over the run (or in each interval: :attr:`min_sent_per_interval`)."""
+    min_sent_per_interval: ClassVar[bool] = False
+    """Whether :attr:`min_sent` holds of each interval of the run rather than of the run's sum."""
+    min_errors: ClassVar[int] = 0
+    """Operations failed at least, over the run."""
+    operations_key: ClassVar[str] = "operations"
+    """The evidence key of the newest interval's errors per operation."""
+    nodes_key: ClassVar[str] = "nodes"
+    """The evidence key of the newest interval's errors per node."""
+
+    def excused(self, history: Sequence[ObsSnapshot]) -> Callable[[WorkloadStats], bool] | None:
+        """Which intervals' failures are not this invariant's, judged from ``history`` (snapshots,
+        oldest first); None (the default): every interval's are."""
+        return None
+
+    def extra_evidence(self, history: Sequence[ObsSnapshot]) -> dict[str, Any]:
+        """Evidence from the snapshots added after the rest (default: none)."""
+        return {}
+
+    def summary(self, sent: int, errors: int, seconds: float) -> str:
+        text = f"{errors} of {sent} {self.counted} failed over {seconds:.1f}s"
+        return f"{text} ({errors / sent:.0%})" if self.summary_ratio else text
+
+    def judge(self, stats: list[WorkloadStats], history: Sequence[ObsSnapshot]) -> list[Violation]:
+        excused = self.excused(history)
+
+        def failing(s: WorkloadStats) -> tuple[int, int] | None:
+            if excused is not None and excused(s):
+                return None
+            sent, errors = sum(o.sent for o in s.operations), sum(o.errors for o in s.operations)
+            if errors == 0 or errors < self.threshold * sent:
+                return None
+            if self.min_sent_per_interval and sent < self.min_sent:
+                return None
+            return sent, errors
+
+        run = persisting(stats, failing)
+        seconds = intervals_held(run, self.grace_s)
+        if seconds is None:
+            return []
+        sent, errors = sum(x[0] for _, x in run), sum(x[1] for _, x in run)
+        if errors < self.min_errors or (not self.min_sent_per_interval and sent < self.min_sent):
+            return []
+        last = run[-1][0]
+        evidence: dict[str, Any] = {
+            "sent": sent,
+            "errors": errors,
+            "error_ratio": round(errors / sent, 3),
+            "threshold": self.threshold,
+            self.operations_key: {o.name: o.errors for o in last.operations if o.errors},
+            self.nodes_key: {n.node: n.errors for n in last.nodes if n.errors},
+            **persisted_for_intervals(run, seconds, "failing"),
+            **self.extra_evidence(history),
+        }
+        return [Violation(self.name, self.entity, self.summary(sent, errors, seconds), evidence)]
 
 
 class ObserverBlind(SnapshotCondition[ObsSnapshot]):

@@ -25,14 +25,12 @@ from events import NodeView, ObsSnapshot, WorkloadStats
 from subjects.contract import Invariant, Violation
 from subjects.judging import (
     EntityCondition,
+    ErrorRateInvariant,
     ObserverBlind,
     SnapshotCondition,
     WorkloadInvariant,
-    intervals_held,
     iso,
     persisted_for,
-    persisted_for_intervals,
-    persisting,
     usable,
 )
 from subjects.tikv.details import PDMember, RegionHealth, snapshot_details, workload_details
@@ -133,29 +131,17 @@ class PDMemberDown(EntityCondition[PDMember]):
         return Violation(self.name, member.name, f"PD member {member.name} is unhealthy", evidence)
 
 
-class KVErrorRate(WorkloadInvariant):
+class KVErrorRate(ErrorRateInvariant):
     name = "kv_error_rate"
     description = "clients' KV operations succeed (under 10% failing)"
     grace_s = 1.0
     threshold = 0.10
     min_sent = 20
-
-    def judge(self, stats: list[WorkloadStats], history: Sequence[ObsSnapshot]) -> list[Violation]:
-        def failing(s: WorkloadStats) -> tuple[int, int] | None:
-            sent, errors = sum(o.sent for o in s.operations), sum(o.errors for o in s.operations)
-            return (sent, errors) if sent >= self.min_sent and errors >= self.threshold * sent else None
-
-        run = persisting(stats, failing)
-        seconds = intervals_held(run, self.grace_s)
-        if seconds is None:
-            return []
-        last = run[-1][0]
-        sent, errors = sum(x[0] for _, x in run), sum(x[1] for _, x in run)
-        evidence = {"sent": sent, "errors": errors, "error_ratio": round(errors / sent, 3),
-                    "threshold": self.threshold, "operations": {o.name: o.errors for o in last.operations if o.errors},
-                    "stores": {n.node: n.errors for n in last.nodes if n.errors},
-                    **persisted_for_intervals(run, seconds, "failing")}
-        return [Violation(self.name, "kv", f"{errors} of {sent} KV operations failed over {seconds:.1f}s", evidence)]
+    min_sent_per_interval = True
+    entity = "kv"
+    counted = "KV operations"
+    operations_key = "operations"
+    nodes_key = "stores"
 
 
 class AcknowledgedWriteLost(WorkloadInvariant):

@@ -17,6 +17,7 @@ from typing import Any
 from events import NodeStats, ObsSnapshot, WorkloadStats
 from subjects.contract import Violation
 from subjects.judging import (
+    ErrorRateInvariant,
     SnapshotCondition,
     WorkloadInvariant,
     interval_start,
@@ -87,7 +88,7 @@ def explained_by_store(history: Sequence[ObsSnapshot]) -> Callable[[WorkloadStat
     return explained
 
 
-class ErrorRate(WorkloadInvariant):
+class ErrorRate(ErrorRateInvariant):
     """Clients' checks succeed: a check fails only when every node failed it.
 
     The load generator fails a request over to the next node, so a key's
@@ -112,40 +113,21 @@ class ErrorRate(WorkloadInvariant):
     threshold = 0.10
     min_sent = 20
     min_errors = 5
+    entity = "checks"
+    counted = "rate checks"
+    summary_ratio = True
+    operations_key = "keys"
+    nodes_key = "node_errors"
 
-    def judge(self, stats: list[WorkloadStats], history: Sequence[ObsSnapshot]) -> list[Violation]:
-        explained = explained_by_store(history)
+    def excused(self, history: Sequence[ObsSnapshot]) -> Callable[[WorkloadStats], bool]:
+        return explained_by_store(history)
 
-        def failing(s: WorkloadStats) -> tuple[int, int] | None:
-            sent = sum(o.sent for o in s.operations)
-            errors = sum(o.errors for o in s.operations)
-            if explained(s) or errors == 0 or errors < self.threshold * sent:
-                return None
-            return sent, errors
-
-        run = persisting(stats, failing)
-        seconds = intervals_held(run, self.grace_s)
-        if seconds is None:
-            return []
-        sent, errors = sum(x[0] for _, x in run), sum(x[1] for _, x in run)
-        if sent < self.min_sent or errors < self.min_errors:
-            return []
-        last = run[-1][0]
-        evidence: dict[str, Any] = {
-            "sent": sent,
-            "errors": errors,
-            "error_ratio": round(errors / sent, 3),
-            "threshold": self.threshold,
-            "keys": {o.name: o.errors for o in last.operations if o.errors},
-            "node_errors": {n.node: n.errors for n in last.nodes if n.errors},
-            **persisted_for_intervals(run, seconds, "failing"),
-        }
+    def extra_evidence(self, history: Sequence[ObsSnapshot]) -> dict[str, Any]:
+        """Redis's last write-probe result, from the newest snapshot that read it."""
         backend = newest_backend(history)
-        if backend is not None:
-            evidence["redis_write_probe"] = backend.info.get("write_probe")
-            evidence["redis_write_error"] = backend.write_error
-        summary = f"{errors} of {sent} rate checks failed over {seconds:.1f}s ({errors / sent:.0%})"
-        return [Violation(self.name, "checks", summary, evidence)]
+        if backend is None:
+            return {}
+        return {"redis_write_probe": backend.info.get("write_probe"), "redis_write_error": backend.write_error}
 
 
 class HighLatency(WorkloadInvariant):

@@ -217,6 +217,8 @@ def test_error_rate_fires_on_half_a_second_of_failing_quarter_second_intervals()
     [v] = inv.evaluate(history, [*ok, *failing])  # 0.4 s after the store began failing
     assert v.evidence["errors"] == 70 and v.evidence["sent"] == 88 and v.evidence["intervals"] == 2
     assert v.evidence["failing_for_s"] == 0.5 and v.evidence["redis_write_probe"] == "ok"
+    assert v.entity == "checks" and v.summary == "70 of 88 rate checks failed over 0.5s (80%)"
+    assert {"keys", "node_errors", "error_ratio", "threshold"} <= set(v.evidence)
     # the same rule over longer intervals (an older run's 0.5 s ones): 12.5% fires, 7.5% does not
     assert entities(inv, history, [stats(2.5, errors=5), stats(3.0, errors=5)]) == ["checks"]
     assert entities(inv, history, [stats(2.5, errors=3), stats(3.0, errors=3)]) == []

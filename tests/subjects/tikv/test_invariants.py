@@ -93,6 +93,8 @@ def test_client_errors_over_the_threshold_through_two_intervals() -> None:
     assert KVErrorRate().evaluate(history, [stats(1, 50, 10)]) == []  # one interval is not enough
     [v] = KVErrorRate().evaluate(history, [stats(1, 50, 10), stats(2, 50, 6)])
     assert v.evidence["errors"] == 16 and v.evidence["sent"] == 100
+    assert v.entity == "kv" and v.summary.startswith("16 of 100 KV operations failed over ")
+    assert {"operations", "stores", "error_ratio", "threshold", "failing_for_s"} <= set(v.evidence)
     assert KVErrorRate().evaluate(history, [stats(1, 50, 1), stats(2, 50, 2)]) == []
     assert KVErrorRate().evaluate(history, [stats(1, 10, 9), stats(2, 10, 9)]) == []  # too few to judge
 
