@@ -23,13 +23,16 @@ import abc
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from subjects.contract import RefusedError, SubjectError
 from subjects.supervisor import RUNNING_STATES, SupervisorControl
 from subjects.tikv.settings import TiKVSettings
 
 T = TypeVar("T")
+
+#: the verbs that act on a process (every one but ``state``), as faults and tools name them
+ProcessVerb = Literal["kill", "start", "pause", "unpause", "disconnect", "reconnect"]
 
 
 class ProcessControl(abc.ABC):
@@ -65,6 +68,12 @@ class ProcessControl(abc.ABC):
     @abc.abstractmethod
     async def reconnect(self, name: str) -> str:
         """Put it back on the cluster's network if cut off."""
+
+    async def act(self, verb: ProcessVerb, name: str) -> str:
+        """Do ``verb`` to ``name``: how a fault or a tool that declares its verb acts."""
+        verbs = {"kill": self.kill, "start": self.start, "pause": self.pause, "unpause": self.unpause,
+                 "disconnect": self.disconnect, "reconnect": self.reconnect}
+        return await verbs[verb](name)
 
     async def close(self) -> None:
         """Release connections. Default: nothing to release."""

@@ -96,7 +96,7 @@ class _ProcessFault(TiKVFault):
         # resolved first: the process control is made on first use, and a refused target must be
         # refused before that can fail
         name = await self.resolve_target(target)
-        await getattr(self.cluster.control, self.verb)(name)
+        await self.cluster.control.act(self.verb, name)
         return Injection(target=name, undo={"target": name})
 
 

@@ -203,7 +203,7 @@ class _StoreProcessRemedy(StoreTool):
     verb: ClassVar[Literal["start", "unpause", "reconnect"]]
 
     async def on_store(self, name: str, info: StoreInfo) -> dict[str, Any]:
-        action = await getattr(self.cluster.control, self.verb)(name)
+        action = await self.cluster.control.act(self.verb, name)
         return {"store": name, "action": action,
                 "now": await self.cluster.wait_store_up(name, self.cluster.settings.start_deadline_s)}
 
