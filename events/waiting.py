@@ -54,12 +54,13 @@ def _last(error: RetryError) -> Any:
     return error.last_attempt.result()  # a falsy answer: exceptions never reach here (not retried)
 
 
-async def wait_until(check: Callable[[], Awaitable[T] | T], *, timeout: float, interval: float, what: str) -> T:
+async def wait_until(check: Callable[[], Awaitable[T | None] | T | None], *, timeout: float, interval: float,
+                     what: str) -> T:
     """Call ``check`` (a coroutine function, or a plain function: either is awaited as needed) until
-    it returns something truthy, and return that; :class:`WaitTimeout` at the deadline (see the
-    module's contract)."""
+    it returns something truthy, and return that (so never None); :class:`WaitTimeout` at the
+    deadline (see the module's contract)."""
 
-    async def answer() -> T:
+    async def answer() -> T | None:
         value = check()
         if inspect.isawaitable(value):
             return cast(T, await value)
@@ -83,7 +84,7 @@ async def pause_unless(event: asyncio.Event, seconds: float) -> bool:
     return event.is_set()
 
 
-def wait_until_sync(check: Callable[[], T], *, timeout: float, interval: float, what: str) -> T:
+def wait_until_sync(check: Callable[[], T | None], *, timeout: float, interval: float, what: str) -> T:
     """:func:`wait_until` for code that runs no event loop (the CLI's launcher): the thread sleeps
     between calls. Never call it on an event loop's thread."""
     try:

@@ -16,10 +16,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from events.waiting import WaitTimeout, wait_until_sync
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +103,18 @@ def die_with_parent_hook() -> Callable[[], None] | None:
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: float, what: str) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if process.poll() is not None:
             raise InfraError(f"{what} exited with status {process.returncode} while starting")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.01)
-    process.kill()
-    raise InfraError(f"{what} did not listen on port {port} within {deadline_s}s")
+            return True
+        return False
+
+    try:
+        wait_until_sync(listening, timeout=deadline_s, interval=0.01, what=f"{what} listening on port {port}")
+    except WaitTimeout:
+        process.kill()
+        raise InfraError(f"{what} did not listen on port {port} within {deadline_s}s") from None
 
 
 def start_nats(store_dir: Path, port: int | None = None, log_file: Path | None = None,
@@ -132,16 +136,20 @@ def start_nats(store_dir: Path, port: int | None = None, log_file: Path | None =
     return RunningServer(f"nats://127.0.0.1:{port}", proc, port)
 
 
-def _read_nats_port(ports_dir: Path, proc: subprocess.Popen[bytes]) -> int:
-    deadline = time.monotonic() + 10.0
+def _read_nats_port(ports_dir: Path, proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:
     ports_file = ports_dir / f"nats-server_{proc.pid}.ports"
-    while time.monotonic() < deadline:
+
+    def reported() -> int | None:
         if proc.poll() is not None:
             raise InfraError(f"nats-server exited with status {proc.returncode}")
         with contextlib.suppress(FileNotFoundError, ValueError, IndexError):
             client = json.loads(ports_file.read_text())["nats"][0]
             return int(client.rsplit(":", 1)[1])
-        time.sleep(0.01)
-    proc.kill()
-    raise InfraError("nats-server did not report its port")
+        return None  # not written yet, or half written
+
+    try:
+        return wait_until_sync(reported, timeout=timeout_s, interval=0.01, what="nats-server's port in its ports file")
+    except WaitTimeout:
+        proc.kill()
+        raise InfraError(f"nats-server did not report its port within {timeout_s:g}s") from None
 

@@ -38,11 +38,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from tenacity import Retrying, retry_if_exception_type, wait_fixed
+
+from events.waiting import WaitTimeout, wait_until_sync
 from oplab.infra import InfraError, RunningServer, start_nats
 
 log = logging.getLogger(__name__)
@@ -238,18 +240,21 @@ def _wait_for_no_reader(store: Path, users: IO[str]) -> IO[str]:
     """Once no reader holds a share of ``reader-users``: ``reader-lock``, held (the caller stops the
     server before letting go of it, so no reader registers on a server on its way down)."""
     control = _open(store / LOCK)
-    while True:
+
+    def take_both() -> None:
         fcntl.flock(users, fcntl.LOCK_EX)  # granted once every reader's share is gone
         try:
             fcntl.flock(control, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # a reader is registering: let it take its share, then wait again
             fcntl.flock(users, fcntl.LOCK_UN)
-            time.sleep(0.05)
-            continue
-        state = _state(store)
-        if state and state.get("keeper") == os.getpid():
-            (store / STATE).unlink(missing_ok=True)
-        return control
+            raise
+
+    # tried again after a pause for as long as it takes (no deadline: the keeper lives as long as its readers)
+    Retrying(retry=retry_if_exception_type(BlockingIOError), wait=wait_fixed(0.05), reraise=True)(take_both)
+    state = _state(store)
+    if state and state.get("keeper") == os.getpid():
+        (store / STATE).unlink(missing_ok=True)
+    return control
 
 
 def _detach_stdout() -> None:
@@ -337,18 +342,22 @@ def _answers(url: str) -> bool:
 
 def _terminate(pid: int) -> None:
     """SIGTERM ``pid`` and wait (under a deadline) until it is gone; SIGKILL if it lingers."""
-    for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, STOP_TIMEOUT_S)):
+
+    def gone() -> bool:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # our own child: reap it
+        return _gone(pid)
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # our own child: reap it
-            if _gone(pid):
-                return
-            time.sleep(0.02)  # another process's exit has no event to wait on here
+        try:  # polled: another process's exit has no event to wait on here
+            wait_until_sync(gone, timeout=STOP_TIMEOUT_S, interval=0.02, what=f"process {pid} gone after {sig.name}")
+        except WaitTimeout:
+            continue  # it lingers: the next signal
+        return
     log.warning("process did not exit", extra={"pid": pid})
 
 

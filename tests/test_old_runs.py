@@ -9,14 +9,12 @@ subject contract), with its ticket resolved by the agent. It is imported into a 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,10 +200,7 @@ async def test_the_console_program_replays_it(home: Path, store: RunningServer, 
         screen = await pane.wait_for("resolved by agent")
         assert "node-1" in screen and "redis" in screen
         pane.keys("q")
-        deadline = time.monotonic() + 15
-        while pane.alive():
-            assert time.monotonic() < deadline, f"console did not exit after q:\n{pane.text()}"
-            await asyncio.sleep(0.05)  # polling another process's terminal under a deadline
+        await pane.wait(lambda: not pane.alive(), "console exited after q", timeout_s=15)
     finally:
         pane.tmux("kill-server", check=False)
 

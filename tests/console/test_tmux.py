@@ -6,24 +6,25 @@ deadline (there is no event to wait on in another process's terminal).
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from events.bus import Bus
+from events.waiting import WaitTimeout, wait_until
 from oplab.infra import RunningServer
 from tests.console.script import node_kill_story
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 
 DEADLINE_S = 15.0
+T = TypeVar("T")
 
 
 class Pane:
@@ -45,15 +46,22 @@ class Pane:
     def keys(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", self.session, *keys)
 
+    async def wait(self, check: Callable[[], T], what: str, timeout_s: float = DEADLINE_S) -> T:
+        """``check``'s first truthy answer, polled (another process's terminal sends no event); at the
+        deadline, an AssertionError saying ``what`` did not happen and showing the screen."""
+        try:
+            return await wait_until(check, timeout=timeout_s, interval=0.05, what=what)
+        except WaitTimeout as timeout:
+            raise AssertionError(f"{timeout}:\n{self.text()}") from None
+
     async def wait_for(self, needle: str, timeout_s: float = DEADLINE_S) -> str:
-        deadline = time.monotonic() + timeout_s
-        while True:
+        """The screen, once it shows ``needle``."""
+
+        def showing() -> str | None:
             text = self.text()
-            if needle in text:
-                return text
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{needle!r} not on screen after {timeout_s}s:\n{text}")
-            await asyncio.sleep(0.05)  # polling another process's terminal under a deadline
+            return text if needle in text else None
+
+        return await self.wait(showing, f"{needle!r} on screen", timeout_s)
 
 
 @pytest.fixture
@@ -85,8 +93,5 @@ async def test_console_program_shows_a_run_and_quits_on_q(console_pane: tuple[Pa
     pane.keys("Space")
     await pane.wait_for("next failed: CommandError")  # no director in this test: said, not raised
     pane.keys("q")
-    deadline = time.monotonic() + DEADLINE_S
-    while not (rc_file.exists() and rc_file.read_text().strip()):
-        assert time.monotonic() < deadline, f"console did not exit after q:\n{pane.text()}"
-        await asyncio.sleep(0.05)
-    assert rc_file.read_text().strip() == "0"
+    status = await pane.wait(lambda: rc_file.exists() and rc_file.read_text().strip(), "console exited after q")
+    assert status == "0"

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -59,12 +58,15 @@ async def test_a_killed_store_is_detected_restarted_by_the_agent_and_verified(
 
 def test_without_a_cluster_or_docker_it_fails_at_once_naming_docker(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPLAB_", "DOCKER_"))}
-    env.update(OPLAB_HOME=str(tmp_path / "oplab"), DOCKER_HOST="unix:///nonexistent/docker.sock")
-    started = time.monotonic()
+    home = tmp_path / "oplab"
+    env.update(OPLAB_HOME=str(home), DOCKER_HOST="unix:///nonexistent/docker.sock")
+    # "at once": refused while planning, before anything starts; the deadline makes a command that
+    # waits for a cluster instead (or hangs) fail the test rather than stall the suite
     result = subprocess.run([OPLAB, "demo", "--headless", "--subject", "tikv"], env=env, capture_output=True,
-                            text=True, timeout=60)
+                            text=True, timeout=15)
     assert result.returncode == 1
     assert "no Docker engine answers at unix:///nonexistent/docker.sock" in result.stderr
     assert "docker compose --profile tikv up -d" in result.stderr and "Traceback" not in result.stderr
-    assert time.monotonic() - started < 15
-    assert not (tmp_path / "oplab" / "stack.json").exists()  # nothing was started
+    assert "starting" not in result.stderr  # no step of bringing the stack up was begun
+    # nothing was started or written: no stack.json, no NATS users, no supervisord config
+    assert [p.relative_to(home) for p in home.rglob("*") if p.is_file()] == []
