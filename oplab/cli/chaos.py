@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from oplab.cli.common import JsonOpt, emit, fail, scalar, stack
+from oplab.cli.common import JsonOpt, emit, fail, scalar, stack, stdout_console, table
 
 chaos_app = typer.Typer(help="Faults: list, inject, revert (talks to the chaos service).", no_args_is_help=True)
 
@@ -45,9 +45,13 @@ def chaos_list(as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(json.dumps(doc))
         return
-    typer.echo("active faults:" if doc["faults"] else "no active faults")
-    for f in doc["faults"]:
-        typer.echo(f"  {f['fault_id']}  {f['kind']:<14} {f['target']:<14} until {f['expires_at']}")
+    if doc["faults"]:
+        stdout_console().print(table(
+            ("fault", "kind", "target", "until"),
+            ((f["fault_id"], f["kind"], f["target"], str(f["expires_at"])) for f in doc["faults"]),
+            title="active faults"))
+    else:
+        typer.echo("no active faults")
     typer.echo("kinds: " + ", ".join(k["kind"] for k in doc["kinds"]))
     typer.echo("targets: " + ", ".join(doc["targets"]))
 

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from oplab.settings import LabSettings
@@ -35,6 +39,25 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def emit(doc: Any, as_json: bool, human: str) -> None:
     """``doc`` as one JSON line with ``--json``, else the ``human`` text."""
     typer.echo(json.dumps(doc, default=str) if as_json else human)
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, title: str | None = None,
+          right: Collection[str] = ()) -> Table:
+    """A listing for people, in the house style of ``oplab eval show``: a bold header, the title on
+    the left, the ``right`` columns (numbers) right-justified. Cells are shown as given (never read
+    as rich markup)."""
+    listing = Table(title=Text(title) if title else None, title_justify="left", header_style="bold")
+    for name in columns:
+        listing.add_column(name, justify="right" if name in right else "left")
+    for row in rows:
+        listing.add_row(*(Text(cell) for cell in row))
+    return listing
+
+
+def stdout_console() -> Console:
+    """stdout for tables: a terminal's width, or wide enough not to wrap rows in a file or pipe."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=200)
 
 
 def progress(message: str) -> None:

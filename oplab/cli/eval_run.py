@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from oplab.cli.common import JsonOpt, fail
+from oplab.cli.common import JsonOpt, fail, stdout_console
 from oplab.cli.eval import eval_app
 from oplab.settings import LabSettings
 from subjects.registry import DEFAULT_SUBJECT
@@ -47,7 +49,6 @@ def run(
     """Run a campaign: faults x operator variants x seeded repeats, each trial a run in the log."""
     from oplab.campaign.plan import PlanError
     from oplab.campaign.runner import CampaignInterrupted, CampaignNotFound, resume_campaign, run_campaign
-    from oplab.stack import StackError
     from projections.scoreboard import scoreboard_json
 
     settings = LabSettings()
@@ -65,35 +66,26 @@ def run(
         parallel = campaign.parallel
     if parallel is not None:
         _check_parallel(parallel)
-    watcher = _watcher(as_json)
-    try:
-        if resume is not None:
-            result = resume_campaign(resume, settings, watcher, parallel or 1)
-        else:
-            from events import new_campaign_id
+    try:  # the watcher is closed (a bar stopped) before any message; a StackError is the entry point's
+        with _watching() as watcher:
+            if resume is not None:
+                result = resume_campaign(resume, settings, watcher, parallel or 1)
+            else:
+                from events import new_campaign_id
 
-            result = run_campaign(campaign, new_campaign_id(), settings, watcher)
+                result = run_campaign(campaign, new_campaign_id(), settings, watcher)
     except CampaignInterrupted as exc:
-        watcher.close()
         typer.secho(str(exc), fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(130) from None
     except CampaignNotFound as exc:
-        watcher.close()
         fail(str(exc), 1)
-    except StackError as exc:
-        watcher.close()
-        fail(str(exc), 1)
-    watcher.close()
     board = result.scoreboard
     if as_json:
         typer.echo(json.dumps(scoreboard_json(board)))
         return
-    from rich.console import Console
-
     from oplab.cli.eval_show import print_scoreboard
 
-    console = Console(highlight=False)  # a file or pipe: wide enough not to wrap the table's rows
-    print_scoreboard(board, console if console.is_terminal else Console(highlight=False, width=200))
+    print_scoreboard(board, stdout_console())
     typer.echo(f"campaign {board.campaign}: {board.done}/{len(board.trials)} trials. Read it again: "
                f"`oplab eval show {board.campaign}`; report: `oplab eval report {board.campaign} --out DIR`")
 
@@ -195,6 +187,12 @@ class _Bar(_Lines):
             self.progress.stop()
 
 
-def _watcher(as_json: bool) -> _Lines:
-    return _Bar() if sys.stderr.isatty() else _Lines()
+@contextmanager
+def _watching() -> Iterator[_Lines]:
+    """The campaign's watcher on stderr (a bar on a terminal, else lines), closed however the campaign ends."""
+    watcher = _Bar() if sys.stderr.isatty() else _Lines()
+    try:
+        yield watcher
+    finally:
+        watcher.close()
 

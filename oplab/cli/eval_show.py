@@ -23,9 +23,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from oplab.cli.common import JsonOpt, fail, progress
+from oplab.cli.common import JsonOpt, fail, progress, stdout_console
 from oplab.cli.eval import eval_app
 from projections.scoreboard import Cell, Rate, Scoreboard, Trial
+from projections.scores import TrialScore
 
 _CONTROL = " (control)"
 
@@ -52,7 +53,7 @@ def show(campaign: Annotated[str, typer.Argument(help="Campaign id (c…), as `o
 
         typer.echo(json.dumps(scoreboard_json(board)))
         return
-    print_scoreboard(board, _stdout())
+    print_scoreboard(board, stdout_console())
 
 
 async def _read(nats_url: str, campaign: str) -> tuple[Scoreboard | None, list[dict[str, Any]]]:
@@ -112,14 +113,14 @@ def render_scoreboard(board: Scoreboard) -> Table:
 
 def render_failures(board: Scoreboard) -> Table | None:
     """The finished trials that did not succeed, each with its verdict and why; None if there are none."""
-    failed = [t for t in board.trials if t.score is not None and not t.score.success]
+    failed = [(t, score) for t in board.trials if (score := t.score) is not None and not score.success]
     if not failed:
         return None
     table = Table(title="failed trials", title_justify="left", header_style="bold")
     for name in ("trial", "fault", "variant", "run", "verdict", "why"):
         table.add_column(name, overflow="fold")
-    for trial in failed:
-        table.add_row(*_failure(trial))
+    for trial, score in failed:
+        table.add_row(*_failure(trial, score))
     return table
 
 
@@ -151,9 +152,7 @@ def _row(cell: Cell) -> tuple[str, ...]:
     )
 
 
-def _failure(trial: Trial) -> tuple[str, ...]:
-    score = trial.score
-    assert score is not None
+def _failure(trial: Trial, score: TrialScore) -> tuple[str, ...]:
     return (str(trial.trial), trial.fault, f"{trial.variant} #{trial.repeat + 1}", trial.run or "-", score.verdict,
             score.failure or "-")
 
@@ -171,8 +170,3 @@ def _pair(p50: float | None, p90: float | None) -> str:
 def _number(value: float | None, form: str = "{:.1f}") -> str:
     return "-" if value is None else form.format(value)
 
-
-def _stdout() -> Console:
-    """stdout for the tables: a terminal's width, or wide enough not to wrap rows in a file or pipe."""
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, width=200)

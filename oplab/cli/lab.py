@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from oplab.cli.common import JsonOpt, emit, fail, log_to_file, progress, stack
+from oplab.cli.common import JsonOpt, emit, fail, log_to_file, progress, stack, stdout_console, table
 from oplab.probes import redacted
 from oplab.settings import LabSettings
 from oplab.stack import Stack, StackInfo
@@ -88,10 +88,10 @@ def status(as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(json.dumps({"run": info.run, "subject": info.subject, "processes": procs}))
         return
-    typer.echo(f"run {info.run}  subject {info.subject}  fault {info.fault}  mode {info.mode}")
-    width = max([12, *(len(p["name"]) for p in procs)])
-    for p in procs:
-        typer.echo(f"  {p['name']:<{width}} {p['state']:<10} {p['description']}")
+    console = stdout_console()
+    console.print(f"run {info.run}  subject {info.subject}  fault {info.fault}  mode {info.mode}", markup=False)
+    console.print(table(("process", "state", "description"),
+                        ((p["name"], str(p["state"]), str(p["description"])) for p in procs)))
 
 
 def restart(service: str) -> None:
@@ -222,20 +222,24 @@ def subjects(as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(json.dumps([*docs, *broken]))
         return
+    from rich.padding import Padding
+    from rich.text import Text
+
+    console = stdout_console()
     for doc in docs:
-        typer.secho(doc["name"], bold=True, nl=False)
-        typer.echo(f"  {doc['description']}")
-        typer.echo(f"  scenarios: {', '.join(doc['scenarios']) or 'none'}")
-        typer.echo("  faults:")
-        for f in doc["faults"]:
-            trips = f"trips {f['detected_by']}" if f["detected_by"] else "control"
-            typer.echo(f"    {f['kind']:<20} ttl {f['default_ttl_s']:>4g}s  {trips:<26} {f['description']}")
-        typer.echo("  invariants:")
-        for i in doc["invariants"]:
-            typer.echo(f"    {i['name']:<20} {i['description']}")
-        typer.echo("  tools:")
-        for t in doc["tools"]:
-            typer.echo(f"    {t['name']:<20} {'mutating ' if t['mutating'] else 'read-only'}  {t['description']}")
+        console.print(Text.assemble((doc["name"], "bold"), f"  {doc['description']}"))
+        console.print(f"  scenarios: {', '.join(doc['scenarios']) or 'none'}", markup=False)
+        for listing in (
+            table(("fault", "ttl", "trips", "description"),
+                  ((f["kind"], f"{f['default_ttl_s']:g}s", f["detected_by"] or "nothing (control)", f["description"])
+                   for f in doc["faults"]), title="faults", right=("ttl",)),
+            table(("invariant", "description"), ((i["name"], i["description"]) for i in doc["invariants"]),
+                  title="invariants"),
+            table(("tool", "access", "description"),
+                  ((t["name"], "mutating" if t["mutating"] else "read-only", t["description"]) for t in doc["tools"]),
+                  title="tools"),
+        ):
+            console.print(Padding(listing, (0, 0, 0, 2), expand=False))
     if not docs:
         typer.echo("no subjects installed")
 

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from oplab.cli.common import JsonOpt, fail, progress
+from oplab.cli.common import JsonOpt, fail, progress, stdout_console, table
 from oplab.settings import LabSettings
+from tickets.state import TicketStatus
 
 AtOpt = Annotated[str | None, typer.Option(
     "--at", help="As they stood at this point of the log: a sequence, a time or an age (-5m)")]
@@ -22,7 +23,8 @@ def register(app: typer.Typer) -> None:
 
 @tickets_app.command("list")
 def tickets_list(run: Annotated[str | None, typer.Option(help="Only this run (default: all)")] = None,
-                 status_: Annotated[str | None, typer.Option("--status")] = None,
+                 status_: Annotated[TicketStatus | None, typer.Option(
+                     "--status", help="Only tickets in this status")] = None,
                  limit: int = 50, as_json: JsonOpt = False, at: AtOpt = None) -> None:
     """Tickets from the ticket log, newest first (``--at``: as they stood then, folded from the log)."""
     from oplab.access import lab_nats_url
@@ -32,7 +34,7 @@ def tickets_list(run: Annotated[str | None, typer.Option(help="Only this run (de
     try:
         rows = list_tickets(run=run, status=status_, limit=limit, nats_url=lambda: lab_nats_url(settings),
                             notice=progress, at=at)
-    except ValueError as exc:  # a bad status or position, or one outside the log (OutOfSpan)
+    except ValueError as exc:  # a bad position, or one outside the log (OutOfSpan)
         fail(str(exc), 2)
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in rows]))
@@ -40,11 +42,10 @@ def tickets_list(run: Annotated[str | None, typer.Option(help="Only this run (de
     if not rows:
         typer.echo("no tickets")
         return
-    width = max(len(f"{r.invariant}/{r.entity}") for r in rows)
-    for r in rows:
-        what = f"{r.invariant}/{r.entity}"
-        typer.echo(f"{r.ticket_id}  {r.status:<11} {what:<{width}}  {r.opened_at:%Y-%m-%d %H:%M:%S}  "
-                   f"{r.resolved_by or r.outcome_note or ''}")
+    stdout_console().print(table(
+        ("ticket", "status", "invariant/entity", "opened", "resolved by / note"),
+        ((r.ticket_id, r.status.value, f"{r.invariant}/{r.entity}", f"{r.opened_at:%Y-%m-%d %H:%M:%S}",
+          r.resolved_by or r.outcome_note or "") for r in rows)))
 
 
 @tickets_app.command("show")
