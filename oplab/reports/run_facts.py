@@ -48,6 +48,9 @@ class StoryLine:
 
 @dataclass(slots=True)
 class TicketStory:
+    """One ticket of the run, told step by step from its ``ticket.*`` events; ``status`` is where
+    the story ended (``open`` if the log ends first)."""
+
     ticket_id: str
     invariant: str
     entity: str
@@ -58,6 +61,11 @@ class TicketStory:
 
 @dataclass(slots=True)
 class RunFacts:
+    """Everything a run report shows, from one run's events: what it played (from ``run.started``),
+    how it ended (``run.finished``; None while unfinished), the workload, incidents, ticket stories,
+    operator sessions and the score. ``first_at``/``last_at``: the run's first and last event times;
+    ``events``: how many it has."""
+
     run: str
     first_at: datetime
     last_at: datetime

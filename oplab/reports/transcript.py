@@ -40,6 +40,9 @@ class Step:
 
 @dataclass(slots=True)
 class Session:
+    """One operator session on a ticket, as its transcript: from ``agent.session_started`` to
+    ``agent.session_finished`` (``outcome`` None until then), with the model's usage totals."""
+
     ticket_id: str
     agent: str
     policy: str
