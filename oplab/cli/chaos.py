@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from oplab.cli.common import JsonOpt, emit, fail, scalar, stack, stdout_console, table
+from oplab.cli.common import JsonOpt, emit, fail, print_listing, scalar, stack, stdout_console, table
 
 chaos_app = typer.Typer(help="Faults: list, inject, revert (talks to the chaos service).", no_args_is_help=True)
 
@@ -46,7 +46,7 @@ def chaos_list(as_json: JsonOpt = False) -> None:
         typer.echo(json.dumps(doc))
         return
     if doc["faults"]:
-        stdout_console().print(table(
+        print_listing(stdout_console(), table(
             ("fault", "kind", "target", "until"),
             ((f["fault_id"], f["kind"], f["target"], str(f["expires_at"])) for f in doc["faults"]),
             title="active faults"))

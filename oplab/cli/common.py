@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
@@ -45,13 +46,31 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, title: str |
           right: Collection[str] = ()) -> Table:
     """A listing for people, in the house style of ``oplab eval show``: a bold header, the title on
     the left, the ``right`` columns (numbers) right-justified. Cells are shown as given (never read
-    as rich markup)."""
+    as rich markup). Only the last column (a description, a note) wraps on a narrow terminal: the
+    others hold what a reader copies (ids, names, times) and are never cut."""
     listing = Table(title=Text(title) if title else None, title_justify="left", header_style="bold")
-    for name in columns:
-        listing.add_column(name, justify="right" if name in right else "left")
-    for row in rows:
-        listing.add_row(*(Text(cell) for cell in row))
+    cells = [[Text(cell) for cell in row] for row in rows]
+    for index, name in enumerate(columns):
+        last = index == len(columns) - 1
+        widest = max([len(name), *(row[index].cell_len for row in cells)])
+        listing.add_column(name, justify="right" if name in right else "left", no_wrap=not last,
+                           min_width=None if last else widest)
+    for row in cells:
+        listing.add_row(*row)
     return listing
+
+
+def print_listing(console: Console, listing: RenderableType) -> None:
+    """Print a :func:`table` (or what holds one). On a terminal too narrow for the columns that never
+    wrap, it is printed at the width they need and the terminal wraps its lines: nothing a reader
+    copies is cut off."""
+    needed = Measurement.get(console, console.options.update_width(10_000), listing).minimum
+    width = console.width
+    console.width = max(width, needed)  # print() only ever narrows, so widen the console for this listing
+    try:
+        console.print(listing)
+    finally:
+        console.width = width
 
 
 def stdout_console() -> Console:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from oplab.cli.common import JsonOpt, emit, fail, log_to_file, progress, stack, stdout_console, table
+from oplab.cli.common import JsonOpt, emit, fail, log_to_file, print_listing, progress, stack, stdout_console, table
 from oplab.probes import redacted
 from oplab.settings import LabSettings
 from oplab.stack import Stack, StackInfo
@@ -90,8 +90,8 @@ def status(as_json: JsonOpt = False) -> None:
         return
     console = stdout_console()
     console.print(f"run {info.run}  subject {info.subject}  fault {info.fault}  mode {info.mode}", markup=False)
-    console.print(table(("process", "state", "description"),
-                        ((p["name"], str(p["state"]), str(p["description"])) for p in procs)))
+    print_listing(console, table(("process", "state", "description"),
+                                 ((p["name"], str(p["state"]), str(p["description"])) for p in procs)))
 
 
 def restart(service: str) -> None:
@@ -239,7 +239,7 @@ def subjects(as_json: JsonOpt = False) -> None:
                   ((t["name"], "mutating" if t["mutating"] else "read-only", t["description"]) for t in doc["tools"]),
                   title="tools"),
         ):
-            console.print(Padding(listing, (0, 0, 0, 2), expand=False))
+            print_listing(console, Padding(listing, (0, 0, 0, 2), expand=False))
     if not docs:
         typer.echo("no subjects installed")
 

@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from oplab.cli.common import DefaultCommandGroup, JsonOpt, emit, fail, log_to_file, progress, stdout_console, table
+from oplab.cli.common import (
+    DefaultCommandGroup,
+    JsonOpt,
+    emit,
+    fail,
+    log_to_file,
+    print_listing,
+    progress,
+    stdout_console,
+    table,
+)
 from oplab.nats_auth import ADMIN
 from oplab.settings import LabSettings
 from oplab.stack import Stack
@@ -48,7 +58,7 @@ def runs(as_json: JsonOpt = False) -> None:
     if not found:
         typer.echo("no runs recorded yet")
         return
-    stdout_console().print(table(
+    print_listing(stdout_console(), table(
         ("run", "started", "subject", "scenario", "fault", "outcome"),
         ((r["run"], r["started"][:19], r["subject"], r["scenario"], r["fault"] or "-", r["outcome"] or "unfinished")
          for r in found)))

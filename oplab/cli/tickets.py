@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from oplab.cli.common import JsonOpt, fail, progress, stdout_console, table
+from oplab.cli.common import JsonOpt, fail, print_listing, progress, stdout_console, table
 from oplab.settings import LabSettings
 from tickets.state import TicketStatus
 
@@ -42,7 +42,7 @@ def tickets_list(run: Annotated[str | None, typer.Option(help="Only this run (de
     if not rows:
         typer.echo("no tickets")
         return
-    stdout_console().print(table(
+    print_listing(stdout_console(), table(
         ("ticket", "status", "invariant/entity", "opened", "resolved by / note"),
         ((r.ticket_id, r.status.value, f"{r.invariant}/{r.entity}", f"{r.opened_at:%Y-%m-%d %H:%M:%S}",
           r.resolved_by or r.outcome_note or "") for r in rows)))

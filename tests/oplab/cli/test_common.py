@@ -1,16 +1,19 @@
 """What every command shares: while the console owns the terminal, logs go to a file, in the
-format and from the level the environment gives every other process of the lab."""
+format and from the level the environment gives every other process of the lab; listings never cut
+what a reader copies."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Iterator
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from oplab.cli.common import log_to_file
+from oplab.cli.common import log_to_file, print_listing, table
 
 
 @pytest.fixture
@@ -51,3 +54,14 @@ def test_the_console_log_file_is_key_value_by_default(tmp_path: Path, monkeypatc
     logging.getLogger().handlers[0].flush()
 
     assert path.read_text().rstrip().endswith('msg="panel drawn" panel=tickets')
+
+
+def test_a_listing_on_a_narrow_terminal_cuts_nothing_a_reader_copies() -> None:
+    out = StringIO()
+    console = Console(file=out, width=40, color_system=None)
+    rows = [("r20261208t022034-7201", "2026-12-08T02:20:37", "redis_oom", "resolved by the agent after a restart")]
+    print_listing(console, table(("run", "started", "fault", "note"), rows))
+    text = out.getvalue()
+    assert "r20261208t022034-7201" in text and "2026-12-08T02:20:37" in text and "redis_oom" in text
+    assert {"resolved", "agent", "restart"} <= set(text.split())  # the last column wraps, word by word
+    assert console.width == 40  # the console is as it was
