@@ -186,7 +186,7 @@ def events_show(ref: Annotated[str, typer.Argument(
 
 @events_app.command("types")
 def events_types(patterns: Annotated[list[str] | None, typer.Argument(
-                     metavar="[TYPE]...", help="Event types, globs (ticket.*) or domains (default: all)")] = None,
+                     metavar="TYPE", help="Event types, globs (ticket.*) or domains (default: all)")] = None,
                  as_json: JsonOpt = False) -> None:
     """The event catalogue: what each type means, its version and its fields (no lab needed).
 

@@ -76,7 +76,8 @@ async def catch_up(bus: Bus, feeder: TicketLogFeeder, *, filter_subject: str = A
     catch-up only. An ``upto`` the view has folded already folds nothing and reports nothing.
     ``on_progress`` is called with (sequence committed so far, target) as the fold advances, and
     with (target, target) once it is done; the target is ``upto``, or without it the stream's last
-    sequence when the catch-up began.
+    sequence when the catch-up began. If ``on_progress`` raises, it is called no more, the fold
+    still completes, and the catch-up then raises its error.
 
     ``reader_process``: receive in a reader process (:mod:`events.raw_reader`) while this one
     decodes and folds — True always, False never, None (default) when more than
@@ -95,6 +96,7 @@ async def catch_up(bus: Bus, feeder: TicketLogFeeder, *, filter_subject: str = A
     before = feeder.events
     stop = asyncio.Event()
     runner = asyncio.create_task(feeder.run(stop, bulk=True))
+    feeder.progress.clear()  # a reused feeder's last commit was reported by an earlier catch-up
     reporter = None if on_progress is None else asyncio.create_task(_report_progress(feeder, target, on_progress))
     try:
         with _collector_paused():
@@ -113,7 +115,7 @@ async def catch_up(bus: Bus, feeder: TicketLogFeeder, *, filter_subject: str = A
                 await asyncio.wait({reporter})
     if on_progress is not None and reporter is not None:
         if not reporter.cancelled():
-            reporter.result()  # on_progress raised: so does the catch-up
+            reporter.result()  # on_progress raised (the fold went on to the end): so does the catch-up
         on_progress(target, target)
     return feeder.events - before
 
@@ -155,6 +157,7 @@ async def _replay_here(bus: Bus, feeder: TicketLogFeeder, filter_subject: str, f
     finally:
         for wait in waits:
             wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
         await replay.stop()
 
 
@@ -200,19 +203,20 @@ async def _fold_from_reader_process(bus: Bus, feeder: TicketLogFeeder, filter_su
         if offered is None:
             return  # the history (or what is wanted of it) ended before the reader was ready
         await reader.start(offered + 1)
-        async for batch in reader.batches():
-            deliveries: list[Delivered] = []
-            for seq, subject, data in batch:
-                if upto is not None and seq > upto:
-                    break
-                decoded = decode(data)
-                if isinstance(decoded, Event):
-                    deliveries.append(Delivered(decoded, seq, subject))
-                else:
-                    feeder.skip_invalid(decoded, seq, subject)
-            await feeder.offer_many(deliveries)
-            if upto is not None and batch and batch[-1][0] >= upto:
-                break  # leaving the block stops the reader: it reads no further
+        async with contextlib.aclosing(reader.batches()) as batches:
+            async for batch in batches:
+                deliveries: list[Delivered] = []
+                for seq, subject, data in batch:
+                    if upto is not None and seq > upto:
+                        break
+                    decoded = decode(data)
+                    if isinstance(decoded, Event):
+                        deliveries.append(Delivered(decoded, seq, subject))
+                    else:
+                        feeder.skip_invalid(decoded, seq, subject)
+                await feeder.offer_many(deliveries)
+                if upto is not None and batch and batch[-1][0] >= upto:
+                    break  # leaving the block stops the reader: it reads no further
         log.info("ticket log read by a reader process", extra={
             "pid": reader.pid, "messages": reader.stats.messages, "batches": reader.stats.batches,
             "largest_batch_bytes": reader.stats.high_water_bytes, "reader": reader.stats.child})
@@ -284,3 +288,5 @@ async def _replay_until_ready(bus: Bus, feeder: TicketLogFeeder, filter_subject:
     finally:
         for task in (ready, *waits):
             task.cancel()
+        # retrieved, so a reader that failed while we left is no "exception never retrieved"
+        await asyncio.gather(ready, *waits, return_exceptions=True)

@@ -108,7 +108,7 @@ class Session:
         self._settle_by: float | None = None  # loop time until which ``settle`` waits for it
         self._settled: str | None = None  # what ``settle`` found
         self.steps = 0
-        self.last_action_seq = 0  # log position of the first successful remedy's agent.tool_call
+        self.first_remedy_seq = 0  # log position of the first successful remedy's agent.tool_call
         self.remedies = 0  # mutating calls that ran and succeeded
         self.attempts = 0  # mutating calls that ran, whether they succeeded or not: actions on the ticket
         self.first_attempt_seq = 0  # log position of the first of them's agent.tool_call
@@ -225,11 +225,11 @@ class Session:
                 self.first_attempt_seq = call.seq
             if result.ok:
                 self.remedies += 1
-                if not self.last_action_seq:
+                if not self.first_remedy_seq:
                     # the clear must follow the FIRST successful remedy's call: a remedy that
                     # waits for its own effect (a restarted node answering) may be outlived
                     # by the monitor's clear, and a redundant second remedy brings no new one
-                    self.last_action_seq = call.seq
+                    self.first_remedy_seq = call.seq
         if not result.ok:
             self.failures[self.call_key(call.name, call.args)] += 1
         # the policy gets the whole (redacted) value; the log gets it cut to the budget
@@ -305,7 +305,7 @@ class Session:
     def cleared_after_seq(self) -> int:
         """The log position a clear must follow to count: the first successful remedy's call; if
         every action that ran failed, the first of them (it still acted); 0 if none ran."""
-        return self.last_action_seq or self.first_attempt_seq
+        return self.first_remedy_seq or self.first_attempt_seq
 
     async def verify(self, timeout: float) -> bool:
         """True if the ticket's violation cleared after :attr:`cleared_after_seq` and has not

@@ -29,9 +29,9 @@ async def requester(bus_settings: BusSettings) -> AsyncIterator[Client]:
 
 async def test_a_service_that_never_comes_fails_with_503_once_the_wait_is_over(requester: Client,
                                                                                 run_id: str) -> None:
-    # asked every 0.1 s: a 1 s wait asks about ten times, so after the third "no responders" it is
-    # still waiting, and it goes on asking until the wait is over
-    asking = asyncio.create_task(request(requester, "chaos", "list", wait_for_service_s=1.0, scope=run_id))
+    # asked every 0.1 s: a 3 s wait asks about thirty times, so once it has sent three requests it is
+    # still waiting (with room for a starved machine's stalls), and it goes on asking until the wait is over
+    asking = asyncio.create_task(request(requester, "chaos", "list", wait_for_service_s=3.0, scope=run_id))
     await wait_until(lambda: requester.stats["out_msgs"] >= 3 or asking.done(), timeout=10, interval=0.01,
                      what="the request asked three times (nobody there)")
     assert not asking.done(), "gave up before the wait was over"
