@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from events import Event
+from events import Event, WorkloadStats
 from oplab.event_query import Position
 from projections.lab_view import LabView
 from tickets.state import ACTIVE
@@ -64,16 +64,15 @@ def state_document(view: LabView, seq: int | None, time: datetime | None) -> dic
             "blind_error": cluster.blind_error,
             "observed_at": cluster.snapshot_at.isoformat() if cluster.snapshot_at else None,
         },
-        "workload": None if workload is None else {
-            "at": cluster.workload_at.isoformat() if cluster.workload_at else None,
-            "interval_s": workload.interval_s,
-            "sent": sum(o.sent for o in workload.operations),
-            "ok": sum(o.ok for o in workload.operations),
-            "rejected": sum(o.rejected for o in workload.operations),
-            "errors": sum(o.errors for o in workload.operations),
-            "p99_ms": max((o.p99_ms for o in workload.operations if o.p99_ms is not None), default=None),
-        },
+        "workload": None if workload is None else _workload(workload, cluster.workload_at),
     }
+
+
+def _workload(stats: WorkloadStats, at: datetime | None) -> dict[str, Any]:
+    """The interval's totals (:meth:`WorkloadStats.totals`); ``p99_ms``: the slowest part's."""
+    totals = stats.totals()
+    return {"at": at.isoformat() if at else None, "interval_s": stats.interval_s, "sent": totals.sent,
+            "ok": totals.ok, "rejected": totals.rejected, "errors": totals.errors, "p99_ms": totals.p99_ms}
 
 
 def state_lines(doc: dict[str, Any]) -> list[str]:

@@ -261,9 +261,10 @@ class ErrorRateInvariant(WorkloadInvariant):
 
     Violated (once, entity :attr:`entity`) when, in each interval of a trailing run that satisfies
     the grace rule (:func:`persisting`, :func:`intervals_held`), at least :attr:`threshold` of the
-    operations sent failed (and at least one did), and at least :attr:`min_errors` failed over that
-    run and :attr:`min_sent` were sent: over the run, or (:attr:`min_sent_per_interval`) in each of
-    its intervals. An interval that :meth:`excused` explains (its failures belong to a cause another
+    operations sent failed (and at least one did; the interval's totals,
+    :meth:`WorkloadStats.totals`), and at least :attr:`min_errors` failed over that run and
+    :attr:`min_sent` were sent: over the run, or (:attr:`min_sent_per_interval`) in each of its
+    intervals. An interval that :meth:`excused` explains (its failures belong to a cause another
     invariant owns) breaks the run. Summary: ``<errors> of <sent> <counted> failed over <s>s``, then
     `` (<ratio>%)`` if :attr:`summary_ratio`. Evidence: ``sent``, ``errors``, ``error_ratio``,
     ``threshold``, the newest interval's errors per operation (key :attr:`operations_key`) and per
@@ -309,7 +310,12 @@ class ErrorRateInvariant(WorkloadInvariant):
         def failing(s: WorkloadStats) -> tuple[int, int] | None:
             if excused is not None and excused(s):
                 return None
-            sent, errors = sum(o.sent for o in s.operations), sum(o.errors for o in s.operations)
+            # The interval's totals: the operations' (logical requests, after any failover), the nodes' only
+            # for a producer that reports no operations (the sole counts it has; without them this invariant
+            # would be blind to it). The rate limiter and TiKV always report operations (every key, zeros
+            # included; put and get), so for them this is the operations' sum it always was.
+            totals = s.totals()
+            sent, errors = totals.sent, totals.errors
             if errors == 0 or errors < self.threshold * sent:
                 return None
             if self.min_sent_per_interval and sent < self.min_sent:

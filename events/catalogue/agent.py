@@ -8,9 +8,12 @@ request also carries the system prompt and the tool schemas),
 ``agent.llm_response`` the model's content blocks, stop reason, usage, latency
 and cost. Tool calls and results are ``agent.tool_call`` / ``agent.tool_result``
 with the model's ``tool_use_id``. Payloads are redacted (no API keys, no
-passwords in URLs) before they are recorded.
+passwords in URLs) before they are recorded. The tokens a response counts
+(the agent's token budget, the run's scores, the transcript) are
+:attr:`AgentLlmResponse.tokens`, :func:`usage_tokens` of its ``usage``.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 from events.envelope import Payload
@@ -94,6 +97,21 @@ class AgentLlmRequest(AgentPayload):
     max_tokens: int | None = None
 
 
+USAGE_TOKEN_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
+"""The ``usage`` fields that :func:`usage_tokens` adds up."""
+
+
+def usage_tokens(usage: Mapping[str, int | None]) -> int:
+    """Every token one model request consumed, from its ``usage`` (the Messages API's, as recorded: its integer
+    fields): the input, which the API splits into ``input_tokens`` (the uncached part),
+    ``cache_creation_input_tokens`` and ``cache_read_input_tokens``, plus ``output_tokens``. What the agent's token
+    budget (``max_total_tokens``: input and output, cache reads and writes included) counts. These four keys only,
+    not every ``*_tokens`` one: the API also reports breakdowns of them (``cache_creation`` by cache lifetime,
+    ``output_tokens_details``), nested objects the recorder drops today, which would count tokens twice if a
+    version reported them flat. A key missing (or None) counts 0."""
+    return sum(int(usage.get(key) or 0) for key in USAGE_TOKEN_KEYS)
+
+
 class AgentLlmResponse(AgentPayload):
     """The model's answer to the ``agent.llm_request`` of the same ``turn``: content blocks (redacted), stop reason, and
     ``usage`` (token counts as the API reports them). ``cost_usd``: this response's (usage x the model's price);
@@ -112,6 +130,11 @@ class AgentLlmResponse(AgentPayload):
     session_tokens: int | None = None
     session_cost_usd: float | None = None
     error: str | None = None
+
+    @property
+    def tokens(self) -> int:
+        """Every token this request consumed: :func:`usage_tokens` of ``usage`` (0 for a failed call)."""
+        return usage_tokens(self.usage)
 
 
 class AgentSessionFinished(AgentPayload):

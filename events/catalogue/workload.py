@@ -7,7 +7,9 @@ by design (a rate limiter's 429, a write conflict), ``errors`` one it failed
 (no answer, a 5xx). Latency percentiles cover answered requests (ok or
 rejected); ``None`` when there were none. ``details`` is a JSON object owned by
 the subject (typed and validated in its package), e.g. the limits a rate
-limiter reported.
+limiter reported. A producer may report operations only, nodes only, or both;
+the interval's totals are :meth:`WorkloadStats.totals` (the operations' when
+there are any, else the nodes').
 
 Version 2. Version 1 spoke the rate limiter's words (keys with a limit,
 allowed/blocked); :meth:`WorkloadStats.upcast_v1_v2` maps them (keys →
@@ -74,6 +76,22 @@ class WorkloadStats(Payload):
 
     def operation(self, name: str) -> OperationStats | None:
         return next((o for o in self.operations if o.name == name), None)
+
+    def totals(self) -> Counts:
+        """The interval's counts as one: the operations' summed when there are any, else the nodes' (a producer
+        may report nodes only). Never the two added together, and the operations first: a request counts once in
+        its operation but may count on several nodes (the rate limiter's client fails over, so its per-node counts
+        are attempts). ``p50_ms`` / ``p99_ms``: the slowest part's, the highest of the parts' percentiles (those
+        of parts do not combine into the whole's); None when no part has one. All zero when the interval has
+        neither operations nor nodes."""
+        parts: list[Counts] = [*self.operations] if self.operations else [*self.nodes]
+
+        def highest(values: list[float | None]) -> float | None:
+            return max((v for v in values if v is not None), default=None)
+
+        return Counts(sent=sum(p.sent for p in parts), ok=sum(p.ok for p in parts),
+                      rejected=sum(p.rejected for p in parts), errors=sum(p.errors for p in parts),
+                      p50_ms=highest([p.p50_ms for p in parts]), p99_ms=highest([p.p99_ms for p in parts]))
 
     @staticmethod
     def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:

@@ -176,10 +176,9 @@ class _Stories(RunFold):
 
 
 def workload_point(stats: WorkloadStats, at: datetime) -> WorkloadPoint:
-    """The interval's counts: the operations' (the nodes' when there are none)."""
-    parts = stats.operations or stats.nodes
-    return WorkloadPoint(at, stats.interval_s, sum(p.ok for p in parts), sum(p.rejected for p in parts),
-                         sum(p.errors for p in parts))
+    """The interval's counts (:meth:`WorkloadStats.totals`: the operations', the nodes' when there are none)."""
+    totals = stats.totals()
+    return WorkloadPoint(at, stats.interval_s, totals.ok, totals.rejected, totals.errors)
 
 
 def rates(points: Sequence[WorkloadPoint], window_s: float = 1.0) -> list[tuple[datetime, float, float, float]]:

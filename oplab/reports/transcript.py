@@ -131,8 +131,7 @@ class TranscriptFold(RunFold):
         session = self._session(p.ticket_id, at)
         session.model = session.model or p.model
         session.turns = max(session.turns, p.turn)
-        tokens = sum(v for k, v in p.usage.items() if k.endswith("_tokens") and isinstance(v, int))
-        session.tokens += tokens
+        session.tokens += p.tokens
         session.cost_usd += p.cost_usd or 0.0
         usage = ", ".join(f"{v} {k.removesuffix('_tokens')}" for k, v in p.usage.items() if isinstance(v, int))
         meta = " · ".join(x for x in (f"turn {p.turn}", f"stop: {p.stop_reason}" if p.stop_reason else "",

@@ -29,6 +29,9 @@ from urllib.parse import urlparse
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The budget counts a request's tokens as the log's readers (scores, transcripts) do: one definition.
+from events.catalogue.agent import usage_tokens as usage_tokens
+
 Policy = Literal["rules", "claude", "replay"]
 
 LLM_LEASE_S = 180.0
@@ -67,12 +70,6 @@ DEFAULT_PRICES: dict[str, Price] = {
     "claude-3-5-haiku": Price(input=0.8, output=4.0),
 }
 FALLBACK_PRICE = Price(input=15.0, output=75.0)
-
-
-def usage_tokens(usage: dict[str, int]) -> int:
-    """Every token a request consumed: input (fresh, cache writes, cache reads) and output."""
-    return sum(int(usage.get(k, 0) or 0) for k in (
-        "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
 
 
 class AgentSettings(BaseSettings):

@@ -24,7 +24,7 @@ from projections.lab_view import LabView
 from services.agent.policies.replay import differs, shape
 from services.agent.prompt import system_prompt, tool_schema, tool_schemas
 from services.agent.redact import MASK, Redactor, install_log_redaction
-from services.agent.settings import AgentSettings
+from services.agent.settings import AgentSettings, usage_tokens
 from subjects.contract.fault_kit import Fault, FaultKit
 from subjects.ratelimiter.toolbox import RateLimiterToolbox
 from subjects.registry import load_subject
@@ -106,6 +106,13 @@ def test_prices_match_by_prefix_and_unknown_models_are_priced_high() -> None:
     assert s.cost("claude-sonnet-4-6", usage) == pytest.approx(3.0 + 1.5 + 0.3)
     assert s.cost("claude-haiku-4-5-20251001", {"input_tokens": 1_000_000}) == pytest.approx(1.0)
     assert s.cost("some-future-model", {"output_tokens": 1_000_000}) == pytest.approx(75.0)
+
+
+def test_the_token_budget_counts_cache_writes_and_reads_as_the_recorded_response_does() -> None:
+    usage = {"input_tokens": 200, "cache_creation_input_tokens": 1_000, "cache_read_input_tokens": 3_000,
+             "output_tokens": 80, "ephemeral_1h_input_tokens": 1_000}  # a breakdown of the cache writes, flat
+    assert usage_tokens(usage) == 4_280
+    assert AgentLlmResponse(ticket_id="tk-1", model="claude-sonnet-4-6", usage=usage).tokens == usage_tokens(usage)
 
 
 class _Args(BaseModel):
