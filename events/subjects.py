@@ -13,7 +13,11 @@ from events.ids import is_token
 
 ROOT = "lab"
 ALL_EVENTS = f"{ROOT}.>"
+"""Every event of every run."""
 COMMAND_ROOT = "cmd"
+ALL_COMMANDS = f"{COMMAND_ROOT}.>"
+"""Every command to every service, of any verb and scope."""
+_ANY_RUN = "*"
 
 
 def _check(*tokens: str) -> None:
@@ -51,10 +55,30 @@ def run_domain(run: str, domain: str) -> str:
 
 
 def run_type(run: str, payload: type[Payload]) -> str:
+    """Every event of one type in one run (a ticket type: every ticket event of the run, since
+    ticket events are stored by ticket, not by type)."""
+    _check(run)
+    return _typed(run, payload)
+
+
+def any_run_domain(domain: str) -> str:
+    """Every event of one domain, in any run: ``lab.*.<domain>.>`` (tickets: every ticket of
+    every run). What a role may publish is granted domain by domain with these."""
+    _check(domain)
+    return f"{ROOT}.{_ANY_RUN}.{domain}.>"
+
+
+def any_run_type(payload: type[Payload]) -> str:
+    """Every event of one type, in any run: ``lab.*.<domain>.<name>`` (a ticket type: every
+    ticket event of every run, as :func:`run_type`)."""
+    return _typed(_ANY_RUN, payload)
+
+
+def _typed(run: str, payload: type[Payload]) -> str:
     domain, name = payload.TYPE.split(".", 1)
     if domain == "ticket":
-        return run_domain(run, "ticket")
-    _check(run, domain, name)
+        return f"{ROOT}.{run}.ticket.>"
+    _check(domain, name)
     return f"{ROOT}.{run}.{domain}.{name}"
 
 
@@ -71,3 +95,10 @@ def command(service: str, verb: str, scope: str | None = None) -> str:
         return f"{COMMAND_ROOT}.{service}.{verb}"
     _check(scope)
     return f"{COMMAND_ROOT}.{service}.{verb}.{scope}"
+
+
+def service_commands(service: str) -> str:
+    """Every command to one service, of any verb and scope: ``cmd.<service>.>`` (what its
+    instances answer, and what a role that may command it may send)."""
+    _check(service)
+    return f"{COMMAND_ROOT}.{service}.>"

@@ -8,7 +8,8 @@ runs. supervisord restarts it. When the run has finished the log is judged:
 
 - the run finished, with its fault injected, and ended as it should (resolved, or for a
   control fault no action);
-- every ticket of the run is terminal (resolved or escalated);
+- every ticket of the run is terminal (resolved or escalated), as the run's ticket fold
+  (:class:`~projections.run_tickets.RunTickets`) ends it: a reopened ticket is open again;
 - every injected fault was reverted exactly once;
 - no event id appears twice;
 - the ticket view the projector kept equals a fold of the log from scratch;
@@ -40,6 +41,8 @@ from oplab.run_log import RunLog, follow_run
 from oplab.settings import LabSettings
 from oplab.stack import Stack, StackInfo
 from oplab.supervisor import SERVICES, Supervisor
+from projections.run_fold import RunFold
+from projections.run_tickets import RunTickets
 from projections.ticket_log import (
     POPOTicketLogView,
     TicketLogFeeder,
@@ -50,6 +53,7 @@ from projections.ticket_log import (
 )
 from services.director.scenario import load_scenario
 from subjects.registry import DEFAULT_SUBJECT, load_subject
+from tickets.state import TERMINAL
 
 Trigger = Callable[[Event], bool]
 
@@ -214,16 +218,25 @@ def _judge(events: list[Event]) -> list[str]:
     for fault_id in injected:
         if reverts.count(fault_id) != 1:
             problems.append(f"fault {fault_id} reverted {reverts.count(fault_id)} times (once expected)")
-    opened = {e.data.ticket_id for e in events if e.type == "ticket.opened"}
-    ended = {e.data.ticket_id for e in events if e.type in ("ticket.resolved", "ticket.escalated")}
-    if opened - ended:
-        problems.append(f"ticket(s) left open: {', '.join(sorted(opened - ended))}")
+    left_open = [t.ticket_id for t in _tickets(events).by_id.values() if t.status not in TERMINAL]
+    if left_open:
+        problems.append(f"ticket(s) left open: {', '.join(sorted(left_open))}")
     for finished in (e.data for e in events if e.type == "run.finished"):
         if finished.summary.get("ended"):
             problems.append(f"the story ended early: {finished.summary['ended']}")
         elif finished.outcome not in GOOD_OUTCOMES:
             problems.append(f"the run ended {finished.outcome}")
     return problems
+
+
+def _tickets(events: list[Event]) -> RunTickets[None]:
+    """The run's tickets as the run's judges fold them (opened, resolved, escalated, reopened)."""
+    tickets: RunTickets[None] = RunTickets()
+    fold = RunFold()
+    fold.handlers |= tickets.handlers
+    for event in events:
+        fold.apply(event)
+    return tickets
 
 
 async def _view_matches_a_rebuild(bus: Bus, stack: Stack, info: StackInfo, log: RunLog) -> list[str]:

@@ -10,7 +10,7 @@ from events import Event, RunFinished, RunStarted, decode
 from events.bus import Bus
 from events.replay import Delivered
 from events.settings import STREAM_NAME, BusSettings
-from events.subjects import ALL_EVENTS, ROOT, run_events
+from events.subjects import ALL_EVENTS, any_run_type, run_events
 
 
 async def list_runs(nats_url: str) -> list[dict[str, Any]]:
@@ -27,7 +27,7 @@ async def list_runs(nats_url: str) -> list[dict[str, Any]]:
             runs[d.event.run]["outcome"] = data.outcome
 
     try:
-        await bus.replay(f"{ROOT}.*.run.*", handle)
+        await bus.replay([any_run_type(RunStarted), any_run_type(RunFinished)], handle)
     finally:
         await bus.close()
     return list(runs.values())

@@ -41,6 +41,7 @@ from pathlib import Path
 from urllib.parse import quote, urlparse, urlunparse
 
 from events.settings import STREAM_NAME
+from events.subjects import ALL_COMMANDS, any_run_domain, service_commands
 
 _JS = f"$JS.API.CONSUMER.%s.{STREAM_NAME}"
 READ = (
@@ -61,13 +62,14 @@ READ = (
 )
 """What reading the log takes: consumers, gets, acks and flow control on the one stream."""
 
-SERVICE = (*READ, f"$JS.API.STREAM.CREATE.{STREAM_NAME}", "lab.*.svc.>", "lab.*.bus.>")
+SERVICE = (*READ, f"$JS.API.STREAM.CREATE.{STREAM_NAME}", *(any_run_domain(d) for d in ("svc", "bus")))
 """What every service takes besides its own facts: the stream created if missing (with the lab's
 configuration: creating cannot change or remove it), its life (``svc.*``), its rejections."""
 
 
 def _facts(*domains: str) -> tuple[str, ...]:
-    return tuple(f"lab.*.{d}.>" for d in domains)
+    """The facts of these domains, in any run (``events.subjects`` spells the subjects)."""
+    return tuple(any_run_domain(d) for d in domains)
 
 
 @dataclass(frozen=True)
@@ -86,12 +88,13 @@ class Role:
 ROLES: dict[str, Role] = {
     "monitor": Role((*SERVICE, *_facts("obs", "inv", "ticket"))),
     "agent": Role((*SERVICE, *_facts("ticket", "agent"))),
-    "chaos": Role((*SERVICE, *_facts("chaos")), answers=("cmd.chaos.>",)),
-    "director": Role((*SERVICE, *_facts("director", "run"), "cmd.chaos.>"), answers=("cmd.director.>",)),
+    "chaos": Role((*SERVICE, *_facts("chaos")), answers=(service_commands("chaos"),)),
+    "director": Role((*SERVICE, *_facts("director", "run"), service_commands("chaos")),
+                     answers=(service_commands("director"),)),
     "loadgen": Role((*SERVICE, *_facts("workload"))),
     "projector": Role(SERVICE),
-    "operator": Role((*READ, *_facts("ticket", "campaign"), "cmd.>")),
-    "viewer": Role((*READ, "cmd.director.>")),
+    "operator": Role((*READ, *_facts("ticket", "campaign"), ALL_COMMANDS)),
+    "viewer": Role((*READ, service_commands("director"))),
 }
 ADMIN = "admin"
 ROUTE = "route"

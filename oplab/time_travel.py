@@ -21,11 +21,12 @@ from events.codec import decode
 from events.envelope import utcnow
 from events.replay import Delivered
 from events.settings import STREAM_NAME
-from events.subjects import ROOT, run_domain, run_events
+from events.subjects import ALL_EVENTS, any_run_domain, run_domain, run_events
 from oplab.event_query import Position, parse_position
 from projections.ticket_log import POPOTicketLogView, TicketLogProjection
 
-ALL_TICKETS = f"{ROOT}.*.ticket.>"
+ALL_TICKETS = any_run_domain("ticket")
+"""Every ticket event of every run."""
 
 
 class OutOfSpan(ValueError):
@@ -76,7 +77,7 @@ def span_of(history: list[tuple[int, Event]], what: str) -> Span:
 
 async def stored_span(bus: Bus, run: str | None) -> Span | None:
     """The span of ``run``'s stored events (None: the log holds none), or of the whole log."""
-    subject = run_events(run) if run else f"{ROOT}.>"
+    subject = run_events(run) if run else ALL_EVENTS
     what = f"run {run}" if run else "the log"
     try:
         first = await bus.js.get_msg(STREAM_NAME, seq=1, subject=subject, next=True)

@@ -28,7 +28,7 @@ from events import Event, RunStarted
 from events.bus import Bus
 from events.codec import decode
 from events.settings import STREAM_NAME
-from events.subjects import ROOT, run_events
+from events.subjects import run_events, run_type
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ async def run_completeness(bus: Bus, run: str) -> RunCompleteness:
     """Ask the stream whether it holds ``run`` from its beginning (see :func:`judge_completeness`)."""
     stream = await stream_window(bus)
     start = max(stream.first_seq, 1)
-    has_start = await _first_stored(bus, start, f"{ROOT}.{run}.{RunStarted.TYPE}") is not None
+    has_start = await _first_stored(bus, start, run_type(run, RunStarted)) is not None
     first = None if has_start else await _first_stored(bus, start, run_events(run))
     return judge_completeness(run, stream, has_start=has_start, first=first)
 

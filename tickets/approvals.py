@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from events import Event, TicketActionRequested
 from events.bus import Bus
 from events.replay import Delivered
-from events.subjects import ROOT, run_domain
+from events.subjects import any_run_domain, run_domain
 from tickets.aggregate import IllegalTransition
 from tickets.store import TicketStore
 
@@ -41,7 +41,7 @@ async def find_action(bus: Bus, action_id: str, run: str | None = None) -> Actio
         if isinstance(data, TicketActionRequested) and data.action_id == action_id:
             found.append(ActionRef(d.event.run, data.ticket_id, action_id, data.tool))
 
-    subject = run_domain(run, "ticket") if run else f"{ROOT}.*.ticket.>"
+    subject = run_domain(run, "ticket") if run else any_run_domain("ticket")
     await bus.replay(subject, handle)
     if not found:
         where = f"run {run}" if run else "any run"

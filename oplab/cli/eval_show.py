@@ -77,7 +77,7 @@ async def list_campaigns(bus: Any) -> list[dict[str, Any]]:
     """Every campaign the log holds, oldest first: id, start time, subject, trials planned, finished."""
     from events import CampaignFinished, CampaignStarted
     from events.replay import Delivered
-    from events.subjects import ROOT
+    from events.subjects import any_run_type
 
     found: dict[str, dict[str, Any]] = {}
 
@@ -89,7 +89,7 @@ async def list_campaigns(bus: Any) -> list[dict[str, Any]]:
         elif isinstance(data, CampaignFinished) and data.campaign in found:
             found[data.campaign]["finished"] = True
 
-    await bus.replay([f"{ROOT}.*.{CampaignStarted.TYPE}", f"{ROOT}.*.{CampaignFinished.TYPE}"], handle)
+    await bus.replay([any_run_type(CampaignStarted), any_run_type(CampaignFinished)], handle)
     return list(found.values())
 
 

@@ -13,7 +13,10 @@ from events import (
     FaultReverted,
     RunFinished,
     ServiceHeartbeat,
+    TicketEscalated,
     TicketOpened,
+    TicketReopened,
+    TicketResolved,
     new_event,
     new_fault_id,
     new_ticket_id,
@@ -56,6 +59,28 @@ def test_the_judge_names_what_a_crash_broke() -> None:
                                                                    "detected it"}))
     assert _judge([unresolved])[-1] == "the run ended undetected"
     assert _judge([lost])[-1].startswith("the story ended early: the fault was reverted (ttl)")
+
+
+def test_the_judge_folds_the_tickets_as_the_run_does_a_reopened_ticket_is_open_again() -> None:
+    fault, reopened, resolved, escalated = new_fault_id(), new_ticket_id(), new_ticket_id(), new_ticket_id()
+
+    def ev(data):  # type: ignore[no-untyped-def]
+        return new_event(data, run=RUN, source="t")
+
+    def opened(ticket_id: str):  # type: ignore[no-untyped-def]
+        return ev(TicketOpened(ticket_id=ticket_id, invariant="node_down", entity="node-1", subject="ratelimiter",
+                               summary="down", first_seen=utcnow()))
+
+    story = [ev(FaultInjected(fault_id=fault, kind="node_kill", target="node-1",
+                              expires_at=utcnow() + timedelta(minutes=1))),
+             opened(reopened), ev(TicketResolved(ticket_id=reopened, by="agent", agent="a")),
+             opened(resolved), ev(TicketEscalated(ticket_id=resolved, reason="stuck")),
+             ev(TicketReopened(ticket_id=resolved, reason="again")), ev(TicketResolved(ticket_id=resolved, by="agent")),
+             opened(escalated), ev(TicketEscalated(ticket_id=escalated, reason="stuck")),
+             ev(FaultReverted(fault_id=fault, reason="explicit"))]
+    assert _judge(story) == []  # resolved, escalated, and reopened then resolved again: all terminal
+    left = [*story, ev(TicketReopened(ticket_id=reopened, reason="the violation came back"))]
+    assert _judge(left) == [f"ticket(s) left open: {reopened}"]
 
 
 @pytest.mark.e2e

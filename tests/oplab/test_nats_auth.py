@@ -30,9 +30,9 @@ from events.bus import STREAM_NAME, Bus, BusRefused
 from events.codec import encode
 from events.envelope import utcnow
 from events.settings import BusSettings
-from events.subjects import event_subject
+from events.subjects import ALL_COMMANDS, any_run_domain, event_subject, service_commands
 from oplab.infra import RunningServer, free_port, start_nats
-from oplab.nats_auth import ADMIN, ROLES, SECRETS, LabCredentials
+from oplab.nats_auth import ADMIN, READ, ROLES, SECRETS, LabCredentials
 
 RUN = "r20261202t000000-auth"
 
@@ -100,6 +100,31 @@ ALLOWED = {  # role -> the forgeries' types it may publish
 
 def test_every_role_is_covered() -> None:
     assert set(ALLOWED) == set(ROLES)
+
+
+def facts(*domains: str) -> list[str]:
+    return [any_run_domain(d) for d in domains]
+
+
+SERVICE = [*READ, f"$JS.API.STREAM.CREATE.{STREAM_NAME}", *facts("svc", "bus")]
+PERMISSIONS = {  # role -> (what it publishes, the commands it answers), in the subject scheme's words
+    "monitor": ([*SERVICE, *facts("obs", "inv", "ticket")], []),
+    "agent": ([*SERVICE, *facts("ticket", "agent")], []),
+    "chaos": ([*SERVICE, *facts("chaos")], [service_commands("chaos")]),
+    "director": ([*SERVICE, *facts("director", "run"), service_commands("chaos")], [service_commands("director")]),
+    "loadgen": ([*SERVICE, *facts("workload")], []),
+    "projector": (SERVICE, []),
+    "operator": ([*READ, *facts("ticket", "campaign"), ALL_COMMANDS], []),
+    "viewer": ([*READ, service_commands("director")], []),
+}
+
+
+def test_each_role_s_permissions_are_the_subject_scheme_s_filters() -> None:
+    assert set(PERMISSIONS) == set(ROLES)
+    for role, (publish, answers) in PERMISSIONS.items():
+        subscribe = ["_INBOX.>", *answers, *(["$SRV.>"] if answers else [])]  # micro discovery for who answers
+        assert ROLES[role].permissions() == {"publish": {"allow": publish}, "subscribe": {"allow": subscribe},
+                                             "allow_responses": True}, role
 
 
 @pytest.mark.parametrize("role", sorted(ROLES))
