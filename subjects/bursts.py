@@ -1,9 +1,11 @@
 """Control-case faults: a legitimate traffic burst, run as a task of the process that injects it.
 
 A burst breaks nothing (the control case: no invariant that leads to a mutating remedy may fire).
-It runs as an asyncio task of the injecting process (the chaos service), paced, for at most its
-duration. A revert stops it; if that process dies, the burst dies with it, so an undo derived from
-the target alone has nothing to stop and a restarted chaos service has nothing left to undo.
+It runs as an asyncio task of the injecting process (the chaos service), paced (one request per
+:meth:`Burst.turn`, a :class:`~subjects.contract.traffic.Pacer`'s: a stall skips what it missed
+instead of bursting), for at most its duration. A revert stops it; if that process dies, the
+burst dies with it, so an undo derived from the target alone has nothing to stop and a restarted
+chaos service has nothing left to undo.
 
 :class:`Burst` is one burst's life: started, stopped, how long it ran. A subject's burst sends its
 own traffic (:meth:`Burst.run`), says what proves it took effect (:attr:`Burst.proven`) and tallies
@@ -22,8 +24,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from events.waiting import pause_unless
 from subjects.contract.fault_kit import Fault, Injection, Reverted
+from subjects.contract.traffic import Pacer
 
 
 class Burst(abc.ABC):
@@ -35,11 +37,13 @@ class Burst(abc.ABC):
         self.name, self.rate, self.duration_s = name, rate, duration_s
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._pacer: Pacer[str] = Pacer(self._stop)
         self._started = 0.0
         self._ended: float | None = None
 
     def start(self) -> None:
         self._started = time.monotonic()
+        self._pacer.add(self.name, rate=self.rate, at=self._started)
         self._task = asyncio.create_task(self._running(), name=self.name)
 
     async def stop(self) -> None:
@@ -49,14 +53,10 @@ class Burst(abc.ABC):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    @property
-    def stopping(self) -> bool:
-        """Whether :meth:`stop` was called: :meth:`run` sends nothing more."""
-        return self._stop.is_set()
-
-    async def pause(self, seconds: float) -> None:
-        """Wait ``seconds`` before the next request, or less if the burst is stopped meanwhile."""
-        await pause_unless(self._stop, seconds)
+    async def turn(self) -> bool:
+        """Wait for the next request's turn at ``rate`` per second (the first at the start); False,
+        at once, when the burst is stopped meanwhile or ``duration_s`` have passed since its start."""
+        return await self._pacer.next(until=self._started + self.duration_s) is not None
 
     def timing(self) -> dict[str, Any]:
         """The summary's ``running`` (its task has not ended) and ``ran_s`` (to the millisecond)."""
@@ -71,8 +71,8 @@ class Burst(abc.ABC):
 
     @abc.abstractmethod
     async def run(self) -> None:
-        """Send the traffic at ``rate`` per second (waiting with :meth:`pause`) until :attr:`stopping`
-        or ``duration_s`` have passed."""
+        """Send one request per :meth:`turn`, until it says there is none left (stopped, or
+        ``duration_s`` have passed)."""
 
     @property
     @abc.abstractmethod

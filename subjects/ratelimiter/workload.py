@@ -42,7 +42,6 @@ Latency percentiles cover decided checks (200/429); failures are counted, not ti
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import random
 from dataclasses import dataclass, field
@@ -52,8 +51,8 @@ import aiohttp
 
 from events import NodeStats, OperationStats, WorkloadStats
 from events.envelope import utcnow
-from events.waiting import pause_unless
 from subjects.contract import StatsSink, Workload
+from subjects.contract.traffic import Pacer, latency_percentiles
 from subjects.ratelimiter.details import WorkloadDetails
 from subjects.ratelimiter.settings import RateLimiterSettings
 
@@ -72,7 +71,7 @@ class _Counts:
 
     def operation(self, name: str) -> OperationStats:
         return OperationStats(name=name, sent=self.sent, ok=self.allowed, rejected=self.blocked,
-                              errors=self.errors, **_percentiles(self.latencies_ms))
+                              errors=self.errors, **latency_percentiles(self.latencies_ms))
 
 
 @dataclass
@@ -89,18 +88,6 @@ class _NodeCounts(_Counts):
         if counts is None:
             counts = self.keys[key] = _Counts()
         return counts
-
-
-def _percentiles(values: list[float]) -> dict[str, float | None]:
-    """p50 and p99 of ``values`` (None when there are none)."""
-    if not values:
-        return {"p50_ms": None, "p99_ms": None}
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))], 3)
-
-    return {"p50_ms": at(0.5), "p99_ms": at(0.99)}
 
 
 class RateLimiterWorkload(Workload):
@@ -209,13 +196,10 @@ class RateLimiterWorkload(Workload):
         ``interval_s`` unset: the settings' ``stats_interval_s``."""
         if interval_s is None:
             interval_s = self.settings.stats_interval_s
-        loop = asyncio.get_running_loop()
-        rates = self.rates()
-        gaps = {k: 1.0 / r for k, r in rates.items()}
-        start = loop.time()
-        # (next send time, key): stagger the first sends so keys do not all fire together
-        schedule = [(start + self._rng.uniform(0, gap), key) for key, gap in gaps.items()]
-        heapq.heapify(schedule)
+        pacer: Pacer[str] = Pacer(stop, rng=self._rng)  # a stall skips what it missed (see the pacer)
+        start = pacer.now()
+        for key, rate in self.rates().items():  # the first sends staggered, so keys do not all fire together
+            pacer.add(key, rate, jitter=0.2, at=start + self._rng.uniform(0, 1.0 / rate))
         semaphore = asyncio.Semaphore(self.concurrency)
         in_flight: set[asyncio.Task[None]] = set()
         interval_start = start
@@ -232,22 +216,18 @@ class RateLimiterWorkload(Workload):
         connector = aiohttp.TCPConnector(limit=self.concurrency)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             while not stop.is_set():
-                now = loop.time()
+                now = pacer.now()
                 if now >= next_report:
                     await on_stats(self._snapshot(now - interval_start))
                     interval_start, next_report = now, max(next_report + interval_s, now)
                     continue
-                if schedule and schedule[0][0] <= now:
-                    at, key = heapq.heappop(schedule)
-                    gap = gaps[key]
-                    heapq.heappush(schedule, (max(at + gap * self._rng.uniform(0.8, 1.2), now - gap), key))
-                    await semaphore.acquire()
-                    task = asyncio.create_task(one(key))
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
+                key = await pacer.next(until=next_report)
+                if key is None:  # a report is due, or stopped
                     continue
-                wake = min(next_report, schedule[0][0] if schedule else next_report)
-                await pause_unless(stop, max(0.0, wake - now))
+                await semaphore.acquire()
+                task = asyncio.create_task(one(key))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
-        await on_stats(self._snapshot(loop.time() - interval_start))
+        await on_stats(self._snapshot(pacer.now() - interval_start))

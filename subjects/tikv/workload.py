@@ -35,8 +35,8 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import NodeStats, OperationStats, WorkloadStats
-from events.waiting import pause_unless
 from subjects.contract import StatsSink, Workload
+from subjects.contract.traffic import Pacer, latency_percentiles
 from subjects.tikv.cluster import TiKVCluster
 from subjects.tikv.details import WorkloadDetails
 from subjects.tikv.pd import PDUnavailable
@@ -67,12 +67,7 @@ class _Counts:
     latencies_ms: list[float] = field(default_factory=list)
 
     def stats(self) -> dict[str, float | int | None]:
-        ordered = sorted(self.latencies_ms)
-
-        def at(q: float) -> float | None:
-            return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 3) if ordered else None
-
-        return {"sent": self.sent, "ok": self.ok, "errors": self.errors, "p50_ms": at(0.5), "p99_ms": at(0.99)}
+        return {"sent": self.sent, "ok": self.ok, "errors": self.errors, **latency_percentiles(self.latencies_ms)}
 
 
 @dataclass
@@ -192,15 +187,14 @@ class TiKVWorkload(Workload):
                              details=details.model_dump(mode="json"))
 
     async def run(self, stop: asyncio.Event, on_stats: StatsSink, interval_s: float = 1.0) -> None:
-        loop = asyncio.get_running_loop()
         client = tikv.AsyncRawClient(self.settings.endpoints, timeout=self.settings.kv_timeout_s)
         semaphore = asyncio.Semaphore(self.prober.concurrency)
         in_flight: set[asyncio.Task[None]] = set()
-        gap = 1.0 / self.prober.rate
+        pacer: Pacer[str] = Pacer(stop, rng=self._rng)  # a stall skips what it missed (see the pacer)
         await self._refresh_leaders()
-        interval_start = next_report = loop.time()
+        interval_start = next_report = pacer.now()
         next_report += interval_s
-        next_op = loop.time()
+        pacer.add("op", self.prober.rate, jitter=0.2)
 
         async def one(op: str) -> None:
             try:
@@ -210,22 +204,20 @@ class TiKVWorkload(Workload):
 
         try:
             while not stop.is_set():
-                now = loop.time()
+                now = pacer.now()
                 if now >= next_report:
                     await on_stats(self._stats(now - interval_start))
                     interval_start, next_report = now, max(next_report + interval_s, now)
                     await self._refresh_leaders()
                     continue
-                if now >= next_op:
-                    next_op = max(next_op + gap * self._rng.uniform(0.8, 1.2), now - gap)
-                    await semaphore.acquire()
-                    task = asyncio.create_task(one(self._next_op()))
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
+                if await pacer.next(until=next_report) is None:  # a report is due, or stopped
                     continue
-                await pause_unless(stop, max(0.0, min(next_op, next_report) - now))  # pacing, stopped by stop
+                await semaphore.acquire()
+                task = asyncio.create_task(one(self._next_op()))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
         finally:
             await client.close()
-        await on_stats(self._stats(loop.time() - interval_start))
+        await on_stats(self._stats(pacer.now() - interval_start))

@@ -93,24 +93,15 @@ class KeyBurst(Burst):
             self.errors += 1
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
         urls = list(self.settings.node_urls.values())
-        gap = 1.0 / self.rate
         semaphore = asyncio.Semaphore(self.concurrency)
         in_flight: set[asyncio.Task[None]] = set()
-        deadline = loop.time() + self.duration_s
-        next_at = loop.time()
         timeout = aiohttp.ClientTimeout(total=1.0)
         async with aiohttp.ClientSession(timeout=timeout,
                                          connector=aiohttp.TCPConnector(limit=self.concurrency)) as session:
             for i in itertools.count():
-                now = loop.time()
-                if self.stopping or now >= deadline:
+                if not await self.turn():
                     break
-                if next_at > now:
-                    await self.pause(next_at - now)
-                    continue
-                next_at = max(next_at + gap, now - gap)
                 await semaphore.acquire()
                 task = asyncio.create_task(self._one(session, urls[i % len(urls)]))
                 task.add_done_callback(lambda t: (in_flight.discard(t), semaphore.release()))
