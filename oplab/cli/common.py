@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console, RenderableType
 from rich.measure import Measurement
 from rich.table import Table
@@ -48,7 +49,10 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, title: str |
     the left, the ``right`` columns (numbers) right-justified. Cells are shown as given (never read
     as rich markup). Only the last column (a description, a note) wraps on a narrow terminal: the
     others hold what a reader copies (ids, names, times) and are never cut."""
-    listing = Table(title=Text(title) if title else None, title_justify="left", header_style="bold")
+    # piped, a listing has no rules to draw: `oplab runs | awk '{print $1}'` gets the ids
+    plain = not Console().is_terminal
+    listing = Table(title=Text(title) if title else None, title_justify="left", header_style="bold",
+                    box=None if plain else box.HEAVY_HEAD)
     cells = [[Text(cell) for cell in row] for row in rows]
     for index, name in enumerate(columns):
         last = index == len(columns) - 1

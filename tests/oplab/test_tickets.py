@@ -107,7 +107,7 @@ def test_a_home_with_only_the_log_lists_its_tickets(recorded_home: Path) -> None
     result = oplab("tickets", "list", home=recorded_home)
     assert result.returncode == 0, result.stderr
     [row] = [line for line in result.stdout.splitlines() if "tk-" in line]  # a table of one ticket
-    cells = [cell.strip() for cell in row.strip().strip("│").split("│")]
+    cells = row.split()  # piped, the table has no rules: whitespace separates the cells
     assert cells[0].startswith("tk-") and cells[1:3] == ["resolved", "node_down/node-1"]
     assert "no ticket-log view at sqlite:" in result.stderr and "folded 7 ticket event(s)" in result.stderr
     assert oplab("tickets", "list", "--run", RUN, "--json", home=recorded_home).returncode == 0
