@@ -5,12 +5,14 @@ no clock) over one run's events. It needs no director: a run whose fault was
 injected by hand (``oplab chaos inject``) has the same timeline as a scenario's.
 
 An :class:`Incident` starts with each ``chaos.fault_injected`` (its origin, t+0);
-the first ticket opened after that injection is *its* ticket (as the run
-summary scores it, see :mod:`projections.timeline`); the first ``inv.cleared``
-of that ticket's (invariant, entity) at or after the ticket opened is its
-clearing. A ticket opened when no incident is waiting for one, and the last
-incident is over (its ticket closed, its fault gone), starts an incident of its
-own, without a fault: its origin is when the violation behind it was recorded.
+the first ticket opened after that injection, in log order, is *its* ticket; the
+first ``inv.cleared`` of that ticket's (invariant, entity) at or after the ticket
+opened is its clearing. This is the presenter's telling of every incident of a
+run; the run's figures (which incident is scored, its TTM) are judged once, by
+:mod:`projections.incident_verdict`, and can differ from it when a run has noise
+faults or a violation that flaps clear before the remedy. A ticket opened when no
+incident is waiting for one, and the last incident is over (its ticket closed, its
+fault gone), starts an incident of its own, without a fault: its origin is when the violation behind it was recorded.
 A second ticket opened while an incident is still going (another symptom of the
 same fault) is counted in ``Incident.other_tickets``, not told.
 

@@ -1,8 +1,9 @@
 """The tickets of one run as its judges see them: when each opened, for which violation, how it
 ended; and when violations cleared.
 
-Both judges of a run fold them alike: the run summary (:mod:`projections.timeline`) and the trial
-score (:mod:`projections.scores`). :class:`RunTickets` is that fold. Its owner registers
+The run's incident is judged on them once, by :class:`projections.incident_verdict.IncidentFold`,
+which both judges of a run read: the run summary (:mod:`projections.timeline`) and the trial score
+(:mod:`projections.scores`). :class:`RunTickets` is that fold. Its owner registers
 :attr:`RunTickets.handlers` (the ticket lifecycle) among its own, gives it every ``inv.cleared``
 (:meth:`RunTickets.record_clear`), and appends to a ticket's ``actions`` whatever it keeps of an
 executed action (a record, a time). The rules:

@@ -3,33 +3,48 @@
 :class:`RunTimeline` is a pure, in-memory fold (``apply(event)``, no I/O) over the
 events of one run. It knows when the run started and finished, which director
 chapter is showing, every fault's life, which invariants are violated right
-now, and enough of the ticket lifecycle to score the run.
+now, and the run's incident.
 
 :meth:`RunTimeline.summary` returns the :class:`RunSummary` that
-``oplab demo --headless`` prints as its final JSON line. Every figure in it is
-computed from envelope ``time`` values in the log, never from a wall clock, so
-re-folding a stored run gives the same summary. The rules (also on the
-fields of :class:`RunSummary`):
+``oplab demo --headless`` prints as its final JSON line (and the director records
+in ``run.finished.summary``). Every figure in it is computed from envelope ``time``
+values in the log, never from a wall clock, so re-folding a stored run gives the
+same summary. The incident - its fault, ticket, TTD, TTM, who resolved it, the
+actions after the fault - is the one judgement of :mod:`projections.incident_verdict`
+that the trial score (:mod:`projections.scores`) reads too, so a run's summary and
+its score never differ on them. The fields:
 
-- ``fault``: the kind of the first injected fault (``chaos.fault_injected``, by
-  time). If no fault was ever injected, the kind first requested (or the one
-  ``run.started`` named) and ``outcome == "not_injected"`` (a fault was asked
-  for and never got in: a failure, not a clean pass); ``"no_fault"`` only
-  when no fault was named or requested at all.
-- ``ticket``: the first ticket opened at or after that injection.
+- ``fault``: the kind of the incident's fault: the first injection (by time) of the
+  kind ``run.started`` named (noise may be injected beside it, even first), else the
+  first injection. If no fault was ever injected, the kind first requested (or the
+  one ``run.started`` named) and ``outcome == "not_injected"`` (a fault was asked
+  for and never got in: a failure, not a clean pass); ``"no_fault"`` only when no
+  fault was named or requested at all.
+- ``ticket``: the first ticket opened (by its ``ticket.opened`` time) at or after
+  that injection.
 - ``ttd_s`` = ``ticket.opened.time - chaos.fault_injected.time``.
-- ``ttm_s`` = time of the first ``inv.cleared`` for the ticket's
-  (invariant, entity) at or after the ticket was opened, minus
-  ``ticket.opened.time``; ``None`` while the violation has not cleared.
+- ``ttm_s`` = the time the ticket's (invariant, entity) was recorded cleared
+  (``inv.cleared``) at or after the first successful mutating action on the ticket
+  began, with no revert of the fault that changed something at or before that clear,
+  minus ``ticket.opened.time``; ``None`` while it is not mitigated (not cleared yet,
+  no successful action before the clear, or the undo cleared it).
 - ``outcome``: ``"resolved"`` / ``"escalated"`` / ``"open"`` from the ticket's
   last status (a reopened ticket is open again); ``"undetected"`` when a fault
-  was injected but no ticket followed.
-- ``resolved_by``: ``ticket.resolved.by`` - except that a fault reverted (for
-  any reason: TTL, the lab going down, by hand) at or before the moment the
-  violation cleared (or, with no clear on record, before the ticket was
-  resolved) makes it ``"self-healed"``: the undo fixed it, not the agent. A
-  revert that found nothing to undo (``changed`` False) fixed nothing and
-  does not count.
+  was injected but no ticket followed. (For a control run the director records
+  :meth:`RunSummary.finished_outcome`: ``no_action`` / ``false_positive``.)
+- ``resolved_by``: ``"agent"`` when the agent resolved the ticket and no revert of
+  the fault (for any reason: TTL, the lab going down, by hand) that changed something
+  - any of them, not only the last - came at or before the moment the violation cleared
+  (or, with no clear on record, the ticket was resolved); ``"self-healed"`` when the
+  monitor resolved it, or such a revert did: the undo fixed it, not the agent. A revert
+  that found nothing to undo (``changed`` False) fixed nothing and does not count.
+- ``tickets_after_fault``: tickets opened at or after the injection;
+  ``actions_after_fault``: mutating actions executed at or after it, on any ticket;
+  ``open_tickets``: tickets of the run neither resolved nor escalated.
+
+A run succeeds (:func:`summary_succeeded`, the headless demo's exit status) exactly
+when its trial score does: an incident mitigated and resolved by the agent, a control
+with no mutating action after the injection.
 
 Durations are rounded to milliseconds.
 """
@@ -37,7 +52,7 @@ Durations are rounded to milliseconds.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -58,9 +73,8 @@ from events import (
     RunFinished,
     RunStarted,
     ScenarioRestarted,
-    TicketActionExecuted,
 )
-from projections.run_tickets import RunTickets
+from projections.incident_verdict import SUCCESS, IncidentFold, control_verdict
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +173,7 @@ class RunSummary(BaseModel):
     """The scored result of one run (see the module docstring for every rule).
 
     The first seven fields are the headless demo's contract; the rest add
-    context. ``agent_resolved`` is what decides the demo's exit status.
+    context. :func:`summary_succeeded` is what decides the demo's exit status.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -187,9 +201,24 @@ class RunSummary(BaseModel):
         """True only if the ticket was resolved and the agent, not a fault's revert, fixed it."""
         return self.outcome == "resolved" and self.resolved_by == "agent"
 
+    def finished_outcome(self, control: bool) -> str:
+        """The outcome ``run.finished`` records: for a control run whose fault got in, its verdict
+        (:func:`~projections.incident_verdict.control_verdict`: ``no_action`` / ``false_positive``,
+        as the trial score judges it); for any other run, :attr:`outcome`."""
+        if control and self.outcome not in ("not_injected", "no_fault"):  # a burst that never ran proves nothing
+            return control_verdict(self.actions_after_fault)
+        return self.outcome
 
-def _seconds(later: datetime, earlier: datetime) -> float:
-    return round((later - earlier).total_seconds(), 3)
+
+def summary_succeeded(summary: Mapping[str, Any]) -> bool:
+    """Whether a run's summary (``run.finished.summary``: :class:`RunSummary`'s fields, the outcome
+    the director recorded, ``control``) is a success - the same success as the run's trial score
+    (:data:`~projections.incident_verdict.SUCCESS`): a control run with no mutating action after its
+    injection (``no_action``); an incident mitigated (a TTM) and resolved by the agent."""
+    if summary.get("control"):
+        return summary.get("outcome") in SUCCESS  # the control's verdict, no_action or false_positive
+    return (summary.get("outcome") == "resolved" and summary.get("resolved_by") == "agent"
+            and summary.get("ttm_s") is not None)
 
 
 class RunTimeline:
@@ -214,9 +243,8 @@ class RunTimeline:
         self.chapters_started: int = 0
         self.faults: dict[str, Fault] = {}
         self.violations: dict[tuple[str, str], Violation] = {}
-        self._tickets: RunTickets[datetime] = RunTickets()  # for the summary; an action: when it was executed
-        # the tickets' lifecycle (opened, resolved, escalated, reopened) is folded by RunTickets
-        self._handlers: dict[str, Callable[[Any, datetime], None]] = self._tickets.handlers | {
+        self._incident = IncidentFold(run)  # the run's incident, judged as the trial score judges it
+        self._handlers: dict[str, Callable[[Any, datetime], None]] = {
             RunStarted.TYPE: self._run_started,
             RunFinished.TYPE: self._run_finished,
             ChapterStarted.TYPE: self._chapter_started,
@@ -229,7 +257,6 @@ class RunTimeline:
             FaultFailed.TYPE: self._fault_failed,
             InvariantViolated.TYPE: self._violated,
             InvariantCleared.TYPE: self._cleared,
-            TicketActionExecuted.TYPE: self._ticket_action,
         }
 
     # -- folding ------------------------------------------------------------
@@ -248,6 +275,7 @@ class RunTimeline:
         handler = self._handlers.get(event.type)
         if handler is not None:
             handler(event.data, at)
+        self._incident.apply(event)
         return True
 
     def _run_started(self, p: RunStarted, at: datetime) -> None:
@@ -328,12 +356,6 @@ class RunTimeline:
 
     def _cleared(self, p: InvariantCleared, at: datetime) -> None:
         self.violations.pop((p.invariant, p.entity), None)
-        self._tickets.record_clear(p, at)
-
-    def _ticket_action(self, p: TicketActionExecuted, at: datetime) -> None:
-        ticket = self._tickets.get(p.ticket_id)
-        if ticket is not None:
-            ticket.actions.append(at)
 
     # -- reading ------------------------------------------------------------
 
@@ -355,43 +377,35 @@ class RunTimeline:
         return max(0.0, (end - start).total_seconds())
 
     def first_injected_fault(self) -> Fault | None:
+        """The fault injected first (by time), of any kind: noise too (the incident's is :meth:`summary`'s)."""
         injected = [f for f in self.faults.values() if f.injected_at is not None]
         return min(injected, key=lambda f: f.injected_at) if injected else None  # type: ignore[arg-type,return-value]
 
     def summary(self) -> RunSummary:
         """Score the run from what has been folded so far (rules in the module docstring)."""
         run = self.run or ""
-        fault = self.first_injected_fault()
-        if fault is None or fault.injected_at is None:
+        incident = self._incident.judge(self.requested_fault)
+        if incident is None:
             requested = next(iter(self.faults.values()), None)
             kind = requested.kind if requested is not None else self.requested_fault
             return RunSummary(run=run, fault=kind, ticket=None, outcome="no_fault" if kind is None else "not_injected",
                               resolved_by=None, ttd_s=None, ttm_s=None, scenario=self.scenario)
-        injected_at = fault.injected_at
-        after = self._tickets.opened_since(injected_at)
+        tickets = self._incident.tickets.by_id.values()
         base: dict[str, Any] = {
-            "run": run, "fault": fault.kind, "scenario": self.scenario, "fault_id": fault.fault_id,
-            "target": fault.target, "fault_reverted": fault.revert_reason,
-            "tickets_after_fault": len(after), "actions_after_fault": sum(len(t.actions) for t in after),
-            "open_tickets": sum(1 for t in self._tickets.by_id.values() if t.status not in ("resolved", "escalated")),
+            "run": run, "fault": incident.injection.kind, "scenario": self.scenario,
+            "fault_id": incident.injection.fault_id, "target": incident.injection.target,
+            "fault_reverted": incident.reverted, "tickets_after_fault": incident.tickets_after,
+            "actions_after_fault": len(incident.actions),
+            "open_tickets": sum(1 for t in tickets if t.status not in ("resolved", "escalated")),
         }
-        if not after:
+        ticket = incident.ticket
+        if ticket is None:
             return RunSummary(**base, ticket=None, outcome="undetected", resolved_by=None,
                               ttd_s=None, ttm_s=None)
-        ticket = after[0]
-        cleared_at = self._tickets.cleared_at(ticket)
         outcome: Outcome = ticket.status if ticket.status in ("resolved", "escalated") else "open"  # type: ignore[assignment]
-        resolved_by = ticket.resolved_by if outcome == "resolved" else None
-        if resolved_by is not None:
-            mitigated_at = cleared_at or ticket.resolved_at
-            # credit the agent only if the fault was still in place when the violation cleared:
-            # a revert first (TTL, chaos shutdown/restart, by hand) means the undo fixed it
-            if (fault.reverted_at is not None and fault.revert_changed is not False
-                    and mitigated_at is not None and fault.reverted_at <= mitigated_at):
-                resolved_by = "self-healed"
+        resolved_by = incident.resolution if incident.resolution in ("agent", "self-healed") else None
         return RunSummary(
             **base, ticket=ticket.ticket_id, outcome=outcome, resolved_by=resolved_by,
-            ttd_s=_seconds(ticket.opened_at, injected_at),
-            ttm_s=_seconds(cleared_at, ticket.opened_at) if cleared_at is not None else None,
+            ttd_s=incident.ttd_s, ttm_s=incident.ttm_s,
             invariant=ticket.invariant, entity=ticket.entity, agent=ticket.agent,
         )

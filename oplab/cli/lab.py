@@ -204,10 +204,11 @@ def _import_compose_run(path: Path, settings: LabSettings) -> None:
 
 
 def demo_succeeded(summary: dict[str, Any]) -> bool:
-    """An incident run succeeds when the agent resolved it; a control run when nobody acted."""
-    if summary.get("control"):
-        return summary.get("outcome") == "no_action" and not summary.get("open_tickets")
-    return summary.get("outcome") == "resolved" and summary.get("resolved_by") == "agent"
+    """An incident run succeeds when the agent mitigated it and resolved its ticket; a control run
+    when nobody acted - the success its trial score gives (``projections.timeline.summary_succeeded``)."""
+    from projections.timeline import summary_succeeded
+
+    return summary_succeeded(summary)
 
 
 def subjects(as_json: JsonOpt = False) -> None:

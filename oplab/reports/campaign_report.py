@@ -70,7 +70,7 @@ def _distributions(board: Scoreboard) -> Figure:
                      [s.ttm_s for s in scores if s.ttm_s is not None]))
     return Figure("ttd-ttm", distribution_chart(rows),
                   "Time to detect (fault injected → ticket opened) and to mitigate (ticket opened → violation "
-                  "cleared) per cell: each dot a trial, the bar the median")
+                  "cleared after the first successful remedy began) per cell: each dot a trial, the bar the median")
 
 
 def _cost(board: Scoreboard) -> Figure:

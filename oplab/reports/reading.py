@@ -1,25 +1,20 @@
 """Reading what a report needs from the log (the I/O edge of :mod:`oplab.reports`).
 
-A run is its own events (:func:`read_run`). A campaign is its ``campaign.*`` events and every
-trial run they name, folded with :class:`projections.scoreboard.CampaignFold` - the same fold
-``oplab eval show`` prints - while each trial's events are kept for its own run report
-(:func:`read_campaign`). One connection, one replay for the campaign and one per batch of runs.
+A run is its own events (:func:`read_run`: :meth:`events.bus.Bus.run_history`). A campaign is read
+by :func:`oplab.campaign.record.read_campaign` - the reader ``oplab eval show`` uses - with each
+trial's events kept for its own run report (:func:`read_campaign`). One connection each.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 from events import Event
 from events.bus import Bus
-from events.replay import Delivered
 from events.settings import BusSettings
-from events.subjects import run_events
-from projections.scoreboard import CampaignFold
-
-RUNS_PER_REPLAY = 16  # subject filters per consumer: well under the server's limit
+from oplab.campaign import record
+from oplab.campaign.record import CampaignLog
 
 
 @asynccontextmanager
@@ -34,41 +29,12 @@ async def _reading(nats_url: str) -> AsyncIterator[Bus]:
 
 async def read_run(nats_url: str, run: str) -> list[Event]:
     """Every event of ``run`` in log order (empty when the log has none)."""
-    out: list[Event] = []
-
-    async def keep(d: Delivered) -> None:
-        out.append(d.event)
-
     async with _reading(nats_url) as bus:
-        await bus.replay(run_events(run), keep)
-    return out
-
-
-@dataclass(slots=True)
-class CampaignLog:
-    """A campaign as read: its fold (scoreboard) and each trial run's events, in log order."""
-
-    fold: CampaignFold
-    runs: dict[str, list[Event]] = field(default_factory=dict)
-    campaign_events: int = 0
+        return [event for _, event in await bus.run_history(run)]
 
 
 async def read_campaign(nats_url: str, campaign: str) -> CampaignLog:
-    """The campaign's events and its trials' runs; ``campaign_events`` is 0 when the log has no
-    event of that campaign."""
-    log = CampaignLog(CampaignFold(campaign))
-
-    async def campaign_event(d: Delivered) -> None:
-        log.campaign_events += 1
-        log.fold.apply(d.event)
-
-    async def trial_event(d: Delivered) -> None:
-        if log.fold.apply(d.event):
-            log.runs.setdefault(d.event.run, []).append(d.event)
-
+    """The campaign as :func:`oplab.campaign.record.read_campaign` reads it, each trial run's events kept;
+    ``campaign_events`` is 0 when the log has no event of that campaign."""
     async with _reading(nats_url) as bus:
-        await bus.replay(run_events(campaign), campaign_event)
-        runs = log.fold.runs
-        for start in range(0, len(runs), RUNS_PER_REPLAY):
-            await bus.replay([run_events(r) for r in runs[start:start + RUNS_PER_REPLAY]], trial_event)
-    return log
+        return await record.read_campaign(bus, campaign, keep_runs=True)

@@ -200,7 +200,8 @@ def _score(score: TrialScore | None) -> list[Table | Paragraph]:
         ["detected", _yes(score.detected), "a ticket opened at or after the injection"],
         ["TTD", seconds(score.ttd_s), "ticket opened - fault injected"],
         ["mitigated", _yes(score.mitigated), "the violation cleared after a successful mutating action"],
-        ["TTM", seconds(score.ttm_s), "violation cleared - ticket opened"],
+        ["TTM", seconds(score.ttm_s), "violation cleared - ticket opened (the clear at or after the first successful "
+                                      "mutating action began, with no changing revert of the fault before it)"],
         ["resolution", score.resolution, "how the incident ticket ended"],
         ["steps", str(score.steps), "tool calls and actions"],
         ["tool errors", str(score.tool_errors), "failed tool results and actions"],

@@ -354,8 +354,9 @@ class DirectorService(SubjectService[DirectorSettings]):
         if self.story.lost is not None:
             return f"Fault {self.fault}: {self.story.lost}. The story ended there: nothing to score."
         summary = self.timeline.summary()
-        if self.control:
-            verdict = "correct: nobody acted" if summary.actions_after_fault == 0 else "a FALSE POSITIVE"
+        if self.control:  # the verdict the run.finished outcome and the trial's score give
+            verdict = {"no_action": "correct: nobody acted", "false_positive": "a FALSE POSITIVE"}.get(
+                summary.finished_outcome(control=True), "the burst never ran: nothing to judge")
             return (f"Control run ({self.fault}): {summary.tickets_after_fault} ticket(s), "
                     f"{summary.actions_after_fault} mutating action(s) - {verdict}.")
         return (f"Fault {summary.fault}: ticket {summary.ticket or '-'} {summary.outcome}"
@@ -392,9 +393,7 @@ class DirectorService(SubjectService[DirectorSettings]):
 
     async def _finish_run(self) -> None:
         summary = self.timeline.summary()
-        outcome = summary.outcome
-        if self.control and outcome != "not_injected":  # a burst that never ran proves nothing
-            outcome = "no_action" if summary.actions_after_fault == 0 else "false_positive"
+        outcome = summary.finished_outcome(self.control)  # a control's verdict, as its trial score gives it
         await self.emit(RunFinished(outcome=outcome, summary={
             **summary.model_dump(mode="json"), "outcome": outcome, "control": self.control,
             **({"ended": self.story.lost} if self.story.lost else {})}))

@@ -28,12 +28,12 @@ from events import (
     TicketClaimed,
     TicketEscalated,
     TicketLeaseRenewed,
-    TicketOpened,
     TicketReopened,
     TicketResolved,
 )
 from events.envelope import Payload
 from events.replay import Delivered
+from projections.incident_verdict import IncidentFold
 
 
 class Story:
@@ -60,13 +60,23 @@ class Story:
         self.first_started: dict[int, datetime] = {}  # chapter -> time of its first chapter_started
         self.actions_done: dict[int, set[int]] = {}  # chapter -> positions of its entry actions done
         self.run_fault_id: str | None = None  # the first fault requested in the run: the story's
+        self.run_fault_kind: str | None = None  # the kind the run plays (run.started)
         self.fault_seq = 0  # sequence of the run's first chaos.fault_injected
-        self.run_ticket: str | None = None  # the first ticket opened after it: the one the summary scores
+        self._incident = IncidentFold()  # the run's incident, as its summary and its score judge it
         self.leases: dict[str, datetime] = {}  # ticket -> lease_until, while an agent works it
         self.leases_changed = asyncio.Event()
         self.baseline = asyncio.Event()  # the monitor has begun judging (inv.baseline)
         self.lost: str | None = None  # why the story's fault is gone before anyone detected it
         self.lost_event = asyncio.Event()
+
+    @property
+    def run_ticket(self) -> str | None:
+        """The run's incident ticket as the log tells it so far: the first ticket opened (by its
+        ``ticket.opened`` time) at or after the injection of the run's fault (the first of the kind
+        the run plays, else the first) - the one the run summary and the trial score judge
+        (:mod:`projections.incident_verdict`); None before it is opened."""
+        ticket = self._incident.incident_ticket(self.run_fault_kind)
+        return ticket.ticket_id if ticket is not None else None
 
     def lose(self, why: str) -> None:
         """The story's fault is gone: if nobody has detected it yet, the story ends (see the director)."""
@@ -74,76 +84,77 @@ class Story:
             self.lost = why
             self.lost_event.set()
 
-    @functools.singledispatchmethod
     def note(self, data: Payload, d: Delivered) -> None:
         """Fold one event of the run (most types change nothing)."""
+        self._incident.apply(d.event)
+        self._note(data, d)
 
-    @note.register
+    @functools.singledispatchmethod
+    def _note(self, data: Payload, d: Delivered) -> None:
+        """The story's own fold of one event, by its payload type."""
+
+    @_note.register
     def _service_started(self, data: ServiceStarted, d: Delivered) -> None:
         self.services_up.add(data.service)
         if self.requires_services <= self.services_up:
             self.services_ready.set()
 
-    @note.register
+    @_note.register
     def _run_started(self, data: RunStarted, d: Delivered) -> None:
         self.run_started = True
+        self.run_fault_kind = data.fault
 
-    @note.register
+    @_note.register
     def _run_finished(self, data: RunFinished, d: Delivered) -> None:
         self.run_finished = True
 
-    @note.register
+    @_note.register
     def _chapter_started(self, data: ChapterStarted, d: Delivered) -> None:
         if data.scenario == self.scenario:
             self.last_started = data.index
             self.first_started.setdefault(data.index, d.event.time)
 
-    @note.register
+    @_note.register
     def _chapter_finished(self, data: ChapterFinished, d: Delivered) -> None:
         if data.scenario == self.scenario:
             self.last_finished, self.last_finished_seq = data.index, d.seq
 
-    @note.register
+    @_note.register
     def _action_taken(self, data: ActionTaken, d: Delivered) -> None:
         if data.scenario == self.scenario:
             self.actions_done.setdefault(data.index, set()).add(data.action)
 
-    @note.register
+    @_note.register
     def _fault_requested(self, data: FaultRequested, d: Delivered) -> None:
         if self.run_fault_id is None:
             self.run_fault_id = data.fault_id
 
-    @note.register
+    @_note.register
     def _fault_injected(self, data: FaultInjected, d: Delivered) -> None:
         if not self.fault_seq:
             self.fault_seq = d.seq
 
-    @note.register
+    @_note.register
     def _fault_failed(self, data: FaultFailed, d: Delivered) -> None:
         if data.fault_id == self.run_fault_id and data.stage == "inject":
             self.lose(f"the fault could not be injected ({data.reason})")
 
-    @note.register
+    @_note.register
     def _fault_reverted(self, data: FaultReverted, d: Delivered) -> None:
         # the lab going down is not the story's business
         if data.fault_id == self.run_fault_id and not self.control and data.reason != "shutdown":
             self.lose(f"the fault was reverted ({data.reason}) before anyone detected it")
 
-    @note.register
+    @_note.register
     def _baseline_established(self, data: BaselineEstablished, d: Delivered) -> None:
         self.baseline.set()
 
-    @note.register
-    def _ticket_opened(self, data: TicketOpened, d: Delivered) -> None:
-        if self.fault_seq and self.run_ticket is None:
-            self.run_ticket = data.ticket_id
-
-    @note.register
+    @_note.register
     def _lease_taken(self, data: TicketClaimed | TicketLeaseRenewed, d: Delivered) -> None:
         self.leases[data.ticket_id] = data.lease_until
         self.leases_changed.set()
 
-    @note.register
+    @_note.register
     def _lease_ended(self, data: TicketResolved | TicketEscalated | TicketReopened, d: Delivered) -> None:
         self.leases.pop(data.ticket_id, None)
         self.leases_changed.set()

@@ -11,6 +11,8 @@ from events import (
     FaultFailed,
     RunFinished,
     ScenarioRestarted,
+    TicketActionExecuted,
+    TicketActionRequested,
     TicketReopened,
     decode,
     encode,
@@ -23,6 +25,13 @@ RUN = "r20261124t235800-ab12"
 
 def fold(story: Story) -> RunTimeline:
     return story.folded(RunTimeline(story.run))
+
+
+def acted(s: Story, at: float, ticket_id: str = "tk-1", *, ok: bool = True) -> None:
+    """A mutating action on the ticket, requested and executed at ``at``."""
+    action_id = f"a{len(s.events)}"
+    s.ticket(at, TicketActionRequested(ticket_id=ticket_id, action_id=action_id, tool="restart_node"))
+    s.ticket(at, TicketActionExecuted(ticket_id=ticket_id, action_id=action_id, tool="restart_node", ok=ok))
 
 
 def fault_story(*, ttl_revert_at: float | None = None, cleared_at: float | None = 13.7,
@@ -77,7 +86,7 @@ def test_ttl_revert_before_the_clear_is_self_healed_not_the_agent() -> None:
     assert summary.outcome == "resolved"
     assert summary.resolved_by == "self-healed"
     assert summary.fault_reverted == "ttl"
-    assert summary.ttm_s == 2.5
+    assert summary.ttm_s is None  # the undo cleared it: not a mitigation, no time to mitigate
     assert not summary.agent_resolved
 
 
@@ -118,11 +127,16 @@ def test_escalated_ticket() -> None:
     assert not summary.agent_resolved
 
 
-def test_escalated_then_cleared_still_measures_ttm_but_credits_nobody() -> None:
+def test_escalated_then_cleared_by_the_undo_credits_nobody_and_measures_no_ttm() -> None:
     summary = fold(fault_story(ttl_revert_at=20.0, cleared_at=20.5, terminal="escalated")).summary()
     assert summary.outcome == "escalated"
     assert summary.resolved_by is None
-    assert summary.ttm_s == 9.3
+    assert summary.ttm_s is None
+
+
+def test_escalated_then_cleared_after_the_agents_action_still_measures_ttm_but_credits_nobody() -> None:
+    summary = fold(fault_story(cleared_at=20.5, terminal="escalated")).summary()
+    assert (summary.outcome, summary.resolved_by, summary.ttm_s) == ("escalated", None, 9.3)
 
 
 def test_open_ticket_while_the_agent_works() -> None:
@@ -177,6 +191,7 @@ def test_ticket_before_the_fault_is_ignored_and_the_first_after_it_wins() -> Non
     s.fault(10)
     s.opened(12.5, ticket_id="tk-second", invariant="over_limit", entity="user:1")
     s.opened(11.0, ticket_id="tk-first")  # logged later, opened earlier
+    acted(s, 11.5, "tk-first")
     s.cleared(12.0)
     s.resolved(12.1, ticket_id="tk-first")
     summary = fold(s).summary()
@@ -190,6 +205,7 @@ def test_ttm_uses_the_clear_of_the_tickets_own_invariant_and_entity_after_it_ope
     s.cleared(5.0)  # an earlier blip of the same violation
     s.fault(10)
     s.opened(11)
+    acted(s, 11.5)
     s.cleared(12, entity="rl-3")  # another entity
     s.cleared(12.5, invariant="over_limit")  # another invariant
     s.cleared(14.25)
@@ -204,6 +220,7 @@ def test_durations_are_rounded_to_milliseconds() -> None:
     s = Story(RUN)
     s.fault(10)
     s.opened(10.1234567)
+    acted(s, 10.5)
     s.cleared(11.0004)
     s.resolved(11.1)
     summary = fold(s).summary()

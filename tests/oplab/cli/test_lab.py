@@ -23,9 +23,13 @@ def test_a_headless_demo_waiting_for_approvals_is_refused_before_anything_starts
 def test_a_headless_demo_succeeds_only_when_the_agent_fixed_it_or_nobody_acted_on_a_control() -> None:
     from oplab.cli.lab import demo_succeeded
 
-    assert demo_succeeded({"outcome": "resolved", "resolved_by": "agent"})
-    assert not demo_succeeded({"outcome": "resolved", "resolved_by": "self-healed"})
+    assert demo_succeeded({"outcome": "resolved", "resolved_by": "agent", "ttm_s": 1.0})
+    # resolved by the agent, but the violation never cleared after a successful action: not mitigated
+    assert not demo_succeeded({"outcome": "resolved", "resolved_by": "agent", "ttm_s": None})
+    assert not demo_succeeded({"outcome": "resolved", "resolved_by": "self-healed", "ttm_s": None})
+    assert not demo_succeeded({"outcome": "open", "resolved_by": None, "ttm_s": 1.0})
     assert not demo_succeeded({"outcome": "not_injected", "fault": "node_kill"})  # never "no fault": a failure
     assert demo_succeeded({"outcome": "no_action", "control": True, "open_tickets": 0})
+    assert demo_succeeded({"outcome": "no_action", "control": True, "open_tickets": 1})  # nobody acted: as scored
     assert not demo_succeeded({"outcome": "not_injected", "control": True, "open_tickets": 0})
     assert not demo_succeeded({"outcome": "false_positive", "control": True})
