@@ -50,8 +50,6 @@ from datetime import UTC, datetime, timedelta
 from console.waiters import Waiters
 from events import ChapterStarted, Event
 from events.bus import Bus
-from events.replay import Delivered
-from events.subjects import run_events
 from projections.lab_view import LabView
 
 log = logging.getLogger(__name__)
@@ -330,14 +328,9 @@ class ReplayPlayer:
 
 
 async def read_history(bus: Bus, run: str) -> list[Recorded]:
-    """Every stored event of run ``run``, in stream order."""
-    history: list[Recorded] = []
-
-    async def keep(delivered: Delivered) -> None:
-        history.append(Recorded(delivered.seq, delivered.event))
-
-    await bus.replay(run_events(run), keep, follow=False)
-    return history
+    """Every stored event of run ``run``, in stream order (:meth:`~events.bus.Bus.run_history`), as the player
+    holds them."""
+    return [Recorded(seq, event) for seq, event in await bus.run_history(run)]
 
 
 def chapter_starts(history: Sequence[Recorded]) -> list[tuple[int, ChapterStarted]]:

@@ -9,7 +9,8 @@ Contract:
 - ``publish_batch`` pipelines publishes (``publish_async``) for bursts.
 - ``replay`` delivers, in order, events matching a filter from a sequence or
   time, and returns once caught up (or keeps following): the ordered consumer
-  and its contract are in :mod:`events.replay`.
+  and its contract are in :mod:`events.replay`. ``run_history`` is one run's
+  stored events as a list, read that way.
 - ``consume`` runs a durable consumer with explicit acks: a handler that keeps
   failing, or bytes that do not decode, end up as a ``bus.rejected`` event
   with the reason instead of blocking the consumer or vanishing.
@@ -40,7 +41,7 @@ from events.replay import Delivered, Handler, InvalidHandler, Replay, ReplayOpti
 from events.replay import replay as replay_events
 from events.replay import replay_stored as replay_stored_messages
 from events.settings import STREAM_NAME, BusSettings
-from events.subjects import ALL_EVENTS, event_subject, run_of
+from events.subjects import ALL_EVENTS, event_subject, run_events, run_of
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +283,17 @@ class Bus:
         :func:`events.replay.replay` (one filter or several, ``caught_up``, upcasting) and
         :class:`~events.replay.ReplayOptions` (``from_seq``, ``from_time``, ``follow``)."""
         return await replay_events(self.js, filter_subject, handler, on_invalid=on_invalid, **options)
+
+    async def run_history(self, run: str) -> list[tuple[int, Event]]:
+        """Every stored event of ``run`` as (stream sequence, event), in stream order: one :meth:`replay`
+        up to what is stored now (no following; what does not decode is skipped, as there)."""
+        history: list[tuple[int, Event]] = []
+
+        async def keep(d: Delivered) -> None:
+            history.append((d.seq, d.event))
+
+        await self.replay(run_events(run), keep)
+        return history
 
     async def replay_stored(
         self,

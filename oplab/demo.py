@@ -11,51 +11,53 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from events import ChapterStarted, RunFinished
+from events import ChapterStarted, Event, RunFinished
 from events.bus import Bus
 from events.commands import request
-from events.replay import Delivered
 from events.settings import BusSettings
-from events.subjects import run_events
+from oplab.run_log import follow_run
 from oplab.settings import LabSettings
 from oplab.stack_info import StackInfo
 from projections.timeline import RunTimeline
 
 
 async def watch_headless(info: StackInfo, on_line: Callable[[str], None], timeout_s: float) -> dict[str, Any]:
-    """Follow the run until ``run.finished`` (or the timeout); return the summary."""
+    """Follow the run (a :class:`~oplab.run_log.RunLog`), ``on_line`` each chapter as it starts, until
+    ``run.finished``: return its summary. After ``timeout_s`` without it, the summary of the events so far
+    with the outcome ``timeout (...)``."""
+
+    def chapter(event: Event) -> None:
+        if isinstance(event.data, ChapterStarted):
+            on_line(f"[{event.data.index + 1}/{event.data.total}] {event.data.title}")
+
     bus = await Bus.connect(BusSettings(nats_url=info.nats_url), source="oplab-demo")
-    timeline = RunTimeline()
-    finished = asyncio.Event()
-    result: dict[str, Any] = {}
-
-    async def handle(d: Delivered) -> None:
-        timeline.apply(d.event)
-        data = d.event.data
-        if isinstance(data, ChapterStarted):
-            on_line(f"[{data.index + 1}/{data.total}] {data.title}")
-        elif isinstance(data, RunFinished):
-            result.update(data.summary)
-            finished.set()
-
-    replay = await bus.replay(run_events(info.run), handle, follow=True)
     try:
-        await asyncio.wait_for(finished.wait(), timeout_s)
+        log, replay = await follow_run(bus, info.run, on_event=chapter)
+    except BaseException:
+        await bus.close()
+        raise
+    try:
+        finished = await log.wait_for(lambda e: isinstance(e.data, RunFinished), timeout_s, "run.finished")
+        assert isinstance(finished.data, RunFinished)
+        return dict(finished.data.summary)
     except TimeoutError:
-        result.update(timeline.summary().model_dump(mode="json"))
+        timeline = RunTimeline()
+        for _, event in log.events:
+            timeline.apply(event)
+        result = timeline.summary().model_dump(mode="json")
         result["outcome"] = f"timeout ({result.get('outcome')})"
+        return result
     finally:
         await replay.stop()
         await bus.close()
-    return result
 
 
 async def finished_summary(info: StackInfo) -> dict[str, Any]:
     """The run's ``run.finished`` summary, or ``{}`` if it has not finished."""
     from oplab.history import run_history
 
-    finished = await run_history(info.nats_url, info.run, {RunFinished.TYPE})
-    return dict(finished[-1][1].data.summary) if finished else {}
+    finished = [e.data for _, e in await run_history(info.nats_url, info.run) if isinstance(e.data, RunFinished)]
+    return dict(finished[-1].summary) if finished else {}
 
 
 async def run_interactive(info: StackInfo) -> None:

@@ -33,19 +33,14 @@ async def list_runs(nats_url: str) -> list[dict[str, Any]]:
     return list(runs.values())
 
 
-async def run_history(nats_url: str, run: str, types: set[str] | None = None) -> list[tuple[int, Event]]:
+async def run_history(nats_url: str, run: str) -> list[tuple[int, Event]]:
+    """Every stored event of ``run`` as (stream sequence, event), in log order
+    (:meth:`events.bus.Bus.run_history` on a connection of its own)."""
     bus = await Bus.connect(BusSettings(nats_url=nats_url), source="oplab-cli")
-    out: list[tuple[int, Event]] = []
-
-    async def handle(d: Delivered) -> None:
-        if types is None or d.event.type in types or d.event.domain in types:
-            out.append((d.seq, d.event))
-
     try:
-        await bus.replay(run_events(run), handle)
+        return await bus.run_history(run)
     finally:
         await bus.close()
-    return out
 
 
 class EventNotFound(LookupError):

@@ -1,12 +1,13 @@
 """Following a run's events live (``oplab events RUN --follow``).
 
-:func:`follow_run` hands over each event of the run stored after a given sequence, in stream
+:func:`tail_run` hands over each event of the run stored after a given sequence, in stream
 order, as it is stored, through one ordered consumer (:meth:`events.bus.Bus.replay` with
 ``follow``). It runs until cancelled (Ctrl-C: ``asyncio.run`` cancels it, and the consumer and
 connection are closed on the way out) or, given an ``until`` position, until the run's first
 event past it arrives or - for a time or an age - that moment passes. An ``until`` sequence
 the log has already reached ends the following at once: nothing later can be at or before it.
 If ``on_event`` raises (say, a closed pipe), the following ends and the error is raised again.
+It keeps nothing; to watch a run and wait for what happens in it, see :mod:`oplab.run_log`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from events.subjects import run_events
 from oplab.event_query import Position
 
 
-async def follow_run(nats_url: str, run: str, on_event: Callable[[int, Event], None], *, after_seq: int = 0,
-                     until: Position | None = None, on_caught_up: Callable[[], None] | None = None) -> None:
+async def tail_run(nats_url: str, run: str, on_event: Callable[[int, Event], None], *, after_seq: int = 0,
+                   until: Position | None = None, on_caught_up: Callable[[], None] | None = None) -> None:
     """Call ``on_event(seq, event)`` for each event of ``run`` stored after ``after_seq`` (see the
     module doc for when it ends); ``on_caught_up`` once what was already stored has been handed over."""
     bus = await Bus.connect(BusSettings(nats_url=nats_url), source="oplab-cli")

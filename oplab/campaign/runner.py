@@ -5,7 +5,7 @@ until its ``run.finished``; resuming one that was cut off.
 A trial is recorded as ``campaign.trial_started`` (with its new run id) *before* its processes
 start and ``campaign.trial_finished`` (with the run's outcome) after its run finished, so the log
 always says which trials are done: a resume (:func:`resume_campaign`) folds the campaign
-(:func:`oplab.campaign.record.fold_campaign`) and runs every trial of the plan without a
+(:func:`oplab.campaign.record.read_campaign`) and runs every trial of the plan without a
 ``trial_finished`` - one that started but did not finish again, under a new run id (the fold
 counts the newest run of a trial, so each trial is counted once).
 
@@ -39,7 +39,7 @@ from events.bus import Bus
 from events.commands import CommandError, request
 from events.settings import BusSettings
 from oplab.campaign.plan import Campaign, PlannedTrial, Variant
-from oplab.campaign.record import SOURCE, CampaignRecorder, fold_campaign, read_scoreboard
+from oplab.campaign.record import SOURCE, CampaignRecorder, read_campaign, read_scoreboard
 from oplab.campaign.trial_stack import CampaignLab, campaign_of_running_stack
 from oplab.crashes import brisk_scenario
 from oplab.run_log import follow_run
@@ -169,7 +169,7 @@ def resume_campaign(campaign_id: str, settings: LabSettings, watcher: Watcher, p
 async def _fold(nats_url: str, campaign_id: str) -> CampaignFold:
     bus = await Bus.connect(BusSettings(nats_url=nats_url), source=SOURCE, ensure_stream=False)
     try:
-        return await fold_campaign(bus, campaign_id)
+        return (await read_campaign(bus, campaign_id)).fold
     finally:
         await bus.close()
 

@@ -60,12 +60,12 @@ async def _read(nats_url: str, campaign: str) -> tuple[Scoreboard | None, list[d
     """The campaign's scoreboard, or None and the campaigns the log holds."""
     from events.bus import Bus
     from events.settings import BusSettings
-    from oplab.campaign.record import SOURCE, fold_campaign
+    from oplab.campaign.record import SOURCE, read_campaign
 
     bus = await Bus.connect(BusSettings(nats_url=nats_url), source=SOURCE, ensure_stream=False)
     try:
         progress(f"reading campaign {campaign} from the log")
-        fold = await fold_campaign(bus, campaign)
+        fold = (await read_campaign(bus, campaign)).fold
         if fold.started is None:
             return None, await list_campaigns(bus)
         return fold.scoreboard(), []

@@ -127,7 +127,7 @@ def _follow(url: str, run: str, query: EventQuery, after_seq: int, as_json: bool
     """Print ``run``'s new events matching ``query`` as they are stored; Ctrl-C ends it with 130
     (after the consumer and connection are closed, and the caller's embedded NATS, if any, stopped)."""
     from events.envelope import utcnow
-    from oplab.live_events import follow_run
+    from oplab.live_events import tail_run
 
     if query.until is not None and query.until.at is not None and query.until.at <= utcnow():
         return  # --until has passed: nothing new can match
@@ -141,7 +141,7 @@ def _follow(url: str, run: str, query: EventQuery, after_seq: int, as_json: bool
                  f"run {run} has no events yet: waiting for them (Ctrl-C to stop)")
 
     try:
-        asyncio.run(follow_run(url, run, show, after_seq=after_seq, until=query.until, on_caught_up=caught_up))
+        asyncio.run(tail_run(url, run, show, after_seq=after_seq, until=query.until, on_caught_up=caught_up))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except BrokenPipeError:  # the reader closed the pipe (`| head`): done; no error on the final flush either

@@ -9,8 +9,6 @@ import pytest
 
 from events import Event
 from events.bus import Bus
-from events.replay import Delivered
-from events.subjects import run_events
 from oplab.crashes import brisk_scenario  # noqa: F401 - re-exported for the tests
 from oplab.infra import RunningServer
 from oplab.run_log import RunLog, follow_run  # noqa: F401 - re-exported for the tests
@@ -36,10 +34,4 @@ def stack(lab_settings: LabSettings) -> Iterator[Stack]:
 
 async def run_log(bus: Bus, run: str) -> list[Event]:
     """Every stored event of ``run``, in order (the run is over: no following)."""
-    events: list[Event] = []
-
-    async def collect(d: Delivered) -> None:
-        events.append(d.event)
-
-    await bus.replay(run_events(run), collect)
-    return events
+    return [event for _, event in await bus.run_history(run)]

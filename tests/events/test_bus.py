@@ -81,6 +81,18 @@ async def test_replay_of_an_empty_run_returns_at_once(bus: Bus, run_id: str) -> 
     assert await asyncio.wait_for(collect(bus, run_events(run_id)), 5) == []
 
 
+async def test_run_history_is_the_runs_stored_events_with_their_sequences_in_order(bus: Bus, run_id: str) -> None:
+    events = [heartbeat(bus, run_id, n) for n in range(20)]
+    seqs = await bus.publish_batch(events[:10])
+    await bus.publish(heartbeat(bus, run_id + "x", 99))  # another run's, in between
+    await bus.nc.publish(f"lab.{run_id}.svc.heartbeat", b"\x00not json")  # no event: skipped, as by replay
+    seqs += await bus.publish_batch(events[10:])
+    history = await bus.run_history(run_id)
+    assert [seq for seq, _ in history] == seqs
+    assert [e.id for _, e in history] == [e.id for e in events]
+    assert await bus.run_history(run_id + "-none") == []
+
+
 async def test_follow_delivers_history_then_live_events(bus: Bus, run_id: str) -> None:
     await bus.publish(heartbeat(bus, run_id, 1))
     history_and_live = Kept(wanted=2)

@@ -15,12 +15,13 @@ import pytest
 
 from events import new_campaign_id, new_run_id
 from events.bus import Bus
+from oplab.campaign.record import CampaignLog
 from oplab.infra import RunningServer
 from oplab.reports.campaign_report import campaign_document
 from oplab.reports.document import Heading, Link, Table
 from oplab.reports.html import render_html
 from oplab.reports.markdown import write_markdown
-from oplab.reports.reading import CampaignLog, read_campaign
+from oplab.reports.reading import read_campaign
 from projections.scoreboard import CampaignFold
 from tests.oplab.reports.pngs import assert_real_chart, embedded_pngs
 from tests.projections.campaigns import PLAN, SyntheticCampaign
