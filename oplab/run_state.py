@@ -34,7 +34,8 @@ def fold_until(run: str, history: Iterable[tuple[int, Event]],
 
 
 def state_document(view: LabView, seq: int | None, time: datetime | None) -> dict[str, Any]:
-    """The state as one object: ``run``, ``at`` {seq, time}, ``chapter``, ``faults`` (active),
+    """The state as one object: ``run``, ``at`` {seq, time}, ``chapter``, ``faults`` (active, by the
+    rule of :mod:`projections.faults`: injected and not reverted),
     ``tickets``, ``cluster`` (nodes, components, blind) and ``workload`` (the latest figures)."""
     timeline, cluster = view.timeline, view.cluster
     chapter = timeline.chapter
@@ -50,7 +51,7 @@ def state_document(view: LabView, seq: int | None, time: datetime | None) -> dic
         "faults": [{"fault_id": f.fault_id, "kind": f.kind, "target": f.target, "status": f.status,
                     "since": (f.injected_at or f.requested_at).isoformat() if (f.injected_at or f.requested_at)
                     else None}
-                   for f in timeline.active_faults],
+                   for f in view.faults.active()],
         "tickets": [{"ticket_id": t.ticket_id, "status": str(t.status.value), "invariant": t.invariant,
                      "entity": t.entity, "held_by": t.claimed_by if t.status in ACTIVE else None,
                      "claimed_by": t.claimed_by, "resolved_by": t.resolved_by}

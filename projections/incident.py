@@ -12,7 +12,8 @@ run; the run's figures (which incident is scored, its TTM) are judged once, by
 :mod:`projections.incident_verdict`, and can differ from it when a run has noise
 faults or a violation that flaps clear before the remedy. A ticket opened when no
 incident is waiting for one, and the last incident is over (its ticket closed, its
-fault gone), starts an incident of its own, without a fault: its origin is when the violation behind it was recorded.
+fault no longer active by the rule of :mod:`projections.faults`: reverted), starts an incident of
+its own, without a fault: its origin is when the violation behind it was recorded.
 A second ticket opened while an incident is still going (another symptom of the
 same fault) is counted in ``Incident.other_tickets``, not told.
 
@@ -37,6 +38,7 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 
 from events.catalogue import chaos, inv, ticket
+from projections.faults import FAULT_EVENTS, FaultFold, FaultLife
 from projections.run_fold import RunFold
 
 Stage = Literal["injection", "detection", "remediation", "verification"]
@@ -138,6 +140,7 @@ class Incident:
     other_tickets: int = 0
     violations: set[tuple[str, str]] = field(default_factory=set)  # (invariant, entity) told so far
     moments: list[Moment] = field(default_factory=list)
+    fault: FaultLife | None = field(default=None, repr=False, compare=False)  # its life (projections.faults)
 
     def offset_s(self, at: datetime) -> float:
         """Seconds from the incident's origin (the injection) to ``at``."""
@@ -155,7 +158,9 @@ class Incident:
 
     @property
     def fault_active(self) -> bool:
-        return self.fault_id is not None and self.reverted_at is None
+        """Its fault is still in effect, by the one rule of :mod:`projections.faults` (injected, not
+        reverted: a failure does not end it)."""
+        return self.fault is not None and self.fault.active
 
     def add(self, at: datetime, kind: Kind, text: str, ok: bool | None = None, brief: str = "") -> None:
         self.moments.append(Moment(at, kind, text, ok, brief))
@@ -257,6 +262,8 @@ class IncidentTimeline(RunFold):
         self._by_ticket: dict[str, Incident] = {}
         self._by_fault: dict[str, Incident] = {}
         self._violated: dict[tuple[str, str], datetime] = {}  # active violations: when recorded
+        self.faults = FaultFold(run)  # every fault's life, by the one rule (projections.faults)
+        self.handlers |= {kind: self._fault for kind in FAULT_EVENTS}
         self.handlers |= {
             chaos.FaultInjected.TYPE: self._injected,
             chaos.FaultReverted.TYPE: self._reverted,
@@ -280,15 +287,20 @@ class IncidentTimeline(RunFold):
 
     # -- folding --------------------------------------------------------------------------------
 
+    def _fault(self, p: chaos.FaultPayload, at: datetime) -> None:
+        self.faults.fold(p, at)
+
     def _injected(self, p: chaos.FaultInjected, at: datetime) -> None:
+        life = self.faults.fold(p, at)
         if p.fault_id in self._by_fault:  # an adopted or re-announced fault: same story
             return
-        incident = Incident(origin=at, fault_id=p.fault_id, fault_kind=p.kind, target=p.target)
+        incident = Incident(origin=at, fault_id=p.fault_id, fault_kind=p.kind, target=p.target, fault=life)
         incident.add(at, "injected", f"injected {p.kind} on {p.target}", brief=f"injected {p.kind} {p.target}")
         self.incidents.append(incident)
         self._by_fault[p.fault_id] = incident
 
     def _reverted(self, p: chaos.FaultReverted, at: datetime) -> None:
+        self.faults.fold(p, at)
         incident = self._by_fault.get(p.fault_id)
         if incident is None or incident.reverted_at is not None:
             return

@@ -2,7 +2,9 @@
 
 :class:`LabView` composes
 
-- :class:`~projections.timeline.RunTimeline` (run, chapters, faults, violations, summary),
+- :class:`~projections.timeline.RunTimeline` (run, chapters, faults, violations, summary); its
+  faults (:attr:`LabView.faults`, the chaos panel's and ``oplab state``'s) are folded by
+  :class:`~projections.faults.FaultFold`, the one rule of which faults are active,
 - :class:`~projections.cluster.ClusterView` (nodes, backend, keys, services),
 - :class:`~projections.incident.IncidentTimeline` (each fault's story: injected,
   detected, claimed, remedied, cleared, resolved, at offsets from the injection),
@@ -38,6 +40,7 @@ from typing import Any
 from events import Event, EventRejected
 from events.catalogue import agent, ticket
 from projections.cluster import ClusterView
+from projections.faults import FaultFold
 from projections.incident import IncidentTimeline
 from projections.timeline import RunTimeline
 from tickets.state import ACTIVE, Action, TicketState, TicketStatus, apply_event
@@ -222,6 +225,11 @@ class LabView:
         steps.append(Step(at=event.time, kind=kind, text=text, ok=ok, source=event.source))
 
     # -- reading ------------------------------------------------------------
+
+    @property
+    def faults(self) -> FaultFold:
+        """Every fault's life (the run timeline's fold): :meth:`FaultFold.active` is what is in effect."""
+        return self.timeline.fault_fold
 
     def ticket_steps(self, ticket_id: str) -> Sequence[Step]:
         """The agent timeline of one ticket, oldest first (empty if none); do not mutate it."""

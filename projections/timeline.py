@@ -2,8 +2,9 @@
 
 :class:`RunTimeline` is a pure, in-memory fold (``apply(event)``, no I/O) over the
 events of one run. It knows when the run started and finished, which director
-chapter is showing, every fault's life, which invariants are violated right
-now, and the run's incident.
+chapter is showing, every fault's life (folded by :mod:`projections.faults`, where the
+rule of which faults are active is), which invariants are violated right now, and the
+run's incident.
 
 :meth:`RunTimeline.summary` returns the :class:`RunSummary` that
 ``oplab demo --headless`` prints as its final JSON line (and the director records
@@ -63,25 +64,24 @@ from events import (
     ChapterFinished,
     ChapterStarted,
     Event,
-    FaultEffective,
-    FaultFailed,
-    FaultInjected,
-    FaultRequested,
-    FaultReverted,
     InvariantCleared,
     InvariantViolated,
     RunFinished,
     RunStarted,
     ScenarioRestarted,
 )
+from projections.faults import ACTIVE_FAULT_STATUSES, FAULT_EVENTS, FaultFold, FaultLife, FaultStatus
 from projections.incident_verdict import SUCCESS, IncidentFold, control_verdict
 
 log = logging.getLogger(__name__)
 
-FaultStatus = Literal["requested", "injected", "effective", "reverted", "failed"]
 Outcome = Literal["resolved", "escalated", "open", "undetected", "not_injected", "no_fault"]
 
-ACTIVE_FAULT_STATUSES: frozenset[str] = frozenset({"injected", "effective"})
+__all__ = ["ACTIVE_FAULT_STATUSES", "Chapter", "Fault", "FaultStatus", "RunSummary", "RunTimeline", "Violation",
+           "summary_succeeded"]
+
+Fault = FaultLife
+"""One fault's life: :class:`projections.faults.FaultLife`, where the rule of which faults are active is."""
 
 
 @dataclass(slots=True)
@@ -118,43 +118,6 @@ class Chapter:
         if deadline is None or self.finished_at is not None:
             return None
         return max(0.0, (deadline - now).total_seconds())
-
-
-@dataclass(slots=True)
-class Fault:
-    """One fault's life as told by ``chaos.*`` events.
-
-    ``status`` follows requested -> injected -> effective -> reverted, or
-    ``failed`` when injection failed. A failed *verify* leaves the fault
-    injected; a failed *revert* leaves it in place (still active) with
-    ``error`` set.
-    """
-
-    fault_id: str
-    kind: str
-    target: str | None
-    status: FaultStatus
-    ttl_s: float | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    requested_at: datetime | None = None
-    injected_at: datetime | None = None
-    effective_at: datetime | None = None
-    expires_at: datetime | None = None
-    reverted_at: datetime | None = None
-    revert_reason: str | None = None
-    revert_changed: bool | None = None  # False: the revert found nothing to undo
-    error: str | None = None
-
-    @property
-    def active(self) -> bool:
-        """In place on the subject right now (injected or effective, not reverted)."""
-        return self.status in ACTIVE_FAULT_STATUSES
-
-    def ttl_remaining_s(self, now: datetime) -> float | None:
-        """Seconds until chaos reverts it on its own (never negative), or None if unknown."""
-        if self.expires_at is None:
-            return None
-        return max(0.0, (self.expires_at - now).total_seconds())
 
 
 @dataclass(slots=True)
@@ -241,7 +204,8 @@ class RunTimeline:
         self.last_time: datetime | None = None
         self.chapter: Chapter | None = None
         self.chapters_started: int = 0
-        self.faults: dict[str, Fault] = {}
+        self.fault_fold = FaultFold(run)  # every fault's life, by the one rule (projections.faults)
+        self.faults: dict[str, Fault] = self.fault_fold.faults  # the fold's own, kept up to date by it
         self.violations: dict[tuple[str, str], Violation] = {}
         self._incident = IncidentFold(run)  # the run's incident, judged as the trial score judges it
         self._handlers: dict[str, Callable[[Any, datetime], None]] = {
@@ -250,11 +214,7 @@ class RunTimeline:
             ChapterStarted.TYPE: self._chapter_started,
             ChapterFinished.TYPE: self._chapter_finished,
             ScenarioRestarted.TYPE: self._scenario_restarted,
-            FaultRequested.TYPE: self._fault_requested,
-            FaultInjected.TYPE: self._fault_injected,
-            FaultEffective.TYPE: self._fault_effective,
-            FaultReverted.TYPE: self._fault_reverted,
-            FaultFailed.TYPE: self._fault_failed,
+            **{kind: self._fault for kind in FAULT_EVENTS},
             InvariantViolated.TYPE: self._violated,
             InvariantCleared.TYPE: self._cleared,
         }
@@ -306,47 +266,8 @@ class RunTimeline:
     def _scenario_restarted(self, p: ScenarioRestarted, at: datetime) -> None:
         self.chapter = None
 
-    def _fault(self, fault_id: str) -> Fault:
-        fault = self.faults.get(fault_id)
-        if fault is None:  # the log may start after the request (a partial replay)
-            fault = Fault(fault_id=fault_id, kind="?", target=None, status="requested")
-            self.faults[fault_id] = fault
-        return fault
-
-    def _fault_requested(self, p: FaultRequested, at: datetime) -> None:
-        self.faults[p.fault_id] = Fault(
-            fault_id=p.fault_id, kind=p.kind, target=p.target, status="requested",
-            ttl_s=p.ttl_s, params=dict(p.params), requested_at=at,
-        )
-
-    def _fault_injected(self, p: FaultInjected, at: datetime) -> None:
-        fault = self._fault(p.fault_id)
-        fault.kind = p.kind
-        fault.target = p.target
-        fault.params = dict(p.params)
-        fault.status = "injected"
-        fault.injected_at = at
-        fault.expires_at = p.expires_at
-
-    def _fault_effective(self, p: FaultEffective, at: datetime) -> None:
-        fault = self._fault(p.fault_id)
-        if fault.status in ("requested", "injected"):
-            fault.status = "effective"
-        fault.effective_at = at
-
-    def _fault_reverted(self, p: FaultReverted, at: datetime) -> None:
-        fault = self._fault(p.fault_id)
-        fault.status = "reverted"
-        fault.reverted_at = at
-        fault.revert_reason = p.reason
-        fault.revert_changed = p.changed
-        fault.error = None
-
-    def _fault_failed(self, p: FaultFailed, at: datetime) -> None:
-        fault = self._fault(p.fault_id)
-        fault.error = f"{p.stage}: {p.reason}"
-        if p.stage == "inject":
-            fault.status = "failed"
+    def _fault(self, p: Any, at: datetime) -> None:
+        self.fault_fold.fold(p, at)
 
     def _violated(self, p: InvariantViolated, at: datetime) -> None:
         self.violations[(p.invariant, p.entity)] = Violation(
@@ -361,8 +282,8 @@ class RunTimeline:
 
     @property
     def active_faults(self) -> list[Fault]:
-        """Faults in place right now, oldest injection first."""
-        return [f for f in self.faults.values() if f.active]
+        """Faults in effect right now (:mod:`projections.faults`: injected, not reverted), oldest first."""
+        return self.fault_fold.active()
 
     @property
     def finished(self) -> bool:

@@ -58,11 +58,13 @@ class FaultReverted(FaultPayload):
     """A fault undone. ``reason``: ``ttl``, ``explicit`` (a revert command), ``shutdown`` (the lab
     going down, or a stopping chaos service undoing an injection the log does not carry) or
     ``restart`` (only in runs recorded before hand-over, when a restarted chaos service reverted what
-    it found; no longer recorded). ``changed`` False: there was nothing left to undo (the system had
+    it found; no longer recorded) or ``abandoned`` (the service could not be sure its
+    ``chaos.fault_injected`` was stored, so it undid the injection at once, after its
+    ``chaos.fault_failed``). ``changed`` False: there was nothing left to undo (the system had
     recovered, or the effect died with its process); None in runs recorded before it was kept."""
 
     TYPE = "chaos.fault_reverted"
-    reason: Literal["ttl", "explicit", "restart", "shutdown"]
+    reason: Literal["ttl", "explicit", "restart", "shutdown", "abandoned"]
     detail: str = ""
     changed: bool | None = None
 

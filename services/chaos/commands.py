@@ -43,7 +43,7 @@ from typing import Any
 from nats.micro.request import Request, ServiceError
 from pydantic import ValidationError
 
-from events import Event, FaultFailed, FaultInjected, FaultRequested, new_fault_id
+from events import Event, FaultFailed, FaultInjected, FaultRequested, FaultReverted, new_fault_id
 from events.envelope import utcnow
 from services.chaos.ledger import ActiveFault
 from services.chaos.lifecycle import FaultLifecycle
@@ -146,7 +146,8 @@ class FaultCommands(FaultLifecycle):
             try:
                 await self.bus.publish(injected_event)
             except Exception as exc:  # the log would not know how to undo it: undo it now
-                await self._abandon(requested, fault, injected, f"could not record the injection: {exc!r}")
+                await self._abandon(requested, fault, injected, f"could not record the injection: {exc!r}",
+                                    maybe_recorded=True)
                 raise SubjectError(f"{fault.kind} on {injection.target}: could not record the injection, "
                                    "so it was undone") from exc
             self.ledger.apply(injected, injected_event.id)
@@ -165,13 +166,18 @@ class FaultCommands(FaultLifecycle):
             "active": False}
         return {"fault": fault, "repeated": True}
 
-    async def _abandon(self, requested: Event, fault: Fault, injected: FaultInjected, why: str) -> None:
+    async def _abandon(self, requested: Event, fault: Fault, injected: FaultInjected, why: str, *,
+                       maybe_recorded: bool = False) -> None:
         """Undo an injection that must not stand and record it as failed; must hold ``_lock``.
 
         If the undo fails too, the fault is really in effect: it is held as
         active in memory (listed, reverted at shutdown) and its revert retried.
+        ``maybe_recorded``: the ``fault_injected`` publish failed, yet the log may hold it (the
+        acknowledgement was lost); a successful undo is then also recorded as reverted
+        (``abandoned``), or the log would read the fault as in effect until a successor's TTL.
         """
         fault_id = injected.fault_id
+        undone = False
         try:
             detail = (await fault.revert(injected.undo)).detail
         except Exception as exc:
@@ -181,10 +187,13 @@ class FaultCommands(FaultLifecycle):
             self.ledger.track(active)
             self._start_retries(active, "explicit")
         else:
-            reason = f"{why}; undone ({detail})"
+            reason, undone = f"{why}; undone ({detail})", True
         log.warning("injection abandoned", extra={"fault": fault_id, "reason": reason})
         await self._record(FaultFailed(fault_id=fault_id, stage="inject", reason=reason),
                            correlation=fault_id, causation=requested.id)
+        if maybe_recorded and undone:
+            await self._record(FaultReverted(fault_id=fault_id, reason="abandoned", detail=reason, changed=True),
+                               correlation=fault_id, causation=requested.id)
 
     async def revert(self, body: dict[str, Any]) -> dict[str, Any]:
         """Revert one active fault (its failure raises: the fault stays active) or all of them (the

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from events import AgentLlmResponse, AgentToolResult, EventRejected, TicketClaimed
+from typing import Any
+
+from events import AgentLlmResponse, AgentToolResult, EventRejected, FaultFailed, TicketClaimed
 from projections.lab_view import LabView, abridge, format_call
 from tests.console.script import Story, node_kill_story
 from tickets.state import TicketStatus
@@ -130,3 +132,27 @@ def test_empty_view() -> None:
     assert view.current_ticket() is None
     assert list(view.ticket_steps("nope")) == []
     assert view.now() is None and view.version == 0
+
+
+def test_the_faults_are_the_timelines_one_fold_and_the_chaos_panel_shows_a_fault_chaos_still_holds() -> None:
+    """A failed injection recorded after its ``fault_injected`` (the acknowledgement lost): chaos adopts the
+    fault and reverts it at its TTL, so the chaos panel shows it active, with the failure, until then."""
+    from console.panels import chaos_lines
+
+    def plain(line: Any) -> str:  # Markup: (attr, text), or a list of text and (attr, text)
+        parts = [line] if isinstance(line, tuple) else line
+        return "".join(p if isinstance(p, str) else p[1] for p in parts)
+
+    s = Story(RUN)
+    s.fault(10, ttl_s=60)
+    s.at(10.5, FaultFailed(fault_id="f-1", stage="inject", reason="could not record the injection; undone"))
+    view = fold(s)
+    assert view.faults is view.timeline.fault_fold
+    assert [(f.fault_id, f.status) for f in view.faults.active()] == [("f-1", "injected")]
+    text = [plain(line) for line in chaos_lines(view, s.t(40))]
+    assert text == ["node_kill rl-2 TTL 30s (pending)", "  inject: could not record the injection; undone"]
+    s.reverted(70, reason="ttl", changed=False)
+    view = fold(s)
+    assert view.faults.active() == []
+    text = [plain(line) for line in chaos_lines(view, s.t(71))]
+    assert text == ["no active faults", "last: node_kill rl-2", "  reverted (ttl)"]

@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import pytest
 
-from events import Event, TicketActionApproved, TicketActionRequested
+from events import Event, FaultFailed, TicketActionApproved, TicketActionRequested
 from projections.incident import STAGES, Incident, IncidentTimeline
 from projections.lab_view import LabView
 from tests.console.script import Story, node_kill_story
@@ -144,6 +144,30 @@ def test_a_second_ticket_while_the_incident_goes_on_is_counted_not_told() -> Non
     incident = the_incident(s.events)
     assert incident.ticket_id == "tk-1" and incident.other_tickets == 1
     assert "1 more ticket(s) opened for other symptoms" in [f.text for f in incident.facts("detection")]
+
+
+def test_an_incident_goes_on_while_its_fault_is_active_whatever_failed_until_it_is_reverted() -> None:
+    """A failed injection recorded after the injection (its acknowledgement lost) leaves the fault active
+    (projections.faults): a ticket opened after the first one closed is another symptom of it; once the
+    fault is reverted, a ticket starts an incident of its own."""
+    s = Story(STORY_RUN)
+    s.fault(10)
+    s.at(10.2, FaultFailed(fault_id="f-1", stage="inject", reason="could not record the injection; undone"))
+    s.violated(11)
+    s.opened(11.2)
+    s.cleared(12)
+    s.resolved(12.1)
+    s.violated(13, invariant="error_rate", entity="cluster")
+    s.opened(13.2, ticket_id="tk-2", invariant="error_rate", entity="cluster")
+    timeline = fold(s.events)
+    [incident] = timeline.incidents
+    assert incident.fault_active and incident.other_tickets == 1
+    s.reverted(20, reason="ttl", changed=False)
+    s.violated(21, invariant="error_rate", entity="cluster")
+    s.opened(21.2, ticket_id="tk-3", invariant="error_rate", entity="cluster")
+    timeline = fold(s.events)
+    assert [(i.fault_id, i.ticket_id, i.fault_active) for i in timeline.incidents] == [
+        ("f-1", "tk-1", False), (None, "tk-3", False)]
 
 
 def test_each_injection_starts_an_incident_of_its_own() -> None:

@@ -185,6 +185,23 @@ def test_a_failed_injection_is_not_injected_and_names_the_requested_kind() -> No
     assert tl.active_faults == []
 
 
+def test_an_injection_whose_acknowledgement_was_lost_stays_active_until_it_is_reverted() -> None:
+    """``fault_injected`` stored, its publish failed, the injection undone and recorded as a failed
+    injection: chaos adopts what the log carries as injected and reverts it at its TTL (projections.faults)."""
+    s = Story(RUN)
+    s.run_started(0)
+    s.fault(10, ttl_s=60)
+    s.at(25, FaultFailed(fault_id="f-1", stage="inject", reason="could not record the injection; undone"))
+    tl = fold(s)
+    [held] = tl.active_faults
+    assert (held.fault_id, held.status, held.error) == ("f-1", "injected",
+                                                       "inject: could not record the injection; undone")
+    assert tl.summary().outcome == "undetected" and tl.summary().fault_id == "f-1"
+    s.reverted(70, reason="ttl", changed=False)
+    tl = fold(s)
+    assert tl.active_faults == [] and tl.faults["f-1"].status == "reverted"
+
+
 def test_ticket_before_the_fault_is_ignored_and_the_first_after_it_wins() -> None:
     s = Story(RUN)
     s.opened(2, ticket_id="tk-early", invariant="over_limit", entity="user:9")
