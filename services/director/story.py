@@ -33,6 +33,7 @@ from events import (
 )
 from events.envelope import Payload
 from events.replay import Delivered
+from projections.faults import FaultFold
 from projections.incident_verdict import IncidentFold
 
 
@@ -63,6 +64,7 @@ class Story:
         self.run_fault_kind: str | None = None  # the kind the run plays (run.started)
         self.fault_seq = 0  # sequence of the run's first chaos.fault_injected
         self._incident = IncidentFold()  # the run's incident, as its summary and its score judge it
+        self._faults = FaultFold()  # every fault's life, by the one rule of what is in effect
         self.leases: dict[str, datetime] = {}  # ticket -> lease_until, while an agent works it
         self.leases_changed = asyncio.Event()
         self.baseline = asyncio.Event()  # the monitor has begun judging (inv.baseline)
@@ -87,6 +89,7 @@ class Story:
     def note(self, data: Payload, d: Delivered) -> None:
         """Fold one event of the run (most types change nothing)."""
         self._incident.apply(d.event)
+        self._faults.apply(d.event)
         self._note(data, d)
 
     @functools.singledispatchmethod
@@ -136,7 +139,10 @@ class Story:
 
     @_note.register
     def _fault_failed(self, data: FaultFailed, d: Delivered) -> None:
-        if data.fault_id == self.run_fault_id and data.stage == "inject":
+        life = self._faults.faults.get(data.fault_id)
+        # a failed inject after its fault_injected leaves the fault in effect until its revert
+        # (projections.faults): that revert, not this failure, ends the story
+        if data.fault_id == self.run_fault_id and data.stage == "inject" and not (life and life.injected):
             self.lose(f"the fault could not be injected ({data.reason})")
 
     @_note.register
