@@ -18,6 +18,7 @@ from console.replay import ReplayStatus
 from console.subject_rows import cluster_rows, picture, row_markup, rows_for, workload_rows
 from projections.cluster import ServiceRow
 from projections.lab_view import LabView, Step, fmt_tokens
+from projections.text import call_text
 from subjects.contract import NeutralRows, fmt_duration
 from tickets.state import Action, TicketState, TicketStatus
 
@@ -197,9 +198,9 @@ def approval_lines(view: LabView, selected: str | None = None) -> list[Markup]:
 
 
 def action_call(action: Action) -> str:
-    """A requested action as a call: ``restart_node(node='rl-2')``."""
-    args = ", ".join(f"{k}={v!r}" for k, v in action.args.items())
-    return f"{action.tool}({args})"
+    """A requested action as a call, ``restart_node(node='rl-2')``, as the agent timeline writes it but
+    in full: a human approving it reads every argument (the panel, not the call, is cut to width)."""
+    return call_text(action.tool, action.args, limit=None)
 
 
 def _step_lines(s: Step, width: int | None) -> list[Markup]:

@@ -40,6 +40,7 @@ from typing import Any, Literal, get_args
 from events.catalogue import chaos, inv, ticket
 from projections.faults import FAULT_EVENTS, FaultFold, FaultLife
 from projections.run_fold import RunFold
+from projections.text import abridge, secs, stamp
 
 Stage = Literal["injection", "detection", "remediation", "verification"]
 STAGES: tuple[Stage, ...] = get_args(Stage)
@@ -92,20 +93,11 @@ class Fact:
     done: bool
 
 
-def _short(text: str, limit: int = TEXT_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _call(tool: str, args: dict[str, Any]) -> str:
-    """``restart_node(node-1)``: arguments by value only, for a narrow line."""
+    """``restart_node(node-1)``: arguments by value only, for a narrow line (the compact panel's brief
+    texts and the facts): shorter on purpose than :func:`projections.text.call_text`'s named arguments."""
     inner = ", ".join(v if isinstance(v, str) else json.dumps(v, default=str) for v in args.values())
-    return _short(f"{tool}({inner})", 48)
-
-
-def secs(value: float) -> str:
-    """Seconds with two decimals: ``0.58 s``."""
-    return f"{value:.2f} s"
+    return abridge(f"{tool}({inner})", 48)
 
 
 @dataclass(slots=True)
@@ -148,8 +140,7 @@ class Incident:
 
     def stamp(self, at: datetime) -> str:
         """``t+0.58`` (``t-0.10`` for something recorded before the origin)."""
-        off = self.offset_s(at)
-        return f"t{'+' if off >= 0 else '-'}{abs(off):.2f}"
+        return stamp(self.offset_s(at))
 
     @property
     def closed(self) -> bool:
@@ -180,7 +171,8 @@ class Incident:
         if self.fault_id is None:
             return [Fact(f"no fault was injected: this incident began with {self.invariant} "
                          f"on {self.entity}", True)]
-        out = [Fact(f"{self.fault_kind} injected on {self.target} at {self.origin:%H:%M:%S} (t+0.00)", True)]
+        out = [Fact(f"{self.fault_kind} injected on {self.target} at {self.origin:%H:%M:%S} "
+                    f"({self.stamp(self.origin)})", True)]
         if self.reverted_at is not None:
             out.append(Fact(f"fault reverted ({self.revert_reason}) at {self.stamp(self.reverted_at)}", True))
         return out
@@ -204,12 +196,13 @@ class Incident:
             return [Fact("waiting for a ticket to work on", False)]
         if self.claimed_at is None:
             if self.escalated_at is not None:
-                return [Fact(f"escalated before anyone claimed it: {_short(self.escalation or '')}", False)]
+                return [Fact(f"escalated before anyone claimed it: {abridge(self.escalation or '', TEXT_CHARS)}",
+                             False)]
             return [Fact(f"waiting for an agent to claim {self.ticket_id}", False)]
         out = [Fact(f"{self.ticket_id} claimed by {self.agent} ({self.policy}) at {self.stamp(self.claimed_at)}",
                     True)]
         if self.diagnosis is not None:
-            out.append(Fact(f"diagnosis: {_short(self.diagnosis)}", True))
+            out.append(Fact(f"diagnosis: {abridge(self.diagnosis, TEXT_CHARS)}", True))
         for at, call, ok in self.actions:
             out.append(Fact(f"{call} {'ok' if ok else 'FAILED'} at {self.stamp(at)}", True))
         out.extend(Fact(f"{call} waits for your approval [{action_id}]", False)
@@ -217,7 +210,7 @@ class Incident:
         if not self.actions and not self.awaiting and not self.closed:
             out.append(Fact("waiting for the agent's " + ("remedy" if self.diagnosis else "diagnosis"), False))
         if not self.actions and self.escalated_at is not None:
-            out.append(Fact(f"escalated without a remedy: {_short(self.escalation or '')}", False))
+            out.append(Fact(f"escalated without a remedy: {abridge(self.escalation or '', TEXT_CHARS)}", False))
         return out
 
     def _verification(self) -> list[Fact]:
@@ -234,7 +227,7 @@ class Incident:
             out.append(Fact(f"{self.ticket_id} resolved by {who} at {self.stamp(self.resolved_at)}", True))
         elif self.escalated_at is not None:
             out.append(Fact(f"{self.ticket_id} escalated at {self.stamp(self.escalated_at)}: "
-                            f"{_short(self.escalation or '')}", True))
+                            f"{abridge(self.escalation or '', TEXT_CHARS)}", True))
         elif self.cleared_at is not None:
             out.append(Fact(f"waiting for the agent to resolve {self.ticket_id}", False))
         return out
@@ -361,7 +354,7 @@ class IncidentTimeline(RunFold):
         incident = self._by_ticket.get(p.ticket_id)
         if incident is not None:
             incident.diagnosis = p.hypothesis
-            incident.add(at, "diagnosed", f"diagnosed: {_short(p.hypothesis, 50)}", brief="diagnosed")
+            incident.add(at, "diagnosed", f"diagnosed: {abridge(p.hypothesis, 50)}", brief="diagnosed")
 
     def _requested(self, p: ticket.TicketActionRequested, at: datetime) -> None:
         incident = self._by_ticket.get(p.ticket_id)
@@ -400,11 +393,11 @@ class IncidentTimeline(RunFold):
         incident = self._by_ticket.get(p.ticket_id)
         if incident is not None:
             incident.escalated_at, incident.escalation = at, p.reason
-            incident.add(at, "escalated", f"escalated: {_short(p.reason, 50)}", False, brief="escalated")
+            incident.add(at, "escalated", f"escalated: {abridge(p.reason, 50)}", False, brief="escalated")
 
     def _reopened(self, p: ticket.TicketReopened, at: datetime) -> None:
         incident = self._by_ticket.get(p.ticket_id)
         if incident is not None:
             incident.resolved_at = incident.resolved_by = incident.resolver = None
             incident.escalated_at = incident.escalation = None
-            incident.add(at, "reopened", f"reopened: {_short(p.reason, 50)}", brief="reopened")
+            incident.add(at, "reopened", f"reopened: {abridge(p.reason, 50)}", brief="reopened")

@@ -29,7 +29,6 @@ copies, far above the console's 1,000 events/s target (see
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -42,13 +41,13 @@ from events.catalogue import agent, ticket
 from projections.cluster import ClusterView
 from projections.faults import FaultFold
 from projections.incident import IncidentTimeline
+from projections.text import abridge, call_text
 from projections.timeline import RunTimeline
 from tickets.state import ACTIVE, Action, TicketState, TicketStatus, apply_event
 
 log = logging.getLogger(__name__)
 
 MAX_STEPS_PER_TICKET = 500
-ABRIDGE_CHARS = 80
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,28 +80,8 @@ def fmt_tokens(n: int) -> str:
     return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
 
 
-def abridge(value: Any, limit: int = ABRIDGE_CHARS) -> str:
-    """A one-line, at most ``limit`` characters rendering of any JSON-ish value."""
-    if isinstance(value, str):
-        text = value
-    else:
-        try:
-            text = json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
-        except (TypeError, ValueError):
-            text = repr(value)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
-
-
 def _turn(turn: int) -> str:
     return f" turn {turn}" if turn else ""
-
-
-def format_call(tool: str, args: dict[str, Any], limit: int = ABRIDGE_CHARS) -> str:
-    """``tool(a=1, b='x')``, abridged."""
-    inner = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={abridge(v, 30)}"
-                      for k, v in args.items())
-    return abridge(f"{tool}({inner})", limit)
 
 
 class LabView:
@@ -131,9 +110,9 @@ class LabView:
             ticket.TicketLeaseRenewed.TYPE: lambda p: None,  # keeps the claim: nothing to show
             ticket.TicketDiagnosed.TYPE: lambda p: ("diagnosed", f"diagnosed: {p.hypothesis}", None),
             ticket.TicketActionRequested.TYPE: lambda p: (
-                ("approval_requested", f"APPROVAL NEEDED: {format_call(p.tool, p.args)} [{p.action_id}]", None)
+                ("approval_requested", f"APPROVAL NEEDED: {call_text(p.tool, p.args)} [{p.action_id}]", None)
                 if p.awaiting_approval else
-                ("action_requested", f"action requested: {format_call(p.tool, p.args)}", None)),
+                ("action_requested", f"action requested: {call_text(p.tool, p.args)}", None)),
             ticket.TicketActionApproved.TYPE: lambda p: (
                 "action_approved", f"approved by {p.by}: [{p.action_id}]", True),
             ticket.TicketActionRejected.TYPE: lambda p: (
@@ -142,7 +121,7 @@ class LabView:
                 "replay_diverged", f"replay diverged (turn {p.turn}): {abridge(p.what, 120)}", False),
             ticket.TicketActionExecuted.TYPE: lambda p: (
                 "action_executed",
-                f"action executed: {format_call(p.tool, p.args)} -> "
+                f"action executed: {call_text(p.tool, p.args)} -> "
                 f"{'ok' if p.ok else 'FAILED'} {abridge(p.result, 40) if p.result is not None else ''}"
                 .rstrip(),
                 p.ok),
@@ -157,7 +136,7 @@ class LabView:
                 "session_started", f"session started: {p.agent} ({p.policy})", None),
             agent.AgentThought.TYPE: lambda p: ("thought", abridge(p.text, 600), None),
             agent.AgentToolCall.TYPE: lambda p: (
-                "tool_call", f"tool call: {format_call(p.tool, p.args)}", None),
+                "tool_call", f"tool call: {call_text(p.tool, p.args)}", None),
             agent.AgentToolResult.TYPE: lambda p: (
                 "tool_result",
                 f"tool result: {p.tool} ok {abridge(p.result)}" if p.ok

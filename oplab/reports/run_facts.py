@@ -17,10 +17,11 @@ from typing import Any
 from events import Event, RunFinished, RunStarted, WorkloadStats
 from events.catalogue import ticket
 from oplab.reports.document import abridge
-from oplab.reports.transcript import Session, TranscriptFold, call_text, result_text
+from oplab.reports.transcript import Session, TranscriptFold, result_text
 from projections.incident import Incident, IncidentTimeline
 from projections.run_fold import RunFold
 from projections.scores import TrialScore, TrialScorer
+from projections.text import call_text, stamp
 
 EVIDENCE_CHARS = 500
 
@@ -95,8 +96,8 @@ class RunFacts:
         return (at - self.origin).total_seconds()
 
     def stamp(self, at: datetime) -> str:
-        off = self.offset_s(at)
-        return f"t{'+' if off >= 0 else '-'}{abs(off):.2f}"
+        """``t+0.58`` from :attr:`origin`, as the incident timeline writes it."""
+        return stamp(self.offset_s(at))
 
 
 def _json(value: Any, limit: int = EVIDENCE_CHARS) -> str:
@@ -141,7 +142,7 @@ class _Stories(RunFold):
                                           + (f"\nevidence: {_json(p.evidence)}" if p.evidence else "")))
 
     def _requested(self, p: ticket.TicketActionRequested, at: datetime) -> None:
-        call = call_text(p.tool, p.args)
+        call = call_text(p.tool, p.args, limit=None)
         self._calls[p.action_id] = call
         if p.awaiting_approval:
             self._line(p.ticket_id, StoryLine(at, f"asked for approval: {call}"))
@@ -155,7 +156,8 @@ class _Stories(RunFold):
                                           p.reason, ok=False))
 
     def _executed(self, p: ticket.TicketActionExecuted, at: datetime) -> None:
-        self._line(p.ticket_id, StoryLine(at, f"action {call_text(p.tool, p.args)}: {'ok' if p.ok else 'FAILED'}",
+        call = call_text(p.tool, p.args, limit=None)
+        self._line(p.ticket_id, StoryLine(at, f"action {call}: {'ok' if p.ok else 'FAILED'}",
                                           f"result: {result_text(p.result)}" if p.result is not None else "",
                                           ok=p.ok))
 

@@ -12,16 +12,13 @@ from oplab.reports.run_facts import RunFacts, TicketStory, rates
 from oplab.reports.transcript import Session, Step
 from projections.incident import Moment
 from projections.scores import TrialScore
+from projections.text import abridge, secs
 
 CHART_MOMENTS: dict[str, MarkerKind] = {"injected": "injected", "reverted": "reverted", "opened": "opened",
                                         "action": "action", "cleared": "cleared", "resolved": "resolved",
                                         "escalated": "escalated"}
 STEP_LABEL = {"prompt": "ticket as the model saw it", "model": "model", "call": "tool call", "result": "result",
               "note": "agent"}
-
-
-def seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f} s"
 
 
 def run_document(facts: RunFacts) -> Document:
@@ -48,8 +45,8 @@ def _overview(facts: RunFacts) -> list[Paragraph | Table | Note]:
         ["verdict", f"{score.verdict}" + (f": {score.failure}" if score.failure else "") if score else "-"],
         ["fault", _fault_line(facts)],
         ["ticket", (score.ticket or "none") if score else "-"],
-        ["time to detect (TTD)", seconds(score.ttd_s) if score else "-"],
-        ["time to mitigate (TTM)", seconds(score.ttm_s) if score else "-"],
+        ["time to detect (TTD)", secs(score.ttd_s) if score else "-"],
+        ["time to mitigate (TTM)", secs(score.ttm_s) if score else "-"],
         ["resolution", score.resolution if score else "-"],
         ["operator", _operator(score, facts)],
         ["duration", f"{duration:.1f} s"],
@@ -108,7 +105,7 @@ def fault_spans(facts: RunFacts) -> list[tuple[float, float, str]]:
 
 def _marker_text(moment: Moment) -> str:
     text = moment.text if moment.kind != "opened" else moment.short
-    return text if len(text) <= 60 else text[:59] + "…"
+    return abridge(text, 60)
 
 
 def _timeline(facts: RunFacts) -> list[Figure | Note | Table | Paragraph]:
@@ -198,10 +195,10 @@ def _score(score: TrialScore | None) -> list[Table | Paragraph]:
         ["injected", _yes(score.injected), "a chaos.fault_injected is in the log"],
         ["control", _yes(score.control), "a legitimate burst: success is taking no mutating action"],
         ["detected", _yes(score.detected), "a ticket opened at or after the injection"],
-        ["TTD", seconds(score.ttd_s), "ticket opened - fault injected"],
+        ["TTD", secs(score.ttd_s), "ticket opened - fault injected"],
         ["mitigated", _yes(score.mitigated), "the violation cleared after a successful mutating action"],
-        ["TTM", seconds(score.ttm_s), "violation cleared - ticket opened (the clear at or after the first successful "
-                                      "mutating action began, with no changing revert of the fault before it)"],
+        ["TTM", secs(score.ttm_s), "violation cleared - ticket opened (the clear at or after the first successful "
+                                   "mutating action began, with no changing revert of the fault before it)"],
         ["resolution", score.resolution, "how the incident ticket ended"],
         ["steps", str(score.steps), "tool calls and actions"],
         ["tool errors", str(score.tool_errors), "failed tool results and actions"],

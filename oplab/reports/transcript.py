@@ -18,6 +18,7 @@ from typing import Any, Literal
 from events.catalogue import agent
 from oplab.reports.document import abridge
 from projections.run_fold import RunFold
+from projections.text import call_text
 
 PROMPT_CHARS = 900
 TEXT_CHARS = 1500
@@ -59,12 +60,6 @@ class Session:
     @property
     def uses_model(self) -> bool:
         return self.model is not None or any(s.kind == "model" for s in self.steps)
-
-
-def call_text(tool: str, args: dict[str, Any]) -> str:
-    """``restart_node(node="node-1")``."""
-    inner = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in args.items())
-    return f"{tool}({inner})"
 
 
 def result_text(result: Any, limit: int = RESULT_CHARS) -> str:
@@ -151,7 +146,7 @@ class TranscriptFold(RunFold):
 
     def _call(self, p: agent.AgentToolCall, at: datetime) -> None:
         session = self._session(p.ticket_id, at)
-        session.steps.append(Step(at, "call", call_text(p.tool, p.args), session.turns, None,
+        session.steps.append(Step(at, "call", call_text(p.tool, p.args, limit=None), session.turns, None,
                                   "mutating" if p.mutating else "read-only"))
 
     def _result(self, p: agent.AgentToolResult, at: datetime) -> None:

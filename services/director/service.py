@@ -80,6 +80,7 @@ from events.envelope import utcnow
 from events.replay import Delivered
 from events.subjects import command, run_domain
 from events.waiting import pause_unless
+from projections.text import secs
 from projections.timeline import RunTimeline
 from services.director.scenario import Chapter, Finish, Inject, RevertAll, Scenario
 from services.director.story import Story
@@ -361,7 +362,7 @@ class DirectorService(SubjectService[DirectorSettings]):
                     f"{summary.actions_after_fault} mutating action(s) - {verdict}.")
         return (f"Fault {summary.fault}: ticket {summary.ticket or '-'} {summary.outcome}"
                 f"{' by ' + summary.resolved_by if summary.resolved_by else ''}; "
-                f"time to detect {_secs(summary.ttd_s)}, time to mitigate {_secs(summary.ttm_s)}.")
+                f"time to detect {secs(summary.ttd_s, 'n/a')}, time to mitigate {secs(summary.ttm_s, 'n/a')}.")
 
     async def _act(self, action: Inject | RevertAll | Finish, index: int, position: int,
                    cause: str | None = None) -> dict[str, Any] | None:
@@ -419,7 +420,3 @@ class DirectorService(SubjectService[DirectorSettings]):
                                                 scope=self.settings.command_scope)
         log.info("chaos answered", extra={"verb": verb, "result": result})
         return result
-
-
-def _secs(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}s"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from events import AgentLlmResponse, AgentToolResult, EventRejected, FaultFailed, TicketClaimed
-from projections.lab_view import LabView, abridge, format_call
+from projections.lab_view import LabView
+from projections.text import abridge, call_text
 from tests.console.script import Story, node_kill_story
 from tickets.state import TicketStatus
 
@@ -120,11 +121,11 @@ def test_steps_per_ticket_are_bounded() -> None:
     assert steps[-1].text == "tool result: t ok 49"
 
 
-def test_abridge_and_format_call() -> None:
+def test_abridge_and_call_text() -> None:
     assert abridge({"a": [1, 2]}) == '{"a":[1,2]}'
     assert abridge("x" * 100, 10) == "x" * 9 + "…"
     assert abridge("a\n  b") == "a b"
-    assert format_call("reset_counter", {"key": "user:1", "n": 3}) == "reset_counter(key='user:1', n=3)"
+    assert call_text("reset_counter", {"key": "user:1", "n": 3}) == "reset_counter(key='user:1', n=3)"
 
 
 def test_empty_view() -> None:

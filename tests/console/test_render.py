@@ -15,7 +15,7 @@ from console.app import ConsoleApp
 from console.format import fmt_clock
 from console.layout import build_screen, render_text
 from console.narration import narration_lines, narration_title
-from console.panels import chaos_lines, cluster_lines, footer_parts, workload_lines
+from console.panels import approval_lines, chaos_lines, cluster_lines, footer_parts, workload_lines
 from console.screen import LabScreen
 from events import AgentThought, TicketActionRequested, TicketClaimed, TicketEscalated
 from events.waiting import wait_until
@@ -217,6 +217,21 @@ def test_replay_footer_has_no_next_chapter_key() -> None:
     lines = render_text(fold(story.events), (80, 24), story.t(15), live=False, can_advance=False,
                         status="hello")
     assert "replay" in lines[-1] and "space" not in lines[-1] and "hello" in lines[-1]
+
+
+def test_the_approval_panel_writes_the_call_as_the_agent_timeline_does_but_in_full() -> None:
+    s = Story(RUN)
+    s.opened(1)
+    s.ticket(2, TicketClaimed(ticket_id="tk-1", agent="agent-1", policy="claude", lease_until=s.t(60)))
+    args = {"node": "rl-2", "force": True, "note": "x" * 90}
+    s.ticket(3, TicketActionRequested(ticket_id="tk-1", action_id="a9", tool="restart_node", args=args,
+                                      awaiting_approval=True))
+    view = fold(s.events)
+    (line,) = approval_lines(view)
+    full = "restart_node(node='rl-2', force=true, note='" + "x" * 90 + "')"
+    assert line == ("warn", f"  APPROVE? tk-1 {full} [a9]")  # a human approving reads every argument
+    asked = view.ticket_steps("tk-1")[-1].text
+    assert asked.startswith(f"APPROVAL NEEDED: {full[:60]}") and asked.endswith("… [a9]")  # a line: abridged
 
 
 def footer_text(view: LabView, cols: int, **kwargs: Any) -> str:

@@ -11,6 +11,7 @@ that answers the director's commands (``tests/services/conftest.py``).
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -58,6 +59,9 @@ async def test_auto_mode_advances_on_conditions_met_early_and_on_timeouts(
     assert len(run.log.of_type("run.finished")) == 1
     assert len(run.log.of_type("run.started")) == 1
     assert chaos_stand_in == [{"all": True}]
+    # the summary's figures are spelled as the report and the console spell seconds (projections.text.secs)
+    end = [e.data.narration for e in run.log.of_type("director.chapter_started") if e.data.chapter == "end"]
+    assert len(end) == 1 and re.search(r"time to detect \d+\.\d\d s, time to mitigate n/a\.$", end[0]), end
 
     assert await d.terminate() == 0
     assert (await run.recorded_by(d, "svc.stopping")).data.reason == "signal"

@@ -30,7 +30,7 @@ def test_by_default_it_writes_report_run_html_in_the_current_folder(home: Path, 
     html = written.read_text()
     assert TICKET in html and "node_kill" in html and "0.98 s" in html and "1.00 s" in html
     assert_real_chart(embedded_pngs(html)[0])
-    assert "restart_node(node=&quot;node-1&quot;)" in html
+    assert "restart_node(node=&#x27;node-1&#x27;)" in html
 
 
 def test_markdown_with_json_names_the_files_and_the_score(home: Path, tmp_path: Path) -> None:

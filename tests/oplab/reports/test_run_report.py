@@ -46,6 +46,16 @@ def test_the_html_of_a_finished_run_names_the_fault_the_ticket_ttd_and_ttm_and_e
     assert_real_chart(pngs[0])
 
 
+def test_the_reports_stamps_are_the_incident_timelines() -> None:
+    facts = recorded()
+    (incident,) = facts.incidents
+    assert incident.reverted_at is not None
+    assert facts.stamp(incident.reverted_at) == incident.stamp(incident.reverted_at)
+    assert facts.stamp(incident.origin) == "t+0.00" and facts.stamp(facts.first_at).startswith("t-")
+    assert f"reverted ({incident.revert_reason}) at {incident.stamp(incident.reverted_at)}" in render_html(
+        run_document(facts))
+
+
 def test_the_html_is_self_contained_no_script_no_external_asset() -> None:
     html = render_html(run_document(recorded()))
     assert "<script" not in html
@@ -66,7 +76,7 @@ def test_the_timeline_marks_the_injection_the_ticket_each_action_and_the_clear_a
 def test_the_transcript_of_a_model_session_has_the_models_words_and_its_restart_node_call() -> None:
     html = render_html(run_document(recorded()))
     assert "node-1 is down and its process is gone: restarting it." in html
-    assert "restart_node(node=&quot;node-1&quot;)" in html
+    assert "restart_node(node=&#x27;node-1&#x27;)" in html  # the call as the console writes it, in full
     assert "started (was EXITED)" in html  # the call's result
     assert "Ticket tk-c1052318f9: invariant `node_down` is violated" in html  # the prompt, as the model saw it
     assert "4 model turn(s), 10048 tokens, $0.0321" in html
@@ -78,7 +88,7 @@ def test_the_tickets_story_tells_opened_diagnosis_action_verification_and_resolu
     whats = [line.what for line in story.lines]
     assert whats[0] == "opened: node_down on node-1"
     assert whats[1:] == ["claimed by agent/vm-6717 (claude)", "diagnosis",
-                         'action restart_node(node="node-1"): ok', "verified: the violation cleared after the remedy",
+                         "action restart_node(node='node-1'): ok", "verified: the violation cleared after the remedy",
                          "resolved by agent (agent/vm-6717)"]
     assert "evidence" in story.lines[0].detail and "connection refused" in story.lines[0].detail
     assert story.status == "resolved"
