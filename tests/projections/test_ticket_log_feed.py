@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from eventsourcing.persistence import OperationalError
 from events import TicketPayload, new_event, new_run_id, new_ticket_id
 from events.bus import Bus
 from events.codec import InvalidEvent
+from events.raw_reader import RawReader
 from events.replay import Delivered
 from events.settings import BusSettings
 from events.structured_logging import fields
@@ -265,6 +266,90 @@ async def test_a_catch_up_that_starts_here_and_hands_over_to_the_reader_folds_ea
     assert sqlite_view.dump_rows() == reference.rows
     assert sqlite_view.tracked() == reference.last_seq
     assert feeder.invalid == reference.invalid
+
+
+class HandoverFeeder(TicketLogFeeder):
+    """A feeder that commits nothing until a reader process offers it a batch (a fold slower than
+    the head start: the buffer fills), and records who offered what: the head start in this
+    process offers one by one (``offer``), the reader process batch by batch (``offer_many``).
+    The catch-up's end opens the gate too: a catch-up that never hands over fails, it does not hang."""
+
+    def __init__(self, projection: TicketLogProjection, **options: Any) -> None:
+        super().__init__(projection, **options)
+        self.here: list[int] = []  #: sequences offered by the head start
+        self.by_reader: list[int] = []  #: sequences offered by the reader process
+        self.pending_at_handover: int | None = None  #: buffered when the reader offered first
+        self.full = asyncio.Event()  #: the buffer held ``max_pending``
+        self._folding = asyncio.Event()  #: commits may go on
+
+    async def run(self, stop: asyncio.Event, *, bulk: bool = False) -> None:
+        async def open_when_stopped() -> None:
+            await stop.wait()
+            self._folding.set()
+
+        opener = asyncio.create_task(open_when_stopped())
+        try:
+            await super().run(stop, bulk=bulk)
+        finally:
+            opener.cancel()
+
+    async def offer(self, delivered: Delivered) -> None:
+        self.here.append(delivered.seq)
+        await super().offer(delivered)
+        if self.pending >= self.max_pending:
+            self.full.set()
+
+    async def offer_many(self, deliveries: Sequence[Delivered]) -> None:
+        if self.pending_at_handover is None:
+            self.pending_at_handover = self.pending
+            self._folding.set()
+        self.by_reader.extend(d.seq for d in deliveries)
+        await super().offer_many(deliveries)
+
+    async def flush(self, *, full_batches_only: bool = False) -> int:
+        await self._folding.wait()
+        return await super().flush(full_batches_only=full_batches_only)
+
+
+async def test_a_head_start_that_fills_the_buffer_before_upto_hands_over_and_the_reader_stops_at_upto(
+        own_bus: Bus, sqlite_view: TicketLogView, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="projections.ticket_log.reading")
+    await publish_run(own_bus, new_run_id(), tickets=12)
+    upto = await own_bus.last_seq() - 3  # the run ends with valid events: one a few before the end
+    first, reference = await plain_fold(own_bus, upto), await plain_fold(own_bus)
+    assert first.last_seq == upto and reference.last_seq > upto
+
+    feeder = HandoverFeeder(TicketLogProjection(sqlite_view), batch_size=5, max_batch=5, max_pending=10)
+    assert first.valid > feeder.max_pending  # the head start cannot reach upto: its buffer fills first
+    # the reader is ready only once the head start has filled the buffer (it would be anyway: a process
+    # starts in about half a second, a dozen messages replay in milliseconds), so the buffer, not the
+    # reader's readiness, ends the head start
+    wait_ready = RawReader.wait_ready
+
+    async def ready_once_full(reader: RawReader) -> None:
+        await feeder.full.wait()
+        await wait_ready(reader)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(RawReader, "wait_ready", ready_once_full)
+        folded = await asyncio.wait_for(
+            catch_up(own_bus, feeder, upto=upto, reader_process=True, head_start=True), 60)
+
+    # the head start filled the buffer and no more; the reader went on right after it, up to upto
+    assert len(feeder.here) == feeder.pending_at_handover == feeder.max_pending == feeder.high_water
+    assert feeder.by_reader and feeder.by_reader[0] > feeder.here[-1] and feeder.by_reader[-1] == upto
+    offered = feeder.here + feeder.by_reader
+    assert offered == sorted(set(offered)) and len(offered) == first.valid  # each valid event once, no gap
+    read = [r for r in caplog.records if r.getMessage() == "ticket log read by a reader process"]
+    assert len(read) == 1 and fields(read[0])["messages"] >= len(feeder.by_reader) > 0
+    # nothing beyond upto folded
+    assert folded == first.valid and feeder.invalid == first.invalid
+    assert sqlite_view.dump_rows() == first.rows and sqlite_view.tracked() == upto
+
+    # and without a bound, the rest: the rows of one fold of the whole log
+    assert await catch_up(own_bus, feeder_of(sqlite_view), reader_process=True) == reference.valid - first.valid
+    assert sqlite_view.dump_rows() == reference.rows and sqlite_view.tracked() == reference.last_seq
 
 
 def deliveries(run: str, tickets: int) -> list[Delivered]:
