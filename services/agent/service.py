@@ -8,8 +8,8 @@ parallel — the ticket subject's optimistic concurrency lets exactly one claim
 win.
 
 Every way a session can end leaves the ticket closed: resolved (verified by the
-monitor's ``inv.cleared`` after the remedy), self-healed (the violation had
-already cleared before the agent acted), or escalated with the reason — policy
+monitor's ``inv.cleared`` after the remedy, also an earlier holder's, killed before it
+verified), self-healed (the violation had already cleared and no action ran), or escalated with the reason — policy
 gave up, verification failed (after the policy's retries: Claude is told and
 may try again, ``verify_retries``), the session deadline (shorter than the
 lease) passed, an unexpected error, or SIGTERM ("agent stopped mid-session").
@@ -259,6 +259,14 @@ class AgentService(SubjectService[AgentSettings]):
                                                      policy=self.policy.name, model=self.policy.model,
                                                      approval=self.config.approval, replay_of=replay_of), ticket_id)
         if key in self.violations.violated_at and not self.violations.is_active(key):
+            if any(a.status == "executed" for a in ticket.actions):
+                # an earlier holder's action ran (it was killed or stopped before verifying): the clear
+                # came after it, so this holder verifies and resolves - a self-heal would deny that action
+                note = f"{ticket.invariant} on {ticket.entity} cleared after an earlier holder's action"
+                await self.store.update(ticket_id, lambda t: t.verify(self.agent_id, {"earlier_holder_acted": True}))
+                await self.store.update(ticket_id, lambda t: t.resolve_by_agent(self.agent_id, note))
+                await self._finished(ticket_id, "resolved", 0, note)
+                return 0
             note = f"{ticket.invariant} on {ticket.entity} cleared before the agent acted"
             await self.store.update(ticket_id, lambda t: t.resolve_self_healed(note, agent=self.agent_id))
             await self._finished(ticket_id, "self-healed", 0, note)

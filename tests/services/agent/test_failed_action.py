@@ -9,8 +9,11 @@ call, and no message may claim the agent changed nothing.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import BaseModel
 
+from events.envelope import utcnow
 from subjects.contract import SubjectError, Tool
 from subjects.ratelimiter.toolbox import RateLimiterToolbox
 from tests.fakes.anthropic_server import FakeAnthropic, final, tool_use
@@ -83,3 +86,22 @@ async def test_a_failed_action_that_does_not_clear_is_not_reported_as_changing_n
     assert "changed nothing" not in reason
     assert "none of which reported success" in reason
     assert not lab.of("ticket.resolved", ticket)
+
+
+async def test_a_clear_after_an_earlier_holders_action_is_verified_and_resolved_not_self_healed(
+        lab: AgentLab, api: FakeAnthropic) -> None:
+    # an agent killed mid-remedy: its action ran, the violation cleared, its lease ran out unverified
+    ticket = await lab.open_ticket(*NODE_DOWN)
+    gone = "agent/killed"
+    await lab.store.update(ticket, lambda t: t.claim(gone, "rules", utcnow() + timedelta(seconds=0.5)))
+    await lab.store.update(ticket, lambda t: t.request_action(gone, "act-1", "restart_node", {"node": "node-2"}))
+    await lab.store.update(ticket, lambda t: t.record_action(gone, "act-1", "restart_node", {"node": "node-2"},
+                                                             True, {"action": "started"}))
+    await lab.clear(*NODE_DOWN)
+
+    await lab.start_agent(claude_config(api))  # takes the ticket over once the lease has run out
+    finished = await lab.finished(ticket)
+    assert finished.data.outcome == "resolved", finished.data
+    assert not lab.of("ticket.escalated", ticket)
+    [resolved] = lab.of("ticket.resolved", ticket)
+    assert resolved.data.by == "agent" and "earlier holder" in resolved.data.note
