@@ -89,9 +89,12 @@ async def test_a_campaign_of_two_faults_and_the_control_scores_what_the_log_says
     assert {e.data.trial: e.data.seed for e in by_type(campaign, "campaign.trial_started")} == {
         t["trial"]: t["seed"] for t in board["trials"]}
 
-    # each run saw its own fault and none of the other trials' (a paused Redis in one slot never reaches
-    # the trial beside it); what the load of the machine shows (high_latency on a starved run) is no fault's
+    # each run saw its own fault's symptom and none that only another trial's fault makes; what the load of
+    # the machine can show (high_latency, and a Redis too starved to answer in time: redis_unavailable) proves
+    # no leak - that a paused Redis in one slot never reaches the trial beside it, the slots' separate
+    # stores (below) show
     symptoms = {"limit_misconfig": {"limit_policy_drift"}, "redis_pause": {"redis_unavailable"}}
+    load_can_show = {"redis_unavailable"}
     faults_symptoms = set().union(*symptoms.values())
     for trial in board["trials"]:
         events = await run_log(bus, trial["run"])
@@ -99,7 +102,7 @@ async def test_a_campaign_of_two_faults_and_the_control_scores_what_the_log_says
         assert [e.data.seed for e in by_type(events, "run.started")] == [trial["seed"]]  # the run says its seed
         violated = {e.data.invariant for e in by_type(events, "inv.violated")}
         own = symptoms.get(trial["fault"], set())
-        others = faults_symptoms - own
+        others = faults_symptoms - own - load_can_show
         assert own <= violated and not violated & others, (trial["fault"], violated)
 
     # two slots, each with its own store and supervisord, all of it gone afterwards; each trial's
