@@ -263,9 +263,7 @@ class AgentService(SubjectService[AgentSettings]):
                 # an earlier holder's action ran (it was killed or stopped before verifying): the clear
                 # came after it, so this holder verifies and resolves - a self-heal would deny that action
                 note = f"{ticket.invariant} on {ticket.entity} cleared after an earlier holder's action"
-                await self.store.update(ticket_id, lambda t: t.verify(self.agent_id, {"earlier_holder_acted": True}))
-                await self.store.update(ticket_id, lambda t: t.resolve_by_agent(self.agent_id, note))
-                await self._finished(ticket_id, "resolved", 0, note)
+                await self._resolve_verified(ticket_id, {"earlier_holder_acted": True}, note, 0)
                 return 0
             note = f"{ticket.invariant} on {ticket.entity} cleared before the agent acted"
             await self.store.update(ticket_id, lambda t: t.resolve_self_healed(note, agent=self.agent_id))
@@ -308,10 +306,14 @@ class AgentService(SubjectService[AgentSettings]):
                 else "violation cleared after the agent's action(s), none of which reported success")
         if outcome.reason and self.policy.name != "rules":
             note = f"{note}; agent's summary: {abridge(self.redactor.text(outcome.reason), 400)}"
+        await self._resolve_verified(ticket_id, evidence, note, session.steps)
+        return session.steps
+
+    async def _resolve_verified(self, ticket_id: str, evidence: dict[str, Any], note: str, steps: int) -> None:
+        """The violation cleared after an action on the ticket: verify with ``evidence``, resolve, end the session."""
         await self.store.update(ticket_id, lambda t: t.verify(self.agent_id, evidence))
         await self.store.update(ticket_id, lambda t: t.resolve_by_agent(self.agent_id, note))
-        await self._finished(ticket_id, "resolved", session.steps, note)
-        return session.steps
+        await self._finished(ticket_id, "resolved", steps, note)
 
     async def _escalate(self, ticket_id: str, reason: str, steps: int, session: Session | None = None) -> None:
         reason = self.redactor.text(reason)
